@@ -1,0 +1,346 @@
+// Package backends holds ChadThrottle's pluggable backend framework: the
+// seed's MonitorBackend, UploadThrottleBackend and DownloadThrottleBackend
+// traits as Go interfaces, their priorities and capabilities, selection
+// (automatic by priority or manual by name) and the ThrottleManager that
+// coordinates one required upload backend with an optional download backend.
+//
+// Implementations live in sub-packages (backends/monitor/<name>,
+// backends/throttle/<name>); they are listed, in priority order, in one
+// visible place: cmd/chadthrottle-helper. This package imports only the
+// standard library.
+package backends
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Priority ranks backends for automatic selection: the highest available
+// priority wins.
+type Priority int
+
+// The seed's four priorities.
+const (
+	Fallback Priority = 1 // works but limited (/proc parsing, policing)
+	Good     Priority = 2 // solid (tc HTB + IFB, packet capture)
+	Better   Priority = 3 // modern, efficient
+	Best     Priority = 4 // optimal (eBPF cgroup hooks)
+)
+
+func (p Priority) String() string {
+	switch p {
+	case Fallback:
+		return "fallback"
+	case Good:
+		return "good"
+	case Better:
+		return "better"
+	case Best:
+		return "best"
+	}
+	return fmt.Sprintf("priority(%d)", int(p))
+}
+
+// Kind says which of the three backend roles a backend plays.
+type Kind string
+
+// The three backend kinds.
+const (
+	KindMonitor  Kind = "monitor"
+	KindUpload   Kind = "upload"
+	KindDownload Kind = "download"
+)
+
+// TrafficType restricts a limit to some destinations (the original's zones).
+type TrafficType int
+
+// Traffic types. Local means loopback, RFC 1918, link-local, CGNAT-free
+// private ranges and IPv6 ULA; Internet is everything else.
+const (
+	TrafficAll TrafficType = iota
+	TrafficInternet
+	TrafficLocal
+)
+
+func (t TrafficType) String() string {
+	switch t {
+	case TrafficAll:
+		return "all"
+	case TrafficInternet:
+		return "internet"
+	case TrafficLocal:
+		return "local"
+	}
+	return fmt.Sprintf("traffic(%d)", int(t))
+}
+
+// ParseTrafficType parses "all", "internet" or "local" ("" means all).
+func ParseTrafficType(s string) (TrafficType, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "all":
+		return TrafficAll, nil
+	case "internet":
+		return TrafficInternet, nil
+	case "local":
+		return TrafficLocal, nil
+	}
+	return TrafficAll, fmt.Errorf("unknown traffic type %q (want all, internet or local)", s)
+}
+
+// IsLocal reports whether addr is a Local destination: loopback, RFC 1918,
+// link-local (v4 and v6), IPv6 unique-local (fc00::/7), unspecified, or an
+// IPv4-mapped IPv6 form of any of these.
+func IsLocal(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	return addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() ||
+		addr.IsLinkLocalMulticast() || addr.IsUnspecified() || addr.IsInterfaceLocalMulticast()
+}
+
+// Matches reports whether traffic to or from remote falls under t.
+func (t TrafficType) Matches(remote netip.Addr) bool {
+	switch t {
+	case TrafficInternet:
+		return !IsLocal(remote)
+	case TrafficLocal:
+		return IsLocal(remote)
+	}
+	return true
+}
+
+// Capabilities says what a backend can do.
+type Capabilities struct {
+	IPv4       bool
+	IPv6       bool
+	PerProcess bool // limits or counts single processes
+	PerApp     bool // one shared bucket for a group of processes
+	// TrafficTypes lists the traffic types a throttler can restrict a limit
+	// to; TrafficAll is always supported.
+	TrafficTypes []TrafficType
+	// ExistingConnections: a throttler's limit also bites on sockets that
+	// were open before the limit was set.
+	ExistingConnections bool
+	// Connections: a monitor reports per-connection figures.
+	Connections bool
+}
+
+// Supports reports whether t is among the capabilities' traffic types.
+func (c Capabilities) Supports(t TrafficType) bool {
+	if t == TrafficAll {
+		return true
+	}
+	for _, x := range c.TrafficTypes {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Options configures backends when they are probed and constructed.
+type Options struct {
+	// Interfaces to shape; empty means the interfaces carrying the default
+	// route(s) in NetNS.
+	Interfaces []string
+	// NetNS is the path of the network namespace to work in (for example
+	// /run/netns/NAME); empty means the caller's own.
+	NetNS string
+	// CgroupParent is the cgroup v2 directory (absolute path) under which the
+	// throttlers' placer creates its subtree; empty means the cgroup2 mount
+	// found in /proc/self/mountinfo.
+	CgroupParent string
+	// Tag distinguishes kernel objects of parallel instances (tests); it is
+	// appended to the product's names. Empty in production.
+	Tag string
+}
+
+// ErrUnavailable is wrapped by probe errors of backends that cannot work on
+// this system; it wraps errors.ErrUnsupported.
+var ErrUnavailable = fmt.Errorf("backend unavailable: %w", errors.ErrUnsupported)
+
+// Unavailable returns an error wrapping ErrUnavailable with a reason.
+func Unavailable(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errors.ErrUnsupported)
+}
+
+// Backend is what every backend has.
+type Backend interface {
+	// Name is the short, stable name used on the command line (tc_htb).
+	Name() string
+	// Priority ranks the backend for automatic selection.
+	Priority() Priority
+	// Capabilities says what the backend can do.
+	Capabilities() Capabilities
+	// Init prepares the kernel state the backend needs and removes leftovers
+	// carrying the product's mark from an earlier run that died.
+	Init() error
+	// Cleanup removes everything Init and later calls created. It is safe to
+	// call more than once.
+	Cleanup() error
+}
+
+// Counters are cumulative byte and packet counts.
+type Counters struct {
+	RxBytes, TxBytes     uint64
+	RxPackets, TxPackets uint64
+}
+
+// Add adds o to c.
+func (c *Counters) Add(o Counters) {
+	c.RxBytes += o.RxBytes
+	c.TxBytes += o.TxBytes
+	c.RxPackets += o.RxPackets
+	c.TxPackets += o.TxPackets
+}
+
+// Proto is a transport protocol.
+type Proto string
+
+// Transport protocols the monitors report.
+const (
+	TCP Proto = "tcp"
+	UDP Proto = "udp"
+)
+
+// Conn is one connection of a process as a monitor saw it. Addresses are
+// normalised: IPv4-mapped IPv6 addresses are reported as IPv4.
+type Conn struct {
+	Proto  Proto
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+	Counters
+}
+
+// ProcessInfo identifies a process; monitors fill it when they first
+// attribute traffic to it, so it survives the process's exit.
+type ProcessInfo struct {
+	PID       int
+	PPID      int
+	UID       uint32
+	Comm      string
+	Exe       string // resolved /proc/PID/exe; empty for kernel threads or when unreadable
+	Cmdline   []string
+	StartTime uint64 // clock ticks since boot (stat field 22): with PID, identifies a process
+	Cgroup    string // cgroup v2 path relative to the cgroup2 root
+}
+
+// ProcessStats is a process's cumulative traffic since the monitor started.
+type ProcessStats struct {
+	ProcessInfo
+	Counters
+	Conns  []Conn // open or recently closed connections with their own counters
+	Exited bool   // the process has exited; it will not be reported again
+}
+
+// Snapshot is one Update of a monitor.
+type Snapshot struct {
+	Time time.Time
+	// Processes holds every process with traffic since Init; processes that
+	// exited are reported once more with Exited set, then dropped.
+	Processes []ProcessStats
+	// Unknown counts traffic that could not be attributed to a process.
+	Unknown Counters
+	// Total counts all traffic the monitor saw.
+	Total Counters
+}
+
+// MonitorBackend measures traffic per process.
+type MonitorBackend interface {
+	Backend
+	// Update returns the cumulative counters since Init. It is called about
+	// once a second from one goroutine.
+	Update() (Snapshot, error)
+}
+
+// TargetKind says whether a target is one process or one app.
+type TargetKind int
+
+// Target kinds.
+const (
+	TargetProcess TargetKind = iota // one process and its children
+	TargetApp                       // a group of processes sharing one bucket
+)
+
+// Target is the unit of throttling: one process (and its children) or one
+// app (a group of processes sharing one bucket).
+type Target struct {
+	// ID is stable for the life of the target and safe in kernel object
+	// names once sanitised (for example "pid-1234" or "app-1000-firefox").
+	ID   string
+	Kind TargetKind
+	// PIDs are the target's processes now. SetLimit is called again with a
+	// new list when processes join (children follow by themselves).
+	PIDs []int
+	// Cgroup is the target's own cgroup, filled in by the manager's Placer
+	// before the throttlers see the target.
+	Cgroup Cgroup
+}
+
+// Cgroup is a cgroup v2 directory.
+type Cgroup struct {
+	Path string // absolute path in the cgroup2 mount
+	ID   uint64 // the cgroup id (inode number), as bpf_skb_cgroup_id returns
+}
+
+// Rate is a payload rate in bytes per second; 0 means unlimited.
+type Rate uint64
+
+// MaxRate is the highest rate accepted: 100 Gbit/s.
+const MaxRate Rate = 100_000_000_000 / 8
+
+// Limit is one direction's limit of a target.
+type Limit struct {
+	Rate    Rate // payload bytes per second the application sees; > 0
+	Traffic TrafficType
+}
+
+// Throttler is what upload and download backends share: limits per target.
+type Throttler interface {
+	Backend
+	// SetLimit creates or updates the target's limit. It must bite within a
+	// second on the target's connections, including those already open.
+	SetLimit(t Target, l Limit) error
+	// RemoveLimit removes the target's limit; unknown IDs are not an error.
+	RemoveLimit(id string) error
+	// Limit returns the target's limit, if any.
+	Limit(id string) (Limit, bool)
+}
+
+// UploadThrottleBackend limits egress traffic.
+type UploadThrottleBackend interface {
+	Throttler
+	upload()
+}
+
+// DownloadThrottleBackend limits ingress traffic.
+type DownloadThrottleBackend interface {
+	Throttler
+	download()
+}
+
+// UploadOnly marks an implementation as an upload backend; embed it.
+type UploadOnly struct{}
+
+func (UploadOnly) upload() {}
+
+// DownloadOnly marks an implementation as a download backend; embed it.
+type DownloadOnly struct{}
+
+func (DownloadOnly) download() {}
+
+// Placer puts a target's processes into the target's own cgroup and back.
+type Placer interface {
+	// Init finds the cgroup2 mount and removes leftovers of a previous run
+	// (moving their processes back where they came from when that is known).
+	Init() error
+	// Place creates the target's cgroup if needed and moves pids into it,
+	// remembering where each came from. Idempotent.
+	Place(id string, pids []int) (Cgroup, error)
+	// Release moves the target's processes back where they came from and
+	// removes its cgroup.
+	Release(id string) error
+	// Cleanup releases every target.
+	Cleanup() error
+}

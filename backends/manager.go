@@ -1,0 +1,261 @@
+package backends
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// ErrDownloadUnavailable is wrapped when a download limit is asked for but no
+// download backend is active.
+var ErrDownloadUnavailable = errors.New("download limiting is unavailable")
+
+// Limits are a target's limits in both directions; a zero Rate means that
+// direction is unlimited.
+type Limits struct {
+	Down Limit
+	Up   Limit
+}
+
+// IsZero reports whether neither direction is limited.
+func (l Limits) IsZero() bool { return l.Down.Rate == 0 && l.Up.Rate == 0 }
+
+// Validate checks rates against MaxRate.
+func (l Limits) Validate() error {
+	for _, x := range []struct {
+		dir string
+		l   Limit
+	}{{"download", l.Down}, {"upload", l.Up}} {
+		if x.l.Rate > MaxRate {
+			return fmt.Errorf("%s limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", x.dir, x.l.Rate, MaxRate)
+		}
+		if x.l.Traffic < TrafficAll || x.l.Traffic > TrafficLocal {
+			return fmt.Errorf("%s limit has unknown traffic type %d", x.dir, x.l.Traffic)
+		}
+	}
+	return nil
+}
+
+// Manager is the seed's ThrottleManager: it coordinates a required upload
+// backend with an optional download backend and the Placer that gives every
+// limited target its own cgroup. It is safe for concurrent use.
+type Manager struct {
+	mu       sync.Mutex
+	up       UploadThrottleBackend
+	down     DownloadThrottleBackend
+	downWhy  error
+	placer   Placer
+	targets  map[string]*managedTarget
+	initDone bool
+}
+
+type managedTarget struct {
+	target Target
+	limits Limits
+}
+
+// NewManager returns a manager. up is required; down may be nil, in which
+// case downWhy says why download limiting is unavailable. placer may be nil
+// for backends that need no cgroups (fakes).
+func NewManager(up UploadThrottleBackend, down DownloadThrottleBackend, downWhy error, placer Placer) (*Manager, error) {
+	if up == nil {
+		return nil, errors.New("throttle manager: an upload backend is required")
+	}
+	if down == nil && downWhy == nil {
+		downWhy = errors.New("no download backend was selected")
+	}
+	return &Manager{up: up, down: down, downWhy: downWhy, placer: placer, targets: map[string]*managedTarget{}}, nil
+}
+
+// Init initialises the placer and the backends (each removes leftovers of a
+// previous run). If the download backend fails to initialise the manager
+// degrades to upload-only and records why.
+func (m *Manager) Init() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.placer != nil {
+		if err := m.placer.Init(); err != nil {
+			return fmt.Errorf("init cgroup placement: %w", err)
+		}
+	}
+	if err := m.up.Init(); err != nil {
+		return fmt.Errorf("init upload backend %s: %w", m.up.Name(), err)
+	}
+	if m.down != nil {
+		if err := m.down.Init(); err != nil {
+			m.downWhy = fmt.Errorf("download backend %s failed to start: %w", m.down.Name(), err)
+			_ = m.down.Cleanup()
+			m.down = nil
+		}
+	}
+	m.initDone = true
+	return nil
+}
+
+// Upload returns the upload backend.
+func (m *Manager) Upload() UploadThrottleBackend { return m.up }
+
+// Download returns the download backend, or nil and the reason it is
+// unavailable.
+func (m *Manager) Download() (DownloadThrottleBackend, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down == nil {
+		return nil, m.downWhy
+	}
+	return m.down, nil
+}
+
+// Apply sets the target's limits, placing its processes in its cgroup first.
+// A zero rate removes that direction; all-zero limits remove the target. On
+// error nothing the call created is left behind: a new target is removed, an
+// existing one keeps its previous limits.
+func (m *Manager) Apply(t Target, l Limits) error {
+	if t.ID == "" {
+		return errors.New("target has no id")
+	}
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	if l.IsZero() {
+		return m.Remove(t.ID)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l.Down.Rate > 0 && m.down == nil {
+		return fmt.Errorf("%w: %v", ErrDownloadUnavailable, m.downWhy)
+	}
+	if l.Up.Rate > 0 && !m.up.Capabilities().Supports(l.Up.Traffic) {
+		return fmt.Errorf("upload backend %s cannot limit %s traffic", m.up.Name(), l.Up.Traffic)
+	}
+	if l.Down.Rate > 0 && !m.down.Capabilities().Supports(l.Down.Traffic) {
+		return fmt.Errorf("download backend %s cannot limit %s traffic", m.down.Name(), l.Down.Traffic)
+	}
+	prev, existed := m.targets[t.ID]
+	if m.placer != nil {
+		cg, err := m.placer.Place(t.ID, t.PIDs)
+		if err != nil {
+			if !existed {
+				_ = m.placer.Release(t.ID)
+			}
+			return fmt.Errorf("place target %s: %w", t.ID, err)
+		}
+		t.Cgroup = cg
+	}
+	if err := m.applyLocked(t, l); err != nil {
+		// Roll back to what was there before.
+		if existed {
+			_ = m.applyLocked(prev.target, prev.limits)
+		} else {
+			_ = m.up.RemoveLimit(t.ID)
+			if m.down != nil {
+				_ = m.down.RemoveLimit(t.ID)
+			}
+			if m.placer != nil {
+				_ = m.placer.Release(t.ID)
+			}
+		}
+		return err
+	}
+	m.targets[t.ID] = &managedTarget{target: t, limits: l}
+	return nil
+}
+
+func (m *Manager) applyLocked(t Target, l Limits) error {
+	if l.Up.Rate > 0 {
+		if err := m.up.SetLimit(t, l.Up); err != nil {
+			return fmt.Errorf("set upload limit on %s with %s: %w", t.ID, m.up.Name(), err)
+		}
+	} else if err := m.up.RemoveLimit(t.ID); err != nil {
+		return fmt.Errorf("remove upload limit on %s with %s: %w", t.ID, m.up.Name(), err)
+	}
+	if m.down == nil {
+		return nil
+	}
+	if l.Down.Rate > 0 {
+		if err := m.down.SetLimit(t, l.Down); err != nil {
+			return fmt.Errorf("set download limit on %s with %s: %w", t.ID, m.down.Name(), err)
+		}
+	} else if err := m.down.RemoveLimit(t.ID); err != nil {
+		return fmt.Errorf("remove download limit on %s with %s: %w", t.ID, m.down.Name(), err)
+	}
+	return nil
+}
+
+// Remove removes the target's limits in both directions and moves its
+// processes back where they came from. Unknown IDs are not an error.
+func (m *Manager) Remove(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.removeLocked(id)
+}
+
+func (m *Manager) removeLocked(id string) error {
+	var errs []error
+	if err := m.up.RemoveLimit(id); err != nil {
+		errs = append(errs, fmt.Errorf("remove upload limit on %s: %w", id, err))
+	}
+	if m.down != nil {
+		if err := m.down.RemoveLimit(id); err != nil {
+			errs = append(errs, fmt.Errorf("remove download limit on %s: %w", id, err))
+		}
+	}
+	if m.placer != nil {
+		if err := m.placer.Release(id); err != nil {
+			errs = append(errs, fmt.Errorf("release cgroup of %s: %w", id, err))
+		}
+	}
+	delete(m.targets, id)
+	return errors.Join(errs...)
+}
+
+// Limits returns the target's current limits.
+func (m *Manager) Limits(id string) (Limits, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.targets[id]
+	if !ok {
+		return Limits{}, false
+	}
+	return t.limits, true
+}
+
+// Targets returns the IDs of limited targets, sorted.
+func (m *Manager) Targets() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, 0, len(m.targets))
+	for id := range m.targets {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Cleanup removes every limit and all kernel state, then cleans up the
+// backends and the placer.
+func (m *Manager) Cleanup() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for id := range m.targets {
+		if err := m.removeLocked(id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := m.up.Cleanup(); err != nil {
+		errs = append(errs, fmt.Errorf("clean up %s: %w", m.up.Name(), err))
+	}
+	if m.down != nil {
+		if err := m.down.Cleanup(); err != nil {
+			errs = append(errs, fmt.Errorf("clean up %s: %w", m.down.Name(), err))
+		}
+	}
+	if m.placer != nil {
+		if err := m.placer.Cleanup(); err != nil {
+			errs = append(errs, fmt.Errorf("clean up cgroups: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

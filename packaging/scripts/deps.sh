@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages ChadThrottle's build, tests and
+# benchmarks need. Used by `make deps`, `make run` and .ci/run.
+set -euo pipefail
+
+PKGS=(
+  # Fyne's cgo build (GUI binary)
+  gcc pkg-config libgl-dev libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
+  # helper: bus, authorization, kernel tools used by tests
+  dbus polkitd pkexec iproute2 util-linux procps
+  # GUI end-to-end tests and screenshots
+  xvfb imagemagick x11-utils xdotool
+  # benchmarks and side-by-side comparisons
+  iperf3 nethogs trickle
+  # eBPF code generation (make generate)
+  clang llvm libbpf-dev
+  # packaging checks
+  desktop-file-utils appstream
+  git make ca-certificates
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "deps: this is not a Debian/Ubuntu system; install the equivalents of: ${missing[*]}" >&2
+  exit 1
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
