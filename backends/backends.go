@@ -156,14 +156,17 @@ type Options struct {
 	Tag string
 }
 
-// ErrUnavailable is wrapped by probe errors of backends that cannot work on
-// this system; it wraps errors.ErrUnsupported.
-var ErrUnavailable = fmt.Errorf("backend unavailable: %w", errors.ErrUnsupported)
-
-// Unavailable returns an error wrapping ErrUnavailable with a reason.
+// Unavailable returns a probe error saying why a backend cannot work here.
+// Its message is just the reason; errors.Is(err, errors.ErrUnsupported)
+// holds.
 func Unavailable(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errors.ErrUnsupported)
+	return unavailableError(fmt.Sprintf(format, args...))
 }
+
+type unavailableError string
+
+func (e unavailableError) Error() string        { return string(e) }
+func (e unavailableError) Is(target error) bool { return target == errors.ErrUnsupported }
 
 // Backend is what every backend has.
 type Backend interface {
