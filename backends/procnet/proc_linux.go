@@ -1,0 +1,198 @@
+//go:build linux
+
+package procnet
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+)
+
+// ProcRoot is where procfs is mounted.
+const ProcRoot = "/proc"
+
+// SocketInodes returns the inodes of the sockets process pid holds open
+// (from /proc/PID/fd).
+func SocketInodes(pid int) ([]uint64, error) {
+	var out []uint64
+	err := eachSocketFD(pid, func(inode uint64) { out = append(out, inode) })
+	return out, err
+}
+
+// eachSocketFD calls fn with the inode of each socket pid holds.
+func eachSocketFD(pid int, fn func(inode uint64)) error {
+	if pid <= 0 {
+		return fmt.Errorf("read sockets of pid %d: invalid pid", pid)
+	}
+	dir := ProcRoot + "/" + strconv.Itoa(pid) + "/fd"
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("read sockets of pid %d: %w", pid, err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("read sockets of pid %d: %w", pid, err)
+	}
+	buf := make([]byte, 64)
+	for _, name := range names {
+		n, err := syscall.Readlink(dir+"/"+name, buf)
+		if err != nil || n < 10 {
+			continue
+		}
+		l := buf[:n]
+		// "socket:[12345]"
+		if !bytes.HasPrefix(l, []byte("socket:[")) || l[n-1] != ']' {
+			continue
+		}
+		inode, err := strconv.ParseUint(string(l[8:n-1]), 10, 64)
+		if err == nil {
+			fn(inode)
+		}
+	}
+	return nil
+}
+
+// SocketsOf returns the TCP and UDP sockets in the namespace at netnsPath
+// ("" = the caller's own) that any of pids holds open. Processes that have
+// gone are skipped.
+func SocketsOf(netnsPath string, pids []int) ([]Socket, error) {
+	want := map[uint64]bool{}
+	for _, pid := range pids {
+		eachSocketFD(pid, func(inode uint64) { want[inode] = true })
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	all, err := Dump(netnsPath)
+	if err != nil {
+		return nil, err
+	}
+	var out []Socket
+	for _, s := range all {
+		if s.Inode != 0 && want[s.Inode] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// PIDs lists the processes in /proc.
+func PIDs() ([]int, error) {
+	f, err := os.Open(ProcRoot)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	out := make([]int, 0, len(names))
+	for _, n := range names {
+		if n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		if pid, err := strconv.Atoi(n); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+// InodeMap maps socket inodes to the process holding them.
+type InodeMap map[uint64]int
+
+// ScanInodes builds the socket inode → pid map of every process. When
+// several processes share a socket (after fork), the lowest pid wins is not
+// promised; any holder is returned.
+func ScanInodes() (InodeMap, error) {
+	pids, err := PIDs()
+	if err != nil {
+		return nil, err
+	}
+	m := InodeMap{}
+	for _, pid := range pids {
+		m.AddPID(pid)
+	}
+	return m, nil
+}
+
+// AddPID adds pid's sockets to the map and returns how many it holds.
+func (m InodeMap) AddPID(pid int) int {
+	n := 0
+	eachSocketFD(pid, func(inode uint64) {
+		if _, ok := m[inode]; !ok {
+			m[inode] = pid
+		}
+		n++
+	})
+	return n
+}
+
+// ReadProcess reads the identity of a live process.
+func ReadProcess(pid int) (backends.ProcessInfo, error) {
+	info := backends.ProcessInfo{PID: pid}
+	base := ProcRoot + "/" + strconv.Itoa(pid)
+	stat, err := os.ReadFile(base + "/stat")
+	if err != nil {
+		return info, fmt.Errorf("read process %d: %w", pid, err)
+	}
+	// pid (comm) state ppid ... ; comm may hold spaces and parentheses.
+	open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || close < open {
+		return info, fmt.Errorf("read process %d: malformed stat", pid)
+	}
+	info.Comm = string(stat[open+1 : close])
+	f := strings.Fields(string(stat[close+1:]))
+	// f[0] is state (field 3); ppid is field 4; starttime is field 22.
+	if len(f) > 19 {
+		ppid, _ := strconv.Atoi(f[1])
+		info.PPID = ppid
+		info.StartTime, _ = strconv.ParseUint(f[19], 10, 64)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(base, &st); err == nil {
+		info.UID = st.Uid
+	}
+	if exe, err := os.Readlink(base + "/exe"); err == nil {
+		info.Exe = strings.TrimSuffix(exe, " (deleted)")
+	}
+	if cmd, err := os.ReadFile(base + "/cmdline"); err == nil && len(cmd) > 0 {
+		cmd = bytes.TrimRight(cmd, "\x00")
+		for _, a := range bytes.Split(cmd, []byte{0}) {
+			info.Cmdline = append(info.Cmdline, string(a))
+		}
+	}
+	if cg, err := os.ReadFile(base + "/cgroup"); err == nil {
+		for _, line := range strings.Split(string(cg), "\n") {
+			if rest, ok := strings.CutPrefix(line, "0::"); ok {
+				info.Cgroup = rest
+			}
+		}
+	}
+	return info, nil
+}
+
+// StartTime returns the start time of pid (clock ticks since boot, stat
+// field 22), which with the pid identifies a process across pid reuse.
+func StartTime(pid int) (uint64, error) {
+	stat, err := os.ReadFile(ProcRoot + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	close := bytes.LastIndexByte(stat, ')')
+	if close < 0 {
+		return 0, fmt.Errorf("read process %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(stat[close+1:]))
+	if len(f) <= 19 {
+		return 0, fmt.Errorf("read process %d: short stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
