@@ -1,0 +1,245 @@
+// Package polkit asks polkit whether a D-Bus caller may perform an action:
+// org.freedesktop.PolicyKit1.Authority.CheckAuthorization with the caller's
+// unique bus name as a "system-bus-name" subject, under a timeout, cancelled
+// when the caller gives up. Callers with uid 0 pass without asking. Positive
+// answers are cached per (sender, action) for a few seconds — clients poll at
+// 1 Hz — and forgotten when the sender leaves the bus.
+package polkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// polkit's D-Bus names.
+const (
+	authorityName  = "org.freedesktop.PolicyKit1"
+	authorityPath  = "/org/freedesktop/PolicyKit1/Authority"
+	authorityIface = "org.freedesktop.PolicyKit1.Authority"
+
+	flagAllowUserInteraction = 1
+)
+
+// Timeouts of one check: an interactive check waits for the user to type a
+// password.
+const (
+	InteractiveTimeout = 30 * time.Second
+	QuickTimeout       = 5 * time.Second
+	// CacheTTL is how long a positive answer is reused for one sender.
+	CacheTTL = 5 * time.Second
+)
+
+// Result is polkit's answer.
+type Result struct {
+	Authorized bool
+	// Challenge: not authorized now, but would be after authentication
+	// (is_challenge); with interaction allowed this means the user
+	// dismissed or failed the dialog, or no agent could ask.
+	Challenge bool
+	// Root: the caller is uid 0 and polkit was not asked.
+	Root bool
+}
+
+// ErrDenied is wrapped by Authorize when polkit says no.
+var ErrDenied = errors.New("not authorized")
+
+// ErrChallenge is wrapped by Authorize when polkit wants authentication the
+// caller did not (or could not) provide.
+var ErrChallenge = errors.New("authentication required")
+
+type cacheKey struct{ sender, action string }
+
+// Authority checks callers on one bus connection. It is safe for concurrent
+// use.
+type Authority struct {
+	conn *dbus.Conn
+	obj  dbus.BusObject
+	now  func() time.Time
+
+	mu    sync.Mutex
+	cache map[cacheKey]time.Time // positive answers: expiry
+	uids  map[string]uint32      // sender → uid
+
+	seq     atomic.Uint64
+	signals chan *dbus.Signal
+	done    chan struct{}
+	// Checks counts the questions sent to polkit (for tests and benches).
+	Checks atomic.Int64
+}
+
+// New returns an authority using conn (the bus polkitd is on). It subscribes
+// to NameOwnerChanged to forget callers that leave.
+func New(conn *dbus.Conn) (*Authority, error) {
+	a := &Authority{
+		conn:    conn,
+		obj:     conn.Object(authorityName, authorityPath),
+		now:     time.Now,
+		cache:   map[cacheKey]time.Time{},
+		uids:    map[string]uint32{},
+		signals: make(chan *dbus.Signal, 64),
+		done:    make(chan struct{}),
+	}
+	if err := conn.AddMatchSignal(
+		dbus.WithMatchInterface("org.freedesktop.DBus"),
+		dbus.WithMatchMember("NameOwnerChanged"),
+		dbus.WithMatchSender("org.freedesktop.DBus"),
+	); err != nil {
+		return nil, fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
+	}
+	conn.Signal(a.signals)
+	go a.watch()
+	return a, nil
+}
+
+// Close stops watching the bus.
+func (a *Authority) Close() {
+	a.conn.RemoveSignal(a.signals)
+	select {
+	case <-a.done:
+	default:
+		close(a.done)
+	}
+}
+
+func (a *Authority) watch() {
+	for {
+		select {
+		case <-a.done:
+			return
+		case s, ok := <-a.signals:
+			if !ok {
+				return
+			}
+			if s.Name != "org.freedesktop.DBus.NameOwnerChanged" || len(s.Body) != 3 {
+				continue
+			}
+			name, _ := s.Body[0].(string)
+			newOwner, _ := s.Body[2].(string)
+			if newOwner == "" && name != "" {
+				a.Forget(name)
+			}
+		}
+	}
+}
+
+// Forget drops everything cached about sender.
+func (a *Authority) Forget(sender string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.uids, sender)
+	for k := range a.cache {
+		if k.sender == sender {
+			delete(a.cache, k)
+		}
+	}
+}
+
+// UID returns the unix uid of the connection sender
+// (org.freedesktop.DBus.GetConnectionUnixUser), cached until it leaves.
+func (a *Authority) UID(ctx context.Context, sender string) (uint32, error) {
+	a.mu.Lock()
+	uid, ok := a.uids[sender]
+	a.mu.Unlock()
+	if ok {
+		return uid, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, QuickTimeout)
+	defer cancel()
+	if err := a.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetConnectionUnixUser", 0, sender).Store(&uid); err != nil {
+		return 0, fmt.Errorf("uid of bus peer %s: %w", sender, err)
+	}
+	a.mu.Lock()
+	a.uids[sender] = uid
+	a.mu.Unlock()
+	return uid, nil
+}
+
+// Check asks whether sender may perform action. interactive lets polkit
+// ask the user to authenticate (an agent dialog); otherwise a "challenge"
+// answer comes back at once. uid 0 passes without asking.
+func (a *Authority) Check(ctx context.Context, sender, action string, interactive bool) (Result, error) {
+	if sender == "" {
+		return Result{}, errors.New("check authorization: message has no sender")
+	}
+	uid, err := a.UID(ctx, sender)
+	if err != nil {
+		return Result{}, err
+	}
+	if uid == 0 {
+		return Result{Authorized: true, Root: true}, nil
+	}
+	key := cacheKey{sender, action}
+	a.mu.Lock()
+	exp, ok := a.cache[key]
+	a.mu.Unlock()
+	if ok && a.now().Before(exp) {
+		return Result{Authorized: true}, nil
+	}
+	timeout := QuickTimeout
+	var flags uint32
+	if interactive {
+		flags = flagAllowUserInteraction
+		timeout = InteractiveTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	subject := struct {
+		Kind    string
+		Details map[string]dbus.Variant
+	}{"system-bus-name", map[string]dbus.Variant{"name": dbus.MakeVariant(sender)}}
+	cancelID := "chadthrottle-" + strconv.FormatUint(a.seq.Add(1), 10)
+	a.Checks.Add(1)
+	var reply struct {
+		Authorized bool
+		Challenge  bool
+		Details    map[string]string
+	}
+	call := a.obj.CallWithContext(ctx, authorityIface+".CheckAuthorization", 0,
+		subject, action, map[string]string{}, flags, cancelID)
+	if err := call.Store(&reply); err != nil {
+		if ctx.Err() != nil {
+			// Tell polkit to close the dialog it may be showing.
+			cctx, ccancel := context.WithTimeout(context.Background(), QuickTimeout)
+			a.obj.CallWithContext(cctx, authorityIface+".CancelCheckAuthorization", 0, cancelID)
+			ccancel()
+			return Result{}, fmt.Errorf("polkit check of %s for %s: %w", action, sender, ctx.Err())
+		}
+		return Result{}, fmt.Errorf("polkit check of %s for %s: %w", action, sender, err)
+	}
+	r := Result{Authorized: reply.Authorized, Challenge: reply.Challenge}
+	if r.Authorized {
+		a.mu.Lock()
+		a.cache[key] = a.now().Add(CacheTTL)
+		a.mu.Unlock()
+	}
+	return r, nil
+}
+
+// Authorize is Check that returns an error wrapping ErrDenied or
+// ErrChallenge when the answer is no.
+func (a *Authority) Authorize(ctx context.Context, sender, action string, interactive bool) error {
+	r, err := a.Check(ctx, sender, action, interactive)
+	if err != nil {
+		return err
+	}
+	return r.Err(action)
+}
+
+// Err returns nil when r is authorized, otherwise an error wrapping
+// ErrChallenge or ErrDenied that names the action.
+func (r Result) Err(action string) error {
+	switch {
+	case r.Authorized:
+		return nil
+	case r.Challenge:
+		return fmt.Errorf("%w for %s (polkit asked for authentication and none was given)", ErrChallenge, action)
+	}
+	return fmt.Errorf("%w for %s (polkit denied it)", ErrDenied, action)
+}

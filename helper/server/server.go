@@ -1,0 +1,372 @@
+// Package server exports the helper's engine on D-Bus as api.Interface at
+// api.ObjectPath. The first statement of every method authorizes the caller
+// with polkit (monitor to read, limit-own for the caller's own processes and
+// rules, manage for anything else); arguments are validated before they
+// reach the engine; engine errors become api.Err* D-Bus errors only here, at
+// the edge; a panic in a call becomes api.ErrFailed instead of killing the
+// helper. LimitsChanged is emitted when the engine reports a change.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/polkit"
+)
+
+// Engine is what the server needs of helper/engine.
+type Engine interface {
+	// Snapshot returns the latest 1 Hz view of all apps.
+	Snapshot() api.Snapshot
+	// AppDetails expands one app; ErrNotFound when there is no such app.
+	AppDetails(appID string) (api.AppDetails, error)
+	// Rules returns the persisted rules.
+	Rules() []api.Rule
+	// Status returns the helper's state as uid sees it.
+	Status(uid uint32) api.Status
+	// Backends lists every compiled backend.
+	Backends() []api.Backend
+	// SetAppLimit sets (and persists) the rule of exe for uid.
+	SetAppLimit(exe string, uid uint32, l api.Limit) error
+	// RemoveAppLimit removes the rule of exe for uid.
+	RemoveAppLimit(exe string, uid uint32) error
+	// SetProcessLimit limits one process (and its children).
+	SetProcessLimit(pid int, l api.Limit) error
+	// RemoveProcessLimit removes a process's limit.
+	RemoveProcessLimit(pid int) error
+	// ProcessUID returns the uid owning pid (for own-vs-other decisions).
+	ProcessUID(pid int) (uint32, error)
+	// SetPaused pauses or resumes uid's limits, or everyone's when all.
+	SetPaused(uid uint32, all bool, paused bool) error
+	// Idle reports that no limit is active.
+	Idle() bool
+	// OnChange registers fn, called after any limit or rule change.
+	OnChange(fn func())
+}
+
+// Authorizer answers polkit questions about bus peers; *polkit.Authority
+// implements it.
+type Authorizer interface {
+	// UID returns the unix uid of a bus peer.
+	UID(ctx context.Context, sender string) (uint32, error)
+	// Check asks whether sender may perform action, letting polkit
+	// interact with the user when interactive is set.
+	Check(ctx context.Context, sender, action string, interactive bool) (polkit.Result, error)
+}
+
+// Errors the server maps to api.ErrInvalidArgument and api.ErrNotFound, in
+// addition to its own validation errors. main sets them to engine.ErrInvalid
+// and engine.ErrNotFound (the server does not import the engine).
+type ErrorKinds struct {
+	Invalid  []error
+	NotFound []error
+}
+
+// Config configures a Server.
+type Config struct {
+	Conn   *dbus.Conn
+	Engine Engine
+	Auth   Authorizer
+	Errors ErrorKinds
+	Log    *slog.Logger
+}
+
+// Server is the exported object.
+type Server struct {
+	conn   *dbus.Conn
+	engine Engine
+	auth   Authorizer
+	kinds  ErrorKinds
+	log    *slog.Logger
+
+	lastCall atomic.Int64 // unix nanoseconds of the last method call
+	calls    atomic.Int64
+	mu       sync.Mutex
+	closed   bool
+}
+
+// New validates cfg and returns a server; Export puts it on the bus.
+func New(cfg Config) (*Server, error) {
+	if cfg.Conn == nil || cfg.Engine == nil || cfg.Auth == nil {
+		return nil, errors.New("server: Conn, Engine and Auth are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{conn: cfg.Conn, engine: cfg.Engine, auth: cfg.Auth, kinds: cfg.Errors, log: cfg.Log}
+	s.lastCall.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+// Export exports the object and its introspection data and subscribes to
+// the engine's changes. It does not request the bus name.
+func (s *Server) Export() error {
+	methods := map[string]any{
+		api.MethodGetStatus:          s.GetStatus,
+		api.MethodGetPermissions:     s.GetPermissions,
+		api.MethodListBackends:       s.ListBackends,
+		api.MethodGetApps:            s.GetApps,
+		api.MethodGetAppDetails:      s.GetAppDetails,
+		api.MethodGetRules:           s.GetRules,
+		api.MethodSetAppLimit:        s.SetAppLimit,
+		api.MethodRemoveAppLimit:     s.RemoveAppLimit,
+		api.MethodSetProcessLimit:    s.SetProcessLimit,
+		api.MethodRemoveProcessLimit: s.RemoveProcessLimit,
+		api.MethodSetPaused:          s.SetPaused,
+	}
+	if len(methods) != len(api.Methods) {
+		return fmt.Errorf("server exports %d methods, api.Methods lists %d", len(methods), len(api.Methods))
+	}
+	for _, m := range api.Methods {
+		if methods[m.Name] == nil {
+			return fmt.Errorf("server does not export %s", m.Name)
+		}
+	}
+	if err := s.conn.ExportMethodTable(methods, api.ObjectPath, api.Interface); err != nil {
+		return fmt.Errorf("export %s: %w", api.Interface, err)
+	}
+	if err := s.conn.Export(introspect.NewIntrospectable(IntrospectNode()), api.ObjectPath, "org.freedesktop.DBus.Introspectable"); err != nil {
+		return fmt.Errorf("export introspection: %w", err)
+	}
+	s.engine.OnChange(s.emitChanged)
+	return nil
+}
+
+// Close stops emitting signals.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+func (s *Server) emitChanged() {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	if err := s.conn.Emit(api.ObjectPath, api.Interface+"."+api.SignalLimitsChanged); err != nil {
+		s.log.Warn("emit LimitsChanged", "err", err)
+	}
+}
+
+// LastCall returns when a client last called a method.
+func (s *Server) LastCall() time.Time { return time.Unix(0, s.lastCall.Load()) }
+
+// Calls returns the number of method calls served.
+func (s *Server) Calls() int64 { return s.calls.Load() }
+
+// caller is an authorized call's context.
+type caller struct {
+	sender string
+	uid    uint32
+	ctx    context.Context
+}
+
+// interactive reports whether the caller allowed interactive authorization
+// for msg. Limiting calls from clients that did not set the flag still allow
+// interaction (older clients): the flag only ever widens, never narrows.
+func interactive(msg dbus.Message, limiting bool) bool {
+	return limiting || msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0
+}
+
+// begin records the call and returns the caller; it fails when the sender's
+// uid cannot be found.
+func (s *Server) begin(msg dbus.Message) (caller, *dbus.Error) {
+	s.lastCall.Store(time.Now().UnixNano())
+	s.calls.Add(1)
+	sender, _ := msg.Headers[dbus.FieldSender].Value().(string)
+	c := caller{sender: sender, ctx: context.Background()}
+	uid, err := s.auth.UID(c.ctx, sender)
+	if err != nil {
+		return c, s.fail(fmt.Errorf("identify caller: %w", err))
+	}
+	c.uid = uid
+	return c, nil
+}
+
+// authorize checks action for the caller; on "no" it returns
+// api.ErrNotAuthorized saying which action was missing and whether
+// authentication was asked for.
+func (s *Server) authorize(msg dbus.Message, action string, limiting bool) (caller, *dbus.Error) {
+	c, derr := s.begin(msg)
+	if derr != nil {
+		return c, derr
+	}
+	if derr := s.check(c, msg, action, limiting); derr != nil {
+		return c, derr
+	}
+	return c, nil
+}
+
+func (s *Server) check(c caller, msg dbus.Message, action string, limiting bool) *dbus.Error {
+	r, err := s.auth.Check(c.ctx, c.sender, action, interactive(msg, limiting))
+	if err != nil {
+		return s.fail(fmt.Errorf("authorization check: %w", err))
+	}
+	if err := r.Err(action); err != nil {
+		return newError(api.ErrNotAuthorized, fmt.Sprintf("uid %d: %v", c.uid, err))
+	}
+	return nil
+}
+
+// authorizeOwner authorizes a limiting call on a target owned by owner:
+// limit-own when owner is the caller's uid, manage otherwise. owner runs
+// only after the caller is known to hold at least limit-own or manage, so
+// an unauthorized caller learns nothing about targets; its error (no such
+// process) is returned after that.
+func (s *Server) authorizeOwner(msg dbus.Message, owner func() (uint32, error)) (caller, *dbus.Error) {
+	c, derr := s.begin(msg)
+	if derr != nil {
+		return c, derr
+	}
+	uid, err := owner()
+	if err != nil {
+		// Make sure the caller may limit anything before saying more.
+		if derr := s.check(c, msg, api.ActionLimitOwn, true); derr != nil {
+			if derr2 := s.check(c, msg, api.ActionManage, true); derr2 != nil {
+				return c, derr
+			}
+		}
+		return c, s.mapErr(err)
+	}
+	action := api.ActionManage
+	if uid == c.uid {
+		action = api.ActionLimitOwn
+	}
+	if derr := s.check(c, msg, action, true); derr != nil {
+		return c, derr
+	}
+	return c, nil
+}
+
+// guard turns a panic into api.ErrFailed; every method defers it.
+func (s *Server) guard(method string, derr **dbus.Error) {
+	if r := recover(); r != nil {
+		s.log.Error("panic in D-Bus method", "method", method, "panic", r, "stack", string(debug.Stack()))
+		*derr = newError(api.ErrFailed, fmt.Sprintf("internal error in %s: %v", method, r))
+	}
+}
+
+// errInvalid marks the server's own validation errors.
+var errInvalid = errors.New("invalid argument")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errInvalid, fmt.Sprintf(format, args...))
+}
+
+// mapErr converts an engine or validation error to its D-Bus error.
+func (s *Server) mapErr(err error) *dbus.Error {
+	if err == nil {
+		return nil
+	}
+	name := api.ErrFailed
+	switch {
+	case errors.Is(err, errInvalid) || errors.Is(err, api.ErrRate) || isAny(err, s.kinds.Invalid):
+		name = api.ErrInvalidArgument
+	case isAny(err, s.kinds.NotFound):
+		name = api.ErrNotFound
+	case errors.Is(err, backends.ErrDownloadUnavailable):
+		name = api.ErrUnavailable
+	}
+	return newError(name, err.Error())
+}
+
+func (s *Server) fail(err error) *dbus.Error {
+	return newError(api.ErrFailed, err.Error())
+}
+
+// newError makes a D-Bus error whose message is valid UTF-8 (godbus cannot
+// send anything else, and the caller would only see a timeout).
+func newError(name, msg string) *dbus.Error {
+	return dbus.NewError(name, []any{strings.ToValidUTF8(msg, "\ufffd")})
+}
+
+func isAny(err error, targets []error) bool {
+	for _, t := range targets {
+		if t != nil && errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Validation limits of arguments.
+const (
+	maxExeLen   = 4096
+	maxAppIDLen = maxExeLen + 16
+)
+
+func validExe(exe string) error {
+	switch {
+	case exe == "":
+		return invalid("exe is empty")
+	case len(exe) > maxExeLen:
+		return invalid("exe is %d bytes long (at most %d)", len(exe), maxExeLen)
+	case !utf8.ValidString(exe):
+		return invalid("exe is not valid UTF-8")
+	case strings.ContainsRune(exe, 0):
+		return invalid("exe contains a NUL byte")
+	case !strings.HasPrefix(exe, "/") && !(strings.HasPrefix(exe, "[") && strings.HasSuffix(exe, "]")):
+		return invalid("exe %q is not an absolute path", exe)
+	}
+	return nil
+}
+
+func validAppID(id string) error {
+	switch {
+	case id == "":
+		return invalid("app id is empty")
+	case len(id) > maxAppIDLen:
+		return invalid("app id is %d bytes long (at most %d)", len(id), maxAppIDLen)
+	case !utf8.ValidString(id):
+		return invalid("app id is not valid UTF-8")
+	}
+	uid, exe, ok := strings.Cut(id, ":")
+	if !ok || uid == "" || strings.Trim(uid, "0123456789") != "" {
+		return invalid("app id %q is not of the form UID:EXE", id)
+	}
+	return validExe(exe)
+}
+
+func validPID(pid uint32) error {
+	if pid == 0 || pid > 1<<22 {
+		return invalid("pid %d is out of range", pid)
+	}
+	return nil
+}
+
+// validLimit checks rates and the traffic type and returns the limit.
+func validLimit(down, up uint64, traffic string) (api.Limit, error) {
+	for _, x := range []struct {
+		dir string
+		r   uint64
+	}{{"download", down}, {"upload", up}} {
+		if x.r > api.MaxRate {
+			return api.Limit{}, invalid("%s rate %d B/s is above the maximum of %d B/s (100 Gbit/s)", x.dir, x.r, api.MaxRate)
+		}
+	}
+	switch traffic {
+	case "", api.TrafficAll, api.TrafficInternet, api.TrafficLocal:
+	default:
+		if len(traffic) > 32 {
+			traffic = traffic[:32] + "..."
+		}
+		return api.Limit{}, invalid("traffic type %q is not all, internet or local", traffic)
+	}
+	return api.Limit{Down: down, Up: up, Traffic: traffic}, nil
+}

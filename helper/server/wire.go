@@ -1,0 +1,86 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/godbus/dbus/v5/introspect"
+
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// godbus refuses to send strings that are not valid UTF-8 (the caller would
+// only see a timeout), and process names and command lines are whatever the
+// process says. wire* make every string of a reply sendable and every slice
+// non-nil.
+
+func clean(s string) string { return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", " "), "\ufffd") }
+
+func wireApp(a api.App) api.App {
+	a.ID, a.Name, a.Exe, a.Icon, a.User = clean(a.ID), clean(a.Name), clean(a.Exe), clean(a.Icon), clean(a.User)
+	a.Limit.Traffic = clean(a.Limit.Traffic)
+	if a.PIDs == nil {
+		a.PIDs = []int32{}
+	}
+	return a
+}
+
+func wireSnapshot(s api.Snapshot) api.Snapshot {
+	apps := make([]api.App, len(s.Apps))
+	for i, a := range s.Apps {
+		apps[i] = wireApp(a)
+	}
+	s.Apps = apps
+	return s
+}
+
+func wireDetails(d api.AppDetails) api.AppDetails {
+	d.App = wireApp(d.App)
+	ps := make([]api.Process, len(d.Processes))
+	for i, p := range d.Processes {
+		p.Comm, p.Cmdline, p.Limit.Traffic = clean(p.Comm), clean(p.Cmdline), clean(p.Limit.Traffic)
+		ps[i] = p
+	}
+	d.Processes = ps
+	cs := make([]api.Connection, len(d.Connections))
+	for i, c := range d.Connections {
+		c.Proto, c.Local, c.Remote, c.Traffic = clean(c.Proto), clean(c.Local), clean(c.Remote), clean(c.Traffic)
+		cs[i] = c
+	}
+	d.Connections = cs
+	if d.History == nil {
+		d.History = []api.Sample{}
+	}
+	return d
+}
+
+// IntrospectNode describes the exported object for
+// org.freedesktop.DBus.Introspectable.
+func IntrospectNode() *introspect.Node {
+	arg := func(name, typ, dir string) introspect.Arg {
+		return introspect.Arg{Name: name, Type: typ, Direction: dir}
+	}
+	sig := func(v any) string { return signatureOf(v) }
+	m := func(name string, args ...introspect.Arg) introspect.Method {
+		return introspect.Method{Name: name, Args: args}
+	}
+	return &introspect.Node{
+		Name: api.ObjectPath,
+		Interfaces: []introspect.Interface{{
+			Name: api.Interface,
+			Methods: []introspect.Method{
+				m(api.MethodGetStatus, arg("status", sig(api.Status{}), "out")),
+				m(api.MethodGetPermissions, arg("permissions", sig(api.Permissions{}), "out")),
+				m(api.MethodListBackends, arg("backends", sig([]api.Backend{}), "out")),
+				m(api.MethodGetApps, arg("snapshot", sig(api.Snapshot{}), "out")),
+				m(api.MethodGetAppDetails, arg("app_id", "s", "in"), arg("details", sig(api.AppDetails{}), "out")),
+				m(api.MethodGetRules, arg("rules", sig([]api.Rule{}), "out")),
+				m(api.MethodSetAppLimit, arg("exe", "s", "in"), arg("uid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in")),
+				m(api.MethodRemoveAppLimit, arg("exe", "s", "in"), arg("uid", "u", "in")),
+				m(api.MethodSetProcessLimit, arg("pid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in")),
+				m(api.MethodRemoveProcessLimit, arg("pid", "u", "in")),
+				m(api.MethodSetPaused, arg("paused", "b", "in")),
+			},
+			Signals: []introspect.Signal{{Name: api.SignalLimitsChanged}},
+		}},
+	}
+}
