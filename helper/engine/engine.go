@@ -1,0 +1,368 @@
+// Package engine is the heart of chadthrottle-helper: it groups processes
+// into apps (one app per user and executable, named from the matching
+// .desktop file), turns the monitor's cumulative per-process counters into
+// 1 s rates, totals and a 60-sample history, and keeps limits applied:
+// per-app rules (persisted by helper/rules, applied to running processes at
+// once and to new ones within a second of their start) and per-process
+// limits (not persisted), through the backends.Manager.
+//
+// The engine is safe for concurrent use: the D-Bus server calls its methods
+// from its own goroutines while Run samples. Snapshot is precomputed once a
+// second and cheap to call.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/user"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/rules"
+)
+
+// Errors the engine's methods wrap; the D-Bus server maps them to api.Err*
+// names. A download limit asked for while no download backend is active
+// wraps backends.ErrDownloadUnavailable.
+var (
+	// ErrInvalid: the caller's input is not acceptable; the message says why.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrNotFound: no such process, app or rule.
+	ErrNotFound = errors.New("not found")
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("engine is closed")
+)
+
+// Intervals of the sampling loop.
+const (
+	// ScanInterval is how often /proc is listed for new processes; rules
+	// reach a new process within about this long (well under 1 s).
+	ScanInterval = 250 * time.Millisecond
+	// SampleInterval is how often the monitor is read.
+	SampleInterval = time.Second
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Monitor measures traffic; nil means no traffic figures (processes and
+	// limits still work).
+	Monitor backends.MonitorBackend
+	// Manager applies limits; required.
+	Manager *backends.Manager
+	// Rules persists per-app limits; required.
+	Rules *rules.Store
+	// Backends is every compiled backend's probe result, for ListBackends.
+	Backends []backends.Status
+	// Interfaces are the shaped interfaces, for Status.
+	Interfaces []string
+	// ProcRoot is the proc filesystem to read; "" means /proc.
+	ProcRoot string
+	// AppDirs are the system directories holding .desktop files, highest
+	// priority first; nil means $XDG_DATA_DIRS/applications (default
+	// /usr/local/share and /usr/share) plus the Flatpak and Snap exports.
+	AppDirs []string
+	// UserAppDirs returns a user's own .desktop directories (searched before
+	// AppDirs); nil means ~/.local/share/applications and the user's
+	// Flatpak exports, from the passwd home directory.
+	UserAppDirs func(uid uint32) []string
+	// Logf logs problems the engine handles by itself; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// Engine groups processes into apps, measures them and keeps limits applied.
+type Engine struct {
+	cfg     Config
+	monitor backends.MonitorBackend
+	mgr     *backends.Manager
+	store   *rules.Store
+	fs      procFS
+	desk    *desktopCache
+	logf    func(string, ...any)
+	self    int
+
+	// limMu serialises limit changes and the Manager calls; it is taken
+	// before stateMu, never after.
+	limMu sync.Mutex
+	lim   limitState
+
+	// stateMu guards the process table, apps and statistics.
+	stateMu sync.Mutex
+	st      sampleState
+
+	snap     atomic.Pointer[api.Snapshot]
+	limView  atomic.Pointer[limitView]
+	closed   atomic.Bool
+	cbMu     sync.Mutex
+	onChange []func()
+	dirty    atomic.Bool // a reconcile is due
+}
+
+// New builds an engine, initialises the monitor and the manager (the
+// engine owns both from here on: Close cleans them up), restores the
+// persisted rules and applies them to the processes running now.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Manager == nil {
+		return nil, errors.New("engine: a throttle manager is required")
+	}
+	if cfg.Rules == nil {
+		return nil, errors.New("engine: a rules store is required")
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	e := &Engine{
+		cfg:     cfg,
+		monitor: cfg.Monitor,
+		mgr:     cfg.Manager,
+		store:   cfg.Rules,
+		fs:      procFS{root: cfg.ProcRoot},
+		desk:    newDesktopCache(cfg.AppDirs, cfg.UserAppDirs),
+		logf:    cfg.Logf,
+		self:    os.Getpid(),
+	}
+	if e.logf == nil {
+		e.logf = log.Printf
+	}
+	e.st.init()
+	e.lim.init()
+	for _, p := range cfg.Rules.Problems() {
+		e.logf("rules: %s", p)
+	}
+	if err := e.mgr.Init(); err != nil {
+		_ = e.mgr.Cleanup()
+		return nil, fmt.Errorf("start throttling: %w", err)
+	}
+	if e.monitor != nil {
+		if err := e.monitor.Init(); err != nil {
+			_ = e.mgr.Cleanup()
+			_ = e.monitor.Cleanup()
+			return nil, fmt.Errorf("start monitor %s: %w", e.monitor.Name(), err)
+		}
+	}
+	for _, r := range cfg.Rules.All() {
+		e.lim.rules[appKey{r.UID, r.Exe}] = r
+	}
+	e.stateMu.Lock()
+	if err := e.scanLocked(true); err != nil {
+		e.logf("engine: %v", err)
+	}
+	e.stateMu.Unlock()
+	e.limMu.Lock()
+	e.reconcileLocked()
+	e.publishLimitsLocked()
+	e.limMu.Unlock()
+	e.publish(time.Now())
+	return e, nil
+}
+
+// Run samples until ctx is done: /proc every ScanInterval (new processes of
+// an app with a rule join its limit at once), the monitor every
+// SampleInterval. It returns nil when ctx is done or the engine is closed.
+func (e *Engine) Run(ctx context.Context) error {
+	scan := time.NewTicker(ScanInterval)
+	defer scan.Stop()
+	lastSample := time.Now()
+	var ticks int64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-scan.C:
+			if e.closed.Load() {
+				return nil
+			}
+			ticks++
+			e.tick(now, ticks, now.Sub(lastSample) >= SampleInterval-ScanInterval/2)
+			if now.Sub(lastSample) >= SampleInterval-ScanInterval/2 {
+				lastSample = now
+			}
+		}
+	}
+}
+
+// tick is one step of Run: scan (fully when sample is set), reconcile when
+// processes changed, and sample the monitor.
+func (e *Engine) tick(now time.Time, _ int64, sample bool) {
+	e.stateMu.Lock()
+	err := e.scanLocked(sample)
+	changed := e.st.procsChanged
+	e.st.procsChanged = false
+	e.stateMu.Unlock()
+	if err != nil {
+		e.logOnce("scan", err)
+	}
+	if changed || e.dirty.Swap(false) {
+		e.limMu.Lock()
+		notify := e.reconcileLocked()
+		e.publishLimitsLocked()
+		e.limMu.Unlock()
+		if notify {
+			e.notify()
+		}
+	}
+	if sample {
+		if e.desk.refresh(now, false) {
+			e.stateMu.Lock()
+			e.renameAppsLocked()
+			e.stateMu.Unlock()
+		}
+		e.sample(now)
+		e.publish(now)
+	}
+}
+
+func (e *Engine) logOnce(what string, err error) {
+	e.stateMu.Lock()
+	msg := err.Error()
+	same := e.st.lastLog[what] == msg
+	e.st.lastLog[what] = msg
+	e.stateMu.Unlock()
+	if !same {
+		e.logf("engine: %s: %v", what, err)
+	}
+}
+
+// Close removes every limit and all kernel state (processes go back to
+// their cgroups) and stops the monitor. Rules stay persisted. It is safe to
+// call more than once.
+func (e *Engine) Close() error {
+	e.limMu.Lock()
+	defer e.limMu.Unlock()
+	if e.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if err := e.mgr.Cleanup(); err != nil {
+		errs = append(errs, fmt.Errorf("remove limits: %w", err))
+	}
+	e.lim.applied = map[string]appliedTarget{}
+	if e.monitor != nil {
+		if err := e.monitor.Cleanup(); err != nil {
+			errs = append(errs, fmt.Errorf("stop monitor: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// OnChange registers fn to be called after any limit or rule change
+// (including a process limit dropped because its process exited). fn runs
+// on the goroutine that made the change, after the engine's locks are
+// released.
+func (e *Engine) OnChange(fn func()) {
+	if fn == nil {
+		return
+	}
+	e.cbMu.Lock()
+	e.onChange = append(e.onChange, fn)
+	e.cbMu.Unlock()
+}
+
+func (e *Engine) notify() {
+	e.cbMu.Lock()
+	fns := append([]func(){}, e.onChange...)
+	e.cbMu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// Snapshot returns the latest view of all apps (computed once a second and
+// after limit changes). The caller must not modify it.
+func (e *Engine) Snapshot() api.Snapshot {
+	s := e.snap.Load()
+	if s == nil {
+		return api.Snapshot{}
+	}
+	out := *s
+	out.Apps = append([]api.App(nil), s.Apps...)
+	return out
+}
+
+// Status returns the helper's state as seen by uid (Paused is uid's).
+func (e *Engine) Status(uid uint32) api.Status {
+	st := api.Status{Version: api.Version, Upload: e.mgr.Upload().Name(), Interfaces: strings.Join(e.cfg.Interfaces, ",")}
+	if e.monitor != nil {
+		st.Monitor = e.monitor.Name()
+	}
+	if d, err := e.mgr.Download(); d != nil {
+		st.Download = d.Name()
+	} else if err != nil {
+		st.DownloadReason = err.Error()
+	}
+	if v := e.limView.Load(); v != nil {
+		st.Paused = v.pausedAll || v.paused[uid]
+	}
+	return st
+}
+
+// Backends returns every compiled backend with its probe result and
+// whether it is the active one of its kind.
+func (e *Engine) Backends() []api.Backend {
+	active := map[backends.Kind]string{backends.KindUpload: e.mgr.Upload().Name()}
+	if e.monitor != nil {
+		active[backends.KindMonitor] = e.monitor.Name()
+	}
+	if d, _ := e.mgr.Download(); d != nil {
+		active[backends.KindDownload] = d.Name()
+	}
+	out := make([]api.Backend, 0, len(e.cfg.Backends))
+	for _, b := range e.cfg.Backends {
+		out = append(out, api.Backend{
+			Kind: string(b.Kind), Name: b.Name, Priority: int32(b.Priority), Available: b.Available,
+			Active: active[b.Kind] == b.Name, Reason: b.Reason,
+		})
+	}
+	return out
+}
+
+// Idle reports whether no limit is active and no rule exists (the helper
+// may then exit when it has no clients).
+func (e *Engine) Idle() bool {
+	e.limMu.Lock()
+	defer e.limMu.Unlock()
+	return len(e.lim.rules) == 0 && len(e.lim.procLimits) == 0
+}
+
+// userName caches uid → login name lookups.
+type userNames struct {
+	mu sync.Mutex
+	m  map[uint32]string
+}
+
+var names = userNames{m: map[uint32]string{}}
+
+func userName(uid uint32) string {
+	names.mu.Lock()
+	defer names.mu.Unlock()
+	if n, ok := names.m[uid]; ok {
+		return n
+	}
+	n := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(n); err == nil && u.Username != "" {
+		n = u.Username
+	}
+	names.m[uid] = n
+	return n
+}
+
+func sortApps(apps []api.App) {
+	sort.Slice(apps, func(i, j int) bool {
+		a, b := &apps[i], &apps[j]
+		if a.RxRate != b.RxRate {
+			return a.RxRate > b.RxRate
+		}
+		if a.TxRate != b.TxRate {
+			return a.TxRate > b.TxRate
+		}
+		return a.ID < b.ID
+	})
+}

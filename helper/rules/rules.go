@@ -1,0 +1,369 @@
+// Package rules persists ChadThrottle's per-app limits ("rules"): one rule
+// per (uid, executable) pair, kept in a JSON file in the helper's state
+// directory (default /var/lib/chadthrottle/rules.json).
+//
+// Writes are atomic: the new content goes to a temporary file that is
+// fsynced, renamed over the old one, and the directory is fsynced, so a
+// crash leaves either the old or the new file, never a torn one. A file that
+// cannot be read back (corrupt JSON, invalid rules) is never silently lost:
+// it is kept aside as rules.json.corrupt-<time>, the valid rules it still
+// held are loaded, and the problem is reported by Store.Problems.
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// DefaultDir is the helper's default state directory.
+const DefaultDir = "/var/lib/chadthrottle"
+
+// FileName is the name of the rules file in the state directory.
+const FileName = "rules.json"
+
+// formatVersion is the version of the file format written.
+const formatVersion = 1
+
+// MaxExeLen is the longest executable path accepted (PATH_MAX).
+const MaxExeLen = 4096
+
+// maxFileSize bounds what Open reads; a rules file is small.
+const maxFileSize = 16 << 20
+
+// ErrInvalid is wrapped by errors about a rule that is not acceptable.
+var ErrInvalid = errors.New("invalid rule")
+
+// file is the on-disk format.
+type file struct {
+	Version int        `json:"version"`
+	Rules   []api.Rule `json:"rules"`
+}
+
+type key struct {
+	uid uint32
+	exe string
+}
+
+// Store holds the rules in memory and on disk. It is safe for concurrent
+// use.
+type Store struct {
+	mu       sync.Mutex
+	dir      string
+	path     string
+	rules    map[key]api.Rule
+	problems []string
+	// syncDir is replaced in tests; it fsyncs a directory.
+	syncDir func(dir string) error
+}
+
+// Open reads the rules file in stateDir (created with mode 0755 when
+// missing; "" means DefaultDir). A missing file means no rules. A file that
+// cannot be decoded, or that holds invalid rules, is renamed to
+// rules.json.corrupt-<time>, the valid rules are kept and rewritten, and the
+// problem is reported by Problems; Open fails only when the directory cannot
+// be used.
+func Open(stateDir string) (*Store, error) {
+	if stateDir == "" {
+		stateDir = DefaultDir
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	s := &Store{dir: stateDir, path: filepath.Join(stateDir, FileName), rules: map[key]api.Rule{}, syncDir: fsyncDir}
+	f, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open rules file: %w", err)
+	}
+	data, err := readLimited(f, maxFileSize)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read rules file %s: %w", s.path, err)
+	}
+	rules, decErr := Decode(data)
+	for _, r := range rules {
+		s.rules[key{r.UID, r.Exe}] = r
+	}
+	if decErr == nil {
+		return s, nil
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", s.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(s.path, aside); err != nil {
+		return nil, fmt.Errorf("rules file %s is unreadable (%v) and could not be kept aside: %w", s.path, decErr, err)
+	}
+	s.problems = append(s.problems, fmt.Sprintf("rules file %s was unreadable (%v); kept as %s, %d valid rule(s) restored",
+		s.path, decErr, aside, len(rules)))
+	if len(rules) > 0 {
+		if err := s.saveLocked(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func readLimited(f *os.File, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("file is larger than the %d bytes accepted", limit)
+	}
+	return data, nil
+}
+
+// Problems returns what went wrong while loading the rules file (a corrupt
+// file kept aside, invalid rules dropped); empty when it loaded cleanly.
+func (s *Store) Problems() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.problems...)
+}
+
+// Path returns the rules file's path.
+func (s *Store) Path() string { return s.path }
+
+// Decode parses a rules file. It returns the valid rules it found together
+// with an error describing anything it had to reject (bad JSON, unknown
+// version, invalid or duplicate rules); with a nil error every rule was
+// valid. It never panics.
+func Decode(data []byte) ([]api.Rule, error) {
+	var f file
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("decode rules: %w", err)
+	}
+	if f.Version != formatVersion {
+		return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", f.Version, formatVersion)
+	}
+	var (
+		out  []api.Rule
+		errs []error
+		seen = map[key]bool{}
+	)
+	for i, r := range f.Rules {
+		n, err := Normalize(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule %d: %w", i, err))
+			continue
+		}
+		k := key{n.UID, n.Exe}
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("rule %d: duplicate rule for uid %d on %s", i, n.UID, n.Exe))
+			continue
+		}
+		seen[k] = true
+		out = append(out, n)
+	}
+	sortRules(out)
+	return out, errors.Join(errs...)
+}
+
+// Encode renders rules in the file format.
+func Encode(rules []api.Rule) ([]byte, error) {
+	rs := append([]api.Rule(nil), rules...)
+	sortRules(rs)
+	if rs == nil {
+		rs = []api.Rule{}
+	}
+	b, err := json.MarshalIndent(file{Version: formatVersion, Rules: rs}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// ValidateExe checks that exe is an absolute, clean path of at most
+// MaxExeLen bytes without control characters.
+func ValidateExe(exe string) error {
+	switch {
+	case exe == "":
+		return fmt.Errorf("%w: executable path is empty", ErrInvalid)
+	case len(exe) > MaxExeLen:
+		return fmt.Errorf("%w: executable path is %d bytes long (at most %d)", ErrInvalid, len(exe), MaxExeLen)
+	case !utf8.ValidString(exe):
+		return fmt.Errorf("%w: executable path %q is not valid UTF-8", ErrInvalid, exe)
+	case !strings.HasPrefix(exe, "/"):
+		return fmt.Errorf("%w: executable path %q is not absolute", ErrInvalid, exe)
+	case filepath.Clean(exe) != exe:
+		return fmt.Errorf("%w: executable path %q is not clean (want %q)", ErrInvalid, exe, filepath.Clean(exe))
+	case exe == "/":
+		return fmt.Errorf("%w: executable path %q names a directory", ErrInvalid, exe)
+	}
+	for _, r := range exe {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: executable path %q contains a control character", ErrInvalid, exe)
+		}
+	}
+	return nil
+}
+
+// ValidateLimit checks rates and traffic type of a limit. A limit with both
+// rates zero is valid here (it means "no limit").
+func ValidateLimit(l api.Limit) error {
+	if _, err := backends.ParseTrafficType(l.Traffic); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if l.Down > uint64(backends.MaxRate) {
+		return fmt.Errorf("%w: download limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", ErrInvalid, l.Down, backends.MaxRate)
+	}
+	if l.Up > uint64(backends.MaxRate) {
+		return fmt.Errorf("%w: upload limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", ErrInvalid, l.Up, backends.MaxRate)
+	}
+	return nil
+}
+
+// Normalize validates r and returns it in canonical form (traffic type
+// spelled out in lower case).
+func Normalize(r api.Rule) (api.Rule, error) {
+	if err := ValidateExe(r.Exe); err != nil {
+		return api.Rule{}, err
+	}
+	if err := ValidateLimit(r.Limit); err != nil {
+		return api.Rule{}, err
+	}
+	if r.Limit.Down == 0 && r.Limit.Up == 0 {
+		return api.Rule{}, fmt.Errorf("%w: rule for %s limits nothing (both rates are 0)", ErrInvalid, r.Exe)
+	}
+	tt, _ := backends.ParseTrafficType(r.Limit.Traffic)
+	r.Limit.Traffic = tt.String()
+	return r, nil
+}
+
+func sortRules(rs []api.Rule) {
+	sort.Slice(rs, func(i, j int) bool {
+		if rs[i].UID != rs[j].UID {
+			return rs[i].UID < rs[j].UID
+		}
+		return rs[i].Exe < rs[j].Exe
+	})
+}
+
+// All returns every rule, sorted by uid then executable.
+func (s *Store) All() []api.Rule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allLocked()
+}
+
+func (s *Store) allLocked() []api.Rule {
+	out := make([]api.Rule, 0, len(s.rules))
+	for _, r := range s.rules {
+		out = append(out, r)
+	}
+	sortRules(out)
+	return out
+}
+
+// Get returns the rule of uid on exe.
+func (s *Store) Get(exe string, uid uint32) (api.Rule, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rules[key{uid, exe}]
+	return r, ok
+}
+
+// Set creates or replaces the rule for (r.UID, r.Exe) and writes the file.
+// On error the store is unchanged.
+func (s *Store) Set(r api.Rule) error {
+	n, err := Normalize(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key{n.UID, n.Exe}
+	prev, had := s.rules[k]
+	s.rules[k] = n
+	if err := s.saveLocked(); err != nil {
+		if had {
+			s.rules[k] = prev
+		} else {
+			delete(s.rules, k)
+		}
+		return err
+	}
+	return nil
+}
+
+// Remove deletes the rule of uid on exe and writes the file. It reports
+// whether there was such a rule; on error the store is unchanged.
+func (s *Store) Remove(exe string, uid uint32) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key{uid, exe}
+	prev, had := s.rules[k]
+	if !had {
+		return false, nil
+	}
+	delete(s.rules, k)
+	if err := s.saveLocked(); err != nil {
+		s.rules[k] = prev
+		return false, err
+	}
+	return true, nil
+}
+
+// saveLocked writes the rules atomically: temp file, fsync, rename, fsync
+// of the directory.
+func (s *Store) saveLocked() error {
+	data, err := Encode(s.allLocked())
+	if err != nil {
+		return fmt.Errorf("encode rules: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.dir, "."+FileName+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write rules file: %w", err)
+	}
+	tmpName := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmpName)
+		return fmt.Errorf("write rules file %s: %w", s.path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("write rules file %s: %w", s.path, err)
+	}
+	if err := os.Rename(tmpName, s.path); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("write rules file %s: %w", s.path, err)
+	}
+	if err := s.syncDir(s.dir); err != nil {
+		// The new file is in place; only its durability across a power
+		// loss is in doubt. Keep the new state and report it.
+		s.problems = append(s.problems, fmt.Sprintf("sync state directory %s: %v", s.dir, err))
+	}
+	return nil
+}
+
+func fsyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
