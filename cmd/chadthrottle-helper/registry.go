@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/ebpf"
 )
 
 // registry is the one visible list of compiled backends, highest priority
@@ -16,7 +17,8 @@ import (
 func registry() *backends.Registry {
 	return &backends.Registry{
 		Monitors: compiled[backends.MonitorBackend](
-		// BACKENDS:monitor (one line per backend, e.g. capture.Monitor,)
+			// BACKENDS:monitor (one line per backend, e.g. capture.Monitor,)
+			ebpf.Monitor,
 		),
 		Uploads: compiled[backends.UploadThrottleBackend](
 		// BACKENDS:upload

@@ -1,0 +1,156 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+// ChadThrottle's eBPF monitor: cgroup/sock_create learns which process owns
+// each new socket (process context), cgroup_skb/ingress and egress count the
+// payload bytes of every TCP and UDP packet per socket cookie and
+// connection. Userspace (monitor_linux.go) joins the two by cookie.
+#include "common.h"
+
+char __license[] SEC("license") = "GPL";
+
+// netns_cookie, when not zero, restricts counting to one network namespace.
+volatile const __u64 netns_cookie = 0;
+
+struct owner {
+	__u32 tgid;
+	__u32 uid;
+	__u64 netns;
+	__u64 released_ns; // when the socket's last fd was closed; 0 while open
+	char comm[16];
+};
+
+struct conn_key {
+	__u64 cookie;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+
+struct conn_val {
+	__u64 rx_bytes;
+	__u64 tx_bytes;
+	__u64 rx_packets;
+	__u64 tx_packets;
+	__u64 last_ns;
+};
+
+struct event {
+	__u32 tgid;
+	__u32 uid;
+	__u64 cookie;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct owner);
+} owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn_val);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+SEC("cgroup/sock_create")
+int ct_sock_create(struct bpf_sock *sk)
+{
+	if (sk->protocol != IPPROTO_TCP && sk->protocol != IPPROTO_UDP)
+		return 1;
+	__u64 ns = bpf_get_netns_cookie(sk);
+	if (netns_cookie && ns != netns_cookie)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct owner o = {};
+	o.tgid = bpf_get_current_pid_tgid() >> 32;
+	o.uid = (__u32)bpf_get_current_uid_gid();
+	o.netns = ns;
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	bpf_map_update_elem(&owners, &cookie, &o, BPF_ANY);
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		e->tgid = o.tgid;
+		e->uid = o.uid;
+		e->cookie = cookie;
+		__builtin_memcpy(e->comm, o.comm, sizeof(e->comm));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 1;
+}
+
+SEC("cgroup/sock_release")
+int ct_sock_release(struct bpf_sock *sk)
+{
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct owner *o = bpf_map_lookup_elem(&owners, &cookie);
+	if (o)
+		o->released_ns = bpf_ktime_get_ns();
+	return 1;
+}
+
+static __always_inline void count(struct __sk_buff *skb, int egress)
+{
+	if (netns_cookie && bpf_get_netns_cookie(skb) != netns_cookie)
+		return;
+	struct pkt p;
+	if (parse(skb, &p))
+		return;
+	struct conn_key k = {};
+	k.cookie = bpf_get_socket_cookie(skb);
+	k.proto = p.proto;
+	k.family = p.family;
+	if (egress) {
+		__builtin_memcpy(k.laddr, p.saddr, 16);
+		__builtin_memcpy(k.raddr, p.daddr, 16);
+		k.lport = p.sport;
+		k.rport = p.dport;
+	} else {
+		__builtin_memcpy(k.laddr, p.daddr, 16);
+		__builtin_memcpy(k.raddr, p.saddr, 16);
+		k.lport = p.dport;
+		k.rport = p.sport;
+	}
+	struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
+	if (!v) {
+		struct conn_val zero = {};
+		bpf_map_update_elem(&conns, &k, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&conns, &k);
+		if (!v)
+			return;
+	}
+	if (egress) {
+		__sync_fetch_and_add(&v->tx_bytes, p.payload);
+		__sync_fetch_and_add(&v->tx_packets, 1);
+	} else {
+		__sync_fetch_and_add(&v->rx_bytes, p.payload);
+		__sync_fetch_and_add(&v->rx_packets, 1);
+	}
+	v->last_ns = bpf_ktime_get_ns();
+}
+
+SEC("cgroup_skb/ingress")
+int ct_count_ingress(struct __sk_buff *skb)
+{
+	count(skb, 0);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int ct_count_egress(struct __sk_buff *skb)
+{
+	count(skb, 1);
+	return 1;
+}
