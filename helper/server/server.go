@@ -100,8 +100,8 @@ type Server struct {
 
 // New validates cfg and returns a server; Export puts it on the bus.
 func New(cfg Config) (*Server, error) {
-	if cfg.Conn == nil || cfg.Engine == nil || cfg.Auth == nil {
-		return nil, errors.New("server: Conn, Engine and Auth are required")
+	if cfg.Engine == nil || cfg.Auth == nil {
+		return nil, errors.New("server: Engine and Auth are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -114,6 +114,9 @@ func New(cfg Config) (*Server, error) {
 // Export exports the object and its introspection data and subscribes to
 // the engine's changes. It does not request the bus name.
 func (s *Server) Export() error {
+	if s.conn == nil {
+		return errors.New("server: no bus connection to export on")
+	}
 	methods := map[string]any{
 		api.MethodGetStatus:          s.GetStatus,
 		api.MethodGetPermissions:     s.GetPermissions,
@@ -156,7 +159,7 @@ func (s *Server) emitChanged() {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
-	if closed {
+	if closed || s.conn == nil {
 		return
 	}
 	if err := s.conn.Emit(api.ObjectPath, api.Interface+"."+api.SignalLimitsChanged); err != nil {
