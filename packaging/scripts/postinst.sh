@@ -1,0 +1,17 @@
+#!/bin/sh
+# Package post-install (deb: "configure" …; rpm: $1 = 1 install, 2 upgrade).
+# Makes the system bus and systemd see the new files; each step is skipped
+# when that daemon is not running and never fails the installation.
+set -e
+
+install -d -m 0700 /var/lib/chadthrottle
+
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+if command -v dbus-send >/dev/null 2>&1; then
+	# dbus-daemon also notices new files itself; asking does no harm.
+	dbus-send --system --type=method_call --dest=org.freedesktop.DBus \
+		/org/freedesktop/DBus org.freedesktop.DBus.ReloadConfig >/dev/null 2>&1 || true
+fi
+exit 0
