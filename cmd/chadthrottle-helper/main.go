@@ -1,36 +1,68 @@
 // Command chadthrottle-helper is ChadThrottle's root daemon: it hosts the
-// monitor and throttle backends and serves clients on D-Bus.
+// monitor and throttle backends and serves clients on D-Bus as
+// io.github.chadthrottle.Helper1, authorizing every call with polkit.
+//
+//	chadthrottle-helper [--bus system|session|ADDRESS] [--interface IFACE]
+//	    [--monitor NAME] [--upload NAME] [--download NAME|none]
+//	    [--state-dir DIR] [--idle-exit DURATION] [--list-backends]
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
-	"text/tabwriter"
-
-	"github.com/chadthrottle/chadthrottle/backends"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 )
 
 func main() {
-	list := flag.Bool("list-backends", false, "print every compiled backend and exit")
+	var cfg config
+	flag.StringVar(&cfg.bus, "bus", "system", "bus to serve on: system, session or a D-Bus address")
+	flag.Func("interface", "interface to shape (repeatable or a comma list; default: the default-route interfaces)", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				cfg.interfaces = append(cfg.interfaces, f)
+			}
+		}
+		return nil
+	})
+	flag.StringVar(&cfg.monitor, "monitor", "auto", "monitor backend name, or auto")
+	flag.StringVar(&cfg.upload, "upload", "auto", "upload throttle backend name, or auto")
+	flag.StringVar(&cfg.download, "download", "auto", "download throttle backend name, auto, or none")
+	flag.StringVar(&cfg.stateDir, "state-dir", "/var/lib/chadthrottle", "directory of the persisted rules")
+	flag.StringVar(&cfg.runDir, "run-dir", "/run/chadthrottle", "directory of the instance lock and cgroup origins")
+	flag.DurationVar(&cfg.idleExit, "idle-exit", 0, "exit after this long with no limits and no client calls (0: never; for D-Bus activation)")
+	flag.StringVar(&cfg.tag, "tag", "", "suffix for kernel object names (parallel test instances); empty in production")
+	list := flag.Bool("list-backends", false, "print every compiled backend (kind, name, priority, available, reason) and exit")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "chadthrottle-helper: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	if *list {
-		listBackends(backends.Options{})
+		listBackends(os.Stdout, cfg.options())
 		return
 	}
-	fmt.Fprintln(os.Stderr, "chadthrottle-helper: serving is not built yet")
-	os.Exit(1)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("chadthrottle-helper failed", "err", err)
+		stop()
+		os.Exit(1)
+	}
 }
 
-func listBackends(opts backends.Options) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "KIND\tNAME\tPRIORITY\tAVAILABLE\tREASON")
-	for _, s := range registry().Statuses(opts) {
-		avail := "yes"
-		if !s.Available {
-			avail = "no"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%d (%s)\t%s\t%s\n", s.Kind, s.Name, s.Priority, s.Priority, avail, s.Reason)
-	}
-	w.Flush()
+// config is the helper's command line.
+type config struct {
+	bus                       string
+	interfaces                []string
+	monitor, upload, download string
+	stateDir, runDir          string
+	idleExit                  time.Duration
+	tag                       string
 }

@@ -243,3 +243,37 @@ func (r Result) Err(action string) error {
 	}
 	return fmt.Errorf("%w for %s (polkit denied it)", ErrDenied, action)
 }
+
+// SameUser authorizes only root and one uid: the policy of a session bus,
+// which belongs to one user and has no polkit subject of its own
+// (development and tests with --bus session).
+type SameUser struct {
+	conn *dbus.Conn
+	uid  uint32
+}
+
+// NewSameUser returns a SameUser authority for uid on conn.
+func NewSameUser(conn *dbus.Conn, uid uint32) *SameUser { return &SameUser{conn: conn, uid: uid} }
+
+// UID returns the unix uid of sender.
+func (s *SameUser) UID(ctx context.Context, sender string) (uint32, error) {
+	var uid uint32
+	ctx, cancel := context.WithTimeout(ctx, QuickTimeout)
+	defer cancel()
+	if err := s.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetConnectionUnixUser", 0, sender).Store(&uid); err != nil {
+		return 0, fmt.Errorf("uid of bus peer %s: %w", sender, err)
+	}
+	return uid, nil
+}
+
+// Check allows root and the session's user, and denies everyone else.
+func (s *SameUser) Check(ctx context.Context, sender, action string, interactive bool) (Result, error) {
+	uid, err := s.UID(ctx, sender)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Authorized: uid == 0 || uid == s.uid, Root: uid == 0}, nil
+}
+
+// Close does nothing; it matches Authority.
+func (s *SameUser) Close() {}
