@@ -1,0 +1,176 @@
+package gui
+
+import (
+	"context"
+	"fmt"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// selectApp shows app id in the details pane and polls its details.
+func (u *UI) selectApp(id string) {
+	if id == u.selected {
+		return
+	}
+	u.selected = id
+	u.selectedID.Store(id)
+	u.det.selPID = 0
+	if a, ok := u.view.app(id); ok {
+		u.det.show(&api.AppDetails{App: a})
+	}
+	u.requestPoll()
+}
+
+// showSettings opens the settings dialog.
+func (u *UI) showSettings() {
+	var labels []string
+	for _, un := range Units {
+		labels = append(labels, un.Label())
+	}
+	unit := widget.NewSelect(labels, nil)
+	unit.SetSelected(u.settings.Unit.Label())
+	autostart := widget.NewCheck("Start ChadThrottle when I log in", nil)
+	autostart.SetChecked(u.settings.Autostart)
+	hidden := widget.NewCheck("Start hidden in the tray", nil)
+	hidden.SetChecked(u.settings.StartHidden)
+	var tl []string
+	for _, t := range trafficLabels {
+		tl = append(tl, t.label)
+	}
+	traffic := widget.NewSelect(tl, nil)
+	traffic.SetSelected(trafficLabel(u.settings.Traffic))
+	items := []*widget.FormItem{
+		widget.NewFormItem("Show rates in", unit),
+		widget.NewFormItem("Login", autostart),
+		widget.NewFormItem("Tray", hidden),
+		widget.NewFormItem("New limits apply to", traffic),
+	}
+	items[3].HintText = "Which traffic a new limit counts: everything, Internet or the local network."
+	d := dialog.NewForm("Settings", "Save", "Cancel", items, func(ok bool) {
+		if !ok {
+			return
+		}
+		s := Settings{
+			Unit:        unitByLabel(unit.Selected),
+			Autostart:   autostart.Checked,
+			StartHidden: hidden.Checked,
+			Traffic:     trafficValue(traffic.Selected),
+		}
+		u.applySettings(s)
+	}, u.win)
+	d.Resize(fyne.NewSize(520, 320))
+	d.Show()
+}
+
+// applySettings saves s, writes or removes the autostart entry and redraws.
+func (u *UI) applySettings(s Settings) {
+	old := u.settings
+	u.settings = s
+	s.save(u.app.Preferences())
+	if s.Autostart != old.Autostart || (s.Autostart && s.StartHidden != old.StartHidden) {
+		if err := SetAutostart(s.Autostart, s.StartHidden, u.opts.Executable); err != nil {
+			u.notify("Could not change starting at login: " + err.Error())
+		}
+	}
+	u.list.Refresh()
+	u.totalGraph.SetSamples(u.totals.s, s.Unit)
+	if u.det.d != nil && u.selected != "" {
+		u.det.show(u.det.d)
+	}
+	u.trayState.limitsChanged = true
+	u.refreshTray(true)
+}
+
+// showLimitDialog asks for an app's download and upload limits (tray
+// "Custom…").
+func (u *UI) showLimitDialog(a api.App) {
+	u.showWindow()
+	if cur, ok := u.view.app(a.ID); ok {
+		a = cur
+	}
+	down, up := widget.NewEntry(), widget.NewEntry()
+	down.SetPlaceHolder("unlimited")
+	up.SetPlaceHolder("unlimited")
+	down.SetText(entryText(a.Limit.Down, u.settings.Unit))
+	up.SetText(entryText(a.Limit.Up, u.settings.Unit))
+	if !u.downloadAvailable() {
+		down.Disable()
+	}
+	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up)}
+	items[1].HintText = `For example 500 KB/s, 1.5 MB/s or 8 Mbit/s; empty = unlimited.`
+	dialog.ShowForm("Limit "+a.Name, "Set limit", "Cancel", items, func(ok bool) {
+		if !ok {
+			return
+		}
+		l, err := u.parseLimits(down.Text, up.Text, a.Limit.Traffic)
+		if err != nil {
+			dialog.ShowError(err, u.win)
+			return
+		}
+		u.setAppLimit(a, l)
+	}, u.win)
+}
+
+// showProcessLimitDialog asks for one process's limits.
+func (u *UI) showProcessLimitDialog(pid int32) {
+	if pid == 0 {
+		return
+	}
+	var cur api.Limit
+	for _, p := range u.det.d.Processes {
+		if p.PID == pid {
+			cur = p.Limit
+		}
+	}
+	down, up := widget.NewEntry(), widget.NewEntry()
+	down.SetPlaceHolder("unlimited")
+	up.SetPlaceHolder("unlimited")
+	down.SetText(entryText(cur.Down, u.settings.Unit))
+	up.SetText(entryText(cur.Up, u.settings.Unit))
+	if !u.downloadAvailable() {
+		down.Disable()
+	}
+	note := widget.NewLabel("A process limit lasts until the process exits. To limit every run of the app, use the sliders in the list.")
+	note.Wrapping = fyne.TextWrapWord
+	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up),
+		widget.NewFormItem("", note)}
+	dialog.ShowForm(fmt.Sprintf("Limit process %d", pid), "Set limit", "Cancel", items, func(ok bool) {
+		if !ok {
+			return
+		}
+		l, err := u.parseLimits(down.Text, up.Text, cur.Traffic)
+		if err != nil {
+			dialog.ShowError(err, u.win)
+			return
+		}
+		u.call(func(ctx context.Context) error {
+			if l.Down == 0 && l.Up == 0 {
+				return u.b.RemoveProcessLimit(ctx, pid)
+			}
+			return u.b.SetProcessLimit(ctx, pid, l)
+		}, func(err error) {
+			if err != nil {
+				u.notify(fmt.Sprintf("Could not limit process %d: %s", pid, explain(err)))
+			}
+		})
+	}, u.win)
+}
+
+func (u *UI) parseLimits(down, up, traffic string) (api.Limit, error) {
+	d, err := ParseLimit(down, u.settings.Unit)
+	if err != nil {
+		return api.Limit{}, fmt.Errorf("download: %w", err)
+	}
+	p, err := ParseLimit(up, u.settings.Unit)
+	if err != nil {
+		return api.Limit{}, fmt.Errorf("upload: %w", err)
+	}
+	if traffic == "" {
+		traffic = u.settings.Traffic
+	}
+	return api.Limit{Down: d, Up: p, Traffic: traffic}, nil
+}

@@ -1,0 +1,247 @@
+package gui
+
+import (
+	"fmt"
+	"image/color"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/chadthrottle/chadthrottle/assets"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// detailsPane shows the selected app: a 60 s graph, its processes and its
+// connections.
+type detailsPane struct {
+	u      *UI
+	root   *fyne.Container
+	empty  *widget.Label
+	body   *fyne.Container
+	icon   *canvas.Image
+	title  *widget.Label
+	info   *widget.Label
+	graph  *Graph
+	tabs   *container.AppTabs
+	procs  *widget.Table
+	conns  *widget.Table
+	procT  *container.TabItem
+	connT  *container.TabItem
+	d      *api.AppDetails
+	selPID int32
+	limBtn *widget.Button
+}
+
+var (
+	procCols = []struct {
+		title string
+		width float32
+	}{{"PID", 70}, {"Process", 150}, {"Command line", 330}, {"Download", 95}, {"Upload", 95}, {"Downloaded", 95}, {"Uploaded", 95}, {"Limit", 170}}
+	connCols = []struct {
+		title string
+		width float32
+	}{{"PID", 70}, {"Proto", 60}, {"Remote", 280}, {"Local", 200}, {"Where", 80}, {"Download", 95}, {"Upload", 95}, {"Downloaded", 95}, {"Uploaded", 95}}
+)
+
+func newDetailsPane(u *UI) *detailsPane {
+	p := &detailsPane{u: u, d: &api.AppDetails{}}
+	p.empty = widget.NewLabel("Select an app to see its processes, connections and the last 60 seconds of traffic.")
+	p.empty.Alignment = fyne.TextAlignCenter
+	p.icon = canvas.NewImageFromResource(assets.GenericAppIcon)
+	p.icon.SetMinSize(fyne.NewSize(40, 40))
+	p.icon.FillMode = canvas.ImageFillContain
+	p.title = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.info = widget.NewLabel("")
+	p.info.Truncation = fyne.TextTruncateEllipsis
+	p.graph = NewGraph(fyne.NewSize(360, 150), true)
+
+	p.procs = widget.NewTableWithHeaders(
+		func() (int, int) { return len(p.d.Processes), len(procCols) },
+		func() fyne.CanvasObject { l := widget.NewLabel(""); l.Truncation = fyne.TextTruncateEllipsis; return l },
+		func(id widget.TableCellID, o fyne.CanvasObject) { p.procCell(id, o.(*widget.Label)) })
+	p.procs.ShowHeaderColumn = false
+	p.procs.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
+		if id.Col >= 0 && id.Col < len(procCols) {
+			o.(*widget.Label).SetText(procCols[id.Col].title)
+		}
+	}
+	for i, c := range procCols {
+		p.procs.SetColumnWidth(i, c.width)
+	}
+	p.procs.OnSelected = func(id widget.TableCellID) {
+		if id.Row >= 0 && id.Row < len(p.d.Processes) {
+			p.selPID = p.d.Processes[id.Row].PID
+			p.limBtn.Enable()
+		}
+	}
+	p.limBtn = widget.NewButton("Limit selected process…", func() { p.u.showProcessLimitDialog(p.selPID) })
+	p.limBtn.Disable()
+
+	p.conns = widget.NewTableWithHeaders(
+		func() (int, int) { return len(p.d.Connections), len(connCols) },
+		func() fyne.CanvasObject { l := widget.NewLabel(""); l.Truncation = fyne.TextTruncateEllipsis; return l },
+		func(id widget.TableCellID, o fyne.CanvasObject) { p.connCell(id, o.(*widget.Label)) })
+	p.conns.ShowHeaderColumn = false
+	p.conns.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
+		if id.Col >= 0 && id.Col < len(connCols) {
+			o.(*widget.Label).SetText(connCols[id.Col].title)
+		}
+	}
+	for i, c := range connCols {
+		p.conns.SetColumnWidth(i, c.width)
+	}
+	p.procT = container.NewTabItem("Processes", container.NewBorder(nil, container.NewHBox(p.limBtn), nil, nil, p.procs))
+	p.connT = container.NewTabItem("Connections", p.conns)
+	p.tabs = container.NewAppTabs(p.procT, p.connT)
+
+	legend := container.NewHBox(swatch(colorDown), widget.NewLabel("download"), swatch(colorUp), widget.NewLabel("upload"))
+	left := container.NewBorder(nil, legend, nil, nil, p.graph)
+	head := container.NewBorder(nil, nil, p.icon, nil, container.NewVBox(p.title, p.info))
+	p.body = container.NewBorder(head, nil, container.New(fixedWidth{w: 380}, left), nil, p.tabs)
+	p.body.Hide()
+	p.root = container.NewStack(container.NewCenter(p.empty), p.body)
+	return p
+}
+
+// swatch is a legend's colour square.
+func swatch(c color.Color) fyne.CanvasObject {
+	r := canvas.NewRectangle(c)
+	r.SetMinSize(fyne.NewSize(12, 12))
+	r.CornerRadius = 2
+	return container.NewCenter(r)
+}
+
+func (p *detailsPane) procCell(id widget.TableCellID, l *widget.Label) {
+	if id.Row < 0 || id.Row >= len(p.d.Processes) {
+		l.SetText("")
+		return
+	}
+	pr := &p.d.Processes[id.Row]
+	unit := p.u.settings.Unit
+	var s string
+	switch id.Col {
+	case 0:
+		s = strconv.Itoa(int(pr.PID))
+	case 1:
+		s = pr.Comm
+	case 2:
+		s = pr.Cmdline
+	case 3:
+		s = FormatRate(pr.RxRate, unit)
+	case 4:
+		s = FormatRate(pr.TxRate, unit)
+	case 5:
+		s = FormatBytes(pr.RxBytes)
+	case 6:
+		s = FormatBytes(pr.TxBytes)
+	case 7:
+		s = limitText(pr.Limit, unit)
+	}
+	setText(l, s)
+}
+
+func (p *detailsPane) connCell(id widget.TableCellID, l *widget.Label) {
+	if id.Row < 0 || id.Row >= len(p.d.Connections) {
+		l.SetText("")
+		return
+	}
+	c := &p.d.Connections[id.Row]
+	unit := p.u.settings.Unit
+	var s string
+	switch id.Col {
+	case 0:
+		s = strconv.Itoa(int(c.PID))
+	case 1:
+		s = strings.ToUpper(c.Proto)
+	case 2:
+		s = c.Remote
+	case 3:
+		s = c.Local
+	case 4:
+		s = map[string]string{api.TrafficInternet: "Internet", api.TrafficLocal: "Local"}[c.Traffic]
+		if s == "" {
+			s = c.Traffic
+		}
+	case 5:
+		s = FormatRate(c.RxRate, unit)
+	case 6:
+		s = FormatRate(c.TxRate, unit)
+	case 7:
+		s = FormatBytes(c.RxBytes)
+	case 8:
+		s = FormatBytes(c.TxBytes)
+	}
+	setText(l, s)
+}
+
+// limitText describes a limit in a table cell.
+func limitText(l api.Limit, unit Unit) string {
+	if l.Down == 0 && l.Up == 0 {
+		return "–"
+	}
+	var parts []string
+	if l.Down != 0 {
+		parts = append(parts, "↓ "+FormatRate(l.Down, unit))
+	}
+	if l.Up != 0 {
+		parts = append(parts, "↑ "+FormatRate(l.Up, unit))
+	}
+	return strings.Join(parts, " ")
+}
+
+// show displays d (UI goroutine).
+func (p *detailsPane) show(d *api.AppDetails) {
+	p.d = d
+	a := &d.App
+	p.empty.Hide()
+	p.body.Show()
+	if res := p.u.appIcons[a.Icon]; res != nil {
+		p.icon.Resource = res
+	} else {
+		p.icon.Resource = assets.GenericAppIcon
+	}
+	p.icon.Refresh()
+	setText(p.title, a.Name)
+	info := a.Exe
+	if a.User != "" {
+		info += " · user " + a.User
+	}
+	info += fmt.Sprintf(" · %d process", len(a.PIDs))
+	if len(a.PIDs) != 1 {
+		info += "es"
+	}
+	if a.Rule {
+		info += " · limit saved as a rule"
+	}
+	setText(p.info, info)
+	p.graph.SetSamples(d.History, p.u.settings.Unit)
+	p.procT.Text = fmt.Sprintf("Processes (%d)", len(d.Processes))
+	p.connT.Text = fmt.Sprintf("Connections (%d)", len(d.Connections))
+	p.tabs.Refresh()
+	p.procs.Refresh()
+	p.conns.Refresh()
+	if p.u.readOnly() || p.selPID == 0 {
+		p.limBtn.Disable()
+	} else {
+		p.limBtn.Enable()
+	}
+}
+
+// gone says the selected app has exited.
+func (p *detailsPane) gone() {
+	if p.body.Visible() {
+		p.info.SetText(p.info.Text + " · exited")
+	}
+}
+
+// clear shows the "select an app" hint.
+func (p *detailsPane) clear() {
+	p.d = &api.AppDetails{}
+	p.selPID = 0
+	p.body.Hide()
+	p.empty.Show()
+}

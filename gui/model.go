@@ -1,0 +1,161 @@
+package gui
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// Column is a sortable column of the app list.
+type Column int
+
+// Columns of the app list, in display order.
+const (
+	ColName Column = iota
+	ColDown
+	ColUp
+	ColTotalDown
+	ColTotalUp
+	ColLimit // limited apps first
+	numColumns
+)
+
+var columnTitles = [numColumns]string{"Application", "Download", "Upload", "Downloaded", "Uploaded", "Download limit"}
+
+// Title is the column header text.
+func (c Column) Title() string {
+	if c < 0 || c >= numColumns {
+		return "?"
+	}
+	return columnTitles[c]
+}
+
+// view is the sorted, filtered list of apps the window shows. It is owned
+// by the UI goroutine.
+type view struct {
+	all    []api.App
+	rows   []api.App // all, filtered and sorted
+	sortBy Column
+	asc    bool
+	filter string
+}
+
+func newView() *view { return &view{sortBy: ColDown} }
+
+// setApps replaces the data and recomputes rows.
+func (v *view) setApps(apps []api.App) {
+	v.all = apps
+	v.recompute()
+}
+
+// setSort sorts by c; choosing the current column again flips the order.
+// Names sort ascending first, numbers descending first.
+func (v *view) setSort(c Column) {
+	if c == v.sortBy {
+		v.asc = !v.asc
+	} else {
+		v.sortBy = c
+		v.asc = c == ColName
+	}
+	v.recompute()
+}
+
+func (v *view) setFilter(f string) {
+	v.filter = strings.ToLower(strings.TrimSpace(f))
+	v.recompute()
+}
+
+func limited(a *api.App) bool { return a.Limit.Down != 0 || a.Limit.Up != 0 }
+
+func (v *view) recompute() {
+	rows := v.rows[:0]
+	for _, a := range v.all {
+		if v.filter == "" || strings.Contains(strings.ToLower(a.Name), v.filter) ||
+			strings.Contains(strings.ToLower(a.Exe), v.filter) {
+			rows = append(rows, a)
+		}
+	}
+	key := func(a *api.App) uint64 {
+		switch v.sortBy {
+		case ColDown:
+			return a.RxRate
+		case ColUp:
+			return a.TxRate
+		case ColTotalDown:
+			return a.RxBytes
+		case ColTotalUp:
+			return a.TxBytes
+		case ColLimit:
+			if limited(a) {
+				return 1
+			}
+		}
+		return 0
+	}
+	slices.SortStableFunc(rows, func(a, b api.App) int {
+		var c int
+		if v.sortBy == ColName {
+			c = cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+		} else {
+			c = cmp.Compare(key(&a), key(&b))
+		}
+		if !v.asc {
+			c = -c
+		}
+		if c == 0 { // ties: by name, then id, so rows do not jump around
+			c = cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+			if c == 0 {
+				c = cmp.Compare(a.ID, b.ID)
+			}
+		}
+		return c
+	})
+	v.rows = rows
+}
+
+// index returns the row of app id, or -1.
+func (v *view) index(id string) int {
+	for i := range v.rows {
+		if v.rows[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// app returns the app with id from all apps.
+func (v *view) app(id string) (api.App, bool) {
+	for _, a := range v.all {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return api.App{}, false
+}
+
+// topApps returns up to n apps by current total rate (for the tray), apps
+// with a limit first when nothing moves.
+func topApps(apps []api.App, n int) []api.App {
+	s := slices.Clone(apps)
+	slices.SortStableFunc(s, func(a, b api.App) int {
+		if c := cmp.Compare(b.RxRate+b.TxRate, a.RxRate+a.TxRate); c != 0 {
+			return c
+		}
+		if la, lb := limited(&a), limited(&b); la != lb {
+			if la {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(b.RxBytes+b.TxBytes, a.RxBytes+a.TxBytes); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}

@@ -1,0 +1,237 @@
+package gui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
+
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// pollResult is what one poll fetched, handed to the UI goroutine.
+type pollResult struct {
+	snap       api.Snapshot
+	err        error
+	status     *api.Status
+	perms      *api.Permissions
+	details    *api.AppDetails
+	detailsFor string
+	icons      map[string]fyne.Resource
+}
+
+// Poll fetches one snapshot (plus status, permissions and the selected
+// app's details when due) and applies it on the UI goroutine. Start calls
+// it every Interval; tests call it directly.
+func (u *UI) Poll(ctx context.Context) {
+	var r pollResult
+	call := func(f func(ctx context.Context) error) error {
+		cctx, cancel := context.WithTimeout(ctx, u.opts.CallTimeout)
+		defer cancel()
+		return f(cctx)
+	}
+	r.err = call(func(ctx context.Context) (err error) { r.snap, err = u.b.Apps(ctx); return })
+	if ctx.Err() != nil {
+		return
+	}
+	if r.err == nil && u.needStatus.Swap(false) {
+		var st api.Status
+		var p api.Permissions
+		if err := call(func(ctx context.Context) (err error) { st, err = u.b.Status(ctx); return }); err == nil {
+			r.status = &st
+		} else {
+			u.needStatus.Store(true)
+		}
+		if err := call(func(ctx context.Context) (err error) { p, err = u.b.Permissions(ctx); return }); err == nil {
+			r.perms = &p
+		} else {
+			u.needStatus.Store(true)
+		}
+	}
+	if sel, _ := u.selectedID.Load().(string); r.err == nil && sel != "" {
+		var d api.AppDetails
+		if err := call(func(ctx context.Context) (err error) { d, err = u.b.AppDetails(ctx, sel); return }); err == nil {
+			r.details, r.detailsFor = &d, sel
+		}
+	}
+	r.icons = map[string]fyne.Resource{}
+	for _, a := range r.snap.Apps {
+		if _, ok := r.icons[a.Icon]; !ok && a.Icon != "" {
+			r.icons[a.Icon] = u.icons.resolve(a.Icon)
+		}
+	}
+	fyne.DoAndWait(func() { u.apply(&r) })
+}
+
+// apply takes a poll result in (UI goroutine).
+func (u *UI) apply(r *pollResult) {
+	if r.err != nil {
+		switch {
+		case errors.Is(r.err, ErrHelperMissing):
+			u.setState(stateMissing, explain(r.err))
+		case errors.Is(r.err, ErrNotAuthorized):
+			u.setState(stateUnauthorized, explain(r.err))
+		case u.state == stateRestarting:
+			u.setState(stateRestarting, explain(r.err))
+		default:
+			u.setState(stateNoAnswer, explain(r.err))
+		}
+		u.needStatus.Store(true)
+		return
+	}
+	if r.status != nil {
+		u.status = *r.status
+		u.lastStatus = time.Now()
+	} else if time.Since(u.lastStatus) > 10*time.Second {
+		u.needStatus.Store(true) // backends may change; refresh now and then
+	}
+	if r.perms != nil {
+		u.perms, u.permsKnown = *r.perms, true
+	}
+	if u.permsKnown && u.perms.Monitor == api.PermNo {
+		u.setState(stateUnauthorized, "")
+		return
+	}
+	for k, v := range r.icons {
+		u.appIcons[k] = v
+	}
+	u.haveData = true
+	if r.snap.Time == 0 || r.snap.Time != u.snapTime {
+		u.totals.add(api.Sample{RxRate: r.snap.RxRate, TxRate: r.snap.TxRate})
+		u.snapTime = r.snap.Time
+	}
+	u.view.setApps(r.snap.Apps)
+	u.totalDown.Text = "↓ " + FormatRate(r.snap.RxRate, u.settings.Unit)
+	u.totalUp.Text = "↑ " + FormatRate(r.snap.TxRate, u.settings.Unit)
+	u.totalDown.Refresh()
+	u.totalUp.Refresh()
+	u.totalGraph.SetSamples(u.totals.s, u.settings.Unit)
+	if r.details != nil && r.detailsFor == u.selected {
+		u.details = *r.details
+		u.det.show(&u.details)
+	} else if u.selected != "" {
+		if _, ok := u.view.app(u.selected); !ok {
+			u.det.gone()
+		}
+	}
+	u.setState(stateConnected, "")
+	u.refreshList()
+	u.refreshTray(false)
+}
+
+// setState records the helper's state and updates the words on screen.
+func (u *UI) setState(s connState, detail string) {
+	changed := s != u.state || detail != u.stateDetail
+	u.state, u.stateDetail = s, detail
+	if changed {
+		u.applyState()
+		if s != stateConnected {
+			u.list.Refresh() // sliders read-only while away
+			u.refreshTray(true)
+		}
+	}
+}
+
+// stateWords returns the overlay title and text for the current state, or
+// "" when connected.
+func (u *UI) stateWords() (string, string) {
+	switch u.state {
+	case stateConnecting:
+		return "Connecting to the ChadThrottle helper…", "The helper is the part of ChadThrottle that measures and limits traffic. It usually starts by itself within a second."
+	case stateMissing:
+		return "The ChadThrottle helper is not installed or cannot start",
+			"ChadThrottle needs its helper service to see and limit traffic. Install the chadthrottle package (it provides chadthrottle-helper), " +
+				"or start it with \"sudo systemctl start chadthrottle-helper\". This window connects by itself as soon as the helper is there."
+	case stateUnauthorized:
+		return "You are not allowed to see network traffic",
+			"The system's security policy (polkit) refused to let this account watch traffic. Ask an administrator to allow \"" +
+				api.ActionMonitor + "\" for you. This window tries again by itself."
+	case stateRestarting:
+		return "The ChadThrottle helper stopped — waiting for it to come back…",
+			"Your limits are kept and are applied again when the helper is back. This window reconnects by itself."
+	case stateNoAnswer:
+		return "The ChadThrottle helper does not answer",
+			"It may be starting, busy or restarting. This window keeps trying every second."
+	}
+	return "", ""
+}
+
+// applyState updates overlay, status line, banner, pause button and tray
+// for the current state (UI goroutine).
+func (u *UI) applyState() {
+	title, text := u.stateWords()
+	if title != "" {
+		if u.stateDetail != "" && u.state != stateConnecting {
+			text += "\n\nDetails: " + u.stateDetail
+		}
+		u.overlayTitle.SetText(title)
+		u.overlayText.SetText(text)
+		u.overlay.Show()
+	} else {
+		u.overlay.Hide()
+	}
+	u.statusLine.SetText(u.statusText())
+	if u.status.Paused {
+		u.pauseBtn.SetText("Resume limits")
+		u.pauseBtn.SetIcon(theme.MediaPlayIcon())
+	} else {
+		u.pauseBtn.SetText("Pause limits")
+		u.pauseBtn.SetIcon(theme.MediaPauseIcon())
+	}
+	if u.state == stateConnected && !u.readOnly() {
+		u.pauseBtn.Enable()
+	} else {
+		u.pauseBtn.Disable()
+	}
+	u.updateBanner()
+}
+
+// statusText is the bottom line: connection and active backends.
+func (u *UI) statusText() string {
+	if u.state != stateConnected {
+		t, _ := u.stateWords()
+		return "● Not connected: " + strings.TrimSuffix(t, "…")
+	}
+	parts := []string{"● Connected to the helper"}
+	if u.status.Version != "" {
+		parts[0] += " " + u.status.Version
+	}
+	if u.status.Monitor != "" {
+		parts = append(parts, "monitor: "+u.status.Monitor)
+	}
+	if u.status.Upload != "" {
+		parts = append(parts, "upload limits: "+u.status.Upload)
+	} else {
+		parts = append(parts, "upload limits: none")
+	}
+	if u.status.Download != "" {
+		parts = append(parts, "download limits: "+u.status.Download)
+	} else {
+		parts = append(parts, "download limits: unavailable")
+	}
+	if u.status.Interfaces != "" {
+		parts = append(parts, "interfaces: "+u.status.Interfaces)
+	}
+	if u.readOnly() {
+		parts = append(parts, "read-only")
+	}
+	return strings.Join(parts, " · ")
+}
+
+// explain turns a backend error into words for people.
+func explain(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrNotAuthorized):
+		return "not allowed (" + err.Error() + ")"
+	case errors.Is(err, ErrHelperMissing):
+		return "the helper is not running (" + err.Error() + ")"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the helper did not answer in time"
+	}
+	return err.Error()
+}

@@ -1,0 +1,399 @@
+package gui
+
+import (
+	"context"
+	"image/color"
+	"strconv"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/chadthrottle/chadthrottle/assets"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// direction of a limit control.
+type direction int
+
+const (
+	dirDown direction = iota
+	dirUp
+)
+
+func (d direction) String() string {
+	if d == dirDown {
+		return "download"
+	}
+	return "upload"
+}
+
+// rowColumns is the shared layout of header and rows: limit mark, icon,
+// name (flexible), rates, totals, download limit, upload limit.
+func (u *UI) rowColumns() *columns {
+	return &columns{widths: []float32{4, 32, 190, 92, 92, 100, 100, 265, 265}, flex: 2, gap: 6}
+}
+
+// appRow is one recycled row of the app list; id says which app it shows
+// right now.
+type appRow struct {
+	u      *UI
+	id     string
+	mark   *canvas.Rectangle
+	icon   *canvas.Image
+	name   *widget.Label
+	sub    *canvas.Text
+	down   *widget.Label
+	up     *widget.Label
+	totDn  *widget.Label
+	totUp  *widget.Label
+	limDn  *limitControl
+	limUp  *limitControl
+	iconOf string
+}
+
+// limitControl is a slider with an "unlimited" right end plus an entry
+// for an exact value.
+type limitControl struct {
+	row    *appRow
+	dir    direction
+	slider *widget.Slider
+	entry  *widget.Entry
+	box    *fyne.Container
+}
+
+func (u *UI) newRow() fyne.CanvasObject {
+	r := &appRow{u: u}
+	r.mark = canvas.NewRectangle(color.Transparent)
+	r.mark.CornerRadius = 2
+	r.icon = canvas.NewImageFromResource(assets.GenericAppIcon)
+	r.icon.SetMinSize(fyne.NewSize(32, 32))
+	r.icon.FillMode = canvas.ImageFillContain
+	r.name = widget.NewLabel("")
+	r.name.TextStyle.Bold = true
+	r.name.Truncation = fyne.TextTruncateEllipsis
+	r.sub = canvas.NewText("", color.Gray{Y: 0x80})
+	r.sub.TextSize = 11
+	nameBox := container.New(nameLayout{}, r.name, r.sub)
+	right := func() *widget.Label {
+		l := widget.NewLabel("")
+		l.Alignment = fyne.TextAlignTrailing
+		return l
+	}
+	r.down, r.up, r.totDn, r.totUp = right(), right(), right(), right()
+	r.limDn = r.newLimitControl(dirDown)
+	r.limUp = r.newLimitControl(dirUp)
+	b := &rowBox{row: r, content: container.New(u.rowColumns(), r.mark, container.NewCenter(r.icon), nameBox,
+		r.down, r.up, r.totDn, r.totUp, r.limDn.box, r.limUp.box)}
+	b.ExtendBaseWidget(b)
+	return b
+}
+
+// nameLayout stacks the bold name and the caption line under it, tighter
+// than a VBox.
+type nameLayout struct{}
+
+func (nameLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	n, s := objs[0].MinSize(), objs[1].MinSize()
+	return fyne.NewSize(max(n.Width, s.Width), n.Height+s.Height-6)
+}
+
+func (nameLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	n, s := objs[0].MinSize(), objs[1].MinSize()
+	top := (size.Height - (n.Height + s.Height - 6)) / 2
+	objs[0].Move(fyne.NewPos(0, top))
+	objs[0].Resize(fyne.NewSize(size.Width, n.Height))
+	pad := theme.InnerPadding()
+	objs[1].Move(fyne.NewPos(pad, top+n.Height-6-s.Height/4))
+	objs[1].Resize(s)
+}
+
+// rowBox is the row's widget; it carries the row so updateRow finds it.
+type rowBox struct {
+	widget.BaseWidget
+	content fyne.CanvasObject
+	row     *appRow
+}
+
+// CreateRenderer implements fyne.Widget.
+func (b *rowBox) CreateRenderer() fyne.WidgetRenderer {
+	return widget.NewSimpleRenderer(b.content)
+}
+
+func (r *appRow) newLimitControl(d direction) *limitControl {
+	c := &limitControl{row: r, dir: d}
+	c.slider = widget.NewSlider(0, sliderMax)
+	c.slider.Step = 1
+	c.slider.OnChanged = func(pos float64) {
+		lim := SliderToLimit(pos)
+		c.entry.SetText(entryText(lim, r.u.settings.Unit))
+		r.u.edit(r.id, d, lim)
+	}
+	c.entry = widget.NewEntry()
+	c.entry.SetPlaceHolder("unlimited")
+	c.entry.OnSubmitted = func(s string) {
+		lim, err := ParseLimit(s, r.u.settings.Unit)
+		if err != nil {
+			r.u.notify("Limit not changed: " + err.Error())
+			return
+		}
+		c.setSlider(lim)
+		r.u.edit(r.id, d, lim)
+		r.u.flushNow(r.id)
+	}
+	c.box = container.New(&columns{widths: []float32{170, 89}, flex: 0, gap: 6}, c.slider, c.entry)
+	return c
+}
+
+func entryText(lim uint64, unit Unit) string {
+	if lim == 0 {
+		return ""
+	}
+	return FormatRate(lim, unit)
+}
+
+// setSlider moves the slider without firing its callbacks.
+func (c *limitControl) setSlider(lim uint64) {
+	pos := LimitToSlider(lim)
+	if c.slider.Value != pos {
+		c.slider.Value = pos
+		c.slider.Refresh()
+	}
+}
+
+// show displays limit lim unless the person is editing this control.
+func (c *limitControl) show(lim uint64, enabled bool, editing bool) {
+	if enabled {
+		c.slider.Enable()
+		c.entry.Enable()
+	} else {
+		c.slider.Disable()
+		c.entry.Disable()
+	}
+	if editing {
+		return
+	}
+	c.setSlider(lim)
+	focused := c.row.u.win.Canvas().Focused() == c.entry
+	if t := entryText(lim, c.row.u.settings.Unit); !focused && c.entry.Text != t {
+		c.entry.SetText(t)
+	}
+}
+
+func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
+	if id < 0 || id >= len(u.view.rows) {
+		return
+	}
+	r := o.(*rowBox).row
+	a := &u.view.rows[id]
+	r.id = a.ID
+	lim, editing := u.effectiveLimit(a)
+	on := lim.Down != 0 || lim.Up != 0
+	if on && !u.status.Paused {
+		r.mark.FillColor = colorMark
+	} else {
+		r.mark.FillColor = color.Transparent
+	}
+	r.mark.Refresh()
+	if res := u.appIcons[a.Icon]; res != nil && r.iconOf != a.Icon {
+		r.icon.Resource = res
+		r.iconOf = a.Icon
+		r.icon.Refresh()
+	} else if res == nil && r.iconOf != "" {
+		r.icon.Resource = assets.GenericAppIcon
+		r.iconOf = ""
+		r.icon.Refresh()
+	}
+	setText(r.name, a.Name)
+	sub := strconv.Itoa(len(a.PIDs)) + " process"
+	if len(a.PIDs) != 1 {
+		sub += "es"
+	}
+	if a.User != "" {
+		sub += " · " + a.User
+	}
+	if on {
+		sub += " · limited"
+		if u.status.Paused {
+			sub += " (paused)"
+		}
+	}
+	if r.sub.Text != sub {
+		r.sub.Text = sub
+		r.sub.Refresh()
+	}
+	unit := u.settings.Unit
+	setText(r.down, FormatRate(a.RxRate, unit))
+	setText(r.up, FormatRate(a.TxRate, unit))
+	setText(r.totDn, FormatBytes(a.RxBytes))
+	setText(r.totUp, FormatBytes(a.TxBytes))
+	ro := u.readOnly() || u.state != stateConnected
+	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
+	r.limUp.show(lim.Up, !ro, editing)
+}
+
+func setText(l *widget.Label, s string) {
+	if l.Text != s {
+		l.SetText(s)
+	}
+}
+
+// refreshList redraws the visible rows and keeps the selection on the
+// same app after sorting or filtering.
+func (u *UI) refreshList() {
+	u.list.Refresh()
+	u.countLabel.SetText(u.countText())
+	if u.selected == "" {
+		return
+	}
+	if i := u.view.index(u.selected); i >= 0 {
+		u.list.Select(i)
+	}
+}
+
+func (u *UI) countText() string {
+	n, all := len(u.view.rows), len(u.view.all)
+	if n == all {
+		return strconv.Itoa(all) + " apps"
+	}
+	return strconv.Itoa(n) + " of " + strconv.Itoa(all) + " apps"
+}
+
+// pendingEdit is a limit change waiting for its slider to settle.
+type pendingEdit struct {
+	exe   string
+	uid   uint32
+	name  string
+	limit api.Limit
+	seq   int
+	timer *time.Timer
+	sent  bool // in flight
+}
+
+// effectiveLimit is the app's limit as the person last set it: a pending
+// edit wins over the helper's (older) answer.
+func (u *UI) effectiveLimit(a *api.App) (api.Limit, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if p, ok := u.pending[a.ID]; ok {
+		return p.limit, true
+	}
+	return a.Limit, false
+}
+
+// edit records that the person set direction d of app id to lim and
+// (re)starts the settle timer: one call per settle, not per pixel.
+func (u *UI) edit(id string, d direction, lim uint64) {
+	a, ok := u.view.app(id)
+	if !ok || u.readOnly() {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	p, ok := u.pending[id]
+	if !ok {
+		p = &pendingEdit{exe: a.Exe, uid: a.UID, name: a.Name, limit: a.Limit}
+		if p.limit.Traffic == "" || (p.limit.Down == 0 && p.limit.Up == 0) {
+			p.limit.Traffic = u.settings.Traffic
+		}
+		u.pending[id] = p
+	}
+	if d == dirDown {
+		p.limit.Down = lim
+	} else {
+		p.limit.Up = lim
+	}
+	p.seq++
+	seq := p.seq
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timer = time.AfterFunc(u.opts.Debounce, func() { u.flush(id, seq) })
+}
+
+// flushNow sends app id's pending edit at once (entry submitted).
+func (u *UI) flushNow(id string) {
+	u.mu.Lock()
+	p, ok := u.pending[id]
+	if !ok {
+		u.mu.Unlock()
+		return
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	seq := p.seq
+	u.mu.Unlock()
+	go u.flush(id, seq)
+}
+
+// flush sends the pending edit of app id if nothing changed it since seq.
+// It runs on a timer goroutine.
+func (u *UI) flush(id string, seq int) {
+	u.mu.Lock()
+	p, ok := u.pending[id]
+	if !ok || p.seq != seq || p.sent {
+		u.mu.Unlock()
+		return
+	}
+	p.sent = true
+	exe, uid, lim, name := p.exe, p.uid, p.limit, p.name
+	u.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), setTimeout)
+	var err error
+	if lim.Down == 0 && lim.Up == 0 {
+		err = u.b.RemoveAppLimit(ctx, exe, uid)
+	} else {
+		err = u.b.SetAppLimit(ctx, exe, uid, lim)
+	}
+	cancel()
+
+	u.mu.Lock()
+	again := false
+	if p2, ok := u.pending[id]; ok && p2 == p {
+		if p.seq == seq {
+			delete(u.pending, id)
+		} else {
+			p.sent = false // moved again while we were sending
+			again = true
+		}
+	}
+	nextSeq := p.seq
+	u.mu.Unlock()
+	if again {
+		u.flush(id, nextSeq)
+		return
+	}
+	fyne.Do(func() {
+		if err != nil {
+			u.notify("Could not limit " + name + ": " + explain(err))
+		} else {
+			u.setLocalLimit(id, lim)
+		}
+		u.list.Refresh()
+	})
+	u.requestPoll()
+}
+
+// setLocalLimit shows a limit the helper accepted before the next poll
+// confirms it.
+func (u *UI) setLocalLimit(id string, lim api.Limit) {
+	if lim.Down == 0 && lim.Up == 0 {
+		lim = api.Limit{}
+	}
+	for i := range u.view.all {
+		if u.view.all[i].ID == id {
+			u.view.all[i].Limit = lim
+		}
+	}
+	for i := range u.view.rows {
+		if u.view.rows[i].ID == id {
+			u.view.rows[i].Limit = lim
+		}
+	}
+	u.trayState.limitsChanged = true
+}

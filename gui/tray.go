@@ -1,0 +1,188 @@
+package gui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+
+	"github.com/chadthrottle/chadthrottle/assets"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// Quick limits offered in the tray, bytes per second.
+var quickLimits = []uint64{100_000, 1_000_000, 5_000_000}
+
+// trayTopApps is how many apps the tray menu lists.
+const trayTopApps = 5
+
+// trayState remembers what the tray menu shows so it is rebuilt only when
+// that changes (rebuilding resets an open menu).
+type trayState struct {
+	key           string
+	limitsChanged bool
+}
+
+// trayRateRefresh is how often live rates in the tray labels may update.
+const trayRateRefresh = 5 * time.Second
+
+// refreshTray rebuilds the tray menu and icon when their content changed
+// (UI goroutine). Rates alone refresh at most every trayRateRefresh.
+func (u *UI) refreshTray(force bool) {
+	if u.tray == nil {
+		return
+	}
+	active := false
+	for i := range u.view.all {
+		active = active || limited(&u.view.all[i])
+	}
+	active = active && !u.status.Paused && u.state == stateConnected
+	if active != u.trayLimited {
+		u.trayLimited = active
+		if active {
+			u.tray.SetSystemTrayIcon(assets.TrayLimitedIcon)
+		} else {
+			u.tray.SetSystemTrayIcon(assets.TrayIcon)
+		}
+	}
+	key := u.trayKey()
+	structural := key != u.trayState.key || u.trayState.limitsChanged
+	if !force && !structural {
+		return
+	}
+	if !force && !u.trayState.limitsChanged && time.Since(u.trayBuilt) < trayRateRefresh && u.trayState.key != "" &&
+		strings.SplitN(key, "|", 2)[0] == strings.SplitN(u.trayState.key, "|", 2)[0] {
+		return // only rates moved; wait a little
+	}
+	u.trayState = trayState{key: key}
+	u.trayBuilt = time.Now()
+	u.tray.SetSystemTrayMenu(u.TrayMenu())
+}
+
+// trayKey summarises the menu: structure before "|", rates after it.
+func (u *UI) trayKey() string {
+	var b, r strings.Builder
+	fmt.Fprintf(&b, "%d %v %v %v;", u.state, u.status.Paused, u.readOnly(), u.downloadAvailable())
+	for _, a := range topApps(u.view.all, trayTopApps) {
+		fmt.Fprintf(&b, "%s %s %v;", a.ID, a.Name, a.Limit)
+		r.WriteString(trayRates(&a, u.settings.Unit))
+	}
+	return b.String() + "|" + r.String()
+}
+
+func trayRates(a *api.App, unit Unit) string {
+	return "↓ " + FormatRate(a.RxRate, unit) + "  ↑ " + FormatRate(a.TxRate, unit)
+}
+
+// TrayMenu builds the tray menu from the current state: open, the top
+// apps with quick limits, pause/resume, quit.
+func (u *UI) TrayMenu() *fyne.Menu {
+	open := fyne.NewMenuItem("Open ChadThrottle", u.showWindow)
+	items := []*fyne.MenuItem{open, fyne.NewMenuItemSeparator()}
+	if u.state != stateConnected {
+		t, _ := u.stateWords()
+		it := fyne.NewMenuItem(t, nil)
+		it.Disabled = true
+		items = append(items, it)
+	} else {
+		top := topApps(u.view.all, trayTopApps)
+		if len(top) == 0 {
+			it := fyne.NewMenuItem("No apps use the network", nil)
+			it.Disabled = true
+			items = append(items, it)
+		}
+		for _, a := range top {
+			label := a.Name + "   " + trayRates(&a, u.settings.Unit)
+			if limited(&a) {
+				label = a.Name + " (limited)   " + trayRates(&a, u.settings.Unit)
+			}
+			it := fyne.NewMenuItem(label, nil)
+			it.ChildMenu = u.quickLimitMenu(a)
+			if u.readOnly() {
+				it.Disabled = true
+			}
+			items = append(items, it)
+		}
+	}
+	items = append(items, fyne.NewMenuItemSeparator())
+	pause := fyne.NewMenuItem("Pause all limits", func() { u.setPaused(true) })
+	if u.status.Paused {
+		pause = fyne.NewMenuItem("Resume limits", func() { u.setPaused(false) })
+	}
+	pause.Disabled = u.state != stateConnected || u.readOnly()
+	quit := fyne.NewMenuItem("Quit", u.app.Quit)
+	quit.IsQuit = true
+	items = append(items, pause, fyne.NewMenuItemSeparator(), quit)
+	return fyne.NewMenu("ChadThrottle", items...)
+}
+
+// quickLimitMenu is an app's submenu: download limits (upload limits where
+// download limiting is unavailable), custom, unlimited.
+func (u *UI) quickLimitMenu(a api.App) *fyne.Menu {
+	dir := dirDown
+	cur := a.Limit.Down
+	if !u.downloadAvailable() {
+		dir, cur = dirUp, a.Limit.Up
+	}
+	title := fyne.NewMenuItem("Limit "+dir.String()+" to:", nil)
+	title.Disabled = true
+	items := []*fyne.MenuItem{title}
+	for _, q := range quickLimits {
+		it := fyne.NewMenuItem(FormatRate(q, UnitAuto), func() { u.quickLimit(a, dir, q) })
+		it.Checked = cur == q
+		items = append(items, it)
+	}
+	items = append(items,
+		fyne.NewMenuItem("Custom…", func() { u.showLimitDialog(a) }),
+		fyne.NewMenuItemSeparator(),
+	)
+	un := fyne.NewMenuItem("Unlimited", func() { u.quickLimit(a, dir, 0) })
+	un.Checked = !limited(&a)
+	items = append(items, un)
+	return fyne.NewMenu(a.Name, items...)
+}
+
+// quickLimit sets direction dir of app a to lim (0 = unlimited), keeping
+// the other direction as it is.
+func (u *UI) quickLimit(a api.App, dir direction, lim uint64) {
+	l := a.Limit
+	if cur, ok := u.view.app(a.ID); ok {
+		l = cur.Limit
+	}
+	if l.Down == 0 && l.Up == 0 {
+		l.Traffic = u.settings.Traffic
+	}
+	if dir == dirDown {
+		l.Down = lim
+	} else {
+		l.Up = lim
+	}
+	u.setAppLimit(a, l)
+}
+
+// setAppLimit sends l for app a now (no debounce) and reports the outcome.
+func (u *UI) setAppLimit(a api.App, l api.Limit) {
+	u.call(func(ctx context.Context) error {
+		if l.Down == 0 && l.Up == 0 {
+			return u.b.RemoveAppLimit(ctx, a.Exe, a.UID)
+		}
+		return u.b.SetAppLimit(ctx, a.Exe, a.UID, l)
+	}, func(err error) {
+		if err != nil {
+			u.notify("Could not limit " + a.Name + ": " + explain(err))
+			return
+		}
+		u.setLocalLimit(a.ID, l)
+		u.list.Refresh()
+		u.refreshTray(false)
+	})
+}
+
+// setPaused pauses or resumes limits (tray and button).
+func (u *UI) setPaused(paused bool) {
+	if u.status.Paused != paused {
+		u.togglePause()
+	}
+}
