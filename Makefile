@@ -39,11 +39,11 @@ lint: ## gofmt and go vet
 generate: ## regenerate committed generated code (bpf2go needs clang)
 	$(GO) generate ./...
 
-package: build ## build .deb and .rpm into dist/ with nfpm
-	@packaging/scripts/package.sh $(VERSION)
+package: build ## build .deb and .rpm into dist/ with nfpm (DIST=dir, FORMATS="deb rpm")
+	@BIN='$(BIN)' GO='$(GO)' packaging/scripts/package.sh '$(VERSION)'
 
 install: build ## install into $(DESTDIR)$(PREFIX) (system files under $(DESTDIR)/etc, /usr/share)
-	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' packaging/scripts/install.sh
+	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' BIN='$(BIN)' packaging/scripts/install.sh
 
 uninstall: ## remove what install put in $(DESTDIR)$(PREFIX)
 	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' packaging/scripts/install.sh --uninstall
