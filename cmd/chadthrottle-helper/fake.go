@@ -18,7 +18,9 @@ func addTestBackends(r *backends.Registry) {
 	})
 	r.Downloads = append(r.Downloads, backends.Descriptor[backends.DownloadThrottleBackend]{
 		Name: "fake_download", Priority: backends.Fallback - 1,
-		New: func(backends.Options) (backends.DownloadThrottleBackend, error) { return backends.NewFakeDownload(), nil },
+		New: func(backends.Options) (backends.DownloadThrottleBackend, error) {
+			return backends.NewFakeDownload(), nil
+		},
 	})
 }
 

@@ -324,10 +324,14 @@ func validExe(exe string) error {
 		return invalid("exe is not valid UTF-8")
 	case strings.ContainsRune(exe, 0):
 		return invalid("exe contains a NUL byte")
-	case !strings.HasPrefix(exe, "/") && !(strings.HasPrefix(exe, "[") && strings.HasSuffix(exe, "]")):
-		return invalid("exe %q is not an absolute path", exe)
+	case strings.HasPrefix(exe, "/"):
+		return nil
 	}
-	return nil
+	// The app id form "<uid>:<exe>" names the same executable.
+	if uid, rest, ok := strings.Cut(exe, ":"); ok && uid != "" && strings.Trim(uid, "0123456789") == "" && strings.HasPrefix(rest, "/") {
+		return nil
+	}
+	return invalid("exe %q is not an absolute path (or an app id UID:/path)", exe)
 }
 
 func validAppID(id string) error {
@@ -339,11 +343,11 @@ func validAppID(id string) error {
 	case !utf8.ValidString(id):
 		return invalid("app id is not valid UTF-8")
 	}
-	uid, exe, ok := strings.Cut(id, ":")
+	uid, _, ok := strings.Cut(id, ":")
 	if !ok || uid == "" || strings.Trim(uid, "0123456789") != "" {
 		return invalid("app id %q is not of the form UID:EXE", id)
 	}
-	return validExe(exe)
+	return nil
 }
 
 func validPID(pid uint32) error {

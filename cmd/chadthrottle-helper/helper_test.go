@@ -1,0 +1,486 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/client"
+	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+)
+
+func TestMain(m *testing.M) {
+	bustest.MaybeChild()
+	os.Exit(m.Run())
+}
+
+var (
+	buildMu  sync.Mutex
+	builtBin = map[string]string{}
+)
+
+// buildBinary builds a command of this module into a world-readable
+// directory (test users run chadthrottlectl) and returns its path.
+func buildBinary(t testing.TB, pkg string, tags ...string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	key := pkg + strings.Join(tags, ",")
+	if p, ok := builtBin[key]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "chadthrottle-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	out := filepath.Join(dir, filepath.Base(pkg))
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = bustest.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	builtBin[key] = out
+	return out
+}
+
+// helperProc is a running chadthrottle-helper.
+type helperProc struct {
+	cmd    *exec.Cmd
+	out    *lockedLog
+	exited chan struct{}
+	err    error
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// instance is the directories and tag of one helper under test; restarts
+// share them.
+type instance struct {
+	bin      string
+	bus      *bustest.Bus
+	stateDir string
+	runDir   string
+	tag      string
+	extra    []string
+	wrap     []string // e.g. nsenter --net=… --
+}
+
+func newInstance(t *testing.T, bus *bustest.Bus, extra ...string) *instance {
+	t.Helper()
+	return &instance{
+		bin:      buildBinary(t, "./cmd/chadthrottle-helper", "fakebackends"),
+		bus:      bus,
+		stateDir: t.TempDir(),
+		runDir:   t.TempDir(),
+		tag:      testenv.UniqueName("h"),
+		extra:    extra,
+	}
+}
+
+func (in *instance) args() []string {
+	args := append([]string{}, in.wrap...)
+	args = append(args, in.bin, "--bus", in.bus.Address, "--state-dir", in.stateDir, "--run-dir", in.runDir, "--tag", in.tag)
+	return append(args, in.extra...)
+}
+
+// start runs the helper and waits for its bus name.
+func (in *instance) start(t *testing.T) *helperProc {
+	t.Helper()
+	h := in.spawn(t)
+	deadline := time.Now().Add(20 * time.Second)
+	c, err := client.Connect(in.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for {
+		if up, _ := c.Running(context.Background()); up {
+			return h
+		}
+		select {
+		case <-h.exited:
+			t.Fatalf("helper exited at start: %v\n%s", h.err, h.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper did not take its name:\n%s", h.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (in *instance) spawn(t *testing.T) *helperProc {
+	t.Helper()
+	args := in.args()
+	h := &helperProc{cmd: exec.Command(args[0], args[1:]...), out: &lockedLog{}, exited: make(chan struct{})}
+	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.err = h.cmd.Wait(); close(h.exited) }()
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.exited
+		if t.Failed() {
+			t.Logf("helper output:\n%s", h.out.String())
+		}
+	})
+	return h
+}
+
+// stop sends sig and waits for the exit; it returns the exit code.
+func (h *helperProc) stop(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	h.cmd.Process.Signal(sig)
+	return h.wait(t, 30*time.Second)
+}
+
+func (h *helperProc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-h.exited:
+	case <-time.After(d):
+		t.Fatalf("helper did not exit within %v:\n%s", d, h.out.String())
+	}
+	return h.cmd.ProcessState.ExitCode()
+}
+
+// startSleeper starts a long sleep owned by u (root when nil).
+func startSleeper(t *testing.T, u *bustest.User) int {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/sleep", "600")
+	if u != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Credential()}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// The authorization matrix: every method × {root, a user allowed monitor
+// and limit-own by a polkit rule, a user allowed everything by a rule, a
+// user without a rule}, against the real helper, a real dbus-daemon and a
+// real polkitd. A user cannot limit another user's process or rules
+// without manage.
+func TestAuthorizationMatrix(t *testing.T) {
+	bus := bustest.StartBus(t)
+	bustest.InstallPolicy(t)
+	own, admin, none := bustest.AddUser(t), bustest.AddUser(t), bustest.AddUser(t)
+	bustest.WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
+  if (action.id.indexOf("io.github.chadthrottle.") != 0) return polkit.Result.NOT_HANDLED;
+  if (subject.user == %q && action.id != %q) return polkit.Result.YES;
+  if (subject.user == %q) return polkit.Result.YES;
+  return polkit.Result.NOT_HANDLED;
+});
+`, own.Name, api.ActionManage, admin.Name))
+	bustest.StartPolkit(t, bus)
+	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
+	in.start(t)
+
+	ownPID := startSleeper(t, &own)
+	adminPID := startSleeper(t, &admin)
+	nonePID := startSleeper(t, &none)
+	rootPID := startSleeper(t, nil)
+	time.Sleep(400 * time.Millisecond) // the engine scans /proc every 250 ms
+
+	const exe = "/usr/bin/sleep"
+	na := api.ErrNotAuthorized
+	type row struct {
+		label string
+		calls []bustest.Call // the last call's answer is checked; earlier ones prepare
+	}
+	s := strconv.Itoa
+	u := func(x uint32) string { return strconv.FormatUint(uint64(x), 10) }
+	rows := func(self *bustest.User, selfPID int, other *bustest.User, otherPID int) []row {
+		selfUID := "0"
+		if self != nil {
+			selfUID = u(self.UID)
+		}
+		return []row{
+			{api.MethodGetStatus, []bustest.Call{{Method: api.MethodGetStatus}}},
+			{api.MethodGetPermissions, []bustest.Call{{Method: api.MethodGetPermissions}}},
+			{api.MethodListBackends, []bustest.Call{{Method: api.MethodListBackends}}},
+			{api.MethodGetApps, []bustest.Call{{Method: api.MethodGetApps}}},
+			{api.MethodGetAppDetails, []bustest.Call{{Method: api.MethodGetAppDetails, Args: []string{selfUID + ":" + exe}}}},
+			{api.MethodGetRules, []bustest.Call{{Method: api.MethodGetRules}}},
+			{"SetAppLimit own", []bustest.Call{{Method: api.MethodSetAppLimit, Args: []string{exe, selfUID, "0", "100000", "all"}}}},
+			{"RemoveAppLimit own", []bustest.Call{{Method: api.MethodRemoveAppLimit, Args: []string{exe, selfUID}}}},
+			{"SetAppLimit other", []bustest.Call{{Method: api.MethodSetAppLimit, Args: []string{exe, u(other.UID), "0", "100000", "all"}}}},
+			{"RemoveAppLimit other", []bustest.Call{{Method: api.MethodRemoveAppLimit, Args: []string{exe, u(other.UID)}}}},
+			{"SetProcessLimit own", []bustest.Call{{Method: api.MethodSetProcessLimit, Args: []string{s(selfPID), "200000", "100000", "internet"}}}},
+			{"RemoveProcessLimit own", []bustest.Call{{Method: api.MethodRemoveProcessLimit, Args: []string{s(selfPID)}}}},
+			{"SetProcessLimit other", []bustest.Call{{Method: api.MethodSetProcessLimit, Args: []string{s(otherPID), "0", "100000", "all"}}}},
+			{"RemoveProcessLimit other", []bustest.Call{{Method: api.MethodRemoveProcessLimit, Args: []string{s(otherPID)}}}},
+			{"SetProcessLimit root's", []bustest.Call{{Method: api.MethodSetProcessLimit, Args: []string{s(rootPID), "0", "100000", "all"}}}},
+			{"RemoveProcessLimit root's", []bustest.Call{{Method: api.MethodRemoveProcessLimit, Args: []string{s(rootPID)}}}},
+			{api.MethodSetPaused, []bustest.Call{{Method: api.MethodSetPaused, Args: []string{"false"}}}},
+		}
+	}
+	everything := map[string]string{}
+	ownOnly := map[string]string{"SetAppLimit other": na, "RemoveAppLimit other": na, "SetProcessLimit other": na,
+		"RemoveProcessLimit other": na, "SetProcessLimit root's": na, "RemoveProcessLimit root's": na}
+	nothing := map[string]string{}
+	for _, r := range rows(&none, nonePID, &own, ownPID) {
+		if r.label != api.MethodGetPermissions {
+			nothing[r.label] = na
+		}
+	}
+	cases := []struct {
+		name     string
+		user     *bustest.User
+		pid      int
+		other    *bustest.User
+		otherPID int
+		want     map[string]string // label → error name; missing = success
+		perms    api.Permissions
+	}{
+		{"root", nil, rootPID, &own, ownPID, everything, api.Permissions{Monitor: "yes", LimitOwn: "yes", Manage: "yes"}},
+		{"limit-own rule", &own, ownPID, &none, nonePID, ownOnly, api.Permissions{Monitor: "yes", LimitOwn: "yes", Manage: "auth"}},
+		{"manage rule", &admin, adminPID, &own, ownPID, everything, api.Permissions{Monitor: "yes", LimitOwn: "yes", Manage: "yes"}},
+		{"no rule", &none, nonePID, &own, ownPID, nothing, api.Permissions{Monitor: "auth", LimitOwn: "auth", Manage: "auth"}},
+	}
+	root, err := client.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	ctx := context.Background()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			peer := bustest.NewPeer(t, bus, c.user)
+			rs := rows(c.user, c.pid, c.other, c.otherPID)
+			var calls []bustest.Call
+			for _, r := range rs {
+				calls = append(calls, r.calls...)
+			}
+			answers := peer.Calls(t, calls...)
+			i := 0
+			for _, r := range rs {
+				i += len(r.calls)
+				a := answers[i-1]
+				want := c.want[r.label]
+				if want == "" && !a.OK {
+					t.Errorf("%s: %s %s, want success", r.label, a.Error, a.Message)
+				}
+				if want != "" && a.Error != want {
+					t.Errorf("%s: ok=%v %s %s, want %s", r.label, a.OK, a.Error, a.Message, want)
+				}
+				if r.label == api.MethodGetPermissions && a.OK {
+					var p api.Permissions
+					json.Unmarshal(a.Result, &p)
+					if p != c.perms {
+						t.Errorf("permissions %+v, want %+v", p, c.perms)
+					}
+				}
+			}
+			// Refused calls changed nothing: no rule of another uid, no
+			// limit on another's process.
+			rules, err := root.Rules(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.want["SetAppLimit other"] == na {
+				for _, r := range rules {
+					if c.other != nil && r.UID == c.other.UID {
+						t.Errorf("a refused caller left a rule for uid %d: %+v", r.UID, r)
+					}
+				}
+			}
+			if c.want["SetProcessLimit other"] == na {
+				d, err := root.AppDetails(ctx, u(c.other.UID)+":"+exe)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range d.Processes {
+					if p.Limit.Up != 0 || p.Limit.Down != 0 {
+						t.Errorf("a refused caller limited process %d of uid %d: %+v", p.PID, c.other.UID, p.Limit)
+					}
+				}
+			}
+		})
+	}
+}
+
+// SIGTERM: the helper releases its name, removes its state and exits 0; the
+// rules persist and come back at the next start. A second instance refuses
+// to start while one runs.
+func TestLifecycle(t *testing.T) {
+	bus := bustest.StartBus(t)
+	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
+	h := in.start(t)
+	c, err := client.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	presence := make(chan bool, 8)
+	defer c.OnHelperPresence(func(up bool) { presence <- up })()
+	if err := c.SetAppLimit(ctx, "/usr/bin/curl", 1000, api.Limit{Down: 1_000_000, Up: 50_000, Traffic: "internet"}); err != nil {
+		t.Fatal(err)
+	}
+	// A second helper gives up at once, without touching the first.
+	second := in.spawn(t)
+	if code := second.wait(t, 20*time.Second); code == 0 || !strings.Contains(second.out.String(), "already") {
+		t.Fatalf("second instance: exit %d\n%s", code, second.out.String())
+	}
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatalf("first helper after a second tried: %v", err)
+	}
+	if code := h.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("SIGTERM: exit %d\n%s", code, h.out.String())
+	}
+	select {
+	case up := <-presence:
+		if up {
+			t.Fatal("presence said up after SIGTERM")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no presence change after SIGTERM")
+	}
+	if _, err := c.Status(ctx); !errors.Is(err, client.ErrHelperMissing) {
+		t.Fatalf("after exit: %v, want ErrHelperMissing", err)
+	}
+	h = in.start(t)
+	rules, err := c.Rules(ctx)
+	if err != nil || len(rules) != 1 || rules[0] != (api.Rule{Exe: "/usr/bin/curl", UID: 1000, Limit: api.Limit{Down: 1_000_000, Up: 50_000, Traffic: "internet"}}) {
+		t.Fatalf("rules after restart: %+v %v", rules, err)
+	}
+	if code := h.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("SIGINT: exit %d", code)
+	}
+}
+
+// --idle-exit: with no limits and no calls the helper exits by itself; a
+// client polling, or a rule, keeps it.
+func TestIdleExit(t *testing.T) {
+	bus := bustest.StartBus(t)
+	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download", "--idle-exit", "1500ms")
+	h := in.start(t)
+	c, err := client.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	// Polling at 2 Hz for 3 s keeps it alive.
+	for i := 0; i < 6; i++ {
+		if _, err := c.Apps(ctx); err != nil {
+			t.Fatalf("poll %d: %v", i, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if code := h.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("idle exit: code %d", code)
+	}
+	// With a rule it stays.
+	h = in.start(t)
+	if err := c.SetAppLimit(ctx, "/usr/bin/curl", 0, api.Limit{Up: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.exited:
+		t.Fatalf("exited with a rule in place:\n%s", h.out.String())
+	case <-time.After(4 * time.Second):
+	}
+	h.stop(t, syscall.SIGTERM)
+}
+
+// D-Bus activation: the first call starts the helper from a .service file.
+// (A session-type bus runs Exec itself; the system bus does the same through
+// dbus-daemon-launch-helper, which reads only the installed system files.)
+func TestActivation(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := bustest.PublicDir(t)
+	svcDir := filepath.Join(dir, "services")
+	os.Mkdir(svcDir, 0o755)
+	sock := filepath.Join(dir, "bus")
+	bin := buildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
+	state, run := t.TempDir(), t.TempDir()
+	logPath := filepath.Join(dir, "helper.log")
+	svc := fmt.Sprintf("[D-BUS Service]\nName=%s\nExec=/bin/sh -c 'exec %s --bus unix:path=%s --state-dir %s --run-dir %s --tag %s --monitor fake --upload fake_upload --download fake_download --idle-exit 2s >>%s 2>&1'\n",
+		api.BusName, bin, sock, state, run, testenv.UniqueName("a"), logPath)
+	os.WriteFile(filepath.Join(svcDir, api.BusName+".service"), []byte(svc), 0o644)
+	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path=%s</listen><auth>EXTERNAL</auth><servicedir>%s</servicedir>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>`, sock, svcDir)
+	confPath := filepath.Join(dir, "bus.conf")
+	os.WriteFile(confPath, []byte(conf), 0o644)
+	daemon := exec.Command("dbus-daemon", "--config-file="+confPath, "--nofork", "--nopidfile", "--print-address")
+	out, _ := daemon.StdoutPipe()
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { daemon.Process.Kill(); daemon.Wait() }()
+	addr, _ := bufio.NewReader(out).ReadString('\n')
+	go io.Copy(io.Discard, out)
+	c, err := client.Connect(strings.TrimSpace(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if up, _ := c.Running(ctx); up {
+		t.Fatal("helper running before any call")
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("activating call: %v\n%s", err, b)
+	}
+	if st.Upload != "fake_upload" {
+		t.Fatalf("status %+v", st)
+	}
+	// It exits when idle and comes back on the next call.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if up, _ := c.Running(ctx); !up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("activated helper did not exit when idle")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := c.Apps(ctx); err != nil {
+		t.Fatalf("second activation: %v", err)
+	}
+}
