@@ -39,6 +39,12 @@ var interpreters = map[string]bool{
 	"electron": true, "kioclient": true, "kioclient5": true, "gio": true, "busctl": true, "dbus-send": true,
 }
 
+// isInterpreter reports whether a program name is an interpreter or
+// launcher, ignoring a version suffix (python3.11, node-18).
+func isInterpreter(name string) bool {
+	return interpreters[name] || interpreters[strings.TrimRight(name, "0123456789.-_")]
+}
+
 // binDirs are searched for Exec= commands without a path.
 var binDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
@@ -110,6 +116,9 @@ func (idx *desktopIndex) add(de *desktopEntry, execs []string) {
 	}
 	put(idx.byID, de.id)
 	for _, x := range execs {
+		if isInterpreter(filepath.Base(x)) {
+			continue
+		}
 		if strings.HasPrefix(x, "/") {
 			put(idx.byPath, filepath.Clean(x))
 			if r, err := filepath.EvalSymlinks(x); err == nil {
@@ -124,9 +133,7 @@ func (idx *desktopIndex) add(de *desktopEntry, execs []string) {
 				}
 			}
 		}
-		if b := filepath.Base(x); !interpreters[b] {
-			put(idx.byBase, b)
-		}
+		put(idx.byBase, filepath.Base(x))
 	}
 }
 

@@ -23,19 +23,19 @@ const deletedSuffix = " (deleted)"
 
 // proc is what the engine knows about one live process from /proc.
 type proc struct {
-	pid     int
-	ppid    int
-	start   uint64 // stat field 22
-	uid     uint32 // effective uid (what ps shows)
-	owner   uint32 // uid that owns the process for authorization; 0 when credentials are mixed
-	comm    string
-	exe     string // cleaned, " (deleted)" stripped; "" for kernel threads or when unreadable
-	kthread bool
-	cmdline []string
-	cgroup  string // cgroup v2 path
-	found    int64 // scan the process was first seen in (young processes are re-read)
-	seenScan int64 // last scan that saw it
-	key     appKey // the app it belongs to
+	pid      int
+	ppid     int
+	start    uint64 // stat field 22
+	uid      uint32 // effective uid (what ps shows)
+	owner    uint32 // uid that owns the process for authorization; 0 when credentials are mixed
+	comm     string
+	exe      string // cleaned, " (deleted)" stripped; "" for kernel threads or when unreadable
+	kthread  bool
+	cmdline  []string
+	cgroup   string // cgroup v2 path
+	found    int64  // scan the process was first seen in (young processes are re-read)
+	seenScan int64  // last scan that saw it
+	key      appKey // the app it belongs to
 }
 
 // procFS reads processes from a /proc tree (the real one or a test's).
