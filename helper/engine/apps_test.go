@@ -126,9 +126,9 @@ func TestDesktopNames(t *testing.T) {
 		{"1000:/usr/lib/firefox/firefox", "My Firefox", "/home/u/ff.png"}, // the user's own entry wins
 		{"1001:/usr/lib/firefox/firefox", "Firefox", "firefox"},
 		{"1000:/opt/gimp/bin/gimp-2.10", "GNU Image Manipulation", "gimp"}, // by basename, env skipped
-		{"1000:/usr/bin/python3.11", "python3.11", ""},                      // interpreters never take a script's name
+		{"1000:/usr/bin/python3.11", "python3.11", ""},                     // interpreters never take a script's name
 		{"1000:/app/bin/foo-bin", "Foo App", "org.example.Foo"},            // by flatpak id from the scope
-		{"1000:/usr/bin/nodesktop", "nodesktop", ""},                        // Hidden entries are ignored
+		{"1000:/usr/bin/nodesktop", "nodesktop", ""},                       // Hidden entries are ignored
 	}
 	for _, c := range cases {
 		a, ok := b.app(c.id)
