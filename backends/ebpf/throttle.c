@@ -1,0 +1,188 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+// ChadThrottle's eBPF throttlers: one token bucket per limited target,
+// counted in payload bytes (what the application sees). A packet belongs to
+// a target when its socket's cookie is in sock_target (connections that were
+// open before the limit) or its socket's cgroup is in cgroup_target (the
+// target's own cgroup, for sockets created there).
+//
+// Egress (upload) shapes without loss: over the limit the program returns
+// 2 (drop + congestion notification), the kernel keeps the segment in TCP's
+// write queue and TCP enters CWR; near the limit it returns 3 (pass + CN) so
+// TCP backs off before it has to be stopped (Meta's HBM, samples/bpf).
+// Ingress (download) can only police: over the limit the packet is dropped
+// and the sender retransmits.
+#include "common.h"
+
+char __license[] SEC("license") = "GPL";
+
+#define TRAFFIC_ALL 0
+#define TRAFFIC_INTERNET 1
+#define TRAFFIC_LOCAL 2
+
+struct bucket {
+	struct bpf_spin_lock lock;
+	__u32 traffic;
+	__s64 tokens; // payload bytes that may pass now; negative = debt
+	__u64 last_ns;
+	__u64 rate;   // payload bytes per second
+	__s64 burst;  // most tokens kept
+	__s64 mark;   // below this many tokens, egress passes with CN
+	__u64 passed;
+	__u64 dropped;
+	__u64 marked;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct bucket);
+} buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} sock_target SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} cgroup_target SEC(".maps");
+
+// settings[0] is the cgroup level of the targets' cgroups, so sockets in
+// cgroups a target's processes made below their own still match.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} settings SEC(".maps");
+
+static __always_inline int local4(const __u8 *a)
+{
+	return a[0] == 127 || a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+	       (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) ||
+	       (a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0) ||
+	       (a[0] == 224 && a[1] == 0 && a[2] == 0);
+}
+
+// is_local mirrors backends.IsLocal.
+static __always_inline int is_local(const __u8 *a, __u8 family)
+{
+	if (family == 4)
+		return local4(a);
+	int zero10 = 1;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		if (a[i])
+			zero10 = 0;
+	if (zero10 && a[10] == 0xff && a[11] == 0xff)
+		return local4(a + 12);
+	if (zero10 && a[10] == 0 && a[11] == 0 && a[12] == 0 && a[13] == 0 && a[14] == 0 && (a[15] == 0 || a[15] == 1))
+		return 1; // :: and ::1
+	if ((a[0] & 0xfe) == 0xfc)
+		return 1; // fc00::/7
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return 1; // fe80::/10
+	if (a[0] == 0xff && ((a[1] & 0x0f) == 0x02 || (a[1] & 0x0f) == 0x01))
+		return 1; // link- and interface-local multicast
+	return 0;
+}
+
+static __always_inline struct bucket *target_bucket(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	__u32 *tid = bpf_map_lookup_elem(&sock_target, &cookie);
+	if (!tid) {
+		__u64 cg = bpf_skb_cgroup_id(skb);
+		tid = bpf_map_lookup_elem(&cgroup_target, &cg);
+		if (!tid) {
+			__u32 zero = 0;
+			__u32 *lvl = bpf_map_lookup_elem(&settings, &zero);
+			if (!lvl || !*lvl)
+				return 0;
+			cg = bpf_skb_ancestor_cgroup_id(skb, *lvl);
+			tid = bpf_map_lookup_elem(&cgroup_target, &cg);
+			if (!tid)
+				return 0;
+		}
+	}
+	return bpf_map_lookup_elem(&buckets, tid);
+}
+
+// take charges n payload bytes to the bucket. It returns 1 when the packet
+// may pass, 0 when the bucket is empty; *low is set when the bucket is
+// below its marking threshold.
+static __always_inline int take(struct bucket *b, __u32 n, int *low)
+{
+	__u64 now = bpf_ktime_get_ns();
+	int ok;
+	bpf_spin_lock(&b->lock);
+	__u64 dt = now - b->last_ns;
+	if (dt > 1000000000ULL)
+		dt = 1000000000ULL;
+	__u64 add = b->rate * dt / 1000000000ULL;
+	if (add > 0) {
+		// Advance the clock only by the time the added tokens stand for,
+		// so no fraction of a byte is lost between packets.
+		b->last_ns = now - (dt - add * 1000000000ULL / b->rate);
+		b->tokens += add;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+	}
+	if (b->tokens > 0) {
+		b->tokens -= n;
+		b->passed += n;
+		ok = 1;
+	} else {
+		b->dropped++;
+		ok = 0;
+	}
+	*low = b->tokens < b->mark;
+	if (ok && *low)
+		b->marked++;
+	bpf_spin_unlock(&b->lock);
+	return ok;
+}
+
+SEC("cgroup_skb/egress")
+int ct_throttle_egress(struct __sk_buff *skb)
+{
+	struct bucket *b = target_bucket(skb);
+	if (!b)
+		return 1;
+	struct pkt p;
+	if (parse(skb, &p) || p.payload == 0)
+		return 1;
+	if (b->traffic == TRAFFIC_INTERNET && is_local(p.daddr, p.family))
+		return 1;
+	if (b->traffic == TRAFFIC_LOCAL && !is_local(p.daddr, p.family))
+		return 1;
+	int low = 0;
+	if (!take(b, p.payload, &low))
+		return 2; // drop + congestion notification: TCP keeps the segment
+	return low ? 3 : 1;
+}
+
+SEC("cgroup_skb/ingress")
+int ct_throttle_ingress(struct __sk_buff *skb)
+{
+	struct bucket *b = target_bucket(skb);
+	if (!b)
+		return 1;
+	struct pkt p;
+	if (parse(skb, &p) || p.payload == 0)
+		return 1;
+	if (b->traffic == TRAFFIC_INTERNET && is_local(p.saddr, p.family))
+		return 1;
+	if (b->traffic == TRAFFIC_LOCAL && !is_local(p.saddr, p.family))
+		return 1;
+	int low = 0;
+	return take(b, p.payload, &low);
+}

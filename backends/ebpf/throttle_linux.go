@@ -1,0 +1,388 @@
+//go:build linux && !no_ebpf
+
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	cilium "github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/procnet"
+)
+
+// Upload is the descriptor of the "ebpf_cgroup" upload backend.
+var Upload = &backends.Descriptor[backends.UploadThrottleBackend]{
+	Name:     "ebpf_cgroup",
+	Priority: backends.Best,
+	Probe:    func(backends.Options) error { return probeThrottle(egress) },
+	New: func(o backends.Options) (backends.UploadThrottleBackend, error) {
+		return NewUpload(o), nil
+	},
+}
+
+// Download is the descriptor of the "ebpf_cgroup" download backend.
+var Download = &backends.Descriptor[backends.DownloadThrottleBackend]{
+	Name:     "ebpf_cgroup",
+	Priority: backends.Best,
+	Probe:    func(backends.Options) error { return probeThrottle(ingress) },
+	New: func(o backends.Options) (backends.DownloadThrottleBackend, error) {
+		return NewDownload(o), nil
+	},
+}
+
+type direction int
+
+const (
+	egress direction = iota
+	ingress
+)
+
+func (d direction) String() string {
+	if d == egress {
+		return "upload"
+	}
+	return "download"
+}
+
+func probeThrottle(d direction) error {
+	if err := probeKernel(); err != nil {
+		return err
+	}
+	spec, err := loadThrottle()
+	if err != nil {
+		return fmt.Errorf("read throttle object: %w", err)
+	}
+	// Only this direction's program is loaded.
+	keep := "ct_throttle_egress"
+	if d == ingress {
+		keep = "ct_throttle_ingress"
+	}
+	for name := range spec.Programs {
+		if name != keep {
+			delete(spec.Programs, name)
+		}
+	}
+	return probeLoad(spec, d.String()+" throttle")
+}
+
+// Bucket sizing. A limit is in payload bytes per second; the bucket holds
+// at most burst bytes of tokens. Upload: a segment the program stops stays
+// in TCP's write queue and is retried on the next ACK or, with nothing in
+// flight, by TCP's 500 ms local-congestion probe, so the bucket must keep
+// more than 0.5 s of tokens for the average to reach the limit. Download:
+// a dropped segment is retransmitted after a loss probe (≥ 10 ms) or an RTO
+// (≥ 200 ms).
+const maxSKB = 64 << 10
+
+func bucketFor(d direction, r backends.Rate) (burst, mark int64) {
+	rate := int64(r)
+	if d == egress {
+		burst = rate*6/10 + 2*maxSKB
+		return burst, 0
+	}
+	burst = rate*3/10 + 2*maxSKB
+	return burst, 0
+}
+
+// throttler is the ebpf_cgroup upload or download backend.
+type throttler struct {
+	dir  direction
+	opts backends.Options
+
+	mu      sync.Mutex
+	objs    *throttleObjects
+	link    link.Link
+	targets map[string]*target
+	nextIdx uint32
+}
+
+type target struct {
+	idx     uint32
+	limit   backends.Limit
+	cgroup  uint64
+	cookies []uint64
+}
+
+type uploadThrottler struct {
+	*throttler
+	backends.UploadOnly
+}
+
+type downloadThrottler struct {
+	*throttler
+	backends.DownloadOnly
+}
+
+// NewUpload returns the ebpf_cgroup upload throttler.
+func NewUpload(opts backends.Options) backends.UploadThrottleBackend {
+	return uploadThrottler{throttler: &throttler{dir: egress, opts: opts}}
+}
+
+// NewDownload returns the ebpf_cgroup download throttler.
+func NewDownload(opts backends.Options) backends.DownloadThrottleBackend {
+	return downloadThrottler{throttler: &throttler{dir: ingress, opts: opts}}
+}
+
+func (t *throttler) Name() string                { return "ebpf_cgroup" }
+func (t *throttler) Priority() backends.Priority { return backends.Best }
+func (t *throttler) Capabilities() backends.Capabilities {
+	return backends.Capabilities{
+		IPv4: true, IPv6: true, PerProcess: true, PerApp: true,
+		TrafficTypes:        []backends.TrafficType{backends.TrafficInternet, backends.TrafficLocal},
+		ExistingConnections: true,
+	}
+}
+
+// Init loads the program and attaches it to the cgroup2 root with a link
+// this process owns, so every socket, wherever it was created, passes
+// through it. There is nothing to reconcile: a dead helper's links died
+// with it.
+func (t *throttler) Init() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.objs != nil {
+		return nil
+	}
+	if err := probeKernel(); err != nil {
+		return err
+	}
+	spec, err := loadThrottle()
+	if err != nil {
+		return fmt.Errorf("read throttle object: %w", err)
+	}
+	objs := &throttleObjects{}
+	if err := spec.LoadAndAssign(objs, nil); err != nil {
+		return fmt.Errorf("load %s throttle programs: %w", t.dir, err)
+	}
+	root, err := cgroupv2.Mount()
+	if err != nil {
+		objs.Close()
+		return err
+	}
+	prog, at := objs.CtThrottleEgress, cilium.AttachCGroupInetEgress
+	if t.dir == ingress {
+		prog, at = objs.CtThrottleIngress, cilium.AttachCGroupInetIngress
+	}
+	l, err := attachCgroup(root, prog, at)
+	if err != nil {
+		objs.Close()
+		return err
+	}
+	t.objs, t.link = objs, l
+	t.targets = map[string]*target{}
+	t.nextIdx = 1
+	return nil
+}
+
+// Cleanup detaches the program and frees the maps (every limit goes).
+func (t *throttler) Cleanup() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.objs == nil {
+		return nil
+	}
+	var errs []error
+	if err := t.link.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("detach %s throttle program: %w", t.dir, err))
+	}
+	if err := t.objs.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	t.objs, t.link, t.targets = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+func validate(l backends.Limit) error {
+	if l.Rate == 0 {
+		return errors.New("limit rate must be above 0 (0 means unlimited: remove the limit instead)")
+	}
+	if l.Rate > backends.MaxRate {
+		return fmt.Errorf("limit rate %d B/s is above the maximum of %d B/s (100 Gbit/s)", l.Rate, backends.MaxRate)
+	}
+	if l.Traffic < backends.TrafficAll || l.Traffic > backends.TrafficLocal {
+		return fmt.Errorf("unknown traffic type %d", l.Traffic)
+	}
+	return nil
+}
+
+// SetLimit gives the target a bucket, matches sockets created in its cgroup
+// and the sockets its processes already hold (by cookie).
+func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
+	if tg.ID == "" {
+		return errors.New("target has no id")
+	}
+	if err := validate(l); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.objs == nil {
+		return fmt.Errorf("%s throttle ebpf_cgroup is not initialised", t.dir)
+	}
+	// Sockets the processes hold now: found first, so a failure leaves
+	// nothing behind.
+	socks, err := procnet.SocketsOf(t.opts.NetNS, tg.PIDs)
+	if err != nil {
+		return fmt.Errorf("find open sockets of target %s: %w", tg.ID, err)
+	}
+	old, existed := t.targets[tg.ID]
+	cur := &target{limit: l, cgroup: tg.Cgroup.ID}
+	if existed {
+		cur.idx = old.idx
+	} else {
+		cur.idx = t.nextIdx
+	}
+	if err := t.writeBucket(cur.idx, l, existed); err != nil {
+		return err
+	}
+	rollback := func(err error) error {
+		if !existed {
+			t.removeLocked(cur)
+		}
+		return err
+	}
+	if tg.Cgroup.ID != 0 {
+		if err := t.objs.CgroupTarget.Put(tg.Cgroup.ID, cur.idx); err != nil {
+			return rollback(fmt.Errorf("match cgroup %s of target %s: %w", tg.Cgroup.Path, tg.ID, err))
+		}
+		if lvl := cgroupLevel(tg.Cgroup.Path); lvl > 0 {
+			if err := t.objs.Settings.Put(uint32(0), uint32(lvl)); err != nil {
+				return rollback(fmt.Errorf("set cgroup level: %w", err))
+			}
+		}
+	}
+	if existed && old.cgroup != 0 && old.cgroup != cur.cgroup {
+		_ = t.objs.CgroupTarget.Delete(old.cgroup)
+	}
+	seen := map[uint64]bool{}
+	if existed {
+		for _, c := range old.cookies {
+			seen[c] = true
+		}
+		cur.cookies = old.cookies
+	}
+	for _, s := range socks {
+		if seen[s.Cookie] {
+			continue
+		}
+		if err := t.objs.SockTarget.Put(s.Cookie, cur.idx); err != nil {
+			return rollback(fmt.Errorf("match socket %v of target %s: %w", s, tg.ID, err))
+		}
+		seen[s.Cookie] = true
+		cur.cookies = append(cur.cookies, s.Cookie)
+	}
+	t.targets[tg.ID] = cur
+	if !existed {
+		t.nextIdx++
+	}
+	return nil
+}
+
+// writeBucket creates or updates a bucket. A new bucket starts empty, so the
+// limit bites at once; an updated one keeps its tokens up to the new burst.
+func (t *throttler) writeBucket(idx uint32, l backends.Limit, existed bool) error {
+	burst, mark := bucketFor(t.dir, l.Rate)
+	b := throttleBucket{Traffic: uint32(l.Traffic), Rate: uint64(l.Rate), Burst: burst, Mark: mark, LastNs: monotonicNow()}
+	if existed {
+		var prev throttleBucket
+		if err := t.objs.Buckets.LookupWithFlags(idx, &prev, cilium.LookupLock); err == nil {
+			b.Tokens = min(prev.Tokens, burst)
+			b.LastNs = prev.LastNs
+			b.Passed, b.Dropped, b.Marked = prev.Passed, prev.Dropped, prev.Marked
+		}
+	}
+	if err := t.objs.Buckets.Update(idx, &b, cilium.UpdateLock); err != nil {
+		return fmt.Errorf("write token bucket %d: %w", idx, err)
+	}
+	return nil
+}
+
+func cgroupLevel(path string) int {
+	root, err := cgroupv2.Mount()
+	if err != nil {
+		return 0
+	}
+	rel, err := filepath.Rel(root, path)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return 0
+	}
+	return len(strings.Split(rel, "/"))
+}
+
+// RemoveLimit implements backends.Throttler.
+func (t *throttler) RemoveLimit(id string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, ok := t.targets[id]
+	if !ok || t.objs == nil {
+		return nil
+	}
+	delete(t.targets, id)
+	return t.removeLocked(cur)
+}
+
+func (t *throttler) removeLocked(cur *target) error {
+	var errs []error
+	for _, c := range cur.cookies {
+		if err := t.objs.SockTarget.Delete(c); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if cur.cgroup != 0 {
+		if err := t.objs.CgroupTarget.Delete(cur.cgroup); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := t.objs.Buckets.Delete(cur.idx); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove %s limit: %w", t.dir, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Limit implements backends.Throttler.
+func (t *throttler) Limit(id string) (backends.Limit, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, ok := t.targets[id]
+	if !ok {
+		return backends.Limit{}, false
+	}
+	return cur.limit, true
+}
+
+// BucketStats are a target's bucket counters, for tests and diagnostics.
+type BucketStats struct {
+	Tokens          int64
+	Passed          uint64 // payload bytes let through
+	Dropped, Marked uint64 // packets stopped; packets passed with CN
+	Rate            uint64
+	Burst           int64
+	Age             time.Duration
+}
+
+// Stats returns the bucket counters of target id.
+func (t *throttler) Stats(id string) (BucketStats, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, ok := t.targets[id]
+	if !ok || t.objs == nil {
+		return BucketStats{}, false
+	}
+	var b throttleBucket
+	if err := t.objs.Buckets.LookupWithFlags(cur.idx, &b, cilium.LookupLock); err != nil {
+		return BucketStats{}, false
+	}
+	return BucketStats{Tokens: b.Tokens, Passed: b.Passed, Dropped: b.Dropped, Marked: b.Marked, Rate: b.Rate, Burst: b.Burst,
+		Age: time.Duration(monotonicNow() - b.LastNs)}, true
+}

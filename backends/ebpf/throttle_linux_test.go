@@ -1,0 +1,330 @@
+//go:build linux && !no_ebpf
+
+package ebpf
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
+)
+
+// uploadBed is a bed with ctload senders in the local namespace, each
+// writing to its own counting sink in the peer namespace.
+type uploadBed struct {
+	bed   *testenv.Bed
+	mu    sync.Mutex
+	sinks map[string]*sink
+}
+
+func newUploadBed(t *testing.T) *uploadBed {
+	return &uploadBed{bed: testenv.NewBed(t), sinks: map[string]*sink{}}
+}
+
+// sender starts a sender to peer (v4 or v6 address) and returns its target.
+func (u *uploadBed) sender(t *testing.T, peer string) (backends.Target, *sink) {
+	s := newSink(t, u.bed)
+	l := u.bed.StartClient(u.bed.Local, "send", hostPort(peer, s.Port), 60*time.Second, 250*time.Millisecond)
+	id := fmt.Sprintf("pid-%d", l.PID)
+	u.mu.Lock()
+	u.sinks[id] = s
+	u.mu.Unlock()
+	return backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{l.PID}}, s
+}
+
+func hostPort(addr string, port int) string {
+	if len(addr) > 0 && addr[0] >= '0' && addr[0] <= '9' && !contains(addr, ':') {
+		return fmt.Sprintf("%s:%d", addr, port)
+	}
+	return fmt.Sprintf("[%s]:%d", addr, port)
+}
+
+func contains(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
+// downloadBed is a bed with a ctload source in the peer namespace and
+// receiving ctload clients in the local namespace.
+type downloadBed struct {
+	bed   *testenv.Bed
+	mu    sync.Mutex
+	loads map[string]*testenv.Load
+}
+
+func newDownloadBed(t *testing.T) *downloadBed {
+	d := &downloadBed{bed: testenv.NewBed(t), loads: map[string]*testenv.Load{}}
+	d.bed.StartServer(d.bed.Peer, "source", "[::]:5203", false)
+	return d
+}
+
+func (d *downloadBed) receiver(t *testing.T, peer string) (backends.Target, *testenv.Load) {
+	l := d.bed.StartClient(d.bed.Local, "recv", hostPort(peer, 5203), 60*time.Second, 100*time.Millisecond)
+	id := fmt.Sprintf("pid-%d", l.PID)
+	d.mu.Lock()
+	d.loads[id] = l
+	d.mu.Unlock()
+	return backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{l.PID}}, l
+}
+
+func TestUploadConformance(t *testing.T) {
+	requireEBPF(t)
+	u := newUploadBed(t)
+	backendtest.RunThrottler(t, backendtest.ThrottlerHarness{
+		New: func(t *testing.T) backends.Throttler {
+			return NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
+		},
+		Target: func(t *testing.T) backends.Target {
+			tg, _ := u.sender(t, u.bed.PeerIP)
+			return tg
+		},
+		Placer: newPlacer(t),
+		Measure: func(t *testing.T, tg backends.Target, dur time.Duration) float64 {
+			u.mu.Lock()
+			s := u.sinks[tg.ID]
+			u.mu.Unlock()
+			// The sink's receive queue holds megabytes sent at full speed
+			// before the limit; let it drain before measuring.
+			time.Sleep(time.Second)
+			return rateOf(s.Total, dur)
+		},
+	})
+}
+
+func TestDownloadConformance(t *testing.T) {
+	requireEBPF(t)
+	d := newDownloadBed(t)
+	backendtest.RunThrottler(t, backendtest.ThrottlerHarness{
+		New: func(t *testing.T) backends.Throttler {
+			return NewDownload(backends.Options{NetNS: testenv.Path(d.bed.Local)})
+		},
+		Target: func(t *testing.T) backends.Target {
+			tg, _ := d.receiver(t, d.bed.PeerIP)
+			return tg
+		},
+		Placer: newPlacer(t),
+		Measure: func(t *testing.T, tg backends.Target, dur time.Duration) float64 {
+			d.mu.Lock()
+			l := d.loads[tg.ID]
+			d.mu.Unlock()
+			return rateOf(loadTotal(l), dur)
+		},
+	})
+}
+
+func initThrottler(t *testing.T, b backends.Throttler) {
+	t.Helper()
+	if err := b.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Cleanup(); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+	})
+}
+
+func place(t *testing.T, p backends.Placer, tg backends.Target) backends.Target {
+	t.Helper()
+	cg, err := p.Place(tg.ID, tg.PIDs)
+	if err != nil {
+		t.Fatalf("place %s: %v", tg.ID, err)
+	}
+	tg.Cgroup = cg
+	return tg
+}
+
+func within(got, want, tol float64) bool { return math.Abs(got-want) <= tol*want }
+
+// TestUploadMidTransfer: a limit set on a process in the middle of a
+// transfer (its socket predates the limit and its cgroup) bites within a
+// second, while an unlimited neighbour on the same interface keeps going;
+// IPv4 and IPv6. Removing the limit restores full speed.
+func TestUploadMidTransfer(t *testing.T) {
+	requireEBPF(t)
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		t.Run(fam, func(t *testing.T) {
+			u := newUploadBed(t)
+			peer := u.bed.PeerIP
+			if fam == "ipv6" {
+				peer = u.bed.PeerIP6
+			}
+			b := NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
+			initThrottler(t, b)
+			p := newPlacer(t)
+			tg, s := u.sender(t, peer)
+			_, ns := u.sender(t, peer)
+			time.Sleep(500 * time.Millisecond)
+			solo := rateOf(ns.Total, time.Second)
+			tg = place(t, p, tg)
+			const rate = 1_000_000
+			if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			got := rateOf(s.Total, 3*time.Second)
+			neigh := rateOf(ns.Total, time.Second)
+			t.Logf("limited %.0f B/s (limit %d); neighbour %.0f B/s (alone before: %.0f)", got, rate, neigh, solo)
+			if !within(got, rate, 0.15) {
+				t.Errorf("limited sender at %.0f B/s under a %d B/s limit", got, rate)
+			}
+			if neigh < rate*20 {
+				t.Errorf("unlimited neighbour slowed to %.0f B/s", neigh)
+			}
+			if err := b.RemoveLimit(tg.ID); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(700 * time.Millisecond)
+			if free := rateOf(s.Total, time.Second); free < rate*10 {
+				t.Errorf("after removal the sender runs at %.0f B/s", free)
+			}
+		})
+	}
+}
+
+// TestDownloadMidTransfer is TestUploadMidTransfer for downloads.
+func TestDownloadMidTransfer(t *testing.T) {
+	requireEBPF(t)
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		t.Run(fam, func(t *testing.T) {
+			d := newDownloadBed(t)
+			peer := d.bed.PeerIP
+			if fam == "ipv6" {
+				peer = d.bed.PeerIP6
+			}
+			b := NewDownload(backends.Options{NetNS: testenv.Path(d.bed.Local)})
+			initThrottler(t, b)
+			p := newPlacer(t)
+			tg, l := d.receiver(t, peer)
+			_, nl := d.receiver(t, peer)
+			time.Sleep(500 * time.Millisecond)
+			tg = place(t, p, tg)
+			const rate = 1_000_000
+			if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			got := rateOf(loadTotal(l), 3*time.Second)
+			neigh := rateOf(loadTotal(nl), time.Second)
+			t.Logf("limited %.0f B/s (limit %d); neighbour %.0f B/s", got, rate, neigh)
+			if !within(got, rate, 0.15) {
+				t.Errorf("limited receiver at %.0f B/s under a %d B/s limit", got, rate)
+			}
+			if neigh < rate*20 {
+				t.Errorf("unlimited neighbour slowed to %.0f B/s", neigh)
+			}
+			if err := b.RemoveLimit(tg.ID); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(700 * time.Millisecond)
+			if free := rateOf(loadTotal(l), time.Second); free < rate*10 {
+				t.Errorf("after removal the receiver runs at %.0f B/s", free)
+			}
+		})
+	}
+}
+
+// TestUploadChildrenInherit: a child the limited process starts after the
+// limit is set (a new socket in the target's cgroup) is limited too, and an
+// app target's processes share one bucket.
+func TestUploadChildrenInherit(t *testing.T) {
+	requireEBPF(t)
+	u := newUploadBed(t)
+	b := NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
+	initThrottler(t, b)
+	p := newPlacer(t)
+	s := newSink(t, u.bed)
+	sh := newDeferredSender(t, u.bed, hostPort(u.bed.PeerIP, s.Port), 30*time.Second)
+	tg := place(t, p, backends.Target{ID: "app-children", Kind: backends.TargetApp, PIDs: []int{sh.PID}})
+	const rate = 500_000
+	if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
+		t.Fatal(err)
+	}
+	sh.Start()
+	time.Sleep(time.Second)
+	got := rateOf(s.Total, 3*time.Second)
+	t.Logf("child of limited shell: %.0f B/s under %d", got, rate)
+	if !within(got, rate, 0.15) {
+		t.Errorf("child sends at %.0f B/s under a %d B/s limit on its parent", got, rate)
+	}
+}
+
+// TestAppSharesOneBucket: two processes of one app target share its bucket;
+// a second target has its own bucket.
+func TestAppSharesOneBucket(t *testing.T) {
+	requireEBPF(t)
+	u := newUploadBed(t)
+	b := NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
+	initThrottler(t, b)
+	p := newPlacer(t)
+	a1, s1 := u.sender(t, u.bed.PeerIP)
+	a2, s2 := u.sender(t, u.bed.PeerIP)
+	o, so := u.sender(t, u.bed.PeerIP)
+	app := place(t, p, backends.Target{ID: "app-x", Kind: backends.TargetApp, PIDs: []int{a1.PIDs[0], a2.PIDs[0]}})
+	other := place(t, p, o)
+	const rate = 1_000_000
+	for _, tg := range []backends.Target{app, other} {
+		if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	both := func() uint64 { return s1.Total() + s2.Total() }
+	var gotApp, gotOther float64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); gotApp = rateOf(both, 3*time.Second) }()
+	go func() { defer wg.Done(); gotOther = rateOf(so.Total, 3*time.Second) }()
+	wg.Wait()
+	t.Logf("app (2 processes) %.0f B/s, other target %.0f B/s, limit %d each", gotApp, gotOther, rate)
+	if !within(gotApp, rate, 0.15) || !within(gotOther, rate, 0.15) {
+		t.Errorf("app %.0f B/s and other %.0f B/s; want each ≈ %d", gotApp, gotOther, rate)
+	}
+}
+
+// TestTrafficTypes: a Local-only limit bites on the bed's ULA/RFC 1918
+// peer; an Internet-only limit leaves it alone.
+func TestTrafficTypes(t *testing.T) {
+	requireEBPF(t)
+	u := newUploadBed(t)
+	b := NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
+	initThrottler(t, b)
+	p := newPlacer(t)
+	for _, tc := range []struct {
+		tt      backends.TrafficType
+		peer    string
+		limited bool
+	}{
+		{backends.TrafficLocal, u.bed.PeerIP, true},
+		{backends.TrafficLocal, u.bed.PeerIP6, true},
+		{backends.TrafficInternet, u.bed.PeerIP, false},
+		{backends.TrafficInternet, u.bed.PeerIP6, false},
+	} {
+		t.Run(tc.tt.String()+"-"+tc.peer, func(t *testing.T) {
+			tg, s := u.sender(t, tc.peer)
+			tg = place(t, p, tg)
+			const rate = 1_000_000
+			if err := b.SetLimit(tg, backends.Limit{Rate: rate, Traffic: tc.tt}); err != nil {
+				t.Fatal(err)
+			}
+			defer b.RemoveLimit(tg.ID)
+			time.Sleep(700 * time.Millisecond)
+			got := rateOf(s.Total, 2*time.Second)
+			if tc.limited && !within(got, rate, 0.2) {
+				t.Errorf("%s limit on local peer: %.0f B/s; want ≈ %d", tc.tt, got, rate)
+			}
+			if !tc.limited && got < rate*10 {
+				t.Errorf("%s limit slowed local traffic to %.0f B/s", tc.tt, got)
+			}
+		})
+	}
+}
