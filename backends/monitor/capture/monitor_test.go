@@ -1,0 +1,314 @@
+//go:build linux && !no_capture
+
+package capture
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
+)
+
+// startMonitor builds and starts a capture monitor on the bed's local
+// namespace; it is stopped when the test ends.
+func startMonitor(t *testing.T, bed *testenv.Bed) *Backend {
+	t.Helper()
+	m, err := New(backends.Options{NetNS: testenv.Path(bed.Local)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Cleanup(); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+	})
+	if m.WatchErr != nil {
+		t.Logf("proc connector not used: %v", m.WatchErr)
+	}
+	return m
+}
+
+// history accumulates snapshots: processes are reported until they exit,
+// once more with Exited, then never again.
+type history struct {
+	procs   map[int]backends.ProcessStats // latest report per pid
+	exited  map[int]int                   // how many snapshots reported the pid as exited
+	after   map[int]bool                  // the pid was reported again after its exit report
+	last    backends.Snapshot
+	updates int
+}
+
+func newHistory() *history {
+	return &history{procs: map[int]backends.ProcessStats{}, exited: map[int]int{}, after: map[int]bool{}}
+}
+
+func (h *history) update(t *testing.T, m backends.MonitorBackend) {
+	t.Helper()
+	s, err := m.Update()
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	h.updates++
+	h.last = s
+	for _, p := range s.Processes {
+		if h.exited[p.PID] > 0 && p.StartTime == h.procs[p.PID].StartTime {
+			h.after[p.PID] = true
+		}
+		h.procs[p.PID] = p
+		if p.Exited {
+			h.exited[p.PID]++
+		}
+	}
+}
+
+func (h *history) bytes(pid int) uint64 {
+	p := h.procs[pid]
+	return p.RxBytes + p.TxBytes
+}
+
+func total(samples []testenv.Sample) uint64 {
+	var n uint64
+	for _, s := range samples {
+		if s.Total > n {
+			n = s.Total
+		}
+	}
+	return n
+}
+
+func TestConformance(t *testing.T) {
+	bed := testenv.NewBed(t)
+	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+	backendtest.RunMonitor(t, backendtest.MonitorHarness{
+		New: func(t *testing.T) backends.MonitorBackend {
+			m, err := New(backends.Options{NetNS: testenv.Path(bed.Local)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		},
+		Traffic: func(t *testing.T, n uint64) int {
+			l := bed.StartClient(bed.Local, "send", testenv.PeerIP+":5201", 20*time.Second, time.Second, "-bytes", fmt.Sprint(n))
+			l.Wait()
+			return l.PID
+		},
+		MinShare: 0.99,
+	})
+}
+
+// TestLongFlow: one long upload is attributed ≥ 99 % (and ≤ 101 %) of its
+// payload bytes, with its connection listed.
+func TestLongFlow(t *testing.T) {
+	bed := testenv.NewBed(t)
+	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+	m := startMonitor(t, bed)
+	h := newHistory()
+	l := bed.StartClient(bed.Local, "send", testenv.PeerIP+":5201", 3*time.Second, 500*time.Millisecond)
+	for done := false; !done; {
+		select {
+		case <-waitCh(l):
+			done = true
+		case <-time.After(time.Second):
+		}
+		h.update(t, m)
+	}
+	sent := total(l.Samples())
+	time.Sleep(300 * time.Millisecond)
+	h.update(t, m)
+	got := h.procs[l.PID].TxBytes
+	share := float64(got) / float64(sent)
+	t.Logf("sent %d B, attributed %d B (%.3f %%), unknown %+v, drops %d", sent, got, 100*share, h.last.Unknown, m.Drops())
+	if share < 0.99 || share > 1.01 {
+		t.Errorf("attributed %.2f %% of the flow's bytes; want 99–101 %%", 100*share)
+	}
+	p := h.procs[l.PID]
+	if !strings.HasSuffix(p.Exe, "ctload") || p.Comm != "ctload" || p.StartTime == 0 {
+		t.Errorf("process info %+v", p.ProcessInfo)
+	}
+	var conn *backends.Conn
+	for i, c := range p.Conns {
+		if c.Remote == netip.MustParseAddrPort(testenv.PeerIP+":5201") {
+			conn = &p.Conns[i]
+		}
+	}
+	if conn == nil || conn.Proto != backends.TCP || conn.Local.Addr() != netip.MustParseAddr(testenv.LocalIP) || conn.TxBytes != got {
+		t.Errorf("connections %+v; want the TCP connection to the peer carrying all %d bytes", p.Conns, got)
+	}
+}
+
+func waitCh(l *testenv.Load) <-chan struct{} {
+	c := make(chan struct{})
+	go func() { l.Wait(); close(c) }()
+	return c
+}
+
+// TestShortLived: 40 processes that each send 1 MB and exit are seen and
+// attributed; each is reported exited exactly once.
+func TestShortLived(t *testing.T) {
+	bed := testenv.NewBed(t)
+	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+	m := startMonitor(t, bed)
+	h := newHistory()
+	const n = 40
+	var loads []*testenv.Load
+	stopUpd := make(chan struct{})
+	updDone := make(chan struct{})
+	go func() {
+		defer close(updDone)
+		for {
+			select {
+			case <-stopUpd:
+				return
+			case <-time.After(time.Second):
+				h.update(t, m)
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		loads = append(loads, bed.StartClient(bed.Local, "send", testenv.PeerIP+":5201", 20*time.Second, time.Second, "-bytes", "1000000"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range loads {
+		l.Wait()
+	}
+	close(stopUpd)
+	<-updDone
+	// Until every process has been reported exited (or 10 s).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		h.update(t, m)
+		all := true
+		for _, l := range loads {
+			if _, seen := h.procs[l.PID]; seen && h.exited[l.PID] == 0 {
+				all = false
+			}
+		}
+		if all {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var seen int
+	var sent, got uint64
+	for _, l := range loads {
+		s := total(l.Samples())
+		sent += s
+		if b := h.bytes(l.PID); b > 0 {
+			seen++
+			got += min(b, s)
+		}
+		if h.exited[l.PID] > 1 || h.after[l.PID] {
+			t.Errorf("pid %d reported exited %d times, reported after exit: %v", l.PID, h.exited[l.PID], h.after[l.PID])
+		}
+		if _, ok := h.procs[l.PID]; ok && h.exited[l.PID] == 0 {
+			t.Errorf("pid %d never reported exited", l.PID)
+		}
+	}
+	share := float64(got) / float64(sent)
+	t.Logf("%d/%d processes seen, %.2f %% of %d B attributed; unknown %+v; drops %d; resolver: %s", seen, n, 100*share, sent, h.last.Unknown, m.Drops(), m.Stats())
+	if seen < 38 || share < 0.97 {
+		t.Errorf("saw %d of %d processes and %.2f %% of their bytes; want ≥ 38 and ≥ 97 %%", seen, n, 100*share)
+	}
+}
+
+// TestUDPAndIPv6: a UDP upload and an IPv6 TCP download are attributed.
+func TestUDPAndIPv6(t *testing.T) {
+	bed := testenv.NewBed(t)
+	bed.StartServer(bed.Peer, "sink", "0.0.0.0:5202", true)
+	bed.StartServer(bed.Peer, "source", "[::]:5203", false)
+	m := startMonitor(t, bed)
+	udp := bed.StartClient(bed.Local, "send", testenv.PeerIP+":5202", 2*time.Second, 500*time.Millisecond, "-udp", "-size", "1200")
+	six := bed.StartClient(bed.Local, "recv", "["+testenv.PeerIP6+"]:5203", 2*time.Second, 500*time.Millisecond)
+	udp.Wait()
+	six.Wait()
+	time.Sleep(300 * time.Millisecond)
+	h := newHistory()
+	h.update(t, m)
+	for _, c := range []struct {
+		name string
+		l    *testenv.Load
+		got  uint64
+	}{
+		{"udp upload", udp, h.procs[udp.PID].TxBytes},
+		{"ipv6 download", six, h.procs[six.PID].RxBytes},
+	} {
+		sent := total(c.l.Samples())
+		share := float64(c.got) / float64(sent)
+		t.Logf("%s: %d of %d B (%.2f %%)", c.name, c.got, sent, 100*share)
+		if sent == 0 || share < 0.99 || share > 1.05 {
+			t.Errorf("%s: attributed %.2f %% of %d B; want ≥ 99 %%", c.name, 100*share, sent)
+		}
+	}
+	if cs := h.procs[udp.PID].Conns; len(cs) != 1 || cs[0].Proto != backends.UDP {
+		t.Errorf("udp connections %+v", cs)
+	}
+	if cs := h.procs[six.PID].Conns; len(cs) != 1 || cs[0].Remote != netip.MustParseAddrPort("["+testenv.PeerIP6+"]:5203") {
+		t.Errorf("ipv6 connections %+v", cs)
+	}
+}
+
+// TestDualStack: a [::] listener receiving over IPv4 is attributed, with
+// its connection reported by IPv4 addresses.
+func TestDualStack(t *testing.T) {
+	bed := testenv.NewBed(t)
+	srv := bed.StartServer(bed.Local, "sink", "[::]:5204", false)
+	m := startMonitor(t, bed)
+	l := bed.StartClient(bed.Peer, "send", testenv.LocalIP+":5204", 2*time.Second, 500*time.Millisecond)
+	l.Wait()
+	time.Sleep(300 * time.Millisecond)
+	h := newHistory()
+	h.update(t, m)
+	sent := total(l.Samples())
+	p := h.procs[srv.Process.Pid]
+	share := float64(p.RxBytes) / float64(sent)
+	t.Logf("dual-stack server received %d of %d B (%.2f %%)", p.RxBytes, sent, 100*share)
+	if share < 0.99 || share > 1.01 {
+		t.Errorf("attributed %.2f %%; want ≥ 99 %%", 100*share)
+	}
+	if len(p.Conns) != 1 || !p.Conns[0].Local.Addr().Is4() || p.Conns[0].Local != netip.MustParseAddrPort(testenv.LocalIP+":5204") {
+		t.Errorf("connections %+v; want one with local %s:5204", p.Conns, testenv.LocalIP)
+	}
+}
+
+// TestUnknown: traffic that no local socket receives (UDP to a closed
+// port) is counted as unknown and given to no process.
+func TestUnknown(t *testing.T) {
+	bed := testenv.NewBed(t)
+	// A process in the local namespace with traffic of its own, which must
+	// not receive the stray bytes.
+	bed.StartServer(bed.Peer, "sink", "0.0.0.0:5205", true)
+	m := startMonitor(t, bed)
+	own := bed.StartClient(bed.Local, "send", testenv.PeerIP+":5205", 2*time.Second, 500*time.Millisecond, "-udp", "-size", "1000")
+	stray := bed.StartClient(bed.Peer, "send", testenv.LocalIP+":5999", 2*time.Second, 500*time.Millisecond, "-udp", "-size", "1000")
+	own.Wait()
+	stray.Wait()
+	time.Sleep(300 * time.Millisecond)
+	h := newHistory()
+	h.update(t, m)
+	// The peer stops sending on the first ICMP error it reads; it may send
+	// little, but whatever arrived must be unknown.
+	var attributedRx uint64
+	for _, p := range h.last.Processes {
+		attributedRx += p.RxBytes
+	}
+	t.Logf("stray sender wrote %d B; unknown %+v; attributed rx %d", total(stray.Samples()), h.last.Unknown, attributedRx)
+	if h.last.Unknown.RxPackets == 0 || h.last.Unknown.RxBytes == 0 {
+		t.Errorf("no unknown traffic counted: %+v", h.last.Unknown)
+	}
+	if attributedRx != 0 {
+		t.Errorf("%d B of received traffic given to processes; none of it had a local socket", attributedRx)
+	}
+	if got, sent := h.procs[own.PID].TxBytes, total(own.Samples()); float64(got) < 0.99*float64(sent) {
+		t.Errorf("own upload attributed %d of %d B", got, sent)
+	}
+	if h.last.Total.RxBytes != h.last.Unknown.RxBytes {
+		t.Errorf("total rx %d ≠ unknown rx %d", h.last.Total.RxBytes, h.last.Unknown.RxBytes)
+	}
+}

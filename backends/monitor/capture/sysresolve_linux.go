@@ -1,0 +1,242 @@
+//go:build linux && !no_capture
+
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/procnet"
+)
+
+// Limits of the socket → process search.
+const (
+	recentWindow   = 30 * time.Second       // pids forked/execed this recently are searched first
+	recentMax      = 512                    // at most this many recent pids are searched per lookup
+	fullScanPeriod = 250 * time.Millisecond // full /proc scans at most this often
+)
+
+type recentPID struct {
+	pid int
+	at  time.Time
+}
+
+// sysResolver finds the process that owns a flow's socket: a sock_diag
+// lookup of the one socket gives its inode; the inode is looked up in a map
+// filled by scanning the fds of, in order, recently started processes (from
+// proc connector events), processes that owned sockets before, and, at most
+// every fullScanPeriod, every process.
+type sysResolver struct {
+	diag *procnet.Diag
+
+	mu       sync.Mutex
+	inodes   map[uint64]int   // socket inode → pid
+	recent   []recentPID      // oldest first
+	active   map[int]struct{} // pids that owned attributed sockets
+	infos    map[int]backends.ProcessInfo
+	lastFull time.Time
+	scanning bool
+	stats    ResolverStats
+}
+
+// ResolverStats counts lookup outcomes (for tests and benchmarks).
+type ResolverStats struct {
+	found, notFound, errors, noInodeYet, orphaned, noProcess, gone, fullScans atomic.Uint64
+}
+
+func (s *ResolverStats) String() string {
+	return fmt.Sprintf("found %d, no socket %d, errors %d, no inode yet %d, orphaned %d, no process %d, exited %d, full scans %d",
+		s.found.Load(), s.notFound.Load(), s.errors.Load(), s.noInodeYet.Load(), s.orphaned.Load(), s.noProcess.Load(), s.gone.Load(), s.fullScans.Load())
+}
+
+func newSysResolver(diag *procnet.Diag) *sysResolver {
+	return &sysResolver{diag: diag, inodes: map[uint64]int{}, active: map[int]struct{}{}, infos: map[int]backends.ProcessInfo{}}
+}
+
+// noteStart records a fork or exec of pid (proc connector).
+func (r *sysResolver) noteStart(pid int, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.infos, pid) // an exec changes exe and cmdline
+	r.recent = append(r.recent, recentPID{pid, now})
+	// Trim entries out of the window (and cap the slice).
+	cut := 0
+	for cut < len(r.recent) && (now.Sub(r.recent[cut].at) > recentWindow || len(r.recent)-cut > 4*recentMax) {
+		cut++
+	}
+	if cut > 0 {
+		r.recent = append(r.recent[:0], r.recent[cut:]...)
+	}
+}
+
+// noteExit forgets what was known about pid.
+func (r *sysResolver) noteExit(pid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.infos, pid)
+	delete(r.active, pid)
+	// Inode entries of the pid are dropped lazily (on a failed check).
+}
+
+// fullScan rebuilds the inode map from every process, unless another
+// resolver is at it.
+func (r *sysResolver) fullScan(now time.Time) {
+	r.mu.Lock()
+	if r.scanning {
+		r.mu.Unlock()
+		return
+	}
+	r.scanning = true
+	r.lastFull = now
+	r.mu.Unlock()
+	r.stats.fullScans.Add(1)
+	m, err := procnet.ScanInodes()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scanning = false
+	if err != nil {
+		return
+	}
+	// Keep what targeted scans found meanwhile.
+	for ino, pid := range r.inodes {
+		if _, ok := m[ino]; !ok {
+			m[ino] = pid
+		}
+	}
+	r.inodes = m
+}
+
+func (r *sysResolver) lookup(k flowKey, quick bool) resolution {
+	sock, err := r.diag.Lookup(k.protoName(), k.local, k.remote)
+	if err != nil {
+		if errors.Is(err, procnet.ErrNotFound) {
+			// An incoming packet can be captured before the kernel has
+			// made its socket; a packet to a closed port never gets one.
+			r.stats.notFound.Add(1)
+			return resolution{retry: 10 * time.Millisecond, patience: 100 * time.Millisecond}
+		}
+		r.stats.errors.Add(1)
+		return resolution{retry: 50 * time.Millisecond}
+	}
+	if sock.Inode == 0 {
+		switch sock.State {
+		case 2, 3, 12, procnet.StateEstablished:
+			// SYN_SENT, SYN_RECV, NEW_SYN_RECV, or established and not
+			// yet accepted: the socket gets its inode soon.
+			r.stats.noInodeYet.Add(1)
+			return resolution{retry: 5 * time.Millisecond}
+		}
+		r.stats.orphaned.Add(1)
+		return resolution{} // orphaned: its process closed it
+	}
+	pid, ok := r.findInode(sock.Inode, quick)
+	if !ok {
+		r.stats.noProcess.Add(1)
+		return resolution{retry: 50 * time.Millisecond}
+	}
+	info, ok := r.info(pid)
+	if !ok {
+		r.stats.gone.Add(1)
+		return resolution{} // it exited just now: identity unknown
+	}
+	r.stats.found.Add(1)
+	return resolution{info: info}
+}
+
+// findInode returns the pid holding inode, searching as the type describes.
+func (r *sysResolver) findInode(inode uint64, quick bool) (int, bool) {
+	r.mu.Lock()
+	pid, ok := r.inodes[inode]
+	r.mu.Unlock()
+	if ok && alive(pid) {
+		return pid, true
+	}
+	// Recently started processes, newest first.
+	r.mu.Lock()
+	now := time.Now()
+	var cands []int
+	seen := map[int]bool{}
+	for i := len(r.recent) - 1; i >= 0 && len(cands) < recentMax; i-- {
+		e := r.recent[i]
+		if now.Sub(e.at) > recentWindow {
+			break
+		}
+		if !seen[e.pid] {
+			seen[e.pid] = true
+			cands = append(cands, e.pid)
+		}
+	}
+	for pid := range r.active {
+		if !seen[pid] {
+			seen[pid] = true
+			cands = append(cands, pid)
+		}
+	}
+	r.mu.Unlock()
+	m := procnet.InodeMap{}
+	found := 0
+	for _, pid := range cands {
+		clear(m)
+		if m.AddPID(pid) == 0 {
+			continue
+		}
+		r.mu.Lock()
+		for ino, p := range m {
+			r.inodes[ino] = p
+		}
+		r.mu.Unlock()
+		if _, ok := m[inode]; ok {
+			found = pid
+			break
+		}
+	}
+	if found == 0 {
+		r.mu.Lock()
+		due := now.Sub(r.lastFull) >= fullScanPeriod
+		r.mu.Unlock()
+		if !due || quick {
+			return 0, false
+		}
+		r.fullScan(now)
+		r.mu.Lock()
+		found = r.inodes[inode]
+		r.mu.Unlock()
+		if found == 0 {
+			return 0, false
+		}
+	}
+	r.mu.Lock()
+	r.active[found] = struct{}{}
+	r.mu.Unlock()
+	return found, true
+}
+
+// info returns the identity of a live pid (cached; the cache is checked
+// against the process's start time).
+func (r *sysResolver) info(pid int) (backends.ProcessInfo, bool) {
+	r.mu.Lock()
+	info, ok := r.infos[pid]
+	r.mu.Unlock()
+	if ok {
+		if st, err := procnet.StartTime(pid); err == nil && st == info.StartTime {
+			return info, true
+		}
+	}
+	info, err := procnet.ReadProcess(pid)
+	if err != nil {
+		return backends.ProcessInfo{}, false
+	}
+	r.mu.Lock()
+	r.infos[pid] = info
+	r.mu.Unlock()
+	return info, true
+}
+
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) == nil
+}
