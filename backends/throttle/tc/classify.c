@@ -1,0 +1,273 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//
+// ChadThrottle's traffic classifiers, attached with cls_bpf (direct action,
+// classid = the root's handle) as the filter of the product's HTB root
+// qdisc. A matched packet gets the target's HTB class in skb->tc_classid;
+// everything else is left alone
+// (TC_ACT_UNSPEC), so HTB sends it through its direct queue unshaped.
+//
+// classify_egress  (upload, on the real interface): the sending socket's
+//                  cookie (connections open before the limit was set), else
+//                  the socket's cgroup id (sockets created in the target's
+//                  cgroup afterwards).
+// classify_ingress (download, on the product's IFB device, after act_mirred
+//                  redirected the interface's ingress there): finds the
+//                  receiving socket with bpf_sk_lookup_{tcp,udp}, then its
+//                  address tuple (connections open before the limit) or its
+//                  cgroup id.
+//
+// Both honour the target's traffic type: all, internet (remote address not
+// local) or local (loopback, RFC 1918, link-local, ULA, unspecified), the
+// rule of backends.IsLocal.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/socket.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define TRAFFIC_ALL 0
+#define TRAFFIC_INTERNET 1
+#define TRAFFIC_LOCAL 2
+
+// What a matched packet gets.
+struct target {
+	__u32 classid; // HTB class, major = qdisc handle
+	__u32 traffic; // TRAFFIC_*
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64); // socket cookie
+	__type(value, struct target);
+	__uint(max_entries, 65536);
+} cookies SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64); // cgroup id
+	__type(value, struct target);
+	__uint(max_entries, 4096);
+} cgroups SEC(".maps");
+
+// Offset of the network header per ifindex (14 for Ethernet, 0 for devices
+// without a link-layer header); missing means 14.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 256);
+} l3off SEC(".maps");
+
+static __always_inline __u32 l3_offset(struct __sk_buff *skb)
+{
+	__u32 idx = skb->ifindex;
+	__u32 *off = bpf_map_lookup_elem(&l3off, &idx);
+	return off ? (*off & 0xff) : ETH_HLEN;
+}
+
+static __always_inline int local4(__u32 be)
+{
+	__u32 a = bpf_ntohl(be);
+	return (a >> 24) == 127 || (a >> 24) == 10 || (a & 0xfff00000) == 0xac100000 ||
+	       (a & 0xffff0000) == 0xc0a80000 || (a & 0xffff0000) == 0xa9fe0000 || a == 0 ||
+	       (a & 0xffffff00) == 0xe0000000;
+}
+
+// local6 takes the address as four network-order words.
+static __always_inline int local6(const __u32 *w)
+{
+	__u32 w0 = bpf_ntohl(w[0]);
+	if (w[0] == 0 && w[1] == 0) {
+		if (w[2] == 0 && (w[3] == 0 || w[3] == bpf_htonl(1)))
+			return 1; // :: and ::1
+		if (w[2] == bpf_htonl(0xffff))
+			return local4(w[3]); // IPv4-mapped
+	}
+	return (w0 & 0xfe000000) == 0xfc000000 ||	// fc00::/7
+	       (w0 & 0xffc00000) == 0xfe800000 ||	// fe80::/10
+	       (w0 & 0xffff0000) == 0xff020000 ||	// ff02::/16
+	       (w0 & 0xffff0000) == 0xff010000;		// ff01::/16
+}
+
+static __always_inline int traffic_ok(const struct target *t, int is_local)
+{
+	if (t->traffic == TRAFFIC_INTERNET)
+		return !is_local;
+	if (t->traffic == TRAFFIC_LOCAL)
+		return is_local;
+	return 1;
+}
+
+// remote_local loads the packet's remote address (destination on egress,
+// source on ingress) and says whether it is local. -1: not IP.
+static __always_inline int remote_local(struct __sk_buff *skb, int egress)
+{
+	__u32 off = l3_offset(skb);
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		__u32 a;
+		__u32 at = off + (egress ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+		if (bpf_skb_load_bytes(skb, at, &a, sizeof(a)) < 0)
+			return -1;
+		return local4(a);
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		__u32 a[4];
+		__u32 at = off + (egress ? offsetof(struct ipv6hdr, daddr) : offsetof(struct ipv6hdr, saddr));
+		if (bpf_skb_load_bytes(skb, at, a, sizeof(a)) < 0)
+			return -1;
+		return local6(a);
+	}
+	return -1;
+}
+
+static __always_inline int apply(struct __sk_buff *skb, const struct target *t, int egress)
+{
+	if (t->traffic != TRAFFIC_ALL) {
+		int l = remote_local(skb, egress);
+		if (l < 0 || !traffic_ok(t, l))
+			return TC_ACT_UNSPEC;
+	}
+	// The kernel keeps only the minor here; cls_bpf adds the major from
+	// the filter's own classid (the HTB root's handle).
+	skb->tc_classid = t->classid;
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int classify_egress(struct __sk_buff *skb)
+{
+	struct target *t = 0;
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	if (cookie)
+		t = bpf_map_lookup_elem(&cookies, &cookie);
+	if (!t) {
+		__u64 cg = bpf_skb_cgroup_id(skb);
+		if (cg)
+			t = bpf_map_lookup_elem(&cgroups, &cg);
+	}
+	if (!t)
+		return TC_ACT_UNSPEC;
+	return apply(skb, t, 1);
+}
+
+// Just enough of the kernel's socket and cgroup structures to read a
+// socket's cookie and cgroup id; CO-RE relocates the offsets against the
+// running kernel's BTF at load time.
+struct kernfs_node___ct {
+	__u64 id;
+} __attribute__((preserve_access_index));
+struct cgroup___ct {
+	struct kernfs_node___ct *kn;
+} __attribute__((preserve_access_index));
+struct sock_cgroup_data___ct {
+	struct cgroup___ct *cgroup;
+} __attribute__((preserve_access_index));
+struct sock_common___ct {
+	struct {
+		__s64 counter;
+	} skc_cookie;
+} __attribute__((preserve_access_index));
+struct sock___ct {
+	struct sock_common___ct __sk_common;
+	struct sock_cgroup_data___ct sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+// sock_of turns a looked-up socket into a plain kernel address: tc programs
+// may not call bpf_sk_cgroup_id or take a looked-up socket's cookie, and
+// the verifier forbids arithmetic on socket pointers, so the socket's
+// fields are read with bpf_probe_read_kernel from this address.
+static __always_inline struct sock___ct *sock_of(struct bpf_sock *sk)
+{
+	struct bpf_sock *volatile slot = sk;
+	__u64 addr = 0;
+	bpf_probe_read_kernel(&addr, sizeof(addr), (const void *)&slot);
+	return (struct sock___ct *)addr;
+}
+
+// lookup finds the local socket an ingress packet is for.
+static __always_inline struct bpf_sock *lookup(struct __sk_buff *skb, __u8 *proto)
+{
+	struct bpf_sock_tuple tup = {};
+	__u32 off = l3_offset(skb);
+	__u32 l4;
+	__u32 size;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+			return 0;
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return 0; // a later fragment has no ports
+		*proto = ip.protocol;
+		l4 = off + ip.ihl * 4;
+		tup.ipv4.saddr = ip.saddr;
+		tup.ipv4.daddr = ip.daddr;
+		if (bpf_skb_load_bytes(skb, l4, &tup.ipv4.sport, 4) < 0)
+			return 0;
+		size = sizeof(tup.ipv4);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
+			return 0;
+		*proto = ip6.nexthdr;
+		l4 = off + sizeof(ip6);
+		__builtin_memcpy(tup.ipv6.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(tup.ipv6.daddr, &ip6.daddr, 16);
+		if (bpf_skb_load_bytes(skb, l4, &tup.ipv6.sport, 4) < 0)
+			return 0;
+		size = sizeof(tup.ipv6);
+	} else {
+		return 0;
+	}
+	if (*proto == IPPROTO_TCP)
+		return bpf_sk_lookup_tcp(skb, &tup, size, BPF_F_CURRENT_NETNS, 0);
+	if (*proto == IPPROTO_UDP)
+		return bpf_sk_lookup_udp(skb, &tup, size, BPF_F_CURRENT_NETNS, 0);
+	return 0;
+}
+
+SEC("tc")
+int classify_ingress(struct __sk_buff *skb)
+{
+	__u8 proto = 0;
+	struct bpf_sock *sk = lookup(skb, &proto);
+	if (!sk)
+		return TC_ACT_UNSPEC;
+
+	struct sock___ct *ks = sock_of(sk);
+	__u64 cookie = 0, cg = 0;
+	struct cgroup___ct *cgrp = 0;
+	struct kernfs_node___ct *kn = 0;
+	bpf_probe_read_kernel(&cookie, sizeof(cookie), &ks->__sk_common.skc_cookie.counter);
+	bpf_probe_read_kernel(&cgrp, sizeof(cgrp), &ks->sk_cgrp_data.cgroup);
+	if (cgrp)
+		bpf_probe_read_kernel(&kn, sizeof(kn), &cgrp->kn);
+	if (kn)
+		bpf_probe_read_kernel(&cg, sizeof(cg), &kn->id);
+	bpf_sk_release(sk);
+
+	struct target *t = 0;
+	if (cookie)
+		t = bpf_map_lookup_elem(&cookies, &cookie);
+	if (!t && cg)
+		t = bpf_map_lookup_elem(&cgroups, &cg);
+	if (!t)
+		return TC_ACT_UNSPEC;
+	return apply(skb, t, 0);
+}
+
+char __license[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,142 @@
+//go:build linux
+
+package tc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
+)
+
+// inScratchNetns runs fn in a new, empty network namespace that disappears
+// afterwards. The OS thread that entered it is thrown away.
+func inScratchNetns(fn func(h *netlink.Handle) error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if _, err := netns.New(); err != nil {
+			errc <- fmt.Errorf("create a scratch network namespace (needs CAP_SYS_ADMIN): %w", err)
+			return
+		}
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			errc <- fmt.Errorf("open netlink in a scratch namespace: %w", err)
+			return
+		}
+		defer h.Close()
+		lo, err := h.LinkByName("lo")
+		if err == nil {
+			err = h.LinkSetUp(lo)
+		}
+		if err != nil {
+			errc <- fmt.Errorf("bring up lo in a scratch namespace: %w", err)
+			return
+		}
+		errc <- fn(h)
+	}()
+	return <-errc
+}
+
+// probeShaping checks, in a scratch namespace, everything a shaper of
+// direction dir does: load the classifier, add an HTB root with a class
+// and the classifier as its filter; for ingress also an IFB device and a
+// u32 act_mirred redirect on clsact ingress.
+func probeShaping(dir direction) error {
+	if os.Geteuid() != 0 {
+		return backends.Unavailable("needs root (CAP_NET_ADMIN, CAP_BPF)")
+	}
+	if err := cgroupv2.Probe(); err != nil {
+		return err
+	}
+	var objs classifyObjects
+	if err := loadClassifyObjects(&objs, nil); err != nil {
+		return backends.Unavailable("the kernel refused the BPF classifier (needs cls_bpf programs with bpf_skb_cgroup_id, bpf_get_socket_cookie, bpf_sk_lookup_tcp/udp): %v", err)
+	}
+	defer objs.Close()
+	prog := objs.ClassifyEgress
+	if dir == ingress {
+		prog = objs.ClassifyIngress
+	}
+	return inScratchNetns(func(h *netlink.Handle) error {
+		lo, _ := h.LinkByName("lo")
+		dev := lo
+		if dir == ingress {
+			la := netlink.NewLinkAttrs()
+			la.Name = IFBPrefix + "probe"
+			if err := h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
+				return backends.Unavailable("cannot create an IFB device (kernel lacks IFB?): %v", err)
+			}
+			ifb, err := h.LinkByName(la.Name)
+			if err != nil {
+				return fmt.Errorf("find probe ifb: %w", err)
+			}
+			dev = ifb
+			if err := h.QdiscAdd(clsact(lo.Attrs().Index)); err != nil {
+				return backends.Unavailable("cannot add a clsact qdisc (kernel lacks NET_SCH_INGRESS?): %v", err)
+			}
+			if err := h.FilterAdd(redirectFilter(lo.Attrs().Index, ifb.Attrs().Index)); err != nil {
+				return backends.Unavailable("cannot add a u32 filter with a mirred redirect (kernel lacks cls_u32 or act_mirred?): %v", err)
+			}
+		}
+		root := netlink.MakeHandle(0x1, 0)
+		if err := h.QdiscAdd(netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: dev.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: root})); err != nil {
+			return backends.Unavailable("cannot add an HTB qdisc (kernel lacks sch_htb?): %v", err)
+		}
+		c := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: dev.Attrs().Index, Parent: root, Handle: netlink.MakeHandle(1, 2)},
+			netlink.HtbClassAttrs{Rate: 8_000_000})
+		if err := h.ClassAdd(c); err != nil {
+			return backends.Unavailable("cannot add an HTB class: %v", err)
+		}
+		f := &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: dev.Attrs().Index, Parent: root,
+			Priority: 1, Protocol: unix.ETH_P_ALL}, ClassId: root, Fd: prog.FD(), Name: FilterName, DirectAction: true}
+		if err := h.FilterAdd(f); err != nil {
+			return backends.Unavailable("cannot attach a cls_bpf classifier (kernel lacks cls_bpf?): %v", err)
+		}
+		return nil
+	})
+}
+
+// ProbeUpload says whether tc_htb can work here.
+func ProbeUpload(backends.Options) error { return probeShaping(egress) }
+
+// ProbeDownload says whether ifb_tc can work here.
+func ProbeDownload(backends.Options) error { return probeShaping(ingress) }
+
+// ProbePolice says whether tc_police can work here: it tries to create a
+// police action (act_police) in a scratch namespace.
+func ProbePolice(backends.Options) error {
+	if os.Geteuid() != 0 {
+		return backends.Unavailable("needs root (CAP_NET_ADMIN)")
+	}
+	return inScratchNetns(func(h *netlink.Handle) error {
+		lo, _ := h.LinkByName("lo")
+		if err := h.QdiscAdd(clsact(lo.Attrs().Index)); err != nil {
+			return backends.Unavailable("cannot add a clsact qdisc (kernel lacks NET_SCH_INGRESS?): %v", err)
+		}
+		p := netlink.NewPoliceAction()
+		p.Rate = 125000
+		p.Burst = 16000
+		p.ExceedAction = netlink.TC_POLICE_SHOT
+		f := &netlink.U32{
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: lo.Attrs().Index, Parent: netlink.HANDLE_MIN_INGRESS,
+				Priority: 1, Protocol: unix.ETH_P_ALL},
+			Sel:     &netlink.TcU32Sel{Flags: tcU32Terminal, Nkeys: 1, Keys: []netlink.TcU32Key{{}}},
+			Actions: []netlink.Action{p},
+		}
+		if err := h.FilterAdd(f); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+				return backends.Unavailable("kernel has no act_police (creating a tc police action failed: %v)", err)
+			}
+			return backends.Unavailable("cannot create a tc police action: %v", err)
+		}
+		return nil
+	})
+}
