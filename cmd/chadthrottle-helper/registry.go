@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/ebpf"
+	"github.com/chadthrottle/chadthrottle/backends/monitor/capture"
 	"github.com/chadthrottle/chadthrottle/backends/throttle/tc"
 )
 
@@ -20,6 +21,7 @@ func registry() *backends.Registry {
 		Monitors: compiled[backends.MonitorBackend](
 			// BACKENDS:monitor (one line per backend, e.g. capture.Monitor,)
 			ebpf.Monitor,
+			capture.Monitor,
 		),
 		Uploads: compiled[backends.UploadThrottleBackend](
 			// BACKENDS:upload
