@@ -82,6 +82,13 @@ func Open(stateDir string) (*Store, error) {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
 	s := &Store{dir: stateDir, path: filepath.Join(stateDir, FileName), rules: map[key]api.Rule{}, syncDir: fsyncDir}
+	// A crash between writing a temporary file and renaming it leaves the
+	// temporary file; the rules file itself is intact.
+	if stale, err := filepath.Glob(filepath.Join(stateDir, "."+FileName+".tmp-*")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	f, err := os.Open(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil

@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/chadthrottle/chadthrottle/helper/rules"
+)
+
+// The seed corpora are in testdata/fuzz/<FuzzName> and run with go test.
+
+// FuzzParseStat: /proc/PID/stat parsing never panics; a comm with spaces
+// and parentheses is kept whole.
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("1234 (a (b) c) S 1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5555 0 0\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		comm, _, _, _, err := parseStat(b)
+		if err == nil && strings.Count(string(b), "(") == 0 {
+			t.Fatalf("parsed %q without a comm: %q", b, comm)
+		}
+	})
+}
+
+// FuzzParseUIDs: /proc/PID/status parsing never panics.
+func FuzzParseUIDs(f *testing.F) {
+	f.Add([]byte("Name:\tx\nUid:\t1000\t1000\t1000\t1000\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := parseUIDs(b); err == nil && !strings.Contains(string(b), "Uid:") {
+			t.Fatalf("parsed %q without a Uid line", b)
+		}
+	})
+}
+
+// FuzzParseDesktop: .desktop parsing never panics and only returns
+// visible applications with a name.
+func FuzzParseDesktop(f *testing.F) {
+	f.Add([]byte("[Desktop Entry]\nType=Application\nName=Firefox\nExec=env A=1 \"/usr/bin/fire fox\" %u\nIcon=firefox\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		de, execs, ok := parseDesktop(b)
+		if !ok {
+			return
+		}
+		if de == nil || de.name == "" {
+			t.Fatalf("accepted an entry without a name: %+v", de)
+		}
+		for _, x := range execs {
+			if x == "" {
+				t.Fatalf("empty executable from %q", b)
+			}
+		}
+		idx := newDesktopIndex()
+		idx.add(de, execs)
+	})
+}
+
+// FuzzParseExe: the executable argument of SetAppLimit/RemoveAppLimit is
+// either rejected with ErrInvalid or comes out as a valid absolute path.
+func FuzzParseExe(f *testing.F) {
+	f.Add("/usr/bin/firefox", uint32(1000))
+	f.Fuzz(func(t *testing.T, exe string, uid uint32) {
+		got, err := parseExe(exe, uid)
+		if err != nil {
+			if !strings.Contains(err.Error(), ErrInvalid.Error()) {
+				t.Fatalf("parseExe(%q) error %v does not wrap ErrInvalid", exe, err)
+			}
+			if !utf8.ValidString(err.Error()) && utf8.ValidString(exe) {
+				t.Fatalf("error message is not UTF-8: %q", err.Error())
+			}
+			return
+		}
+		if verr := rules.ValidateExe(got); verr != nil {
+			t.Fatalf("parseExe(%q) = %q, which is invalid: %v", exe, got, verr)
+		}
+	})
+}
