@@ -163,7 +163,7 @@ func (o *opts) check() error {
 		switch {
 		case o.seen["pid"] == o.seen["app"]:
 			return usageErr("%s: give exactly one of --pid N or --app EXE", o.fs.Name())
-		case o.seen["pid"] && o.pid <= 0:
+		case o.seen["pid"] && (o.pid <= 0 || o.pid > 1<<31-1):
 			return usageErr("%s: --pid %d is not a process id", o.fs.Name(), o.pid)
 		case o.seen["app"] && o.app == "":
 			return usageErr("%s: --app needs an executable", o.fs.Name())
