@@ -134,8 +134,43 @@ static __always_inline int remote_local(struct __sk_buff *skb, int egress)
 	return -1;
 }
 
+// bare_tcp says whether the packet is TCP without payload (a pure ACK,
+// SYN or FIN). Those are left unshaped: the limit is on payload, and an
+// ACK queued behind the other direction's data would slow that direction.
+static __always_inline int bare_tcp(struct __sk_buff *skb)
+{
+	__u32 off = l3_offset(skb);
+	__u32 hdrs;
+	__u8 doff;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		__u8 vihl, proto;
+		if (bpf_skb_load_bytes(skb, off, &vihl, 1) < 0 ||
+		    bpf_skb_load_bytes(skb, off + offsetof(struct iphdr, protocol), &proto, 1) < 0)
+			return 0;
+		if (proto != IPPROTO_TCP)
+			return 0;
+		hdrs = off + (vihl & 0x0f) * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		__u8 next;
+		if (bpf_skb_load_bytes(skb, off + offsetof(struct ipv6hdr, nexthdr), &next, 1) < 0)
+			return 0;
+		if (next != IPPROTO_TCP)
+			return 0;
+		hdrs = off + sizeof(struct ipv6hdr);
+	} else {
+		return 0;
+	}
+	if (bpf_skb_load_bytes(skb, hdrs + 12, &doff, 1) < 0)
+		return 0;
+	hdrs += (doff >> 4) * 4;
+	return skb->len <= hdrs;
+}
+
 static __always_inline int apply(struct __sk_buff *skb, const struct target *t, int egress)
 {
+	if (bare_tcp(skb))
+		return TC_ACT_UNSPEC;
 	if (t->traffic != TRAFFIC_ALL) {
 		int l = remote_local(skb, egress);
 		if (l < 0 || !traffic_ok(t, l))
