@@ -196,11 +196,17 @@ func (p *Placer) Place(id string, pids []int) (backends.Cgroup, error) {
 		return backends.Cgroup{}, errors.New("empty target id")
 	}
 	dir := filepath.Join(p.dir, sanitize(id))
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	created := true
+	if err := os.Mkdir(dir, 0o755); errors.Is(err, fs.ErrExist) {
+		created = false
+	} else if err != nil {
 		return backends.Cgroup{}, fmt.Errorf("create cgroup %s: %w", dir, err)
 	}
 	cg, err := cgroupOf(dir)
 	if err != nil {
+		if created {
+			_ = os.Remove(dir)
+		}
 		return backends.Cgroup{}, err
 	}
 	if p.origins[id] == nil {
@@ -236,6 +242,12 @@ func (p *Placer) Place(id string, pids []int) (backends.Cgroup, error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 && len(p.origins[id]) == 0 && len(procs(dir)) == 0 {
+		// Nothing was placed: leave no trace of this call.
+		if created {
+			_ = os.Remove(dir)
+			delete(p.origins, id)
+			_ = p.save()
+		}
 		return backends.Cgroup{}, errors.Join(errs...)
 	}
 	return cg, errors.Join(errs...)

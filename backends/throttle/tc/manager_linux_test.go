@@ -1,0 +1,98 @@
+//go:build linux
+
+package tc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+)
+
+// TestManagerEndToEnd wires tc_htb, ifb_tc and the cgroup v2 placer into
+// backends.Manager: an app of two uploaders and a downloader shares one
+// upload bucket and gets its download limit, an unlimited process beside
+// it keeps its speed, and removal and Cleanup restore everything.
+func TestManagerEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	before := e.dump(t)
+	up, err := NewUpload(e.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := NewDownload(e.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := backends.NewManager(up, down, nil, e.placer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(); err != nil {
+		t.Fatalf("manager Init: %v", err)
+	}
+	cleaned := false
+	t.Cleanup(func() {
+		if !cleaned {
+			m.Cleanup()
+		}
+	})
+	if _, err := m.Download(); err != nil {
+		t.Fatalf("download unavailable: %v", err)
+	}
+	s1 := e.client(t, egress, false, 20*time.Second)
+	s2 := e.client(t, egress, true, 20*time.Second)
+	r := e.client(t, ingress, false, 20*time.Second)
+	other := e.client(t, egress, false, 20*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	app := backends.Target{ID: "app-0-ctload", Kind: backends.TargetApp, PIDs: []int{s1.PID, s2.PID, r.PID}}
+	lim := backends.Limits{Up: backends.Limit{Rate: 2_000_000}, Down: backends.Limit{Rate: 1_000_000}}
+	if err := m.Apply(app, lim); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if got, ok := m.Limits(app.ID); !ok || got != lim {
+		t.Fatalf("Limits = %+v, %v", got, ok)
+	}
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	u0 := e.tcpBytes(t, egress, s1.PID, s2.PID)
+	d0 := e.tcpBytes(t, ingress, r.PID)
+	o0 := e.tcpBytes(t, egress, other.PID)
+	time.Sleep(3 * time.Second)
+	secs := time.Since(t0).Seconds()
+	upRate := float64(e.tcpBytes(t, egress, s1.PID, s2.PID)-u0) / secs
+	downRate := float64(e.tcpBytes(t, ingress, r.PID)-d0) / secs
+	otherRate := float64(e.tcpBytes(t, egress, other.PID)-o0) / secs
+	t.Logf("app upload (2 processes, v4+v6) %.0f B/s, app download %.0f B/s, unlimited neighbour %.0f B/s", upRate, downRate, otherRate)
+	if !within(upRate, 2_000_000, 0.25) {
+		t.Errorf("app's two uploaders together move %.0f B/s; want about 2000000 (one shared bucket)", upRate)
+	}
+	if !within(downRate, 1_000_000, 0.25) {
+		t.Errorf("app download %.0f B/s; want about 1000000", downRate)
+	}
+	if otherRate < 20_000_000 {
+		t.Errorf("unlimited neighbour slowed to %.0f B/s", otherRate)
+	}
+	// Lift the upload limit only.
+	if err := m.Apply(app, backends.Limits{Down: lim.Down}); err != nil {
+		t.Fatalf("Apply (download only): %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := e.rate(t, egress, time.Second, s1.PID, s2.PID); got < 20_000_000 {
+		t.Errorf("after lifting the upload limit the app uploads at %.0f B/s", got)
+	}
+	if err := m.Remove(app.ID); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := e.rate(t, ingress, time.Second, r.PID); got < 20_000_000 {
+		t.Errorf("after Remove the app downloads at %.0f B/s", got)
+	}
+	cleaned = true
+	if err := m.Cleanup(); err != nil {
+		t.Fatalf("manager Cleanup: %v", err)
+	}
+	if got := e.dump(t); got != before {
+		t.Errorf("namespace after Cleanup:\n%s\nwant as before:\n%s", got, before)
+	}
+}
