@@ -42,7 +42,7 @@ generate: ## regenerate committed generated code (bpf2go needs clang)
 package: build ## build .deb and .rpm into dist/ with nfpm (DIST=dir, FORMATS="deb rpm")
 	@BIN='$(BIN)' GO='$(GO)' packaging/scripts/package.sh '$(VERSION)'
 
-install: build ## install into $(DESTDIR)$(PREFIX) (system files under $(DESTDIR)/etc, /usr/share)
+install: ## install bin/ into $(DESTDIR)$(PREFIX) (after make build; system files under $(DESTDIR)/etc, /usr/share)
 	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' BIN='$(BIN)' packaging/scripts/install.sh
 
 uninstall: ## remove what install put in $(DESTDIR)$(PREFIX)

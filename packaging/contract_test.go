@@ -135,7 +135,10 @@ func TestNamesMatchAPI(t *testing.T) {
 		if g == nil {
 			t.Fatal("no [D-BUS Service] group")
 		}
-		for key, want := range map[string]string{"Name": api.BusName, "Exec": HelperPath, "User": "root", "SystemdService": UnitName} {
+		if exec := strings.Fields(one(t, g, "Exec")); len(exec) == 0 || exec[0] != HelperPath {
+			t.Errorf("Exec=%s, want %s", exec, HelperPath)
+		}
+		for key, want := range map[string]string{"Name": api.BusName, "User": "root", "SystemdService": UnitName} {
 			if got := one(t, g, key); got != want {
 				t.Errorf("%s=%s, want %s", key, got, want)
 			}
@@ -145,7 +148,10 @@ func TestNamesMatchAPI(t *testing.T) {
 	t.Run("systemd unit", func(t *testing.T) {
 		kf := keyFile(t, readFile(t, srcOf(t, "/usr/lib/systemd/system/"+UnitName)))
 		s := kf["Service"]
-		for key, want := range map[string]string{"Type": "dbus", "BusName": api.BusName, "ExecStart": HelperPath,
+		if exec := strings.Fields(one(t, s, "ExecStart")); len(exec) == 0 || exec[0] != HelperPath {
+			t.Errorf("ExecStart=%s, want %s", exec, HelperPath)
+		}
+		for key, want := range map[string]string{"Type": "dbus", "BusName": api.BusName,
 			"StateDirectory": "chadthrottle", "RuntimeDirectory": "chadthrottle", "ProtectSystem": "strict",
 			"ProtectHome": "read-only", "NoNewPrivileges": "yes", "PrivateTmp": "yes"} {
 			if got := one(t, s, key); got != want {

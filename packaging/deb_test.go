@@ -4,6 +4,7 @@ package packaging
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -17,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -106,6 +110,63 @@ func cgroup2Root(t testing.TB) string {
 		}
 	}
 	return ""
+}
+
+// bpfObjects lists the BPF programs, maps and links a process holds open
+// (from /proc/PID/fdinfo), as "prog 12", "map 7", "link 3".
+func bpfObjects(t testing.TB, pid int) []string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("read %s: %v", dir, err)
+	}
+	var objs []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, kind := range []string{"prog", "map", "link"} {
+				if v, ok := strings.CutPrefix(l, kind+"_id:"); ok {
+					objs = append(objs, kind+" "+strings.TrimSpace(v))
+				}
+			}
+		}
+	}
+	sort.Strings(objs)
+	return slices.Compact(objs)
+}
+
+// bpfAlive returns the objects of bpfObjects that still exist in the
+// kernel (IDs are allocated cyclically, so a gone ID is not reused soon).
+func bpfAlive(t testing.TB, objs []string) []string {
+	t.Helper()
+	var alive []string
+	for _, o := range objs {
+		kind, v, _ := strings.Cut(o, " ")
+		id, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			t.Fatalf("bpf object %q: %v", o, err)
+		}
+		var closer interface{ Close() error }
+		switch kind {
+		case "prog":
+			closer, err = ebpf.NewProgramFromID(ebpf.ProgramID(id))
+		case "map":
+			closer, err = ebpf.NewMapFromID(ebpf.MapID(id))
+		case "link":
+			closer, err = link.NewFromID(link.ID(id))
+		}
+		if err == nil {
+			closer.Close()
+			alive = append(alive, o)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("look up bpf %s: %v", o, err)
+		}
+	}
+	return alive
 }
 
 // busRunning reports whether something answers on the system bus socket.
@@ -264,8 +325,14 @@ func TestDebInstall(t *testing.T) {
 	wantImplicit := map[string]string{api.ActionMonitor: "yes", api.ActionLimitOwn: "yes", api.ActionManage: "auth_admin_keep"}
 	for _, id := range api.Actions {
 		out := run(t, busEnv, "pkaction", "--action-id", id, "--verbose")
-		if !strings.Contains(out, "implicit active:   "+wantImplicit[id]) || !strings.Contains(out, "vendor:           ChadThrottle") {
-			t.Errorf("pkaction %s: want implicit active %s and vendor ChadThrottle:\n%s", id, wantImplicit[id], out)
+		fields := map[string]string{}
+		for _, l := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+		if fields["implicit active"] != wantImplicit[id] || fields["vendor"] != "ChadThrottle" || fields["message"] == "" {
+			t.Errorf("pkaction %s: want implicit active %s, vendor ChadThrottle and a message:\n%s", id, wantImplicit[id], out)
 		}
 	}
 
@@ -310,7 +377,9 @@ func TestDebInstall(t *testing.T) {
 	run(t, busEnv, ctl, "limit", "--pid", strconv.Itoa(sleeper.Process.Pid), "--up", "1MB/s", "--down", "1MB/s")
 	during := kernelState(t)
 	t.Logf("kernel state with a limit: %q", during)
-	if len(during) == 0 {
+	helperBPF := bpfObjects(t, pid)
+	t.Logf("BPF objects the helper holds: %d (%q)", len(helperBPF), helperBPF)
+	if len(during) == 0 && len(helperBPF) == 0 {
 		t.Errorf("no production kernel state while a limit is active: the no-leftovers check below proves nothing")
 	}
 
@@ -324,6 +393,9 @@ func TestDebInstall(t *testing.T) {
 	}
 	if left := kernelState(t); len(left) > 0 {
 		t.Errorf("kernel state left after dpkg -r: %q", left)
+	}
+	if alive := bpfAlive(t, helperBPF); len(alive) > 0 {
+		t.Errorf("BPF objects of the helper still loaded after dpkg -r: %q", alive)
 	}
 	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sleeper.Process.Pid)); string(cg) != string(cgBefore) {
 		t.Errorf("limited process not moved back: cgroup %q, was %q", cg, cgBefore)

@@ -83,8 +83,8 @@ func TestMakeInstall(t *testing.T) {
 				helper := prefix + "/libexec/chadthrottle/chadthrottle-helper"
 				if strings.HasSuffix(f.Dst, ".service") {
 					// the one permitted change: the helper's path
-					orig = bytes.ReplaceAll(orig, []byte("="+HelperPath+"\n"), []byte("="+helper+"\n"))
-					if !bytes.Contains(inst, []byte("="+helper+"\n")) {
+					orig = bytes.ReplaceAll(orig, []byte("="+HelperPath+" "), []byte("="+helper+" "))
+					if !bytes.Contains(inst, []byte("="+helper+" ")) {
 						t.Errorf("%s does not start %s", f.Dst, helper)
 					}
 				}

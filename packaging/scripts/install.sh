@@ -90,8 +90,7 @@ for ((i = 0; i < ${#files[@]}; i += 3)); do
 	case "$src" in
 	*.service)
 		# the helper's path follows PREFIX
-		sed -i -e "s|^Exec=/usr/libexec/chadthrottle/chadthrottle-helper\$|Exec=$helper|" \
-			-e "s|^ExecStart=/usr/libexec/chadthrottle/chadthrottle-helper\$|ExecStart=$helper|" "$dst"
+		sed -i -E "s#^(Exec|ExecStart)=/usr/libexec/chadthrottle/chadthrottle-helper( |\$)#\1=$helper\2#" "$dst"
 		;;
 	esac
 	echo "installed $dst"
