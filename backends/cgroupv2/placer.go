@@ -321,7 +321,9 @@ func (p *Placer) drain(dir string, origins map[int]string) error {
 					dest = d
 				}
 			} else if pp := parentOrigin(pid, origins); pp != "" {
-				dest = pp // a child follows its parent back
+				if d := filepath.Join(p.root, pp); exists(d) {
+					dest = d // a child follows its parent back
+				}
 			}
 			if err := writeProcs(dest, pid); err != nil && !errors.Is(err, syscall.ESRCH) {
 				// The origin may not accept processes (threaded, or

@@ -170,7 +170,7 @@ func TestChildrenFollowAndGoBack(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		for _, q := range Procs(cg.Path) {
 			cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(q), "cmdline"))
-			if q != sh.Process.Pid && strings.Contains(string(cmdline), "60") {
+			if q != sh.Process.Pid && string(cmdline) == "sleep\x0060\x00" {
 				child = q // the long sleep, not one of the loop's short ones
 			}
 		}
