@@ -125,6 +125,14 @@ if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
 	die "no display (DISPLAY and WAYLAND_DISPLAY are unset), so the window cannot open; run it from a desktop session, or try the CLI: bin/chadthrottlectl --help"
 fi
 
+# The tray icon talks to the session bus; without one (a bare X server)
+# give the window a private session bus.
+gui=(bin/chadthrottle)
+if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ] && [ ! -S "${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/bus" ] &&
+	command -v dbus-run-session >/dev/null 2>&1; then
+	gui=(dbus-run-session -- bin/chadthrottle)
+fi
+
 # 3. the helper
 if system_bus; then
 	prefix=${RUN_PREFIX:-/usr/local}
@@ -132,7 +140,7 @@ if system_bus; then
 	as_root env PREFIX="$prefix" BIN="$root/bin" "$root/packaging/scripts/install.sh" >/dev/null
 	say "installed; the bus starts the helper on the first call (remove with: sudo make uninstall PREFIX=$prefix)"
 	say "opening the window"
-	exec bin/chadthrottle
+	exec "${gui[@]}"
 fi
 
 say "no system bus here: starting a private one with polkitd and the helper (as root)"
@@ -159,4 +167,4 @@ addr=$(cat "$rundir/address")
 say "helper running on $addr"
 say "CLI in another terminal: bin/chadthrottlectl --bus $addr top"
 say "opening the window; closing it (Quit in the tray menu) stops the helper and the private bus"
-bin/chadthrottle --bus "$addr"
+"${gui[@]}" --bus "$addr"
