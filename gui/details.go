@@ -40,11 +40,11 @@ var (
 	procCols = []struct {
 		title string
 		width float32
-	}{{"PID", 70}, {"Process", 150}, {"Command line", 330}, {"Download", 95}, {"Upload", 95}, {"Downloaded", 95}, {"Uploaded", 95}, {"Limit", 170}}
+	}{{"PID", 64}, {"Process", 120}, {"Command line", 200}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}, {"Limit", 150}}
 	connCols = []struct {
 		title string
 		width float32
-	}{{"PID", 70}, {"Proto", 60}, {"Remote", 280}, {"Local", 200}, {"Where", 80}, {"Download", 95}, {"Upload", 95}, {"Downloaded", 95}, {"Uploaded", 95}}
+	}{{"PID", 64}, {"Proto", 60}, {"Remote", 200}, {"Local", 170}, {"Where", 76}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}}
 )
 
 func newDetailsPane(u *UI) *detailsPane {
@@ -57,7 +57,7 @@ func newDetailsPane(u *UI) *detailsPane {
 	p.title = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.info = widget.NewLabel("")
 	p.info.Truncation = fyne.TextTruncateEllipsis
-	p.graph = NewGraph(fyne.NewSize(360, 150), true)
+	p.graph = NewGraph(fyne.NewSize(320, 140), true)
 
 	p.procs = widget.NewTableWithHeaders(
 		func() (int, int) { return len(p.d.Processes), len(procCols) },
@@ -101,7 +101,7 @@ func newDetailsPane(u *UI) *detailsPane {
 	legend := container.NewHBox(swatch(colorDown), widget.NewLabel("download"), swatch(colorUp), widget.NewLabel("upload"))
 	left := container.NewBorder(nil, legend, nil, nil, p.graph)
 	head := container.NewBorder(nil, nil, p.icon, nil, container.NewVBox(p.title, p.info))
-	p.body = container.NewBorder(head, nil, container.New(fixedWidth{w: 380}, left), nil, p.tabs)
+	p.body = container.NewBorder(head, nil, container.New(fixedWidth{w: 340}, left), nil, p.tabs)
 	p.body.Hide()
 	p.root = container.NewStack(container.NewCenter(p.empty), p.body)
 	return p

@@ -16,8 +16,8 @@ import (
 // too. Safe for concurrent use; lookups read files, so call resolve off the
 // UI goroutine.
 type iconCache struct {
-	mu    sync.Mutex
-	m     map[string]fyne.Resource
+	mu   sync.Mutex
+	m    map[string]fyne.Resource
 	dirs []string // icon theme base dirs, most specific first
 }
 

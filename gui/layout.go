@@ -36,9 +36,9 @@ func (c *columns) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 		if i == c.flex {
 			w += extra
 		}
-		h := min.Height
-		if o.Visible() {
-			h = o.MinSize().Height
+		h := o.MinSize().Height
+		if h < 1 { // rectangles and spacers fill the height
+			h = size.Height
 		}
 		o.Resize(fyne.NewSize(w, h))
 		o.Move(fyne.NewPos(x, (size.Height-h)/2))

@@ -40,6 +40,10 @@ type view struct {
 	sortBy Column
 	asc    bool
 	filter string
+	// frozen keeps the current row order (new apps go last) so rows do
+	// not move under the pointer while the person works with them.
+	frozen bool
+	order  map[string]int
 }
 
 func newView() *view { return &view{sortBy: ColDown} }
@@ -53,6 +57,7 @@ func (v *view) setApps(apps []api.App) {
 // setSort sorts by c; choosing the current column again flips the order.
 // Names sort ascending first, numbers descending first.
 func (v *view) setSort(c Column) {
+	v.frozen = false
 	if c == v.sortBy {
 		v.asc = !v.asc
 	} else {
@@ -64,6 +69,7 @@ func (v *view) setSort(c Column) {
 
 func (v *view) setFilter(f string) {
 	v.filter = strings.ToLower(strings.TrimSpace(f))
+	v.frozen = false
 	v.recompute()
 }
 
@@ -77,42 +83,71 @@ func (v *view) recompute() {
 			rows = append(rows, a)
 		}
 	}
-	key := func(a *api.App) uint64 {
-		switch v.sortBy {
-		case ColDown:
-			return a.RxRate
-		case ColUp:
-			return a.TxRate
-		case ColTotalDown:
-			return a.RxBytes
-		case ColTotalUp:
-			return a.TxBytes
-		case ColLimit:
-			if limited(a) {
+	v.rows = rows
+	if v.frozen && v.order != nil {
+		slices.SortStableFunc(rows, func(a, b api.App) int {
+			ia, oka := v.order[a.ID]
+			ib, okb := v.order[b.ID]
+			switch {
+			case oka && okb:
+				return cmp.Compare(ia, ib)
+			case oka:
+				return -1
+			case okb:
 				return 1
 			}
-		}
-		return 0
+			return v.compare(&a, &b)
+		})
+		return
 	}
-	slices.SortStableFunc(rows, func(a, b api.App) int {
-		var c int
-		if v.sortBy == ColName {
-			c = cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
-		} else {
-			c = cmp.Compare(key(&a), key(&b))
+	slices.SortStableFunc(rows, func(a, b api.App) int { return v.compare(&a, &b) })
+	if v.order == nil {
+		v.order = map[string]int{}
+	}
+	clear(v.order)
+	for i := range rows {
+		v.order[rows[i].ID] = i
+	}
+}
+
+// key is a's value in a numeric sort column.
+func (v *view) key(a *api.App) uint64 {
+	switch v.sortBy {
+	case ColDown:
+		return a.RxRate
+	case ColUp:
+		return a.TxRate
+	case ColTotalDown:
+		return a.RxBytes
+	case ColTotalUp:
+		return a.TxBytes
+	case ColLimit:
+		if limited(a) {
+			return 1
 		}
-		if !v.asc {
-			c = -c
-		}
-		if c == 0 { // ties: by name, then id, so rows do not jump around
-			c = cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
-			if c == 0 {
-				c = cmp.Compare(a.ID, b.ID)
-			}
-		}
-		return c
-	})
-	v.rows = rows
+	}
+	return 0
+}
+
+// compare orders two apps by the sort column; ties go by name, then id,
+// so rows do not jump around.
+func (v *view) compare(a, b *api.App) int {
+	var c int
+	if v.sortBy == ColName {
+		c = cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	} else {
+		c = cmp.Compare(v.key(a), v.key(b))
+	}
+	if !v.asc {
+		c = -c
+	}
+	if c == 0 {
+		c = cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	}
+	if c == 0 {
+		c = cmp.Compare(a.ID, b.ID)
+	}
+	return c
 }
 
 // index returns the row of app id, or -1.

@@ -63,7 +63,7 @@ func (u *UI) Poll(ctx context.Context) {
 			r.icons[a.Icon] = u.icons.resolve(a.Icon)
 		}
 	}
-	fyne.DoAndWait(func() { u.apply(&r) })
+	u.doWait(func() { u.apply(&r) })
 }
 
 // apply takes a poll result in (UI goroutine).
@@ -103,6 +103,10 @@ func (u *UI) apply(r *pollResult) {
 		u.totals.add(api.Sample{RxRate: r.snap.RxRate, TxRate: r.snap.TxRate})
 		u.snapTime = r.snap.Time
 	}
+	u.mu.Lock()
+	editing := len(u.pending) > 0
+	u.mu.Unlock()
+	u.view.frozen = editing || time.Now().Before(u.freezeUntil)
 	u.view.setApps(r.snap.Apps)
 	u.totalDown.Text = "↓ " + FormatRate(r.snap.RxRate, u.settings.Unit)
 	u.totalUp.Text = "↑ " + FormatRate(r.snap.TxRate, u.settings.Unit)
@@ -118,6 +122,11 @@ func (u *UI) apply(r *pollResult) {
 		}
 	}
 	u.setState(stateConnected, "")
+	if r.status != nil || r.perms != nil {
+		u.applyState()
+	} else {
+		u.updateBanner() // notices expire
+	}
 	u.refreshList()
 	u.refreshTray(false)
 }

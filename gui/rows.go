@@ -128,13 +128,16 @@ func (r *appRow) newLimitControl(d direction) *limitControl {
 	c.slider = widget.NewSlider(0, sliderMax)
 	c.slider.Step = 1
 	c.slider.OnChanged = func(pos float64) {
+		r.u.touch()
 		lim := SliderToLimit(pos)
 		c.entry.SetText(entryText(lim, r.u.settings.Unit))
 		r.u.edit(r.id, d, lim)
 	}
 	c.entry = widget.NewEntry()
 	c.entry.SetPlaceHolder("unlimited")
+	c.entry.OnChanged = func(string) { r.u.touch() }
 	c.entry.OnSubmitted = func(s string) {
+		r.u.touch()
 		lim, err := ParseLimit(s, r.u.settings.Unit)
 		if err != nil {
 			r.u.notify("Limit not changed: " + err.Error())
@@ -368,7 +371,7 @@ func (u *UI) flush(id string, seq int) {
 		u.flush(id, nextSeq)
 		return
 	}
-	fyne.Do(func() {
+	u.do(func() {
 		if err != nil {
 			u.notify("Could not limit " + name + ": " + explain(err))
 		} else {

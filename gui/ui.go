@@ -66,6 +66,10 @@ type UI struct {
 	tray  desktop.App // nil without tray support
 	icons *iconCache
 
+	// do and doWait run a function on the UI goroutine (fyne.Do and
+	// fyne.DoAndWait; tests substitute a queue they drain themselves).
+	do, doWait func(func())
+
 	pollNow    chan struct{}
 	needStatus atomic.Bool
 	selectedID atomic.Value // string: the app whose details are polled
@@ -93,6 +97,7 @@ type UI struct {
 	trayLimited bool
 	trayBuilt   time.Time
 	lastStatus  time.Time
+	freezeUntil time.Time // keep the row order until then
 
 	// widgets (UI goroutine)
 	list         *widget.List
@@ -139,6 +144,8 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 		settings: loadSettings(a.Preferences()),
 		view:     newView(),
 		appIcons: map[string]fyne.Resource{},
+		do:       fyne.Do,
+		doWait:   fyne.DoAndWait,
 	}
 	u.selectedID.Store("")
 	u.needStatus.Store(true)
@@ -186,7 +193,7 @@ func (u *UI) Start(ctx context.Context) {
 	c2 := u.b.OnHelperPresence(func(running bool) {
 		u.needStatus.Store(true)
 		if !running {
-			fyne.Do(func() {
+			u.do(func() {
 				if u.state != stateMissing {
 					u.setState(stateRestarting, "")
 				}
@@ -324,6 +331,7 @@ func (u *UI) build() fyne.CanvasObject {
 		if id < 0 || id >= len(u.view.rows) {
 			return
 		}
+		u.touch()
 		u.selectApp(u.view.rows[id].ID)
 	}
 	u.list.OnUnselected = func(widget.ListItemID) {}
@@ -372,6 +380,13 @@ func (u *UI) updateSortButtons() {
 		b.Refresh()
 	}
 }
+
+// freezeTime is how long the row order stays put after the person
+// interacted with the list.
+const freezeTime = 4 * time.Second
+
+// touch keeps rows from re-sorting under the pointer for a moment.
+func (u *UI) touch() { u.freezeUntil = time.Now().Add(freezeTime) }
 
 // notify shows a transient message in the banner (UI goroutine).
 func (u *UI) notify(msg string) {
@@ -464,7 +479,7 @@ func (u *UI) call(fn func(ctx context.Context) error, done func(error)) {
 		ctx, cancel := context.WithTimeout(context.Background(), setTimeout)
 		err := fn(ctx)
 		cancel()
-		fyne.Do(func() { done(err) })
+		u.do(func() { done(err) })
 		u.needStatus.Store(true)
 		u.requestPoll()
 	}()
