@@ -36,6 +36,7 @@ func main() {
 	flag.StringVar(&cfg.stateDir, "state-dir", "/var/lib/chadthrottle", "directory of the persisted rules")
 	flag.StringVar(&cfg.runDir, "run-dir", "/run/chadthrottle", "directory of the instance lock and cgroup origins")
 	flag.DurationVar(&cfg.idleExit, "idle-exit", 0, "exit after this long with no limits and no client calls (0: never; for D-Bus activation)")
+	flag.StringVar(&cfg.netns, "netns", "", "network namespace (path, e.g. /run/netns/NAME) to shape and monitor; empty: the helper's own")
 	flag.StringVar(&cfg.tag, "tag", "", "suffix for kernel object names (parallel test instances); empty in production")
 	list := flag.Bool("list-backends", false, "print every compiled backend (kind, name, priority, available, reason) and exit")
 	flag.Parse()
@@ -64,5 +65,6 @@ type config struct {
 	monitor, upload, download string
 	stateDir, runDir          string
 	idleExit                  time.Duration
+	netns                     string
 	tag                       string
 }

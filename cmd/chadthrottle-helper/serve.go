@@ -22,7 +22,7 @@ import (
 )
 
 func (c config) options() backends.Options {
-	return backends.Options{Interfaces: c.interfaces, Tag: c.tag}
+	return backends.Options{Interfaces: c.interfaces, NetNS: c.netns, Tag: c.tag}
 }
 
 // serve runs the helper until ctx is done (SIGTERM/SIGINT), the bus goes

@@ -1,0 +1,183 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/client"
+	"github.com/chadthrottle/chadthrottle/helper/engine"
+	"github.com/chadthrottle/chadthrottle/helper/polkit"
+	"github.com/chadthrottle/chadthrottle/helper/rules"
+	"github.com/chadthrottle/chadthrottle/helper/server"
+	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+)
+
+// inProcess runs the helper's engine and server inside the test process
+// (so goroutines and fds can be counted), with the real backends working
+// in the bed's namespace.
+func inProcess(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, cfg *config) (*engine.Engine, *client.Client) {
+	t.Helper()
+	cfg.netns = testenv.Path(bed.Local)
+	cfg.interfaces = []string{bed.LocalDev}
+	cfg.stateDir, cfg.runDir = t.TempDir(), t.TempDir()
+	cfg.tag = testenv.UniqueName("c")
+	if cfg.monitor == "" {
+		cfg.monitor, cfg.upload, cfg.download = "auto", "auto", "auto"
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	eng, err := build(*cfg, log)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { eng.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; eng.Close() })
+	conn := bus.Conn(t)
+	auth, err := polkit.New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	srv, err := server.New(server.Config{Conn: conn, Engine: eng, Auth: auth, Log: log,
+		Errors: server.ErrorKinds{Invalid: []error{engine.ErrInvalid, rules.ErrInvalid}, NotFound: []error{engine.ErrNotFound}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Export(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := conn.RequestName(api.BusName, dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("request name: %v %v", r, err)
+	}
+	c, err := client.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return eng, c
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+// 1,000 limit/unlimit cycles over the bus (with the auto-selected
+// backends; 300 with tc) leave no growth in fds,
+// goroutines, cgroups or tc classes.
+func TestLimitUnlimitCycles(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, v := range []struct {
+		name   string
+		cfg    config
+		cycles int
+	}{
+		{"auto", config{}, 1000},
+		// tc installs and removes its qdiscs with the first and last limit
+		// (~80 ms a cycle here): fewer cycles keep the package in budget.
+		{"tc", config{monitor: "auto", upload: "tc_htb", download: "ifb_tc"}, 300},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			bed := testenv.NewBed(t)
+			bus := bustest.StartBus(t)
+			bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+			load := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 110*time.Second, time.Second)
+			cfg := v.cfg
+			_, c := inProcess(t, bus, bed, &cfg)
+			in := &instance{tag: cfg.tag}
+			ctx := context.Background()
+			cycle := func(i int) {
+				if err := c.SetProcessLimit(ctx, int32(load.PID), api.Limit{Up: uint64(1_000_000 + i), Down: uint64(2_000_000 + i)}); err != nil {
+					t.Fatalf("cycle %d: set: %v", i, err)
+				}
+				if err := c.RemoveProcessLimit(ctx, int32(load.PID)); err != nil {
+					t.Fatalf("cycle %d: remove: %v", i, err)
+				}
+			}
+			for i := 0; i < 20; i++ { // warm up: lazily made maps, pools, caches
+				cycle(i)
+			}
+			time.Sleep(300 * time.Millisecond)
+			runtime.GC()
+			fds0, gr0, cl0 := countFDs(t), runtime.NumGoroutine(), countClasses(t, bed)
+			start := time.Now()
+			for i := 0; i < v.cycles; i++ {
+				cycle(i)
+			}
+			took := time.Since(start)
+			time.Sleep(300 * time.Millisecond)
+			runtime.GC()
+			fds1, gr1, cl1 := countFDs(t), runtime.NumGoroutine(), countClasses(t, bed)
+			cgs := len(readKernelState(t, bed, in).Cgroups) + cgroupChildren(t, bed, load.PID)
+			t.Logf("%d cycles in %v: fds %d→%d, goroutines %d→%d, tc classes %d→%d, target cgroups now %d",
+				v.cycles, took.Round(time.Millisecond), fds0, fds1, gr0, gr1, cl0, cl1, cgs)
+			if fds1 > fds0+3 {
+				t.Errorf("fds grew from %d to %d", fds0, fds1)
+			}
+			if gr1 > gr0+5 {
+				t.Errorf("goroutines grew from %d to %d", gr0, gr1)
+			}
+			if cl1 > cl0 {
+				t.Errorf("tc classes grew from %d to %d", cl0, cl1)
+			}
+			if cgs != 0 {
+				t.Errorf("%d target cgroups remain after the last unlimit", cgs)
+			}
+		})
+	}
+}
+
+// cgroupChildren counts the target cgroups of the in-process helper: the
+// process must be back where it was, so its cgroup is not below a
+// chadthrottle subtree.
+func cgroupChildren(t *testing.T, bed *testenv.Bed, pid int) int {
+	t.Helper()
+	cg := cgroupOf(t, pid)
+	if containsChad(cg) {
+		return 1
+	}
+	return 0
+}
+
+func containsChad(p string) bool {
+	for _, part := range splitPath(p) {
+		if len(part) >= len("chadthrottle") && part[:len("chadthrottle")] == "chadthrottle" {
+			return true
+		}
+	}
+	return false
+}
+
+func splitPath(p string) []string {
+	var out []string
+	cur := ""
+	for _, r := range p {
+		if r == '/' {
+			if cur != "" {
+				out = append(out, cur)
+			}
+			cur = ""
+			continue
+		}
+		cur += string(r)
+	}
+	if cur != "" {
+		out = append(out, cur)
+	}
+	return out
+}
