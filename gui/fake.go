@@ -39,6 +39,7 @@ type Fake struct {
 	presence map[int]func(bool)
 	nextID   int
 	synth    *synth
+	hook     func(FakeCall)
 }
 
 // NewFake returns a Fake with no apps, a fully working helper status and
@@ -100,6 +101,14 @@ func (f *Fake) SetLimitError(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.setErr = err
+}
+
+// SetCallHook makes the Fake call fn (on the caller's goroutine) after
+// each limit call it accepted.
+func (f *Fake) SetCallHook(fn func(FakeCall)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hook = fn
 }
 
 // SetPresence tells the presence subscribers the helper came or went.
@@ -206,9 +215,13 @@ func (f *Fake) record(c FakeCall, apply func()) error {
 	for _, fn := range f.changed {
 		fns = append(fns, fn)
 	}
+	hook := f.hook
 	f.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if hook != nil {
+		hook(c)
 	}
 	select {
 	case f.callCh <- c:

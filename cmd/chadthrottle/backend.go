@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,8 +18,13 @@ import (
 )
 
 // Test-only: CHADTHROTTLE_TEST_SYNTHETIC_APPS=N replaces the helper with
-// gui.NewSyntheticFake(N) (benchmarks and screenshots without a helper).
-const envSynthetic = "CHADTHROTTLE_TEST_SYNTHETIC_APPS"
+// gui.NewSyntheticFake(N) (benchmarks, screenshots and the tray test run
+// without a helper); CHADTHROTTLE_TEST_CALL_LOG=FILE then appends every
+// limit call the fake receives to FILE as a JSON line.
+const (
+	envSynthetic = "CHADTHROTTLE_TEST_SYNTHETIC_APPS"
+	envCallLog   = "CHADTHROTTLE_TEST_CALL_LOG"
+)
 
 // newBackend returns the helper client adapted to gui.Backend.
 func newBackend(bus string) (gui.Backend, func(), error) {
@@ -28,7 +34,21 @@ func newBackend(bus string) (gui.Backend, func(), error) {
 			return nil, nil, fmt.Errorf("%s=%q: want a number of apps", envSynthetic, v)
 		}
 		fmt.Fprintf(os.Stderr, "chadthrottle: TEST MODE: %d synthetic apps, no helper\n", n)
-		return gui.NewSyntheticFake(n), func() {}, nil
+		f := gui.NewSyntheticFake(n)
+		if path := os.Getenv(envCallLog); path != "" {
+			log, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err != nil {
+				return nil, nil, fmt.Errorf("open %s: %w", envCallLog, err)
+			}
+			var mu sync.Mutex
+			f.SetCallHook(func(c gui.FakeCall) {
+				mu.Lock()
+				defer mu.Unlock()
+				json.NewEncoder(log).Encode(c)
+			})
+			return f, func() { log.Close() }, nil
+		}
+		return f, func() {}, nil
 	}
 	c, err := client.Connect(bus)
 	if err != nil {

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/chadthrottle/chadthrottle/gui"
+)
+
+// watcher is a minimal org.kde.StatusNotifierWatcher: it records the items
+// that register.
+type watcher struct{ items chan [2]string }
+
+// RegisterStatusNotifierItem is the watcher's D-Bus method.
+func (w *watcher) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
+	w.items <- [2]string{string(sender), service}
+	return nil
+}
+
+// menuNode is one com.canonical.dbusmenu layout node.
+type menuNode struct {
+	ID       int32
+	Props    map[string]dbus.Variant
+	Children []menuNode
+}
+
+func (n menuNode) label() string {
+	s, _ := n.Props["label"].Value().(string)
+	return s
+}
+
+// parseLayout decodes a (ia{sv}av) layout as godbus hands it over.
+func parseLayout(v any) (menuNode, error) {
+	var f []any
+	switch x := v.(type) {
+	case []any:
+		f = x
+	case dbus.Variant:
+		return parseLayout(x.Value())
+	default:
+		return menuNode{}, fmt.Errorf("layout node of type %T", v)
+	}
+	if len(f) != 3 {
+		return menuNode{}, fmt.Errorf("layout node with %d fields", len(f))
+	}
+	n := menuNode{}
+	n.ID, _ = f[0].(int32)
+	n.Props, _ = f[1].(map[string]dbus.Variant)
+	kids, _ := f[2].([]dbus.Variant)
+	for _, k := range kids {
+		c, err := parseLayout(k.Value())
+		if err != nil {
+			return n, err
+		}
+		n.Children = append(n.Children, c)
+	}
+	return n, nil
+}
+
+func (n menuNode) find(prefix string) (menuNode, bool) {
+	for _, c := range n.Children {
+		if strings.HasPrefix(c.label(), prefix) {
+			return c, true
+		}
+	}
+	return menuNode{}, false
+}
+
+func (n menuNode) labels() []string {
+	var l []string
+	for _, c := range n.Children {
+		l = append(l, c.label())
+	}
+	return l
+}
+
+// TestTray runs the real GUI binary (with its test-only synthetic data
+// source) against a StatusNotifierWatcher on a private session bus: the
+// item registers, its menu (found through the item's Menu property) lists
+// the top apps with quick limits, clicking "1 MB/s" reaches the backend,
+// the icon changes to the limits-active one, and Quit ends the program.
+func TestTray(t *testing.T) {
+	display := startXvfb(t)
+	busAddr := startSessionBus(t)
+	conn, err := dbus.Connect(busAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	w := &watcher{items: make(chan [2]string, 4)}
+	if err := conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own the watcher name: %v %v", r, err)
+	}
+
+	callLog := filepath.Join(t.TempDir(), "calls.jsonl")
+	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + busAddr,
+		envSynthetic + "=30", envCallLog + "=" + callLog})
+
+	var item [2]string
+	select {
+	case item = <-w.items:
+	case <-g.exited:
+		t.Fatal("chadthrottle exited before registering a tray item")
+	case <-time.After(90 * time.Second):
+		t.Fatal("no StatusNotifierItem registered within 90 s")
+	}
+	service, path := item[0], item[1]
+	if !strings.HasPrefix(path, "/") { // some items register a bus name
+		service, path = path, "/StatusNotifierItem"
+	}
+	t.Logf("item registered: %s %s", service, path)
+	obj := conn.Object(service, dbus.ObjectPath(path))
+	prop := func(name string) dbus.Variant {
+		v, err := obj.GetProperty("org.kde.StatusNotifierItem." + name)
+		if err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		return v
+	}
+	menuPath, ok := prop("Menu").Value().(dbus.ObjectPath)
+	if !ok || !menuPath.IsValid() {
+		t.Fatalf("Menu property = %v", prop("Menu"))
+	}
+	menu := conn.Object(service, menuPath)
+	layout := func() menuNode {
+		var rev uint32
+		var raw []any
+		call := menu.Call("com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{})
+		if call.Err != nil {
+			t.Fatalf("GetLayout: %v", call.Err)
+		}
+		if err := call.Store(&rev, &raw); err != nil {
+			t.Fatalf("GetLayout reply: %v", err)
+		}
+		n, err := parseLayout(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// the menu fills once the first snapshot is in
+	var root menuNode
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		root = layout()
+		if _, ok := root.find("Firefox"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tray menu never listed the top app: %q", root.labels())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("tray menu: %q", root.labels())
+	for _, want := range []string{"Open ChadThrottle", "Firefox", "Pause all limits", "Quit"} {
+		if _, ok := root.find(want); !ok {
+			t.Errorf("tray menu lacks %q: %q", want, root.labels())
+		}
+	}
+	firefox, _ := root.find("Firefox")
+	if got := strings.Join(firefox.labels(), "|"); got != "Limit download to:|100 KB/s|1 MB/s|5 MB/s|Custom…||Unlimited" {
+		t.Errorf("Firefox submenu = %q", got)
+	}
+	quick, ok := firefox.find("1 MB/s")
+	if !ok {
+		t.Fatal("no 1 MB/s quick limit")
+	}
+	iconBefore := fmt.Sprint(prop("IconPixmap").Value())
+
+	if call := menu.Call("com.canonical.dbusmenu.Event", 0, quick.ID, "clicked", dbus.MakeVariant(""), uint32(0)); call.Err != nil {
+		t.Fatalf("click 1 MB/s: %v", call.Err)
+	}
+	var got gui.FakeCall
+	deadline = time.Now().Add(20 * time.Second)
+	for got.Method == "" {
+		if f, err := os.Open(callLog); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				json.Unmarshal(sc.Bytes(), &got)
+			}
+			f.Close()
+		}
+		if got.Method == "" {
+			if time.Now().After(deadline) {
+				t.Fatal("the backend received no call after the quick-limit click")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if got.Method != "SetAppLimit" || got.Exe != "/usr/lib/firefox/firefox" || got.Limit.Down != 1_000_000 || got.Limit.Up != 0 {
+		t.Fatalf("backend received %+v, want SetAppLimit firefox down 1000000", got)
+	}
+
+	// limits active: the icon changes and the app shows as limited
+	deadline = time.Now().Add(20 * time.Second)
+	for fmt.Sprint(prop("IconPixmap").Value()) == iconBefore {
+		if time.Now().After(deadline) {
+			t.Fatal("tray icon did not change after a limit was set")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		f, _ := layout().find("Firefox")
+		if strings.Contains(f.label(), "(limited)") {
+			if c, _ := f.find("1 MB/s"); c.Props["toggle-state"].Value() != int32(1) {
+				t.Errorf("1 MB/s not checked: %v", c.Props)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tray still shows Firefox unlimited: %q", f.label())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	quit, ok := layout().find("Quit")
+	if !ok {
+		t.Fatal("no Quit")
+	}
+	menu.Call("com.canonical.dbusmenu.Event", 0, quit.ID, "clicked", dbus.MakeVariant(""), uint32(0))
+	select {
+	case <-g.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Quit did not end the program")
+	}
+}
