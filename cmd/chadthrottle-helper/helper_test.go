@@ -484,3 +484,84 @@ func TestActivation(t *testing.T) {
 		t.Fatalf("second activation: %v", err)
 	}
 }
+
+// chadthrottlectl as unprivileged users against the real helper: a user
+// allowed limit-own sets and removes a rule for its own uid and sees it;
+// limiting another user's process fails with a clear message; a user
+// without a rule is refused.
+func TestCtlAsUsers(t *testing.T) {
+	bus := bustest.StartBus(t)
+	bustest.InstallPolicy(t)
+	own, none := bustest.AddUser(t), bustest.AddUser(t)
+	bustest.WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
+  if (subject.user == %q && (action.id == %q || action.id == %q)) return polkit.Result.YES;
+});
+`, own.Name, api.ActionMonitor, api.ActionLimitOwn))
+	bustest.StartPolkit(t, bus)
+	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
+	in.start(t)
+	ctl := buildBinary(t, "./cmd/chadthrottlectl")
+	nonePID := startSleeper(t, &none)
+	ownPID := startSleeper(t, &own)
+	time.Sleep(400 * time.Millisecond)
+	ctx := context.Background()
+	run := func(u *bustest.User, args ...string) (string, string, int) {
+		out, errOut, err := bustest.RunAs(ctx, u, nil, ctl, append([]string{"--bus", bus.Address}, args...)...)
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out, errOut, code
+	}
+	if out, errOut, code := run(&own, "limit", "--app", "/usr/bin/sleep", "--down", "1.5MB/s", "--up", "8Mbit/s", "--traffic", "internet"); code != 0 {
+		t.Fatalf("limit --app as %s: %d %s %s", own.Name, code, out, errOut)
+	}
+	out, _, code := run(&own, "rules", "--json")
+	var doc struct{ Rules []api.Rule }
+	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil || len(doc.Rules) != 1 ||
+		doc.Rules[0] != (api.Rule{Exe: "/usr/bin/sleep", UID: own.UID, Limit: api.Limit{Down: 1_500_000, Up: 1_000_000, Traffic: "internet"}}) {
+		t.Fatalf("rules --json: %d %s", code, out)
+	}
+	out, _, code = run(&own, "rules")
+	if code != 0 || !strings.Contains(out, "1.5 MB/s") || !strings.Contains(out, "internet") {
+		t.Errorf("rules table:\n%s", out)
+	}
+	out, _, code = run(&own, "top", "--json")
+	var top struct{ Apps []map[string]any }
+	if err := json.Unmarshal([]byte(out), &top); code != 0 || err != nil {
+		t.Fatalf("top --json: %d %v %s", code, err, out)
+	}
+	found := false
+	for _, a := range top.Apps {
+		if a["id"] == fmt.Sprintf("%d:/usr/bin/sleep", own.UID) {
+			found = true
+			lim := a["limit"].(map[string]any)
+			if lim["down"].(float64) != 1_500_000 || lim["up"].(float64) != 1_000_000 {
+				t.Errorf("top shows limit %v", lim)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("top --json does not show %s's sleep: %s", own.Name, out)
+	}
+	if out, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(ownPID), "--up", "100KB/s"); code != 0 {
+		t.Errorf("limit own pid: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(nonePID), "--up", "100KB/s"); code != 1 || !strings.Contains(errOut, "not authorized") || !strings.Contains(errOut, api.ActionManage) {
+		t.Errorf("limit another user's pid: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(&none, "top"); code != 1 || !strings.Contains(errOut, "not authorized") {
+		t.Errorf("top without a rule: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(&own, "limit", "--pid", "1", "--up", "5Mb/s"); code != 2 || !strings.Contains(errOut, "ambiguous") {
+		t.Errorf("ambiguous rate: %d %q", code, errOut)
+	}
+	if out, errOut, code := run(&own, "unlimit", "--app", "/usr/bin/sleep"); code != 0 {
+		t.Errorf("unlimit: %d %s %s", code, out, errOut)
+	}
+	if out, _, _ := run(&own, "rules", "--json"); !strings.Contains(out, `"rules": []`) {
+		t.Errorf("rules after unlimit: %s", out)
+	}
+}
