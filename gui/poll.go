@@ -176,8 +176,13 @@ func (u *UI) applyState() {
 		if u.stateDetail != "" && u.state != stateConnecting {
 			text += "\n\nDetails: " + u.stateDetail
 		}
+		u.overlayBG.FillColor = theme.Color(theme.ColorNameBackground) // follows light/dark
+		u.overlayBG.Refresh()
+		u.totalDown.Text, u.totalUp.Text = "↓ –", "↑ –"
+		u.totalDown.Refresh()
+		u.totalUp.Refresh()
 		u.overlayTitle.SetText(title)
-		u.overlayText.SetText(text)
+		u.overlayText.SetText(wrapText(text, 90))
 		u.overlay.Show()
 	} else {
 		u.overlay.Hide()
@@ -228,6 +233,28 @@ func (u *UI) statusText() string {
 		parts = append(parts, "read-only")
 	}
 	return strings.Join(parts, " · ")
+}
+
+// wrapText breaks s into lines of at most width characters at spaces
+// (labels that wrap by themselves size badly inside centred layouts).
+func wrapText(s string, width int) string {
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, w := range strings.Fields(para) {
+			if line != "" && len([]rune(line))+1+len([]rune(w)) > width {
+				out = append(out, line)
+				line = w
+				continue
+			}
+			if line != "" {
+				line += " "
+			}
+			line += w
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 // explain turns a backend error into words for people.

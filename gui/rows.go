@@ -69,6 +69,7 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r := &appRow{u: u}
 	r.mark = canvas.NewRectangle(color.Transparent)
 	r.mark.CornerRadius = 2
+	r.mark.SetMinSize(fyne.NewSize(4, 40))
 	r.icon = canvas.NewImageFromResource(assets.GenericAppIcon)
 	r.icon.SetMinSize(fyne.NewSize(32, 32))
 	r.icon.FillMode = canvas.ImageFillContain

@@ -100,6 +100,7 @@ type UI struct {
 	freezeUntil time.Time // keep the row order until then
 
 	// widgets (UI goroutine)
+	root         *fyne.Container
 	list         *widget.List
 	headerBtns   []*widget.Button
 	totalDown    *canvas.Text
@@ -110,6 +111,7 @@ type UI struct {
 	banner       *fyne.Container
 	bannerKey    string
 	overlay      *fyne.Container
+	overlayBG    *canvas.Rectangle
 	overlayTitle *widget.Label
 	overlayText  *widget.Label
 	statusLine   *widget.Label
@@ -339,18 +341,17 @@ func (u *UI) build() fyne.CanvasObject {
 	u.overlayTitle = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	u.overlayTitle.SizeName = theme.SizeNameSubHeadingText
 	u.overlayText = widget.NewLabel("")
-	u.overlayText.Wrapping = fyne.TextWrapWord
 	u.overlayText.Alignment = fyne.TextAlignCenter
 	card := container.NewVBox(u.overlayTitle, u.overlayText,
 		container.NewCenter(widget.NewButtonWithIcon("Try again now", theme.ViewRefreshIcon(), func() {
 			u.needStatus.Store(true)
 			u.requestPoll()
 		})))
-	bg := canvas.NewRectangle(theme.Color(theme.ColorNameBackground))
-	u.overlay = container.NewStack(bg, container.NewPadded(container.NewCenter(container.New(fixedWidth{w: 560}, card))))
+	u.overlayBG = canvas.NewRectangle(theme.Color(theme.ColorNameBackground))
+	u.overlay = container.NewStack(u.overlayBG, container.NewCenter(card))
 	u.overlay.Hide()
 
-	listArea := container.NewStack(container.NewBorder(colHeader, nil, nil, nil, u.list), u.overlay)
+	listArea := container.NewBorder(colHeader, nil, nil, nil, u.list)
 
 	u.det = newDetailsPane(u)
 	u.split = container.NewVSplit(listArea, u.det.root)
@@ -364,7 +365,8 @@ func (u *UI) build() fyne.CanvasObject {
 	u.countLabel.SizeName = theme.SizeNameCaptionText
 	bottom := container.NewBorder(widget.NewSeparator(), nil, nil, u.countLabel, u.statusLine)
 	top := container.NewVBox(container.NewPadded(header), u.banner)
-	return container.NewBorder(top, bottom, nil, nil, u.split)
+	u.root = container.NewBorder(top, bottom, nil, nil, container.NewStack(u.split, u.overlay))
+	return u.root
 }
 
 func (u *UI) updateSortButtons() {
@@ -448,7 +450,7 @@ func (u *UI) updateBanner() {
 		bg.CornerRadius = 4
 		u.banner.Add(container.NewStack(bg, container.NewBorder(nil, nil, container.NewCenter(icon), nil, l)))
 	}
-	u.banner.Refresh()
+	u.root.Refresh() // the banner's height changed: lay out again
 }
 
 func (u *UI) readOnly() bool {
