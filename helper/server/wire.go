@@ -2,6 +2,7 @@ package server
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/godbus/dbus/v5/introspect"
 
@@ -13,7 +14,17 @@ import (
 // process says. wire* make every string of a reply sendable and every slice
 // non-nil.
 
-func clean(s string) string { return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", " "), "\ufffd") }
+func clean(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", " "), "\ufffd")
+}
+
+func cleanApp(a api.App) bool {
+	return clean(a.ID) == a.ID && clean(a.Name) == a.Name && clean(a.Exe) == a.Exe && clean(a.Icon) == a.Icon &&
+		clean(a.User) == a.User && clean(a.Limit.Traffic) == a.Limit.Traffic && a.PIDs != nil
+}
 
 func wireApp(a api.App) api.App {
 	a.ID, a.Name, a.Exe, a.Icon, a.User = clean(a.ID), clean(a.Name), clean(a.Exe), clean(a.Icon), clean(a.User)
@@ -24,7 +35,20 @@ func wireApp(a api.App) api.App {
 	return a
 }
 
+// wireSnapshot returns s itself when every string is sendable (the usual
+// case: no copy), otherwise a cleaned copy; the engine's snapshot is never
+// modified.
 func wireSnapshot(s api.Snapshot) api.Snapshot {
+	dirty := s.Apps == nil
+	for i := range s.Apps {
+		if !cleanApp(s.Apps[i]) {
+			dirty = true
+			break
+		}
+	}
+	if !dirty {
+		return s
+	}
 	apps := make([]api.App, len(s.Apps))
 	for i, a := range s.Apps {
 		apps[i] = wireApp(a)
