@@ -76,6 +76,10 @@ type Config struct {
 	UserAppDirs func(uid uint32) []string
 	// Logf logs problems the engine handles by itself; nil means log.Printf.
 	Logf func(format string, args ...any)
+	// NoProcConnector turns off the proc connector: without it new
+	// processes are found by scanning /proc every ScanInterval only. The
+	// connector is used only with the real /proc.
+	NoProcConnector bool
 }
 
 // Engine groups processes into apps, measures them and keeps limits applied.
@@ -104,6 +108,11 @@ type Engine struct {
 	cbMu     sync.Mutex
 	onChange []func()
 	dirty    atomic.Bool // a reconcile is due
+
+	execMu  sync.Mutex
+	execs   map[int]struct{} // pids that exec'd, from the proc connector
+	execAll bool             // events were lost: rescan
+	wake    chan struct{}
 }
 
 // New builds an engine, initialises the monitor and the manager (the
@@ -128,6 +137,8 @@ func New(cfg Config) (*Engine, error) {
 		desk:    newDesktopCache(cfg.AppDirs, cfg.UserAppDirs),
 		logf:    cfg.Logf,
 		self:    os.Getpid(),
+		execs:   map[int]struct{}{},
+		wake:    make(chan struct{}, 1),
 	}
 	if e.logf == nil {
 		e.logf = log.Printf
@@ -170,12 +181,24 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Run(ctx context.Context) error {
 	scan := time.NewTicker(ScanInterval)
 	defer scan.Stop()
+	if e.cfg.ProcRoot == "/proc" && !e.cfg.NoProcConnector {
+		stop := make(chan struct{})
+		defer close(stop)
+		if err := watchExecs(e.execed, stop); err != nil {
+			e.logf("engine: no proc connector, finding new processes by scanning /proc every %v: %v", ScanInterval, err)
+		}
+	}
 	lastSample := time.Now()
 	var ticks int64
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-e.wake:
+			if e.closed.Load() {
+				return nil
+			}
+			e.handleExecs()
 		case now := <-scan.C:
 			if e.closed.Load() {
 				return nil
@@ -185,6 +208,61 @@ func (e *Engine) Run(ctx context.Context) error {
 			if now.Sub(lastSample) >= SampleInterval-ScanInterval/2 {
 				lastSample = now
 			}
+		}
+	}
+}
+
+// execed records a process that exec'd (pid 0: events were lost) and
+// wakes Run.
+func (e *Engine) execed(pid int) {
+	e.execMu.Lock()
+	if pid == 0 {
+		e.execAll = true
+	} else if len(e.execs) < 4096 {
+		e.execs[pid] = struct{}{}
+	} else {
+		e.execAll = true
+	}
+	e.execMu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// handleExecs reads the processes that exec'd since the last call (or
+// rescans /proc when events were lost) and applies rules to them.
+func (e *Engine) handleExecs() {
+	e.execMu.Lock()
+	pids, all := e.execs, e.execAll
+	e.execs, e.execAll = map[int]struct{}{}, false
+	e.execMu.Unlock()
+	e.stateMu.Lock()
+	if all {
+		if err := e.scanLocked(false); err != nil {
+			e.stateMu.Unlock()
+			e.logOnce("scan", err)
+			return
+		}
+	}
+	for pid := range pids {
+		if p := e.st.procs[pid]; p != nil {
+			e.refreshLocked(p, e.st.scans)
+		} else if np, err := e.fs.read(pid); err == nil {
+			np.found, np.seenScan = e.st.scans, e.st.scans
+			e.addProcLocked(np)
+		}
+	}
+	changed := e.st.procsChanged
+	e.st.procsChanged = false
+	e.stateMu.Unlock()
+	if changed {
+		e.limMu.Lock()
+		notify := e.reconcileLocked()
+		e.publishLimitsLocked()
+		e.limMu.Unlock()
+		if notify {
+			e.notify()
 		}
 	}
 }
