@@ -44,6 +44,9 @@ type view struct {
 	// not move under the pointer while the person works with them.
 	frozen bool
 	order  map[string]int
+	// dupNames holds names more than one app has (their rows show the
+	// executable too)
+	dupNames map[string]bool
 }
 
 func newView() *view { return &view{sortBy: ColDown} }
@@ -51,6 +54,17 @@ func newView() *view { return &view{sortBy: ColDown} }
 // setApps replaces the data and recomputes rows.
 func (v *view) setApps(apps []api.App) {
 	v.all = apps
+	seen := make(map[string]bool, len(apps))
+	clear(v.dupNames)
+	for _, a := range apps {
+		if seen[a.Name] {
+			if v.dupNames == nil {
+				v.dupNames = map[string]bool{}
+			}
+			v.dupNames[a.Name] = true
+		}
+		seen[a.Name] = true
+	}
 	v.recompute()
 }
 

@@ -219,6 +219,9 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	if a.User != "" {
 		sub += " · " + a.User
 	}
+	if u.view.dupNames[a.Name] {
+		sub += " · " + a.Exe
+	}
 	if on {
 		sub += " · limited"
 		if u.status.Paused {

@@ -1,0 +1,248 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/client"
+	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+)
+
+// buildCmd builds another command of this module into dir.
+func buildCmd(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = bustest.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// xdo runs xdotool on display.
+func xdo(t *testing.T, display string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("xdotool", args...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("xdotool %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// rateOver returns the load's payload rate over the next d.
+func rateOver(t *testing.T, l *testenv.Load, d time.Duration) float64 {
+	t.Helper()
+	last := func() testenv.Sample {
+		s := l.Samples()
+		if len(s) == 0 {
+			return testenv.Sample{}
+		}
+		return s[len(s)-1]
+	}
+	s0 := last()
+	time.Sleep(d)
+	s1 := last()
+	if s1.T <= s0.T {
+		t.Fatalf("no progress from ctload: %s", l.Stderr())
+	}
+	return float64(s1.Total-s0.Total) / (s1.T - s0.T)
+}
+
+// TestEndToEnd: the real helper (production backends) in a namespace bed
+// on a private system bus, the real GUI binary under Xvfb, driven with
+// xdotool like a person: filter for the test flow's app, type a limit into
+// its download entry. The rule shows in `chadthrottlectl rules`, the flow
+// slows to the limit, and screenshots are saved as test artifacts.
+func TestEndToEnd(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "xdotool", "import", "nsenter", "tc")
+	bed := testenv.NewBed(t)
+	bus := bustest.StartBus(t)
+	bin := bustest.PublicDir(t)
+	helperBin := buildCmd(t, bin, "./cmd/chadthrottle-helper")
+	ctl := buildCmd(t, bin, "./cmd/chadthrottlectl")
+
+	// the helper, shaping the bed's local end
+	helper := exec.Command("nsenter", "--net="+testenv.Path(bed.Local), "--", helperBin,
+		"--bus", bus.Address, "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
+		"--tag", testenv.UniqueName("g"), "--interface", bed.LocalDev)
+	hout := &syncBuf{}
+	helper.Stdout, helper.Stderr = hout, hout
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	helperDone := make(chan struct{})
+	go func() { helper.Wait(); close(helperDone) }()
+	t.Cleanup(func() {
+		helper.Process.Signal(os.Interrupt)
+		select {
+		case <-helperDone:
+		case <-time.After(30 * time.Second):
+			helper.Process.Kill()
+			<-helperDone
+		}
+		if t.Failed() {
+			t.Logf("helper output:\n%s", hout.String())
+		}
+	})
+	c, err := client.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if up, _ := c.Running(ctx); up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper did not start:\n%s", hout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("helper: monitor %s, upload %s, download %q (%s)", st.Monitor, st.Upload, st.Download, st.DownloadReason)
+	// limit the direction the helper can limit here, download preferred
+	down := st.Download != ""
+	mode, serverMode := "recv", "source"
+	if !down {
+		mode, serverMode = "send", "sink"
+	}
+	bed.StartServer(bed.Peer, serverMode, "[::]:5201", false)
+	load := bed.StartClient(bed.Local, mode, bed.PeerIP+":5201", 90*time.Second, 200*time.Millisecond)
+	free := rateOver(t, load, time.Second)
+
+	display := startXvfb(t)
+	g := startGUI(t, []string{"DISPLAY=" + display}, "--bus", bus.Address)
+	win := ""
+	deadline = time.Now().Add(90 * time.Second)
+	for win == "" {
+		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^ChadThrottle$")
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		out, _ := cmd.Output()
+		if f := strings.Fields(string(out)); len(f) > 0 {
+			win = f[0]
+			break
+		}
+		select {
+		case <-g.exited:
+			t.Fatal("the GUI exited at start")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no ChadThrottle window within 90 s")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	// window origin: clicks are relative to it
+	var wx, wy int
+	for _, l := range strings.Split(xdo(t, display, "getwindowgeometry", "--shell", win), "\n") {
+		if v, ok := strings.CutPrefix(l, "X="); ok {
+			wx, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(l, "Y="); ok {
+			wy, _ = strconv.Atoi(v)
+		}
+	}
+	at := func(x, y int) []string { return []string{"mousemove", strconv.Itoa(wx + x), strconv.Itoa(wy + y)} }
+
+	// the flow's app: the client's executable, as the helper names it
+	var app api.App
+	deadline = time.Now().Add(30 * time.Second)
+	for app.ID == "" {
+		snap, err := c.Apps(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range snap.Apps {
+			for _, p := range a.PIDs {
+				if int(p) == load.PID {
+					app = a
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the helper does not list the test flow's process %d", load.PID)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("flow app %q (%s), unlimited %.0f B/s", app.Name, app.Exe, free)
+	time.Sleep(3 * time.Second) // a few seconds of graph
+	screenshot(t, display, "1-window")
+
+	// filter for the app, then type the limit into the first row's entry
+	xdo(t, display, append(at(860, 30), "click", "1")...)
+	xdo(t, display, "type", "--delay", "30", app.Name)
+	time.Sleep(1500 * time.Millisecond)
+	const limit = 1_000_000
+	entryX := 920 // download limit entry of the first row
+	if !down {
+		entryX = 1190 // upload limit entry
+	}
+	xdo(t, display, append(at(entryX, 128), "click", "1")...)
+	xdo(t, display, "type", "--delay", "30", "1MB/s")
+	xdo(t, display, "key", "Return")
+
+	// the rule reaches the helper: chadthrottlectl shows it
+	var rule api.Rule
+	deadline = time.Now().Add(20 * time.Second)
+	for rule.Exe == "" {
+		out, err := exec.Command(ctl, "--bus", bus.Address, "rules", "--json").Output()
+		if err != nil {
+			t.Fatalf("chadthrottlectl rules: %v", err)
+		}
+		var rs struct{ Rules []api.Rule }
+		if err := json.Unmarshal(out, &rs); err != nil {
+			t.Fatalf("rules --json: %v\n%s", err, out)
+		}
+		for _, r := range rs.Rules {
+			if r.Exe == app.Exe {
+				rule = r
+			}
+		}
+		if rule.Exe == "" && time.Now().After(deadline) {
+			screenshot(t, display, "error-no-rule")
+			t.Fatalf("no rule for %s after typing a limit in the GUI; rules: %s", app.Exe, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	text, _ := exec.Command(ctl, "--bus", bus.Address, "rules").Output()
+	t.Logf("chadthrottlectl rules:\n%s", text)
+	got := rule.Limit.Down
+	if !down {
+		got = rule.Limit.Up
+	}
+	if got != limit || rule.UID != app.UID {
+		t.Fatalf("rule %+v, want %d B/s for uid %d", rule, limit, app.UID)
+	}
+
+	// and it is enforced on the flow
+	time.Sleep(2 * time.Second)
+	rate := rateOver(t, load, 4*time.Second)
+	t.Logf("flow: unlimited %.0f B/s, limited to %d B/s: %.0f B/s (%.3f)", free, limit, rate, rate/limit)
+	if rate < 0.7*limit || rate > 1.3*limit {
+		t.Errorf("limited flow runs at %.0f B/s, want about %d", rate, limit)
+	}
+	xdo(t, display, "key", "Escape")
+	xdo(t, display, append(at(150, 128), "click", "1")...) // select the row: details and graph
+	time.Sleep(4 * time.Second)
+	screenshot(t, display, "2-limited")
+}
