@@ -169,6 +169,26 @@ func bpfAlive(t testing.TB, objs []string) []string {
 	return alive
 }
 
+// setAside moves dir (if it exists) out of the way for the test and puts
+// it back at the end.
+func setAside(t testing.TB, dir string) {
+	t.Helper()
+	if _, err := os.Lstat(dir); err != nil {
+		return
+	}
+	aside := filepath.Join(tmpRoot, "aside-"+filepath.Base(dir)+"-"+strconv.Itoa(int(time.Now().UnixNano())))
+	if err := os.Rename(dir, aside); err != nil {
+		t.Fatalf("set %s aside: %v", dir, err)
+	}
+	t.Logf("moved the existing %s aside for the test", dir)
+	t.Cleanup(func() {
+		os.RemoveAll(dir)
+		if err := os.Rename(aside, dir); err != nil {
+			t.Errorf("put %s back: %v (it is in %s)", dir, err, aside)
+		}
+	})
+}
+
 // busRunning reports whether something answers on the system bus socket.
 func busRunning() bool {
 	c, err := net.DialTimeout("unix", systemBusSocket, time.Second)
@@ -256,6 +276,11 @@ func TestDebInstall(t *testing.T) {
 		t.Fatalf("chadthrottle is already installed here (%s); this test installs and purges it, so it will not touch an existing installation", out)
 	}
 	deb := onlyFile(t, filepath.Join(built(t), "dist"), "*.deb")
+	// Purge deletes the state directories: keep a developer's rules (from
+	// make run or an earlier install) safe and out of the comparison.
+	for _, dir := range []string{StateDir, RuntimeDir} {
+		setAside(t, dir)
+	}
 
 	filesBefore := systemFiles(t)
 	kernelBefore := kernelState(t)

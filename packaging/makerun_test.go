@@ -185,6 +185,13 @@ func TestMakeRun(t *testing.T) {
 		testenv.Skip(t, "needs %s (Debian package polkitd)", polkitd)
 	}
 	display := startXvfb(t)
+	// make run's helper keeps its rules where the package's would; remove
+	// what this test created there.
+	for _, dir := range []string{StateDir, RuntimeDir} {
+		if _, err := os.Stat(dir); os.IsNotExist(err) {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+		}
+	}
 
 	t.Run("private bus", func(t *testing.T) {
 		if busRunning() {
