@@ -76,7 +76,7 @@ func newFixture(t *testing.T, apps []api.App) *fixture {
 	ta := &trayApp{App: test.NewTempApp(t)}
 	f := NewFake()
 	f.SetApps(apps)
-	u := New(ta, f, Options{Debounce: 150 * time.Millisecond, TrayAvailable: func() bool { return true }})
+	u := New(ta, f, Options{Debounce: 500 * time.Millisecond, TrayAvailable: func() bool { return true }})
 	u.win.Resize(fyne.NewSize(1240, 780))
 	fx := &fixture{t: t, app: ta, fake: f, ui: u, q: make(chan func(), 1000)}
 	u.do = func(fn func()) { fx.q <- fn }
