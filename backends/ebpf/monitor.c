@@ -31,12 +31,13 @@ struct conn_key {
 	__u8 pad[2];
 };
 
+// conn_val is per CPU: no atomics and no cache line shared between CPUs on
+// the packet path. Userspace sums the CPUs' values.
 struct conn_val {
 	__u64 rx_bytes;
 	__u64 tx_bytes;
 	__u64 rx_packets;
 	__u64 tx_packets;
-	__u64 last_ns;
 };
 
 struct event {
@@ -53,12 +54,29 @@ struct {
 	__type(value, struct owner);
 } owners SEC(".maps");
 
+// TCP connections are counted by socket cookie alone (a short key hashes
+// fast); their addresses are written once, when the entry is made.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct conn_val);
+} tcp_conns SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct conn_key);
+} tcp_tuples SEC(".maps");
+
+// UDP sockets may talk to many peers: counted per cookie and peer.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 65536);
 	__type(key, struct conn_key);
 	__type(value, struct conn_val);
-} conns SEC(".maps");
+} udp_conns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -101,44 +119,68 @@ int ct_sock_release(struct bpf_sock *sk)
 	return 1;
 }
 
+static __always_inline void fill_key(struct conn_key *k, struct pkt *p, __u64 cookie, int egress)
+{
+	k->cookie = cookie;
+	k->proto = p->proto;
+	k->family = p->family;
+	if (egress) {
+		__builtin_memcpy(k->laddr, p->saddr, 16);
+		__builtin_memcpy(k->raddr, p->daddr, 16);
+		k->lport = p->sport;
+		k->rport = p->dport;
+	} else {
+		__builtin_memcpy(k->laddr, p->daddr, 16);
+		__builtin_memcpy(k->raddr, p->saddr, 16);
+		k->lport = p->dport;
+		k->rport = p->sport;
+	}
+}
+
 static __always_inline void count(struct __sk_buff *skb, int egress)
 {
 	if (netns_cookie && bpf_get_netns_cookie(skb) != netns_cookie)
 		return;
 	struct pkt p;
-	if (parse(skb, &p))
+	// Packets without payload (pure ACKs) move no bytes the application
+	// sees: they are not counted, which saves a map lookup on half the
+	// packets of a bulk transfer. Packet counts are therefore data packets
+	// (GSO segments count once).
+	if (parse(skb, &p) || p.payload == 0)
 		return;
-	struct conn_key k = {};
-	k.cookie = bpf_get_socket_cookie(skb);
-	k.proto = p.proto;
-	k.family = p.family;
-	if (egress) {
-		__builtin_memcpy(k.laddr, p.saddr, 16);
-		__builtin_memcpy(k.raddr, p.daddr, 16);
-		k.lport = p.sport;
-		k.rport = p.dport;
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct conn_val *v;
+	if (p.proto == IPPROTO_TCP) {
+		v = bpf_map_lookup_elem(&tcp_conns, &cookie);
+		if (!v) {
+			struct conn_key k = {};
+			fill_key(&k, &p, cookie, egress);
+			bpf_map_update_elem(&tcp_tuples, &cookie, &k, BPF_ANY);
+			struct conn_val zero = {};
+			bpf_map_update_elem(&tcp_conns, &cookie, &zero, BPF_NOEXIST);
+			v = bpf_map_lookup_elem(&tcp_conns, &cookie);
+			if (!v)
+				return;
+		}
 	} else {
-		__builtin_memcpy(k.laddr, p.daddr, 16);
-		__builtin_memcpy(k.raddr, p.saddr, 16);
-		k.lport = p.dport;
-		k.rport = p.sport;
-	}
-	struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
-	if (!v) {
-		struct conn_val zero = {};
-		bpf_map_update_elem(&conns, &k, &zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&conns, &k);
-		if (!v)
-			return;
+		struct conn_key k = {};
+		fill_key(&k, &p, cookie, egress);
+		v = bpf_map_lookup_elem(&udp_conns, &k);
+		if (!v) {
+			struct conn_val zero = {};
+			bpf_map_update_elem(&udp_conns, &k, &zero, BPF_NOEXIST);
+			v = bpf_map_lookup_elem(&udp_conns, &k);
+			if (!v)
+				return;
+		}
 	}
 	if (egress) {
-		__sync_fetch_and_add(&v->tx_bytes, p.payload);
-		__sync_fetch_and_add(&v->tx_packets, 1);
+		v->tx_bytes += p.payload;
+		v->tx_packets++;
 	} else {
-		__sync_fetch_and_add(&v->rx_bytes, p.payload);
-		__sync_fetch_and_add(&v->rx_packets, 1);
+		v->rx_bytes += p.payload;
+		v->rx_packets++;
 	}
-	v->last_ns = bpf_ktime_get_ns();
 }
 
 SEC("cgroup_skb/ingress")

@@ -31,7 +31,6 @@ type monitorConnVal struct {
 	TxBytes   uint64
 	RxPackets uint64
 	TxPackets uint64
-	LastNs    uint64
 }
 
 type monitorOwner struct {
@@ -47,9 +46,11 @@ type monitorOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	monitorMapConns           = "conns"
 	monitorMapEvents          = "events"
 	monitorMapOwners          = "owners"
+	monitorMapTcpConns        = "tcp_conns"
+	monitorMapTcpTuples       = "tcp_tuples"
+	monitorMapUdpConns        = "udp_conns"
 	monitorProgCtCountEgress  = "ct_count_egress"
 	monitorProgCtCountIngress = "ct_count_ingress"
 	monitorProgCtSockCreate   = "ct_sock_create"
@@ -109,9 +110,11 @@ type monitorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type monitorMapSpecs struct {
-	Conns  *ebpf.MapSpec `ebpf:"conns"`
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Owners *ebpf.MapSpec `ebpf:"owners"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Owners    *ebpf.MapSpec `ebpf:"owners"`
+	TcpConns  *ebpf.MapSpec `ebpf:"tcp_conns"`
+	TcpTuples *ebpf.MapSpec `ebpf:"tcp_tuples"`
+	UdpConns  *ebpf.MapSpec `ebpf:"udp_conns"`
 }
 
 // monitorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -141,16 +144,20 @@ func (o *monitorObjects) Close() error {
 //
 // It can be passed to loadMonitorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type monitorMaps struct {
-	Conns  *ebpf.Map `ebpf:"conns"`
-	Events *ebpf.Map `ebpf:"events"`
-	Owners *ebpf.Map `ebpf:"owners"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Owners    *ebpf.Map `ebpf:"owners"`
+	TcpConns  *ebpf.Map `ebpf:"tcp_conns"`
+	TcpTuples *ebpf.Map `ebpf:"tcp_tuples"`
+	UdpConns  *ebpf.Map `ebpf:"udp_conns"`
 }
 
 func (m *monitorMaps) Close() error {
 	return _MonitorClose(
-		m.Conns,
 		m.Events,
 		m.Owners,
+		m.TcpConns,
+		m.TcpTuples,
+		m.UdpConns,
 	)
 }
 

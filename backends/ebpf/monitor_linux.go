@@ -64,13 +64,18 @@ const (
 type monitorBackend struct {
 	opts backends.Options
 
-	mu     sync.Mutex
-	objs   *monitorObjects
-	links  []link.Link
-	events *ringbuf.Reader
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	objs  *monitorObjects
+	trace *traceObjects // nil when the fentry hooks could not be attached
+	links []link.Link
+	// TraceErr says why the fentry hooks that attribute accepted and
+	// pre-existing sockets in process context are not in use (nil when
+	// they are); without them such sockets are looked up from userspace.
+	traceErr error
+	events   *ringbuf.Reader
+	wg       sync.WaitGroup
 
-	mirror   map[monitorConnKey]monitorConnVal // last counters read per connection
+	mirror   map[monitorConnKey]mirrored // last counters read per connection
 	resolved map[uint64]int                    // cookie → pid found from userspace (0 = none)
 	lastScan time.Time
 	procs    map[int]*procState
@@ -79,6 +84,11 @@ type monitorBackend struct {
 
 	infoMu sync.Mutex
 	infos  map[int]infoEntry // process identities read when their sockets were created
+}
+
+type mirrored struct {
+	val     monitorConnVal
+	changed time.Time // when the counters last moved
 }
 
 type infoEntry struct {
@@ -167,8 +177,10 @@ func (m *monitorBackend) Init() error {
 	if err != nil {
 		return fail(fmt.Errorf("open monitor event ring: %w", err))
 	}
-	m.objs, m.links, m.events = objs, links, rd
-	m.mirror = map[monitorConnKey]monitorConnVal{}
+	trace, tlinks, terr := attachTrace(objs)
+	links = append(links, tlinks...)
+	m.objs, m.trace, m.traceErr, m.links, m.events = objs, trace, terr, links, rd
+	m.mirror = map[monitorConnKey]mirrored{}
 	m.resolved = map[uint64]int{}
 	m.procs = map[int]*procState{}
 	m.unknown, m.total = backends.Counters{}, backends.Counters{}
@@ -179,6 +191,35 @@ func (m *monitorBackend) Init() error {
 	m.wg.Add(1)
 	go m.readEvents(rd)
 	return nil
+}
+
+// attachTrace loads and attaches the optional fentry hooks, sharing the
+// monitor's owners map and event ring. A kernel without BPF trampolines or
+// BTF gets an error that says so, and the monitor works without them.
+func attachTrace(objs *monitorObjects) (*traceObjects, []link.Link, error) {
+	spec, err := loadTrace()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read trace object: %w", err)
+	}
+	trace := &traceObjects{}
+	opts := &cilium.CollectionOptions{MapReplacements: map[string]*cilium.Map{"owners": objs.Owners, "events": objs.Events}}
+	if err := spec.LoadAndAssign(trace, opts); err != nil {
+		return nil, nil, backends.Unavailable("fentry socket-owner hooks: %v", err)
+	}
+	var links []link.Link
+	for _, p := range []*cilium.Program{trace.CtTcpSendmsg, trace.CtTcpRecvmsg, trace.CtUdpSendmsg,
+		trace.CtUdpRecvmsg, trace.CtUdpv6Sendmsg, trace.CtUdpv6Recvmsg} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			trace.Close()
+			return nil, nil, backends.Unavailable("attach fentry socket-owner hook: %v", err)
+		}
+		links = append(links, l)
+	}
+	return trace, links, nil
 }
 
 // readEvents learns the identity of processes as they create sockets, so
@@ -234,10 +275,15 @@ func (m *monitorBackend) Cleanup() error {
 		errs = append(errs, err)
 	}
 	m.wg.Wait()
+	if m.trace != nil {
+		if err := m.trace.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := m.objs.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	m.objs, m.links, m.events = nil, nil, nil
+	m.objs, m.trace, m.links, m.events = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -271,27 +317,59 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	var deltas []delta
 	var stale []monitorConnKey
 	seen := make(map[monitorConnKey]bool, len(m.mirror))
-	var k monitorConnKey
-	var v monitorConnVal
-	it = m.objs.Conns.Iterate()
-	for it.Next(&k, &v) {
+	visit := func(k monitorConnKey, perCPU []monitorConnVal) {
 		seen[k] = true
-		prev := m.mirror[k]
-		if v.RxBytes < prev.RxBytes || v.TxBytes < prev.TxBytes {
-			prev = monitorConnVal{} // recreated after eviction
+		var v monitorConnVal
+		for _, c := range perCPU {
+			v.RxBytes += c.RxBytes
+			v.TxBytes += c.TxBytes
+			v.RxPackets += c.RxPackets
+			v.TxPackets += c.TxPackets
 		}
-		m.mirror[k] = v
+		prev, known := m.mirror[k]
+		if v.RxBytes < prev.val.RxBytes || v.TxBytes < prev.val.TxBytes {
+			prev = mirrored{} // recreated after eviction
+		}
 		d := backends.Counters{
-			RxBytes: v.RxBytes - prev.RxBytes, TxBytes: v.TxBytes - prev.TxBytes,
-			RxPackets: v.RxPackets - prev.RxPackets, TxPackets: v.TxPackets - prev.TxPackets,
+			RxBytes: v.RxBytes - prev.val.RxBytes, TxBytes: v.TxBytes - prev.val.TxBytes,
+			RxPackets: v.RxPackets - prev.val.RxPackets, TxPackets: v.TxPackets - prev.val.TxPackets,
+		}
+		if d != (backends.Counters{}) || !known {
+			m.mirror[k] = mirrored{val: v, changed: now}
 		}
 		if d != (backends.Counters{}) {
 			deltas = append(deltas, delta{k, d})
-			continue
+			return
 		}
-		if o, ok := owners[k.Cookie]; (!ok || o.ReleasedNs != 0) && mono-v.LastNs > uint64(connIdle) {
+		if o, ok := owners[k.Cookie]; (!ok || o.ReleasedNs != 0) && now.Sub(m.mirror[k].changed) > connIdle {
 			stale = append(stale, k)
 		}
+	}
+	tuples := map[uint64]monitorConnKey{}
+	var tk monitorConnKey
+	it = m.objs.TcpTuples.Iterate()
+	for it.Next(&ck, &tk) {
+		tuples[ck] = tk
+	}
+	if err := it.Err(); err != nil {
+		return backends.Snapshot{}, fmt.Errorf("read connection addresses: %w", err)
+	}
+	var perCPU []monitorConnVal
+	it = m.objs.TcpConns.Iterate()
+	for it.Next(&ck, &perCPU) {
+		k, ok := tuples[ck]
+		if !ok {
+			k = monitorConnKey{Cookie: ck, Proto: 6} // addresses evicted
+		}
+		visit(k, perCPU)
+	}
+	if err := it.Err(); err != nil {
+		return backends.Snapshot{}, fmt.Errorf("read connection counters: %w", err)
+	}
+	var k monitorConnKey
+	it = m.objs.UdpConns.Iterate()
+	for it.Next(&k, &perCPU) {
+		visit(k, perCPU)
 	}
 	if err := it.Err(); err != nil {
 		return backends.Snapshot{}, fmt.Errorf("read connection counters: %w", err)
@@ -442,7 +520,12 @@ func (m *monitorBackend) forget(stale []monitorConnKey, owners map[uint64]monito
 		live[k.Cookie] = true
 	}
 	for _, k := range stale {
-		_ = m.objs.Conns.Delete(k)
+		if k.Proto == 6 {
+			_ = m.objs.TcpConns.Delete(k.Cookie)
+			_ = m.objs.TcpTuples.Delete(k.Cookie)
+		} else {
+			_ = m.objs.UdpConns.Delete(k)
+		}
 		delete(m.mirror, k)
 	}
 	for _, k := range stale {

@@ -125,9 +125,9 @@ func TestMonitorFlows(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pid, sent := sendBytes(t, bed, tc.addr, n, tc.extra...)
 			p := waitBytes(t, m, pid, "tx", sent)
-			if p.TxBytes != sent && tc.proto == backends.TCP {
-				// TCP retransmissions would be counted twice; on a veth
-				// there are none, so the count is exact.
+			if tc.proto == backends.TCP && (p.TxBytes < sent || p.TxBytes > sent+sent/100) {
+				// Exact, except that a retransmitted segment (rare on a
+				// veth, but the machine may be busy) counts twice.
 				t.Errorf("pid %d: counted %d tx bytes; ctload wrote %d", pid, p.TxBytes, sent)
 			}
 			if tc.proto == backends.UDP && p.TxBytes < sent*995/1000 {
@@ -142,8 +142,10 @@ func TestMonitorFlows(t *testing.T) {
 			if !found {
 				t.Errorf("no %s connection to %s among %+v", tc.proto, tc.remote, p.Conns)
 			}
-			if p.Comm != "ctload" || p.Exe == "" {
-				t.Errorf("identity %+v; want comm ctload with an exe", p.ProcessInfo)
+			// The kernel gives comm; exe and cmdline come from /proc, which a
+			// process that exits within milliseconds may not leave time for.
+			if p.Comm != "ctload" || (p.Exe != "" && p.Exe != testenv.Ctload(t)) {
+				t.Errorf("identity %+v; want comm ctload (and exe %s when known)", p.ProcessInfo, testenv.Ctload(t))
 			}
 		})
 	}
@@ -215,6 +217,9 @@ func TestMonitorExistingSocket(t *testing.T) {
 	l := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 6*time.Second, 500*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
 	m := newBedMonitor(t, bed)
+	// A report made after Init (ctload reports every 500 ms): the monitor
+	// counted at least what the client wrote from then on.
+	time.Sleep(600 * time.Millisecond)
 	s0 := l.Samples()
 	before := s0[len(s0)-1].Total
 	// The helper's engine calls Update every second; so does the test

@@ -9,8 +9,9 @@
 //
 // Egress (upload) shapes without loss: over the limit the program returns
 // 2 (drop + congestion notification), the kernel keeps the segment in TCP's
-// write queue and TCP enters CWR; near the limit it returns 3 (pass + CN) so
-// TCP backs off before it has to be stopped (Meta's HBM, samples/bpf).
+// write queue and TCP enters CWR; a packet that takes the bucket below its
+// marking threshold (0: into debt) passes with 3 (pass + CN) so TCP backs
+// off before it has to be stopped (Meta's HBM, samples/bpf).
 // Ingress (download) can only police: over the limit the packet is dropped
 // and the sender retransmits.
 #include "common.h"
@@ -24,11 +25,13 @@ char __license[] SEC("license") = "GPL";
 struct bucket {
 	struct bpf_spin_lock lock;
 	__u32 traffic;
+	__u32 strict; // pass only when the bucket holds the whole packet (no debt)
+	__u32 pad;
 	__s64 tokens; // payload bytes that may pass now; negative = debt
 	__u64 last_ns;
 	__u64 rate;   // payload bytes per second
 	__s64 burst;  // most tokens kept
-	__s64 mark;   // below this many tokens, egress passes with CN
+	__s64 mark;   // below this many tokens egress passes with CN (0: in debt)
 	__u64 passed;
 	__u64 dropped;
 	__u64 marked;
@@ -136,7 +139,10 @@ static __always_inline int take(struct bucket *b, __u32 n, int *low)
 		if (b->tokens > b->burst)
 			b->tokens = b->burst;
 	}
-	if (b->tokens > 0) {
+	// Strict: the bucket must hold the whole packet (or be full, for a
+	// packet larger than the burst, e.g. a BIG TCP aggregate).
+	__s64 need = (__s64)n < b->burst ? (__s64)n : b->burst;
+	if (b->strict ? b->tokens >= need : b->tokens > 0) {
 		b->tokens -= n;
 		b->passed += n;
 		ok = 1;

@@ -20,6 +20,8 @@ type throttleBucket struct {
 		Val uint32
 	}
 	Traffic uint32
+	Strict  uint32
+	Pad     uint32
 	Tokens  int64
 	LastNs  uint64
 	Rate    uint64

@@ -1,0 +1,516 @@
+//go:build bench && linux && !no_ebpf
+
+package ebpf
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cilium "github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/monitor/capture"
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/throttle/tc"
+)
+
+// TestBenchEBPF prints, from one run on namespace test beds: goodput ÷ limit
+// of ebpf_cgroup beside tc_htb / ifb_tc at four rates both ways;
+// attribution, CPU per GB and unthrottled throughput with monitoring on of
+// the ebpf monitor beside capture and nethogs.
+func TestBenchEBPF(t *testing.T) {
+	requireEBPF(t)
+	start := time.Now()
+	benchThrottle(t)
+	benchMonitors(t)
+	fmt.Printf("\nTestBenchEBPF took %s\n", time.Since(start).Round(time.Second))
+}
+
+var benchRates = []struct {
+	name   string
+	rate   backends.Rate
+	window time.Duration
+}{
+	{"100 kB/s", 100_000, 16 * time.Second},
+	{"1 MB/s", 1_000_000, 8 * time.Second},
+	{"10 MB/s", 10_000_000, 6 * time.Second},
+	{"100 MB/s", 100_000_000, 6 * time.Second},
+}
+
+type throttleResult struct {
+	ratio  float64 // goodput ÷ limit over the window
+	spread float64 // coefficient of variation of the per-second rates
+	err    error
+}
+
+func benchThrottle(t *testing.T) {
+	type row struct {
+		dir, name string
+		res       []throttleResult
+	}
+	var rows []row
+	ups := []*backends.Descriptor[backends.UploadThrottleBackend]{Upload, tc.HTBUpload}
+	downs := []*backends.Descriptor[backends.DownloadThrottleBackend]{Download, tc.IFBDownload}
+	for _, d := range ups {
+		if d == nil {
+			continue
+		}
+		rows = append(rows, row{"upload", d.Name, benchThrottler(t, "upload", func(o backends.Options) (backends.Throttler, error) {
+			if err := d.Probe(o); err != nil {
+				return nil, err
+			}
+			return d.New(o)
+		})})
+	}
+	for _, d := range downs {
+		if d == nil {
+			continue
+		}
+		rows = append(rows, row{"download", d.Name, benchThrottler(t, "download", func(o backends.Options) (backends.Throttler, error) {
+			if err := d.Probe(o); err != nil {
+				return nil, err
+			}
+			return d.New(o)
+		})})
+	}
+	fmt.Printf("\n== Throttle accuracy: payload goodput ÷ limit (target 0.97–1.03); (per-second spread, CV) ==\n")
+	fmt.Printf("%-9s %-12s", "direction", "backend")
+	for _, r := range benchRates {
+		fmt.Printf(" %18s", r.name)
+	}
+	fmt.Println()
+	for _, r := range rows {
+		fmt.Printf("%-9s %-12s", r.dir, r.name)
+		for _, c := range r.res {
+			if c.err != nil {
+				fmt.Printf(" %18s", "error")
+				continue
+			}
+			mark := " "
+			if c.ratio < 0.97 || c.ratio > 1.03 {
+				mark = "*"
+			}
+			fmt.Printf(" %10.3f%s(%4.1f%%)", c.ratio, mark, c.spread*100)
+		}
+		fmt.Println()
+		for i, c := range r.res {
+			if c.err != nil {
+				fmt.Printf("    %s %s at %s: %v\n", r.dir, r.name, benchRates[i].name, c.err)
+			}
+		}
+	}
+	fmt.Println("  * = outside 0.97–1.03. Goodput counted by the receiving application.")
+}
+
+// benchThrottler measures one backend at every rate on a fresh bed.
+func benchThrottler(t *testing.T, dir string, mk func(backends.Options) (backends.Throttler, error)) []throttleResult {
+	out := make([]throttleResult, len(benchRates))
+	t.Run(dir, func(t *testing.T) {
+		bed := testenv.NewBed(t)
+		opts := backends.Options{NetNS: testenv.Path(bed.Local), Interfaces: []string{bed.LocalDev}, Tag: testenv.UniqueName("b")}
+		b, err := mk(opts)
+		if err != nil {
+			for i := range out {
+				out[i].err = err
+			}
+			return
+		}
+		if err := b.Init(); err != nil {
+			for i := range out {
+				out[i].err = fmt.Errorf("init: %w", err)
+			}
+			return
+		}
+		defer b.Cleanup()
+		p := newPlacer(t)
+		if dir == "download" {
+			bed.StartServer(bed.Peer, "source", "[::]:5203", false)
+		}
+		for i, r := range benchRates {
+			total := func() uint64 { return 0 }
+			var target backends.Target
+			var kill func()
+			dur := 2*time.Second + r.window + 3*time.Second
+			if dir == "upload" {
+				s := newSink(t, bed)
+				l := bed.StartClient(bed.Local, "send", hostPort(bed.PeerIP, s.Port), dur, time.Second)
+				total, kill = s.Total, func() { l.Cmd.Process.Kill() }
+				target = backends.Target{ID: fmt.Sprintf("pid-%d", l.PID), PIDs: []int{l.PID}}
+			} else {
+				l := bed.StartClient(bed.Local, "recv", hostPort(bed.PeerIP, 5203), dur, 50*time.Millisecond)
+				total, kill = loadTotal(l), func() { l.Cmd.Process.Kill() }
+				target = backends.Target{ID: fmt.Sprintf("pid-%d", l.PID), PIDs: []int{l.PID}}
+			}
+			time.Sleep(300 * time.Millisecond)
+			cg, err := p.Place(target.ID, target.PIDs)
+			if err != nil {
+				out[i].err = err
+				kill()
+				continue
+			}
+			target.Cgroup = cg
+			if err := b.SetLimit(target, backends.Limit{Rate: r.rate}); err != nil {
+				out[i].err = err
+				kill()
+				p.Release(target.ID)
+				continue
+			}
+			time.Sleep(2 * time.Second) // the receive queue filled before the limit drains
+			var per []float64
+			first := total()
+			t0 := time.Now()
+			prev := first
+			for s := 1; s <= int(r.window/time.Second); s++ {
+				time.Sleep(time.Until(t0.Add(time.Duration(s) * time.Second)))
+				cur := total()
+				per = append(per, float64(cur-prev))
+				prev = cur
+			}
+			got := float64(prev-first) / time.Since(t0).Seconds()
+			out[i] = throttleResult{ratio: got / float64(r.rate), spread: cv(per)}
+			b.RemoveLimit(target.ID)
+			p.Release(target.ID)
+			kill()
+		}
+	})
+	return out
+}
+
+func cv(xs []float64) float64 {
+	if len(xs) < 2 {
+		return 0
+	}
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	mean := sum / float64(len(xs))
+	var v float64
+	for _, x := range xs {
+		v += (x - mean) * (x - mean)
+	}
+	if mean == 0 {
+		return 0
+	}
+	return math.Sqrt(v/float64(len(xs)-1)) / mean
+}
+
+// monitorUnderTest is one monitor in the bench: an in-process backend or
+// nethogs in a child process.
+type monitorUnderTest struct {
+	name  string
+	start func(t *testing.T, bed *testenv.Bed) monitorRun
+}
+
+// monitorRun is a running monitor: bytes(pid) is the cumulative tx+rx it
+// attributed to pid; cpu is the CPU time it used so far; stop ends it.
+type monitorRun struct {
+	bytes func() map[int]uint64
+	cpu   func() time.Duration
+	stop  func()
+}
+
+func benchMonitors(t *testing.T) {
+	monitors := []monitorUnderTest{{"ebpf", inProcess(Monitor)}}
+	if capture.Monitor != nil {
+		monitors = append(monitors, monitorUnderTest{"capture", inProcess(capture.Monitor)})
+	}
+	monitors = append(monitors, monitorUnderTest{"nethogs", nethogs})
+	type result struct {
+		name       string
+		longShare  float64
+		shortSeen  int
+		shortShare float64
+		cpuPerGB   float64
+		throughput float64
+		err        error
+	}
+	var results []result
+	for _, m := range monitors {
+		r := result{name: m.name}
+		t.Run("monitor-"+m.name, func(t *testing.T) {
+			if m.name == "nethogs" {
+				if _, err := exec.LookPath("nethogs"); err != nil {
+					r.err = err
+					return
+				}
+			}
+			bed := testenv.NewBed(t)
+			bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+			addr := hostPort(bed.PeerIP, 5201)
+
+			// Attribution: one long flow, then 40 short processes.
+			run := m.start(t, bed)
+			l := bed.StartClient(bed.Local, "send", addr, 5*time.Second, time.Second)
+			ls := l.Wait()
+			longSent := ls[len(ls)-1].Total
+			var short []int
+			var shortSent uint64
+			for i := 0; i < 40; i++ {
+				pid, n := sendBytes(t, bed, addr, 1_000_000)
+				short = append(short, pid)
+				shortSent += n
+			}
+			time.Sleep(3 * time.Second)
+			got := run.bytes()
+			run.stop()
+			r.longShare = float64(got[l.PID]) / float64(longSent)
+			var attributed uint64
+			for _, pid := range short {
+				if got[pid] > 0 {
+					r.shortSeen++
+				}
+				attributed += got[pid]
+			}
+			r.shortShare = float64(attributed) / float64(shortSent)
+
+			// CPU per GB and throughput: one unthrottled flow saturating
+			// the veth, monitor off / on alternately.
+			l = bed.StartClient(bed.Local, "send", addr, 40*time.Second, time.Second)
+			tot := loadTotal(l)
+			time.Sleep(1500 * time.Millisecond)
+			var off, on []float64
+			var cpu time.Duration
+			var bytes uint64
+			for round := 0; round < 3; round++ {
+				off = append(off, rateOf(tot, 3*time.Second))
+				run := m.start(t, bed)
+				time.Sleep(time.Second)
+				c0, b0, t0 := run.cpu(), tot(), time.Now()
+				time.Sleep(3 * time.Second)
+				c1, b1 := run.cpu(), tot()
+				on = append(on, float64(b1-b0)/time.Since(t0).Seconds())
+				cpu += c1 - c0
+				bytes += b1 - b0
+				run.stop()
+			}
+			l.Cmd.Process.Kill()
+			r.cpuPerGB = cpu.Seconds() / (float64(bytes) / 1e9)
+			r.throughput = median(on) / median(off)
+		})
+		results = append(results, r)
+	}
+	fmt.Printf("\n== Monitors on the same traffic (targets: ≥ 99.5 %% of bytes, 40/40 short, ≤ 0.01 CPU·s/GB, ≥ 97 %% throughput) ==\n")
+	fmt.Printf("%-8s %12s %12s %12s %14s %14s\n", "monitor", "long flow", "short seen", "short bytes", "CPU·s/GB", "throughput")
+	for _, r := range results {
+		if r.err != nil {
+			fmt.Printf("%-8s error: %v\n", r.name, r.err)
+			continue
+		}
+		fmt.Printf("%-8s %11.2f%% %9d/40 %11.2f%% %14.4f %13.1f%%\n", r.name, r.longShare*100, r.shortSeen, r.shortShare*100, r.cpuPerGB, r.throughput*100)
+	}
+	fmt.Println("  bytes: attributed ÷ payload the processes moved (ebpf counts payload; capture and nethogs count")
+	fmt.Println("  packet bytes, so a share above 100 % is header overhead). CPU: ebpf = BPF program run time")
+	fmt.Println("  (kernel bpf_stats) + helper-side CPU; capture = helper-side CPU; nethogs = its process CPU.")
+	fmt.Println("  throughput = unthrottled flow with the monitor on ÷ off (medians of 3 alternating 3 s windows).")
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// inProcess runs a monitor backend in this process with an engine-like
+// one-second Update loop. Its CPU is this process's CPU (the traffic runs
+// in other processes) plus, for ebpf, the BPF programs' run time.
+func inProcess(d *backends.Descriptor[backends.MonitorBackend]) func(t *testing.T, bed *testenv.Bed) monitorRun {
+	return func(t *testing.T, bed *testenv.Bed) monitorRun {
+		m, err := d.New(backends.Options{NetNS: testenv.Path(bed.Local), Interfaces: []string{bed.LocalDev}, Tag: bed.Local})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Init(); err != nil {
+			t.Fatalf("%s Init: %v", d.Name, err)
+		}
+		var statsCloser interface{ Close() error }
+		if em, ok := m.(*monitorBackend); ok {
+			if c, err := cilium.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err == nil {
+				statsCloser = c
+			}
+			_ = em
+		}
+		var mu sync.Mutex
+		got := map[int]uint64{}
+		done := make(chan struct{})
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				s, err := m.Update()
+				if err == nil {
+					mu.Lock()
+					for _, p := range s.Processes {
+						if v := p.TxBytes + p.RxBytes; v > got[p.PID] {
+							got[p.PID] = v
+						}
+					}
+					mu.Unlock()
+				}
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				close(done)
+				<-stopped
+				m.Cleanup()
+				if statsCloser != nil {
+					statsCloser.Close()
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return monitorRun{
+			bytes: func() map[int]uint64 {
+				// One last Update so the final second counts.
+				if s, err := m.Update(); err == nil {
+					mu.Lock()
+					for _, p := range s.Processes {
+						if v := p.TxBytes + p.RxBytes; v > got[p.PID] {
+							got[p.PID] = v
+						}
+					}
+					mu.Unlock()
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				out := make(map[int]uint64, len(got))
+				for k, v := range got {
+					out[k] = v
+				}
+				return out
+			},
+			cpu: func() time.Duration {
+				c := selfCPU()
+				if em, ok := m.(*monitorBackend); ok {
+					c += em.bpfRuntime()
+				}
+				return c
+			},
+			stop: stop,
+		}
+	}
+}
+
+// bpfRuntime sums the run time of the monitor's programs (kernel bpf_stats
+// must be enabled).
+func (m *monitorBackend) bpfRuntime() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.objs == nil {
+		return 0
+	}
+	var d time.Duration
+	for _, p := range []*cilium.Program{m.objs.CtCountEgress, m.objs.CtCountIngress, m.objs.CtSockCreate, m.objs.CtSockRelease} {
+		if s, err := p.Stats(); err == nil {
+			d += s.Runtime
+		}
+	}
+	return d
+}
+
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// nethogs runs nethogs -t -v 2 (cumulative bytes) on the bed's local veth.
+func nethogs(t *testing.T, bed *testenv.Bed) monitorRun {
+	cmd := bed.Command(bed.Local, "nethogs", "-t", "-v", "2", "-d", "1", bed.LocalDev)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nethogs: %v", err)
+	}
+	var mu sync.Mutex
+	got := map[int]uint64{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			// name/pid/uid <TAB> sent <TAB> received (bytes, cumulative)
+			f := strings.Split(sc.Text(), "\t")
+			if len(f) != 3 {
+				continue
+			}
+			parts := strings.Split(f[0], "/")
+			if len(parts) < 3 {
+				continue
+			}
+			pid, err := strconv.Atoi(parts[len(parts)-2])
+			if err != nil || pid == 0 {
+				continue
+			}
+			sent, _ := strconv.ParseFloat(f[1], 64)
+			recv, _ := strconv.ParseFloat(f[2], 64)
+			mu.Lock()
+			if v := uint64(sent + recv); v > got[pid] {
+				got[pid] = v
+			}
+			mu.Unlock()
+		}
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			time.AfterFunc(2*time.Second, func() { cmd.Process.Kill() })
+			<-done
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return monitorRun{
+		bytes: func() map[int]uint64 {
+			time.Sleep(1200 * time.Millisecond) // one more refresh
+			mu.Lock()
+			defer mu.Unlock()
+			out := make(map[int]uint64, len(got))
+			for k, v := range got {
+				out[k] = v
+			}
+			return out
+		},
+		cpu:  func() time.Duration { return procCPU(cmd.Process.Pid) },
+		stop: stop,
+	}
+}
+
+// procCPU returns utime+stime of pid from /proc/PID/stat.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
