@@ -76,7 +76,7 @@ type monitorBackend struct {
 	wg       sync.WaitGroup
 
 	mirror   map[monitorConnKey]mirrored // last counters read per connection
-	resolved map[uint64]int                    // cookie → pid found from userspace (0 = none)
+	resolved map[uint64]int              // cookie → pid found from userspace (0 = none)
 	lastScan time.Time
 	procs    map[int]*procState
 	unknown  backends.Counters
