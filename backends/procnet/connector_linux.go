@@ -62,11 +62,14 @@ const (
 type Watcher struct {
 	// C receives events; when the consumer falls behind, events are
 	// dropped and an EventLost is delivered instead.
-	C    <-chan ProcEvent
-	c    chan ProcEvent
-	f    *os.File
-	once sync.Once
-	done chan struct{}
+	C      <-chan ProcEvent
+	c      chan ProcEvent
+	f      *os.File
+	fd     int
+	mu     sync.RWMutex // Drain vs Close
+	closed bool
+	once   sync.Once
+	done   chan struct{}
 }
 
 // ProbeConnector reports whether the proc connector can be used here.
@@ -104,7 +107,7 @@ func WatchProcesses() (*Watcher, error) {
 		return nil, fmt.Errorf("subscribe to proc connector: %w", err)
 	}
 	c := make(chan ProcEvent, 8192)
-	w := &Watcher{C: c, c: c, f: os.NewFile(uintptr(fd), "proc-connector"), done: make(chan struct{})}
+	w := &Watcher{C: c, c: c, f: os.NewFile(uintptr(fd), "proc-connector"), fd: fd, done: make(chan struct{})}
 	go w.run()
 	return w, nil
 }
@@ -113,10 +116,48 @@ func WatchProcesses() (*Watcher, error) {
 func (w *Watcher) Close() error {
 	var err error
 	w.once.Do(func() {
+		w.mu.Lock()
+		w.closed = true
 		err = w.f.Close()
+		w.mu.Unlock()
 		<-w.done
 	})
 	return err
+}
+
+// Drain reads, on the caller's goroutine and without blocking, the events
+// the kernel has queued but the watcher's goroutine has not read yet, and
+// passes them to fn (not to C). Use it when an event must not be missed
+// because the watcher's goroutine was slow to be scheduled.
+func (w *Watcher) Drain(fn func(ProcEvent)) {
+	// The raw descriptor is read directly: going through w.f would wait
+	// for the goroutine's pending Read.
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return
+	}
+	buf := make([]byte, 16<<10)
+	for {
+		n, _, err := unix.Recvfrom(w.fd, buf, unix.MSG_DONTWAIT)
+		if err != nil || n <= 0 {
+			return
+		}
+		parseEvents(buf[:n], fn)
+	}
+}
+
+func parseEvents(b []byte, fn func(ProcEvent)) {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(b[0:]))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return
+		}
+		if e, ok := parseProcEvent(b[unix.NLMSG_HDRLEN:l]); ok {
+			fn(e)
+		}
+		b = b[min(nlmAlign(l), len(b)):]
+	}
 }
 
 func (w *Watcher) run() {
@@ -155,17 +196,7 @@ func (w *Watcher) run() {
 			}
 			return
 		}
-		b := buf[:n]
-		for len(b) >= unix.NLMSG_HDRLEN {
-			l := int(binary.NativeEndian.Uint32(b[0:]))
-			if l < unix.NLMSG_HDRLEN || l > len(b) {
-				break
-			}
-			if e, ok := parseProcEvent(b[unix.NLMSG_HDRLEN:l]); ok {
-				send(e)
-			}
-			b = b[min(nlmAlign(l), len(b)):]
-		}
+		parseEvents(buf[:n], send)
 	}
 }
 

@@ -196,3 +196,31 @@ func StartTime(pid int) (uint64, error) {
 	}
 	return strconv.ParseUint(f[19], 10, 64)
 }
+
+// NetNSOf returns the inode number of the network namespace process pid is
+// in (from /proc/PID/ns/net).
+func NetNSOf(pid int) (uint64, error) {
+	var buf [64]byte
+	n, err := syscall.Readlink(ProcRoot+"/"+strconv.Itoa(pid)+"/ns/net", buf[:])
+	if err != nil {
+		return 0, fmt.Errorf("read network namespace of pid %d: %w", pid, err)
+	}
+	l := buf[:n] // "net:[4026531840]"
+	if !bytes.HasPrefix(l, []byte("net:[")) || n < 7 || l[n-1] != ']' {
+		return 0, fmt.Errorf("read network namespace of pid %d: unexpected %q", pid, l)
+	}
+	return strconv.ParseUint(string(l[5:n-1]), 10, 64)
+}
+
+// NetNSInode returns the inode number of the network namespace at path
+// ("" = the caller's own), comparable with NetNSOf.
+func NetNSInode(path string) (uint64, error) {
+	if path == "" {
+		path = "/proc/self/ns/net"
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat network namespace %s: %w", path, err)
+	}
+	return st.Ino, nil
+}

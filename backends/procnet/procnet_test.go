@@ -43,6 +43,11 @@ func TestDumpAndLookup(t *testing.T) {
 	if accepted == nil {
 		t.Fatalf("dual-stack accepted socket with normalised IPv4 addresses not in dump: %v", socks)
 	}
+	if ns, err := NetNSInode(testenv.Path(bed.Local)); err != nil {
+		t.Error(err)
+	} else if got, err := NetNSOf(srv.Process.Pid); err != nil || got != ns {
+		t.Errorf("NetNSOf(server in %s) = %d, %v; want %d", bed.Local, got, err, ns)
+	}
 	if accepted.Family != 10 || accepted.Inode == 0 || accepted.Cookie == 0 {
 		t.Errorf("accepted socket: %+v (want family 10, inode and cookie set)", *accepted)
 	}
@@ -184,6 +189,58 @@ func TestWatchProcesses(t *testing.T) {
 	}
 }
 
+// TestWatcherDrain: events can be read synchronously, before the watcher's
+// goroutine gets to them.
+func TestWatcherDrain(t *testing.T) {
+	testenv.RequireRoot(t)
+	w, err := WatchProcesses()
+	if err != nil {
+		t.Fatalf("WatchProcesses: %v", err)
+	}
+	defer w.Close()
+	seen := map[int]bool{}
+	var pids []int
+	for i := 0; i < 20; i++ {
+		cmd := exec.Command("/bin/true")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, cmd.Process.Pid)
+		cmd.Wait()
+		w.Drain(func(e ProcEvent) {
+			if e.Kind == EventExec {
+				seen[e.PID] = true
+			}
+		})
+	}
+	// Events the goroutine got first arrive on C.
+	timeout := time.After(2 * time.Second)
+	missing := func() int {
+		n := 0
+		for _, pid := range pids {
+			if !seen[pid] {
+				n++
+			}
+		}
+		return n
+	}
+	for done := false; !done && missing() > 0; {
+		select {
+		case e := <-w.C:
+			if e.Kind == EventExec {
+				seen[e.PID] = true
+			}
+		case <-timeout:
+			done = true
+		}
+	}
+	for _, pid := range pids {
+		if !seen[pid] {
+			t.Errorf("exec of pid %d neither drained nor delivered", pid)
+		}
+	}
+}
+
 func TestReadProcess(t *testing.T) {
 	cmd := exec.Command("/bin/sleep", "5")
 	if err := cmd.Start(); err != nil {
@@ -196,6 +253,11 @@ func TestReadProcess(t *testing.T) {
 	}
 	if info.Comm != "sleep" || info.Exe == "" || len(info.Cmdline) != 2 || info.Cmdline[1] != "5" || info.StartTime == 0 || info.PPID == 0 {
 		t.Errorf("ReadProcess = %+v", info)
+	}
+	own, err1 := NetNSInode("")
+	its, err2 := NetNSOf(cmd.Process.Pid)
+	if err1 != nil || err2 != nil || own != its || own == 0 {
+		t.Errorf("NetNSInode(\"\") = %d, %v; NetNSOf(child) = %d, %v; want equal", own, err1, its, err2)
 	}
 	st, err := StartTime(cmd.Process.Pid)
 	if err != nil || st != info.StartTime {

@@ -27,28 +27,53 @@ const (
 )
 
 // afPacket is an AF_PACKET SOCK_DGRAM socket on every interface of a
-// network namespace. Packets come from the network header on, truncated to
-// snapLen by a socket filter that also drops everything but IPv4 and IPv6;
-// the original length comes from PACKET_AUXDATA.
+// network namespace, read one packet per system call: the capture uses it
+// for TCP SYNs only (synFilter), which it must see within microseconds.
+// Packets come from the network header on, truncated to snapLen; the
+// original length comes from PACKET_AUXDATA.
 type afPacket struct {
-	fd   int
-	stop atomic.Bool
-	buf  [snapLen]byte
-	oob  [64]byte
-	sa   unix.RawSockaddrLinklayer
-	iov  unix.Iovec
-	msg  unix.Msghdr
+	fd     int
+	filter []unix.SockFilter
+	stop   atomic.Bool
+	buf    [snapLen]byte
+	oob    [64]byte
+	sa     unix.RawSockaddrLinklayer
+	iov    unix.Iovec
+	msg    unix.Msghdr
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// openAFPacket opens the socket in the namespace at netnsPath.
-func openAFPacket(netnsPath string) (*afPacket, error) {
+// synFilter keeps TCP packets with SYN set (IPv4 first fragments, IPv6
+// without extension headers), truncated to snapLen.
+var synFilter = []unix.SockFilter{
+	/* 0 */ {Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 0}, // version
+	/* 1 */ {Code: unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K, K: 4},
+	/* 2 */ {Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: 4, Jt: 1, Jf: 0},
+	/* 3 */ {Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: 6, Jt: 7, Jf: 12},
+	/* 4 */ {Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 9}, // IPv4 protocol
+	/* 5 */ {Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.IPPROTO_TCP, Jt: 0, Jf: 10},
+	/* 6 */ {Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 6}, // fragment offset
+	/* 7 */ {Code: unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, K: 0x1fff, Jt: 8, Jf: 0},
+	/* 8 */ {Code: unix.BPF_LDX | unix.BPF_B | unix.BPF_MSH, K: 0}, // X = IPv4 header length
+	/* 9 */ {Code: unix.BPF_LD | unix.BPF_B | unix.BPF_IND, K: 13}, // TCP flags
+	/* 10 */ {Code: unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, K: 0x02, Jt: 4, Jf: 5},
+	/* 11 */ {Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 6}, // IPv6 next header
+	/* 12 */ {Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.IPPROTO_TCP, Jt: 0, Jf: 3},
+	/* 13 */ {Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 40 + 13}, // TCP flags
+	/* 14 */ {Code: unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, K: 0x02, Jt: 0, Jf: 1},
+	/* 15 */ {Code: unix.BPF_RET | unix.BPF_K, K: snapLen},
+	/* 16 */ {Code: unix.BPF_RET | unix.BPF_K, K: 0},
+}
+
+// openAFPacket opens the socket in the namespace at netnsPath with a
+// socket filter.
+func openAFPacket(netnsPath string, filter []unix.SockFilter) (*afPacket, error) {
 	fd, err := procnet.SocketAt(netnsPath, unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open packet socket: %w", err)
 	}
-	a := &afPacket{fd: fd}
+	a := &afPacket{fd: fd, filter: filter}
 	if err := a.setup(); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -60,27 +85,17 @@ func (a *afPacket) setup() error {
 	if err := unix.SetsockoptInt(a.fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 		return fmt.Errorf("enable packet auxdata: %w", err)
 	}
-	// Room for bursts: a queued packet is charged its full (GSO) size even
-	// though only snapLen bytes are copied.
-	if err := unix.SetsockoptInt(a.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20); err != nil {
-		unix.SetsockoptInt(a.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 64<<20)
+	// Room for bursts of SYNs.
+	if err := unix.SetsockoptInt(a.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20); err != nil {
+		unix.SetsockoptInt(a.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 	}
 	// A receive timeout lets the reader notice Close.
 	tv := unix.Timeval{Usec: 200_000}
 	if err := unix.SetsockoptTimeval(a.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return fmt.Errorf("set packet socket timeout: %w", err)
 	}
-	// ld proto; jeq IPv4 → keep; jeq IPv6 → keep; ret 0; keep: ret snapLen.
-	prog := []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 0xfffff000 /* SKF_AD_OFF + SKF_AD_PROTOCOL */},
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 2, Jf: 0, K: unix.ETH_P_IP},
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 1, Jf: 0, K: unix.ETH_P_IPV6},
-		{Code: unix.BPF_RET | unix.BPF_K, K: 0},
-		{Code: unix.BPF_RET | unix.BPF_K, K: snapLen},
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.SetsockoptSockFprog(a.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-		return fmt.Errorf("attach packet filter: %w", err)
+	if err := attachFilter(a.fd, a.filter); err != nil {
+		return err
 	}
 	// Bind last, so no packet arrives before the filter is in place.
 	if err := unix.Bind(a.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {

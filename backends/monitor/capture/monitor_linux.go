@@ -5,6 +5,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/procnet"
@@ -19,6 +21,9 @@ import (
 
 // resolvers is how many flows are resolved at once.
 const resolvers = 3
+
+// synNice is the nice value of the SYN thread.
+const synNice = -10
 
 // Backend is the capture monitor backend.
 type Backend struct {
@@ -28,7 +33,8 @@ type Backend struct {
 	running bool
 	tab     *table
 	res     *sysResolver
-	pkt     *afPacket
+	ring    *ring     // every packet, counted
+	syn     *afPacket // TCP SYNs, seen at once to resolve new flows early
 	diag    *procnet.Diag
 	watch   *procnet.Watcher
 	nl      *netlink.Handle
@@ -49,7 +55,7 @@ func New(opts backends.Options) (*Backend, error) {
 
 // Probe reports whether packet capture and sock_diag work in opts.NetNS.
 func Probe(opts backends.Options) error {
-	p, err := openAFPacket(opts.NetNS)
+	p, err := openRing(opts.NetNS)
 	if err != nil {
 		return backends.Unavailable("packet capture: %v", err)
 	}
@@ -81,9 +87,13 @@ func (m *Backend) Init() error {
 	}
 	var err error
 	cleanup := func() {
-		if m.pkt != nil {
-			m.pkt.close()
-			m.pkt = nil
+		if m.ring != nil {
+			m.ring.close()
+			m.ring = nil
+		}
+		if m.syn != nil {
+			m.syn.close()
+			m.syn = nil
 		}
 		if m.diag != nil {
 			m.diag.Close()
@@ -111,23 +121,31 @@ func (m *Backend) Init() error {
 		cleanup()
 		return err
 	}
-	if m.pkt, err = openAFPacket(m.opts.NetNS); err != nil {
+	if m.ring, err = openRing(m.opts.NetNS); err != nil {
+		cleanup()
+		return err
+	}
+	if m.syn, err = openAFPacket(m.opts.NetNS, synFilter); err != nil {
 		cleanup()
 		return err
 	}
 	m.tab = newTable()
 	m.res = newSysResolver(m.diag)
+	m.res.netns, _ = procnet.NetNSInode(m.opts.NetNS)
 	m.stop = make(chan struct{})
 	m.drops.Store(0)
 	m.watch, m.WatchErr = procnet.WatchProcesses()
 	m.res.fullScan(time.Now())
 	m.running = true
-	m.wg.Add(1 + resolvers)
-	go func() { defer m.wg.Done(); m.readLoop() }()
+	m.wg.Add(2 + resolvers)
+	go func() { defer m.wg.Done(); m.ringLoop() }()
+	go func() { defer m.wg.Done(); m.synLoop() }()
 	for i := 0; i < resolvers; i++ {
 		go func() { defer m.wg.Done(); m.tab.runResolver(m.stop, m.res.lookup, i == 0) }()
 	}
 	if m.watch != nil {
+		w := m.watch
+		m.res.drain = func() { w.Drain(m.procEvent) }
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.watchLoop() }()
 	}
@@ -144,7 +162,8 @@ func (m *Backend) Cleanup() error {
 	}
 	m.running = false
 	close(m.stop)
-	m.pkt.stop.Store(true)
+	m.ring.stop.Store(true)
+	m.syn.stop.Store(true)
 	var errs []error
 	if m.watch != nil {
 		errs = append(errs, m.watch.Close())
@@ -152,9 +171,9 @@ func (m *Backend) Cleanup() error {
 	// The reader notices stop within its receive timeout; the socket is
 	// closed only after it returned, never under it.
 	m.wg.Wait()
-	errs = append(errs, m.pkt.close(), m.diag.Close())
+	errs = append(errs, m.ring.close(), m.syn.close(), m.diag.Close())
 	m.nl.Close()
-	m.pkt, m.diag, m.nl, m.watch = nil, nil, nil, nil
+	m.ring, m.syn, m.diag, m.nl, m.watch = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -176,7 +195,10 @@ func (m *Backend) Update() (backends.Snapshot, error) {
 			m.tab.exitIf(pk, now)
 		}
 	}
-	if d, err := m.pkt.drops(); err == nil {
+	if d, err := m.ring.drops(); err == nil {
+		m.drops.Add(d)
+	}
+	if d, err := m.syn.drops(); err == nil {
 		m.drops.Add(d)
 	}
 	return m.tab.snapshot(now), nil
@@ -196,44 +218,94 @@ func (m *Backend) Stats() string {
 // fell behind, since Init.
 func (m *Backend) Drops() uint64 { return m.drops.Load() }
 
-func (m *Backend) readLoop() {
+// ifFilter remembers which interfaces are counted; Update invalidates it.
+type ifFilter struct {
+	m     *Backend
+	ok    map[int]bool
+	epoch uint64
+}
+
+func (f *ifFilter) want(ifindex int) bool {
+	if e := f.m.ifEpoch.Load(); e != f.epoch {
+		clear(f.ok)
+		f.epoch = e
+	}
+	ok, known := f.ok[ifindex]
+	if !known {
+		ok = f.m.wantInterface(ifindex)
+		f.ok[ifindex] = ok
+	}
+	return ok
+}
+
+// direction says whether a packet of type pkttype was sent by this host
+// (tx) and whether it is counted at all.
+func direction(pkttype uint8) (tx, ok bool) {
+	switch pkttype {
+	case pktOutgoing:
+		return true, true
+	case pktHost, pktBroadcast, pktMulticast, pktLoopback:
+		return false, true
+	}
+	return false, false // another host's packet (promiscuous)
+}
+
+// ringLoop counts every packet the ring delivers.
+func (m *Backend) ringLoop() {
 	dec := newDecoder()
 	var pkt packet
-	ifOK := map[int]bool{}
-	epoch := m.ifEpoch.Load()
+	ifs := ifFilter{m: m, ok: map[int]bool{}}
+	var fresh []*flow
 	for {
-		data, origLen, pkttype, ifindex, err := m.pkt.read()
+		fresh = fresh[:0]
+		err := m.ring.next(func(now time.Time, p *ringPacket) {
+			tx, ok := direction(p.pkttype)
+			if !ok || !ifs.want(p.ifindex) || !dec.decode(p.data, p.origLen, &pkt) {
+				return
+			}
+			if f := m.tab.account(&pkt, tx, now); f != nil {
+				fresh = append(fresh, f)
+			}
+		})
+		for _, f := range fresh {
+			m.tab.resolveNow(f, m.res.lookup)
+		}
 		if err != nil {
 			if errors.Is(err, errStopped) {
 				return
 			}
 			time.Sleep(10 * time.Millisecond) // unexpected: do not spin
+		}
+	}
+}
+
+// synLoop resolves the flows of TCP SYNs the moment they are sent or
+// received: a process that connects, sends and exits can be gone within a
+// millisecond, sooner than the ring hands over its block.
+//
+// It runs on its own OS thread with a raised scheduling priority (when the
+// process may raise it), so that under CPU contention it still wakes within
+// microseconds of a SYN; it does little work, so this costs others little.
+func (m *Backend) synLoop() {
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), synNice)
+	dec := newDecoder()
+	var pkt packet
+	ifs := ifFilter{m: m, ok: map[int]bool{}}
+	for {
+		data, origLen, pkttype, ifindex, err := m.syn.read()
+		if err != nil {
+			if errors.Is(err, errStopped) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if e := m.ifEpoch.Load(); e != epoch {
-			clear(ifOK)
-			epoch = e
-		}
-		ok, known := ifOK[ifindex]
-		if !known {
-			ok = m.wantInterface(ifindex)
-			ifOK[ifindex] = ok
-		}
-		if !ok {
+		tx, ok := direction(pkttype)
+		if !ok || !ifs.want(ifindex) || !dec.decode(data, origLen, &pkt) {
 			continue
 		}
-		var tx bool
-		switch pkttype {
-		case pktOutgoing:
-			tx = true
-		case pktHost, pktBroadcast, pktMulticast, pktLoopback:
-		default:
-			continue // another host's packet (promiscuous)
-		}
-		if !dec.decode(data, origLen, &pkt) {
-			continue
-		}
-		if f := m.tab.account(&pkt, tx, time.Now()); f != nil {
+		if f := m.tab.hint(&pkt, tx, time.Now()); f != nil {
 			m.tab.resolveNow(f, m.res.lookup)
 		}
 	}
@@ -256,14 +328,18 @@ func (m *Backend) wantInterface(ifindex int) bool {
 
 func (m *Backend) watchLoop() {
 	for e := range m.watch.C {
-		now := time.Now()
-		switch e.Kind {
-		case procnet.EventFork, procnet.EventExec:
-			m.res.noteStart(e.PID, now)
-		case procnet.EventExit:
-			m.res.noteExit(e.PID)
-			m.tab.exit(e.PID, now)
-		}
+		m.procEvent(e)
+	}
+}
+
+func (m *Backend) procEvent(e procnet.ProcEvent) {
+	now := time.Now()
+	switch e.Kind {
+	case procnet.EventFork, procnet.EventExec:
+		m.res.noteStart(e.PID, now)
+	case procnet.EventExit:
+		m.res.noteExit(e.PID)
+		m.tab.exit(e.PID, now)
 	}
 }
 

@@ -312,3 +312,109 @@ func TestUnknown(t *testing.T) {
 		t.Errorf("total rx %d ≠ unknown rx %d", h.last.Total.RxBytes, h.last.Unknown.RxBytes)
 	}
 }
+
+// TestLoopback: both ends of a connection over lo are attributed, the
+// sender's bytes as sent and the receiver's as received.
+func TestLoopback(t *testing.T) {
+	bed := testenv.NewBed(t)
+	srv := bed.StartServer(bed.Local, "sink", "127.0.0.1:5206", false)
+	m := startMonitor(t, bed)
+	l := bed.StartClient(bed.Local, "send", "127.0.0.1:5206", 2*time.Second, 500*time.Millisecond)
+	l.Wait()
+	time.Sleep(300 * time.Millisecond)
+	h := newHistory()
+	h.update(t, m)
+	sent := total(l.Samples())
+	tx, rx := h.procs[l.PID].TxBytes, h.procs[srv.Process.Pid].RxBytes
+	t.Logf("loopback: sent %d B; client tx %d, server rx %d", sent, tx, rx)
+	for name, got := range map[string]uint64{"client tx": tx, "server rx": rx} {
+		if share := float64(got) / float64(sent); share < 0.99 || share > 1.01 {
+			t.Errorf("%s %d B of %d B sent (%.2f %%); want 99–101 %%", name, got, sent, 100*share)
+		}
+	}
+	if rx := h.procs[l.PID].RxBytes; rx != 0 {
+		t.Errorf("client received %d payload bytes; it only sent", rx)
+	}
+}
+
+// TestInterfaceAddedLater: traffic on an interface created after Init is
+// captured and attributed.
+func TestInterfaceAddedLater(t *testing.T) {
+	bed := testenv.NewBed(t)
+	m := startMonitor(t, bed)
+	// A second veth pair between the bed's namespaces, created now.
+	a, b := testenv.UniqueName("va"), testenv.UniqueName("vb")
+	testenv.Run(t, "ip", "link", "add", a, "netns", bed.Local, "type", "veth", "peer", "name", b, "netns", bed.Peer)
+	for _, c := range [][]string{
+		{bed.Local, "ip", "addr", "add", "10.78.0.1/30", "dev", a},
+		{bed.Local, "ip", "link", "set", a, "up"},
+		{bed.Peer, "ip", "addr", "add", "10.78.0.2/30", "dev", b},
+		{bed.Peer, "ip", "link", "set", b, "up"},
+	} {
+		testenv.Run(t, "ip", append([]string{"netns", "exec"}, c...)...)
+	}
+	bed.StartServer(bed.Peer, "sink", "10.78.0.2:5207", false)
+	l := bed.StartClient(bed.Local, "send", "10.78.0.2:5207", 2*time.Second, 500*time.Millisecond)
+	l.Wait()
+	time.Sleep(300 * time.Millisecond)
+	h := newHistory()
+	h.update(t, m)
+	sent, got := total(l.Samples()), h.procs[l.PID].TxBytes
+	t.Logf("new interface %s: %d of %d B attributed", a, got, sent)
+	if share := float64(got) / float64(sent); share < 0.99 || share > 1.01 {
+		t.Errorf("attributed %.2f %% of the bytes sent over an interface added after Init", 100*share)
+	}
+}
+
+// TestInterfacesOption: with Options.Interfaces set, only those interfaces
+// are counted.
+func TestInterfacesOption(t *testing.T) {
+	bed := testenv.NewBed(t)
+	bed.StartServer(bed.Peer, "sink", "[::]:5208", false)
+	bed.StartServer(bed.Local, "sink", "127.0.0.1:5209", false)
+	m, err := New(backends.Options{NetNS: testenv.Path(bed.Local), Interfaces: []string{"lo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Cleanup()
+	veth := bed.StartClient(bed.Local, "send", testenv.PeerIP+":5208", time.Second, 500*time.Millisecond)
+	lo := bed.StartClient(bed.Local, "send", "127.0.0.1:5209", time.Second, 500*time.Millisecond)
+	veth.Wait()
+	lo.Wait()
+	time.Sleep(300 * time.Millisecond)
+	h := newHistory()
+	h.update(t, m)
+	if got := h.bytes(veth.PID); got != 0 {
+		t.Errorf("%d B counted on %s, which is not in Options.Interfaces", got, bed.LocalDev)
+	}
+	if got, sent := h.procs[lo.PID].TxBytes, total(lo.Samples()); float64(got) < 0.99*float64(sent) {
+		t.Errorf("lo traffic: %d of %d B", got, sent)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	testenv.RequireRoot(t)
+	m, err := New(backends.Options{NetNS: "/nonexistent/netns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(); err == nil {
+		m.Cleanup()
+		t.Fatal("Init in a missing namespace succeeded")
+	}
+	if _, err := m.Update(); err == nil {
+		t.Error("Update after a failed Init succeeded")
+	}
+	if err := m.Cleanup(); err != nil {
+		t.Errorf("Cleanup after a failed Init: %v", err)
+	}
+	if err := Probe(backends.Options{NetNS: "/nonexistent/netns"}); err == nil {
+		t.Error("Probe of a missing namespace succeeded")
+	}
+	if err := Monitor.Probe(backends.Options{}); err != nil {
+		t.Errorf("Probe of the own namespace: %v", err)
+	}
+}

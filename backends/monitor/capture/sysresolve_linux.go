@@ -5,6 +5,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +20,7 @@ const (
 	recentWindow   = 30 * time.Second       // pids forked/execed this recently are searched first
 	recentMax      = 512                    // at most this many recent pids are searched per lookup
 	fullScanPeriod = 250 * time.Millisecond // full /proc scans at most this often
+	newestPIDs     = 16                     // the highest pids searched when recent ones fail
 )
 
 type recentPID struct {
@@ -33,6 +35,10 @@ type recentPID struct {
 // every fullScanPeriod, every process.
 type sysResolver struct {
 	diag *procnet.Diag
+	// drain, when set, takes in queued proc connector events at once.
+	drain func()
+	// netns is the inode of the monitored network namespace (0: unknown).
+	netns uint64
 
 	mu       sync.Mutex
 	inodes   map[uint64]int   // socket inode → pid
@@ -69,7 +75,7 @@ func (r *sysResolver) noteStart(pid int, now time.Time) {
 	for cut < len(r.recent) && (now.Sub(r.recent[cut].at) > recentWindow || len(r.recent)-cut > 4*recentMax) {
 		cut++
 	}
-	if cut > 0 {
+	if cut > 64 || cut > len(r.recent)/2 { // amortised: not a copy per event
 		r.recent = append(r.recent[:0], r.recent[cut:]...)
 	}
 }
@@ -156,7 +162,11 @@ func (r *sysResolver) findInode(inode uint64, quick bool) (int, bool) {
 	if ok && alive(pid) {
 		return pid, true
 	}
-	// Recently started processes, newest first.
+	// Recently started processes, newest first; first take in the proc
+	// connector events that are queued but not yet handled.
+	if r.drain != nil {
+		r.drain()
+	}
 	r.mu.Lock()
 	now := time.Now()
 	var cands []int
@@ -178,22 +188,10 @@ func (r *sysResolver) findInode(inode uint64, quick bool) (int, bool) {
 		}
 	}
 	r.mu.Unlock()
-	m := procnet.InodeMap{}
-	found := 0
-	for _, pid := range cands {
-		clear(m)
-		if m.AddPID(pid) == 0 {
-			continue
-		}
-		r.mu.Lock()
-		for ino, p := range m {
-			r.inodes[ino] = p
-		}
-		r.mu.Unlock()
-		if _, ok := m[inode]; ok {
-			found = pid
-			break
-		}
+	found := r.scanCandidates(inode, cands)
+	if found == 0 {
+		// The highest pids: the newest processes unless pids wrapped.
+		found = r.scanNewest(inode, seen)
 	}
 	if found == 0 {
 		r.mu.Lock()
@@ -214,6 +212,63 @@ func (r *sysResolver) findInode(inode uint64, quick bool) (int, bool) {
 	r.active[found] = struct{}{}
 	r.mu.Unlock()
 	return found, true
+}
+
+// scanNewest scans the newestPIDs highest pids not in skip for inode.
+func (r *sysResolver) scanNewest(inode uint64, skip map[int]bool) int {
+	pids, err := procnet.PIDs()
+	if err != nil {
+		return 0
+	}
+	slices.Sort(pids)
+	var cands []int
+	for i := len(pids) - 1; i >= 0 && len(cands) < newestPIDs; i-- {
+		if !skip[pids[i]] {
+			cands = append(cands, pids[i])
+		}
+	}
+	return r.scanCandidates(inode, cands)
+}
+
+// scanCandidates scans the fds of cands, in order, for inode and returns
+// the pid holding it (0 if none). Processes in the monitored network
+// namespace go first: checking a process's namespace is far cheaper than
+// reading its fds, and a socket's owner most likely lives in its namespace.
+func (r *sysResolver) scanCandidates(inode uint64, cands []int) int {
+	m := procnet.InodeMap{}
+	scan := func(pid int) bool {
+		clear(m)
+		if m.AddPID(pid) == 0 {
+			return false
+		}
+		r.mu.Lock()
+		for ino, p := range m {
+			r.inodes[ino] = p
+		}
+		r.mu.Unlock()
+		_, ok := m[inode]
+		return ok
+	}
+	var later []int
+	for _, pid := range cands {
+		if r.netns != 0 {
+			if ns, err := procnet.NetNSOf(pid); err != nil {
+				continue // gone
+			} else if ns != r.netns {
+				later = append(later, pid)
+				continue
+			}
+		}
+		if scan(pid) {
+			return pid
+		}
+	}
+	for _, pid := range later {
+		if scan(pid) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // info returns the identity of a live pid (cached; the cache is checked

@@ -180,6 +180,35 @@ func (t *table) account(p *packet, tx bool, now time.Time) (fresh *flow) {
 	return fresh
 }
 
+// hint announces a flow from a TCP SYN seen on the low-latency socket,
+// before the ring delivers (and counts) the packet: the flow is created and
+// returned for resolving at once (nil when it exists already).
+func (t *table) hint(p *packet, tx bool, now time.Time) *flow {
+	if p.proto != protoTCP {
+		return nil
+	}
+	k := flowKey{proto: p.proto}
+	if tx {
+		k.local, k.remote = p.src, p.dst
+	} else {
+		k.local, k.remote = p.dst, p.src
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.flows[k]
+	if f != nil && p.flags&(flagSYN|flagACK) == flagSYN && (f.closed || f.state == stateUnknown) {
+		t.forget(f)
+		f = nil
+	}
+	if f != nil {
+		return nil
+	}
+	f = &flow{key: k, first: now, last: now, queued: true}
+	t.flows[k] = f
+	t.pending[f] = struct{}{}
+	return f
+}
+
 // resolveNow makes a quick first attempt at resolving a fresh flow on the
 // caller's goroutine; if it needs more time the flow goes to the resolvers.
 func (t *table) resolveNow(f *flow, lookup lookupFunc) {
