@@ -276,27 +276,29 @@ func benchMonitors(t *testing.T) {
 
 			// CPU per GB and throughput: one unthrottled flow saturating
 			// the veth, monitor off / on alternately.
-			l = bed.StartClient(bed.Local, "send", addr, 40*time.Second, time.Second)
+			l = bed.StartClient(bed.Local, "send", addr, 60*time.Second, 100*time.Millisecond)
 			tot := loadTotal(l)
 			time.Sleep(1500 * time.Millisecond)
-			var off, on []float64
+			var ratios []float64
 			var cpu time.Duration
 			var bytes uint64
-			for round := 0; round < 3; round++ {
-				off = append(off, rateOf(tot, 3*time.Second))
+			for round := 0; round < 6; round++ {
+				off := rateOf(tot, 1500*time.Millisecond)
 				run := m.start(t, bed)
 				time.Sleep(time.Second)
 				c0, b0, t0 := run.cpu(), tot(), time.Now()
-				time.Sleep(3 * time.Second)
+				time.Sleep(1500 * time.Millisecond)
 				c1, b1 := run.cpu(), tot()
-				on = append(on, float64(b1-b0)/time.Since(t0).Seconds())
+				on := float64(b1-b0) / time.Since(t0).Seconds()
+				ratios = append(ratios, on/off)
 				cpu += c1 - c0
 				bytes += b1 - b0
 				run.stop()
+				time.Sleep(500 * time.Millisecond)
 			}
 			l.Cmd.Process.Kill()
 			r.cpuPerGB = cpu.Seconds() / (float64(bytes) / 1e9)
-			r.throughput = median(on) / median(off)
+			r.throughput = median(ratios)
 		})
 		results = append(results, r)
 	}
@@ -312,7 +314,7 @@ func benchMonitors(t *testing.T) {
 	fmt.Println("  bytes: attributed ÷ payload the processes moved (ebpf counts payload; capture and nethogs count")
 	fmt.Println("  packet bytes, so a share above 100 % is header overhead). CPU: ebpf = BPF program run time")
 	fmt.Println("  (kernel bpf_stats) + helper-side CPU; capture = helper-side CPU; nethogs = its process CPU.")
-	fmt.Println("  throughput = unthrottled flow with the monitor on ÷ off (medians of 3 alternating 3 s windows).")
+	fmt.Println("  throughput = unthrottled flow with the monitor on ÷ off: median of 6 rounds of 1.5 s off, 1.5 s on.")
 }
 
 func median(xs []float64) float64 {
@@ -419,7 +421,12 @@ func (m *monitorBackend) bpfRuntime() time.Duration {
 		return 0
 	}
 	var d time.Duration
-	for _, p := range []*cilium.Program{m.objs.CtCountEgress, m.objs.CtCountIngress, m.objs.CtSockCreate, m.objs.CtSockRelease} {
+	progs := []*cilium.Program{m.objs.CtCountEgress, m.objs.CtCountIngress, m.objs.CtSockCreate, m.objs.CtSockRelease}
+	if m.trace != nil {
+		progs = append(progs, m.trace.CtTcpSendmsg, m.trace.CtTcpRecvmsg, m.trace.CtUdpSendmsg,
+			m.trace.CtUdpRecvmsg, m.trace.CtUdpv6Sendmsg, m.trace.CtUdpv6Recvmsg)
+	}
+	for _, p := range progs {
 		if s, err := p.Stats(); err == nil {
 			d += s.Runtime
 		}
