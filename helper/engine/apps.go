@@ -100,6 +100,7 @@ type sampleState struct {
 	byID         map[string]*app
 	stats        map[procKey]*procStat
 	scans        int64
+	fullScans    int64
 	seq          uint64
 	procsChanged bool
 	lastLog      map[string]string
@@ -208,6 +209,13 @@ func (e *Engine) scanLocked(full bool) error {
 	}
 	e.st.scans++
 	scan := e.st.scans
+	if full {
+		e.st.fullScans++
+	}
+	// Credentials change rarely after a process's first seconds (login,
+	// su, sshd do it at once): old processes are re-checked every 10th
+	// full scan.
+	credsAll := full && e.st.fullScans%10 == 0
 	for _, pid := range pids {
 		p := e.st.procs[pid]
 		if p == nil {
@@ -219,8 +227,8 @@ func (e *Engine) scanLocked(full bool) error {
 			e.addProcLocked(np)
 			continue
 		}
-		if full || scan-p.found <= youngScans {
-			e.refreshLocked(p, scan)
+		if young := scan-p.found <= youngScans; full || young {
+			e.refreshLocked(p, scan, young || credsAll)
 			continue
 		}
 		p.seenScan = scan
@@ -235,7 +243,7 @@ func (e *Engine) scanLocked(full bool) error {
 
 // refreshLocked re-reads a known process; a different start time means the
 // pid was reused.
-func (e *Engine) refreshLocked(p *proc, scan int64) {
+func (e *Engine) refreshLocked(p *proc, scan int64, creds bool) {
 	comm, ppid, kthread, start, err := e.fs.stat(p.pid)
 	if err != nil {
 		return // gone: not marked seen, removed below
@@ -253,9 +261,11 @@ func (e *Engine) refreshLocked(p *proc, scan int64) {
 	}
 	p.seenScan = scan
 	p.ppid, p.comm, p.kthread = ppid, comm, kthread
-	oldUID := p.uid
-	if err := e.fs.refreshCreds(p); err != nil {
-		p.uid = oldUID
+	if creds {
+		oldUID, oldOwner := p.uid, p.owner
+		if err := e.fs.refreshCreds(p); err != nil {
+			p.uid, p.owner = oldUID, oldOwner
+		}
 	}
 	exe := ""
 	if !kthread {

@@ -181,15 +181,18 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Run(ctx context.Context) error {
 	scan := time.NewTicker(ScanInterval)
 	defer scan.Stop()
+	watching := false
 	if e.cfg.ProcRoot == "/proc" && !e.cfg.NoProcConnector {
 		stop := make(chan struct{})
 		defer close(stop)
 		if err := watchExecs(e.execed, stop); err != nil {
 			e.logf("engine: no proc connector, finding new processes by scanning /proc every %v: %v", ScanInterval, err)
+		} else {
+			watching = true
 		}
 	}
 	lastSample := time.Now()
-	var ticks int64
+	var samples int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -203,11 +206,17 @@ func (e *Engine) Run(ctx context.Context) error {
 			if e.closed.Load() {
 				return nil
 			}
-			ticks++
-			e.tick(now, ticks, now.Sub(lastSample) >= SampleInterval-ScanInterval/2)
-			if now.Sub(lastSample) >= SampleInterval-ScanInterval/2 {
-				lastSample = now
+			sample := now.Sub(lastSample) >= SampleInterval-ScanInterval/2
+			if !sample {
+				e.tick(now, false, false)
+				continue
 			}
+			lastSample = now
+			samples++
+			// Every process is re-read (exec, setuid, pid reuse) once a
+			// second; with the proc connector reporting execs, every
+			// fullScanEvery seconds is enough.
+			e.tick(now, true, !watching || samples%fullScanEvery == 0)
 		}
 	}
 }
@@ -239,7 +248,7 @@ func (e *Engine) handleExecs() {
 	e.execMu.Unlock()
 	e.stateMu.Lock()
 	if all {
-		if err := e.scanLocked(false); err != nil {
+		if err := e.scanLocked(true); err != nil {
 			e.stateMu.Unlock()
 			e.logOnce("scan", err)
 			return
@@ -247,7 +256,7 @@ func (e *Engine) handleExecs() {
 	}
 	for pid := range pids {
 		if p := e.st.procs[pid]; p != nil {
-			e.refreshLocked(p, e.st.scans)
+			e.refreshLocked(p, e.st.scans, true)
 		} else if np, err := e.fs.read(pid); err == nil {
 			np.found, np.seenScan = e.st.scans, e.st.scans
 			e.addProcLocked(np)
@@ -267,11 +276,16 @@ func (e *Engine) handleExecs() {
 	}
 }
 
-// tick is one step of Run: scan (fully when sample is set), reconcile when
-// processes changed, and sample the monitor.
-func (e *Engine) tick(now time.Time, _ int64, sample bool) {
+// fullScanEvery is how often (in samples) every process is re-read when
+// the proc connector reports execs.
+const fullScanEvery = 10
+
+// tick is one step of Run: scan /proc (re-reading every process when full
+// is set), reconcile when processes changed, and when sample is set read
+// the monitor and publish a snapshot.
+func (e *Engine) tick(now time.Time, sample, full bool) {
 	e.stateMu.Lock()
-	err := e.scanLocked(sample)
+	err := e.scanLocked(full)
 	changed := e.st.procsChanged
 	e.st.procsChanged = false
 	e.stateMu.Unlock()

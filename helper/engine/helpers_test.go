@@ -208,12 +208,12 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 // step advances the clock by a second and runs one full scan + sample.
 func (b *bench) step() {
 	now := b.mon.advance(time.Second)
-	b.e.tick(now, 0, true)
+	b.e.tick(now, true, true)
 }
 
 // scan runs one quick scan (no sample), as Run does 4 times a second.
 func (b *bench) scan() {
-	b.e.tick(time.Now(), 0, false)
+	b.e.tick(time.Now(), false, false)
 }
 
 func (b *bench) app(id string) (api.App, bool) {

@@ -77,7 +77,7 @@ var errGone = errors.New("no such process")
 
 // stat reads /proc/PID/stat: comm, ppid, flags, starttime.
 func (p procFS) stat(pid int) (comm string, ppid int, kthread bool, start uint64, err error) {
-	b, err := os.ReadFile(p.path(pid, "stat"))
+	b, err := readProcFile(p.path(pid, "stat"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errESRCH) {
 			return "", 0, false, 0, errGone
@@ -94,30 +94,84 @@ func parseStat(b []byte) (comm string, ppid int, kthread bool, start uint64, err
 		return "", 0, false, 0, errors.New("malformed stat: no comm")
 	}
 	comm = string(b[open+1 : close])
-	f := strings.Fields(string(b[close+1:]))
-	// f[0] is field 3 (state); field N is f[N-3].
-	if len(f) < 20 {
-		return "", 0, false, 0, fmt.Errorf("malformed stat: %d fields", len(f)+2)
+	// Fields after the comm: f[0] is field 3 (state); field N is f[N-3].
+	// We need 4 (ppid), 9 (flags) and 22 (starttime).
+	var f [20][]byte
+	n := 0
+	rest := b[close+1:]
+	for n < len(f) {
+		i := 0
+		for i < len(rest) && (rest[i] == ' ' || rest[i] == '\n') {
+			i++
+		}
+		rest = rest[i:]
+		if len(rest) == 0 {
+			break
+		}
+		j := 0
+		for j < len(rest) && rest[j] != ' ' && rest[j] != '\n' {
+			j++
+		}
+		f[n] = rest[:j]
+		n++
+		rest = rest[j:]
 	}
-	ppid, err = strconv.Atoi(f[1])
+	if n < 20 {
+		return "", 0, false, 0, fmt.Errorf("malformed stat: %d fields", n+2)
+	}
+	ppid, err = strconv.Atoi(string(f[1]))
 	if err != nil {
 		return "", 0, false, 0, fmt.Errorf("malformed stat ppid: %w", err)
 	}
-	flags, err := strconv.ParseUint(f[6], 10, 64)
+	flags, err := strconv.ParseUint(string(f[6]), 10, 64)
 	if err != nil {
 		return "", 0, false, 0, fmt.Errorf("malformed stat flags: %w", err)
 	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
+	start, err = strconv.ParseUint(string(f[19]), 10, 64)
 	if err != nil {
 		return "", 0, false, 0, fmt.Errorf("malformed stat starttime: %w", err)
 	}
 	return comm, ppid, flags&pfKthread != 0, start, nil
 }
 
+// readProcFile reads a small file with plain system calls: no *os.File,
+// finalizer or poller registration, which matters when every process's
+// files are read every second.
+func readProcFile(path string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	for err == syscall.EINTR {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, 0, 1024)
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= 1<<20 {
+				return buf, nil
+			}
+			buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
 // uids reads the Uid: line of /proc/PID/status: real, effective, saved, fs.
 func (p procFS) uids(pid int) ([4]uint32, error) {
 	var out [4]uint32
-	b, err := os.ReadFile(p.path(pid, "status"))
+	b, err := readProcFile(p.path(pid, "status"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errESRCH) {
 			return out, errGone
@@ -177,7 +231,7 @@ func cleanExe(s string) string {
 }
 
 func (p procFS) cmdline(pid int) []string {
-	b, err := os.ReadFile(p.path(pid, "cmdline"))
+	b, err := readProcFile(p.path(pid, "cmdline"))
 	if err != nil || len(b) == 0 {
 		return nil
 	}
@@ -190,7 +244,7 @@ func (p procFS) cmdline(pid int) []string {
 
 // cgroup returns the process's cgroup v2 path (the "0::" line).
 func (p procFS) cgroup(pid int) string {
-	b, err := os.ReadFile(p.path(pid, "cgroup"))
+	b, err := readProcFile(p.path(pid, "cgroup"))
 	if err != nil {
 		return ""
 	}
