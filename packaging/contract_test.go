@@ -317,13 +317,10 @@ func TestNFPMListsFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got, want []File
-	dirs := 0
+	var dirs []Dir
 	for _, c := range cfg.Contents {
 		if c.Type == "dir" {
-			dirs++
-			if c.Dst != StateDir || c.FileInfo.Mode != 0o700 {
-				t.Errorf("directory entry %s mode %o, want only %s mode 700", c.Dst, c.FileInfo.Mode, StateDir)
-			}
+			dirs = append(dirs, Dir{c.Dst, os.FileMode(c.FileInfo.Mode)})
 			continue
 		}
 		got = append(got, File{Src: strings.Replace(c.Src, "${BIN}/", "bin/", 1), Dst: c.Dst, Mode: os.FileMode(c.FileInfo.Mode), Config: c.Type == "config"})
@@ -332,8 +329,8 @@ func TestNFPMListsFiles(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("nfpm.yaml contents differ from packaging.Files:\n got %v\nwant %v", got, want)
 	}
-	if dirs != 1 {
-		t.Errorf("nfpm.yaml has %d directory entries, want 1 (%s)", dirs, StateDir)
+	if !slices.Equal(dirs, Dirs) {
+		t.Errorf("nfpm.yaml directories %v, want packaging.Dirs %v", dirs, Dirs)
 	}
 	root := repoRoot(t)
 	for _, f := range want {

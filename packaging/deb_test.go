@@ -169,6 +169,12 @@ func bpfAlive(t testing.TB, objs []string) []string {
 	return alive
 }
 
+// running reports whether a process runs (exists and is not a zombie).
+func running(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(st), ") Z ")
+}
+
 // setAside moves dir (if it exists) out of the way for the test and puts
 // it back at the end.
 func setAside(t testing.TB, dir string) {
@@ -327,6 +333,12 @@ func TestDebInstall(t *testing.T) {
 		}
 	}
 
+	if _, err := exec.LookPath("systemd-analyze"); err == nil {
+		run(t, nil, "systemd-analyze", "verify", "/usr/lib/systemd/system/"+UnitName)
+	} else {
+		t.Logf("systemd-analyze is not installed: the unit is not verified")
+	}
+
 	// A system bus with the installed configuration (system.conf includes
 	// system.d and the standard system-services directories), and polkitd.
 	var busEnv []string
@@ -379,6 +391,19 @@ func TestDebInstall(t *testing.T) {
 		t.Errorf("%s is owned by pid %d running %q, want %s", api.BusName, pid, exe, HelperPath)
 	}
 
+	// Reinstalling (what an upgrade does) stops the running helper, so the
+	// next call starts the new binary.
+	t.Logf("dpkg -i again (reinstall):\n%s", run(t, busEnv, "dpkg", "-i", deb))
+	if running(pid) {
+		t.Errorf("helper pid %d still runs after the package was reinstalled", pid)
+	}
+	if out, err := dbusSend("--dest="+api.BusName, api.ObjectPath, "org.freedesktop.DBus.Peer.Ping"); err != nil {
+		t.Fatalf("call after reinstall did not activate the helper: %v\n%s", err, out)
+	}
+	if pid, err = nameOwnerPID(api.BusName); err != nil {
+		t.Fatalf("after reinstall: %v", err)
+	}
+
 	// The installed CLI talks to it: as root (uid 0 passes polkit) and as
 	// an unprivileged user without a session, whom polkit's defaults refuse.
 	ctl := "/usr/bin/chadthrottlectl"
@@ -413,8 +438,8 @@ func TestDebInstall(t *testing.T) {
 	if _, err := nameOwnerPID(api.BusName); err == nil {
 		t.Errorf("%s still has an owner after dpkg -r", api.BusName)
 	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
-		t.Errorf("helper pid %d still runs after dpkg -r: %s", pid, st)
+	if running(pid) {
+		t.Errorf("helper pid %d still runs after dpkg -r", pid)
 	}
 	if left := kernelState(t); len(left) > 0 {
 		t.Errorf("kernel state left after dpkg -r: %q", left)

@@ -45,6 +45,17 @@ type File struct {
 	Config bool
 }
 
+// Dir is a directory the packages own: created on install, removed on
+// removal when empty (rpm removes no directory it does not own).
+type Dir struct {
+	Path string
+	Mode fs.FileMode
+}
+
+// Dirs lists the directories the packages own besides the parents of Files
+// that other packages share.
+var Dirs = []Dir{{"/usr/libexec/chadthrottle", 0o755}, {StateDir, 0o700}}
+
 // Files lists every file the packages install, in nfpm.yaml's order.
 func Files() []File {
 	files := []File{

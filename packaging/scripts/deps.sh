@@ -15,7 +15,7 @@ PKGS=(
   # eBPF code generation (make generate)
   clang llvm libbpf-dev
   # packaging checks
-  desktop-file-utils appstream
+  desktop-file-utils appstream rpm
   git make ca-certificates
 )
 

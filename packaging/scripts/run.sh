@@ -10,7 +10,8 @@
 #        system-type dbus-daemon, polkitd and the helper on it, and stops them
 #        when the window closes,
 #   4. opens the window (bin/chadthrottle; --bus ADDRESS for a private bus).
-# Environment: RUN_PREFIX (default /usr/local), RUN_SKIP_DEPS=1.
+# Environment: RUN_PREFIX (default /usr/local), RUN_SKIP_DEPS=1, RUN_SKIP_BUILD=1
+# (use bin/ as it is).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -118,8 +119,10 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 # 2. build
-say "building (the first build of the window takes a few minutes)"
-make --no-print-directory build
+if [ "${RUN_SKIP_BUILD:-}" != 1 ]; then
+	say "building (the first build of the window takes a few minutes)"
+	make --no-print-directory build
+fi
 
 if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
 	die "no display (DISPLAY and WAYLAND_DISPLAY are unset), so the window cannot open; run it from a desktop session, or try the CLI: bin/chadthrottlectl --help"
