@@ -135,6 +135,9 @@ func (m *Backend) Init() error {
 	m.stop = make(chan struct{})
 	m.drops.Store(0)
 	m.watch, m.WatchErr = procnet.WatchProcesses()
+	if w := m.watch; w != nil {
+		m.res.drain = func() { w.Drain(m.procEvent) }
+	}
 	m.res.fullScan(time.Now())
 	m.running = true
 	m.wg.Add(2 + resolvers)
@@ -144,8 +147,6 @@ func (m *Backend) Init() error {
 		go func() { defer m.wg.Done(); m.tab.runResolver(m.stop, m.res.lookup, i == 0) }()
 	}
 	if m.watch != nil {
-		w := m.watch
-		m.res.drain = func() { w.Drain(m.procEvent) }
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.watchLoop() }()
 	}

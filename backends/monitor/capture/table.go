@@ -86,6 +86,7 @@ const (
 	closedExpiry  = 10 * time.Second // a closed flow leaves the table after this idle time
 	idleExpiry    = 2 * time.Minute  // any flow leaves the table after this idle time
 	resolverQueue = 4096
+	maxFlows      = 1 << 16 // flows tracked at once; traffic of more is unknown
 	syncBelow     = 8 // new flows are resolved synchronously while fewer than this are queued
 )
 
@@ -140,6 +141,10 @@ func (t *table) account(p *packet, tx bool, now time.Time) (fresh *flow) {
 		// A new connection on the 5-tuple of a finished one.
 		t.forget(f)
 		f = nil
+	}
+	if f == nil && len(t.flows) >= maxFlows {
+		t.unknown.Add(c) // table full (a scan or flood): count, do not track
+		return nil
 	}
 	if f == nil {
 		f = &flow{key: k, first: now}
@@ -200,7 +205,7 @@ func (t *table) hint(p *packet, tx bool, now time.Time) *flow {
 		t.forget(f)
 		f = nil
 	}
-	if f != nil {
+	if f != nil || len(t.flows) >= maxFlows {
 		return nil
 	}
 	f = &flow{key: k, first: now, last: now, queued: true}
@@ -213,7 +218,7 @@ func (t *table) hint(p *packet, tx bool, now time.Time) *flow {
 // caller's goroutine; if it needs more time the flow goes to the resolvers.
 func (t *table) resolveNow(f *flow, lookup lookupFunc) {
 	res := lookup(f.key, true)
-	if res.info.PID != 0 {
+	if res.info.PID != 0 || res.retry == 0 {
 		t.resolved(f, res, time.Now())
 		return
 	}
