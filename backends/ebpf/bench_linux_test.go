@@ -422,10 +422,6 @@ func (m *monitorBackend) bpfRuntime() time.Duration {
 	}
 	var d time.Duration
 	progs := []*cilium.Program{m.objs.CtCountEgress, m.objs.CtCountIngress, m.objs.CtSockCreate, m.objs.CtSockRelease}
-	if m.trace != nil {
-		progs = append(progs, m.trace.CtTcpSendmsg, m.trace.CtTcpRecvmsg, m.trace.CtUdpSendmsg,
-			m.trace.CtUdpRecvmsg, m.trace.CtUdpv6Sendmsg, m.trace.CtUdpv6Recvmsg)
-	}
 	for _, p := range progs {
 		if s, err := p.Stats(); err == nil {
 			d += s.Runtime

@@ -1,11 +1,24 @@
-// Package ebpf holds ChadThrottle's eBPF backends (priority Best): the
-// monitor "ebpf", which counts every TCP and UDP payload byte per socket in
-// cgroup_skb programs and learns each socket's process in cgroup/sock_create,
-// and the throttlers "ebpf_cgroup" (upload and download), which keep one
-// token bucket per target in cgroup_skb programs and match a target's
-// packets by its cgroup and by the cookies of sockets it already had open.
+// Package ebpf holds ChadThrottle's eBPF backends (priority Best).
+//
+// The monitor "ebpf" counts the payload bytes of every TCP and UDP packet
+// per socket cookie in cgroup_skb programs on the cgroup2 root (restricted
+// to one network namespace by its cookie) and learns each socket's process
+// in cgroup/sock_create, in process context, so sockets that live a few
+// milliseconds are attributed exactly. Sockets it did not see created (open
+// before the helper started, or accepted from a listener) are looked up
+// once from userspace: sock_diag gives the cookie's inode and /proc the
+// inode's process; an accepted connection already closed goes to the
+// process listening on its local port.
+//
+// The throttlers "ebpf_cgroup" (upload and download) keep one token bucket
+// per target in payload bytes, in a cgroup_skb program on the cgroup2 root.
+// A packet belongs to a target when its socket's cookie was found among the
+// target's open sockets when the limit was set, or when its socket was
+// created in the target's cgroup. Upload shapes with the congestion
+// notification return codes (TCP keeps a stopped segment and backs off);
+// download polices.
 //
 // Programs are attached with BPF links owned by the process: when the helper
 // exits or dies the kernel detaches them, so no program outlives it and
-// nothing needs pinning.
+// nothing needs pinning or reconciling.
 package ebpf

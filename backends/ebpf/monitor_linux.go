@@ -64,16 +64,11 @@ const (
 type monitorBackend struct {
 	opts backends.Options
 
-	mu    sync.Mutex
-	objs  *monitorObjects
-	trace *traceObjects // nil when the fentry hooks could not be attached
-	links []link.Link
-	// TraceErr says why the fentry hooks that attribute accepted and
-	// pre-existing sockets in process context are not in use (nil when
-	// they are); without them such sockets are looked up from userspace.
-	traceErr error
-	events   *ringbuf.Reader
-	wg       sync.WaitGroup
+	mu     sync.Mutex
+	objs   *monitorObjects
+	links  []link.Link
+	events *ringbuf.Reader
+	wg     sync.WaitGroup
 
 	mirror   map[monitorConnKey]mirrored // last counters read per connection
 	resolved map[uint64]int              // cookie → pid found from userspace (0 = none)
@@ -177,9 +172,7 @@ func (m *monitorBackend) Init() error {
 	if err != nil {
 		return fail(fmt.Errorf("open monitor event ring: %w", err))
 	}
-	trace, tlinks, terr := attachTrace(objs)
-	links = append(links, tlinks...)
-	m.objs, m.trace, m.traceErr, m.links, m.events = objs, trace, terr, links, rd
+	m.objs, m.links, m.events = objs, links, rd
 	m.mirror = map[monitorConnKey]mirrored{}
 	m.resolved = map[uint64]int{}
 	m.procs = map[int]*procState{}
@@ -191,35 +184,6 @@ func (m *monitorBackend) Init() error {
 	m.wg.Add(1)
 	go m.readEvents(rd)
 	return nil
-}
-
-// attachTrace loads and attaches the optional fentry hooks, sharing the
-// monitor's owners map and event ring. A kernel without BPF trampolines or
-// BTF gets an error that says so, and the monitor works without them.
-func attachTrace(objs *monitorObjects) (*traceObjects, []link.Link, error) {
-	spec, err := loadTrace()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read trace object: %w", err)
-	}
-	trace := &traceObjects{}
-	opts := &cilium.CollectionOptions{MapReplacements: map[string]*cilium.Map{"owners": objs.Owners, "events": objs.Events}}
-	if err := spec.LoadAndAssign(trace, opts); err != nil {
-		return nil, nil, backends.Unavailable("fentry socket-owner hooks: %v", err)
-	}
-	var links []link.Link
-	for _, p := range []*cilium.Program{trace.CtTcpSendmsg, trace.CtTcpRecvmsg, trace.CtUdpSendmsg,
-		trace.CtUdpRecvmsg, trace.CtUdpv6Sendmsg, trace.CtUdpv6Recvmsg} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: p})
-		if err != nil {
-			for _, l := range links {
-				l.Close()
-			}
-			trace.Close()
-			return nil, nil, backends.Unavailable("attach fentry socket-owner hook: %v", err)
-		}
-		links = append(links, l)
-	}
-	return trace, links, nil
 }
 
 // readEvents learns the identity of processes as they create sockets, so
@@ -275,15 +239,10 @@ func (m *monitorBackend) Cleanup() error {
 		errs = append(errs, err)
 	}
 	m.wg.Wait()
-	if m.trace != nil {
-		if err := m.trace.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if err := m.objs.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	m.objs, m.trace, m.links, m.events = nil, nil, nil, nil
+	m.objs, m.links, m.events = nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -382,13 +341,13 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 
 	// Sockets the kernel saw created have owners; the rest (open before we
 	// started, or accepted from a listener) are looked up once.
-	var unresolved []uint64
+	var unresolved []monitorConnKey
 	for _, d := range deltas {
 		if _, ok := owners[d.key.Cookie]; ok {
 			continue
 		}
 		if _, ok := m.resolved[d.key.Cookie]; !ok {
-			unresolved = append(unresolved, d.key.Cookie)
+			unresolved = append(unresolved, d.key)
 		}
 	}
 	if len(unresolved) > 0 && now.Sub(m.lastScan) >= resolveEvery {
@@ -457,8 +416,10 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 
 // resolve finds the processes holding sockets the programs did not see
 // created: a sock_diag dump of the namespace gives each cookie's inode and
-// /proc/*/fd gives the inode's process.
-func (m *monitorBackend) resolve(cookies []uint64) {
+// /proc/*/fd gives the inode's process. A TCP connection that is gone by
+// now (an accepted connection that lasted milliseconds) goes to the process
+// listening on its local port, which accepted it.
+func (m *monitorBackend) resolve(keys []monitorConnKey) {
 	socks, err := procnet.Dump(m.opts.NetNS)
 	if err != nil {
 		return // try again later
@@ -468,18 +429,39 @@ func (m *monitorBackend) resolve(cookies []uint64) {
 		byCookie[s.Cookie] = s
 	}
 	var inodes procnet.InodeMap
-	for _, c := range cookies {
-		s, ok := byCookie[c]
-		if !ok || s.Inode == 0 {
-			m.resolved[c] = 0 // closed already, or held by no process
-			continue
+	pidOf := func(inode uint64) int {
+		if inode == 0 {
+			return 0
 		}
 		if inodes == nil {
 			if inodes, err = procnet.ScanInodes(); err != nil {
-				return
+				inodes = procnet.InodeMap{}
 			}
 		}
-		m.resolved[c] = inodes[s.Inode]
+		return inodes[inode]
+	}
+	for _, k := range keys {
+		if _, done := m.resolved[k.Cookie]; done {
+			continue
+		}
+		if s, ok := byCookie[k.Cookie]; ok && s.Inode != 0 {
+			m.resolved[k.Cookie] = pidOf(s.Inode)
+			continue
+		}
+		m.resolved[k.Cookie] = 0 // closed already, or held by no process
+		if k.Proto != 6 {
+			continue
+		}
+		local := connOf(k).Local
+		for _, s := range socks {
+			if s.Proto == backends.TCP && s.State == procnet.StateListen && s.Local.Port() == local.Port() &&
+				(s.Local.Addr().IsUnspecified() || s.Local.Addr() == local.Addr()) {
+				if pid := pidOf(s.Inode); pid != 0 {
+					m.resolved[k.Cookie] = pid
+					break
+				}
+			}
+		}
 	}
 }
 

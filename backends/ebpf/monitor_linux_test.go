@@ -265,3 +265,25 @@ func Example_monitor() {
 	fmt.Println(m.Name(), m.Priority())
 	// Output: ebpf best
 }
+
+// TestMonitorAcceptedSockets: connections a server accepts (sockets
+// cgroup/sock_create never sees) are attributed to the server even when
+// they are closed before the next Update (through the listener that
+// accepted them).
+func TestMonitorAcceptedSockets(t *testing.T) {
+	requireEBPF(t)
+	bed := testenv.NewBed(t)
+	srv := bed.StartServer(bed.Local, "sink", "[::]:5201", false)
+	m := newBedMonitor(t, bed)
+	var sent uint64
+	for i := 0; i < 10; i++ {
+		l := bed.StartClient(bed.Peer, "send", bed.LocalIP+":5201", 10*time.Second, time.Second, "-bytes", "1000000")
+		s := l.Wait()
+		sent += s[len(s)-1].Total
+	}
+	p := waitBytes(t, m, srv.Process.Pid, "rx", sent)
+	t.Logf("server pid %d: %d of %d bytes", srv.Process.Pid, p.RxBytes, sent)
+	if p.RxBytes < sent {
+		t.Errorf("server %d credited with %d of the %d bytes its accepted connections received", srv.Process.Pid, p.RxBytes, sent)
+	}
+}
