@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -274,5 +275,35 @@ func TestConnectionsAndDetails(t *testing.T) {
 	}
 	if c1.Remote != "[fd77::1]:53" || c1.Traffic != api.TrafficLocal || c1.TxRate != 20 {
 		t.Errorf("local connection = %+v", c1)
+	}
+}
+
+func TestDesktopRefreshAndUIDChange(t *testing.T) {
+	b := newBench(t, func(p *fakeProc) {
+		p.add(fp{pid: 100, ppid: 1, uid: 0, exe: "/usr/bin/newapp"})
+	})
+	if a, _ := b.app("0:/usr/bin/newapp"); a.Name != "newapp" {
+		t.Fatalf("name before the .desktop file exists: %q", a.Name)
+	}
+	// A package installs a .desktop file: picked up at the next refresh.
+	writeDesktop(t, b.apps, "newapp.desktop", "[Desktop Entry]\nType=Application\nName=New App\nIcon=new-app\nExec=newapp\nTryExec=/usr/bin/newapp\n")
+	os.Chtimes(b.apps, time.Now().Add(time.Second), time.Now().Add(time.Second))
+	b.e.desk.lastCheck = time.Time{}
+	b.step()
+	if a, _ := b.app("0:/usr/bin/newapp"); a.Name != "New App" || a.Icon != "new-app" {
+		t.Errorf("after refresh: %q %q", a.Name, a.Icon)
+	}
+	// A young process that drops privileges (login, su) changes app.
+	b.proc.add(fp{pid: 100, ppid: 1, uid: 1000, exe: "/usr/bin/newapp", start: 1000})
+	b.scan()
+	if k := b.e.st.procs[100].key; k != (appKey{1000, "/usr/bin/newapp"}) {
+		t.Errorf("after one quick scan the process is in app %v", k)
+	}
+	b.step()
+	if a, ok := b.app("1000:/usr/bin/newapp"); !ok || !slices.Equal(a.PIDs, []int32{100}) {
+		t.Errorf("process did not follow its uid change: %+v", b.e.Snapshot().Apps)
+	}
+	if a, _ := b.app("0:/usr/bin/newapp"); len(a.PIDs) != 0 {
+		t.Errorf("root's app still holds the process: %+v", a)
 	}
 }

@@ -231,27 +231,46 @@ func (e *Engine) desiredLocked() (map[string]*desired, []int) {
 		id := pl.targetID()
 		out[id] = &desired{id: id, kind: backends.TargetProcess, pids: []int{pid}, starts: []uint64{p.start}, limits: bl}
 	}
-	// A process limit takes the process and its descendants out of its
-	// app's target.
+	// A process limit takes the process and its descendants out of their
+	// apps' targets: the descendants share the process's limit.
 	excluded := map[int]bool{}
 	if len(limited) > 0 {
-		memo := map[int]bool{}
-		var under func(pid, depth int) bool
-		under = func(pid, depth int) bool {
+		memo := map[int]int{}
+		var owner func(pid, depth int) int // nearest limited ancestor-or-self, 0 for none
+		owner = func(pid, depth int) int {
 			if limited[pid] {
-				return true
+				return pid
 			}
 			if v, ok := memo[pid]; ok {
 				return v
 			}
-			p := e.st.procs[pid]
-			v := p != nil && depth < 64 && p.ppid > 1 && p.ppid != pid && under(p.ppid, depth+1)
+			v := 0
+			if p := e.st.procs[pid]; p != nil && depth < 64 && p.ppid > 1 && p.ppid != pid {
+				v = owner(p.ppid, depth+1)
+			}
 			memo[pid] = v
 			return v
 		}
-		for pid := range e.st.procs {
-			if under(pid, 0) {
-				excluded[pid] = true
+		for pid, p := range e.st.procs {
+			o := owner(pid, 0)
+			if o == 0 {
+				continue
+			}
+			excluded[pid] = true
+			if o == pid || pid == e.self || p.kthread {
+				continue
+			}
+			if d := out[e.lim.procLimits[o].targetID()]; d != nil {
+				d.pids = append(d.pids, pid)
+			}
+		}
+		for _, d := range out {
+			if len(d.pids) > 1 {
+				sort.Ints(d.pids)
+				d.starts = d.starts[:0]
+				for _, pid := range d.pids {
+					d.starts = append(d.starts, e.st.procs[pid].start)
+				}
 			}
 		}
 	}

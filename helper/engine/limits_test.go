@@ -219,11 +219,20 @@ func TestProcessLimitTakesProcessOutOfApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidID := pidTargetID(101, 1010)
-	if pids, ok := b.target(pidID); !ok || !slices.Equal(pids, []int{101}) {
-		t.Errorf("process target = %v (found %v)", pids, ok)
+	if pids, ok := b.target(pidID); !ok || !slices.Equal(pids, []int{101, 105}) {
+		t.Errorf("process target = %v (found %v), want 101 and its child 105", pids, ok)
 	}
 	if pids, _ := b.target(appA); !slices.Equal(pids, []int{100}) {
 		t.Errorf("app target = %v, want [100] (101 and its child 105 excluded)", pids)
+	}
+	// A child born later joins its parent's process target, not the app's.
+	b.proc.add(fp{pid: 106, ppid: 105, uid: 1000, exe: firefox})
+	b.scan()
+	if pids, _ := b.target(pidID); !slices.Equal(pids, []int{101, 105, 106}) {
+		t.Errorf("process target after a grandchild = %v, want [101 105 106]", pids)
+	}
+	if pids, _ := b.target(appA); !slices.Equal(pids, []int{100}) {
+		t.Errorf("app target after a grandchild = %v, want [100]", pids)
 	}
 	d, _ := b.e.AppDetails("1000:" + firefox)
 	for _, p := range d.Processes {
@@ -237,8 +246,8 @@ func TestProcessLimitTakesProcessOutOfApp(t *testing.T) {
 	if _, ok := b.target(pidID); ok {
 		t.Error("process target kept after RemoveProcessLimit")
 	}
-	if pids, _ := b.target(appA); !slices.Equal(pids, []int{100, 101, 105}) {
-		t.Errorf("app target after removal = %v, want [100 101 105]", pids)
+	if pids, _ := b.target(appA); !slices.Equal(pids, []int{100, 101, 105, 106}) {
+		t.Errorf("app target after removal = %v, want [100 101 105 106]", pids)
 	}
 	if err := b.e.RemoveProcessLimit(101); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second RemoveProcessLimit: %v", err)
