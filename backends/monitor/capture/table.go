@@ -87,7 +87,7 @@ const (
 	idleExpiry    = 2 * time.Minute  // any flow leaves the table after this idle time
 	resolverQueue = 4096
 	maxFlows      = 1 << 16 // flows tracked at once; traffic of more is unknown
-	syncBelow     = 8 // new flows are resolved synchronously while fewer than this are queued
+	syncBelow     = 8       // new flows are resolved synchronously while fewer than this are queued
 )
 
 // table counts packets per flow and per process. Packets arrive from the
