@@ -22,8 +22,12 @@ import (
 // resolvers is how many flows are resolved at once.
 const resolvers = 3
 
-// synNice is the nice value of the SYN thread.
-const synNice = -10
+// The SYN thread's priority: real-time while it has spent less than
+// synBudget in the current second, then nice synNice.
+const (
+	synBudget = 50 * time.Millisecond
+	synNice   = -10
+)
 
 // Backend is the capture monitor backend.
 type Backend struct {
@@ -284,12 +288,21 @@ func (m *Backend) ringLoop() {
 // received: a process that connects, sends and exits can be gone within a
 // millisecond, sooner than the ring hands over its block.
 //
-// It runs on its own OS thread with a raised scheduling priority (when the
-// process may raise it), so that under CPU contention it still wakes within
-// microseconds of a SYN; it does little work, so this costs others little.
+// It runs on its own OS thread with real-time priority (SCHED_FIFO 1) so
+// that on a busy machine it still wakes within microseconds of a SYN. Its
+// work per SYN is small and bounded; a budget keeps a SYN flood from
+// turning that priority against the machine: once the thread has spent
+// synBudget of a second handling SYNs, it drops to normal priority (nice
+// synNice) until the next second.
 func (m *Backend) synLoop() {
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-	unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), synNice)
+	tid := unix.Gettid()
+	rt := &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}
+	normal := &unix.SchedAttr{Policy: unix.SCHED_NORMAL, Nice: synNice}
+	unix.SchedSetAttr(tid, normal, 0)
+	isRT := unix.SchedSetAttr(tid, rt, 0) == nil
+	var window time.Time
+	var spent time.Duration
 	dec := newDecoder()
 	var pkt packet
 	ifs := ifFilter{m: m, ok: map[int]bool{}}
@@ -302,12 +315,23 @@ func (m *Backend) synLoop() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		start := time.Now()
+		if start.Sub(window) >= time.Second {
+			window, spent = start, 0
+			if !isRT {
+				isRT = unix.SchedSetAttr(tid, rt, 0) == nil
+			}
+		}
 		tx, ok := direction(pkttype)
 		if !ok || !ifs.want(ifindex) || !dec.decode(data, origLen, &pkt) {
 			continue
 		}
-		if f := m.tab.hint(&pkt, tx, time.Now()); f != nil {
+		if f := m.tab.hint(&pkt, tx, start); f != nil {
 			m.tab.resolveNow(f, m.res.lookup)
+		}
+		if spent += time.Since(start); spent > synBudget && isRT {
+			unix.SchedSetAttr(tid, normal, 0)
+			isRT = false
 		}
 	}
 }
