@@ -2,25 +2,30 @@
 
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //
-// ChadThrottle's traffic classifiers, attached with cls_bpf (direct action,
-// classid = the root's handle) as the filter of the product's HTB root
-// qdisc. A matched packet gets the target's HTB class in skb->tc_classid;
-// everything else is left alone
-// (TC_ACT_UNSPEC), so HTB sends it through its direct queue unshaped.
+// ChadThrottle's traffic classifiers. Only a limited target's packets are
+// sent through an HTB qdisc; everything else keeps its usual path at the
+// cost of one BPF run.
 //
-// classify_egress  (upload, on the real interface): the sending socket's
-//                  cookie (connections open before the limit was set), else
-//                  the socket's cgroup id (sockets created in the target's
-//                  cgroup afterwards).
-// classify_ingress (download, on the product's IFB device, after act_mirred
-//                  redirected the interface's ingress there): finds the
-//                  receiving socket with bpf_sk_lookup_{tcp,udp}, then its
-//                  address tuple (connections open before the limit) or its
-//                  cgroup id.
+// mark_egress  (upload, cls_bpf on clsact egress of the real interface, with
+//              an act_mirred redirect to the product's IFB device): finds the
+//              target by the sending socket's cookie (connections open before
+//              the limit was set), else the socket's cgroup id (sockets
+//              created in the target's cgroup afterwards).
+// mark_ingress (download, the same on clsact ingress): finds the receiving
+//              socket with bpf_sk_lookup_{tcp,udp} and reads its cookie (the
+//              one sock_diag reported) or its cgroup id.
+// A matched packet gets the target's HTB minor in skb->tc_index and the
+// program returns -1 (match: the filter's mirred action redirects it to the
+// IFB); others return 0 (no match, no action).
+// to_class     (cls_bpf direct action as the filter of the HTB root on the
+//              IFB): the class is the root's major (the filter's classid)
+//              and skb->tc_index.
 //
-// Both honour the target's traffic type: all, internet (remote address not
+// Targets honour their traffic type: all, internet (remote address not
 // local) or local (loopback, RFC 1918, link-local, ULA, unspecified), the
-// rule of backends.IsLocal.
+// rule of backends.IsLocal. TCP packets without payload (ACK, SYN, FIN) are
+// never limited: the limit is on payload, and an ACK queued behind the other
+// direction's data would slow that direction down.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -45,7 +50,7 @@
 
 // What a matched packet gets.
 struct target {
-	__u32 classid; // HTB class, major = qdisc handle
+	__u32 classid; // HTB class; the minor goes into skb->tc_index
 	__u32 traffic; // TRAFFIC_*
 };
 
@@ -167,23 +172,26 @@ static __always_inline int bare_tcp(struct __sk_buff *skb)
 	return skb->len <= hdrs;
 }
 
-static __always_inline int apply(struct __sk_buff *skb, const struct target *t, int egress)
+#define NO_MATCH 0
+#define MATCH -1
+
+static __always_inline int mark(struct __sk_buff *skb, const struct target *t, int egress)
 {
+	if (!t)
+		return NO_MATCH;
 	if (bare_tcp(skb))
-		return TC_ACT_UNSPEC;
+		return NO_MATCH;
 	if (t->traffic != TRAFFIC_ALL) {
 		int l = remote_local(skb, egress);
 		if (l < 0 || !traffic_ok(t, l))
-			return TC_ACT_UNSPEC;
+			return NO_MATCH;
 	}
-	// The kernel keeps only the minor here; cls_bpf adds the major from
-	// the filter's own classid (the HTB root's handle).
-	skb->tc_classid = t->classid;
-	return TC_ACT_OK;
+	skb->tc_index = t->classid & 0xffff;
+	return MATCH;
 }
 
 SEC("tc")
-int classify_egress(struct __sk_buff *skb)
+int mark_egress(struct __sk_buff *skb)
 {
 	struct target *t = 0;
 	__u64 cookie = bpf_get_socket_cookie(skb);
@@ -194,9 +202,7 @@ int classify_egress(struct __sk_buff *skb)
 		if (cg)
 			t = bpf_map_lookup_elem(&cgroups, &cg);
 	}
-	if (!t)
-		return TC_ACT_UNSPEC;
-	return apply(skb, t, 1);
+	return mark(skb, t, 1);
 }
 
 // Just enough of the kernel's socket and cgroup structures to read a
@@ -276,12 +282,12 @@ static __always_inline struct bpf_sock *lookup(struct __sk_buff *skb, __u8 *prot
 }
 
 SEC("tc")
-int classify_ingress(struct __sk_buff *skb)
+int mark_ingress(struct __sk_buff *skb)
 {
 	__u8 proto = 0;
 	struct bpf_sock *sk = lookup(skb, &proto);
 	if (!sk)
-		return TC_ACT_UNSPEC;
+		return NO_MATCH;
 
 	struct sock___ct *ks = sock_of(sk);
 	__u64 cookie = 0, cg = 0;
@@ -300,9 +306,18 @@ int classify_ingress(struct __sk_buff *skb)
 		t = bpf_map_lookup_elem(&cookies, &cookie);
 	if (!t && cg)
 		t = bpf_map_lookup_elem(&cgroups, &cg);
-	if (!t)
+	return mark(skb, t, 0);
+}
+
+SEC("tc")
+int to_class(struct __sk_buff *skb)
+{
+	if (!skb->tc_index)
 		return TC_ACT_UNSPEC;
-	return apply(skb, t, 0);
+	// Only the minor is kept here; cls_bpf adds the major from the
+	// filter's classid (the HTB root's handle).
+	skb->tc_classid = skb->tc_index;
+	return TC_ACT_OK;
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

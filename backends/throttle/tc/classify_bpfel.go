@@ -23,11 +23,12 @@ type classifyTarget struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	classifyMapCgroups          = "cgroups"
-	classifyMapCookies          = "cookies"
-	classifyMapL3off            = "l3off"
-	classifyProgClassifyEgress  = "classify_egress"
-	classifyProgClassifyIngress = "classify_ingress"
+	classifyMapCgroups      = "cgroups"
+	classifyMapCookies      = "cookies"
+	classifyMapL3off        = "l3off"
+	classifyProgMarkEgress  = "mark_egress"
+	classifyProgMarkIngress = "mark_ingress"
+	classifyProgToClass     = "to_class"
 )
 
 // loadClassify returns the embedded CollectionSpec for classify.
@@ -72,8 +73,9 @@ type classifySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyProgramSpecs struct {
-	ClassifyEgress  *ebpf.ProgramSpec `ebpf:"classify_egress"`
-	ClassifyIngress *ebpf.ProgramSpec `ebpf:"classify_ingress"`
+	MarkEgress  *ebpf.ProgramSpec `ebpf:"mark_egress"`
+	MarkIngress *ebpf.ProgramSpec `ebpf:"mark_ingress"`
+	ToClass     *ebpf.ProgramSpec `ebpf:"to_class"`
 }
 
 // classifyMapSpecs contains maps before they are loaded into the kernel.
@@ -134,14 +136,16 @@ type classifyVariables struct {
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyPrograms struct {
-	ClassifyEgress  *ebpf.Program `ebpf:"classify_egress"`
-	ClassifyIngress *ebpf.Program `ebpf:"classify_ingress"`
+	MarkEgress  *ebpf.Program `ebpf:"mark_egress"`
+	MarkIngress *ebpf.Program `ebpf:"mark_ingress"`
+	ToClass     *ebpf.Program `ebpf:"to_class"`
 }
 
 func (p *classifyPrograms) Close() error {
 	return _ClassifyClose(
-		p.ClassifyEgress,
-		p.ClassifyIngress,
+		p.MarkEgress,
+		p.MarkIngress,
+		p.ToClass,
 	)
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -46,9 +47,9 @@ func inScratchNetns(fn func(h *netlink.Handle) error) error {
 }
 
 // probeShaping checks, in a scratch namespace, everything a shaper of
-// direction dir does: load the classifier, add an HTB root with a class
-// and the classifier as its filter; for ingress also an IFB device and a
-// u32 act_mirred redirect on clsact ingress.
+// direction dir does: load the BPF programs, create an IFB device with an
+// HTB root, a class and the to_class classifier, and put the mark filter
+// with its act_mirred redirect on clsact.
 func probeShaping(dir direction) error {
 	if os.Geteuid() != 0 {
 		return backends.Unavailable("needs root (CAP_NET_ADMIN, CAP_BPF)")
@@ -58,47 +59,48 @@ func probeShaping(dir direction) error {
 	}
 	var objs classifyObjects
 	if err := loadClassifyObjects(&objs, nil); err != nil {
-		return backends.Unavailable("the kernel refused the BPF classifier (needs cls_bpf programs with bpf_skb_cgroup_id, bpf_get_socket_cookie, bpf_sk_lookup_tcp/udp): %v", err)
+		return backends.Unavailable("the kernel refused the BPF classifier (needs tc BPF programs with bpf_skb_cgroup_id, bpf_get_socket_cookie, bpf_sk_lookup_tcp/udp, bpf_probe_read_kernel and BTF): %v", err)
 	}
 	defer objs.Close()
-	prog := objs.ClassifyEgress
+	prog, hook := objs.MarkEgress, uint32(netlink.HANDLE_MIN_EGRESS)
 	if dir == ingress {
-		prog = objs.ClassifyIngress
+		prog, hook = objs.MarkIngress, netlink.HANDLE_MIN_INGRESS
 	}
 	return inScratchNetns(func(h *netlink.Handle) error {
 		lo, _ := h.LinkByName("lo")
-		dev := lo
-		if dir == ingress {
-			la := netlink.NewLinkAttrs()
-			la.Name = IFBPrefix + "probe"
-			if err := h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
-				return backends.Unavailable("cannot create an IFB device (kernel lacks IFB?): %v", err)
-			}
-			ifb, err := h.LinkByName(la.Name)
-			if err != nil {
-				return fmt.Errorf("find probe ifb: %w", err)
-			}
-			dev = ifb
-			if err := h.QdiscAdd(clsact(lo.Attrs().Index)); err != nil {
-				return backends.Unavailable("cannot add a clsact qdisc (kernel lacks NET_SCH_INGRESS?): %v", err)
-			}
-			if err := h.FilterAdd(redirectFilter(lo.Attrs().Index, ifb.Attrs().Index)); err != nil {
-				return backends.Unavailable("cannot add a u32 filter with a mirred redirect (kernel lacks cls_u32 or act_mirred?): %v", err)
-			}
+		la := netlink.NewLinkAttrs()
+		la.Name = IFBPrefix + "probe"
+		if err := h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
+			return backends.Unavailable("cannot create an IFB device (kernel lacks IFB?): %v", err)
+		}
+		ifb, err := h.LinkByName(la.Name)
+		if err != nil {
+			return fmt.Errorf("find probe ifb: %w", err)
 		}
 		root := netlink.MakeHandle(0x1, 0)
-		if err := h.QdiscAdd(netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: dev.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: root})); err != nil {
+		if err := h.QdiscAdd(netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifb.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: root})); err != nil {
 			return backends.Unavailable("cannot add an HTB qdisc (kernel lacks sch_htb?): %v", err)
 		}
-		c := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: dev.Attrs().Index, Parent: root, Handle: netlink.MakeHandle(1, 2)},
+		c := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: ifb.Attrs().Index, Parent: root, Handle: netlink.MakeHandle(1, 2)},
 			netlink.HtbClassAttrs{Rate: 8_000_000})
 		if err := h.ClassAdd(c); err != nil {
 			return backends.Unavailable("cannot add an HTB class: %v", err)
 		}
-		f := &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: dev.Attrs().Index, Parent: root,
-			Priority: 1, Protocol: unix.ETH_P_ALL}, ClassId: root, Fd: prog.FD(), Name: FilterName, DirectAction: true}
+		f := &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: ifb.Attrs().Index, Parent: root,
+			Priority: 1, Protocol: unix.ETH_P_ALL}, ClassId: root, Fd: objs.ToClass.FD(), Name: FilterName, DirectAction: true}
 		if err := h.FilterAdd(f); err != nil {
 			return backends.Unavailable("cannot attach a cls_bpf classifier (kernel lacks cls_bpf?): %v", err)
+		}
+		if err := h.QdiscAdd(clsact(lo.Attrs().Index)); err != nil {
+			return backends.Unavailable("cannot add a clsact qdisc (kernel lacks NET_SCH_INGRESS?): %v", err)
+		}
+		sock, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("open netlink in a scratch namespace: %w", err)
+		}
+		defer sock.Close()
+		if err := addMarkFilter(&nl.SocketHandle{Socket: sock}, hook, lo.Attrs().Index, prog.FD(), ifb.Attrs().Index); err != nil {
+			return backends.Unavailable("cannot add a cls_bpf filter with an act_mirred redirect (kernel lacks act_mirred?): %v", err)
 		}
 		return nil
 	})

@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -45,9 +47,14 @@ const (
 	ingress
 )
 
-// shaper is the machinery tc_htb and ifb_tc share: one HTB class per target
-// on every shaped device, a cls_bpf classifier as the HTB filter, and the
-// BPF maps that tell the classifier which sockets belong to which target.
+// shaper is the machinery tc_htb and ifb_tc share. While limits exist, each
+// shaped interface gets a cls_bpf filter on its clsact hook (egress for
+// upload, ingress for download) whose program marks a limited target's
+// packets with the target's class and whose act_mirred action redirects
+// only those to an IFB device of the product's; the IFB has an HTB root with
+// one class per target. Unlimited traffic never meets a qdisc of ours, and
+// the user's own qdiscs on the interface are left alone. BPF maps tell the
+// program which sockets (cookie) and cgroups belong to which target.
 type shaper struct {
 	name string
 	dir  direction
@@ -56,8 +63,9 @@ type shaper struct {
 	mu      sync.Mutex
 	h       *netlink.Handle
 	ns      netns.NsHandle
+	rtnl    *nl.SocketHandle // for the filter netlink.Handle cannot express
 	objs    *classifyObjects
-	prog    *ebpf.Program
+	prog    *ebpf.Program // mark_egress or mark_ingress
 	ifaces  []netlink.Link
 	devs    []*shapedDev // installed while at least one target exists
 	targets map[string]*target
@@ -66,13 +74,10 @@ type shaper struct {
 
 // shapedDev is one interface's shaping state while limits exist.
 type shapedDev struct {
-	real   netlink.Link // the interface traffic goes through
-	shaped netlink.Link // where the HTB root sits: real (upload) or the IFB (download)
-	saved  netlink.Qdisc
-	// download only
-	ifbCreated    bool
+	real          netlink.Link // the interface traffic goes through
+	shaped        netlink.Link // the product's IFB, where the HTB root sits
 	clsactCreated bool
-	redirect      *netlink.U32
+	marked        bool // the mark filter is on real's clsact hook
 }
 
 type target struct {
@@ -85,6 +90,14 @@ type target struct {
 
 func newShaper(name string, dir direction, opts backends.Options) *shaper {
 	return &shaper{name: name, dir: dir, opts: opts, targets: map[string]*target{}}
+}
+
+// hook is the clsact filter parent the mark filter sits on.
+func (s *shaper) hook() uint32 {
+	if s.dir == ingress {
+		return netlink.HANDLE_MIN_INGRESS
+	}
+	return netlink.HANDLE_MIN_EGRESS
 }
 
 func (s *shaper) major() uint16 {
@@ -121,6 +134,11 @@ func (s *shaper) Init() (err error) {
 	if err != nil {
 		return fmt.Errorf("open netlink in namespace %q: %w", s.opts.NetNS, err)
 	}
+	sock, err := nl.GetNetlinkSocketAt(s.ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink in namespace %q: %w", s.opts.NetNS, err)
+	}
+	s.rtnl = &nl.SocketHandle{Socket: sock}
 	s.ifaces, err = interfaces(s.h, s.opts.Interfaces)
 	if err != nil {
 		return err
@@ -133,9 +151,9 @@ func (s *shaper) Init() (err error) {
 		return fmt.Errorf("load classifier: %w", err)
 	}
 	s.objs = &objs
-	s.prog = objs.ClassifyEgress
+	s.prog = objs.MarkEgress
 	if s.dir == ingress {
-		s.prog = objs.ClassifyIngress
+		s.prog = objs.MarkIngress
 	}
 	s.inited = true
 	return nil
@@ -149,6 +167,10 @@ func (s *shaper) closeLocked() {
 	if s.h != nil {
 		s.h.Close()
 		s.h = nil
+	}
+	if s.rtnl != nil {
+		s.rtnl.Socket.Close()
+		s.rtnl = nil
 	}
 	if s.ns.IsOpen() {
 		s.ns.Close()
@@ -372,8 +394,11 @@ func (s *shaper) classID(minor uint16) uint32 { return netlink.MakeHandle(s.majo
 // prev had and nt has not.
 func (s *shaper) applyLocked(nt, prev *target) error {
 	for _, d := range s.devs {
-		if err := s.h.ClassReplace(s.htbClass(d, nt)); err != nil {
+		if err := s.h.ClassReplace(s.htbClass(d, nt.minor, nt.limit.Rate)); err != nil {
 			return fmt.Errorf("set htb class %x:%x on %s: %w", s.major(), nt.minor, d.shaped.Attrs().Name, err)
+		}
+		if err := setLeafFifo(s.rtnl, d.shaped.Attrs().Index, s.classID(nt.minor), leafLimit(d, nt.limit.Rate)); err != nil {
+			return fmt.Errorf("size the queue of class %x:%x on %s: %w", s.major(), nt.minor, d.shaped.Attrs().Name, err)
 		}
 	}
 	val := classifyTarget{Classid: s.classID(nt.minor), Traffic: uint32(nt.limit.Traffic)}
@@ -415,6 +440,7 @@ func (s *shaper) unapplyLocked(t *target) error {
 		_ = m.Cookies.Delete(c)
 	}
 	var errs []error
+	s.drain(t.minor)
 	for _, d := range s.devs {
 		c := &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: d.shaped.Attrs().Index,
 			Parent: s.rootHandle(), Handle: s.classID(t.minor)}}
@@ -425,11 +451,11 @@ func (s *shaper) unapplyLocked(t *target) error {
 	return errors.Join(errs...)
 }
 
-// htbClass builds the target's class on d: the rate HTB must count for the
+// htbClass builds a target's class on d: the rate HTB must count for the
 // payload rate asked, and a burst of about 10 ms (at least a few frames)
 // so timer slack does not eat into the rate.
-func (s *shaper) htbClass(d *shapedDev, t *target) *netlink.HtbClass {
-	wire := uint64(float64(t.limit.Rate) * wireFactor(d.real))
+func (s *shaper) htbClass(d *shapedDev, minor uint16, rate backends.Rate) *netlink.HtbClass {
+	wire := uint64(float64(rate) * wireFactor(d.real))
 	frame := uint64(d.real.Attrs().MTU + l2Header(d.real))
 	burst := wire / 100
 	if burst < 4*frame {
@@ -446,12 +472,64 @@ func (s *shaper) htbClass(d *shapedDev, t *target) *netlink.HtbClass {
 		quantum = 200000
 	}
 	return &netlink.HtbClass{
-		ClassAttrs: netlink.ClassAttrs{LinkIndex: d.shaped.Attrs().Index, Parent: s.rootHandle(), Handle: s.classID(t.minor)},
+		ClassAttrs: netlink.ClassAttrs{LinkIndex: d.shaped.Attrs().Index, Parent: s.rootHandle(), Handle: s.classID(minor)},
 		Rate:       wire,
 		Ceil:       wire,
 		Buffer:     netlink.Xmittime(wire, uint32(burst)),
 		Cbuffer:    netlink.Xmittime(wire, uint32(burst)),
 		Quantum:    uint32(quantum),
+	}
+}
+
+// leafLimit sizes a class's queue in bytes: the IFB sits after the socket
+// (upload) or before it (download), so the shaper works by dropping. About
+// 100 ms at the limit keeps queueing delay and the senders' timeouts
+// short; at least two 64 KiB GSO/GRO packets so a low limit still passes
+// the big packets veth and TSO hand over; at most 16 MiB.
+func leafLimit(d *shapedDev, rate backends.Rate) uint32 {
+	wire := float64(rate) * wireFactor(d.real)
+	return uint32(min(max(wire*0.1, 32<<10), 16<<20))
+}
+
+// setLeafFifo sets the class's leaf qdisc to a bfifo of limit bytes.
+//
+// Equivalent to: tc qdisc replace dev IFB parent CLASS bfifo limit N
+func setLeafFifo(sock *nl.SocketHandle, idx int, class uint32, limit uint32) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Parent: class})
+	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("bfifo")))
+	req.AddData(nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(limit)))
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// drain lets what is queued in a class that is going away out at full
+// speed (at most 200 ms), so removing a limit loses no packets and the
+// senders see no timeout.
+func (s *shaper) drain(minor uint16) {
+	for _, d := range s.devs {
+		_ = s.h.ClassChange(s.htbClass(d, minor, backends.MaxRate))
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for _, d := range s.devs {
+		for time.Now().Before(deadline) {
+			cs, err := s.h.ClassList(d.shaped, s.rootHandle())
+			if err != nil {
+				break
+			}
+			busy := false
+			for _, c := range cs {
+				st := c.Attrs().Statistics
+				if c.Attrs().Handle == s.classID(minor) && st != nil && st.Queue != nil && st.Queue.Qlen > 0 {
+					busy = true
+				}
+			}
+			if !busy {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }
 
@@ -492,8 +570,8 @@ func (s *shaper) Limit(id string) (backends.Limit, bool) {
 	return t.limit, true
 }
 
-// setupLocked installs the HTB root (and for download the IFB and the
-// redirect) on every interface, once, when the first limit arrives.
+// setupLocked creates the IFB devices with their HTB roots and puts the
+// mark filters on the interfaces, once, when the first limit arrives.
 func (s *shaper) setupLocked() (err error) {
 	if len(s.devs) > 0 {
 		return nil
@@ -504,61 +582,40 @@ func (s *shaper) setupLocked() (err error) {
 		}
 	}()
 	for _, l := range s.ifaces {
-		d := &shapedDev{real: l, shaped: l}
+		d := &shapedDev{real: l}
 		s.devs = append(s.devs, d)
-		if s.dir == ingress {
-			if err := s.createIFB(d); err != nil {
-				return err
-			}
+		if err := s.createIFB(d); err != nil {
+			return err
 		}
 		if err := s.installRoot(d); err != nil {
 			return err
 		}
-		if s.dir == ingress {
-			if err := s.installRedirect(d); err != nil {
-				return err
-			}
+		if err := s.installMark(d); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// installRoot puts the HTB root and the classifier on d.shaped, saving a
-// root qdisc the user had there.
+// installRoot puts the HTB root and the to_class classifier on the IFB.
+//
+// Equivalent to: tc qdisc add dev ctifbX root handle c7a1: htb;
+// tc filter add dev ctifbX parent c7a1: prio 3194 bpf da obj … sec to_class
+// classid c7a1:
 func (s *shaper) installRoot(d *shapedDev) error {
 	name := d.shaped.Attrs().Name
 	idx := d.shaped.Attrs().Index
-	qs, err := s.h.QdiscList(d.shaped)
-	if err != nil {
-		return fmt.Errorf("list qdiscs of %s: %w", name, err)
-	}
-	for _, q := range qs {
-		a := q.Attrs()
-		if a.Parent != netlink.HANDLE_ROOT || a.Handle == 0 || a.Handle == s.rootHandle() {
-			continue // kernel default qdiscs (handle 0:) come back by themselves
-		}
-		if _, generic := q.(*netlink.GenericQdisc); generic {
-			return fmt.Errorf("%s has a root qdisc %s %x: that cannot be restored afterwards; remove it or choose another interface",
-				name, q.Type(), a.Handle>>16)
-		}
-		d.saved = q
-	}
 	htb := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT, Handle: s.rootHandle()})
-	htb.Defcls = 0 // unclassified traffic goes through the direct queue, unshaped
-	if s.dir == ingress {
-		ql := uint32(1000)
-		htb.DirectQlen = &ql
-	}
+	htb.Defcls = 0 // unclassified packets (none are expected) pass unshaped
+	ql := uint32(1000)
+	htb.DirectQlen = &ql
 	if err := s.h.QdiscReplace(htb); err != nil {
 		return fmt.Errorf("add htb root qdisc to %s: %w", name, err)
-	}
-	if err := s.setL3Offset(d); err != nil {
-		return err
 	}
 	f := &netlink.BpfFilter{
 		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: s.rootHandle(), Priority: FilterPrio,
 			Protocol: unix.ETH_P_ALL},
-		ClassId: s.rootHandle(), Fd: s.prog.FD(), Name: FilterName, DirectAction: true,
+		ClassId: s.rootHandle(), Fd: s.objs.ToClass.FD(), Name: FilterName, DirectAction: true,
 	}
 	if err := s.h.FilterReplace(f); err != nil {
 		return fmt.Errorf("attach classifier to %s: %w", name, err)
@@ -566,53 +623,146 @@ func (s *shaper) installRoot(d *shapedDev) error {
 	return nil
 }
 
-func (s *shaper) setL3Offset(d *shapedDev) error {
+// installMark adds clsact to the interface if it has none and the mark
+// filter with its redirect to the IFB.
+//
+// Equivalent to: tc qdisc add dev IF clsact; tc filter add dev IF
+// egress|ingress prio 3194 handle 1 bpf obj … sec mark_egress|mark_ingress
+// action mirred egress redirect dev ctifbX
+func (s *shaper) installMark(d *shapedDev) error {
+	idx := d.real.Attrs().Index
+	name := d.real.Attrs().Name
 	off := uint32(l2Header(d.real))
-	idx := uint32(d.shaped.Attrs().Index)
-	if err := s.objs.classifyMaps.L3off.Put(idx, off); err != nil {
-		return fmt.Errorf("set header offset of %s: %w", d.shaped.Attrs().Name, err)
+	if err := s.objs.classifyMaps.L3off.Put(uint32(idx), off); err != nil {
+		return fmt.Errorf("set header offset of %s: %w", name, err)
 	}
+	has, err := s.hasClsact(d.real)
+	if err != nil {
+		return err
+	}
+	if !has {
+		if err := s.h.QdiscAdd(clsact(idx)); err != nil {
+			return fmt.Errorf("add clsact qdisc to %s: %w", name, err)
+		}
+		d.clsactCreated = true
+	} else if ours, err := s.onlyOurFilters(d.real); err != nil {
+		return err
+	} else if ours {
+		// The other direction's backend made it: whichever of us goes
+		// last removes it.
+		d.clsactCreated = true
+	}
+	if err := addMarkFilter(s.rtnl, s.hook(), idx, s.prog.FD(), d.shaped.Attrs().Index); err != nil {
+		return fmt.Errorf("add mark filter to %s: %w", name, err)
+	}
+	d.marked = true
 	return nil
 }
 
-// teardownLocked removes every installed root, IFB and redirect, restoring
-// saved root qdiscs.
+func (s *shaper) hasClsact(l netlink.Link) (bool, error) {
+	qs, err := s.h.QdiscList(l)
+	if err != nil {
+		return false, fmt.Errorf("list qdiscs of %s: %w", l.Attrs().Name, err)
+	}
+	for _, q := range qs {
+		if q.Type() == "clsact" || q.Type() == "ingress" && s.dir == ingress {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// addMarkFilter sends, over sock, the cls_bpf filter running prog on hook
+// of interface idx with an act_mirred redirect to ifb, which netlink.BpfFilter
+// cannot carry.
+func addMarkFilter(sock *nl.SocketHandle, hook uint32, idx, prog, ifb int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: 1, Parent: hook,
+		Info: netlink.MakeHandle(FilterPrio, nl.Swap16(unix.ETH_P_ALL))})
+	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("bpf")))
+	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
+	opts.AddRtAttr(nl.TCA_BPF_FD, nl.Uint32Attr(uint32(prog)))
+	opts.AddRtAttr(nl.TCA_BPF_NAME, nl.ZeroTerminated(FilterName))
+	opts.AddRtAttr(nl.TCA_BPF_FLAGS, nl.Uint32Attr(0))
+	act := opts.AddRtAttr(nl.TCA_BPF_ACT, nil)
+	if err := netlink.EncodeActions(act, []netlink.Action{netlink.NewMirredAction(ifb)}); err != nil {
+		return err
+	}
+	req.AddData(opts)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// markFilter identifies the mark filter on interface idx for deletion.
+func (s *shaper) markFilter(idx int) *netlink.BpfFilter {
+	return &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: s.hook(),
+		Priority: FilterPrio, Protocol: unix.ETH_P_ALL}}
+}
+
+// teardownLocked removes the mark filters, the clsact qdiscs this run added
+// (if nothing else was attached to them meanwhile) and the IFB devices.
 func (s *shaper) teardownLocked() error {
 	var errs []error
 	for _, d := range s.devs {
-		if d.redirect != nil {
-			if err := s.h.FilterDel(d.redirect); err != nil && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, fmt.Errorf("remove ingress redirect of %s: %w", d.real.Attrs().Name, err))
+		if d.marked {
+			if err := s.h.FilterDel(s.markFilter(d.real.Attrs().Index)); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("remove mark filter of %s: %w", d.real.Attrs().Name, err))
 			}
 		}
 		if d.clsactCreated {
-			if err := s.h.QdiscDel(clsact(d.real.Attrs().Index)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
-				errs = append(errs, fmt.Errorf("remove clsact qdisc of %s: %w", d.real.Attrs().Name, err))
+			if err := s.removeClsactIfEmpty(d.real); err != nil {
+				errs = append(errs, err)
 			}
 		}
-		if d.ifbCreated {
+		if d.shaped != nil {
 			if err := s.h.LinkDel(d.shaped); err != nil && !errors.Is(err, unix.ENODEV) {
 				errs = append(errs, fmt.Errorf("remove %s: %w", d.shaped.Attrs().Name, err))
 			}
-		} else {
-			htb := &netlink.Htb{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: d.shaped.Attrs().Index,
-				Parent: netlink.HANDLE_ROOT, Handle: s.rootHandle()}}
-			if err := s.h.QdiscDel(htb); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
-				errs = append(errs, fmt.Errorf("remove htb root qdisc of %s: %w", d.shaped.Attrs().Name, err))
-			}
-			if d.saved != nil {
-				if err := s.h.QdiscAdd(d.saved); err != nil {
-					errs = append(errs, fmt.Errorf("restore root qdisc %s of %s: %w", d.saved.Type(), d.shaped.Attrs().Name, err))
-				}
-			}
 		}
 		if s.objs != nil {
-			idx := uint32(d.shaped.Attrs().Index)
-			_ = s.objs.classifyMaps.L3off.Delete(idx)
+			_ = s.objs.classifyMaps.L3off.Delete(uint32(d.real.Attrs().Index))
 		}
 	}
 	s.devs = nil
 	return errors.Join(errs...)
+}
+
+// onlyOurFilters reports whether l's clsact carries filters and all of
+// them are the product's.
+func (s *shaper) onlyOurFilters(l netlink.Link) (bool, error) {
+	n := 0
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		fs, err := s.h.FilterList(l, parent)
+		if err != nil {
+			return false, fmt.Errorf("list filters of %s: %w", l.Attrs().Name, err)
+		}
+		for _, f := range fs {
+			if f.Attrs().Priority != FilterPrio {
+				return false, nil
+			}
+			n++
+		}
+	}
+	return n > 0, nil
+}
+
+// removeClsactIfEmpty deletes l's clsact qdisc when no filter is attached
+// to either of its hooks.
+func (s *shaper) removeClsactIfEmpty(l netlink.Link) error {
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		fs, err := s.h.FilterList(l, parent)
+		if err != nil {
+			return fmt.Errorf("list filters of %s: %w", l.Attrs().Name, err)
+		}
+		if len(fs) > 0 {
+			return nil
+		}
+	}
+	if err := s.h.QdiscDel(clsact(l.Attrs().Index)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("remove clsact qdisc of %s: %w", l.Attrs().Name, err)
+	}
+	return nil
 }
 
 func clsact(idx int) *netlink.GenericQdisc {
@@ -620,9 +770,17 @@ func clsact(idx int) *netlink.GenericQdisc {
 		Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}, QdiscType: "clsact"}
 }
 
+// ifbPrefix starts the names of this direction's IFB devices.
+func (s *shaper) ifbPrefix() string {
+	if s.dir == ingress {
+		return IFBPrefix + "d"
+	}
+	return IFBPrefix + "u"
+}
+
 // ifbName is the name of the product's IFB device for interface index idx.
 func (s *shaper) ifbName(idx int) string {
-	n := IFBPrefix + strconv.Itoa(idx)
+	n := s.ifbPrefix() + strconv.Itoa(idx)
 	if s.opts.Tag != "" {
 		n += "-" + s.opts.Tag
 	}
@@ -646,7 +804,6 @@ func (s *shaper) createIFB(d *shapedDev) error {
 	if err := s.h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
 		return fmt.Errorf("create ifb device %s: %w", name, err)
 	}
-	d.ifbCreated = true
 	l, err := s.h.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("find ifb device %s: %w", name, err)
@@ -658,53 +815,12 @@ func (s *shaper) createIFB(d *shapedDev) error {
 	return nil
 }
 
-// installRedirect sends the interface's ingress to the IFB: a match-all u32
-// filter with act_mirred on clsact ingress, created if absent.
-//
-// Equivalent to: tc filter add dev IF ingress prio 3194 protocol all u32
-// match u32 0 0 action mirred egress redirect dev ctifbN
-func (s *shaper) installRedirect(d *shapedDev) error {
-	idx := d.real.Attrs().Index
-	name := d.real.Attrs().Name
-	qs, err := s.h.QdiscList(d.real)
-	if err != nil {
-		return fmt.Errorf("list qdiscs of %s: %w", name, err)
-	}
-	have := false
-	for _, q := range qs {
-		if q.Attrs().Parent == netlink.HANDLE_INGRESS || q.Type() == "clsact" || q.Type() == "ingress" {
-			have = true
-		}
-	}
-	if !have {
-		if err := s.h.QdiscAdd(clsact(idx)); err != nil {
-			return fmt.Errorf("add clsact qdisc to %s: %w", name, err)
-		}
-		d.clsactCreated = true
-	}
-	f := redirectFilter(idx, d.shaped.Attrs().Index)
-	if err := s.h.FilterAdd(f); err != nil {
-		return fmt.Errorf("redirect ingress of %s to %s: %w", name, d.shaped.Attrs().Name, err)
-	}
-	d.redirect = f
-	return nil
-}
-
-func redirectFilter(idx, ifb int) *netlink.U32 {
-	return &netlink.U32{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.HANDLE_MIN_INGRESS,
-			Priority: FilterPrio, Protocol: unix.ETH_P_ALL},
-		Sel:     &netlink.TcU32Sel{Flags: tcU32Terminal, Nkeys: 1, Keys: []netlink.TcU32Key{{}}},
-		Actions: []netlink.Action{netlink.NewMirredAction(ifb)},
-	}
-}
-
 // tcU32Terminal is TC_U32_TERMINAL from linux/pkt_cls.h.
 const tcU32Terminal = 1
 
 // reconcile removes what a dead run of this backend left in the namespace:
-// HTB roots with the product's handle, its redirect filters and IFB
-// devices. Nothing else is touched.
+// its IFB devices, its mark filters (and a clsact qdisc left empty by
+// that), and HTB roots with its handle. Nothing else is touched.
 func (s *shaper) reconcile() error {
 	links, err := s.h.LinkList()
 	if err != nil {
@@ -713,7 +829,7 @@ func (s *shaper) reconcile() error {
 	var errs []error
 	for _, l := range links {
 		name := l.Attrs().Name
-		if s.dir == ingress && l.Type() == "ifb" && strings.HasPrefix(name, IFBPrefix) {
+		if l.Type() == "ifb" && strings.HasPrefix(name, s.ifbPrefix()) {
 			if err := s.h.LinkDel(l); err != nil {
 				errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
 			}
@@ -726,13 +842,13 @@ func (s *shaper) reconcile() error {
 		}
 		for _, q := range qs {
 			a := q.Attrs()
-			if s.dir == egress && a.Parent == netlink.HANDLE_ROOT && a.Handle == s.rootHandle() {
+			if a.Parent == netlink.HANDLE_ROOT && a.Handle == s.rootHandle() {
 				if err := s.h.QdiscDel(q); err != nil {
 					errs = append(errs, fmt.Errorf("remove leftover htb root of %s: %w", name, err))
 				}
 			}
-			if s.dir == ingress && q.Type() == "clsact" {
-				if err := s.removeStaleRedirects(l); err != nil {
+			if q.Type() == "clsact" || q.Type() == "ingress" {
+				if err := s.removeStaleMarks(l); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -741,38 +857,26 @@ func (s *shaper) reconcile() error {
 	return errors.Join(errs...)
 }
 
-// removeStaleRedirects deletes the product's u32 redirect filters on l's
-// ingress and then the clsact qdisc if nothing else is attached to it.
-func (s *shaper) removeStaleRedirects(l netlink.Link) error {
-	fs, err := s.h.FilterList(l, netlink.HANDLE_MIN_INGRESS)
+// removeStaleMarks deletes the product's filters on l's hook for this
+// direction, then the clsact qdisc if nothing at all is attached to it.
+func (s *shaper) removeStaleMarks(l netlink.Link) error {
+	fs, err := s.h.FilterList(l, s.hook())
 	if err != nil {
-		return fmt.Errorf("list ingress filters of %s: %w", l.Attrs().Name, err)
+		return fmt.Errorf("list filters of %s: %w", l.Attrs().Name, err)
 	}
 	removed := false
-	others := 0
 	for _, f := range fs {
-		if f.Attrs().Priority == FilterPrio && f.Type() == "u32" {
-			removed = true
+		if f.Attrs().Priority != FilterPrio || removed {
 			continue
 		}
-		others++
-	}
-	if removed {
-		del := redirectFilter(l.Attrs().Index, 0)
-		del.Actions = nil
-		del.Sel = nil
+		del := s.markFilter(l.Attrs().Index)
 		if err := s.h.FilterDel(del); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("remove leftover redirect of %s: %w", l.Attrs().Name, err)
+			return fmt.Errorf("remove leftover filter of %s: %w", l.Attrs().Name, err)
 		}
+		removed = true
 	}
-	if !removed || others > 0 {
+	if !removed {
 		return nil
 	}
-	eg, err := s.h.FilterList(l, netlink.HANDLE_MIN_EGRESS)
-	if err == nil && len(eg) == 0 {
-		if err := s.h.QdiscDel(clsact(l.Attrs().Index)); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("remove leftover clsact of %s: %w", l.Attrs().Name, err)
-		}
-	}
-	return nil
+	return s.removeClsactIfEmpty(l)
 }
