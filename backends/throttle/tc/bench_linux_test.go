@@ -41,7 +41,7 @@ type benchCell struct {
 	// withNeighbour is the limited transfer's goodput ÷ limit while the
 	// unlimited neighbour runs (2 cores: they compete for CPU).
 	withNeighbour float64
-	note     string
+	note          string
 }
 
 func (c benchCell) spread() (lo, hi, cv float64) {
@@ -258,4 +258,3 @@ func lastLine(s string) string {
 	}
 	return s
 }
-
