@@ -4,6 +4,7 @@ package ebpf
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,34 +128,69 @@ func newPlacer(t testing.TB) *cgroupv2.Placer {
 	return p
 }
 
-// deferredSender starts `sh -c 'read x; ctload client -mode send …'` in the
-// bed's local namespace: the shell exists at once, and its ctload child
-// (and the child's socket) only once start is called, after the test has
-// placed the shell in a cgroup.
-type deferredSender struct {
+// deferredLoad starts `sh -c 'read x; ctload client -mode MODE …; true'` in
+// the bed's local namespace: the shell exists at once, its ctload child
+// (and the child's socket) only once Start is called, after the test has
+// placed the shell in a cgroup. Total is what ctload reports it moved.
+type deferredLoad struct {
 	PID   int
 	stdin io.WriteCloser
+	total atomic.Uint64
 }
 
-func newDeferredSender(t testing.TB, bed *testenv.Bed, addr string, dur time.Duration) *deferredSender {
+func newDeferredLoad(t testing.TB, bed *testenv.Bed, mode, addr string, dur time.Duration) *deferredLoad {
 	t.Helper()
 	// "; true" keeps the shell from exec'ing ctload: ctload is its child.
-	script := "read x; " + testenv.Ctload(t) + " client -mode send -connect " + addr + " -duration " + dur.String() + " >/dev/null; true"
+	script := "read x; " + testenv.Ctload(t) + " client -mode " + mode + " -connect " + addr +
+		" -duration " + dur.String() + " -interval 100ms; true"
 	cmd := bed.Command(bed.Local, "sh", "-c", script)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _ := cmd.StdoutPipe()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go io.Copy(io.Discard, bufio.NewReader(out))
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return &deferredSender{PID: cmd.Process.Pid, stdin: stdin}
+	d := &deferredLoad{PID: cmd.Process.Pid, stdin: stdin}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var s testenv.Sample
+			if json.Unmarshal(sc.Bytes(), &s) == nil && s.Total > 0 {
+				d.total.Store(s.Total)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		// Kill the shell's child too: it is in the shell's process group
+		// only if job control were on, so find it by parent.
+		for _, pid := range childrenOf(d.PID) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return d
 }
 
-func (d *deferredSender) Start() { io.WriteString(d.stdin, "go\n") }
+func (d *deferredLoad) Start()        { io.WriteString(d.stdin, "go\n") }
+func (d *deferredLoad) Total() uint64 { return d.total.Load() }
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	pids, _ := procnet.PIDs()
+	var out []int
+	for _, p := range pids {
+		if info, err := procnet.ReadProcess(p); err == nil && info.PPID == pid {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 func itoa(n int) string { return strconv.Itoa(n) }
 

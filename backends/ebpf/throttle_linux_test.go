@@ -255,28 +255,43 @@ func TestDownloadMidTransfer(t *testing.T) {
 	}
 }
 
-// TestUploadChildrenInherit: a child the limited process starts after the
-// limit is set (a new socket in the target's cgroup) is limited too, and an
-// app target's processes share one bucket.
-func TestUploadChildrenInherit(t *testing.T) {
+// TestChildrenInherit: a child the limited process starts after the limit
+// is set (a new socket, created in the target's cgroup) is limited too, in
+// both directions.
+func TestChildrenInherit(t *testing.T) {
 	requireEBPF(t)
-	u := newUploadBed(t)
-	b := NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
-	initThrottler(t, b)
-	p := newPlacer(t)
-	s := newSink(t, u.bed)
-	sh := newDeferredSender(t, u.bed, hostPort(u.bed.PeerIP, s.Port), 30*time.Second)
-	tg := place(t, p, backends.Target{ID: "app-children", Kind: backends.TargetApp, PIDs: []int{sh.PID}})
-	const rate = 500_000
-	if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
-		t.Fatal(err)
-	}
-	sh.Start()
-	time.Sleep(time.Second)
-	got := rateOf(s.Total, 3*time.Second)
-	t.Logf("child of limited shell: %.0f B/s under %d", got, rate)
-	if !within(got, rate, 0.15) {
-		t.Errorf("child sends at %.0f B/s under a %d B/s limit on its parent", got, rate)
+	for _, dir := range []string{"upload", "download"} {
+		t.Run(dir, func(t *testing.T) {
+			bed := testenv.NewBed(t)
+			var b backends.Throttler
+			var d *deferredLoad
+			var total func() uint64
+			if dir == "upload" {
+				b = NewUpload(backends.Options{NetNS: testenv.Path(bed.Local)})
+				s := newSink(t, bed)
+				d = newDeferredLoad(t, bed, "send", hostPort(bed.PeerIP, s.Port), 30*time.Second)
+				total = s.Total // what arrived, not what was queued
+			} else {
+				b = NewDownload(backends.Options{NetNS: testenv.Path(bed.Local)})
+				bed.StartServer(bed.Peer, "source", "[::]:5203", false)
+				d = newDeferredLoad(t, bed, "recv", hostPort(bed.PeerIP, 5203), 30*time.Second)
+				total = d.Total
+			}
+			initThrottler(t, b)
+			p := newPlacer(t)
+			tg := place(t, p, backends.Target{ID: "app-children", Kind: backends.TargetApp, PIDs: []int{d.PID}})
+			const rate = 500_000
+			if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
+				t.Fatal(err)
+			}
+			d.Start()
+			time.Sleep(1500 * time.Millisecond)
+			got := rateOf(total, 4*time.Second)
+			t.Logf("child of limited shell: %.0f B/s under %d", got, rate)
+			if !within(got, rate, 0.2) {
+				t.Errorf("child moves %.0f B/s under a %d B/s limit on its parent", got, rate)
+			}
+		})
 	}
 }
 
