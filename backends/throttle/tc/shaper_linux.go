@@ -20,6 +20,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/procnet"
 )
 
 // The product's marks on kernel objects. Init removes objects carrying them
@@ -62,6 +63,7 @@ type shaper struct {
 
 	mu      sync.Mutex
 	h       *netlink.Handle
+	diag    *procnet.Diag // sock_diag in the namespace
 	ns      netns.NsHandle
 	rtnl    *nl.SocketHandle // for the filter netlink.Handle cannot express
 	objs    *classifyObjects
@@ -130,7 +132,11 @@ func (s *shaper) Init() (err error) {
 	if err != nil {
 		return fmt.Errorf("open network namespace %q: %w", s.opts.NetNS, err)
 	}
-	s.h, err = netlink.NewHandleAt(s.ns, unix.NETLINK_ROUTE, unix.NETLINK_INET_DIAG)
+	s.h, err = netlink.NewHandleAt(s.ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink in namespace %q: %w", s.opts.NetNS, err)
+	}
+	s.diag, err = procnet.OpenDiag(s.opts.NetNS)
 	if err != nil {
 		return fmt.Errorf("open netlink in namespace %q: %w", s.opts.NetNS, err)
 	}
@@ -171,6 +177,10 @@ func (s *shaper) closeLocked() {
 	if s.rtnl != nil {
 		s.rtnl.Socket.Close()
 		s.rtnl = nil
+	}
+	if s.diag != nil {
+		s.diag.Close()
+		s.diag = nil
 	}
 	if s.ns.IsOpen() {
 		s.ns.Close()
@@ -345,7 +355,7 @@ func (s *shaper) SetLimit(t backends.Target, l backends.Limit) error {
 	if !s.inited {
 		return fmt.Errorf("%s: not initialised", s.name)
 	}
-	keys, err := socketsOf(s.h, pids)
+	keys, err := socketsOf(s.diag, pids)
 	if err != nil {
 		return fmt.Errorf("find sockets of target %s: %w", t.ID, err)
 	}

@@ -5,12 +5,9 @@ package tc
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
+	"io/fs"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+	"github.com/chadthrottle/chadthrottle/backends/procnet"
 )
 
 // sockKeys are the classifier map keys of a target's open sockets.
@@ -18,37 +15,16 @@ type sockKeys struct {
 	cookies []uint64 // socket cookies (sock_diag generates them if needed)
 }
 
-// socketInodes returns the inodes of the sockets pid has open, from
-// /proc/PID/fd. A process that exited has none.
-func socketInodes(pid int) ([]uint64, error) {
-	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read %s: %w", dir, err)
-	}
-	var out []uint64
-	for _, e := range ents {
-		link, err := os.Readlink(dir + "/" + e.Name())
-		if err != nil || !strings.HasPrefix(link, "socket:[") {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"), 10, 64)
-		if err == nil {
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
-// socketsOf dumps the namespace's TCP and UDP sockets (IPv4 and IPv6) with
-// sock_diag and returns the keys of those the pids have open.
-func socketsOf(h *netlink.Handle, pids []int) (sockKeys, error) {
+// socketsOf returns the cookies of the TCP and UDP sockets (IPv4 and IPv6)
+// in d's namespace that pids hold open (/proc/PID/fd inodes matched against
+// a sock_diag dump). A process that exits meanwhile is skipped.
+func socketsOf(d *procnet.Diag, pids []int) (sockKeys, error) {
 	inodes := map[uint64]bool{}
 	for _, p := range pids {
-		ins, err := socketInodes(p)
+		ins, err := procnet.SocketInodes(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // exited since we listed it
+		}
 		if err != nil {
 			return sockKeys{}, err
 		}
@@ -60,22 +36,13 @@ func socketsOf(h *netlink.Handle, pids []int) (sockKeys, error) {
 	if len(inodes) == 0 {
 		return keys, nil
 	}
-	type dump struct {
-		proto uint8
-		fn    func(uint8) ([]*netlink.Socket, error)
+	socks, err := d.Dump()
+	if err != nil {
+		return sockKeys{}, fmt.Errorf("dump sockets: %w", err)
 	}
-	for _, d := range []dump{{unix.IPPROTO_TCP, h.SocketDiagTCP}, {unix.IPPROTO_UDP, h.SocketDiagUDP}} {
-		for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-			socks, err := d.fn(fam)
-			if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-				return sockKeys{}, fmt.Errorf("dump sockets: %w", err)
-			}
-			for _, s := range socks {
-				if !inodes[uint64(s.INode)] {
-					continue
-				}
-				keys.cookies = append(keys.cookies, uint64(s.ID.Cookie[0])|uint64(s.ID.Cookie[1])<<32)
-			}
+	for _, s := range socks {
+		if s.Inode != 0 && inodes[s.Inode] {
+			keys.cookies = append(keys.cookies, s.Cookie)
 		}
 	}
 	return keys, nil
