@@ -140,7 +140,23 @@ func (m *Backend) Init() error {
 	m.drops.Store(0)
 	m.watch, m.WatchErr = procnet.WatchProcesses()
 	if w := m.watch; w != nil {
-		m.res.drain = func() { w.Drain(m.procEvent) }
+		// Events the watcher has read but watchLoop not yet handled, then
+		// those still in the kernel's queue.
+		m.res.drain = func() {
+			for {
+				select {
+				case e, ok := <-w.C:
+					if !ok {
+						return
+					}
+					m.procEvent(e)
+					continue
+				default:
+				}
+				break
+			}
+			w.Drain(m.procEvent)
+		}
 	}
 	m.res.fullScan(time.Now())
 	m.running = true

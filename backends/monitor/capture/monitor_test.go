@@ -197,12 +197,14 @@ func TestShortLived(t *testing.T) {
 	}
 	var seen int
 	var sent, got uint64
-	for _, l := range loads {
+	for i, l := range loads {
 		s := total(l.Samples())
 		sent += s
 		if b := h.bytes(l.PID); b > 0 {
 			seen++
 			got += min(b, s)
+		} else {
+			t.Logf("process %d (pid %d) not seen", i, l.PID)
 		}
 		if h.exited[l.PID] > 1 || h.after[l.PID] {
 			t.Errorf("pid %d reported exited %d times, reported after exit: %v", l.PID, h.exited[l.PID], h.after[l.PID])

@@ -20,7 +20,7 @@ const (
 	recentWindow   = 30 * time.Second       // pids forked/execed this recently are searched first
 	recentMax      = 512                    // at most this many recent pids are searched per lookup
 	fullScanPeriod = 250 * time.Millisecond // full /proc scans at most this often
-	newestPIDs     = 16                     // the highest pids searched when recent ones fail
+	newestPIDs     = 64                     // the highest pids searched when recent ones fail
 )
 
 type recentPID struct {
