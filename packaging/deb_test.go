@@ -282,6 +282,11 @@ func TestDebInstall(t *testing.T) {
 		t.Fatalf("chadthrottle is already installed here (%s); this test installs and purges it, so it will not touch an existing installation", out)
 	}
 	deb := onlyFile(t, filepath.Join(built(t), "dist"), "*.deb")
+	// A test binary that times out exits without running cleanups, which
+	// would leave the package installed: start only with time to spare.
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < 4*time.Minute {
+		t.Fatalf("only %v left before the test deadline; installing and purging needs more (go test -timeout 20m)", time.Until(dl).Round(time.Second))
+	}
 	// Purge deletes the state directories: keep a developer's rules (from
 	// make run or an earlier install) safe and out of the comparison.
 	for _, dir := range []string{StateDir, RuntimeDir} {

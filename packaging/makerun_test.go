@@ -184,6 +184,10 @@ func TestMakeRun(t *testing.T) {
 	if _, err := os.Stat(polkitd); err != nil {
 		testenv.Skip(t, "needs %s (Debian package polkitd)", polkitd)
 	}
+	// (see TestDebInstall: a timeout would skip the cleanups)
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < 8*time.Minute {
+		t.Fatalf("only %v left before the test deadline; make run may build for minutes (go test -timeout 20m)", time.Until(dl).Round(time.Second))
+	}
 	display := startXvfb(t)
 	// make run's helper keeps its rules where the package's would; remove
 	// what this test created there.
