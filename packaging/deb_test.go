@@ -284,7 +284,7 @@ func TestDebInstall(t *testing.T) {
 	deb := onlyFile(t, filepath.Join(built(t), "dist"), "*.deb")
 	// A test binary that times out exits without running cleanups, which
 	// would leave the package installed: start only with time to spare.
-	if dl, ok := t.Deadline(); ok && time.Until(dl) < 4*time.Minute {
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < 2*time.Minute {
 		t.Fatalf("only %v left before the test deadline; installing and purging needs more (go test -timeout 20m)", time.Until(dl).Round(time.Second))
 	}
 	// Purge deletes the state directories: keep a developer's rules (from

@@ -185,7 +185,7 @@ func TestMakeRun(t *testing.T) {
 		testenv.Skip(t, "needs %s (Debian package polkitd)", polkitd)
 	}
 	// (see TestDebInstall: a timeout would skip the cleanups)
-	if dl, ok := t.Deadline(); ok && time.Until(dl) < 8*time.Minute {
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < 3*time.Minute {
 		t.Fatalf("only %v left before the test deadline; make run may build for minutes (go test -timeout 20m)", time.Until(dl).Round(time.Second))
 	}
 	display := startXvfb(t)
