@@ -32,6 +32,7 @@ func registry() *backends.Registry {
 			// BACKENDS:download
 			ebpf.Download,
 			tc.IFBDownload,
+			tc.PoliceDownload,
 		),
 	}
 }

@@ -21,6 +21,8 @@
 //              IFB): the class is the root's major (the filter's classid)
 //              and skb->tc_index.
 //
+// police_ingress is mark_ingress for one target, for tc_police.
+//
 // Targets honour their traffic type: all, internet (remote address not
 // local) or local (loopback, RFC 1918, link-local, ULA, unspecified), the
 // rule of backends.IsLocal. TCP packets without payload (ACK, SYN, FIN) are
@@ -281,8 +283,7 @@ static __always_inline struct bpf_sock *lookup(struct __sk_buff *skb, __u8 *prot
 	return 0;
 }
 
-SEC("tc")
-int mark_ingress(struct __sk_buff *skb)
+static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
 {
 	__u8 proto = 0;
 	struct bpf_sock *sk = lookup(skb, &proto);
@@ -307,6 +308,28 @@ int mark_ingress(struct __sk_buff *skb)
 	if (!t && cg)
 		t = bpf_map_lookup_elem(&cgroups, &cg);
 	return mark(skb, t, 0);
+}
+
+SEC("tc")
+int mark_ingress(struct __sk_buff *skb)
+{
+	return find_and_mark_ingress(skb);
+}
+
+// police_minor is set per loaded copy of police_ingress: tc_police runs one
+// copy per target, each with its own act_police action.
+volatile const __u32 police_minor = 0;
+
+// police_ingress (tc_police, cls_bpf on clsact ingress with an act_police
+// action): matches the packets of the one target whose minor it was loaded
+// with.
+SEC("tc")
+int police_ingress(struct __sk_buff *skb)
+{
+	if (find_and_mark_ingress(skb) != MATCH || skb->tc_index != police_minor)
+		return NO_MATCH;
+	skb->tc_index = 0;
+	return MATCH;
 }
 
 SEC("tc")

@@ -23,12 +23,14 @@ type classifyTarget struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	classifyMapCgroups      = "cgroups"
-	classifyMapCookies      = "cookies"
-	classifyMapL3off        = "l3off"
-	classifyProgMarkEgress  = "mark_egress"
-	classifyProgMarkIngress = "mark_ingress"
-	classifyProgToClass     = "to_class"
+	classifyMapCgroups        = "cgroups"
+	classifyMapCookies        = "cookies"
+	classifyMapL3off          = "l3off"
+	classifyProgMarkEgress    = "mark_egress"
+	classifyProgMarkIngress   = "mark_ingress"
+	classifyProgPoliceIngress = "police_ingress"
+	classifyProgToClass       = "to_class"
+	classifyVarPoliceMinor    = "police_minor"
 )
 
 // loadClassify returns the embedded CollectionSpec for classify.
@@ -73,9 +75,10 @@ type classifySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyProgramSpecs struct {
-	MarkEgress  *ebpf.ProgramSpec `ebpf:"mark_egress"`
-	MarkIngress *ebpf.ProgramSpec `ebpf:"mark_ingress"`
-	ToClass     *ebpf.ProgramSpec `ebpf:"to_class"`
+	MarkEgress    *ebpf.ProgramSpec `ebpf:"mark_egress"`
+	MarkIngress   *ebpf.ProgramSpec `ebpf:"mark_ingress"`
+	PoliceIngress *ebpf.ProgramSpec `ebpf:"police_ingress"`
+	ToClass       *ebpf.ProgramSpec `ebpf:"to_class"`
 }
 
 // classifyMapSpecs contains maps before they are loaded into the kernel.
@@ -91,6 +94,7 @@ type classifyMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyVariableSpecs struct {
+	PoliceMinor *ebpf.VariableSpec `ebpf:"police_minor"`
 }
 
 // classifyObjects contains all objects after they have been loaded into the kernel.
@@ -130,21 +134,24 @@ func (m *classifyMaps) Close() error {
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyVariables struct {
+	PoliceMinor *ebpf.Variable `ebpf:"police_minor"`
 }
 
 // classifyPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyPrograms struct {
-	MarkEgress  *ebpf.Program `ebpf:"mark_egress"`
-	MarkIngress *ebpf.Program `ebpf:"mark_ingress"`
-	ToClass     *ebpf.Program `ebpf:"to_class"`
+	MarkEgress    *ebpf.Program `ebpf:"mark_egress"`
+	MarkIngress   *ebpf.Program `ebpf:"mark_ingress"`
+	PoliceIngress *ebpf.Program `ebpf:"police_ingress"`
+	ToClass       *ebpf.Program `ebpf:"to_class"`
 }
 
 func (p *classifyPrograms) Close() error {
 	return _ClassifyClose(
 		p.MarkEgress,
 		p.MarkIngress,
+		p.PoliceIngress,
 		p.ToClass,
 	)
 }

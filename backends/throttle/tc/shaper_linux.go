@@ -35,6 +35,8 @@ const (
 	// FilterPrio is the priority of the product's tc filters (the cls_bpf
 	// classifier on its HTB roots, the u32 redirect on clsact ingress).
 	FilterPrio = 0xc7a
+	// PolicePrio is the priority of tc_police's filters on clsact ingress.
+	PolicePrio = FilterPrio + 1
 	// FilterName names the product's cls_bpf filters.
 	FilterName = "chadthrottle"
 	// IFBPrefix starts the names of the product's IFB devices.
@@ -683,19 +685,29 @@ func (s *shaper) hasClsact(l netlink.Link) (bool, error) {
 }
 
 // addMarkFilter sends, over sock, the cls_bpf filter running prog on hook
-// of interface idx with an act_mirred redirect to ifb, which netlink.BpfFilter
-// cannot carry.
+// of interface idx with an act_mirred redirect to ifb.
 func addMarkFilter(sock *nl.SocketHandle, hook uint32, idx, prog, ifb int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
-	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: 1, Parent: hook,
-		Info: netlink.MakeHandle(FilterPrio, nl.Swap16(unix.ETH_P_ALL))})
+	return addBPFFilter(sock, hook, idx, FilterPrio, 1, prog, false, netlink.NewMirredAction(ifb))
+}
+
+// addBPFFilter sends a cls_bpf filter (not direct action) with tc actions,
+// which netlink.BpfFilter cannot carry. replace allows changing an existing
+// filter with the same priority and handle.
+func addBPFFilter(sock *nl.SocketHandle, hook uint32, idx int, prio uint16, handle uint32, prog int, replace bool, actions ...netlink.Action) error {
+	flags := unix.NLM_F_CREATE | unix.NLM_F_EXCL | unix.NLM_F_ACK
+	if replace {
+		flags = unix.NLM_F_CREATE | unix.NLM_F_ACK
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_NEWTFILTER, flags)
+	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: handle, Parent: hook,
+		Info: netlink.MakeHandle(prio, nl.Swap16(unix.ETH_P_ALL))})
 	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("bpf")))
 	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
 	opts.AddRtAttr(nl.TCA_BPF_FD, nl.Uint32Attr(uint32(prog)))
 	opts.AddRtAttr(nl.TCA_BPF_NAME, nl.ZeroTerminated(FilterName))
 	opts.AddRtAttr(nl.TCA_BPF_FLAGS, nl.Uint32Attr(0))
 	act := opts.AddRtAttr(nl.TCA_BPF_ACT, nil)
-	if err := netlink.EncodeActions(act, []netlink.Action{netlink.NewMirredAction(ifb)}); err != nil {
+	if err := netlink.EncodeActions(act, actions); err != nil {
 		return err
 	}
 	req.AddData(opts)
@@ -748,7 +760,7 @@ func (s *shaper) onlyOurFilters(l netlink.Link) (bool, error) {
 			return false, fmt.Errorf("list filters of %s: %w", l.Attrs().Name, err)
 		}
 		for _, f := range fs {
-			if f.Attrs().Priority != FilterPrio {
+			if p := f.Attrs().Priority; p != FilterPrio && p != PolicePrio {
 				return false, nil
 			}
 			n++
@@ -867,25 +879,28 @@ func (s *shaper) reconcile() error {
 	return errors.Join(errs...)
 }
 
-// removeStaleMarks deletes the product's filters on l's hook for this
-// direction, then the clsact qdisc if nothing at all is attached to it.
+// removeStaleMarks deletes the product's filters (ifb_tc's marks,
+// tc_police's policers) on l's hook for this direction, then the clsact
+// qdisc if nothing at all is attached to it.
 func (s *shaper) removeStaleMarks(l netlink.Link) error {
 	fs, err := s.h.FilterList(l, s.hook())
 	if err != nil {
 		return fmt.Errorf("list filters of %s: %w", l.Attrs().Name, err)
 	}
-	removed := false
+	removed := map[uint16]bool{}
 	for _, f := range fs {
-		if f.Attrs().Priority != FilterPrio || removed {
+		prio := f.Attrs().Priority
+		if prio != FilterPrio && prio != PolicePrio || removed[prio] {
 			continue
 		}
 		del := s.markFilter(l.Attrs().Index)
+		del.Priority = prio
 		if err := s.h.FilterDel(del); err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("remove leftover filter of %s: %w", l.Attrs().Name, err)
 		}
-		removed = true
+		removed[prio] = true
 	}
-	if !removed {
+	if len(removed) == 0 {
 		return nil
 	}
 	return s.removeClsactIfEmpty(l)
