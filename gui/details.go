@@ -219,9 +219,11 @@ func (p *detailsPane) show(d *api.AppDetails) {
 	}
 	setText(p.info, info)
 	p.graph.SetSamples(d.History, p.u.settings.Unit)
-	p.procT.Text = fmt.Sprintf("Processes (%d)", len(d.Processes))
-	p.connT.Text = fmt.Sprintf("Connections (%d)", len(d.Connections))
-	p.tabs.Refresh()
+	pt, ct := fmt.Sprintf("Processes (%d)", len(d.Processes)), fmt.Sprintf("Connections (%d)", len(d.Connections))
+	if pt != p.procT.Text || ct != p.connT.Text {
+		p.procT.Text, p.connT.Text = pt, ct
+		p.tabs.Refresh()
+	}
 	p.procs.Refresh()
 	p.conns.Refresh()
 	if p.u.readOnly() || p.selPID == 0 {
@@ -233,7 +235,7 @@ func (p *detailsPane) show(d *api.AppDetails) {
 
 // gone says the selected app has exited.
 func (p *detailsPane) gone() {
-	if p.body.Visible() {
+	if p.body.Visible() && !strings.HasSuffix(p.info.Text, " · exited") {
 		p.info.SetText(p.info.Text + " · exited")
 	}
 }

@@ -108,18 +108,9 @@ func (u *UI) apply(r *pollResult) {
 	u.mu.Unlock()
 	u.view.frozen = editing || time.Now().Before(u.freezeUntil)
 	u.view.setApps(r.snap.Apps)
-	u.totalDown.Text = "↓ " + FormatRate(r.snap.RxRate, u.settings.Unit)
-	u.totalUp.Text = "↑ " + FormatRate(r.snap.TxRate, u.settings.Unit)
-	u.totalDown.Refresh()
-	u.totalUp.Refresh()
-	u.totalGraph.SetSamples(u.totals.s, u.settings.Unit)
+	u.lastSnap = r.snap
 	if r.details != nil && r.detailsFor == u.selected {
 		u.details = *r.details
-		u.det.show(&u.details)
-	} else if u.selected != "" {
-		if _, ok := u.view.app(u.selected); !ok {
-			u.det.gone()
-		}
 	}
 	u.setState(stateConnected, "")
 	if r.status != nil || r.perms != nil {
@@ -127,8 +118,29 @@ func (u *UI) apply(r *pollResult) {
 	} else {
 		u.updateBanner() // notices expire
 	}
-	u.refreshList()
 	u.refreshTray(false)
+	if u.visible {
+		u.redraw()
+	}
+}
+
+// redraw shows the latest data in the window (UI goroutine). Polls skip it
+// while the window is hidden: a hidden window costs no drawing.
+func (u *UI) redraw() {
+	u.totalDown.Text = "↓ " + FormatRate(u.lastSnap.RxRate, u.settings.Unit)
+	u.totalUp.Text = "↑ " + FormatRate(u.lastSnap.TxRate, u.settings.Unit)
+	u.totalDown.Refresh()
+	u.totalUp.Refresh()
+	u.totalGraph.SetSamples(u.totals.s, u.settings.Unit)
+	if u.selected != "" {
+		if u.details.App.ID == u.selected {
+			u.det.show(&u.details)
+		}
+		if _, ok := u.view.app(u.selected); !ok {
+			u.det.gone()
+		}
+	}
+	u.refreshList()
 }
 
 // setState records the helper's state and updates the words on screen.

@@ -25,8 +25,9 @@ type trayState struct {
 	limitsChanged bool
 }
 
-// trayRateRefresh is how often live rates in the tray labels may update.
-const trayRateRefresh = 5 * time.Second
+// trayRateRefresh is how often the tray menu may be rebuilt for rates and
+// order alone: a rebuild costs CPU and resets a menu that is open.
+const trayRateRefresh = 15 * time.Second
 
 // refreshTray rebuilds the tray menu and icon when their content changed
 // (UI goroutine). Rates alone refresh at most every trayRateRefresh.
@@ -48,26 +49,42 @@ func (u *UI) refreshTray(force bool) {
 		}
 	}
 	key := u.trayKey()
-	structural := key != u.trayState.key || u.trayState.limitsChanged
-	if !force && !structural {
-		return
+	if !force && !u.trayState.limitsChanged {
+		if key == u.trayState.key {
+			return
+		}
+		// limits, pause and connection changes show at once; the order
+		// of the top apps and their rates at most every trayRateRefresh
+		urgent := strings.SplitN(key, "|", 2)[0] != strings.SplitN(u.trayState.key, "|", 2)[0]
+		if !urgent && time.Since(u.trayBuilt) < trayRateRefresh {
+			return
+		}
 	}
-	if !force && !u.trayState.limitsChanged && time.Since(u.trayBuilt) < trayRateRefresh && u.trayState.key != "" &&
-		strings.SplitN(key, "|", 2)[0] == strings.SplitN(u.trayState.key, "|", 2)[0] {
-		return // only rates moved; wait a little
+	u.trayListed = u.trayListed[:0]
+	for _, a := range topApps(u.view.all, trayTopApps) {
+		u.trayListed = append(u.trayListed, a.ID)
 	}
-	u.trayState = trayState{key: key}
+	u.trayState = trayState{}
+	u.trayState.key = u.trayKey()
 	u.trayBuilt = time.Now()
 	u.tray.SetSystemTrayMenu(u.TrayMenu())
 }
 
-// trayKey summarises the menu: structure before "|", rates after it.
+// trayKey summarises the menu: what must show at once (state, pause,
+// limits of the listed apps) before "|", order and rates after it.
 func (u *UI) trayKey() string {
 	var b, r strings.Builder
 	fmt.Fprintf(&b, "%d %v %v %v;", u.state, u.status.Paused, u.readOnly(), u.downloadAvailable())
-	for _, a := range topApps(u.view.all, trayTopApps) {
-		fmt.Fprintf(&b, "%s %s %v;", a.ID, a.Name, a.Limit)
-		r.WriteString(trayRates(&a, u.settings.Unit))
+	top := topApps(u.view.all, trayTopApps)
+	for _, id := range u.trayListed { // the apps the menu lists now
+		if cur, ok := u.view.app(id); ok {
+			fmt.Fprintf(&b, "%s %v;", cur.ID, cur.Limit)
+		} else {
+			fmt.Fprintf(&b, "%s gone;", id)
+		}
+	}
+	for _, a := range top {
+		fmt.Fprintf(&r, "%s %s;", a.ID, trayRates(&a, u.settings.Unit))
 	}
 	return b.String() + "|" + r.String()
 }

@@ -96,8 +96,11 @@ type UI struct {
 	trayState   trayState
 	trayLimited bool
 	trayBuilt   time.Time
+	trayListed  []string // ids of the apps the tray menu lists
 	lastStatus  time.Time
 	freezeUntil time.Time // keep the row order until then
+	visible     bool      // the window is shown
+	lastSnap    api.Snapshot
 
 	// widgets (UI goroutine)
 	root         *fyne.Container
@@ -146,6 +149,7 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 		settings: loadSettings(a.Preferences()),
 		view:     newView(),
 		appIcons: map[string]fyne.Resource{},
+		visible:  true,
 		do:       fyne.Do,
 		doWait:   fyne.DoAndWait,
 	}
@@ -180,6 +184,8 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 	hidden := opts.Hidden || u.settings.StartHidden
 	if !hidden || u.tray == nil || !u.trayAvailable() {
 		u.win.Show()
+	} else {
+		u.visible = false
 	}
 	u.Start(ctx)
 	go func() {
@@ -235,6 +241,7 @@ func (u *UI) trayAvailable() bool {
 func (u *UI) closeWindow() {
 	if u.trayAvailable() {
 		u.win.Hide()
+		u.visible = false
 		return
 	}
 	u.app.Quit()
@@ -242,6 +249,10 @@ func (u *UI) closeWindow() {
 
 // showWindow brings the window up (tray "Open").
 func (u *UI) showWindow() {
+	if !u.visible {
+		u.visible = true
+		u.redraw()
+	}
 	u.win.Show()
 	u.win.RequestFocus()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +26,41 @@ const (
 	envSynthetic = "CHADTHROTTLE_TEST_SYNTHETIC_APPS"
 	envCallLog   = "CHADTHROTTLE_TEST_CALL_LOG"
 )
+
+// Test-only: CHADTHROTTLE_TEST_CPUPROFILE=FILE writes a CPU profile of the
+// run from 10 s after start (steady state) to SIGTERM or Quit, for
+// benchmarks.
+const envCPUProfile = "CHADTHROTTLE_TEST_CPUPROFILE"
+
+func startProfile() (stop func()) {
+	path := os.Getenv(envCPUProfile)
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chadthrottle: cpu profile:", err)
+		return func() {}
+	}
+	var mu sync.Mutex
+	started, stopped := false, false
+	time.AfterFunc(10*time.Second, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			started = pprof.StartCPUProfile(f) == nil
+		}
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if started {
+			pprof.StopCPUProfile()
+		}
+		f.Close()
+	}
+}
 
 // newBackend returns the helper client adapted to gui.Backend.
 func newBackend(bus string) (gui.Backend, func(), error) {

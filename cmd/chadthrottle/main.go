@@ -14,10 +14,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 
 	"github.com/chadthrottle/chadthrottle/assets"
 	"github.com/chadthrottle/chadthrottle/gui"
+	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
 // AppID is the Fyne app id: preferences live under it, and it matches the
@@ -42,7 +44,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer startProfile()()
 
+	// Widgets are touched only in fyne.Do (gui's rule), so Fyne may skip
+	// its per-call thread checks, which cost a stack trace each.
+	app.SetMetadata(fyne.AppMetadata{ID: AppID, Name: "ChadThrottle", Version: api.Version,
+		Migrations: map[string]bool{"fyneDo": true}})
 	a := app.NewWithID(AppID)
 	a.SetIcon(assets.AppIconPNG)
 	exe, _ := os.Executable()

@@ -1,0 +1,159 @@
+//go:build bench
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
+)
+
+// procCPU returns the process's user+system CPU time.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// procMem returns VmRSS and VmHWM in MB.
+func procMem(t *testing.T, pid int) (rss, peak float64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return
+}
+
+// TestBenchGUI measures the real GUI binary under Xvfb (Mesa's llvmpipe
+// renders in software, in the GUI's own process, so the figures include
+// drawing that a GPU would do) with the test-only synthetic source of 200
+// apps refreshing at 1 Hz: CPU share of one core and memory, with the
+// window idle, with an app's details open, and hidden in the tray.
+func TestBenchGUI(t *testing.T) {
+	testenv.RequireTool(t, "xdotool")
+	display := startXvfb(t)
+	busAddr := startSessionBus(t)
+	// a tray host, so closing the window hides it to the tray
+	conn, err := dbus.Connect(busAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	w := &watcher{items: make(chan [2]string, 4)}
+	conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher")
+	conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue)
+	const apps = 200
+	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + busAddr, envSynthetic + "=" + strconv.Itoa(apps)})
+	pid := g.cmd.Process.Pid
+	time.Sleep(10 * time.Second) // start-up, font caches
+	xdoRun := func(args ...string) {
+		cmd := exec.Command("xdotool", args...)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		cmd.Run()
+	}
+	measure := func(d time.Duration) (cpu, rss, peak float64) {
+		c0, t0 := procCPU(t, pid), time.Now()
+		time.Sleep(d)
+		c1, t1 := procCPU(t, pid), time.Now()
+		rss, peak = procMem(t, pid)
+		return 100 * float64(c1-c0) / float64(t1.Sub(t0)), rss, peak
+	}
+	const window = 30 * time.Second
+	type row struct {
+		name           string
+		cpu, rss, peak float64
+	}
+	var rows []row
+	cpu, rss, peak := measure(window)
+	rows = append(rows, row{"window open, list only", cpu, rss, peak})
+	xdoRun("mousemove", "150", "130", "click", "1") // select the top app: details + graph
+	time.Sleep(2 * time.Second)
+	cpu, rss, peak = measure(window)
+	rows = append(rows, row{"window open, details shown", cpu, rss, peak})
+	// scroll through the list while measuring: recycled rows
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 40; i++ {
+			xdoRun("mousemove", "600", "300", "click", "5")
+			time.Sleep(250 * time.Millisecond)
+		}
+	}()
+	cpu, rss, peak = measure(10 * time.Second)
+	<-done
+	rows = append(rows, row{"scrolling the list (4 wheel steps/s)", cpu, rss, peak})
+	xdoRun("key", "ctrl+w") // close: hides to the tray
+	time.Sleep(2 * time.Second)
+	cpu, rss, peak = measure(window)
+	rows = append(rows, row{"window closed to the tray", cpu, rss, peak})
+	anon, file := procRSSParts(t, pid)
+
+	fmt.Printf("\nGUI cost, real binary under Xvfb (llvmpipe), %d synthetic apps at 1 Hz, %d CPUs\n", apps, numCPU())
+	fmt.Printf("%-40s %10s %10s %12s\n", "scenario", "CPU %core", "RSS MB", "peak RSS MB")
+	for _, r := range rows {
+		fmt.Printf("%-40s %10.2f %10.1f %12.1f\n", r.name, r.cpu, r.rss, r.peak)
+	}
+	fmt.Printf("RSS at the end: %.1f MB anonymous (heap, textures) + %.1f MB file-backed (mapped libraries: Mesa/LLVM, X, Go binary)\n", anon, file)
+	fmt.Printf("targets: CPU <= 2 %% of a core, RSS <= 120 MB\n\n")
+	select {
+	case <-g.exited:
+		t.Fatalf("the GUI exited during the benchmark:\n%s", g.out.String())
+	default:
+	}
+}
+
+// procRSSParts returns RssAnon and RssFile in MB.
+func procRSSParts(t *testing.T, pid int) (anon, file float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb / 1024
+		case "RssFile:":
+			file = kb / 1024
+		}
+	}
+	return
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
