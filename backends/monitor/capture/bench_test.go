@@ -294,7 +294,7 @@ func TestBenchMonitorAttribution(t *testing.T) {
 		return testenv.RateBetween(s, 1, 5), total(s)
 	}
 	var offRates, onRates []float64
-	var capCPU float64
+	var capCPU, capUser float64
 	var capBytes, drops uint64
 	for i := 0; i < 3; i++ {
 		r, _ := flow()
@@ -302,6 +302,7 @@ func TestBenchMonitorAttribution(t *testing.T) {
 		c := startCapture(t, bed)
 		r, b := flow()
 		res, cpu := stopCapture(t, c)
+		capUser += c.cmd.ProcessState.UserTime().Seconds()
 		onRates = append(onRates, r)
 		capCPU += cpu
 		capBytes += b
@@ -321,6 +322,7 @@ func TestBenchMonitorAttribution(t *testing.T) {
 	fmt.Printf("%-48s %11d/%d %11d/%d\n", "short processes seen (alone)", capShort.seen, n, nhShort.seen, n)
 	fmt.Printf("%-48s %13.1f%% %13.1f%%\n", "short processes' bytes attributed (alone)", pct(capShort.shortGot, capShort.shortSent), pct(nhShort.shortGot, nhShort.shortSent))
 	fmt.Printf("%-48s %14.3f %14.3f\n", "CPU s per GB carried (one saturating flow)", capCPU/(float64(capBytes)/1e9), nhCPU/(float64(nhBytes)/1e9))
+	fmt.Printf("%-48s %14.3f\n", "  of which user (capture)", capUser/(float64(capBytes)/1e9))
 	fmt.Printf("%-48s %14.0f\n", "flow rate, monitor off, median of 3 (MB/s)", median(offRates)/1e6)
 	fmt.Printf("%-48s %14.0f\n", "flow rate, monitor on, median of 3 (MB/s)", median(onRates)/1e6)
 	fmt.Printf("%-48s %13.1f%%\n", "rate kept with monitor on", 100*median(onRates)/median(offRates))

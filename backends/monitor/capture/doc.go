@@ -1,17 +1,27 @@
 // Package capture is the monitor backend "capture" (priority Good): it reads
-// every TCP and UDP packet of the network namespace's up interfaces from an
-// AF_PACKET socket (headers only; byte counts come from the kernel's
-// original packet length), decodes it with gopacket and attributes it by
-// 5-tuple to the process that owns the socket. A sock_diag lookup of the one
-// socket gives its inode, a socket-inode → process map kept fresh by proc
-// connector (fork/exec/exit) events gives the process, and the result is
-// cached per flow, so connections of processes that live only milliseconds
-// are still attributed. Traffic whose socket or process cannot be found is
-// counted as Unknown, never given to a guess.
+// every TCP and UDP packet of the network namespace's interfaces from an
+// AF_PACKET TPACKET_V3 ring (headers only, woken once per block; byte counts
+// come from the kernel's original packet length), decodes it with gopacket
+// and attributes it by 5-tuple to the process that owns the socket.
 //
-// Byte counters are transport payload bytes (what the application reads or
-// writes), packet counters are packets as captured (a GSO/GRO batch counts
-// once).
+// Attribution does not lose short-lived connections: a second packet socket
+// receives only TCP SYNs, on a thread with real-time priority (within a CPU
+// budget), and resolves each new flow at once — a sock_diag lookup of the
+// one socket gives its inode, and the inode is searched in the fds of the
+// processes the proc connector (fork/exec/exit) reported as new, those in
+// the monitored namespace first — before a process that connects, sends a
+// megabyte and exits is gone. Other new flows (UDP, or when many are
+// waiting) are resolved by resolver goroutines with retries and, at most
+// every 250 ms, a full /proc scan. The answer is cached per flow; bytes seen
+// while a flow is being resolved are held and credited once it is. Traffic
+// whose socket or process cannot be found is counted as Unknown, never given
+// to a guess.
+//
+// Counters: bytes are transport payload bytes (what applications read and
+// write, as limits are meant), packets are packets as captured (a GSO/GRO
+// batch counts once). A process that exits is kept until its connections
+// have drained (2 s without traffic, at most 60 s), reported once with
+// Exited, then dropped.
 //
 // Build tag no_capture leaves it out (Monitor is then nil).
 package capture
