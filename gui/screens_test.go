@@ -45,6 +45,14 @@ func TestScreens(t *testing.T) {
 	fx.poll()
 	save("connected")
 
+	fx.ui.showSettings()
+	save("settings")
+	fx.ui.win.Canvas().Overlays().Top().Hide()
+	fx.ui.win.Canvas().Overlays().Remove(fx.ui.win.Canvas().Overlays().Top())
+	fx.ui.showLimitDialog(apps[0])
+	save("custom-limit")
+	fx.ui.win.Canvas().Overlays().Remove(fx.ui.win.Canvas().Overlays().Top())
+
 	fx.fake.SetStatus(api.Status{Version: "1", Monitor: "ebpf", Upload: "tc_htb", DownloadReason: "IFB devices cannot be created here"})
 	fx.fake.SetPermissions(api.Permissions{Monitor: api.PermYes, LimitOwn: api.PermNo, Manage: api.PermNo})
 	fx.ui.needStatus.Store(true)
