@@ -21,6 +21,8 @@ const (
 	recentMax      = 512                    // at most this many recent pids are searched per lookup
 	fullScanPeriod = 250 * time.Millisecond // full /proc scans at most this often
 	newestPIDs     = 64                     // the highest pids searched when recent ones fail
+	maxCached      = 1 << 17                // bound of the inode and identity caches
+	maxActive      = 256                    // bound of the pids searched as former socket owners
 )
 
 type recentPID struct {
@@ -108,12 +110,7 @@ func (r *sysResolver) fullScan(now time.Time) {
 	if err != nil {
 		return
 	}
-	// Keep what targeted scans found meanwhile.
-	for ino, pid := range r.inodes {
-		if _, ok := m[ino]; !ok {
-			m[ino] = pid
-		}
-	}
+	// The scan replaces the map, dropping sockets that were closed since.
 	r.inodes = m
 }
 
@@ -209,6 +206,9 @@ func (r *sysResolver) findInode(inode uint64, quick bool) (int, bool) {
 		}
 	}
 	r.mu.Lock()
+	if len(r.active) > maxActive {
+		clear(r.active)
+	}
 	r.active[found] = struct{}{}
 	r.mu.Unlock()
 	return found, true
@@ -242,6 +242,9 @@ func (r *sysResolver) scanCandidates(inode uint64, cands []int) int {
 			return false
 		}
 		r.mu.Lock()
+		if len(r.inodes) > maxCached {
+			clear(r.inodes) // closed sockets pile up between full scans
+		}
 		for ino, p := range m {
 			r.inodes[ino] = p
 		}
@@ -287,6 +290,9 @@ func (r *sysResolver) info(pid int) (backends.ProcessInfo, bool) {
 		return backends.ProcessInfo{}, false
 	}
 	r.mu.Lock()
+	if len(r.infos) > maxCached {
+		clear(r.infos) // without exit events nothing else prunes it
+	}
 	r.infos[pid] = info
 	r.mu.Unlock()
 	return info, true
