@@ -70,12 +70,13 @@ type monitorBackend struct {
 	events *ringbuf.Reader
 	wg     sync.WaitGroup
 
-	mirror   map[monitorConnKey]mirrored // last counters read per connection
-	resolved map[uint64]int              // cookie → pid found from userspace (0 = none)
-	lastScan time.Time
-	procs    map[int]*procState
-	unknown  backends.Counters
-	total    backends.Counters
+	mirror    map[monitorConnKey]mirrored // last counters read per connection
+	resolved  map[uint64]int              // cookie → pid found from userspace (0 = none)
+	lastScan  time.Time
+	lastSweep time.Time
+	procs     map[int]*procState
+	unknown   backends.Counters
+	total     backends.Counters
 
 	infoMu sync.Mutex
 	infos  map[int]infoEntry // process identities read when their sockets were created
@@ -177,7 +178,7 @@ func (m *monitorBackend) Init() error {
 	m.resolved = map[uint64]int{}
 	m.procs = map[int]*procState{}
 	m.unknown, m.total = backends.Counters{}, backends.Counters{}
-	m.lastScan = time.Time{}
+	m.lastScan, m.lastSweep = time.Time{}, time.Time{}
 	m.infoMu.Lock()
 	m.infos = map[int]infoEntry{}
 	m.infoMu.Unlock()
@@ -262,16 +263,25 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	now := time.Now()
 	mono := monotonicNow()
 
-	owners := map[uint64]monitorOwner{}
+	// Owners are looked up only for sockets that moved bytes (or went
+	// idle), not read in full every second.
+	owners := map[uint64]*monitorOwner{}
+	owner := func(cookie uint64) (monitorOwner, bool) {
+		o, ok := owners[cookie]
+		if !ok {
+			var v monitorOwner
+			if m.objs.Owners.Lookup(cookie, &v) == nil {
+				o = &v
+			}
+			owners[cookie] = o
+		}
+		if o == nil {
+			return monitorOwner{}, false
+		}
+		return *o, true
+	}
 	var ck uint64
-	var ov monitorOwner
-	it := m.objs.Owners.Iterate()
-	for it.Next(&ck, &ov) {
-		owners[ck] = ov
-	}
-	if err := it.Err(); err != nil {
-		return backends.Snapshot{}, fmt.Errorf("read socket owners: %w", err)
-	}
+	var it *cilium.MapIterator
 
 	var deltas []delta
 	var stale []monitorConnKey
@@ -300,7 +310,10 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 			deltas = append(deltas, delta{k, d})
 			return
 		}
-		if o, ok := owners[k.Cookie]; (!ok || o.ReleasedNs != 0) && now.Sub(m.mirror[k].changed) > connIdle {
+		if now.Sub(m.mirror[k].changed) <= connIdle {
+			return
+		}
+		if o, ok := owner(k.Cookie); !ok || o.ReleasedNs != 0 {
 			stale = append(stale, k)
 		}
 	}
@@ -343,7 +356,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	// started, or accepted from a listener) are looked up once.
 	var unresolved []monitorConnKey
 	for _, d := range deltas {
-		if _, ok := owners[d.key.Cookie]; ok {
+		if _, ok := owner(d.key.Cookie); ok {
 			continue
 		}
 		if _, ok := m.resolved[d.key.Cookie]; !ok {
@@ -359,9 +372,9 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	for _, d := range deltas {
 		m.total.Add(d.c)
 		pid := 0
-		var owner *monitorOwner
-		if o, ok := owners[d.key.Cookie]; ok {
-			pid, owner = int(o.Tgid), &o
+		var who *monitorOwner
+		if o, ok := owner(d.key.Cookie); ok {
+			pid, who = int(o.Tgid), &o
 		} else {
 			pid = m.resolved[d.key.Cookie]
 		}
@@ -369,7 +382,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 			m.unknown.Add(d.c)
 			continue
 		}
-		p := m.proc(pid, owner, now)
+		p := m.proc(pid, who, now)
 		p.stats.Counters.Add(d.c)
 		p.lastActive = now
 		active[pid] = true
@@ -410,7 +423,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	}
 	sort.Slice(snap.Processes, func(i, j int) bool { return snap.Processes[i].PID < snap.Processes[j].PID })
 
-	m.forget(stale, owners, mono)
+	m.forget(stale, now, mono)
 	return snap, nil
 }
 
@@ -494,13 +507,9 @@ func (m *monitorBackend) proc(pid int, owner *monitorOwner, now time.Time) *proc
 }
 
 // forget drops kernel and userspace state nobody needs any more: idle
-// connections of closed sockets, owners of sockets closed long ago, and
-// identities of processes that are not reported.
-func (m *monitorBackend) forget(stale []monitorConnKey, owners map[uint64]monitorOwner, mono uint64) {
-	live := map[uint64]bool{}
-	for k := range m.mirror {
-		live[k.Cookie] = true
-	}
+// connections of closed sockets, owners of sockets closed long ago (swept
+// every connIdle), and identities of processes that are not reported.
+func (m *monitorBackend) forget(stale []monitorConnKey, now time.Time, mono uint64) {
 	for _, k := range stale {
 		if k.Proto == 6 {
 			_ = m.objs.TcpConns.Delete(k.Cookie)
@@ -510,20 +519,28 @@ func (m *monitorBackend) forget(stale []monitorConnKey, owners map[uint64]monito
 		}
 		delete(m.mirror, k)
 	}
-	for _, k := range stale {
-		live[k.Cookie] = false
-	}
+	live := make(map[uint64]bool, len(m.mirror))
 	for k := range m.mirror {
 		live[k.Cookie] = true
-	}
-	for c, o := range owners {
-		if o.ReleasedNs != 0 && mono-o.ReleasedNs > uint64(connIdle) && !live[c] {
-			_ = m.objs.Owners.Delete(c)
-		}
 	}
 	for c := range m.resolved {
 		if !live[c] {
 			delete(m.resolved, c)
+		}
+	}
+	if now.Sub(m.lastSweep) >= connIdle {
+		m.lastSweep = now
+		var gone []uint64
+		var c uint64
+		var o monitorOwner
+		it := m.objs.Owners.Iterate()
+		for it.Next(&c, &o) {
+			if o.ReleasedNs != 0 && mono-o.ReleasedNs > uint64(connIdle) && !live[c] {
+				gone = append(gone, c)
+			}
+		}
+		for _, c := range gone {
+			_ = m.objs.Owners.Delete(c)
 		}
 	}
 	m.infoMu.Lock()

@@ -214,14 +214,11 @@ func TestMonitorExistingSocket(t *testing.T) {
 	requireEBPF(t)
 	bed := testenv.NewBed(t)
 	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
-	l := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 6*time.Second, 500*time.Millisecond)
+	l := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 6*time.Second, 200*time.Millisecond)
+	t0 := time.Now()
 	time.Sleep(500 * time.Millisecond)
 	m := newBedMonitor(t, bed)
-	// A report made after Init (ctload reports every 500 ms): the monitor
-	// counted at least what the client wrote from then on.
-	time.Sleep(600 * time.Millisecond)
-	s0 := l.Samples()
-	before := s0[len(s0)-1].Total
+	tInit := time.Since(t0).Seconds()
 	// The helper's engine calls Update every second; so does the test
 	// while the connection runs.
 	for i := 0; i < 4; i++ {
@@ -232,6 +229,16 @@ func TestMonitorExistingSocket(t *testing.T) {
 	}
 	all := l.Wait()
 	after := all[len(all)-1].Total
+	// The first report ctload made after Init (its clock starts after
+	// ours): the monitor counted at least what the client wrote from then
+	// on.
+	var before uint64
+	for _, s := range all {
+		if s.T >= tInit {
+			before = s.Total
+			break
+		}
+	}
 	p := waitBytes(t, m, l.PID, "tx", (after-before)*99/100)
 	if p.TxBytes < (after-before)*99/100 {
 		t.Fatalf("attributed %d bytes to the pre-existing connection; it moved at least %d after Init", p.TxBytes, after-before)

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	cilium "github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -93,9 +92,9 @@ func probeThrottle(d direction) error {
 // strict gave 0.99–1.03 and 0.99–1.005.
 const maxSKB = 64 << 10
 
-var (
-	egressBurstMS  int64 = 600
-	ingressBurstMS int64 = 600
+const (
+	egressBurstMS  = 600
+	ingressBurstMS = 600
 )
 
 func bucketFor(d direction, r backends.Rate) (burst int64, strict bool) {
@@ -376,30 +375,4 @@ func (t *throttler) Limit(id string) (backends.Limit, bool) {
 		return backends.Limit{}, false
 	}
 	return cur.limit, true
-}
-
-// BucketStats are a target's bucket counters, for tests and diagnostics.
-type BucketStats struct {
-	Tokens          int64
-	Passed          uint64 // payload bytes let through
-	Dropped, Marked uint64 // packets stopped; packets passed with CN
-	Rate            uint64
-	Burst           int64
-	Age             time.Duration
-}
-
-// Stats returns the bucket counters of target id.
-func (t *throttler) Stats(id string) (BucketStats, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	cur, ok := t.targets[id]
-	if !ok || t.objs == nil {
-		return BucketStats{}, false
-	}
-	var b throttleBucket
-	if err := t.objs.Buckets.LookupWithFlags(cur.idx, &b, cilium.LookupLock); err != nil {
-		return BucketStats{}, false
-	}
-	return BucketStats{Tokens: b.Tokens, Passed: b.Passed, Dropped: b.Dropped, Marked: b.Marked, Rate: b.Rate, Burst: b.Burst,
-		Age: time.Duration(monotonicNow() - b.LastNs)}, true
 }
