@@ -444,3 +444,38 @@ func TestUDPReceiver(t *testing.T) {
 		t.Errorf("connections %+v", p.Conns)
 	}
 }
+
+// TestShortLivedUDP: 20 processes that each send 1 MB of UDP and exit are
+// attributed (their first datagrams come through the ring, not the SYN
+// socket).
+func TestShortLivedUDP(t *testing.T) {
+	bed := testenv.NewBed(t)
+	bed.StartServer(bed.Peer, "sink", "0.0.0.0:5201", true)
+	m := startMonitor(t, bed)
+	h := newHistory()
+	var loads []*testenv.Load
+	for i := 0; i < 20; i++ {
+		loads = append(loads, bed.StartClient(bed.Local, "send", testenv.PeerIP+":5201", 20*time.Second, time.Second, "-udp", "-size", "1200", "-bytes", "1000000"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range loads {
+		l.Wait()
+	}
+	time.Sleep(500 * time.Millisecond)
+	h.update(t, m)
+	seen := 0
+	var sent, got uint64
+	for _, l := range loads {
+		s := total(l.Samples())
+		sent += s
+		if b := h.bytes(l.PID); b > 0 {
+			seen++
+			got += min(b, s)
+		}
+	}
+	share := float64(got) / float64(sent)
+	t.Logf("%d/20 UDP processes seen, %.2f %% of %d B attributed; resolver: %s", seen, 100*share, sent, m.Stats())
+	if seen < 19 || share < 0.97 {
+		t.Errorf("saw %d of 20 UDP processes and %.2f %% of their bytes; want ≥ 19 and ≥ 97 %%", seen, 100*share)
+	}
+}
