@@ -134,10 +134,14 @@ func parentPID(pid int) int {
 }
 
 // waitWindow waits until a window titled ChadThrottle is mapped.
-func (m *makeRun) waitWindow(t testing.TB, display string) {
+func (m *makeRun) waitWindow(t *testing.T, display string) {
 	t.Helper()
 	// the first build of the window can take minutes on a cold cache
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	limit := 6 * time.Minute
+	if dl, ok := t.Deadline(); ok && time.Until(dl)-time.Minute < limit {
+		limit = time.Until(dl) - time.Minute // fail, with cleanups, before the test binary times out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	for {
 		cmd := exec.CommandContext(ctx, "xdotool", "search", "--onlyvisible", "--name", "ChadThrottle")
@@ -149,7 +153,7 @@ func (m *makeRun) waitWindow(t testing.TB, display string) {
 		case <-m.done:
 			t.Fatalf("make run ended before a window appeared:\n%s", m.out)
 		case <-ctx.Done():
-			t.Fatalf("no ChadThrottle window within 6 minutes:\n%s", m.out)
+			t.Fatalf("no ChadThrottle window within %v:\n%s", limit.Round(time.Second), m.out)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
