@@ -87,7 +87,7 @@ func (e *env) perSecond(t *testing.T, dir direction, n int, pids []int, neighbou
 }
 
 const (
-	warmup  = 2 * time.Second
+	warmup  = 4 * time.Second
 	measure = 6
 )
 
