@@ -284,7 +284,7 @@ func median(x []float64) float64 {
 func TestBenchMonitorAttribution(t *testing.T) {
 	bed := testenv.NewBed(t)
 	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
-	const n = 40
+	const n, pairs = 40, 5
 	capMix, nhMix, capRes := runMix(t, bed, n, true)
 	capShort, nhShort, capRes2 := runMix(t, bed, n, false)
 
@@ -296,9 +296,7 @@ func TestBenchMonitorAttribution(t *testing.T) {
 	var offRates, onRates []float64
 	var capCPU, capUser float64
 	var capBytes, drops uint64
-	for i := 0; i < 3; i++ {
-		r, _ := flow()
-		offRates = append(offRates, r)
+	on := func() {
 		c := startCapture(t, bed)
 		r, b := flow()
 		res, cpu := stopCapture(t, c)
@@ -307,6 +305,19 @@ func TestBenchMonitorAttribution(t *testing.T) {
 		capCPU += cpu
 		capBytes += b
 		drops += res.Drops
+	}
+	off := func() {
+		r, _ := flow()
+		offRates = append(offRates, r)
+	}
+	for i := 0; i < pairs; i++ { // alternate the order: the machine drifts
+		if i%2 == 0 {
+			off()
+			on()
+		} else {
+			on()
+			off()
+		}
 	}
 	nh := startNethogs(t, bed)
 	time.Sleep(time.Second)
@@ -323,8 +334,8 @@ func TestBenchMonitorAttribution(t *testing.T) {
 	fmt.Printf("%-48s %13.1f%% %13.1f%%\n", "short processes' bytes attributed (alone)", pct(capShort.shortGot, capShort.shortSent), pct(nhShort.shortGot, nhShort.shortSent))
 	fmt.Printf("%-48s %14.3f %14.3f\n", "CPU s per GB carried (one saturating flow)", capCPU/(float64(capBytes)/1e9), nhCPU/(float64(nhBytes)/1e9))
 	fmt.Printf("%-48s %14.3f\n", "  of which user (capture)", capUser/(float64(capBytes)/1e9))
-	fmt.Printf("%-48s %14.0f\n", "flow rate, monitor off, median of 3 (MB/s)", median(offRates)/1e6)
-	fmt.Printf("%-48s %14.0f\n", "flow rate, monitor on, median of 3 (MB/s)", median(onRates)/1e6)
+	fmt.Printf("%-48s %14.0f\n", fmt.Sprintf("flow rate, monitor off, median of %d (MB/s)", pairs), median(offRates)/1e6)
+	fmt.Printf("%-48s %14.0f\n", fmt.Sprintf("flow rate, monitor on, median of %d (MB/s)", pairs), median(onRates)/1e6)
 	fmt.Printf("%-48s %13.1f%%\n", "rate kept with monitor on", 100*median(onRates)/median(offRates))
 	fmt.Printf("%-48s %14d\n", "capture ring drops (CPU runs)", drops)
 	fmt.Printf("off runs %.0f MB/s, on runs %.0f MB/s\ncapture resolver (with long flow): %s\ncapture resolver (alone): %s\n", mbs(offRates), mbs(onRates), capRes.Stats, capRes2.Stats)
