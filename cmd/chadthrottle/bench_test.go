@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
-
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 )
 
@@ -61,16 +59,8 @@ func procMem(t *testing.T, pid int) (rss, peak float64) {
 func TestBenchGUI(t *testing.T) {
 	testenv.RequireTool(t, "xdotool")
 	display := startXvfb(t)
-	busAddr := startSessionBus(t)
-	// a tray host, so closing the window hides it to the tray
-	conn, err := dbus.Connect(busAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	w := &watcher{items: make(chan [2]string, 4)}
-	conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher")
-	conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue)
+	host := startTrayHost(t) // closing the window hides it to the tray
+	busAddr := host.addr
 	const apps = 200
 	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + busAddr, envSynthetic + "=" + strconv.Itoa(apps)})
 	pid := g.cmd.Process.Pid

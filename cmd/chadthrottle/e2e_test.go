@@ -131,7 +131,9 @@ func TestEndToEnd(t *testing.T) {
 	free := rateOver(t, load, time.Second)
 
 	display := startXvfb(t)
-	g := startGUI(t, []string{"DISPLAY=" + display}, "--bus", bus.Address)
+	host := startTrayHost(t)
+	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr}, "--bus", bus.Address)
+	item := host.waitItem(t, g)
 	win := ""
 	deadline = time.Now().Add(90 * time.Second)
 	for win == "" {
@@ -202,37 +204,39 @@ func TestEndToEnd(t *testing.T) {
 	xdo(t, display, "key", "Return")
 
 	// the rule reaches the helper: chadthrottlectl shows it
-	var rule api.Rule
-	deadline = time.Now().Add(20 * time.Second)
-	for rule.Exe == "" {
-		out, err := exec.Command(ctl, "--bus", bus.Address, "rules", "--json").Output()
-		if err != nil {
-			t.Fatalf("chadthrottlectl rules: %v", err)
-		}
-		var rs struct{ Rules []api.Rule }
-		if err := json.Unmarshal(out, &rs); err != nil {
-			t.Fatalf("rules --json: %v\n%s", err, out)
-		}
-		for _, r := range rs.Rules {
-			if r.Exe == app.Exe {
-				rule = r
+	waitRule := func(want uint64, how string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		var last []byte
+		for {
+			out, err := exec.Command(ctl, "--bus", bus.Address, "rules", "--json").Output()
+			if err != nil {
+				t.Fatalf("chadthrottlectl rules: %v", err)
 			}
+			last = out
+			var rs struct{ Rules []api.Rule }
+			if err := json.Unmarshal(out, &rs); err != nil {
+				t.Fatalf("rules --json: %v\n%s", err, out)
+			}
+			for _, r := range rs.Rules {
+				got := r.Limit.Down
+				if !down {
+					got = r.Limit.Up
+				}
+				if r.Exe == app.Exe && r.UID == app.UID && got == want {
+					text, _ := exec.Command(ctl, "--bus", bus.Address, "rules").Output()
+					t.Logf("after %s, chadthrottlectl rules:\n%s", how, text)
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				screenshot(t, display, "error-no-rule")
+				t.Fatalf("no rule of %d B/s for %s (uid %d) after %s; rules: %s", want, app.Exe, app.UID, how, last)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if rule.Exe == "" && time.Now().After(deadline) {
-			screenshot(t, display, "error-no-rule")
-			t.Fatalf("no rule for %s after typing a limit in the GUI; rules: %s", app.Exe, out)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	text, _ := exec.Command(ctl, "--bus", bus.Address, "rules").Output()
-	t.Logf("chadthrottlectl rules:\n%s", text)
-	got := rule.Limit.Down
-	if !down {
-		got = rule.Limit.Up
-	}
-	if got != limit || rule.UID != app.UID {
-		t.Fatalf("rule %+v, want %d B/s for uid %d", rule, limit, app.UID)
-	}
+	waitRule(limit, "typing 1MB/s into the row")
 
 	// and it is enforced on the flow
 	time.Sleep(2 * time.Second)
@@ -241,8 +245,27 @@ func TestEndToEnd(t *testing.T) {
 	if rate < 0.7*limit || rate > 1.3*limit {
 		t.Errorf("limited flow runs at %.0f B/s, want about %d", rate, limit)
 	}
-	xdo(t, display, "key", "Escape")
 	xdo(t, display, append(at(150, 128), "click", "1")...) // select the row: details and graph
-	time.Sleep(4 * time.Second)
+	xdo(t, display, append(at(860, 30), "click", "1")...) // clear the filter
+	xdo(t, display, "key", "ctrl+a", "BackSpace")
+	time.Sleep(5 * time.Second)
 	screenshot(t, display, "2-limited")
+
+	// the tray: the flow's app is on top; its quick limit reaches the helper
+	root := item.waitFor(app.Name+" (limited)", 30*time.Second)
+	t.Logf("tray menu: %q", root.labels())
+	entry, _ := root.find(app.Name + " (limited)")
+	quick, ok := entry.find("5 MB/s")
+	if !ok {
+		t.Fatalf("no 5 MB/s in %q", entry.labels())
+	}
+	item.click(quick)
+	waitRule(5_000_000, "the tray's 5 MB/s")
+	time.Sleep(2 * time.Second)
+	rate = rateOver(t, load, 4*time.Second)
+	t.Logf("flow after the tray's 5 MB/s: %.0f B/s (%.3f)", rate, rate/5_000_000)
+	if rate < 0.7*5_000_000 || rate > 1.3*5_000_000 {
+		t.Errorf("flow at %.0f B/s after the tray's 5 MB/s", rate)
+	}
+	screenshot(t, display, "3-tray-limit")
 }

@@ -74,6 +74,121 @@ func (n menuNode) find(prefix string) (menuNode, bool) {
 	return menuNode{}, false
 }
 
+// trayHost is a private session bus with a StatusNotifierWatcher on it.
+type trayHost struct {
+	addr  string
+	conn  *dbus.Conn
+	items chan [2]string
+}
+
+func startTrayHost(t *testing.T) *trayHost {
+	t.Helper()
+	h := &trayHost{addr: startSessionBus(t)}
+	conn, err := dbus.Connect(h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	h.conn = conn
+	w := &watcher{items: make(chan [2]string, 4)}
+	h.items = w.items
+	if err := conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own the watcher name: %v %v", r, err)
+	}
+	return h
+}
+
+// trayItem is a registered StatusNotifierItem and its dbusmenu.
+type trayItem struct {
+	t    *testing.T
+	obj  dbus.BusObject
+	menu dbus.BusObject
+}
+
+// waitItem waits for g's item to register and finds its menu through the
+// item's Menu property.
+func (h *trayHost) waitItem(t *testing.T, g *guiProc) *trayItem {
+	t.Helper()
+	var item [2]string
+	select {
+	case item = <-h.items:
+	case <-g.exited:
+		t.Fatal("chadthrottle exited before registering a tray item")
+	case <-time.After(90 * time.Second):
+		t.Fatal("no StatusNotifierItem registered within 90 s")
+	}
+	service, path := item[0], item[1]
+	if !strings.HasPrefix(path, "/") { // some items register a bus name
+		service, path = path, "/StatusNotifierItem"
+	}
+	t.Logf("item registered: %s %s", service, path)
+	ti := &trayItem{t: t, obj: h.conn.Object(service, dbus.ObjectPath(path))}
+	menuPath, ok := ti.prop("Menu").Value().(dbus.ObjectPath)
+	if !ok || !menuPath.IsValid() {
+		t.Fatalf("Menu property = %v", ti.prop("Menu"))
+	}
+	ti.menu = h.conn.Object(service, menuPath)
+	return ti
+}
+
+func (ti *trayItem) prop(name string) dbus.Variant {
+	ti.t.Helper()
+	v, err := ti.obj.GetProperty("org.kde.StatusNotifierItem." + name)
+	if err != nil {
+		ti.t.Fatalf("read %s: %v", name, err)
+	}
+	return v
+}
+
+// layout reads the whole menu.
+func (ti *trayItem) layout() menuNode {
+	ti.t.Helper()
+	var rev uint32
+	var raw []any
+	call := ti.menu.Call("com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{})
+	if call.Err != nil {
+		ti.t.Fatalf("GetLayout: %v", call.Err)
+	}
+	if err := call.Store(&rev, &raw); err != nil {
+		ti.t.Fatalf("GetLayout reply: %v", err)
+	}
+	n, err := parseLayout(raw)
+	if err != nil {
+		ti.t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor reads the menu until it is complete (ends with Quit; items
+// arrive one by one while the menu is rebuilt) and has an entry starting
+// with prefix.
+func (ti *trayItem) waitFor(prefix string, d time.Duration) menuNode {
+	ti.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		root := ti.layout()
+		_, ok := root.find(prefix)
+		if n := len(root.Children); ok && n > 0 && root.Children[n-1].label() == "Quit" {
+			return root
+		}
+		if time.Now().After(deadline) {
+			ti.t.Fatalf("tray menu never listed %q: %q", prefix, root.labels())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// click sends a dbusmenu "clicked" event.
+func (ti *trayItem) click(n menuNode) {
+	ti.t.Helper()
+	if call := ti.menu.Call("com.canonical.dbusmenu.Event", 0, n.ID, "clicked", dbus.MakeVariant(""), uint32(0)); call.Err != nil {
+		ti.t.Fatalf("click %q: %v", n.label(), call.Err)
+	}
+}
+
 func (n menuNode) labels() []string {
 	var l []string
 	for _, c := range n.Children {
@@ -89,80 +204,14 @@ func (n menuNode) labels() []string {
 // the icon changes to the limits-active one, and Quit ends the program.
 func TestTray(t *testing.T) {
 	display := startXvfb(t)
-	busAddr := startSessionBus(t)
-	conn, err := dbus.Connect(busAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	w := &watcher{items: make(chan [2]string, 4)}
-	if err := conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("own the watcher name: %v %v", r, err)
-	}
-
+	host := startTrayHost(t)
 	callLog := filepath.Join(t.TempDir(), "calls.jsonl")
-	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + busAddr,
+	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr,
 		envSynthetic + "=30", envCallLog + "=" + callLog})
-
-	var item [2]string
-	select {
-	case item = <-w.items:
-	case <-g.exited:
-		t.Fatal("chadthrottle exited before registering a tray item")
-	case <-time.After(90 * time.Second):
-		t.Fatal("no StatusNotifierItem registered within 90 s")
-	}
-	service, path := item[0], item[1]
-	if !strings.HasPrefix(path, "/") { // some items register a bus name
-		service, path = path, "/StatusNotifierItem"
-	}
-	t.Logf("item registered: %s %s", service, path)
-	obj := conn.Object(service, dbus.ObjectPath(path))
-	prop := func(name string) dbus.Variant {
-		v, err := obj.GetProperty("org.kde.StatusNotifierItem." + name)
-		if err != nil {
-			t.Fatalf("read %s: %v", name, err)
-		}
-		return v
-	}
-	menuPath, ok := prop("Menu").Value().(dbus.ObjectPath)
-	if !ok || !menuPath.IsValid() {
-		t.Fatalf("Menu property = %v", prop("Menu"))
-	}
-	menu := conn.Object(service, menuPath)
-	layout := func() menuNode {
-		var rev uint32
-		var raw []any
-		call := menu.Call("com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{})
-		if call.Err != nil {
-			t.Fatalf("GetLayout: %v", call.Err)
-		}
-		if err := call.Store(&rev, &raw); err != nil {
-			t.Fatalf("GetLayout reply: %v", err)
-		}
-		n, err := parseLayout(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	item := host.waitItem(t, g)
 
 	// the menu fills once the first snapshot is in
-	var root menuNode
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		root = layout()
-		if _, ok := root.find("Firefox"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tray menu never listed the top app: %q", root.labels())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	root := item.waitFor("Firefox", 30*time.Second)
 	t.Logf("tray menu: %q", root.labels())
 	for _, want := range []string{"Open ChadThrottle", "Firefox", "Pause all limits", "Quit"} {
 		if _, ok := root.find(want); !ok {
@@ -177,13 +226,11 @@ func TestTray(t *testing.T) {
 	if !ok {
 		t.Fatal("no 1 MB/s quick limit")
 	}
-	iconBefore := fmt.Sprint(prop("IconPixmap").Value())
+	iconBefore := fmt.Sprint(item.prop("IconPixmap").Value())
+	item.click(quick)
 
-	if call := menu.Call("com.canonical.dbusmenu.Event", 0, quick.ID, "clicked", dbus.MakeVariant(""), uint32(0)); call.Err != nil {
-		t.Fatalf("click 1 MB/s: %v", call.Err)
-	}
 	var got gui.FakeCall
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for got.Method == "" {
 		if f, err := os.Open(callLog); err == nil {
 			sc := bufio.NewScanner(f)
@@ -205,7 +252,7 @@ func TestTray(t *testing.T) {
 
 	// limits active: the icon changes and the app shows as limited
 	deadline = time.Now().Add(20 * time.Second)
-	for fmt.Sprint(prop("IconPixmap").Value()) == iconBefore {
+	for fmt.Sprint(item.prop("IconPixmap").Value()) == iconBefore {
 		if time.Now().After(deadline) {
 			t.Fatal("tray icon did not change after a limit was set")
 		}
@@ -213,7 +260,7 @@ func TestTray(t *testing.T) {
 	}
 	deadline = time.Now().Add(20 * time.Second)
 	for {
-		f, _ := layout().find("Firefox")
+		f, _ := item.layout().find("Firefox")
 		if strings.Contains(f.label(), "(limited)") {
 			if c, _ := f.find("1 MB/s"); c.Props["toggle-state"].Value() != int32(1) {
 				t.Errorf("1 MB/s not checked: %v", c.Props)
@@ -226,11 +273,8 @@ func TestTray(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	quit, ok := layout().find("Quit")
-	if !ok {
-		t.Fatal("no Quit")
-	}
-	menu.Call("com.canonical.dbusmenu.Event", 0, quit.ID, "clicked", dbus.MakeVariant(""), uint32(0))
+	quit, _ := item.waitFor("Quit", 20*time.Second).find("Quit")
+	item.click(quit)
 	select {
 	case <-g.exited:
 	case <-time.After(20 * time.Second):
