@@ -107,6 +107,7 @@ func (d *decoder) decode(data []byte, origLen int, pkt *packet) bool {
 		}
 		src, _ := netip.AddrFromSlice(d.ip6.SrcIP)
 		dst, _ := netip.AddrFromSlice(d.ip6.DstIP)
+		src, dst = src.Unmap(), dst.Unmap() // never on a sane wire, but keep keys normalised
 		pkt.src, pkt.dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
 		pkt.proto = uint8(d.ip6.NextHeader)
 		hdrLen = len(d.ip6.Contents)

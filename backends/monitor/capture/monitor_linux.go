@@ -47,6 +47,7 @@ type Backend struct {
 	ifEpoch atomic.Uint64 // bumped to make the reader re-check interfaces
 	lastIf  time.Time
 	drops   atomic.Uint64
+	synRT   atomic.Bool // the SYN thread got real-time priority
 	// WatchErr says why the proc connector is not used (nil when it is);
 	// without it short-lived processes are found by /proc scans only.
 	WatchErr error
@@ -232,7 +233,11 @@ func (m *Backend) Stats() string {
 	if m.res == nil {
 		return ""
 	}
-	return m.res.stats.String()
+	rt := "no (normal priority)"
+	if m.synRT.Load() {
+		rt = "yes"
+	}
+	return m.res.stats.String() + "; SYN thread real-time: " + rt
 }
 
 // Drops returns how many packets the kernel dropped because the capture
@@ -317,6 +322,7 @@ func (m *Backend) synLoop() {
 	normal := &unix.SchedAttr{Policy: unix.SCHED_NORMAL, Nice: synNice}
 	unix.SchedSetAttr(tid, normal, 0)
 	isRT := unix.SchedSetAttr(tid, rt, 0) == nil
+	m.synRT.Store(isRT)
 	var window time.Time
 	var spent time.Duration
 	dec := newDecoder()

@@ -397,6 +397,46 @@ func TestInterfacesOption(t *testing.T) {
 	}
 }
 
+// TestRestart: Init after Cleanup works (the helper restarting its
+// monitor) and starts from zero.
+func TestRestart(t *testing.T) {
+	bed := testenv.NewBed(t)
+	bed.StartServer(bed.Peer, "sink", "[::]:5211", false)
+	m, err := New(backends.Options{NetNS: testenv.Path(bed.Local)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Cleanup()
+	for round := 0; round < 2; round++ {
+		if err := m.Init(); err != nil {
+			t.Fatalf("round %d: Init: %v", round, err)
+		}
+		l := bed.StartClient(bed.Local, "send", testenv.PeerIP+":5211", time.Second, 500*time.Millisecond, "-bytes", "2000000")
+		l.Wait()
+		time.Sleep(200 * time.Millisecond)
+		s, err := m.Update()
+		if err != nil {
+			t.Fatalf("round %d: Update: %v", round, err)
+		}
+		sent := total(l.Samples())
+		var got uint64
+		for _, p := range s.Processes {
+			if p.PID == l.PID {
+				got = p.TxBytes
+			}
+		}
+		if got != sent || s.Total.TxBytes < sent || s.Total.TxBytes > sent+sent/100 {
+			t.Errorf("round %d: attributed %d of %d B, total tx %d (counters must start from zero)", round, got, sent, s.Total.TxBytes)
+		}
+		if err := m.Cleanup(); err != nil {
+			t.Fatalf("round %d: Cleanup: %v", round, err)
+		}
+	}
+	if !strings.Contains(m.Stats(), "real-time: yes") {
+		t.Logf("stats: %s", m.Stats())
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	testenv.RequireRoot(t)
 	m, err := New(backends.Options{NetNS: "/nonexistent/netns"})
