@@ -221,10 +221,12 @@ func TestKill9WhileApplying(t *testing.T) {
 func kill9(t *testing.T, extra []string) {
 	bed := testenv.NewBed(t)
 	bus := bustest.StartBus(t)
-	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+	sink := bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
 	in := realInstance(t, bus, bed, extra...)
-	load := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 110*time.Second, 500*time.Millisecond)
+	load := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 120*time.Second, 500*time.Millisecond)
 	origin := cgroupOf(t, load.PID)
+	// The sink runs to the end and is placed by the ctload rule too.
+	sinkOrigin := cgroupOf(t, sink.Process.Pid)
 	ctload := testenv.Ctload(t)
 	c, err := client.Connect(bus.Address)
 	if err != nil {
@@ -235,7 +237,13 @@ func kill9(t *testing.T, extra []string) {
 
 	acked := map[string]api.Limit{} // rules the helper acknowledged
 	rng := rand.New(rand.NewSource(1))
-	var h *helperProc
+	// The ctload rule exists from the start, so every restart has one
+	// target to re-apply.
+	h := in.start(t)
+	if err := c.SetAppLimit(ctx, ctload, 0, api.Limit{Up: 500_000, Down: 2_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	h.stop(t, syscall.SIGTERM)
 	classes := 0
 	for i := 0; i < 20; i++ {
 		h = in.start(t)
@@ -324,7 +332,12 @@ func kill9(t *testing.T, extra []string) {
 	if k := readKernelState(t, bed, in); !k.empty() {
 		t.Errorf("kernel state after the final SIGTERM: %+v", k)
 	}
-	if cg := cgroupOf(t, load.PID); cg != origin {
+	if cg := cgroupOf(t, sink.Process.Pid); cg != sinkOrigin {
+		t.Errorf("the sink is in %s after the final SIGTERM, want %s", cg, sinkOrigin)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", load.PID)); err != nil {
+		t.Logf("the 120 s sender ended before the last check (slow machine); its cgroup is not checked")
+	} else if cg := cgroupOf(t, load.PID); cg != origin {
 		t.Errorf("the limited process is in %s after the final SIGTERM, want %s", cg, origin)
 	}
 }

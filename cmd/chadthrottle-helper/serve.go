@@ -108,6 +108,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			if err != nil {
 				return fmt.Errorf("engine: %w", err)
 			}
+			log.Info("engine stopped")
 			return nil
 		case <-idle:
 			if eng.Idle() && time.Since(srv.LastCall()) >= cfg.idleExit {
