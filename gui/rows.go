@@ -54,6 +54,8 @@ type appRow struct {
 	limDn  *limitControl
 	limUp  *limitControl
 	iconOf string
+	subRaw string  // caption before fitting
+	subW   float32 // width it was fitted to
 }
 
 // limitControl is a slider with an "unlimited" right end plus an entry
@@ -223,17 +225,22 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	if a.User != "" {
 		sub += " · " + a.User
 	}
-	if u.view.dupNames[a.Name] {
-		sub += " · " + a.Exe
-	}
 	if on {
 		sub += " · limited"
 		if u.status.Paused {
 			sub += " (paused)"
 		}
 	}
-	if r.sub.Text != sub {
-		r.sub.Text = sub
+	if u.view.dupNames[a.Name] {
+		sub += " · " + a.Exe
+	}
+	w := r.sub.Size().Width
+	if w < 50 {
+		w = 190
+	}
+	if sub != r.subRaw || w != r.subW { // measuring text costs; only on change
+		r.subRaw, r.subW = sub, w
+		r.sub.Text = fitText(sub, r.sub.TextSize, w)
 		r.sub.Refresh()
 	}
 	unit := u.settings.Unit
@@ -251,6 +258,25 @@ func setText(l *widget.Label, s string) {
 	if l.Text != s {
 		l.SetText(s)
 	}
+}
+
+// fitText shortens s with an ellipsis so it fits width at text size.
+func fitText(s string, size, width float32) string {
+	style := fyne.TextStyle{}
+	if fyne.MeasureText(s, size, style).Width <= width {
+		return s
+	}
+	r := []rune(s)
+	lo, hi := 0, len(r) // longest prefix that fits with "…"
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if fyne.MeasureText(string(r[:mid])+"…", size, style).Width <= width {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return string(r[:lo]) + "…"
 }
 
 // setCanvasText changes a text only when it differs (each change costs a
