@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/chadthrottle/chadthrottle/gui"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
@@ -219,7 +220,7 @@ func TestNamesMatchAPI(t *testing.T) {
 				t.Errorf(".desktop %s=%s, want %s", key, got, want)
 			}
 		}
-		tray := keyFile(t, readFile(t, srcOf(t, "/etc/xdg/autostart/"+AppID+"-tray.desktop")))["Desktop Entry"]
+		tray := keyFile(t, readFile(t, srcOf(t, "/etc/xdg/autostart/"+gui.AutostartFile)))["Desktop Entry"]
 		for key, want := range map[string]string{"Exec": "chadthrottle --hidden", "Icon": AppID} {
 			if got := one(t, tray, key); got != want {
 				t.Errorf("autostart %s=%s, want %s", key, got, want)

@@ -74,8 +74,10 @@ func Files() []File {
 		rel := fmt.Sprintf("%dx%d/apps/%s.png", n, n, AppID)
 		files = append(files, File{Src: "assets/icons/hicolor/" + rel, Dst: "/usr/share/icons/hicolor/" + rel, Mode: 0o644})
 	}
-	return append(files, File{Src: "packaging/desktop/" + AppID + "-tray.desktop",
-		Dst: "/etc/xdg/autostart/" + AppID + "-tray.desktop", Mode: 0o644, Config: true})
+	// The autostart entry has the name of the one the window's settings
+	// write to ~/.config/autostart, so that one overrides this one.
+	return append(files, File{Src: "packaging/autostart/" + AppID + ".desktop",
+		Dst: "/etc/xdg/autostart/" + AppID + ".desktop", Mode: 0o644, Config: true})
 }
 
 // InstallPath is where `make install` puts a file whose package path is

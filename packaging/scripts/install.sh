@@ -38,7 +38,7 @@ files=(
 	0644 packaging/desktop/io.github.chadthrottle.desktop "$PREFIX/share/applications/io.github.chadthrottle.desktop"
 	0644 packaging/metainfo/io.github.chadthrottle.metainfo.xml "$PREFIX/share/metainfo/io.github.chadthrottle.metainfo.xml"
 	0644 assets/icons/io.github.chadthrottle.svg "$PREFIX/share/icons/hicolor/scalable/apps/io.github.chadthrottle.svg"
-	0644 packaging/desktop/io.github.chadthrottle-tray.desktop "$SYSCONFDIR/xdg/autostart/io.github.chadthrottle-tray.desktop"
+	0644 packaging/autostart/io.github.chadthrottle.desktop "$SYSCONFDIR/xdg/autostart/io.github.chadthrottle.desktop"
 )
 for n in "${sizes[@]}"; do
 	files+=(0644 "assets/icons/hicolor/${n}x${n}/apps/io.github.chadthrottle.png" "$PREFIX/share/icons/hicolor/${n}x${n}/apps/io.github.chadthrottle.png")
