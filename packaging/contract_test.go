@@ -254,6 +254,10 @@ func TestNamesMatchAPI(t *testing.T) {
 		if len(c.Screenshots) == 0 || c.Screenshots[0].Caption == "" || !strings.HasSuffix(c.Screenshots[0].Image, "/docs/screenshot.png") {
 			t.Errorf("screenshots %+v: want one with a caption showing docs/screenshot.png", c.Screenshots)
 		}
+		// the URL points at the repository's main branch: the file must be there
+		if _, err := os.Stat(filepath.Join(repoRoot(t), "docs", "screenshot.png")); err != nil {
+			t.Errorf("the metainfo's screenshot is missing from the tree: %v", err)
+		}
 	})
 
 	// Every product name in every packaging file is one helper/api or this
