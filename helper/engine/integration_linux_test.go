@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -17,9 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/monitor/capture"
+	"github.com/chadthrottle/chadthrottle/backends/procnet"
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 	"github.com/chadthrottle/chadthrottle/backends/throttle/tc"
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -367,4 +371,59 @@ func TestRealRuleLimitsNewSender(t *testing.T) {
 		t.Errorf("sender still slow after the rule was removed: %.0f B/s", free)
 	}
 	load.Cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// TestExecEventsFromAnotherNetns: the proc connector answers only in the
+// initial network namespace; a helper running in another one (as the
+// helper's own tests do) still gets exec events.
+func TestExecEventsFromAnotherNetns(t *testing.T) {
+	testenv.RequireRoot(t)
+	ns := testenv.UniqueName("ctw")
+	testenv.Run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { testenv.Output("ip", "netns", "del", ns) })
+	got := make(chan int, 1024)
+	stop := make(chan struct{})
+	defer close(stop)
+	err := func() error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer orig.Close()
+		h, err := netns.GetFromPath(testenv.Path(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			t.Fatal(err)
+		}
+		defer netns.Set(orig)
+		if _, err := procnet.WatchProcesses(); err == nil {
+			t.Log("the proc connector answered inside a network namespace")
+		}
+		return watchExecs(func(pid int) {
+			select {
+			case got <- pid:
+			default:
+			}
+		}, stop)
+	}()
+	if err != nil {
+		t.Fatalf("watchExecs from a non-initial network namespace: %v", err)
+	}
+	cmd := startProc(t, "/bin/sh", "-c", "exec sleep 5")
+	deadline := time.After(3 * time.Second)
+	for {
+		select {
+		case pid := <-got:
+			if pid == cmd.Process.Pid {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no exec event for process %d within 3 s", cmd.Process.Pid)
+		}
+	}
 }
