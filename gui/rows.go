@@ -234,7 +234,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	if u.view.dupNames[a.Name] {
 		sub += " · " + a.Exe
 	}
-	w := r.sub.Size().Width
+	w := r.name.Size().Width - 2*theme.InnerPadding() // the name column
 	if w < 50 {
 		w = 190
 	}
