@@ -86,74 +86,128 @@ func newBackend(bus string) (gui.Backend, func(), error) {
 		}
 		return f, func() {}, nil
 	}
-	c, err := client.Connect(bus)
+	h := &helperBackend{bus: bus}
+	if _, err := h.get(); err != nil {
+		fmt.Fprintln(os.Stderr, "chadthrottle:", err) // the window says so too, and retries
+	}
+	return h, h.close, nil
+}
+
+// helperBackend adapts *client.Client to gui.Backend: it translates the
+// client's errors into the gui's and (re)connects to the bus when needed,
+// so the window starts and recovers even when the bus is not there yet.
+type helperBackend struct {
+	bus      string
+	mu       sync.Mutex
+	c        *client.Client
+	changed  []func()
+	presence []func(bool)
+}
+
+// get returns a connected client, connecting first if needed.
+func (h *helperBackend) get() (*client.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.c != nil && h.c.Conn().Connected() {
+		return h.c, nil
+	}
+	if h.c != nil {
+		h.c.Close()
+		h.c = nil
+	}
+	c, err := client.Connect(h.bus)
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("%w: %w", gui.ErrHelperMissing, err)
 	}
-	return helperBackend{c}, func() { c.Close() }, nil
-}
-
-// helperBackend adapts *client.Client to gui.Backend, translating the
-// client's errors into the gui's.
-type helperBackend struct{ c *client.Client }
-
-func wrap(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, client.ErrHelperMissing):
-		return fmt.Errorf("%w: %w", gui.ErrHelperMissing, err)
-	case errors.Is(err, client.ErrNotAuthorized):
-		return fmt.Errorf("%w: %w", gui.ErrNotAuthorized, err)
-	case errors.Is(err, client.ErrUnavailable):
-		return fmt.Errorf("%w: %w", gui.ErrUnavailable, err)
+	for _, fn := range h.changed {
+		c.OnLimitsChanged(fn)
 	}
-	return err
+	for _, fn := range h.presence {
+		c.OnHelperPresence(fn)
+	}
+	h.c = c
+	return c, nil
 }
 
-func (h helperBackend) Status(ctx context.Context) (api.Status, error) {
-	s, err := h.c.Status(ctx)
-	return s, wrap(err)
+func (h *helperBackend) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.c != nil {
+		h.c.Close()
+	}
 }
 
-func (h helperBackend) Permissions(ctx context.Context) (api.Permissions, error) {
-	p, err := h.c.Permissions(ctx)
-	return p, wrap(err)
+// do runs f with a connected client and translates its error.
+func (h *helperBackend) do(f func(c *client.Client) error) error {
+	c, err := h.get()
+	if err != nil {
+		return err
+	}
+	return wrap(f(c))
 }
 
-func (h helperBackend) Apps(ctx context.Context) (api.Snapshot, error) {
-	s, err := h.c.Apps(ctx)
-	return s, wrap(err)
+func (h *helperBackend) Status(ctx context.Context) (s api.Status, err error) {
+	err = h.do(func(c *client.Client) (err error) { s, err = c.Status(ctx); return })
+	return
 }
 
-func (h helperBackend) AppDetails(ctx context.Context, appID string) (api.AppDetails, error) {
-	d, err := h.c.AppDetails(ctx, appID)
-	return d, wrap(err)
+func (h *helperBackend) Permissions(ctx context.Context) (p api.Permissions, err error) {
+	err = h.do(func(c *client.Client) (err error) { p, err = c.Permissions(ctx); return })
+	return
 }
 
-func (h helperBackend) SetAppLimit(ctx context.Context, exe string, uid uint32, l api.Limit) error {
-	return wrap(h.c.SetAppLimit(ctx, exe, uid, l))
+func (h *helperBackend) Apps(ctx context.Context) (s api.Snapshot, err error) {
+	err = h.do(func(c *client.Client) (err error) { s, err = c.Apps(ctx); return })
+	return
 }
 
-func (h helperBackend) RemoveAppLimit(ctx context.Context, exe string, uid uint32) error {
-	return wrap(h.c.RemoveAppLimit(ctx, exe, uid))
+func (h *helperBackend) AppDetails(ctx context.Context, appID string) (d api.AppDetails, err error) {
+	err = h.do(func(c *client.Client) (err error) { d, err = c.AppDetails(ctx, appID); return })
+	return
 }
 
-func (h helperBackend) SetProcessLimit(ctx context.Context, pid int32, l api.Limit) error {
-	return wrap(h.c.SetProcessLimit(ctx, pid, l))
+func (h *helperBackend) SetAppLimit(ctx context.Context, exe string, uid uint32, l api.Limit) error {
+	return h.do(func(c *client.Client) error { return c.SetAppLimit(ctx, exe, uid, l) })
 }
 
-func (h helperBackend) RemoveProcessLimit(ctx context.Context, pid int32) error {
-	return wrap(h.c.RemoveProcessLimit(ctx, pid))
+func (h *helperBackend) RemoveAppLimit(ctx context.Context, exe string, uid uint32) error {
+	return h.do(func(c *client.Client) error { return c.RemoveAppLimit(ctx, exe, uid) })
 }
 
-func (h helperBackend) SetPaused(ctx context.Context, paused bool) error {
-	return wrap(h.c.SetPaused(ctx, paused))
+func (h *helperBackend) SetProcessLimit(ctx context.Context, pid int32, l api.Limit) error {
+	return h.do(func(c *client.Client) error { return c.SetProcessLimit(ctx, pid, l) })
 }
 
-func (h helperBackend) OnLimitsChanged(fn func()) func() { return h.c.OnLimitsChanged(fn) }
+func (h *helperBackend) RemoveProcessLimit(ctx context.Context, pid int32) error {
+	return h.do(func(c *client.Client) error { return c.RemoveProcessLimit(ctx, pid) })
+}
 
-func (h helperBackend) OnHelperPresence(fn func(bool)) func() { return h.c.OnHelperPresence(fn) }
+func (h *helperBackend) SetPaused(ctx context.Context, paused bool) error {
+	return h.do(func(c *client.Client) error { return c.SetPaused(ctx, paused) })
+}
+
+// OnLimitsChanged subscribes fn now and on every reconnection; the window
+// subscribes once for its lifetime, so cancel only stops the current one.
+func (h *helperBackend) OnLimitsChanged(fn func()) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.changed = append(h.changed, fn)
+	if h.c != nil {
+		return h.c.OnLimitsChanged(fn)
+	}
+	return func() {}
+}
+
+// OnHelperPresence subscribes fn now and on every reconnection.
+func (h *helperBackend) OnHelperPresence(fn func(bool)) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.presence = append(h.presence, fn)
+	if h.c != nil {
+		return h.c.OnHelperPresence(fn)
+	}
+	return func() {}
+}
 
 // trayAvailable reports whether a StatusNotifierWatcher (tray host) owns
 // its name on the session bus; the answer is cached for a few seconds.
@@ -181,3 +235,18 @@ var trayAvailable = func() func() bool {
 		return ok
 	}
 }()
+
+// wrap marks the client's errors with the gui's sentinels.
+func wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, client.ErrHelperMissing):
+		return fmt.Errorf("%w: %w", gui.ErrHelperMissing, err)
+	case errors.Is(err, client.ErrNotAuthorized):
+		return fmt.Errorf("%w: %w", gui.ErrNotAuthorized, err)
+	case errors.Is(err, client.ErrUnavailable):
+		return fmt.Errorf("%w: %w", gui.ErrUnavailable, err)
+	}
+	return err
+}
