@@ -77,8 +77,8 @@ func countFDs(t *testing.T) int {
 	return len(es)
 }
 
-// 1,000 limit/unlimit cycles over the bus (with the auto-selected
-// backends; 300 with tc) leave no growth in fds,
+// 1,000 limit/unlimit cycles over the bus (auto-selected backends, then
+// tc) leave no growth in fds,
 // goroutines, cgroups or tc classes.
 func TestLimitUnlimitCycles(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -88,9 +88,7 @@ func TestLimitUnlimitCycles(t *testing.T) {
 		cycles int
 	}{
 		{"auto", config{}, 1000},
-		// tc installs and removes its qdiscs with the first and last limit
-		// (~80 ms a cycle here): fewer cycles keep the package in budget.
-		{"tc", config{monitor: "auto", upload: "tc_htb", download: "ifb_tc"}, 300},
+		{"tc", config{monitor: "auto", upload: "tc_htb", download: "ifb_tc"}, 1000},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			bed := testenv.NewBed(t)
@@ -101,6 +99,19 @@ func TestLimitUnlimitCycles(t *testing.T) {
 			_, c := inProcess(t, bus, bed, &cfg)
 			in := &instance{tag: cfg.tag}
 			ctx := context.Background()
+			// An anchor limit stays in place throughout, so the cycles add
+			// and remove one target's kernel objects (cgroup, classes, map
+			// entries) beside a live one instead of building the whole
+			// shaping tree each time.
+			anchor := bed.Command(bed.Local, "sleep", "300")
+			if err := anchor.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { anchor.Process.Kill(); anchor.Wait() })
+			time.Sleep(400 * time.Millisecond)
+			if err := c.SetProcessLimit(ctx, int32(anchor.Process.Pid), api.Limit{Up: 10_000_000, Down: 10_000_000}); err != nil {
+				t.Fatalf("anchor limit: %v", err)
+			}
 			cycle := func(i int) {
 				if err := c.SetProcessLimit(ctx, int32(load.PID), api.Limit{Up: uint64(1_000_000 + i), Down: uint64(2_000_000 + i)}); err != nil {
 					t.Fatalf("cycle %d: set: %v", i, err)
@@ -123,8 +134,8 @@ func TestLimitUnlimitCycles(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			runtime.GC()
 			fds1, gr1, cl1 := countFDs(t), runtime.NumGoroutine(), countClasses(t, bed)
-			cgs := len(readKernelState(t, bed, in).Cgroups) + cgroupChildren(t, bed, load.PID)
-			t.Logf("%d cycles in %v: fds %d→%d, goroutines %d→%d, tc classes %d→%d, target cgroups now %d",
+			cgs := len(readKernelState(t, bed, in).Cgroups) - 1 + cgroupChildren(t, bed, load.PID) // minus the anchor
+			t.Logf("%d cycles in %v: fds %d→%d, goroutines %d→%d, tc classes %d→%d, cycled target cgroups left %d",
 				v.cycles, took.Round(time.Millisecond), fds0, fds1, gr0, gr1, cl0, cl1, cgs)
 			if fds1 > fds0+3 {
 				t.Errorf("fds grew from %d to %d", fds0, fds1)
