@@ -47,7 +47,7 @@ func TestRPM(t *testing.T) {
 	}
 
 	scripts := query("--scripts")
-	for _, s := range []string{"packaging/scripts/prerm.sh", "packaging/scripts/postinst.sh", "packaging/scripts/postrm.sh"} {
+	for _, s := range []string{"packaging/scripts/prerm.sh", "packaging/scripts/postinst.sh", "packaging/scripts/postrm.sh", "packaging/scripts/posttrans.sh"} {
 		b, err := os.ReadFile(filepath.Join(repoRoot(t), s))
 		if err != nil {
 			t.Fatal(err)

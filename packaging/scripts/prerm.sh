@@ -9,7 +9,18 @@ set -e
 # (install.sh --uninstall sets CHADTHROTTLE_HELPER for PREFIX installs)
 helper=${CHADTHROTTLE_HELPER:-/usr/libexec/chadthrottle/chadthrottle-helper}
 
+# On upgrade, postinst starts the new helper again if one ran (so its rules
+# apply again at once); this file tells it so.
+restart_mark() {
+	case "$1" in
+	upgrade | 1) mkdir -p /run/chadthrottle && : >/run/chadthrottle/restart-after-upgrade ;;
+	esac
+}
+
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	if systemctl is-active --quiet chadthrottle-helper.service 2>/dev/null; then
+		restart_mark "${1:-}"
+	fi
 	systemctl stop chadthrottle-helper.service >/dev/null 2>&1 || true
 fi
 
@@ -23,6 +34,7 @@ if command -v dbus-send >/dev/null 2>&1; then
 	'' | *[!0-9]*) ;;
 	*)
 		if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$helper" ]; then
+			restart_mark "${1:-}"
 			kill -TERM "$pid" 2>/dev/null || true
 			i=0
 			# running until it exits (a zombie has exited: its parent,
