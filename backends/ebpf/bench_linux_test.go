@@ -8,10 +8,12 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +86,7 @@ func benchThrottle(t *testing.T) {
 		})})
 	}
 	fmt.Printf("\n== Throttle accuracy: payload goodput ÷ limit (target 0.97–1.03); (per-second spread, CV) ==\n")
+	fmt.Printf("   machine load: %s", loadavg())
 	fmt.Printf("%-9s %-12s", "direction", "backend")
 	for _, r := range benchRates {
 		fmt.Printf(" %18s", r.name)
@@ -218,7 +221,9 @@ type monitorRun struct {
 	bytes func() map[int]uint64
 	cpu   func() time.Duration
 	bpf   func() time.Duration // the part of cpu spent in BPF programs (ebpf only)
-	stop  func()
+	// update is the part spent in Update calls (in-process monitors)
+	update func() time.Duration
+	stop   func()
 }
 
 func benchMonitors(t *testing.T) {
@@ -234,7 +239,9 @@ func benchMonitors(t *testing.T) {
 		shortShare float64
 		cpuPerGB   float64
 		bpfPerGB   float64
+		updPerGB   float64
 		throughput float64
+		q1, q3     float64 // quartiles of the per-round throughput ratios
 		err        error
 	}
 	var results []result
@@ -281,26 +288,27 @@ func benchMonitors(t *testing.T) {
 			// Rates come from ctload's own clock and counts (its reports),
 			// so a busy machine delaying this process's reads of them does
 			// not skew the windows.
-			l = bed.StartClient(bed.Local, "send", addr, 60*time.Second, 100*time.Millisecond)
+			l = bed.StartClient(bed.Local, "send", addr, 90*time.Second, 100*time.Millisecond)
 			t0 := time.Now()
 			at := func() float64 { return time.Since(t0).Seconds() }
 			time.Sleep(1500 * time.Millisecond)
 			type window struct{ offFrom, offTo, onFrom, onTo float64 }
 			var windows []window
-			var cpu, bpf time.Duration
-			for round := 0; round < 6; round++ {
+			var cpu, bpf, upd time.Duration
+			for round := 0; round < 10; round++ {
 				var w window
 				w.offFrom = at()
-				time.Sleep(1500 * time.Millisecond)
+				time.Sleep(time.Second)
 				w.offTo = at()
 				run := m.start(t, bed)
-				time.Sleep(time.Second)
-				c0, k0 := run.cpu(), run.bpf()
+				time.Sleep(500 * time.Millisecond)
+				c0, k0, u0 := run.cpu(), run.bpf(), run.update()
 				w.onFrom = at()
-				time.Sleep(1500 * time.Millisecond)
+				time.Sleep(time.Second)
 				w.onTo = at()
 				cpu += run.cpu() - c0
 				bpf += run.bpf() - k0
+				upd += run.update() - u0
 				run.stop()
 				windows = append(windows, w)
 				time.Sleep(500 * time.Millisecond)
@@ -319,23 +327,34 @@ func benchMonitors(t *testing.T) {
 			}
 			r.cpuPerGB = cpu.Seconds() / (bytes / 1e9)
 			r.bpfPerGB = bpf.Seconds() / (bytes / 1e9)
+			r.updPerGB = upd.Seconds() / (bytes / 1e9)
 			r.throughput = median(ratios)
+			sort.Float64s(ratios)
+			r.q1, r.q3 = ratios[len(ratios)/4], ratios[len(ratios)*3/4]
 		})
 		results = append(results, r)
 	}
 	fmt.Printf("\n== Monitors on the same traffic (targets: ≥ 99.5 %% of bytes, 40/40 short, ≤ 0.01 CPU·s/GB, ≥ 97 %% throughput) ==\n")
-	fmt.Printf("%-8s %12s %12s %12s %14s %14s %14s\n", "monitor", "long flow", "short seen", "short bytes", "CPU·s/GB", "(BPF part)", "throughput")
+	fmt.Printf("%-8s %11s %11s %12s %10s %11s %11s %11s %14s\n", "monitor", "long flow", "short seen", "short bytes", "CPU·s/GB", "(BPF part)", "(Update)", "throughput", "(quartiles)")
 	for _, r := range results {
 		if r.err != nil {
 			fmt.Printf("%-8s error: %v\n", r.name, r.err)
 			continue
 		}
-		fmt.Printf("%-8s %11.2f%% %9d/40 %11.2f%% %14.4f %14.4f %13.1f%%\n", r.name, r.longShare*100, r.shortSeen, r.shortShare*100, r.cpuPerGB, r.bpfPerGB, r.throughput*100)
+		fmt.Printf("%-8s %10.2f%% %8d/40 %11.2f%% %10.4f %11.4f %11.4f %10.1f%% %6.0f%%–%4.0f%%\n", r.name, r.longShare*100, r.shortSeen, r.shortShare*100, r.cpuPerGB, r.bpfPerGB, r.updPerGB, r.throughput*100, r.q1*100, r.q3*100)
 	}
 	fmt.Println("  bytes: attributed ÷ payload the processes moved (ebpf counts payload; capture and nethogs count")
 	fmt.Println("  packet bytes, so a share above 100 % is header overhead). CPU: ebpf = BPF program run time")
-	fmt.Println("  (kernel bpf_stats) + helper-side CPU; capture = helper-side CPU; nethogs = its process CPU.")
-	fmt.Println("  throughput = unthrottled flow with the monitor on ÷ off: median of 6 rounds of 1.5 s off, 1.5 s on.")
+	fmt.Println("  (kernel bpf_stats) + this whole test process's CPU; capture = this process's CPU; nethogs = its")
+	fmt.Println("  process CPU. (Update) = CPU of the once-a-second Update calls alone, on their own OS thread.")
+	fmt.Println("  throughput = unthrottled flow with the monitor on ÷ off: median (and quartiles) of 10 rounds of")
+	fmt.Println("  1 s off, 1 s on, rates from ctload's own reports.")
+	fmt.Printf("  machine load during the bench: %s", loadavg())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return string(b)
 }
 
 func median(xs []float64) float64 {
@@ -367,12 +386,19 @@ func inProcess(d *backends.Descriptor[backends.MonitorBackend]) func(t *testing.
 		got := map[int]uint64{}
 		done := make(chan struct{})
 		stopped := make(chan struct{})
+		var updateCPU atomic.Int64 // ns of thread CPU spent in Update
 		go func() {
 			defer close(stopped)
+			// The loop owns its OS thread, so the thread's CPU time is the
+			// cost of the Update calls.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for {
+				c0 := threadCPU()
 				s, err := m.Update()
+				updateCPU.Add(int64(threadCPU() - c0))
 				if err == nil {
 					mu.Lock()
 					for _, p := range s.Processes {
@@ -434,7 +460,8 @@ func inProcess(d *backends.Descriptor[backends.MonitorBackend]) func(t *testing.
 				}
 				return 0
 			},
-			stop: stop,
+			update: func() time.Duration { return time.Duration(updateCPU.Load()) },
+			stop:   stop,
 		}
 	}
 }
@@ -455,6 +482,12 @@ func (m *monitorBackend) bpfRuntime() time.Duration {
 		}
 	}
 	return d
+}
+
+func threadCPU() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_THREAD, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func selfCPU() time.Duration {
@@ -523,9 +556,10 @@ func nethogs(t *testing.T, bed *testenv.Bed) monitorRun {
 			}
 			return out
 		},
-		cpu:  func() time.Duration { return procCPU(cmd.Process.Pid) },
-		bpf:  func() time.Duration { return 0 },
-		stop: stop,
+		cpu:    func() time.Duration { return procCPU(cmd.Process.Pid) },
+		bpf:    func() time.Duration { return 0 },
+		update: func() time.Duration { return 0 },
+		stop:   stop,
 	}
 }
 

@@ -248,8 +248,9 @@ func (m *monitorBackend) Cleanup() error {
 }
 
 type delta struct {
-	key monitorConnKey
-	c   backends.Counters
+	key  monitorConnKey // identity: the cookie alone for TCP
+	addr monitorConnKey // addresses, for Conns and lookups
+	c    backends.Counters
 }
 
 // Update reads the kernel's counters, attributes what changed since the
@@ -286,7 +287,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	var deltas []delta
 	var stale []monitorConnKey
 	seen := make(map[monitorConnKey]bool, len(m.mirror))
-	visit := func(k monitorConnKey, perCPU []monitorConnVal) {
+	visit := func(k, addr monitorConnKey, perCPU []monitorConnVal) {
 		seen[k] = true
 		var v monitorConnVal
 		for _, c := range perCPU {
@@ -307,7 +308,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 			m.mirror[k] = mirrored{val: v, changed: now}
 		}
 		if d != (backends.Counters{}) {
-			deltas = append(deltas, delta{k, d})
+			deltas = append(deltas, delta{k, addr, d})
 			return
 		}
 		if now.Sub(m.mirror[k].changed) <= connIdle {
@@ -329,11 +330,11 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	var perCPU []monitorConnVal
 	it = m.objs.TcpConns.Iterate()
 	for it.Next(&ck, &perCPU) {
-		k, ok := tuples[ck]
-		if !ok {
-			k = monitorConnKey{Cookie: ck, Proto: 6} // addresses evicted
+		addr, ok := tuples[ck]
+		if !ok && m.objs.TcpTuples.Lookup(ck, &addr) != nil {
+			addr = monitorConnKey{Cookie: ck, Proto: 6} // addresses evicted
 		}
-		visit(k, perCPU)
+		visit(monitorConnKey{Cookie: ck, Proto: 6}, addr, perCPU)
 	}
 	if err := it.Err(); err != nil {
 		return backends.Snapshot{}, fmt.Errorf("read connection counters: %w", err)
@@ -341,7 +342,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 	var k monitorConnKey
 	it = m.objs.UdpConns.Iterate()
 	for it.Next(&k, &perCPU) {
-		visit(k, perCPU)
+		visit(k, k, perCPU)
 	}
 	if err := it.Err(); err != nil {
 		return backends.Snapshot{}, fmt.Errorf("read connection counters: %w", err)
@@ -360,7 +361,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 			continue
 		}
 		if _, ok := m.resolved[d.key.Cookie]; !ok {
-			unresolved = append(unresolved, d.key)
+			unresolved = append(unresolved, d.addr)
 		}
 	}
 	if len(unresolved) > 0 && now.Sub(m.lastScan) >= resolveEvery {
@@ -388,7 +389,7 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 		active[pid] = true
 		cs := p.conns[d.key]
 		if cs == nil {
-			cs = &connState{conn: connOf(d.key)}
+			cs = &connState{conn: connOf(d.addr)}
 			p.conns[d.key] = cs
 		}
 		cs.conn.Counters.Add(d.c)
