@@ -246,7 +246,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("limited flow runs at %.0f B/s, want about %d", rate, limit)
 	}
 	xdo(t, display, append(at(150, 128), "click", "1")...) // select the row: details and graph
-	xdo(t, display, append(at(860, 30), "click", "1")...) // clear the filter
+	xdo(t, display, append(at(860, 30), "click", "1")...)  // clear the filter
 	xdo(t, display, "key", "ctrl+a", "BackSpace")
 	time.Sleep(5 * time.Second)
 	screenshot(t, display, "2-limited")
