@@ -45,6 +45,12 @@ func TestScreens(t *testing.T) {
 	fx.poll()
 	save("connected")
 
+	fx.app.Settings().SetTheme(theme.LightTheme()) //nolint:staticcheck // the light variant, as a desktop in light mode gives it
+	fx.poll()
+	save("connected-light")
+	fx.app.Settings().SetTheme(theme.DefaultTheme())
+	fx.poll()
+
 	fx.ui.showSettings()
 	save("settings")
 	fx.ui.win.Canvas().Overlays().Top().Hide()
