@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/rules"
 )
 
@@ -71,6 +74,47 @@ func FuzzParseExe(f *testing.F) {
 		}
 		if verr := rules.ValidateExe(got); verr != nil {
 			t.Fatalf("parseExe(%q) = %q, which is invalid: %v", exe, got, verr)
+		}
+	})
+}
+
+// FuzzLimitCalls drives the engine's limit methods with arbitrary
+// arguments: they never panic, every error wraps one of the documented
+// kinds, and whatever was accepted can be read back and removed.
+func FuzzLimitCalls(f *testing.F) {
+	f.Add("/usr/lib/firefox/firefox", uint32(1000), 100, uint64(1000), uint64(0), "all")
+	b := newBench(f, firefoxProcs)
+	f.Fuzz(func(t *testing.T, exe string, uid uint32, pid int, down, up uint64, traffic string) {
+		l := api.Limit{Down: down, Up: up, Traffic: traffic}
+		known := func(err error) bool {
+			return err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) ||
+				errors.Is(err, backends.ErrDownloadUnavailable)
+		}
+		if err := b.e.SetAppLimit(exe, uid, l); !known(err) {
+			t.Fatalf("SetAppLimit(%q, %d, %+v): undocumented error %v", exe, uid, l, err)
+		} else if err == nil && (down != 0 || up != 0) {
+			if len(b.e.Rules()) == 0 {
+				t.Fatalf("SetAppLimit(%q) succeeded but no rule is listed", exe)
+			}
+			if err := b.e.RemoveAppLimit(exe, uid); err != nil {
+				t.Fatalf("RemoveAppLimit after a successful SetAppLimit(%q, %d): %v", exe, uid, err)
+			}
+		}
+		if err := b.e.SetProcessLimit(pid, l); !known(err) {
+			t.Fatalf("SetProcessLimit(%d, %+v): undocumented error %v", pid, l, err)
+		} else if err == nil && (down != 0 || up != 0) {
+			if err := b.e.RemoveProcessLimit(pid); err != nil {
+				t.Fatalf("RemoveProcessLimit after a successful SetProcessLimit(%d): %v", pid, err)
+			}
+		}
+		if _, err := b.e.ProcessUID(pid); !known(err) {
+			t.Fatalf("ProcessUID(%d): undocumented error %v", pid, err)
+		}
+		if _, err := b.e.AppDetails(exe); !known(err) {
+			t.Fatalf("AppDetails(%q): undocumented error %v", exe, err)
+		}
+		if len(b.e.Rules()) != 0 || len(b.mgr.Targets()) != 0 {
+			t.Fatalf("state left behind: rules %v targets %v", b.e.Rules(), b.mgr.Targets())
 		}
 	})
 }
