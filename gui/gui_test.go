@@ -750,3 +750,73 @@ func (fx *fixture) waitFor(cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// dialogParts finds the entries and the confirm button of the top dialog.
+func (fx *fixture) dialogParts(confirm string) ([]*widget.Entry, *widget.Button) {
+	fx.t.Helper()
+	top := fx.ui.win.Canvas().Overlays().Top()
+	if top == nil {
+		fx.t.Fatal("no dialog open")
+	}
+	var entries []*widget.Entry
+	var btn *widget.Button
+	for _, o := range test.LaidOutObjects(top) {
+		switch w := o.(type) {
+		case *widget.Entry:
+			entries = append(entries, w)
+		case *widget.Button:
+			if w.Text == confirm {
+				btn = w
+			}
+		}
+	}
+	if btn == nil {
+		fx.t.Fatalf("dialog has no %q button", confirm)
+	}
+	return entries, btn
+}
+
+func TestLimitDialogs(t *testing.T) {
+	fx := newFixture(t, testApps())
+	// tray "Custom…" for Steam: both directions at once
+	fx.ui.showLimitDialog(testApps()[0])
+	entries, set := fx.dialogParts("Set limit")
+	if len(entries) != 2 {
+		t.Fatalf("custom limit dialog has %d entries", len(entries))
+	}
+	test.Type(entries[0], "2MB/s")
+	test.Type(entries[1], "64")
+	test.Tap(set)
+	c, ok := fx.waitCall()
+	if !ok || c.Method != "SetAppLimit" || c.Exe != "/usr/bin/steam" || c.Limit != (api.Limit{Down: 2_000_000, Up: 64_000, Traffic: api.TrafficAll}) {
+		t.Fatalf("custom limit: %+v (ok %v)", c, ok)
+	}
+
+	// a process of the selected app
+	fx.fake.SetDetails(api.AppDetails{App: testApps()[1], Processes: []api.Process{{PID: 21, Comm: "firefox"}, {PID: 22, Comm: "Web Content"}}})
+	fx.ui.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
+	fx.poll()
+	fx.ui.det.procs.Select(widget.TableCellID{Row: 1, Col: 0})
+	if fx.ui.det.selPID != 22 || fx.ui.det.limBtn.Disabled() {
+		t.Fatalf("process selection: pid %d, button disabled %v", fx.ui.det.selPID, fx.ui.det.limBtn.Disabled())
+	}
+	test.Tap(fx.ui.det.limBtn)
+	entries, set = fx.dialogParts("Set limit")
+	test.Type(entries[1], "1.5MB/s")
+	test.Tap(set)
+	c, ok = fx.waitCall()
+	if !ok || c.Method != "SetProcessLimit" || c.PID != 22 || c.Limit.Up != 1_500_000 || c.Limit.Down != 0 {
+		t.Fatalf("process limit: %+v (ok %v)", c, ok)
+	}
+
+	// bad input in the dialog: an error, no call
+	fx.ui.showLimitDialog(testApps()[2])
+	entries, set = fx.dialogParts("Set limit")
+	test.Type(entries[0], "lots")
+	test.Tap(set)
+	fx.drain()
+	time.Sleep(100 * time.Millisecond)
+	if n := len(fx.fake.Calls()); n != 2 {
+		t.Errorf("bad dialog input made a call: %+v", fx.fake.Calls())
+	}
+}
