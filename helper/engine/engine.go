@@ -163,10 +163,15 @@ func New(cfg Config) (*Engine, error) {
 		e.lim.rules[appKey{r.UID, r.Exe}] = r
 	}
 	e.stateMu.Lock()
-	if err := e.scanLocked(true); err != nil {
-		e.logf("engine: %v", err)
-	}
+	err := e.scanLocked(true)
 	e.stateMu.Unlock()
+	if err != nil {
+		_ = e.mgr.Cleanup()
+		if e.monitor != nil {
+			_ = e.monitor.Cleanup()
+		}
+		return nil, fmt.Errorf("read processes from %s: %w", cfg.ProcRoot, err)
+	}
 	e.limMu.Lock()
 	e.reconcileLocked()
 	e.publishLimitsLocked()
@@ -178,6 +183,7 @@ func New(cfg Config) (*Engine, error) {
 // Run samples until ctx is done: /proc every ScanInterval (new processes of
 // an app with a rule join its limit at once), the monitor every
 // SampleInterval. It returns nil when ctx is done or the engine is closed.
+// Call it once.
 func (e *Engine) Run(ctx context.Context) error {
 	scan := time.NewTicker(ScanInterval)
 	defer scan.Stop()

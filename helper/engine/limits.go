@@ -604,7 +604,11 @@ func (e *Engine) SetProcessLimit(pid int, l api.Limit) error {
 	e.lim.procLimits[pid] = pl
 	want, _ := e.desiredLocked()
 	if d, ok := want[pl.targetID()]; ok {
-		if err := e.applyLocked(d); err != nil {
+		err := e.applyLocked(d)
+		if _, _, _, st, serr := e.fs.stat(pid); err == nil && (serr != nil || st != p.start) {
+			err = errGone // it exited; only its children were placed
+		}
+		if err != nil {
 			if prev != nil && prev.start == p.start {
 				e.lim.procLimits[pid] = prev
 			} else {

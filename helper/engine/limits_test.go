@@ -512,3 +512,32 @@ func TestStatusAndBackends(t *testing.T) {
 		t.Errorf("backends %+v", got)
 	}
 }
+
+func TestNewFailsCleanly(t *testing.T) {
+	up := backends.NewFakeUpload()
+	mgr, _ := backends.NewManager(up, nil, nil, nil)
+	store, _ := rules.Open(t.TempDir())
+	if _, err := New(Config{Manager: mgr, Rules: store, ProcRoot: "/nonexistent/proc"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/proc") {
+		t.Errorf("New with a missing proc root: %v", err)
+	}
+	if _, err := New(Config{Rules: store}); err == nil {
+		t.Error("New without a manager succeeded")
+	}
+	if _, err := New(Config{Manager: mgr}); err == nil {
+		t.Error("New without a rules store succeeded")
+	}
+	up.InitErr = errors.New("no qdisc")
+	if _, err := New(Config{Manager: mgr, Rules: store}); err == nil || !strings.Contains(err.Error(), "no qdisc") {
+		t.Errorf("New with a failing upload backend: %v", err)
+	}
+	mon := backends.NewFakeMonitor()
+	up.InitErr = nil
+	mgr2, _ := backends.NewManager(backends.NewFakeUpload(), nil, nil, nil)
+	mon.UpdateErr = errors.New("capture died")
+	e, err := New(Config{Manager: mgr2, Rules: store, Monitor: mon, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tick(time.Now(), true, true) // a monitor error is logged, not fatal
+	e.Close()
+}
