@@ -90,8 +90,6 @@ type target struct {
 	minor  uint16
 	cgroup uint64
 	keys   sockKeys
-	pids   []int
-	paced  []pacedSock // upload: sockets whose pacing rate was capped
 }
 
 func newShaper(name string, dir direction, opts backends.Options) *shaper {
@@ -385,12 +383,6 @@ func (s *shaper) SetLimit(t backends.Target, l backends.Limit) error {
 		}
 		return err
 	}
-	if s.dir == egress {
-		if existed {
-			restorePacing(prev.paced)
-		}
-		nt.paced = capPacing(tcpSockets(pids, keys.socks), l.Rate)
-	}
 	s.targets[t.ID] = nt
 	return nil
 }
@@ -573,7 +565,6 @@ func (s *shaper) removeLocked(id string) error {
 		return nil
 	}
 	delete(s.targets, id)
-	restorePacing(t.paced)
 	if err := s.unapplyLocked(t); err != nil {
 		return fmt.Errorf("remove limit of %s: %w", id, err)
 	}

@@ -12,8 +12,7 @@ import (
 
 // sockKeys are the classifier map keys of a target's open sockets.
 type sockKeys struct {
-	cookies []uint64         // socket cookies (sock_diag generates them if needed)
-	socks   []procnet.Socket // the sockets themselves
+	cookies []uint64 // socket cookies (sock_diag generates them if needed)
 }
 
 // socketsOf returns the cookies of the TCP and UDP sockets (IPv4 and IPv6)
@@ -44,7 +43,6 @@ func socketsOf(d *procnet.Diag, pids []int) (sockKeys, error) {
 	for _, s := range socks {
 		if s.Inode != 0 && inodes[s.Inode] {
 			keys.cookies = append(keys.cookies, s.Cookie)
-			keys.socks = append(keys.socks, s)
 		}
 	}
 	return keys, nil
