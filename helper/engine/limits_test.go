@@ -541,3 +541,73 @@ func TestNewFailsCleanly(t *testing.T) {
 	e.tick(time.Now(), true, true) // a monitor error is logged, not fatal
 	e.Close()
 }
+
+// TestConcurrentCalls runs Run while many goroutines set and remove limits
+// and read snapshots (meaningful under -race): every call succeeds or fails
+// with a documented error, and the final state matches the last calls.
+func TestConcurrentCalls(t *testing.T) {
+	b := newBench(t, firefoxProcs)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.e.Run(ctx) }()
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				switch g {
+				case 0, 1:
+					uid := uint32(1000 + g)
+					if err := b.e.SetAppLimit(firefox, uid, api.Limit{Up: uint64(1000 + i)}); err != nil {
+						t.Errorf("SetAppLimit: %v", err)
+						return
+					}
+					if err := b.e.RemoveAppLimit(firefox, uid); err != nil {
+						t.Errorf("RemoveAppLimit: %v", err)
+						return
+					}
+				case 2:
+					if err := b.e.SetProcessLimit(101, api.Limit{Down: uint64(1 + i)}); err != nil {
+						t.Errorf("SetProcessLimit: %v", err)
+						return
+					}
+					if err := b.e.RemoveProcessLimit(101); err != nil {
+						t.Errorf("RemoveProcessLimit: %v", err)
+						return
+					}
+				case 3:
+					b.e.SetPaused(1000, false, i%2 == 0)
+				case 4:
+					for _, a := range b.e.Snapshot().Apps {
+						if _, err := b.e.AppDetails(a.ID); err != nil && !errors.Is(err, ErrNotFound) {
+							t.Errorf("AppDetails: %v", err)
+						}
+					}
+					b.e.Rules()
+					b.e.Status(1000)
+					b.e.Idle()
+				case 5:
+					pid := 300 + i%50
+					b.proc.add(fp{pid: pid, ppid: 100, uid: 1000, exe: firefox})
+					time.Sleep(2 * time.Millisecond)
+					b.proc.remove(pid)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	b.e.SetPaused(0, true, false)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(b.e.Rules()) != 0 || !b.e.Idle() {
+		t.Errorf("rules left: %v", b.e.Rules())
+	}
+	b.scan()
+	if got := b.mgr.Targets(); len(got) != 0 {
+		t.Errorf("targets left: %v", got)
+	}
+}
