@@ -67,6 +67,8 @@ type Authority struct {
 	cache map[cacheKey]time.Time // positive answers: expiry
 	uids  map[string]uint32      // sender → uid
 
+	quick, interactive time.Duration // timeouts of one check
+
 	seq     atomic.Uint64
 	signals chan *dbus.Signal
 	done    chan struct{}
@@ -78,9 +80,10 @@ type Authority struct {
 // to NameOwnerChanged to forget callers that leave.
 func New(conn *dbus.Conn) (*Authority, error) {
 	a := &Authority{
-		conn:    conn,
-		obj:     conn.Object(authorityName, authorityPath),
-		now:     time.Now,
+		conn:  conn,
+		obj:   conn.Object(authorityName, authorityPath),
+		now:   time.Now,
+		quick: QuickTimeout, interactive: InteractiveTimeout,
 		cache:   map[cacheKey]time.Time{},
 		uids:    map[string]uint32{},
 		signals: make(chan *dbus.Signal, 64),
@@ -96,6 +99,11 @@ func New(conn *dbus.Conn) (*Authority, error) {
 	conn.Signal(a.signals)
 	go a.watch()
 	return a, nil
+}
+
+// SetTimeouts changes the timeouts of a check (tests).
+func (a *Authority) SetTimeouts(quick, interactive time.Duration) {
+	a.quick, a.interactive = quick, interactive
 }
 
 // Close stops watching the bus.
@@ -182,11 +190,11 @@ func (a *Authority) Check(ctx context.Context, sender, action string, interactiv
 	if ok && a.now().Before(exp) {
 		return Result{Authorized: true}, nil
 	}
-	timeout := QuickTimeout
+	timeout := a.quick
 	var flags uint32
 	if interactive {
 		flags = flagAllowUserInteraction
-		timeout = InteractiveTimeout
+		timeout = a.interactive
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

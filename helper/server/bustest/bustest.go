@@ -358,3 +358,35 @@ func execAs(u *User, env []string, name string, args ...string) *exec.Cmd {
 	cmd.Stderr = os.Stderr
 	return cmd
 }
+
+// StartSessionBus starts a session-type dbus-daemon on a private socket
+// where anyone may own any name (for fakes of other services, such as a
+// polkit authority that never answers).
+func StartSessionBus(t testing.TB) *Bus {
+	t.Helper()
+	testenv.RequireTool(t, "dbus-daemon")
+	dir := PublicDir(t)
+	sock := filepath.Join(dir, "bus")
+	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path=%s</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>`, sock)
+	confPath := filepath.Join(dir, "bus.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("dbus-daemon", "--config-file="+confPath, "--nofork", "--nopidfile", "--print-address")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dbus-daemon: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("dbus-daemon did not print its address: %v", err)
+	}
+	go io.Copy(io.Discard, out)
+	return &Bus{Address: strings.TrimSpace(line), Dir: dir, cmd: cmd}
+}
