@@ -91,7 +91,7 @@ func TestTrafficTypes(t *testing.T) {
 			if err := b.SetLimit(target, backends.Limit{Rate: rate, Traffic: backends.TrafficLocal}); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Second)
+			time.Sleep(2 * time.Second)
 			// Clamped from full speed: at most 25 % over; an undershoot
 			// while the sender recovers from the drops is allowed.
 			if got := e.rate(t, d.dir, 2*time.Second, l.PID); got > rate*1.25 || got < rate*0.4 {
