@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -195,6 +196,36 @@ func parseExe(exe string, uid uint32) (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
 	}
 	return exe, nil
+}
+
+// resolveExe follows symlinks: /proc/PID/exe names the real file, so a
+// rule given as /usr/bin/firefox → /usr/lib/firefox/firefox must be kept
+// under the latter to match. A path that does not exist (yet) is kept, and
+// so is one below a directory not everyone may search: the root helper
+// must not tell a user where links in other people's directories point.
+func resolveExe(exe string) string {
+	if !publicDirs(exe) {
+		return exe
+	}
+	r, err := filepath.EvalSymlinks(exe)
+	if err != nil || r == exe || rules.ValidateExe(r) != nil || !publicDirs(r) {
+		return exe
+	}
+	return r
+}
+
+// publicDirs reports whether every directory above path may be searched by
+// everyone.
+func publicDirs(path string) bool {
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		st, err := os.Stat(dir)
+		if err != nil || !st.IsDir() || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if dir == "/" {
+			return true
+		}
+	}
 }
 
 // desired is a target as the rules and process limits want it now.
@@ -423,6 +454,7 @@ func (e *Engine) SetAppLimit(exe string, uid uint32, l api.Limit) error {
 	if err != nil {
 		return err
 	}
+	exe = resolveExe(exe)
 	if l.Down == 0 && l.Up == 0 {
 		if err := rules.ValidateLimit(l); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
@@ -494,8 +526,12 @@ func (e *Engine) RemoveAppLimit(exe string, uid uint32) error {
 	}
 	k := appKey{uid, exe}
 	if _, ok := e.lim.rules[k]; !ok {
-		e.limMu.Unlock()
-		return fmt.Errorf("%w: no rule for uid %d on %s", ErrNotFound, uid, exe)
+		k.exe = resolveExe(exe) // the rule was set through a symlink
+		if _, ok := e.lim.rules[k]; !ok {
+			e.limMu.Unlock()
+			return fmt.Errorf("%w: no rule for uid %d on %s", ErrNotFound, uid, exe)
+		}
+		exe = k.exe
 	}
 	if _, err := e.store.Remove(exe, uid); err != nil {
 		e.limMu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -609,5 +610,60 @@ func TestConcurrentCalls(t *testing.T) {
 	b.scan()
 	if got := b.mgr.Targets(); len(got) != 0 {
 		t.Errorf("targets left: %v", got)
+	}
+}
+
+// publicTempDir is a t.TempDir that everyone may search.
+func publicTempDir(t *testing.T) string {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	return dir
+}
+
+func TestRuleThroughSymlink(t *testing.T) {
+	dir := publicTempDir(t)
+	real := filepath.Join(dir, "lib", "realapp")
+	link := filepath.Join(dir, "bin", "app")
+	os.MkdirAll(filepath.Dir(real), 0o755)
+	os.MkdirAll(filepath.Dir(link), 0o755)
+	os.WriteFile(real, []byte("#!/bin/true\n"), 0o755)
+	if err := os.Symlink("../lib/realapp", link); err != nil {
+		t.Fatal(err)
+	}
+	// /proc/PID/exe names the real file.
+	b := newBench(t, func(p *fakeProc) {
+		p.add(fp{pid: 100, ppid: 1, uid: 1000, exe: real})
+	})
+	if err := b.e.SetAppLimit(link, 1000, api.Limit{Up: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.e.Rules(); len(r) != 1 || r[0].Exe != real {
+		t.Fatalf("rules %+v, want the rule on %s", r, real)
+	}
+	if pids, _ := b.target(appTargetID(appKey{1000, real})); !slices.Equal(pids, []int{100}) {
+		t.Errorf("target %v", pids)
+	}
+	if err := b.e.RemoveAppLimit(link, 1000); err != nil {
+		t.Errorf("RemoveAppLimit through the symlink: %v", err)
+	}
+	if len(b.e.Rules()) != 0 || len(b.mgr.Targets()) != 0 {
+		t.Errorf("left: %v %v", b.e.Rules(), b.mgr.Targets())
+	}
+}
+
+func TestSymlinkInPrivateDirIsNotResolved(t *testing.T) {
+	dir := publicTempDir(t)
+	private := filepath.Join(dir, "private")
+	os.MkdirAll(private, 0o700)
+	os.WriteFile(filepath.Join(private, "secret-target"), nil, 0o755)
+	link := filepath.Join(private, "link")
+	os.Symlink("secret-target", link)
+	if got := resolveExe(link); got != link {
+		t.Errorf("resolveExe revealed %q", got)
+	}
+	os.Chmod(private, 0o755)
+	if got := resolveExe(link); got != filepath.Join(private, "secret-target") {
+		t.Errorf("resolveExe in a public dir = %q", got)
 	}
 }
