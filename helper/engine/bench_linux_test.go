@@ -124,7 +124,7 @@ func TestBenchEngineCost(t *testing.T) {
 	fmt.Printf("  %-34s %10v %10v\n", "quick scan (4 Hz)", percentile(quick, 0.5).Round(time.Microsecond), percentile(quick, 0.99).Round(time.Microsecond))
 	fmt.Printf("  %-34s %10v\n", "Snapshot()", snap)
 	fmt.Printf("  %-34s %10v\n", "AppDetails()", details)
-	fmt.Printf("  work per second ≈ %v (%.2f %% of a core)\n", perSecond.Round(time.Microsecond), 100*perSecond.Seconds())
+	fmt.Printf("  work per second (1 full tick + 3 quick scans, means) ≈ %v (%.2f %% of a core)\n", perSecond.Round(time.Microsecond), 100*perSecond.Seconds())
 
 	// The same on this machine's real /proc.
 	up := backends.NewFakeUpload()
