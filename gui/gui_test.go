@@ -73,6 +73,7 @@ type fixture struct {
 func newFixture(t *testing.T, apps []api.App) *fixture {
 	t.Helper()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_DIRS", t.TempDir()) // not /etc/xdg: a package test may install one there
 	ta := &trayApp{App: test.NewTempApp(t)}
 	f := NewFake()
 	f.SetApps(apps)

@@ -30,7 +30,7 @@ type Settings struct {
 func loadSettings(p fyne.Preferences) Settings {
 	s := Settings{
 		Unit:        Unit(p.StringWithFallback(prefUnit, string(UnitAuto))),
-		Autostart:   p.Bool(prefAutostart),
+		Autostart:   AutostartEnabled(),
 		StartHidden: p.Bool(prefStartHidden),
 		Traffic:     p.StringWithFallback(prefTraffic, api.TrafficAll),
 	}
@@ -51,7 +51,7 @@ func loadSettings(p fyne.Preferences) Settings {
 
 func (s Settings) save(p fyne.Preferences) {
 	p.SetString(prefUnit, string(s.Unit))
-	p.SetBool(prefAutostart, s.Autostart)
+	p.SetBool(prefAutostart, s.Autostart) // informational: the entries on disk decide
 	p.SetBool(prefStartHidden, s.StartHidden)
 	p.SetString(prefTraffic, s.Traffic)
 }
@@ -96,24 +96,59 @@ func autostartPath() (string, error) {
 	return filepath.Join(dir, "autostart", AutostartFile), nil
 }
 
-// SetAutostart writes (enabled) or removes the XDG autostart entry that
-// starts exe at login, hidden in the tray when hidden is set.
+// systemAutostart returns the system-wide autostart entry the package
+// installs (in $XDG_CONFIG_DIRS, default /etc/xdg), or "".
+func systemAutostart() string {
+	dirs := os.Getenv("XDG_CONFIG_DIRS")
+	if dirs == "" {
+		dirs = "/etc/xdg"
+	}
+	for _, d := range filepath.SplitList(dirs) {
+		p := filepath.Join(d, "autostart", AutostartFile)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// AutostartEnabled reports whether ChadThrottle starts at login: the user's
+// entry decides when there is one (Hidden=true means off, as the XDG
+// autostart spec says), otherwise the system entry's presence does.
+func AutostartEnabled() bool {
+	path, err := autostartPath()
+	if err != nil {
+		return false
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		return !strings.Contains(string(b), "\nHidden=true")
+	}
+	return systemAutostart() != ""
+}
+
+// SetAutostart writes the user's XDG autostart entry that starts exe at
+// login (hidden in the tray when hidden is set), or turns start at login
+// off: by removing the user's entry, or, when the package installed a
+// system-wide entry, by writing a user entry with Hidden=true that masks it.
 func SetAutostart(enabled, hidden bool, exe string) error {
 	path, err := autostartPath()
 	if err != nil {
 		return err
 	}
-	if !enabled {
+	if !enabled && systemAutostart() == "" {
 		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("remove autostart entry: %w", err)
 		}
 		return nil
 	}
-	cmd := quoteExec(exe)
+	cmd := "chadthrottle"
+	if exe != "" {
+		cmd = quoteExec(exe)
+	}
 	if hidden {
 		cmd += " --hidden"
 	}
-	content := strings.Join([]string{
+	lines := []string{
 		"[Desktop Entry]",
 		"Type=Application",
 		"Name=ChadThrottle",
@@ -121,9 +156,13 @@ func SetAutostart(enabled, hidden bool, exe string) error {
 		"Exec=" + cmd,
 		"Icon=io.github.chadthrottle",
 		"Terminal=false",
-		"X-GNOME-Autostart-enabled=true",
-		"",
-	}, "\n")
+	}
+	if enabled {
+		lines = append(lines, "X-GNOME-Autostart-enabled=true")
+	} else {
+		lines = append(lines, "Hidden=true", "X-GNOME-Autostart-enabled=false")
+	}
+	content := strings.Join(append(lines, ""), "\n")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create autostart directory: %w", err)
 	}

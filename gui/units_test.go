@@ -120,7 +120,11 @@ func TestSliderScale(t *testing.T) {
 func TestAutostart(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv("XDG_CONFIG_DIRS", t.TempDir())
 	path := filepath.Join(dir, "autostart", AutostartFile)
+	if AutostartEnabled() {
+		t.Fatal("enabled with no entry anywhere")
+	}
 	if err := SetAutostart(true, true, "/opt/Chad Throttle/chadthrottle"); err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +152,38 @@ func TestAutostart(t *testing.T) {
 	}
 	if err := SetAutostart(false, false, ""); err != nil {
 		t.Errorf("disabling twice: %v", err)
+	}
+}
+
+// The package installs a system-wide entry (/etc/xdg/autostart): turning
+// start at login off must mask it with Hidden=true, not just delete the
+// user's file.
+func TestAutostartMasksSystemEntry(t *testing.T) {
+	home, sys := t.TempDir(), t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", home)
+	t.Setenv("XDG_CONFIG_DIRS", sys)
+	os.MkdirAll(filepath.Join(sys, "autostart"), 0o755)
+	if err := os.WriteFile(filepath.Join(sys, "autostart", AutostartFile), []byte("[Desktop Entry]\nExec=chadthrottle --hidden\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !AutostartEnabled() {
+		t.Fatal("system entry present but AutostartEnabled() = false")
+	}
+	if err := SetAutostart(false, true, "/usr/bin/chadthrottle"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(home, "autostart", AutostartFile))
+	if err != nil || !strings.Contains(string(b), "\nHidden=true\n") {
+		t.Fatalf("user entry = %q, %v; want Hidden=true", b, err)
+	}
+	if AutostartEnabled() {
+		t.Fatal("still enabled after turning it off")
+	}
+	if err := SetAutostart(true, true, "/usr/bin/chadthrottle"); err != nil {
+		t.Fatal(err)
+	}
+	if !AutostartEnabled() {
+		t.Fatal("not enabled after turning it back on")
 	}
 }
 
