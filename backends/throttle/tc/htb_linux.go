@@ -4,10 +4,10 @@ package tc
 
 import "github.com/chadthrottle/chadthrottle/backends"
 
-// Upload is the tc_htb upload backend: an HTB root qdisc (c7a1:) on each
-// shaped interface while limits exist, one class per target, and the
-// classify_egress BPF classifier as its filter (socket cookie, then cgroup
-// id).
+// Upload is the tc_htb upload backend: while limits exist, the mark_egress
+// filter on each shaped interface's clsact egress redirects the targets'
+// packets (socket cookie, then cgroup id) to the IFB ctifbuN, whose HTB root
+// (c7a1:) has one class per target.
 type Upload struct {
 	backends.UploadOnly
 	*shaper

@@ -4,11 +4,11 @@ package tc
 
 import "github.com/chadthrottle/chadthrottle/backends"
 
-// Download is the ifb_tc download backend: while limits exist, each shaped
-// interface's ingress is redirected (u32 + act_mirred on clsact ingress) to
-// an IFB device of the product's (ctifbN) with an HTB root (c7a2:), whose
-// filter is the classify_ingress BPF classifier: it looks up the receiving
-// socket and maps its address tuple or cgroup id to the target's class.
+// Download is the ifb_tc download backend: while limits exist, the
+// mark_ingress filter on each shaped interface's clsact ingress looks up the
+// receiving socket of every packet (bpf_sk_lookup_tcp/udp), reads its cookie
+// and cgroup id and redirects a target's packets to the IFB ctifbdN, whose
+// HTB root (c7a2:) has one class per target.
 type Download struct {
 	backends.DownloadOnly
 	*shaper

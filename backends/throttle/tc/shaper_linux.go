@@ -26,14 +26,14 @@ import (
 // The product's marks on kernel objects. Init removes objects carrying them
 // (leftovers of a run that died) and nothing else.
 const (
-	// UploadMajor is the handle major of tc_htb's HTB root qdisc on a
-	// shaped interface (c7a1:).
+	// UploadMajor is the handle major of tc_htb's HTB root qdisc on its
+	// IFB device (c7a1:).
 	UploadMajor = 0xc7a1
 	// DownloadMajor is the handle major of ifb_tc's HTB root qdisc on its
 	// IFB device (c7a2:).
 	DownloadMajor = 0xc7a2
-	// FilterPrio is the priority of the product's tc filters (the cls_bpf
-	// classifier on its HTB roots, the u32 redirect on clsact ingress).
+	// FilterPrio is the priority of the product's tc filters (the mark
+	// filters on clsact, the to_class classifier on its HTB roots).
 	FilterPrio = 0xc7a
 	// PolicePrio is the priority of tc_police's filters on clsact ingress.
 	PolicePrio = FilterPrio + 1
