@@ -42,9 +42,11 @@ func crashChild() {
 		}
 	}
 	tg := backends.Target{ID: "pid-self", PIDs: []int{os.Getpid()}}
-	if err := up.SetLimit(tg, backends.Limit{Rate: 1000}); err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
+	for _, b := range []backends.Throttler{up, down} {
+		if err := b.SetLimit(tg, backends.Limit{Rate: 1000}); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
 	}
 	for _, p := range []*cilium.Program{up.objs.CtThrottleEgress, down.objs.CtThrottleIngress,
 		mon.objs.CtCountEgress, mon.objs.CtCountIngress, mon.objs.CtSockCreate, mon.objs.CtSockRelease} {

@@ -112,7 +112,8 @@ type throttler struct {
 
 	mu      sync.Mutex
 	objs    *throttleObjects
-	link    link.Link
+	root    string    // cgroup2 mount
+	link    link.Link // nil while no limit is set
 	targets map[string]*target
 	nextIdx uint32
 }
@@ -154,10 +155,11 @@ func (t *throttler) Capabilities() backends.Capabilities {
 	}
 }
 
-// Init loads the program and attaches it to the cgroup2 root with a link
-// this process owns, so every socket, wherever it was created, passes
-// through it. There is nothing to reconcile: a dead helper's links died
-// with it.
+// Init loads the program and checks that it attaches to the cgroup2 root.
+// It is attached (with a link this process owns, on the root so every
+// socket passes through it wherever it was created) only while at least
+// one limit is set, so unlimited traffic pays nothing the rest of the time.
+// There is nothing to reconcile: a dead helper's links died with it.
 func (t *throttler) Init() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -180,18 +182,47 @@ func (t *throttler) Init() error {
 		objs.Close()
 		return err
 	}
-	prog, at := objs.CtThrottleEgress, cilium.AttachCGroupInetEgress
-	if t.dir == ingress {
-		prog, at = objs.CtThrottleIngress, cilium.AttachCGroupInetIngress
-	}
-	l, err := attachCgroup(root, prog, at)
-	if err != nil {
+	t.objs, t.root = objs, root
+	if err := t.attachLocked(); err != nil {
 		objs.Close()
+		t.objs = nil
 		return err
 	}
-	t.objs, t.link = objs, l
+	if err := t.detachLocked(); err != nil {
+		objs.Close()
+		t.objs = nil
+		return err
+	}
 	t.targets = map[string]*target{}
 	t.nextIdx = 1
+	return nil
+}
+
+func (t *throttler) attachLocked() error {
+	if t.link != nil {
+		return nil
+	}
+	prog, at := t.objs.CtThrottleEgress, cilium.AttachCGroupInetEgress
+	if t.dir == ingress {
+		prog, at = t.objs.CtThrottleIngress, cilium.AttachCGroupInetIngress
+	}
+	l, err := attachCgroup(t.root, prog, at)
+	if err != nil {
+		return err
+	}
+	t.link = l
+	return nil
+}
+
+func (t *throttler) detachLocked() error {
+	if t.link == nil {
+		return nil
+	}
+	err := t.link.Close()
+	t.link = nil
+	if err != nil {
+		return fmt.Errorf("detach %s throttle program: %w", t.dir, err)
+	}
 	return nil
 }
 
@@ -203,13 +234,13 @@ func (t *throttler) Cleanup() error {
 		return nil
 	}
 	var errs []error
-	if err := t.link.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("detach %s throttle program: %w", t.dir, err))
+	if err := t.detachLocked(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := t.objs.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	t.objs, t.link, t.targets = nil, nil, nil
+	t.objs, t.targets = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -259,6 +290,9 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	rollback := func(err error) error {
 		if !existed {
 			t.removeLocked(cur)
+			if len(t.targets) == 0 {
+				t.detachLocked()
+			}
 		}
 		return err
 	}
@@ -291,6 +325,9 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		}
 		seen[s.Cookie] = true
 		cur.cookies = append(cur.cookies, s.Cookie)
+	}
+	if err := t.attachLocked(); err != nil {
+		return rollback(err)
 	}
 	t.targets[tg.ID] = cur
 	if !existed {
@@ -342,7 +379,11 @@ func (t *throttler) RemoveLimit(id string) error {
 		return nil
 	}
 	delete(t.targets, id)
-	return t.removeLocked(cur)
+	err := t.removeLocked(cur)
+	if len(t.targets) == 0 {
+		err = errors.Join(err, t.detachLocked())
+	}
+	return err
 }
 
 func (t *throttler) removeLocked(cur *target) error {

@@ -5,11 +5,16 @@ package ebpf
 import (
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
+	cilium "github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/backendtest"
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 )
@@ -363,5 +368,55 @@ func TestTrafficTypes(t *testing.T) {
 				t.Errorf("%s limit slowed local traffic to %.0f B/s", tc.tt, got)
 			}
 		})
+	}
+}
+
+// TestAttachedOnlyWhileLimited: the program sits in the cgroup2 root's
+// hook only while some limit is set.
+func TestAttachedOnlyWhileLimited(t *testing.T) {
+	requireEBPF(t)
+	b := NewUpload(backends.Options{}).(uploadThrottler)
+	initThrottler(t, b)
+	info, err := b.objs.CtThrottleEgress.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	root, err := cgroupv2.Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	attached := func() bool {
+		f, err := os.Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		r, err := link.QueryPrograms(link.QueryOptions{Target: int(f.Fd()), Attach: cilium.AttachCGroupInetEgress})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range r.Programs {
+			if p.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	if attached() {
+		t.Fatal("program attached with no limit set")
+	}
+	tg := backends.Target{ID: "pid-self", PIDs: []int{os.Getpid()}}
+	if err := b.SetLimit(tg, backends.Limit{Rate: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if !attached() {
+		t.Fatal("program not attached while a limit is set")
+	}
+	if err := b.RemoveLimit(tg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if attached() {
+		t.Fatal("program still attached after the last limit was removed")
 	}
 }
