@@ -14,8 +14,8 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 )
 
