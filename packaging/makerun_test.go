@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,34 +44,16 @@ func startXvfb(t testing.TB) string {
 	return ":" + strings.TrimSpace(line)
 }
 
-// syncBuffer collects a command's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // makeRun is a running `make run`.
 type makeRun struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan struct{}
 }
 
 func startMakeRun(t *testing.T, display string, env ...string) *makeRun {
 	t.Helper()
-	m := &makeRun{out: &syncBuffer{}, done: make(chan struct{})}
+	m := &makeRun{out: &testenv.Buffer{}, done: make(chan struct{})}
 	m.cmd = exec.Command("make", "-C", repoRoot(t), "--no-print-directory", "run")
 	m.cmd.Env = append(append(os.Environ(), "DISPLAY="+display, "DBUS_SESSION_BUS_ADDRESS="), env...)
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out

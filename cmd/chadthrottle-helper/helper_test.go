@@ -67,26 +67,9 @@ func buildBinary(t testing.TB, pkg string, tags ...string) string {
 // helperProc is a running chadthrottle-helper.
 type helperProc struct {
 	cmd    *exec.Cmd
-	out    *lockedLog
+	out    *testenv.Buffer
 	exited chan struct{}
 	err    error
-}
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // instance is the directories and tag of one helper under test; restarts
@@ -163,7 +146,7 @@ func (in *instance) tryStart(t *testing.T) (*helperProc, error) {
 func (in *instance) spawn(t *testing.T) *helperProc {
 	t.Helper()
 	args := in.args()
-	h := &helperProc{cmd: exec.Command(args[0], args[1:]...), out: &lockedLog{}, exited: make(chan struct{})}
+	h := &helperProc{cmd: exec.Command(args[0], args[1:]...), out: &testenv.Buffer{}, exited: make(chan struct{})}
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func TestEndToEnd(t *testing.T) {
 	helper := exec.Command("nsenter", "--net="+testenv.Path(bed.Local), "--", helperBin,
 		"--bus", bus.Address, "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
 		"--tag", testenv.UniqueName("g"), "--interface", bed.LocalDev)
-	hout := &syncBuf{}
+	hout := &testenv.Buffer{}
 	helper.Stdout, helper.Stderr = hout, hout
 	if err := helper.Start(); err != nil {
 		t.Fatal(err)

@@ -102,25 +102,8 @@ func startSessionBus(t testing.TB) string {
 // gui is a running chadthrottle binary.
 type guiProc struct {
 	cmd    *exec.Cmd
-	out    *syncBuf
+	out    *testenv.Buffer
 	exited chan struct{}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startGUI runs the GUI binary with env added to a minimal environment
@@ -133,7 +116,7 @@ func startGUI(t testing.TB, env []string, args ...string) *guiProc {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"XDG_RUNTIME_DIR=" + home, "LANG=C.UTF-8",
 	}, env...)
-	g := &guiProc{cmd: cmd, out: &syncBuf{}, exited: make(chan struct{})}
+	g := &guiProc{cmd: cmd, out: &testenv.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = g.out, g.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chadthrottle: %v", err)
