@@ -15,6 +15,7 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/engine"
 	"github.com/chadthrottle/chadthrottle/helper/polkit"
 	"github.com/chadthrottle/chadthrottle/helper/rules"
@@ -32,7 +33,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if os.Geteuid() != 0 {
 		log.Warn("not running as root: throttling will fail", "euid", os.Geteuid())
 	}
-	conn, err := dial(cfg.bus)
+	conn, err := client.Dial(cfg.bus)
 	if err != nil {
 		return err
 	}
@@ -184,25 +185,6 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	return eng, nil
-}
-
-func dial(bus string) (*dbus.Conn, error) {
-	var (
-		conn *dbus.Conn
-		err  error
-	)
-	switch bus {
-	case "", "system":
-		conn, err = dbus.ConnectSystemBus()
-	case "session":
-		conn, err = dbus.ConnectSessionBus()
-	default:
-		conn, err = dbus.Connect(bus)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connect to the %s bus: %w", bus, err)
-	}
-	return conn, nil
 }
 
 func nameTaken(conn *dbus.Conn) (bool, error) {

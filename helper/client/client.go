@@ -78,7 +78,7 @@ type Client struct {
 // Connect connects to the helper on bus: "system", "session" or a D-Bus
 // address (unix:path=…). It does not call the helper yet.
 func Connect(bus string) (*Client, error) {
-	conn, err := dial(bus)
+	conn, err := Dial(bus)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,9 @@ func newClient(conn *dbus.Conn) *Client {
 	}
 }
 
-func dial(bus string) (*dbus.Conn, error) {
+// Dial connects to a bus: "system" (or ""), "session" or a D-Bus address.
+// The helper uses it too, so both ends read --bus the same way.
+func Dial(bus string) (*dbus.Conn, error) {
 	var (
 		conn *dbus.Conn
 		err  error
