@@ -29,8 +29,8 @@ run: ## the newcomer's command: install deps, build, make the helper available, 
 test: ## run every test (root for the kernel tests; CI=true turns privileged skips into failures)
 	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 60m ./...
 
-bench: ## print the measured figures (throttle accuracy, attribution, CPU, bus latency, GUI cost)
-	$(GO) test $(GOFLAGS_TAGS) -tags 'bench $(TAGS)' -run '^TestBench' -count=1 -p 1 -v -timeout 80m ./... 2>&1 | grep -v -E '^(=== RUN|=== PAUSE|=== CONT|ok |\?|PASS$$|--- PASS)' 
+bench: ## print the measured figures (throttle accuracy, attribution, CPU, bus latency, GUI cost); PKGS=./backends/... for a part
+	@set -o pipefail; $(GO) test -tags 'bench $(TAGS)' -run '^TestBench' -count=1 -p 1 -v -timeout 80m $(or $(PKGS),./...) 2>&1 | grep -v -E '^(=== RUN|=== PAUSE|=== CONT|ok |\?|PASS$$|--- PASS)'
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
