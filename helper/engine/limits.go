@@ -538,17 +538,7 @@ func (e *Engine) RemoveAppLimit(exe string, uid uint32) error {
 		return fmt.Errorf("save rules: %w", err)
 	}
 	delete(e.lim.rules, k)
-	var rmErr error
-	id := appTargetID(k)
-	if _, ok := e.lim.applied[id]; ok {
-		rmErr = e.mgr.Remove(id)
-		delete(e.lim.applied, id)
-	}
-	e.reconcileLocked()
-	e.publishLimitsLocked()
-	e.limMu.Unlock()
-	e.notify()
-	e.publish(time.Now())
+	rmErr := e.dropTargetAndUnlock(appTargetID(k))
 	if rmErr != nil {
 		return fmt.Errorf("remove limit of %s: %w", exe, rmErr)
 	}
@@ -683,17 +673,7 @@ func (e *Engine) RemoveProcessLimit(pid int) error {
 		return fmt.Errorf("%w: process %d has no limit", ErrNotFound, pid)
 	}
 	delete(e.lim.procLimits, pid)
-	var rmErr error
-	id := pl.targetID()
-	if _, ok := e.lim.applied[id]; ok {
-		rmErr = e.mgr.Remove(id)
-		delete(e.lim.applied, id)
-	}
-	e.reconcileLocked()
-	e.publishLimitsLocked()
-	e.limMu.Unlock()
-	e.notify()
-	e.publish(time.Now())
+	rmErr := e.dropTargetAndUnlock(pl.targetID())
 	if rmErr != nil {
 		return fmt.Errorf("remove limit of process %d: %w", pid, rmErr)
 	}
@@ -736,4 +716,21 @@ func (e *Engine) SetPaused(uid uint32, all bool, paused bool) error {
 	e.notify()
 	e.publish(time.Now())
 	return nil
+}
+
+// dropTargetAndUnlock removes the kernel state of target id if it is
+// applied, reconciles and publishes the limits, releases limMu (held by the
+// caller) and tells listeners. It returns the manager's error, if any.
+func (e *Engine) dropTargetAndUnlock(id string) error {
+	var rmErr error
+	if _, ok := e.lim.applied[id]; ok {
+		rmErr = e.mgr.Remove(id)
+		delete(e.lim.applied, id)
+	}
+	e.reconcileLocked()
+	e.publishLimitsLocked()
+	e.limMu.Unlock()
+	e.notify()
+	e.publish(time.Now())
+	return rmErr
 }
