@@ -538,6 +538,9 @@ func TestHelperStates(t *testing.T) {
 		if !strings.Contains(fx.ui.statusLine.Text, "Not connected") {
 			t.Errorf("%v: status line %q", c.err, fx.ui.statusLine.Text)
 		}
+		if fx.ui.countLabel.Text != "" {
+			t.Errorf("%v: stale app count %q while disconnected", c.err, fx.ui.countLabel.Text)
+		}
 		if !fx.row("Steam").limDn.slider.Disabled() {
 			t.Errorf("%v: sliders usable while disconnected", c.err)
 		}
@@ -549,6 +552,9 @@ func TestHelperStates(t *testing.T) {
 		fx.poll()
 		if fx.ui.state != stateConnected || fx.ui.overlay.Visible() || fx.row("Steam").limDn.slider.Disabled() {
 			t.Errorf("%v: no recovery: state %v", c.err, fx.ui.state)
+		}
+		if !strings.HasSuffix(fx.ui.countLabel.Text, " apps") {
+			t.Errorf("%v: app count %q after recovery", c.err, fx.ui.countLabel.Text)
 		}
 	}
 

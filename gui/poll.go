@@ -200,6 +200,7 @@ func (u *UI) applyState() {
 		u.overlay.Hide()
 	}
 	u.statusLine.SetText(u.statusText())
+	setText(u.countLabel, u.countText())
 	if u.status.Paused {
 		u.pauseBtn.SetText("Resume limits")
 		u.pauseBtn.SetIcon(theme.MediaPlayIcon())

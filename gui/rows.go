@@ -302,6 +302,9 @@ func (u *UI) refreshList() {
 }
 
 func (u *UI) countText() string {
+	if u.state != stateConnected {
+		return "" // the last answer's count would be stale
+	}
 	n, all := len(u.view.rows), len(u.view.all)
 	if n == all {
 		return strconv.Itoa(all) + " apps"
