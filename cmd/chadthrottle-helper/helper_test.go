@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
@@ -86,7 +88,7 @@ type instance struct {
 
 func newInstance(t *testing.T, bus *bustest.Bus, extra ...string) *instance {
 	t.Helper()
-	return &instance{
+	in := &instance{
 		bin:      buildBinary(t, "./cmd/chadthrottle-helper", "fakebackends"),
 		bus:      bus,
 		stateDir: t.TempDir(),
@@ -94,6 +96,27 @@ func newInstance(t *testing.T, bus *bustest.Bus, extra ...string) *instance {
 		tag:      testenv.UniqueName("h"),
 		extra:    extra,
 	}
+	in.removeCgroupsAtCleanup(t)
+	return in
+}
+
+// removeCgroupsAtCleanup makes sure the instance's cgroup subtree is gone
+// when the test ends, even when it failed with a helper killed mid-way:
+// the placer's own reconcile moves any process back and removes it. It
+// runs after the cleanups that stop the helper (registered later).
+func (in *instance) removeCgroupsAtCleanup(t *testing.T) {
+	t.Cleanup(func() {
+		p, err := cgroupv2.New(backends.Options{Tag: in.tag}, in.runDir)
+		if err != nil {
+			return // no cgroup2 here: the helper made none either
+		}
+		if _, err := os.Stat(p.Dir()); err != nil {
+			return
+		}
+		if err := errors.Join(p.Init(), p.Cleanup()); err != nil {
+			t.Errorf("remove the helper's leftover cgroups: %v", err)
+		}
+	})
 }
 
 func (in *instance) args() []string {

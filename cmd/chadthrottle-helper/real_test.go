@@ -27,7 +27,7 @@ import (
 func realInstance(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, extra ...string) *instance {
 	t.Helper()
 	testenv.RequireTool(t, "nsenter", "tc", "ip")
-	return &instance{
+	in := &instance{
 		bin:      buildBinary(t, "./cmd/chadthrottle-helper"),
 		bus:      bus,
 		stateDir: t.TempDir(),
@@ -36,6 +36,8 @@ func realInstance(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, extra ...str
 		extra:    append([]string{"--interface", bed.LocalDev}, extra...),
 		wrap:     []string{"nsenter", "--net=" + testenv.Path(bed.Local), "--"},
 	}
+	in.removeCgroupsAtCleanup(t)
+	return in
 }
 
 // kernelState is what the helper leaves in the kernel, as tc, ip and the
