@@ -235,3 +235,23 @@ func RateBetween(samples []Sample, from, to float64) float64 {
 	}
 	return float64(bytes) / (t1 - t0)
 }
+
+// RateOver returns the load's payload rate (B/s) over the next d, from its
+// own reports; it fails the test when the load made no progress.
+func (l *Load) RateOver(t testing.TB, d time.Duration) float64 {
+	t.Helper()
+	last := func() Sample {
+		s := l.Samples()
+		if len(s) == 0 {
+			return Sample{}
+		}
+		return s[len(s)-1]
+	}
+	s0 := last()
+	time.Sleep(d)
+	s1 := last()
+	if s1.T <= s0.T {
+		t.Fatalf("no progress from ctload: %s", l.Stderr())
+	}
+	return float64(s1.Total-s0.Total) / (s1.T - s0.T)
+}

@@ -106,25 +106,6 @@ func cgroupOf(t *testing.T, pid int) string {
 	return ""
 }
 
-// rateOver returns the load's payload rate over the next d.
-func rateOver(t *testing.T, l *testenv.Load, d time.Duration) float64 {
-	t.Helper()
-	last := func() testenv.Sample {
-		s := l.Samples()
-		if len(s) == 0 {
-			return testenv.Sample{}
-		}
-		return s[len(s)-1]
-	}
-	s0 := last()
-	time.Sleep(d)
-	s1 := last()
-	if s1.T <= s0.T {
-		t.Fatalf("no progress from ctload: %s", l.Stderr())
-	}
-	return float64(s1.Total-s0.Total) / (s1.T - s0.T)
-}
-
 // The real helper in a namespace bed, with the backends auto selection
 // picks, limits a running upload through the bus, lifts it, and on SIGTERM
 // removes every kernel object and moves the process back.
@@ -149,13 +130,13 @@ func TestRealHelperLimitsInBed(t *testing.T) {
 
 	load := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 30*time.Second, 200*time.Millisecond)
 	origin := cgroupOf(t, load.PID)
-	free := rateOver(t, load, time.Second)
+	free := load.RateOver(t, time.Second)
 	const limit = 1_000_000
 	if err := c.SetProcessLimit(ctx, int32(load.PID), api.Limit{Up: limit}); err != nil {
 		t.Fatalf("SetProcessLimit: %v", err)
 	}
 	time.Sleep(time.Second)
-	got := rateOver(t, load, 3*time.Second)
+	got := load.RateOver(t, 3*time.Second)
 	t.Logf("unlimited %.0f B/s; limited to %d B/s: %.0f B/s (%.3f)", free, limit, got, got/limit)
 	if got < 0.75*limit || got > 1.15*limit {
 		t.Errorf("limited rate %.0f B/s, want about %d", got, limit)
@@ -183,7 +164,7 @@ func TestRealHelperLimitsInBed(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if after := rateOver(t, load, time.Second); after < 3*limit {
+	if after := load.RateOver(t, time.Second); after < 3*limit {
 		t.Errorf("after RemoveProcessLimit: %.0f B/s, still limited", after)
 	}
 	if cg := cgroupOf(t, load.PID); cg != origin {

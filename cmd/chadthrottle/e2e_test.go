@@ -43,25 +43,6 @@ func xdo(t *testing.T, display string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// rateOver returns the load's payload rate over the next d.
-func rateOver(t *testing.T, l *testenv.Load, d time.Duration) float64 {
-	t.Helper()
-	last := func() testenv.Sample {
-		s := l.Samples()
-		if len(s) == 0 {
-			return testenv.Sample{}
-		}
-		return s[len(s)-1]
-	}
-	s0 := last()
-	time.Sleep(d)
-	s1 := last()
-	if s1.T <= s0.T {
-		t.Fatalf("no progress from ctload: %s", l.Stderr())
-	}
-	return float64(s1.Total-s0.Total) / (s1.T - s0.T)
-}
-
 // TestEndToEnd: the real helper (production backends) in a namespace bed
 // on a private system bus, the real GUI binary under Xvfb, driven with
 // xdotool like a person: filter for the test flow's app, type a limit into
@@ -128,7 +109,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	bed.StartServer(bed.Peer, serverMode, "[::]:5201", false)
 	load := bed.StartClient(bed.Local, mode, bed.PeerIP+":5201", 90*time.Second, 200*time.Millisecond)
-	free := rateOver(t, load, time.Second)
+	free := load.RateOver(t, time.Second)
 
 	display := startXvfb(t)
 	host := startTrayHost(t)
@@ -240,7 +221,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// and it is enforced on the flow
 	time.Sleep(2 * time.Second)
-	rate := rateOver(t, load, 4*time.Second)
+	rate := load.RateOver(t, 4*time.Second)
 	t.Logf("flow: unlimited %.0f B/s, limited to %d B/s: %.0f B/s (%.3f)", free, limit, rate, rate/limit)
 	if rate < 0.7*limit || rate > 1.3*limit {
 		t.Errorf("limited flow runs at %.0f B/s, want about %d", rate, limit)
@@ -262,7 +243,7 @@ func TestEndToEnd(t *testing.T) {
 	item.click(quick)
 	waitRule(5_000_000, "the tray's 5 MB/s")
 	time.Sleep(2 * time.Second)
-	rate = rateOver(t, load, 4*time.Second)
+	rate = load.RateOver(t, 4*time.Second)
 	t.Logf("flow after the tray's 5 MB/s: %.0f B/s (%.3f)", rate, rate/5_000_000)
 	if rate < 0.7*5_000_000 || rate > 1.3*5_000_000 {
 		t.Errorf("flow at %.0f B/s after the tray's 5 MB/s", rate)
