@@ -36,15 +36,15 @@ type detailsPane struct {
 	limBtn *widget.Button
 }
 
+// tableCol is a column of the details tables.
+type tableCol struct {
+	title string
+	width float32
+}
+
 var (
-	procCols = []struct {
-		title string
-		width float32
-	}{{"PID", 64}, {"Process", 120}, {"Command line", 200}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}, {"Limit", 150}}
-	connCols = []struct {
-		title string
-		width float32
-	}{{"PID", 64}, {"Proto", 60}, {"Remote", 200}, {"Local", 170}, {"Where", 76}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}}
+	procCols = []tableCol{{"PID", 64}, {"Process", 120}, {"Command line", 200}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}, {"Limit", 150}}
+	connCols = []tableCol{{"PID", 64}, {"Proto", 60}, {"Remote", 200}, {"Local", 170}, {"Where", 76}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}}
 )
 
 func newDetailsPane(u *UI) *detailsPane {
@@ -59,19 +59,7 @@ func newDetailsPane(u *UI) *detailsPane {
 	p.info.Truncation = fyne.TextTruncateEllipsis
 	p.graph = NewGraph(fyne.NewSize(320, 140), true)
 
-	p.procs = widget.NewTableWithHeaders(
-		func() (int, int) { return len(p.d.Processes), len(procCols) },
-		func() fyne.CanvasObject { l := widget.NewLabel(""); l.Truncation = fyne.TextTruncateEllipsis; return l },
-		func(id widget.TableCellID, o fyne.CanvasObject) { p.procCell(id, o.(*widget.Label)) })
-	p.procs.ShowHeaderColumn = false
-	p.procs.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
-		if id.Col >= 0 && id.Col < len(procCols) {
-			o.(*widget.Label).SetText(procCols[id.Col].title)
-		}
-	}
-	for i, c := range procCols {
-		p.procs.SetColumnWidth(i, c.width)
-	}
+	p.procs = newDetailTable(procCols, func() int { return len(p.d.Processes) }, p.procCell)
 	p.procs.OnSelected = func(id widget.TableCellID) {
 		if id.Row >= 0 && id.Row < len(p.d.Processes) {
 			p.selPID = p.d.Processes[id.Row].PID
@@ -81,19 +69,7 @@ func newDetailsPane(u *UI) *detailsPane {
 	p.limBtn = widget.NewButton("Limit selected process…", func() { p.u.showProcessLimitDialog(p.selPID) })
 	p.limBtn.Disable()
 
-	p.conns = widget.NewTableWithHeaders(
-		func() (int, int) { return len(p.d.Connections), len(connCols) },
-		func() fyne.CanvasObject { l := widget.NewLabel(""); l.Truncation = fyne.TextTruncateEllipsis; return l },
-		func(id widget.TableCellID, o fyne.CanvasObject) { p.connCell(id, o.(*widget.Label)) })
-	p.conns.ShowHeaderColumn = false
-	p.conns.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
-		if id.Col >= 0 && id.Col < len(connCols) {
-			o.(*widget.Label).SetText(connCols[id.Col].title)
-		}
-	}
-	for i, c := range connCols {
-		p.conns.SetColumnWidth(i, c.width)
-	}
+	p.conns = newDetailTable(connCols, func() int { return len(p.d.Connections) }, p.connCell)
 	p.procT = container.NewTabItem("Processes", container.NewBorder(nil, container.NewHBox(p.limBtn), nil, nil, p.procs))
 	p.connT = container.NewTabItem("Connections", p.conns)
 	p.tabs = container.NewAppTabs(p.procT, p.connT)
@@ -246,4 +222,23 @@ func (p *detailsPane) clear() {
 	p.selPID = 0
 	p.body.Hide()
 	p.empty.Show()
+}
+
+// newDetailTable returns a table of label cells with a header row of cols;
+// rows counts the rows, cell fills one.
+func newDetailTable(cols []tableCol, rows func() int, cell func(widget.TableCellID, *widget.Label)) *widget.Table {
+	t := widget.NewTableWithHeaders(
+		func() (int, int) { return rows(), len(cols) },
+		func() fyne.CanvasObject { l := widget.NewLabel(""); l.Truncation = fyne.TextTruncateEllipsis; return l },
+		func(id widget.TableCellID, o fyne.CanvasObject) { cell(id, o.(*widget.Label)) })
+	t.ShowHeaderColumn = false
+	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
+		if id.Col >= 0 && id.Col < len(cols) {
+			o.(*widget.Label).SetText(cols[id.Col].title)
+		}
+	}
+	for i, c := range cols {
+		t.SetColumnWidth(i, c.width)
+	}
+	return t
 }
