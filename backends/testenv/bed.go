@@ -98,7 +98,11 @@ type Sample struct {
 	T     float64 `json:"t"`     // seconds since start
 	Bytes uint64  `json:"bytes"` // payload bytes in this interval
 	Total uint64  `json:"total"` // payload bytes since start
-	Done  bool    `json:"done"`
+	// Retrans is the payload TCP sent again since start (tcpi_bytes_retrans):
+	// a tap on the sender's side sees Total+Retrans bytes. Final only in the
+	// last report of a client started with -drain.
+	Retrans uint64 `json:"retrans"`
+	Done    bool   `json:"done"`
 }
 
 // Load is a running ctload client.

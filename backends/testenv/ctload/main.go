@@ -1,6 +1,8 @@
 // Command ctload is the tests' traffic tool: a TCP/UDP server that sinks or
 // sources payload, and a client that sends or receives for a bounded time
-// and prints one JSON report per interval ({"t":s,"bytes":n,"total":n}).
+// and prints one JSON report per interval ({"t":s,"bytes":n,"total":n,
+// "retrans":n}); retrans is what TCP sent again (tcpi_bytes_retrans), so a
+// tap on the sender's interface sees total+retrans payload bytes.
 // Tests run it inside network namespaces they create; it refuses durations
 // over 120 s so every load loop is bounded.
 package main
@@ -14,6 +16,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const maxDuration = 120 * time.Second
@@ -92,6 +96,7 @@ func client(args []string) error {
 	udp := fs.Bool("udp", false, "UDP (send only)")
 	size := fs.Int("size", 64<<10, "write size (UDP datagram size)")
 	wait := fs.Bool("wait-stdin", false, "wait for a line on stdin before starting traffic")
+	drain := fs.Bool("drain", false, "TCP send: before the last report, wait (≤ 10 s) until the peer acknowledged every byte, so total and retrans are final")
 	fs.Parse(args)
 	if *dur <= 0 || *dur > maxDuration {
 		return fmt.Errorf("duration %v out of range (0, %v]", *dur, maxDuration)
@@ -144,7 +149,7 @@ func client(args []string) error {
 	var last uint64
 	report := func(done bool) {
 		t := total.Load()
-		enc.Encode(map[string]any{"t": time.Since(start).Seconds(), "bytes": t - last, "total": t, "done": done})
+		enc.Encode(map[string]any{"t": time.Since(start).Seconds(), "bytes": t - last, "total": t, "retrans": retransmitted(c), "done": done})
 		last = t
 	}
 	for {
@@ -152,9 +157,51 @@ func client(args []string) error {
 		case <-tick.C:
 			report(false)
 		case <-done:
+			if *drain && *mode == "send" {
+				drained(c, 10*time.Second)
+			}
 			report(false)
 			report(true)
 			return nil
+		}
+	}
+}
+
+// tcpInfo reads TCP_INFO of c; ok is false for anything but a TCP socket.
+func tcpInfo(c net.Conn) (info *unix.TCPInfo, outq int, ok bool) {
+	tc, isTCP := c.(*net.TCPConn)
+	if !isTCP {
+		return nil, 0, false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil, 0, false
+	}
+	var ierr error
+	raw.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if ierr == nil {
+			outq, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		}
+	})
+	return info, outq, ierr == nil
+}
+
+// retransmitted is the payload TCP sent more than once on c (0 for UDP).
+func retransmitted(c net.Conn) uint64 {
+	if info, _, ok := tcpInfo(c); ok {
+		return info.Bytes_retrans
+	}
+	return 0
+}
+
+// drained waits until the peer acknowledged everything written to c, or
+// until max passed.
+func drained(c net.Conn, max time.Duration) {
+	for end := time.Now().Add(max); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		info, outq, ok := tcpInfo(c)
+		if !ok || (outq == 0 && info.Unacked == 0) {
+			return
 		}
 	}
 }
