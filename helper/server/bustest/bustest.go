@@ -3,10 +3,13 @@
 // Package bustest gives the helper's tests a real system-type D-Bus: a
 // dbus-daemon started with a <type>system</type> configuration on a private
 // unix socket (with the product's bus policy from packaging/dbus), a real
-// polkitd on that bus (with the product's .policy installed in
-// /usr/share/polkit-1/actions and the test's rules in /etc/polkit-1/rules.d),
-// and throwaway unprivileged users. Everything is removed when the test
-// ends. Only tests import it.
+// polkitd on that bus, and throwaway unprivileged users. The polkitd runs in
+// a private mount namespace where /usr/share/polkit-1/actions and
+// /etc/polkit-1/rules.d are this test binary's own directories (the
+// product's .policy and the test's rules), so test packages running at the
+// same time never make each other's polkitd reload or see each other's
+// rules, and the system's directories are never written. Everything is
+// removed when the test ends. Only tests import it.
 package bustest
 
 import (
@@ -33,7 +36,8 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
-// Paths polkitd reads.
+// Paths polkitd reads; StartPolkit mounts this process's own directories
+// over the first two.
 const (
 	PolkitActionsDir = "/usr/share/polkit-1/actions"
 	PolkitRulesDir   = "/etc/polkit-1/rules.d"
@@ -181,11 +185,44 @@ func (b *Bus) WaitName(t testing.TB, name string, timeout time.Duration) {
 	}
 }
 
-var policyMu sync.Mutex
+var (
+	polkitMu   sync.Mutex
+	polkitRoot = map[testing.TB]string{} // per test: actions/ and rules.d/
+)
+
+// polkitDirs returns the test's actions and rules directories, created on
+// first use, readable by polkitd's own user and removed when the test ends.
+func polkitDirs(t testing.TB) (actions, rules string) {
+	t.Helper()
+	polkitMu.Lock()
+	defer polkitMu.Unlock()
+	dir := polkitRoot[t]
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "chadthrottle-polkit-"); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{dir, filepath.Join(dir, "actions"), filepath.Join(dir, "rules.d")} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		polkitRoot[t] = dir
+		t.Cleanup(func() {
+			polkitMu.Lock()
+			delete(polkitRoot, t)
+			polkitMu.Unlock()
+			os.RemoveAll(dir)
+		})
+	}
+	return filepath.Join(dir, "actions"), filepath.Join(dir, "rules.d")
+}
 
 // InstallPolicy installs the product's polkit policy (packaging/polkit) in
-// polkitd's actions directory under a name unique to this test, removed at
-// the end.
+// the actions directory the test's polkitd reads, removed at the end.
 func InstallPolicy(t testing.TB) {
 	t.Helper()
 	src := filepath.Join(RepoRoot(), "packaging", "polkit", "io.github.chadthrottle.policy")
@@ -193,23 +230,23 @@ func InstallPolicy(t testing.TB) {
 	if err != nil {
 		t.Fatalf("read the product's polkit policy: %v", err)
 	}
-	dst := filepath.Join(PolkitActionsDir, "io.github.chadthrottle.test-"+testenv.UniqueName("p")+".policy")
-	policyMu.Lock()
-	defer policyMu.Unlock()
+	actions, _ := polkitDirs(t)
+	dst := filepath.Join(actions, "io.github.chadthrottle.test-"+testenv.UniqueName("p")+".policy")
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
-		testenv.Skip(t, "install polkit policy: %v", err)
+		t.Fatalf("install polkit policy: %v", err)
 	}
 	t.Cleanup(func() { os.Remove(dst) })
 }
 
-// WriteRules writes a polkit rules file (JavaScript) into
-// /etc/polkit-1/rules.d, removed at the end of the test. Write rules before
-// StartPolkit: polkitd reloads on change, but not instantly.
+// WriteRules writes a polkit rules file (JavaScript) into the rules
+// directory the test's polkitd reads, removed at the end of the test. Write
+// rules before StartPolkit: polkitd reloads on change, but not instantly.
 func WriteRules(t testing.TB, js string) string {
 	t.Helper()
-	dst := filepath.Join(PolkitRulesDir, "10-chadthrottle-test-"+testenv.UniqueName("r")+".rules")
+	_, rules := polkitDirs(t)
+	dst := filepath.Join(rules, "10-chadthrottle-test-"+testenv.UniqueName("r")+".rules")
 	if err := os.WriteFile(dst, []byte(js), 0o644); err != nil {
-		testenv.Skip(t, "write polkit rules: %v", err)
+		t.Fatalf("write polkit rules: %v", err)
 	}
 	t.Cleanup(func() { os.Remove(dst) })
 	return dst
@@ -222,7 +259,13 @@ func StartPolkit(t testing.TB, b *Bus) {
 	if _, err := os.Stat(Polkitd); err != nil {
 		testenv.Skip(t, "needs %s (Debian package polkitd)", Polkitd)
 	}
-	cmd := exec.Command(Polkitd, "--no-debug")
+	actions, rules := polkitDirs(t)
+	// unshare(1) gives polkitd a private mount namespace; the shell mounts
+	// this binary's directories over the ones polkitd reads and becomes
+	// polkitd (exec), so cmd.Process is polkitd itself.
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-ec",
+		`mount --bind "$1" `+PolkitActionsDir+` && mount --bind "$2" `+PolkitRulesDir+` && exec "$3" --no-debug`,
+		"sh", actions, rules, Polkitd)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+b.Address)
 	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
