@@ -311,6 +311,17 @@ type Throttler interface {
 	Limit(id string) (Limit, bool)
 }
 
+// SocketFollower is implemented by throttlers that match a target's open
+// sockets by identity besides its cgroup. A socket keeps the cgroup it was
+// created in, so a connection accepted later from a listener opened before
+// the limit is not caught by the target's cgroup. FollowSockets matches the
+// sockets the target's processes hold now and forgets those they no longer
+// hold; it is cheap when nothing changed, and callers run it about once a
+// second for every limited target. Unknown IDs are not an error.
+type SocketFollower interface {
+	FollowSockets(t Target) error
+}
+
 // UploadThrottleBackend limits egress traffic.
 type UploadThrottleBackend interface {
 	Throttler

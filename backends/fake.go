@@ -106,6 +106,8 @@ type FakeThrottler struct {
 	limits  map[string]fakeLimit
 	inited  bool
 	Calls   int // SetLimit calls
+	// Followed records the PIDs of every FollowSockets call per target id.
+	Followed map[string][][]int
 }
 
 type fakeLimit struct {
@@ -170,6 +172,17 @@ func (f *FakeThrottler) Limit(id string) (Limit, bool) {
 	defer f.mu.Unlock()
 	l, ok := f.limits[id]
 	return l.limit, ok
+}
+
+// FollowSockets records the call (backends.SocketFollower).
+func (f *FakeThrottler) FollowSockets(t Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Followed == nil {
+		f.Followed = map[string][][]int{}
+	}
+	f.Followed[t.ID] = append(f.Followed[t.ID], t.PIDs)
+	return nil
 }
 
 // TargetOf returns the target last passed to SetLimit for id.

@@ -183,6 +183,32 @@ func (m *Manager) applyLocked(t Target, l Limits) error {
 	return nil
 }
 
+// FollowSockets has the active throttlers that implement SocketFollower
+// match the sockets the target's processes (pids) hold now; see
+// SocketFollower. Unknown IDs are not an error.
+func (m *Manager) FollowSockets(id string, pids []int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mt, ok := m.targets[id]
+	if !ok {
+		return nil
+	}
+	t := mt.target
+	t.PIDs = pids
+	var errs []error
+	for _, b := range []struct {
+		th Throttler
+		on bool
+	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}} {
+		if f, ok := b.th.(SocketFollower); ok && b.on {
+			if err := f.FollowSockets(t); err != nil {
+				errs = append(errs, fmt.Errorf("follow sockets of %s with %s: %w", id, b.th.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Remove removes the target's limits in both directions and moves its
 // processes back where they came from. Unknown IDs are not an error.
 func (m *Manager) Remove(id string) error {

@@ -78,6 +78,29 @@ func TestManagerApplyBothDirections(t *testing.T) {
 	}
 }
 
+func TestManagerFollowSockets(t *testing.T) {
+	m, up, down, _ := newTestManager(t, true)
+	target := Target{ID: "app-1000-transmission", Kind: TargetApp, PIDs: []int{10}}
+	if err := m.Apply(target, Limits{Up: Limit{Rate: 100_000}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.FollowSockets(target.ID, []int{10, 12}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.FollowSockets("no-such-target", []int{1}); err != nil {
+		t.Errorf("unknown target: %v", err)
+	}
+	if got := up.Followed[target.ID]; len(got) != 1 || len(got[0]) != 2 || got[0][1] != 12 {
+		t.Errorf("upload backend followed %v; want one call with pids [10 12]", got)
+	}
+	if len(down.Followed) != 0 {
+		t.Errorf("download backend followed %v with no download limit", down.Followed)
+	}
+	if _, ok := up.Followed["no-such-target"]; ok {
+		t.Error("an unknown target reached the backend")
+	}
+}
+
 func TestManagerDegradesWithoutDownload(t *testing.T) {
 	m, up, _, pl := newTestManager(t, false)
 	d, why := m.Download()

@@ -5,6 +5,7 @@ package ebpf
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,6 +124,7 @@ type target struct {
 	limit   backends.Limit
 	cgroup  uint64
 	cookies []uint64
+	inodes  map[uint64]bool // the sockets its processes held when last matched
 }
 
 type uploadThrottler struct {
@@ -273,12 +275,13 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	}
 	// Sockets the processes hold now: found first, so a failure leaves
 	// nothing behind.
-	socks, err := procnet.SocketsOf(t.opts.NetNS, tg.PIDs)
+	inodes := procnet.SocketInodesOf(tg.PIDs)
+	socks, err := procnet.SocketsWith(t.opts.NetNS, inodes)
 	if err != nil {
 		return fmt.Errorf("find open sockets of target %s: %w", tg.ID, err)
 	}
 	old, existed := t.targets[tg.ID]
-	cur := &target{limit: l, cgroup: tg.Cgroup.ID}
+	cur := &target{limit: l, cgroup: tg.Cgroup.ID, inodes: inodes}
 	if existed {
 		cur.idx = old.idx
 	} else {
@@ -333,6 +336,53 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	if !existed {
 		t.nextIdx++
 	}
+	return nil
+}
+
+// FollowSockets matches the sockets tg's processes hold now and forgets the
+// ones they closed (backends.SocketFollower): connections a listener opened
+// before the limit accepts later carry its old cgroup, so only their cookie
+// puts them in the target's bucket. Without new or closed sockets it only
+// reads /proc/PID/fd.
+func (t *throttler) FollowSockets(tg backends.Target) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, ok := t.targets[tg.ID]
+	if !ok || t.objs == nil {
+		return nil
+	}
+	inodes := procnet.SocketInodesOf(tg.PIDs)
+	if maps.Equal(inodes, cur.inodes) {
+		return nil
+	}
+	socks, err := procnet.SocketsWith(t.opts.NetNS, inodes)
+	if err != nil {
+		return fmt.Errorf("find open sockets of target %s: %w", tg.ID, err)
+	}
+	had := make(map[uint64]bool, len(cur.cookies))
+	for _, c := range cur.cookies {
+		had[c] = true
+	}
+	keep := make(map[uint64]bool, len(socks))
+	cookies := make([]uint64, 0, len(socks))
+	for _, s := range socks {
+		if keep[s.Cookie] {
+			continue
+		}
+		if !had[s.Cookie] {
+			if err := t.objs.SockTarget.Put(s.Cookie, cur.idx); err != nil {
+				return fmt.Errorf("match socket %v of target %s: %w", s, tg.ID, err)
+			}
+		}
+		keep[s.Cookie] = true
+		cookies = append(cookies, s.Cookie)
+	}
+	for _, c := range cur.cookies {
+		if !keep[c] {
+			_ = t.objs.SockTarget.Delete(c)
+		}
+	}
+	cur.cookies, cur.inodes = cookies, inodes
 	return nil
 }
 

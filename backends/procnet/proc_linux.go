@@ -58,15 +58,27 @@ func eachSocketFD(pid int, fn func(inode uint64)) error {
 	return nil
 }
 
+// SocketInodesOf returns the inodes of the sockets any of pids holds open.
+// Processes that have gone are skipped.
+func SocketInodesOf(pids []int) map[uint64]bool {
+	inodes := map[uint64]bool{}
+	for _, pid := range pids {
+		eachSocketFD(pid, func(inode uint64) { inodes[inode] = true })
+	}
+	return inodes
+}
+
 // SocketsOf returns the TCP and UDP sockets in the namespace at netnsPath
 // ("" = the caller's own) that any of pids holds open. Processes that have
 // gone are skipped.
 func SocketsOf(netnsPath string, pids []int) ([]Socket, error) {
-	want := map[uint64]bool{}
-	for _, pid := range pids {
-		eachSocketFD(pid, func(inode uint64) { want[inode] = true })
-	}
-	if len(want) == 0 {
+	return SocketsWith(netnsPath, SocketInodesOf(pids))
+}
+
+// SocketsWith returns the TCP and UDP sockets in the namespace at netnsPath
+// whose inode is in inodes.
+func SocketsWith(netnsPath string, inodes map[uint64]bool) ([]Socket, error) {
+	if len(inodes) == 0 {
 		return nil, nil
 	}
 	all, err := Dump(netnsPath)
@@ -75,7 +87,7 @@ func SocketsOf(netnsPath string, pids []int) ([]Socket, error) {
 	}
 	var out []Socket
 	for _, s := range all {
-		if s.Inode != 0 && want[s.Inode] {
+		if s.Inode != 0 && inodes[s.Inode] {
 			out = append(out, s)
 		}
 	}

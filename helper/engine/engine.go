@@ -308,6 +308,7 @@ func (e *Engine) tick(now time.Time, sample, full bool) {
 		}
 	}
 	if sample {
+		e.followSockets()
 		if e.desk.refresh(now, false) {
 			e.stateMu.Lock()
 			e.renameAppsLocked()
@@ -315,6 +316,20 @@ func (e *Engine) tick(now time.Time, sample, full bool) {
 		}
 		e.sample(now)
 		e.publish(now)
+	}
+}
+
+// followSockets has the throttlers match the sockets limited processes
+// opened or accepted since the last tick (backends.SocketFollower): a
+// connection accepted from a listener created before the limit is not in
+// the target's cgroup. Once a second; cheap when no socket changed.
+func (e *Engine) followSockets() {
+	e.limMu.Lock()
+	defer e.limMu.Unlock()
+	for id, a := range e.lim.applied {
+		if err := e.mgr.FollowSockets(id, a.pids); err != nil {
+			e.logOnce("follow sockets", err)
+		}
 	}
 }
 

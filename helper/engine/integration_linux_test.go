@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -250,19 +251,15 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 	}
 }
 
-// TestRealRuleLimitsNewSender is the whole path on the real kernel: the
-// capture monitor and the tc_htb upload backend in a test bed's namespace,
-// a rule set before its program runs, then a sender started from that
-// program. The sender is limited within a second of starting, the engine's
-// rates for its app agree with what the sender measured, and removing the
-// rule frees it.
-func TestRealRuleLimitsNewSender(t *testing.T) {
+// newRealEngine runs an engine with the capture monitor and the tc_htb
+// upload backend in a new test bed's local namespace.
+func newRealEngine(t *testing.T) (*testenv.Bed, *Engine, backends.UploadThrottleBackend, *backends.Manager, string) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	if tc.HTBUpload == nil || capture.Monitor == nil {
 		t.Skip("tc_htb or capture left out of this build by tags")
 	}
 	bed := testenv.NewBed(t)
-	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
 	tag := testenv.UniqueName("eng")
 	opts := backends.Options{NetNS: testenv.Path(bed.Local), Interfaces: []string{bed.LocalDev}, Tag: tag}
 	for _, probe := range []struct {
@@ -306,6 +303,58 @@ func TestRealRuleLimitsNewSender(t *testing.T) {
 	go func() { done <- e.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
+	return bed, e, up, mgr, tag
+}
+
+// TestRealServerLimitedAfterStart: a server that was listening before its
+// rule existed accepts a connection afterwards. The connection carries the
+// listener's cgroup, not the app's, so only the engine's once-a-second
+// FollowSockets brings it under the limit.
+func TestRealServerLimitedAfterStart(t *testing.T) {
+	bed, e, up, mgr, tag := newRealEngine(t)
+	exe := copyExe(t, testenv.Ctload(t), "ct-serve-"+tag)
+	srv := bed.Command(bed.Local, exe, "serve", "-mode", "source", "-listen", "[::]:5231")
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.Contains(line, "listening") {
+		t.Fatalf("server did not start: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, out)
+	const limit = 1_000_000
+	if err := e.SetAppLimit(exe, 0, api.Limit{Up: limit}); err != nil {
+		t.Fatal(err)
+	}
+	id := appTargetID(appKey{0, exe})
+	waitFor(t, 3*time.Second, "the running server joins the rule", func() bool {
+		_, ok := up.Limit(id)
+		return ok && slices.Contains(mgr.Targets(), id)
+	})
+	load := bed.StartClient(bed.Peer, "recv", testenv.LocalIP+":5231", 10*time.Second, 100*time.Millisecond)
+	time.Sleep(4 * time.Second)
+	samples := load.Samples()
+	last := samples[len(samples)-1].T
+	got := testenv.RateBetween(samples, last-2, last)
+	t.Logf("connection accepted after the rule: %.0f B/s 2–4 s after connecting (limit %d B/s)", got, limit)
+	if got < 0.5*limit || got > 1.35*limit {
+		t.Errorf("a connection the limited server accepted runs at %.0f B/s under a %d B/s rule (want 0.5–1.35 ×)", got, limit)
+	}
+}
+
+// TestRealRuleLimitsNewSender is the whole path on the real kernel: the
+// capture monitor and the tc_htb upload backend in a test bed's namespace,
+// a rule set before its program runs, then a sender started from that
+// program. The sender is limited within a second of starting, the engine's
+// rates for its app agree with what the sender measured, and removing the
+// rule frees it.
+func TestRealRuleLimitsNewSender(t *testing.T) {
+	bed, e, up, mgr, tag := newRealEngine(t)
+	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
 	exe := copyExe(t, testenv.Ctload(t), "ct-send-"+tag)
 	const limit = 1_000_000 // 1 MB/s
 	if err := e.SetAppLimit(exe, 0, api.Limit{Up: limit}); err != nil {

@@ -5,6 +5,7 @@ package tc
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strconv"
@@ -420,25 +421,66 @@ func (s *shaper) applyLocked(nt, prev *target) error {
 			return fmt.Errorf("map cgroup %d: %w", nt.cgroup, err)
 		}
 	}
+	if err := s.mapCookiesLocked(nt, prev); err != nil {
+		return err
+	}
+	if prev != nil && prev.cgroup != 0 && prev.cgroup != nt.cgroup {
+		_ = m.Cgroups.Delete(prev.cgroup)
+	}
+	return nil
+}
+
+// mapCookiesLocked points nt's socket cookies at its class and drops the
+// cookies prev had and nt has not.
+func (s *shaper) mapCookiesLocked(nt, prev *target) error {
+	val := classifyTarget{Classid: s.classID(nt.minor), Traffic: uint32(nt.limit.Traffic)}
+	m := s.objs.classifyMaps
 	for _, c := range nt.keys.cookies {
 		if err := m.Cookies.Put(c, val); err != nil {
 			return fmt.Errorf("map socket cookie %d: %w", c, err)
 		}
 	}
-	if prev != nil {
-		if prev.cgroup != 0 && prev.cgroup != nt.cgroup {
-			_ = m.Cgroups.Delete(prev.cgroup)
-		}
-		keep := map[uint64]bool{}
-		for _, c := range nt.keys.cookies {
-			keep[c] = true
-		}
-		for _, c := range prev.keys.cookies {
-			if !keep[c] {
-				_ = m.Cookies.Delete(c)
-			}
+	if prev == nil {
+		return nil
+	}
+	keep := make(map[uint64]bool, len(nt.keys.cookies))
+	for _, c := range nt.keys.cookies {
+		keep[c] = true
+	}
+	for _, c := range prev.keys.cookies {
+		if !keep[c] {
+			_ = m.Cookies.Delete(c)
 		}
 	}
+	return nil
+}
+
+// FollowSockets matches the sockets t's processes hold now and forgets the
+// ones they closed (backends.SocketFollower): connections a listener opened
+// before the limit accepts later carry its old cgroup, so only their cookie
+// places them in the target's class. Without new or closed sockets it only
+// reads /proc/PID/fd.
+func (s *shaper) FollowSockets(t backends.Target) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.targets[t.ID]
+	if !ok || !s.inited {
+		return nil
+	}
+	if maps.Equal(procnet.SocketInodesOf(t.PIDs), cur.keys.inodes) {
+		return nil
+	}
+	keys, err := socketsOf(s.diag, t.PIDs)
+	if err != nil {
+		return fmt.Errorf("find sockets of target %s: %w", t.ID, err)
+	}
+	nt := *cur
+	nt.keys = keys
+	if err := s.mapCookiesLocked(&nt, cur); err != nil {
+		_ = s.mapCookiesLocked(cur, &nt)
+		return err
+	}
+	s.targets[t.ID] = &nt
 	return nil
 }
 
