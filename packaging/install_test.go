@@ -97,8 +97,10 @@ func TestMakeInstall(t *testing.T) {
 			if left := filesUnder(t, dest); len(left) != 0 {
 				t.Errorf("make uninstall left %v", left)
 			}
-			if _, err := os.Stat(filepath.Join(dest, prefix, "libexec/chadthrottle")); !os.IsNotExist(err) {
-				t.Errorf("make uninstall left %s/libexec/chadthrottle (%v)", prefix, err)
+			for _, dir := range []string{"libexec/chadthrottle", "share/doc/chadthrottle"} {
+				if _, err := os.Stat(filepath.Join(dest, prefix, dir)); !os.IsNotExist(err) {
+					t.Errorf("make uninstall left %s/%s (%v)", prefix, dir, err)
+				}
 			}
 		})
 	}

@@ -74,6 +74,7 @@ func Files() []File {
 		rel := fmt.Sprintf("%dx%d/apps/%s.png", n, n, AppID)
 		files = append(files, File{Src: "assets/icons/hicolor/" + rel, Dst: "/usr/share/icons/hicolor/" + rel, Mode: 0o644})
 	}
+	files = append(files, File{Src: "LICENSE", Dst: "/usr/share/doc/chadthrottle/copyright", Mode: 0o644})
 	// The autostart entry has the name of the one the window's settings
 	// write to ~/.config/autostart, so that one overrides this one.
 	return append(files, File{Src: "packaging/autostart/" + AppID + ".desktop",

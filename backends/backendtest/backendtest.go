@@ -142,6 +142,12 @@ func RunThrottler(t *testing.T, h ThrottlerHarness) {
 				t.Fatal(err)
 			}
 			free := h.Measure(t, target, 2*time.Second)
+			// A sender that lost packets to the limit may sit out a
+			// retransmission timeout (with backoff) before it speeds up.
+			for i := 0; i < 2 && free < rate*2; i++ {
+				t.Logf("after RemoveLimit: %.0f B/s; measuring again", free)
+				free = h.Measure(t, target, 2*time.Second)
+			}
 			if free < rate*2 {
 				t.Fatalf("after RemoveLimit the target still runs at %.0f B/s", free)
 			}

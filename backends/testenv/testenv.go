@@ -145,3 +145,25 @@ func (s *Buffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Settles checks a rate measured soon after a limit was set on a running
+// transfer: it must be within [lo, hi] × limit, or, when that window caught
+// the clamp's transient, within it over a second window that again()
+// measures. Clamping a free-running TCP transfer swings for seconds: the
+// sender loses most of its window at once, and on the receiving side data
+// that arrived out of order before the limit is delivered in order later.
+// It reports an error naming what and returns false when the rate did not
+// settle.
+func Settles(t testing.TB, what string, got float64, again func() float64, limit, lo, hi float64) bool {
+	t.Helper()
+	if got >= lo*limit && got <= hi*limit {
+		return true
+	}
+	later := again()
+	t.Logf("%s: %.0f B/s (transient), then %.0f B/s; limit %.0f B/s", what, got, later, limit)
+	if later < lo*limit || later > hi*limit {
+		t.Errorf("%s runs at %.0f B/s and then %.0f B/s under a %.0f B/s limit (want %.2f–%.2f ×)", what, got, later, limit, lo, hi)
+		return false
+	}
+	return true
+}

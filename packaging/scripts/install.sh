@@ -38,6 +38,7 @@ files=(
 	0644 packaging/desktop/io.github.chadthrottle.desktop "$PREFIX/share/applications/io.github.chadthrottle.desktop"
 	0644 packaging/metainfo/io.github.chadthrottle.metainfo.xml "$PREFIX/share/metainfo/io.github.chadthrottle.metainfo.xml"
 	0644 assets/icons/io.github.chadthrottle.svg "$PREFIX/share/icons/hicolor/scalable/apps/io.github.chadthrottle.svg"
+	0644 LICENSE "$PREFIX/share/doc/chadthrottle/copyright"
 	0644 packaging/autostart/io.github.chadthrottle.desktop "$SYSCONFDIR/xdg/autostart/io.github.chadthrottle.desktop"
 )
 for n in "${sizes[@]}"; do
@@ -75,7 +76,7 @@ if $uninstall; then
 			echo "removed $dst"
 		fi
 	done
-	rmdir "$DESTDIR$PREFIX/libexec/chadthrottle" 2>/dev/null || true
+	rmdir "$DESTDIR$PREFIX/libexec/chadthrottle" "$DESTDIR$PREFIX/share/doc/chadthrottle" 2>/dev/null || true
 	reload
 	exit 0
 fi

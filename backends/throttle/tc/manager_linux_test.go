@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
 )
 
 // TestManagerEndToEnd wires tc_htb, ifb_tc and the cgroup v2 placer into
@@ -67,12 +68,11 @@ func TestManagerEndToEnd(t *testing.T) {
 	if !within(upRate, 2_000_000, 0.25) {
 		t.Errorf("app's two uploaders together move %.0f B/s; want about 2000000 (one shared bucket)", upRate)
 	}
-	// A download clamped from hundreds of MB/s by drops may undershoot
-	// for a few seconds while TCP recovers (as in the other tests: the
-	// upper bound is what proves the limit).
-	if downRate > 1_300_000 || downRate < 400_000 {
-		t.Errorf("app download %.0f B/s; want about 1000000 (0.4–1.3×)", downRate)
-	}
+	// A download clamped from hundreds of MB/s swings for seconds (CI once
+	// saw 1.31× 3–7 s after Apply); it must settle.
+	testenv.Settles(t, "app download 3–7 s after Apply", downRate, func() float64 {
+		return e.rate(t, ingress, 3*time.Second, r.PID)
+	}, 1_000_000, 0.4, 1.3)
 	if otherRate < 20_000_000 {
 		t.Errorf("unlimited neighbour slowed to %.0f B/s", otherRate)
 	}

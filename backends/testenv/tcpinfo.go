@@ -1,0 +1,98 @@
+//go:build linux
+
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// TCPCounter reads tcp_info of the TCP sockets in one namespace (sock_diag):
+// what the kernel says a socket moved, unlike a sender's write count, which
+// runs ahead of the wire by a whole send buffer.
+type TCPCounter struct {
+	h *netlink.Handle
+}
+
+// NewTCPCounter opens sock_diag in the named namespace (closed at cleanup).
+func NewTCPCounter(t testing.TB, ns string) *TCPCounter {
+	t.Helper()
+	h, err := netns.GetFromPath(Path(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	d, err := netlink.NewHandleAt(h, unix.NETLINK_INET_DIAG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return &TCPCounter{h: d}
+}
+
+// Bytes sums, over the TCP sockets pids hold, the payload the peer
+// acknowledged (sent) or the payload received (!sent).
+func (c *TCPCounter) Bytes(t testing.TB, sent bool, pids ...int) uint64 {
+	t.Helper()
+	inodes := socketInodes(pids)
+	var sum uint64
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		socks, err := c.h.SocketDiagTCPInfo(fam)
+		if err != nil {
+			t.Fatalf("sock_diag: %v", err)
+		}
+		for _, s := range socks {
+			if s.InetDiagMsg == nil || s.TCPInfo == nil || !inodes[uint64(s.InetDiagMsg.INode)] {
+				continue
+			}
+			if sent {
+				sum += s.TCPInfo.Bytes_acked
+			} else {
+				sum += s.TCPInfo.Bytes_received
+			}
+		}
+	}
+	return sum
+}
+
+// Rate waits d and returns the pids' TCP payload rate (B/s) over it, sent
+// or received.
+func (c *TCPCounter) Rate(t testing.TB, sent bool, d time.Duration, pids ...int) float64 {
+	t.Helper()
+	t0 := time.Now()
+	b0 := c.Bytes(t, sent, pids...)
+	time.Sleep(d)
+	b1 := c.Bytes(t, sent, pids...)
+	if b1 < b0 {
+		return 0 // a socket closed in between
+	}
+	return float64(b1-b0) / time.Since(t0).Seconds()
+}
+
+// socketInodes reads the socket inodes pids hold from /proc/PID/fd (procnet
+// has the product's version; its tests import this package).
+func socketInodes(pids []int) map[uint64]bool {
+	out := map[uint64]bool{}
+	for _, pid := range pids {
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		fds, _ := os.ReadDir(dir)
+		for _, fd := range fds {
+			l, err := os.Readlink(filepath.Join(dir, fd.Name()))
+			if n, ok := strings.CutPrefix(l, "socket:["); err == nil && ok {
+				if i, err := strconv.ParseUint(strings.TrimSuffix(n, "]"), 10, 64); err == nil {
+					out[i] = true
+				}
+			}
+		}
+	}
+	return out
+}
