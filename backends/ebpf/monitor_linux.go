@@ -431,8 +431,9 @@ func (m *monitorBackend) Update() (backends.Snapshot, error) {
 // resolve finds the processes holding sockets the programs did not see
 // created: a sock_diag dump of the namespace gives each cookie's inode and
 // /proc/*/fd gives the inode's process. A TCP connection that is gone by
-// now (an accepted connection that lasted milliseconds) goes to the process
-// listening on its local port, which accepted it.
+// now, or whose process closed it before the scan (an accepted connection
+// that lasted milliseconds), goes to the process listening on its local
+// port, which accepted it.
 func (m *monitorBackend) resolve(keys []monitorConnKey) {
 	socks, err := procnet.Dump(m.opts.NetNS)
 	if err != nil {
@@ -458,12 +459,14 @@ func (m *monitorBackend) resolve(keys []monitorConnKey) {
 		if _, done := m.resolved[k.Cookie]; done {
 			continue
 		}
+		pid := 0
 		if s, ok := byCookie[k.Cookie]; ok && s.Inode != 0 {
-			m.resolved[k.Cookie] = pidOf(s.Inode)
-			continue
+			// 0 when the process closed it between the dump and the
+			// /proc scan (CI caught a 1-ms accepted connection so).
+			pid = pidOf(s.Inode)
 		}
-		m.resolved[k.Cookie] = 0 // closed already, or held by no process
-		if k.Proto != 6 {
+		m.resolved[k.Cookie] = pid // 0: closed already, or held by no process
+		if pid != 0 || k.Proto != 6 {
 			continue
 		}
 		local := connOf(k).Local
