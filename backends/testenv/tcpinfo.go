@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,12 +44,21 @@ func NewTCPCounter(t testing.TB, ns string) *TCPCounter {
 // acknowledged (sent) or the payload received (!sent).
 func (c *TCPCounter) Bytes(t testing.TB, sent bool, pids ...int) uint64 {
 	t.Helper()
-	inodes := socketInodes(pids)
+	n, err := c.Read(sent, pids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Read is Bytes for goroutines other than the test's: it returns the error.
+func (c *TCPCounter) Read(sent bool, pids ...int) (uint64, error) {
+	inodes := SocketInodes(pids)
 	var sum uint64
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		socks, err := c.h.SocketDiagTCPInfo(fam)
 		if err != nil {
-			t.Fatalf("sock_diag: %v", err)
+			return 0, fmt.Errorf("sock_diag: %w", err)
 		}
 		for _, s := range socks {
 			if s.InetDiagMsg == nil || s.TCPInfo == nil || !inodes[uint64(s.InetDiagMsg.INode)] {
@@ -61,7 +71,40 @@ func (c *TCPCounter) Bytes(t testing.TB, sent bool, pids ...int) uint64 {
 			}
 		}
 	}
-	return sum
+	return sum, nil
+}
+
+// Poll reads the pids' bytes (as Bytes) every interval until stop is
+// closed and returns the readings as samples (T since the first reading,
+// Total, Bytes since the previous one), like a ctload client's reports but
+// as the kernel counts them.
+func (c *TCPCounter) Poll(sent bool, interval time.Duration, stop <-chan struct{}, pids ...int) func() []Sample {
+	var mu sync.Mutex
+	var samples []Sample
+	start := time.Now()
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		var last uint64
+		for {
+			if n, err := c.Read(sent, pids...); err == nil {
+				mu.Lock()
+				samples = append(samples, Sample{T: time.Since(start).Seconds(), Bytes: n - min(n, last), Total: n})
+				mu.Unlock()
+				last = n
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() []Sample {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]Sample(nil), samples...)
+	}
 }
 
 // Rate waits d and returns the pids' TCP payload rate (B/s) over it, sent
@@ -78,9 +121,9 @@ func (c *TCPCounter) Rate(t testing.TB, sent bool, d time.Duration, pids ...int)
 	return float64(b1-b0) / time.Since(t0).Seconds()
 }
 
-// socketInodes reads the socket inodes pids hold from /proc/PID/fd (procnet
+// SocketInodes reads the socket inodes pids hold from /proc/PID/fd (procnet
 // has the product's version; its tests import this package).
-func socketInodes(pids []int) map[uint64]bool {
+func SocketInodes(pids []int) map[uint64]bool {
 	out := map[uint64]bool{}
 	for _, pid := range pids {
 		dir := fmt.Sprintf("/proc/%d/fd", pid)

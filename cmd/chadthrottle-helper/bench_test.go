@@ -181,6 +181,11 @@ func TestBenchHelperBus(t *testing.T) {
 		}
 		for _, dir := range dirs {
 			load := bed.StartClient(bed.Local, dir.mode, bed.PeerIP+":"+dir.port, 40*time.Second, 50*time.Millisecond)
+			// Rates from tcp_info every 50 ms (acknowledged bytes for the
+			// upload): the sender's write count runs ahead of the wire by
+			// what its send buffer takes after the clamp.
+			stopPoll := make(chan struct{})
+			samples := testenv.NewTCPCounter(t, bed.Local).Poll(dir.mode == "send", 50*time.Millisecond, stopPoll, load.PID)
 			time.Sleep(time.Second)
 			var settle, bite []time.Duration
 			var ratios []string
@@ -189,13 +194,13 @@ func TestBenchHelperBus(t *testing.T) {
 				const limit = 2_000_000
 				c.RemoveProcessLimit(ctx, int32(load.PID))
 				time.Sleep(time.Second)
-				s0 := len(load.Samples())
+				s0 := len(samples())
 				if err := c.SetProcessLimit(ctx, int32(load.PID), dir.lim(limit)); err != nil {
 					rows = append(rows, row{backend, "time to limit, " + dir.name, "-", "-", "-", err.Error()})
 					break
 				}
 				time.Sleep(4 * time.Second)
-				r := settleTime(load.Samples()[s0:], limit)
+				r := settleTime(samples()[s0:], limit)
 				bite = append(bite, r.bite)
 				if r.settled {
 					settle = append(settle, r.settle)
@@ -203,6 +208,7 @@ func TestBenchHelperBus(t *testing.T) {
 				}
 				ratios = append(ratios, fmt.Sprintf("%.3f", r.steady))
 			}
+			close(stopPoll)
 			c.RemoveProcessLimit(ctx, int32(load.PID))
 			load.Cmd.Process.Kill()
 			rows = append(rows, row{backend, "time to ≤ 1.05×limit, " + dir.name, ms(percentile(bite, .5)), "", ms(percentile(bite, 1)), "2 MB/s limit on a free-running flow"})
@@ -236,9 +242,9 @@ type settled struct {
 	steady  float64 // mean rate / limit over the last 2 s
 }
 
-// settleTime analyses the reports after a limit was set. samples start
-// with the first report after the call returned (reports come every 50 ms,
-// so times are known to 50 ms).
+// settleTime analyses the readings after a limit was set. samples start
+// with the first reading after the call returned (readings come every
+// 50 ms, so times are known to 50 ms).
 func settleTime(samples []testenv.Sample, limit float64) settled {
 	var r settled
 	if len(samples) < 10 {
