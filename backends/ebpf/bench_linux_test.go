@@ -266,7 +266,8 @@ func benchMonitors(t *testing.T) {
 			var short []int
 			var shortSent uint64
 			for i := 0; i < 40; i++ {
-				pid, n := sendBytes(t, bed, addr, 1_000_000)
+				pid, last := sendBytes(t, bed, addr, 1_000_000)
+				n := last.Total
 				short = append(short, pid)
 				shortSent += n
 			}

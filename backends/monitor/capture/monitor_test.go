@@ -273,7 +273,7 @@ func TestDualStack(t *testing.T) {
 	bed := testenv.NewBed(t)
 	srv := bed.StartServer(bed.Local, "sink", "[::]:5204", false)
 	m := startMonitor(t, bed)
-	l := bed.StartClient(bed.Peer, "send", testenv.LocalIP+":5204", 2*time.Second, 500*time.Millisecond)
+	l := bed.StartClient(bed.Peer, "send", testenv.LocalIP+":5204", 2*time.Second, 500*time.Millisecond, "-drain")
 	l.Wait()
 	time.Sleep(300 * time.Millisecond)
 	h := newHistory()
@@ -281,9 +281,10 @@ func TestDualStack(t *testing.T) {
 	sent := total(l.Samples())
 	p := h.procs[srv.Process.Pid]
 	share := float64(p.RxBytes) / float64(sent)
-	t.Logf("dual-stack server received %d of %d B (%.2f %%)", p.RxBytes, sent, 100*share)
-	if share < 0.99 || share > 1.01 {
-		t.Errorf("attributed %.2f %%; want ≥ 99 %%", 100*share)
+	t.Logf("dual-stack server received %d of %d B (%.2f %%), %d B sent again", p.RxBytes, sent, 100*share, wire(l.Samples())-sent)
+	// A segment the sender sent again may reach the tap twice.
+	if share < 0.99 || float64(p.RxBytes) > 1.01*float64(wire(l.Samples())) {
+		t.Errorf("attributed %.2f %%; want ≥ 99 %% (and no more than was on the wire)", 100*share)
 	}
 	if len(p.Conns) != 1 || !p.Conns[0].Local.Addr().Is4() || p.Conns[0].Local != netip.MustParseAddrPort(testenv.LocalIP+":5204") {
 		t.Errorf("connections %+v; want one with local %s:5204", p.Conns, testenv.LocalIP)
@@ -332,14 +333,14 @@ func TestLoopback(t *testing.T) {
 	bed := testenv.NewBed(t)
 	srv := bed.StartServer(bed.Local, "sink", "127.0.0.1:5206", false)
 	m := startMonitor(t, bed)
-	l := bed.StartClient(bed.Local, "send", "127.0.0.1:5206", 2*time.Second, 500*time.Millisecond)
+	l := bed.StartClient(bed.Local, "send", "127.0.0.1:5206", 2*time.Second, 500*time.Millisecond, "-drain")
 	l.Wait()
 	time.Sleep(300 * time.Millisecond)
 	h := newHistory()
 	h.update(t, m)
-	sent := total(l.Samples())
+	sent := wire(l.Samples())
 	tx, rx := h.procs[l.PID].TxBytes, h.procs[srv.Process.Pid].RxBytes
-	t.Logf("loopback: sent %d B; client tx %d, server rx %d", sent, tx, rx)
+	t.Logf("loopback: sent %d B (retransmissions included); client tx %d, server rx %d", sent, tx, rx)
 	for name, got := range map[string]uint64{"client tx": tx, "server rx": rx} {
 		if share := float64(got) / float64(sent); share < 0.99 || share > 1.01 {
 			t.Errorf("%s %d B of %d B sent (%.2f %%); want 99–101 %%", name, got, sent, 100*share)
