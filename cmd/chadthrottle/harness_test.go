@@ -77,28 +77,6 @@ func startXvfb(t testing.TB) string {
 	return ""
 }
 
-// startSessionBus starts a private session dbus-daemon and returns its
-// address; it is stopped when the test ends.
-func startSessionBus(t testing.TB) string {
-	t.Helper()
-	testenv.RequireTool(t, "dbus-daemon")
-	sock := filepath.Join(t.TempDir(), "bus")
-	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1", "--address=unix:path="+sock)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dbus-daemon: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("dbus-daemon address: %v", err)
-	}
-	return strings.TrimSpace(addr)
-}
-
 // gui is a running chadthrottle binary.
 type guiProc struct {
 	cmd    *exec.Cmd

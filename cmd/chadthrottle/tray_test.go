@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/gui"
+	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
 )
 
 // watcher is a minimal org.kde.StatusNotifierWatcher: it records the items
@@ -83,7 +86,7 @@ type trayHost struct {
 
 func startTrayHost(t *testing.T) *trayHost {
 	t.Helper()
-	h := &trayHost{addr: startSessionBus(t)}
+	h := &trayHost{addr: bustest.StartSessionBus(t).Address}
 	conn, err := dbus.Connect(h.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -121,25 +121,6 @@ func (e *env) place(t *testing.T, id string, kind backends.TargetKind, pids ...i
 	return backends.Target{ID: id, Kind: kind, PIDs: pids, Cgroup: cg}
 }
 
-// rateOver waits d and returns the load's payload rate over that time.
-func rateOver(t *testing.T, l *testenv.Load, d time.Duration) float64 {
-	t.Helper()
-	last := func() testenv.Sample {
-		s := l.Samples()
-		if len(s) == 0 {
-			return testenv.Sample{}
-		}
-		return s[len(s)-1]
-	}
-	s0 := last()
-	time.Sleep(d)
-	s1 := last()
-	if s1.T <= s0.T {
-		t.Fatalf("no progress reports from ctload (stderr: %s)", l.Stderr())
-	}
-	return float64(s1.Total-s0.Total) / (s1.T - s0.T)
-}
-
 var statsRE = regexp.MustCompile(`(?m)^\s*(RX|TX|Sent|backlog|rate|lended|tokens).*$`)
 
 // dump is the namespace's tc and link state, as tc and ip show it.
