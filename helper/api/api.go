@@ -211,4 +211,7 @@ type Rule struct {
 	Exe   string `json:"exe"`
 	UID   uint32 `json:"uid"`
 	Limit Limit  `json:"limit"`
+	// Admin: an administrator (manage) set it; only manage may lift or
+	// change it, and the owner's pause does not pause it.
+	Admin bool `json:"admin"`
 }

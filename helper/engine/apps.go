@@ -170,7 +170,7 @@ func (e *Engine) nameLocked(a *app) {
 		a.name, a.icon = a.key.exe, ""
 		return
 	}
-	if de := e.desk.index(a.key.uid).lookup(a.key.exe, a.flatpak); de != nil {
+	if de := e.desk.lookup(a.key.uid, a.key.exe, a.flatpak); de != nil {
 		a.name, a.icon = de.name, de.icon
 		return
 	}

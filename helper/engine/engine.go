@@ -134,7 +134,6 @@ func New(cfg Config) (*Engine, error) {
 		mgr:     cfg.Manager,
 		store:   cfg.Rules,
 		fs:      procFS{root: cfg.ProcRoot},
-		desk:    newDesktopCache(cfg.AppDirs, cfg.UserAppDirs),
 		logf:    cfg.Logf,
 		self:    os.Getpid(),
 		execs:   map[int]struct{}{},
@@ -143,6 +142,7 @@ func New(cfg Config) (*Engine, error) {
 	if e.logf == nil {
 		e.logf = log.Printf
 	}
+	e.desk = newDesktopCache(cfg.AppDirs, cfg.UserAppDirs, e.logf)
 	e.st.init()
 	e.lim.init()
 	for _, p := range cfg.Rules.Problems() {
