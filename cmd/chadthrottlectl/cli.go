@@ -86,6 +86,10 @@ func explain(err error) string {
 		return "not found: " + msg
 	case errors.Is(err, client.ErrUnavailable):
 		return "unavailable: " + msg
+	case errors.Is(err, client.ErrQuotaExceeded):
+		return "quota exceeded: " + msg
+	case errors.Is(err, client.ErrTooManyCalls):
+		return "too many calls: " + msg
 	}
 	return msg
 }

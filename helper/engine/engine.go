@@ -40,6 +40,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine is closed")
+	// ErrNeedsManage: the change needs the manage permission (the limit
+	// was set by an administrator, or the process is not the caller's).
+	ErrNeedsManage = errors.New("needs the manage permission")
+	// ErrQuota: a user's bound on rules or limits is reached.
+	ErrQuota = errors.New("quota reached")
 )
 
 // Intervals of the sampling loop.

@@ -256,3 +256,10 @@ func (b *bench) target(id string) ([]int, bool) {
 	}
 	return t.PIDs, true
 }
+
+// admin is a caller holding manage (root): the engine's own bounds for
+// users do not apply.
+var admin = api.Caller{UID: 0, Admin: true}
+
+// asUID is a caller without manage.
+func asUID(uid uint32) api.Caller { return api.Caller{UID: uid} }

@@ -130,3 +130,31 @@ func readDirNames(dir string, max int) ([]os.DirEntry, error) {
 	defer f.Close()
 	return f.ReadDir(max)
 }
+
+// pidfdOpen returns a pidfd for pid, or -1 when the kernel has none
+// (before Linux 5.3); errESRCH when there is no such process.
+func pidfdOpen(pid int) (int, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == unix.ESRCH {
+		return -1, errESRCH
+	}
+	if err != nil {
+		return -1, nil
+	}
+	return fd, nil
+}
+
+// pidfdAlive reports whether the pidfd's process has not exited (true
+// without a pidfd).
+func pidfdAlive(fd int) bool {
+	if fd < 0 {
+		return true
+	}
+	return unix.PidfdSendSignal(fd, 0, nil, 0) != unix.ESRCH
+}
+
+func pidfdClose(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+}
