@@ -51,8 +51,8 @@ type limitState struct {
 	// paused after everyone's pause was lifted for uid alone (only manage
 	// resumes them).
 	adminPaused map[uint32]bool
-	failedAt   map[string]time.Time
-	lastErr    map[string]string
+	failedAt    map[string]time.Time
+	lastErr     map[string]string
 }
 
 func (l *limitState) init() {

@@ -782,7 +782,7 @@ func TestUserLimitEndsWhenCredentialsChange(t *testing.T) {
 		p.add(fp{pid: 100, ppid: 1, uid: 1000, exe: "/usr/bin/bash"})
 		p.add(fp{pid: 101, ppid: 100, uid: 1000, exe: "/usr/bin/curl"})
 		p.add(fp{pid: 102, ppid: 100, uid: 1000, euid: 0, setEUID: true, exe: "/usr/bin/sudo"}) // setuid child
-		p.add(fp{pid: 200, ppid: 1, uid: 1001, euid: 1000, exe: "/usr/bin/bash"})  // someone else's setuid-to-1000 program
+		p.add(fp{pid: 200, ppid: 1, uid: 1001, euid: 1000, exe: "/usr/bin/bash"})               // someone else's setuid-to-1000 program
 	})
 	u := asUID(1000)
 	if err := b.e.SetProcessLimit(u, 100, 0, api.Limit{Up: 1000}); err != nil {
