@@ -46,8 +46,13 @@ func isHiddenID(id string) bool {
 	return ok && strings.HasPrefix(rest, "#")
 }
 
-// redactApp keeps what everyone may see of another user's app.
+// redactApp keeps what everyone may see of another user's app. An icon
+// given as a path (from the user's own .desktop file) is dropped: it would
+// make other users' windows read a file of that user's choosing.
 func redactApp(a api.App) api.App {
+	if strings.HasPrefix(a.Icon, "/") {
+		a.Icon = ""
+	}
 	return api.App{
 		ID: hiddenID(a), Name: a.Name, Icon: a.Icon, UID: a.UID, User: a.User, PIDs: []int32{},
 		RxRate: a.RxRate, TxRate: a.TxRate, RxBytes: a.RxBytes, TxBytes: a.TxBytes,
