@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,6 +179,20 @@ func (p *Peer) Calls(t testing.TB, calls ...Call) []Answer {
 		t.Fatalf("child answered %d of %d calls: %s %s", len(answers), len(calls), out, stderr)
 	}
 	return answers
+}
+
+// Start starts a child that makes calls without waiting for it (a test
+// kills it to see what the helper does when a caller leaves mid-call).
+func (p *Peer) Start(t testing.TB, calls ...Call) *exec.Cmd {
+	t.Helper()
+	b, _ := json.Marshal(calls)
+	cmd := execAs(p.User, []string{envChild + "=call", envBus + "=" + p.bus.Address, envCall + "=" + string(b)}, p.bin, "-test.run=^$")
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
 }
 
 // Hold starts a child that connects to the bus and stays; it returns the
