@@ -335,7 +335,7 @@ func TestSetuidExecEndsUserLimit(t *testing.T) {
 	if err := os.WriteFile(suid, src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(suid, 0o4755); err != nil {
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
 		t.Fatal(err)
 	}
 	sh := startAs(t, &b.own, "/", "/bin/sh", "-c", "sleep 2; exec "+suid+" 600")
@@ -361,7 +361,8 @@ func TestSetuidExecEndsUserLimit(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d did not become setuid root (app %q, found %v): is the temp dir mounted nosuid?", pid, app, found)
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			t.Fatalf("process %d did not become setuid root (app %q, found %v): is the temp dir mounted nosuid?\n%s", pid, app, found, st)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

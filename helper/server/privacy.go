@@ -59,13 +59,20 @@ func redactApp(a api.App) api.App {
 	}
 }
 
-// redactSnapshot redacts the apps of uids other than uid.
+// redactSnapshot redacts the apps of uids other than uid, and leaves out
+// those that are listed only because of a rule (no process, no traffic):
+// they would show the rule's path.
 func redactSnapshot(snap api.Snapshot, uid uint32) api.Snapshot {
-	for i, a := range snap.Apps {
-		if a.UID != uid {
-			snap.Apps[i] = redactApp(a)
+	apps := make([]api.App, 0, len(snap.Apps))
+	for _, a := range snap.Apps {
+		switch {
+		case a.UID == uid:
+			apps = append(apps, a)
+		case len(a.PIDs) > 0 || a.RxBytes > 0 || a.TxBytes > 0:
+			apps = append(apps, redactApp(a))
 		}
 	}
+	snap.Apps = apps
 	return snap
 }
 
