@@ -164,7 +164,7 @@ func TestNamesMatchAPI(t *testing.T) {
 		}
 		caps := strings.Fields(one(t, s, "CapabilityBoundingSet"))
 		sort.Strings(caps)
-		wantCaps := []string{"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYS_NICE", "CAP_SYS_PTRACE"}
+		wantCaps := []string{"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_PERFMON", "CAP_SETGID", "CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_NICE", "CAP_SYS_PTRACE"}
 		if !slices.Equal(caps, wantCaps) {
 			t.Errorf("CapabilityBoundingSet %q, want %q", caps, wantCaps)
 		}

@@ -274,8 +274,8 @@ func TestRulesCannotBrickHelper(t *testing.T) {
 		t.Fatalf("rules after starting on a 70 MiB file: %+v %v", rules, err)
 	}
 	t.Logf("helper answered %v after it was started on a 70 MiB rules file", took.Round(time.Millisecond))
-	if took > 2*time.Second {
-		t.Errorf("helper took %v to answer (want ≤ 2 s)", took)
+	if took > 5*time.Second { // reading 64 MiB: ~0.9 s here; wide for a loaded CI machine
+		t.Errorf("helper took %v to answer (want ≤ 5 s)", took)
 	}
 	aside, _ := filepath.Glob(filepath.Join(b.in.stateDir, "rules.json.corrupt-*"))
 	if len(aside) != 1 || !strings.Contains(h.out.String(), "kept as") {
