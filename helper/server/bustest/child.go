@@ -55,6 +55,8 @@ func MaybeChild() {
 		os.Exit(hold())
 	case "call":
 		os.Exit(callChild())
+	case "fuzz":
+		os.Exit(fuzzChild())
 	}
 	fmt.Fprintln(os.Stderr, "unknown child job")
 	os.Exit(2)
