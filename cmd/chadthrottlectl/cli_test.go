@@ -45,7 +45,7 @@ func (f *fakeHelper) RemoveProcessLimit(_ context.Context, pid int32) error {
 	return f.rec(fmtCall("RemoveProcessLimit", pid))
 }
 func (f *fakeHelper) CallerUID(context.Context) (uint32, error) { return 4321, f.rec("CallerUID") }
-func (f *fakeHelper) Close() error                                { return nil }
+func (f *fakeHelper) Close() error                              { return nil }
 
 func fmtCall(name string, args ...any) string {
 	b, _ := json.Marshal(args)

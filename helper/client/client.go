@@ -64,7 +64,7 @@ var ErrHelperMissing = errors.New("chadthrottle-helper is not running and could 
 type Client struct {
 	conn *dbus.Conn
 	obj  dbus.BusObject
-	own  bool // conn is ours to close
+	own  bool   // conn is ours to close
 	host string // remote host ([USER@]HOST[:PORT]) or "" for this machine
 
 	mu       sync.Mutex
