@@ -374,7 +374,9 @@ func destination(host string) string {
 func lastLines(s string, n int) string {
 	var lines []string
 	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		// sshd's note about a login user without a home says nothing
+		// about the failure.
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Could not chdir to home directory") {
 			lines = append(lines, l)
 		}
 	}
