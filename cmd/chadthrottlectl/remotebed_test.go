@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -26,7 +27,71 @@ import (
 
 func TestMain(m *testing.M) {
 	bustest.MaybeChild()
+	if os.Getenv(envLatency) != "" {
+		os.Exit(latencyChild())
+	}
 	os.Exit(m.Run())
+}
+
+// The latency child (make bench): the test binary re-run as a user,
+// connected to the helper here or over ssh, times calls and prints them.
+const (
+	envLatency = "CHADTHROTTLE_LATENCY_CHILD" // host ("-" for this machine)
+	envLatBus  = "CHADTHROTTLE_LATENCY_BUS"
+	envLatPID  = "CHADTHROTTLE_LATENCY_PID" // a process to limit
+	envLatN    = "CHADTHROTTLE_LATENCY_N"
+)
+
+// latencies is what a latency child prints (nanoseconds).
+type latencies struct {
+	Connect int64              `json:"connect"`
+	Calls   map[string][]int64 `json:"calls"`
+}
+
+func latencyChild() int {
+	host := os.Getenv(envLatency)
+	if host == "-" {
+		host = ""
+	}
+	pid, _ := strconv.Atoi(os.Getenv(envLatPID))
+	n, _ := strconv.Atoi(os.Getenv(envLatN))
+	t0 := time.Now()
+	c, err := client.ConnectHost(host, os.Getenv(envLatBus))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Status(ctx); err != nil { // includes the first polkit check
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	out := latencies{Connect: int64(time.Since(t0)), Calls: map[string][]int64{}}
+	timed := func(name string, f func() error) bool {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			fmt.Fprintln(os.Stderr, name, err)
+			return false
+		}
+		out.Calls[name] = append(out.Calls[name], int64(time.Since(t0)))
+		return true
+	}
+	for i := 0; i < n; i++ {
+		ok := timed(api.MethodGetStatus, func() error { _, err := c.Status(ctx); return err }) &&
+			timed(api.MethodGetApps, func() error { _, err := c.Apps(ctx); return err }) &&
+			timed(api.MethodSetProcessLimit, func() error {
+				return c.SetProcessLimit(ctx, int32(pid), api.Limit{Up: uint64(1_000_000 + i), Down: 2_000_000})
+			}) &&
+			timed(api.MethodRemoveProcessLimit, func() error { return c.RemoveProcessLimit(ctx, int32(pid)) })
+		if !ok {
+			return 1
+		}
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		return 1
+	}
+	return 0
 }
 
 // remoteBed is a "remote machine" and a "workstation" in one test bed:
