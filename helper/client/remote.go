@@ -274,10 +274,8 @@ func DialHost(host, bus string) (*dbus.Conn, error) {
 	if p.out, err = cmd.StdoutPipe(); err != nil {
 		return nil, err
 	}
-	// Not in our process group: a Ctrl-C meant for a password prompt
-	// reaches ssh through its terminal anyway, and a signal to the GUI's
-	// group does not cut remote connections it is closing cleanly.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// ssh stays in our process group: it may have to ask for a password
+	// or passphrase on the terminal, which only the foreground group reads.
 	if err := cmd.Start(); err != nil {
 		return nil, &RemoteError{Host: host, Kind: ErrSSHFailed, Detail: err.Error()}
 	}
