@@ -50,6 +50,7 @@ const usage = `usage: chadthrottlectl [--bus system|session|ADDRESS] [-H|--host 
                           systemd-stdio-bridge' (the ssh in PATH with your ssh config, keys and
                           agent); --bus then names the bus on HOST. polkit on HOST decides as
                           for a caller in no active session (see docs/packaging.md)
+  --bus and -H/--host may also follow the command.
 
 commands:
   backends [--json]       every compiled backend: kind, name, priority, available, active, reason
