@@ -152,6 +152,7 @@ func (u *UI) setState(s connState, detail string) {
 	u.state, u.stateDetail = s, detail
 	if changed {
 		u.applyState()
+		u.root.Refresh() // texts of another length in the header and status line: lay out again
 		if s != stateConnected {
 			u.list.Refresh() // sliders read-only while away
 			u.refreshTray(true)
@@ -227,6 +228,7 @@ func (u *UI) applyState() {
 		u.overlayTitle.SetText(title)
 		u.overlayText.SetText(wrapText(text, 90))
 		u.overlay.Show()
+		u.overlay.Refresh() // lay the card out again: the text may have more lines now
 	} else {
 		u.overlay.Hide()
 	}
