@@ -182,7 +182,7 @@ func (p *detailsPane) show(d *api.AppDetails) {
 	}
 	p.icon.Refresh()
 	setText(p.title, a.Name)
-	info := a.Exe
+	info := api.Printable(a.Exe)
 	if a.User != "" {
 		info += " · user " + a.User
 	}

@@ -1,10 +1,12 @@
 package gui
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"fyne.io/fyne/v2"
 
@@ -113,11 +115,18 @@ func loadIcon(path string) fyne.Resource {
 	if ext != ".png" && ext != ".svg" {
 		return nil
 	}
-	st, err := os.Stat(path)
+	// Icon= comes from other users' .desktop files too: never block on a
+	// FIFO put there (O_NONBLOCK, then fstat), never read more than 2 MiB.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 || st.Size() > 2<<20 {
 		return nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(io.LimitReader(f, 2<<20))
 	if err != nil {
 		return nil
 	}

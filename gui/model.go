@@ -187,7 +187,9 @@ func (v *view) app(id string) (api.App, bool) {
 // topApps returns up to n apps by current total rate (for the tray), apps
 // with a limit first when nothing moves.
 func topApps(apps []api.App, n int) []api.App {
-	s := slices.Clone(apps)
+	// The tray offers quick limits: apps shown without their path (another
+	// user's, to a caller without manage) cannot take one.
+	s := slices.DeleteFunc(slices.Clone(apps), func(a api.App) bool { return a.Exe == "" })
 	slices.SortStableFunc(s, func(a, b api.App) int {
 		if c := cmp.Compare(b.RxRate+b.TxRate, a.RxRate+a.TxRate); c != 0 {
 			return c

@@ -57,6 +57,7 @@ func (u *UI) Poll(ctx context.Context) {
 			r.details, r.detailsFor = &d, sel
 		}
 	}
+	printable(&r)
 	r.icons = map[string]fyne.Resource{}
 	for _, a := range r.snap.Apps {
 		if _, ok := r.icons[a.Icon]; !ok && a.Icon != "" {
@@ -321,4 +322,21 @@ func explain(err error) string {
 		return "the helper did not answer in time"
 	}
 	return err.Error()
+}
+
+// printable makes the text other users' processes and .desktop files chose
+// safe to show (api.Printable); Exe stays exact (limits name it) and is
+// passed through Printable where it is shown.
+func printable(r *pollResult) {
+	for i := range r.snap.Apps {
+		a := &r.snap.Apps[i]
+		a.Name, a.User = api.Printable(a.Name), api.Printable(a.User)
+	}
+	if d := r.details; d != nil {
+		d.App.Name, d.App.User = api.Printable(d.App.Name), api.Printable(d.App.User)
+		for i := range d.Processes {
+			p := &d.Processes[i]
+			p.Comm, p.Cmdline = api.Printable(p.Comm), api.Printable(p.Cmdline)
+		}
+	}
 }

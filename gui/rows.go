@@ -232,7 +232,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 		}
 	}
 	if u.view.dupNames[a.Name] {
-		sub += " · " + a.Exe
+		sub += " · " + api.Printable(a.Exe)
 	}
 	w := r.name.Size().Width - 2*theme.InnerPadding() // the name column
 	if w < 50 {
@@ -249,7 +249,9 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	setCanvasText(r.up, FormatRate(a.TxRate, unit), fg)
 	setCanvasText(r.totDn, FormatBytes(a.RxBytes), fg)
 	setCanvasText(r.totUp, FormatBytes(a.TxBytes), fg)
-	ro := u.readOnly() || u.state != stateConnected
+	// Another user's app shown without its path (the helper hides it from
+	// callers without the manage permission) cannot be limited from here.
+	ro := u.readOnly() || u.state != stateConnected || a.Exe == ""
 	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
 	r.limUp.show(lim.Up, !ro, editing)
 }
@@ -338,7 +340,7 @@ func (u *UI) effectiveLimit(a *api.App) (api.Limit, bool) {
 // (re)starts the settle timer: one call per settle, not per pixel.
 func (u *UI) edit(id string, d direction, lim uint64) {
 	a, ok := u.view.app(id)
-	if !ok || u.readOnly() {
+	if !ok || u.readOnly() || a.Exe == "" {
 		return
 	}
 	u.mu.Lock()

@@ -22,6 +22,8 @@ const (
 	EventExec
 	EventExit
 	EventLost
+	// EventCreds: the process changed its uid or gid (setuid, setgid).
+	EventCreds
 )
 
 func (k EventKind) String() string {
@@ -34,6 +36,8 @@ func (k EventKind) String() string {
 		return "exit"
 	case EventLost:
 		return "lost"
+	case EventCreds:
+		return "creds"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }
@@ -53,6 +57,8 @@ const (
 	procCnMcastListen = 1
 	procEventFork     = 0x1
 	procEventExec     = 0x2
+	procEventUID      = 0x4
+	procEventGID      = 0x40
 	procEventExit     = 0x80000000
 	sizeofCnMsg       = 20
 )
@@ -229,6 +235,12 @@ func parseProcEvent(b []byte) (ProcEvent, bool) {
 			return ProcEvent{}, false
 		}
 		return ProcEvent{Kind: EventExec, PID: u32(1)}, true
+	case procEventUID, procEventGID:
+		// process_pid, process_tgid, ruid/rgid, euid/egid
+		if u32(0) != u32(1) || u32(1) <= 0 {
+			return ProcEvent{}, false // one thread's credentials
+		}
+		return ProcEvent{Kind: EventCreds, PID: u32(1)}, true
 	case procEventExit:
 		// process_pid, process_tgid, exit_code, exit_signal, parent_pid, parent_tgid
 		if u32(0) != u32(1) || u32(1) <= 0 {

@@ -402,7 +402,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	h = in.start(t)
 	rules, err := c.Rules(ctx)
-	if err != nil || len(rules) != 1 || rules[0] != (api.Rule{Exe: "/usr/bin/curl", UID: 1000, Limit: api.Limit{Down: 1_000_000, Up: 50_000, Traffic: "internet"}}) {
+	if err != nil || len(rules) != 1 || rules[0] != (api.Rule{Exe: "/usr/bin/curl", UID: 1000, Limit: api.Limit{Down: 1_000_000, Up: 50_000, Traffic: "internet"}, Admin: true}) {
 		t.Fatalf("rules after restart: %+v %v", rules, err)
 	}
 	if code := h.stop(t, syscall.SIGINT); code != 0 {

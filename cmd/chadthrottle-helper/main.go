@@ -4,7 +4,7 @@
 //
 //	chadthrottle-helper [--bus system|session|ADDRESS] [--interface IFACE]
 //	    [--monitor NAME] [--upload NAME] [--download NAME|none]
-//	    [--state-dir DIR] [--idle-exit DURATION] [--list-backends]
+//	    [--state-dir DIR] [--idle-exit DURATION] [--user-call-rate N] [--list-backends]
 package main
 
 import (
@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chadthrottle/chadthrottle/helper/server"
 )
 
 func main() {
@@ -38,6 +40,7 @@ func main() {
 	flag.DurationVar(&cfg.idleExit, "idle-exit", 0, "exit after this long with no limits and no client calls (0: never; for D-Bus activation)")
 	flag.StringVar(&cfg.netns, "netns", "", "network namespace (path, e.g. /run/netns/NAME) to shape and monitor; empty: the helper's own")
 	flag.StringVar(&cfg.tag, "tag", "", "suffix for kernel object names (parallel test instances); empty in production")
+	flag.Float64Var(&cfg.callRate, "user-call-rate", server.DefaultCallRate, "D-Bus calls per second one user (not root) may make; more get io.github.chadthrottle.Error.TooManyCalls")
 	list := flag.Bool("list-backends", false, "print every compiled backend (kind, name, priority, available, reason) and exit")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -67,4 +70,5 @@ type config struct {
 	idleExit                  time.Duration
 	netns                     string
 	tag                       string
+	callRate                  float64
 }

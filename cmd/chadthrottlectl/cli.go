@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial func
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "chadthrottlectl: %s\n", explain(err))
+	fmt.Fprintf(stderr, "chadthrottlectl: %s\n", api.Printable(explain(err)))
 	if errors.Is(err, errUsage) {
 		fmt.Fprint(stderr, "run 'chadthrottlectl --help' for usage\n")
 		return 2
@@ -111,6 +111,10 @@ func explain(err error) string {
 		return "not found: " + msg
 	case errors.Is(err, client.ErrUnavailable):
 		return "unavailable: " + msg
+	case errors.Is(err, client.ErrQuotaExceeded):
+		return "quota exceeded: " + msg
+	case errors.Is(err, client.ErrTooManyCalls):
+		return "too many calls: " + msg
 	}
 	return msg
 }
@@ -305,7 +309,7 @@ func cmdBackends(ctx context.Context, h helper, o *opts, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAME\tPRIORITY\tAVAILABLE\tACTIVE\tREASON")
 	for _, b := range bs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", b.Kind, b.Name, b.Priority, yesNo(b.Available), yesNo(b.Active), b.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", b.Kind, b.Name, b.Priority, yesNo(b.Available), yesNo(b.Active), api.Printable(b.Reason))
 	}
 	return tw.Flush()
 }
@@ -384,20 +388,23 @@ func cmdTop(ctx context.Context, h helper, o *opts, w io.Writer) error {
 	return tw.Flush()
 }
 
+// appLabel and the other text output pass what processes and .desktop
+// files of other users chose through api.Printable: a name cannot write
+// terminal escapes.
 func appLabel(a api.App) string {
 	name := a.Name
 	if name == "" {
 		name = filepath.Base(a.Exe)
 	}
 	if a.Exe != "" && name != a.Exe {
-		return name + " (" + a.Exe + ")"
+		return api.Printable(name + " (" + a.Exe + ")")
 	}
-	return name
+	return api.Printable(name)
 }
 
 func userLabel(a api.App) string {
 	if a.User != "" {
-		return a.User
+		return api.Printable(a.User)
 	}
 	return strconv.FormatUint(uint64(a.UID), 10)
 }
@@ -440,7 +447,7 @@ func cmdRules(ctx context.Context, h helper, o *opts, w io.Writer) error {
 		if traffic == "" {
 			traffic = api.TrafficAll
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.Exe, r.UID, api.FormatRate(r.Limit.Down), api.FormatRate(r.Limit.Up), traffic)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", api.Printable(r.Exe), r.UID, api.FormatRate(r.Limit.Down), api.FormatRate(r.Limit.Up), traffic)
 	}
 	return tw.Flush()
 }
@@ -496,7 +503,7 @@ func cmdLimit(ctx context.Context, h helper, o *opts, w io.Writer) error {
 	if err := h.SetAppLimit(ctx, exe, uint32(o.uid), o.limit); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "rule set for %s (uid %d): %s\n", exe, o.uid, describe(o.limit))
+	fmt.Fprintf(w, "rule set for %s (uid %d): %s\n", api.Printable(exe), o.uid, describe(o.limit))
 	return nil
 }
 
@@ -540,6 +547,6 @@ func cmdUnlimit(ctx context.Context, h helper, o *opts, w io.Writer) error {
 	if err := h.RemoveAppLimit(ctx, exe, uint32(o.uid)); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "removed the rule for %s (uid %d)\n", exe, o.uid)
+	fmt.Fprintf(w, "removed the rule for %s (uid %d)\n", api.Printable(exe), o.uid)
 	return nil
 }

@@ -32,7 +32,17 @@ const (
 	ErrNotFound        = "io.github.chadthrottle.Error.NotFound"        // no such process, app or rule
 	ErrUnavailable     = "io.github.chadthrottle.Error.Unavailable"     // e.g. download limiting unavailable here
 	ErrFailed          = "io.github.chadthrottle.Error.Failed"          // the kernel refused; the message says why
+	ErrQuotaExceeded   = "io.github.chadthrottle.Error.QuotaExceeded"   // a user's bound on rules or limits is reached
+	ErrTooManyCalls    = "io.github.chadthrottle.Error.TooManyCalls"    // the caller's uid made too many calls; retry later
 )
+
+// Caller is who asks the helper's engine for a change: the bus caller's
+// uid, and whether this call was authorized with ActionManage (or by uid
+// 0). It is not sent on the bus.
+type Caller struct {
+	UID   uint32
+	Admin bool
+}
 
 // Signals emitted on Interface.
 const (
@@ -211,4 +221,7 @@ type Rule struct {
 	Exe   string `json:"exe"`
 	UID   uint32 `json:"uid"`
 	Limit Limit  `json:"limit"`
+	// Admin: an administrator (manage) set it; only manage may lift or
+	// change it, and the owner's pause does not pause it.
+	Admin bool `json:"admin"`
 }

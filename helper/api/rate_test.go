@@ -134,3 +134,20 @@ func FuzzParseRate(f *testing.F) {
 		_ = FormatRate(r)
 	})
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"Firefox":                      "Firefox",
+		"Grüße 日本":                     "Grüße 日本",
+		"\x1b]0;pwned\x07evil":         `\x1b]0;pwned\x07evil`,
+		"a\nb\tc\r":                    `a\x0ab\x09c\x0d`,
+		"\u202etxt.exe":                `\u202etxt.exe`,
+		"bad\xffutf8":                  `bad\xffutf8`,
+		"\xc2\x9b31m c1 csi":           `\u009b31m c1 csi`,
+		"mysql -psecret\x1b[2K\x1b[1A": `mysql -psecret\x1b[2K\x1b[1A`,
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

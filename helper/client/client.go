@@ -54,6 +54,8 @@ var (
 	ErrNotFound        = &Error{Name: api.ErrNotFound, Message: "not found"}
 	ErrUnavailable     = &Error{Name: api.ErrUnavailable, Message: "unavailable"}
 	ErrFailed          = &Error{Name: api.ErrFailed, Message: "failed"}
+	ErrQuotaExceeded   = &Error{Name: api.ErrQuotaExceeded, Message: "quota exceeded"}
+	ErrTooManyCalls    = &Error{Name: api.ErrTooManyCalls, Message: "too many calls"}
 )
 
 // ErrHelperMissing is returned when the helper's name has no owner and the

@@ -170,7 +170,7 @@ func (e *Engine) nameLocked(a *app) {
 		a.name, a.icon = a.key.exe, ""
 		return
 	}
-	if de := e.desk.index(a.key.uid).lookup(a.key.exe, a.flatpak); de != nil {
+	if de := e.desk.lookup(a.key.uid, a.key.exe, a.flatpak); de != nil {
 		a.name, a.icon = de.name, de.icon
 		return
 	}
@@ -261,15 +261,15 @@ func (e *Engine) refreshLocked(p *proc, scan int64, creds bool) {
 	}
 	p.seenScan = scan
 	p.ppid, p.comm, p.kthread = ppid, comm, kthread
-	if creds {
+	exe := ""
+	if !kthread {
+		exe = e.fs.exe(p.pid)
+	}
+	if creds || exe != p.exe { // an exec may have been of a setuid program
 		oldUID, oldOwner := p.uid, p.owner
 		if err := e.fs.refreshCreds(p); err != nil {
 			p.uid, p.owner = oldUID, oldOwner
 		}
-	}
-	exe := ""
-	if !kthread {
-		exe = e.fs.exe(p.pid)
 	}
 	if exe != p.exe {
 		p.exe = exe

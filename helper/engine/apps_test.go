@@ -101,7 +101,7 @@ func TestExecMovesProcessToNewApp(t *testing.T) {
 
 func TestDesktopNames(t *testing.T) {
 	var b *bench
-	userDir := filepath.Join(t.TempDir(), "home1000-apps")
+	userDir := filepath.Join(publicTempDir(t), "home1000-apps") // read as uid 1000
 	sysDir := ""
 	b = newBench(t, func(p *fakeProc) {
 		p.add(fp{pid: 100, ppid: 1, uid: 1000, exe: "/usr/lib/firefox/firefox"})
@@ -123,6 +123,7 @@ func TestDesktopNames(t *testing.T) {
 		b.users[1000] = userDir
 	})
 	_ = sysDir
+	b.settleDesktop()
 	cases := []struct{ id, name, icon string }{
 		{"1000:/usr/lib/firefox/firefox", "My Firefox", "/home/u/ff.png"}, // the user's own entry wins
 		{"1001:/usr/lib/firefox/firefox", "Firefox", "firefox"},

@@ -193,7 +193,7 @@ func TestBenchRealProcRuleLatency(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- e.Run(ctx) }()
 		exe := copyExe(t, sleepBin, testenv.UniqueName("ctb"))
-		if err := e.SetAppLimit(exe, 0, api.Limit{Up: 1000}); err != nil {
+		if err := e.SetAppLimit(admin, exe, 0, api.Limit{Up: 1000}); err != nil {
 			t.Fatal(err)
 		}
 		id := appTargetID(appKey{0, exe})

@@ -3,7 +3,6 @@ package engine
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -56,31 +55,54 @@ func newDesktopIndex() *desktopIndex {
 // win (XDG order: the user's own first).
 func buildDesktopIndex(dirs []string) *desktopIndex {
 	idx := newDesktopIndex()
+	budget := &buildBudget{deadline: time.Now().Add(desktopBuildLimit)}
 	for _, dir := range dirs {
-		idx.addDir(dir, dir)
+		idx.addDir(dir, dir, budget)
 	}
 	return idx
 }
 
-func (idx *desktopIndex) addDir(root, dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+// Bounds of one index build: a user's directories are theirs to fill.
+const (
+	maxDesktopFile    = 256 << 10 // bytes of one .desktop file
+	maxDirEntries     = 4096      // entries read from one directory
+	maxDesktopFiles   = 8192      // .desktop files read in one build
+	desktopBuildLimit = 5 * time.Second
+)
+
+// buildBudget bounds one index build in files and time.
+type buildBudget struct {
+	files    int
+	deadline time.Time
+}
+
+func (b *buildBudget) spent() bool {
+	return b.files >= maxDesktopFiles || time.Now().After(b.deadline)
+}
+
+func (idx *desktopIndex) addDir(root, dir string, budget *buildBudget) {
+	entries, err := readDirNames(dir, maxDirEntries)
+	if err != nil && len(entries) == 0 {
 		return
 	}
 	for _, e := range entries {
+		if budget.spent() {
+			return
+		}
 		p := filepath.Join(dir, e.Name())
-		if e.IsDir() {
+		if e.IsDir() { // the entry itself: a link to a directory is not followed
 			if depth := strings.Count(strings.TrimPrefix(p, root), "/"); depth <= 2 {
-				idx.addDir(root, p)
+				idx.addDir(root, p, budget)
 			}
 			continue
 		}
 		if !strings.HasSuffix(e.Name(), ".desktop") {
 			continue
 		}
+		budget.files++
 		rel, _ := filepath.Rel(root, p)
 		id := strings.TrimSuffix(strings.ReplaceAll(rel, "/", "-"), ".desktop")
-		b, err := readSmall(p, 256<<10)
+		b, err := readRegular(p, maxDesktopFile)
 		if err != nil {
 			continue
 		}
@@ -91,15 +113,6 @@ func (idx *desktopIndex) addDir(root, dir string) {
 		de.id = id
 		idx.add(de, execs)
 	}
-}
-
-func readSmall(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
 }
 
 // add indexes an entry unless an earlier (higher-priority) one holds the
@@ -255,24 +268,39 @@ func unescapeDesktop(s string) string {
 	return r.Replace(s)
 }
 
-// lookup finds the entry for a process: by flatpak app id, by resolved
-// executable, then by basename.
-func (idx *desktopIndex) lookup(exe, flatpakID string) *desktopEntry {
+// lookup finds the entry for a process in idxs (highest priority first):
+// by flatpak app id, by resolved executable, then by basename; at each
+// step a visible entry wins over a NoDisplay one.
+func lookup(idxs []*desktopIndex, exe, flatpakID string) *desktopEntry {
+	find := func(key string, m func(*desktopIndex) map[string]*desktopEntry) *desktopEntry {
+		var hidden *desktopEntry
+		for _, idx := range idxs {
+			if idx == nil {
+				continue
+			}
+			if de, ok := m(idx)[key]; ok {
+				if !de.noDisplay {
+					return de
+				}
+				if hidden == nil {
+					hidden = de
+				}
+			}
+		}
+		return hidden
+	}
 	if flatpakID != "" {
-		if de, ok := idx.byID[flatpakID]; ok {
+		if de := find(flatpakID, func(i *desktopIndex) map[string]*desktopEntry { return i.byID }); de != nil {
 			return de
 		}
 	}
 	if exe == "" {
 		return nil
 	}
-	if de, ok := idx.byPath[exe]; ok {
+	if de := find(exe, func(i *desktopIndex) map[string]*desktopEntry { return i.byPath }); de != nil {
 		return de
 	}
-	if de, ok := idx.byBase[filepath.Base(exe)]; ok {
-		return de
-	}
-	return nil
+	return find(filepath.Base(exe), func(i *desktopIndex) map[string]*desktopEntry { return i.byBase })
 }
 
 // flatpakID extracts a Flatpak app id from a systemd scope in a cgroup path
@@ -290,34 +318,43 @@ func flatpakID(cgroup string) string {
 	return rest
 }
 
-// desktopCache holds the system index and one index per user (the user's
-// own directories first, then the system's), rebuilt when a directory
-// changes (checked at most every refreshEvery).
+// desktopCache holds the system index (built by root from system
+// directories) and one index per user of that user's own directories. A
+// user's index is built in the background on a thread holding that user's
+// file-system credentials (asUser), never under an engine lock: until it is
+// ready, or if it never finishes (a hung file system), the user's apps are
+// named from the system index. Directories are checked for changes at most
+// every desktopRefreshEvery.
 type desktopCache struct {
-	mu          sync.Mutex
-	systemDirs  []string
-	userDirs    func(uid uint32) []string
-	users       map[uint32]*userIndex
-	lastCheck   time.Time
-	refreshDone int // generation, bumped on rebuild
+	mu         sync.Mutex
+	systemDirs []string
+	userDirs   func(uid uint32) []string
+	system     *desktopIndex
+	sysMtime   map[string]time.Time
+	users      map[uint32]*userIndex
+	lastCheck  time.Time
+	changed    bool // a user's index was (re)built since refresh last said so
+	logf       func(string, ...any)
 }
 
 type userIndex struct {
-	dirs  []string
-	mtime map[string]time.Time
-	idx   *desktopIndex
+	mtime    map[string]time.Time
+	idx      *desktopIndex // nil until built
+	building bool
+	failed   string // why the last build could not run
 }
 
 const desktopRefreshEvery = 30 * time.Second
 
-func newDesktopCache(systemDirs []string, userDirs func(uid uint32) []string) *desktopCache {
+func newDesktopCache(systemDirs []string, userDirs func(uid uint32) []string, logf func(string, ...any)) *desktopCache {
 	if systemDirs == nil {
 		systemDirs = defaultSystemAppDirs()
 	}
 	if userDirs == nil {
 		userDirs = defaultUserAppDirs
 	}
-	return &desktopCache{systemDirs: systemDirs, userDirs: userDirs, users: map[uint32]*userIndex{}}
+	return &desktopCache{systemDirs: systemDirs, userDirs: userDirs, users: map[uint32]*userIndex{},
+		system: buildDesktopIndex(systemDirs), sysMtime: dirMtimes(systemDirs), logf: logf}
 }
 
 func defaultSystemAppDirs() []string {
@@ -344,6 +381,17 @@ func defaultUserAppDirs(uid uint32) []string {
 		filepath.Join(u.HomeDir, ".local/share/applications"),
 		filepath.Join(u.HomeDir, ".local/share/flatpak/exports/share/applications"),
 	}
+}
+
+// primaryGID returns uid's group from the user database (nogroup when it
+// has none).
+func primaryGID(uid uint32) uint32 {
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		if g, err := strconv.ParseUint(u.Gid, 10, 32); err == nil {
+			return uint32(g)
+		}
+	}
+	return 65534
 }
 
 func dedupe(s []string) []string {
@@ -380,40 +428,82 @@ func sameMtimes(a, b map[string]time.Time) bool {
 	return true
 }
 
-// index returns the index for uid, building it on first use.
-func (c *desktopCache) index(uid uint32) *desktopIndex {
+// lookup finds the entry for a process of uid. It never blocks on the
+// user's files: the first lookup for a uid starts building its index.
+func (c *desktopCache) lookup(uid uint32, exe, flatpakID string) *desktopEntry {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	ui, ok := c.users[uid]
 	if !ok {
-		dirs := append(c.userDirs(uid), c.systemDirs...)
-		ui = &userIndex{dirs: dirs, mtime: dirMtimes(dirs), idx: buildDesktopIndex(dirs)}
+		ui = &userIndex{}
 		c.users[uid] = ui
+		c.buildLocked(uid, ui)
 	}
-	return ui.idx
+	idxs := []*desktopIndex{ui.idx, c.system}
+	c.mu.Unlock()
+	return lookup(idxs, exe, flatpakID)
 }
 
-// refresh rebuilds the indexes whose directories changed; it does the work
-// at most every desktopRefreshEvery and reports whether anything changed.
+// buildLocked (re)builds uid's index in the background when its
+// directories changed (or it has none yet). One build per user at a time.
+func (c *desktopCache) buildLocked(uid uint32, ui *userIndex) {
+	if ui.building {
+		return
+	}
+	ui.building = true
+	old, have := ui.mtime, ui.idx != nil
+	go func() {
+		var (
+			idx *desktopIndex
+			m   map[string]time.Time
+		)
+		err := asUser(uid, primaryGID(uid), 0, func() {
+			dirs := c.userDirs(uid)
+			m = dirMtimes(dirs)
+			if !have || !sameMtimes(m, old) {
+				idx = buildDesktopIndex(dirs)
+			}
+		})
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		ui.building = false
+		if err != nil {
+			if msg := err.Error(); msg != ui.failed {
+				ui.failed = msg
+				if c.logf != nil {
+					c.logf("engine: app names from uid %d's .desktop files: %v", uid, err)
+				}
+			}
+			return
+		}
+		ui.failed = ""
+		ui.mtime = m
+		if idx != nil {
+			ui.idx = idx
+			c.changed = true
+		}
+	}()
+}
+
+// refresh rebuilds the system index when its directories changed and
+// starts a check of every user's; it does that at most every
+// desktopRefreshEvery (unless force), and reports whether any index changed
+// since the last call (user indexes finish in the background).
 func (c *desktopCache) refresh(now time.Time, force bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	changed := c.changed
+	c.changed = false
 	if !force && now.Sub(c.lastCheck) < desktopRefreshEvery {
-		return false
+		return changed
 	}
 	c.lastCheck = now
-	changed := false
-	for _, ui := range c.users {
-		m := dirMtimes(ui.dirs)
-		if sameMtimes(m, ui.mtime) {
-			continue
-		}
-		ui.mtime = m
-		ui.idx = buildDesktopIndex(ui.dirs)
+	if m := dirMtimes(c.systemDirs); !sameMtimes(m, c.sysMtime) {
+		c.sysMtime = m
+		c.system = buildDesktopIndex(c.systemDirs)
 		changed = true
 	}
-	if changed {
-		c.refreshDone++
+	for uid, ui := range c.users {
+		c.buildLocked(uid, ui)
 	}
 	return changed
 }

@@ -40,6 +40,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine is closed")
+	// ErrNeedsManage: the change needs the manage permission (the limit
+	// was set by an administrator, or the process is not the caller's).
+	ErrNeedsManage = errors.New("needs the manage permission")
+	// ErrQuota: a user's bound on rules or limits is reached.
+	ErrQuota = errors.New("quota reached")
 )
 
 // Intervals of the sampling loop.
@@ -134,7 +139,6 @@ func New(cfg Config) (*Engine, error) {
 		mgr:     cfg.Manager,
 		store:   cfg.Rules,
 		fs:      procFS{root: cfg.ProcRoot},
-		desk:    newDesktopCache(cfg.AppDirs, cfg.UserAppDirs),
 		logf:    cfg.Logf,
 		self:    os.Getpid(),
 		execs:   map[int]struct{}{},
@@ -143,6 +147,7 @@ func New(cfg Config) (*Engine, error) {
 	if e.logf == nil {
 		e.logf = log.Printf
 	}
+	e.desk = newDesktopCache(cfg.AppDirs, cfg.UserAppDirs, e.logf)
 	e.st.init()
 	e.lim.init()
 	for _, p := range cfg.Rules.Problems() {

@@ -90,25 +90,25 @@ func FuzzLimitCalls(f *testing.F) {
 			return err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) ||
 				errors.Is(err, backends.ErrDownloadUnavailable)
 		}
-		if err := b.e.SetAppLimit(exe, uid, l); !known(err) {
+		if err := b.e.SetAppLimit(admin, exe, uid, l); !known(err) {
 			t.Fatalf("SetAppLimit(%q, %d, %+v): undocumented error %v", exe, uid, l, err)
 		} else if err == nil && (down != 0 || up != 0) {
 			if len(b.e.Rules()) == 0 {
 				t.Fatalf("SetAppLimit(%q) succeeded but no rule is listed", exe)
 			}
-			if err := b.e.RemoveAppLimit(exe, uid); err != nil {
+			if err := b.e.RemoveAppLimit(admin, exe, uid); err != nil {
 				t.Fatalf("RemoveAppLimit after a successful SetAppLimit(%q, %d): %v", exe, uid, err)
 			}
 		}
-		if err := b.e.SetProcessLimit(pid, l); !known(err) {
+		if err := b.e.SetProcessLimit(admin, pid, 0, l); !known(err) {
 			t.Fatalf("SetProcessLimit(%d, %+v): undocumented error %v", pid, l, err)
 		} else if err == nil && (down != 0 || up != 0) {
-			if err := b.e.RemoveProcessLimit(pid); err != nil {
+			if err := b.e.RemoveProcessLimit(admin, pid, 0); err != nil {
 				t.Fatalf("RemoveProcessLimit after a successful SetProcessLimit(%d): %v", pid, err)
 			}
 		}
-		if _, err := b.e.ProcessUID(pid); !known(err) {
-			t.Fatalf("ProcessUID(%d): undocumented error %v", pid, err)
+		if _, _, err := b.e.ProcessIdentity(pid); !known(err) {
+			t.Fatalf("ProcessIdentity(%d): undocumented error %v", pid, err)
 		}
 		if _, err := b.e.AppDetails(exe); !known(err) {
 			t.Fatalf("AppDetails(%q): undocumented error %v", exe, err)

@@ -206,6 +206,29 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 }
 
 // step advances the clock by a second and runs one full scan + sample.
+// settleDesktop waits until every user's .desktop index has been built in
+// the background, then steps once so apps take their names.
+func (b *bench) settleDesktop() {
+	b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.e.desk.mu.Lock()
+		busy := false
+		for _, ui := range b.e.desk.users {
+			busy = busy || ui.building
+		}
+		b.e.desk.mu.Unlock()
+		if !busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatal("a user's .desktop index was still building after 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.step()
+}
+
 func (b *bench) step() {
 	now := b.mon.advance(time.Second)
 	b.e.tick(now, true, true)
@@ -233,3 +256,10 @@ func (b *bench) target(id string) ([]int, bool) {
 	}
 	return t.PIDs, true
 }
+
+// admin is a caller holding manage (root): the engine's own bounds for
+// users do not apply.
+var admin = api.Caller{UID: 0, Admin: true}
+
+// asUID is a caller without manage.
+func asUID(uid uint32) api.Caller { return api.Caller{UID: uid} }

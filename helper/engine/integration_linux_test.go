@@ -152,7 +152,7 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 	stop := func() { stopOnce.Do(func() { cancel(); <-done }) }
 	defer stop()
 
-	if err := e.SetAppLimit(exe, 0, api.Limit{Up: 1_000_000, Down: 2_000_000}); err != nil {
+	if err := e.SetAppLimit(admin, exe, 0, api.Limit{Up: 1_000_000, Down: 2_000_000}); err != nil {
 		t.Fatal(err)
 	}
 	id := appTargetID(appKey{0, exe})
@@ -202,7 +202,7 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 	}
 
 	// A process limit takes p2 out of the app.
-	if err := e.SetProcessLimit(p2.Process.Pid, api.Limit{Up: 5000}); err != nil {
+	if err := e.SetProcessLimit(admin, p2.Process.Pid, 0, api.Limit{Up: 5000}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, _, start, _ := procFS{"/proc"}.stat(p2.Process.Pid)
@@ -327,7 +327,7 @@ func TestRealServerLimitedAfterStart(t *testing.T) {
 	}
 	go io.Copy(io.Discard, out)
 	const limit = 1_000_000
-	if err := e.SetAppLimit(exe, 0, api.Limit{Up: limit}); err != nil {
+	if err := e.SetAppLimit(admin, exe, 0, api.Limit{Up: limit}); err != nil {
 		t.Fatal(err)
 	}
 	id := appTargetID(appKey{0, exe})
@@ -357,7 +357,7 @@ func TestRealRuleLimitsNewSender(t *testing.T) {
 	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
 	exe := copyExe(t, testenv.Ctload(t), "ct-send-"+tag)
 	const limit = 1_000_000 // 1 MB/s
-	if err := e.SetAppLimit(exe, 0, api.Limit{Up: limit}); err != nil {
+	if err := e.SetAppLimit(admin, exe, 0, api.Limit{Up: limit}); err != nil {
 		t.Fatal(err)
 	}
 	id := appTargetID(appKey{0, exe})
@@ -409,7 +409,7 @@ func TestRealRuleLimitsNewSender(t *testing.T) {
 		t.Errorf("app %+v does not hold the sender %d", app, load.PID)
 	}
 
-	if err := e.RemoveAppLimit(exe, 0); err != nil {
+	if err := e.RemoveAppLimit(admin, exe, 0); err != nil {
 		t.Fatal(err)
 	}
 	t0 := samples[len(samples)-1].T

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -24,6 +23,12 @@ type procLimit struct {
 	start uint64
 	uid   uint32
 	limit api.Limit
+	// by is the uid that set it; admin says it was set with manage. A
+	// limit set without manage binds only processes owned by by: it ends
+	// when the process's credentials change, and descendants of another
+	// owner are not pulled in.
+	by    uint32
+	admin bool
 }
 
 func (p *procLimit) targetID() string { return pidTargetID(p.pid, p.start) }
@@ -42,8 +47,12 @@ type limitState struct {
 	applied    map[string]appliedTarget
 	paused     map[uint32]bool
 	pausedAll  bool
-	failedAt   map[string]time.Time
-	lastErr    map[string]string
+	// adminPaused: limits set by an administrator on uid's targets stay
+	// paused after everyone's pause was lifted for uid alone (only manage
+	// resumes them).
+	adminPaused map[uint32]bool
+	failedAt    map[string]time.Time
+	lastErr     map[string]string
 }
 
 func (l *limitState) init() {
@@ -51,11 +60,72 @@ func (l *limitState) init() {
 	l.procLimits = map[int]*procLimit{}
 	l.applied = map[string]appliedTarget{}
 	l.paused = map[uint32]bool{}
+	l.adminPaused = map[uint32]bool{}
 	l.failedAt = map[string]time.Time{}
 	l.lastErr = map[string]string{}
 }
 
-func (l *limitState) isPaused(uid uint32) bool { return l.pausedAll || l.paused[uid] }
+// isPaused reports whether a limit on uid's target is paused: everyone's
+// pause (manage) pauses every limit, a user's own pause only the limits
+// that were not set by an administrator.
+func (l *limitState) isPaused(uid uint32, admin bool) bool {
+	if admin {
+		return l.pausedAll || l.adminPaused[uid]
+	}
+	return l.pausedAll || l.paused[uid]
+}
+
+// Per-user bounds for callers without manage, so that one user cannot use
+// up the kernel tables everyone shares (4096 targets in the BPF maps and tc
+// class space): room for adminReserve targets is always kept for limits set
+// with manage.
+const (
+	MaxUserRules         = 256  // app rules of one uid
+	MaxUserProcessLimits = 64   // process limits one uid may hold
+	MaxUserExeLen        = 1024 // bytes of a rule's path
+	targetCapacity       = 4096
+	adminReserve         = 1024
+)
+
+// userLimitsLocked counts the limits set without manage: those set by
+// uid (process limits) or on uid's apps (rules), and everyone's.
+func (l *limitState) userLimitsLocked(uid uint32) (rulesOfUID, procsOfUID, all int) {
+	for k, r := range l.rules {
+		if !r.Admin {
+			all++
+			if k.uid == uid {
+				rulesOfUID++
+			}
+		}
+	}
+	for _, pl := range l.procLimits {
+		if !pl.admin {
+			all++
+			if pl.by == uid {
+				procsOfUID++
+			}
+		}
+	}
+	return
+}
+
+// quotaErr checks that caller c (without manage) may add one more rule
+// (app) or process limit.
+func (l *limitState) quotaErr(c api.Caller, app bool) error {
+	if c.Admin {
+		return nil
+	}
+	rulesN, procsN, all := l.userLimitsLocked(c.UID)
+	switch {
+	case app && rulesN >= MaxUserRules:
+		return fmt.Errorf("%w: uid %d has %d app rules, the most a user may set without the manage permission", ErrQuota, c.UID, MaxUserRules)
+	case !app && procsN >= MaxUserProcessLimits:
+		return fmt.Errorf("%w: uid %d holds %d process limits, the most a user may set without the manage permission", ErrQuota, c.UID, MaxUserProcessLimits)
+	case all >= targetCapacity-adminReserve:
+		return fmt.Errorf("%w: users hold %d limits; the rest of the helper's %d are kept for administrators", ErrQuota, all, targetCapacity)
+	}
+	return nil
+}
 
 // limitView is an immutable copy of the limits for readers that must not
 // take limMu (snapshots, details).
@@ -192,6 +262,9 @@ func parseExe(exe string, uid uint32) (string, error) {
 	if strings.HasPrefix(exe, "[") {
 		return "", fmt.Errorf("%w: %q is a kernel task or a process without an executable; it cannot be limited by app", ErrInvalid, exe)
 	}
+	if pseudoPath(exe) {
+		return "", fmt.Errorf("%w: %q is in /proc, /sys or /dev, where no program is installed", ErrInvalid, exe)
+	}
 	if err := rules.ValidateExe(exe); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
 	}
@@ -200,32 +273,45 @@ func parseExe(exe string, uid uint32) (string, error) {
 
 // resolveExe follows symlinks: /proc/PID/exe names the real file, so a
 // rule given as /usr/bin/firefox → /usr/lib/firefox/firefox must be kept
-// under the latter to match. A path that does not exist (yet) is kept, and
-// so is one below a directory not everyone may search: the root helper
-// must not tell a user where links in other people's directories point.
-func resolveExe(exe string) string {
-	if !publicDirs(exe) {
+// under the latter to match. The links are followed with the caller's
+// file-system credentials (asUser), so the root helper tells a user no
+// more than the user could find out; a path that does not resolve, or
+// resolves into a pseudo file system, is kept as given.
+func resolveExe(exe string, uid uint32) string {
+	select {
+	case resolveSlots <- struct{}{}:
+	default:
+		return exe // resolutions stuck on a hung file system hold every slot
+	}
+	var r string
+	var rerr error
+	done := make(chan struct{})
+	err := asUser(uid, primaryGID(uid), time.Second, func() {
+		defer func() { <-resolveSlots; close(done) }()
+		r, rerr = filepath.EvalSymlinks(exe)
+	})
+	if err != nil {
 		return exe
 	}
-	r, err := filepath.EvalSymlinks(exe)
-	if err != nil || r == exe || rules.ValidateExe(r) != nil || !publicDirs(r) {
+	<-done
+	if rerr != nil || r == exe || rules.ValidateExe(r) != nil || pseudoPath(r) {
 		return exe
 	}
 	return r
 }
 
-// publicDirs reports whether every directory above path may be searched by
-// everyone.
-func publicDirs(path string) bool {
-	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
-		st, err := os.Stat(dir)
-		if err != nil || !st.IsDir() || st.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		if dir == "/" {
+// resolveSlots bounds resolutions in flight.
+var resolveSlots = make(chan struct{}, 4)
+
+// pseudoPath reports whether path is in /proc, /sys or /dev, where no
+// program lives and where links are magic (/proc/PID/cwd).
+func pseudoPath(path string) bool {
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if path == d || strings.HasPrefix(path, d+"/") {
 			return true
 		}
 	}
+	return false
 }
 
 // desired is a target as the rules and process limits want it now.
@@ -251,8 +337,15 @@ func (e *Engine) desiredLocked() (map[string]*desired, []int) {
 			dead = append(dead, pid)
 			continue
 		}
+		if !pl.admin && p.owner != pl.by {
+			// It exec'd a setuid program or changed uid: a limit its
+			// user set no longer binds it.
+			e.logf("engine: limit on process %d ends: its owner is now uid %d, the limit was set by uid %d", pid, p.owner, pl.by)
+			dead = append(dead, pid)
+			continue
+		}
 		limited[pid] = true
-		if e.lim.isPaused(pl.uid) {
+		if e.lim.isPaused(pl.uid, pl.admin) {
 			continue
 		}
 		bl := e.effective(pl.limit)
@@ -287,6 +380,9 @@ func (e *Engine) desiredLocked() (map[string]*desired, []int) {
 			if o == 0 {
 				continue
 			}
+			if pl := e.lim.procLimits[o]; !pl.admin && p.owner != pl.by {
+				continue // another owner's descendant: not pulled into a user's limit
+			}
 			excluded[pid] = true
 			if o == pid || pid == e.self || p.kthread {
 				continue
@@ -307,7 +403,7 @@ func (e *Engine) desiredLocked() (map[string]*desired, []int) {
 	}
 	for key, r := range e.lim.rules {
 		a := e.st.apps[key]
-		if a == nil || len(a.pids) == 0 || e.lim.isPaused(key.uid) {
+		if a == nil || len(a.pids) == 0 || e.lim.isPaused(key.uid, r.Admin) {
 			continue
 		}
 		bl := e.effective(r.Limit)
@@ -318,6 +414,9 @@ func (e *Engine) desiredLocked() (map[string]*desired, []int) {
 		for pid := range a.pids {
 			if excluded[pid] || pid == 1 || pid == e.self {
 				continue
+			}
+			if p := e.st.procs[pid]; !r.Admin && (p == nil || p.owner != key.uid) {
+				continue // a setuid program run by someone else: not bound by a user's rule
 			}
 			d.pids = append(d.pids, pid)
 		}
@@ -446,20 +545,25 @@ func (e *Engine) Rules() []api.Rule {
 }
 
 // SetAppLimit creates or replaces uid's rule on exe (an absolute path, or
-// the app id "<uid>:<exe>"): it is persisted and applies at once to the
-// app's running processes and to new ones within a second. Both rates 0
-// removes the rule. On error nothing changes.
-func (e *Engine) SetAppLimit(exe string, uid uint32, l api.Limit) error {
+// the app id "<uid>:<exe>") for caller c: it is persisted and applies at
+// once to the app's running processes and to new ones within a second.
+// Both rates 0 removes the rule. A rule an administrator set can only be
+// changed with c.Admin (ErrNeedsManage); without it the per-user bounds
+// apply (ErrQuota). On error nothing changes.
+func (e *Engine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) error {
 	exe, err := parseExe(exe, uid)
 	if err != nil {
 		return err
 	}
-	exe = resolveExe(exe)
+	if !c.Admin && len(exe) > MaxUserExeLen {
+		return fmt.Errorf("%w: executable path is %d bytes long (at most %d without the manage permission)", ErrInvalid, len(exe), MaxUserExeLen)
+	}
+	exe = resolveExe(exe, c.UID)
 	if l.Down == 0 && l.Up == 0 {
 		if err := rules.ValidateLimit(l); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
 		}
-		err := e.RemoveAppLimit(exe, uid)
+		err := e.RemoveAppLimit(c, exe, uid)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
@@ -468,7 +572,7 @@ func (e *Engine) SetAppLimit(exe string, uid uint32, l api.Limit) error {
 	if l, err = e.checkLimit(l); err != nil {
 		return err
 	}
-	if err := e.setRule(api.Rule{Exe: exe, UID: uid, Limit: l}); err != nil {
+	if err := e.setRule(c, api.Rule{Exe: exe, UID: uid, Limit: l, Admin: c.Admin}); err != nil {
 		return err
 	}
 	e.notify()
@@ -476,7 +580,7 @@ func (e *Engine) SetAppLimit(exe string, uid uint32, l api.Limit) error {
 	return nil
 }
 
-func (e *Engine) setRule(r api.Rule) error {
+func (e *Engine) setRule(c api.Caller, r api.Rule) error {
 	e.limMu.Lock()
 	defer e.limMu.Unlock()
 	if e.closed.Load() {
@@ -484,6 +588,14 @@ func (e *Engine) setRule(r api.Rule) error {
 	}
 	k := appKey{r.UID, r.Exe}
 	prev, had := e.lim.rules[k]
+	if had && prev.Admin && !c.Admin {
+		return fmt.Errorf("%w: the limit on %s was set by an administrator", ErrNeedsManage, r.Exe)
+	}
+	if !had {
+		if err := e.lim.quotaErr(c, true); err != nil {
+			return err
+		}
+	}
 	restore := func() {
 		if had {
 			e.lim.rules[k] = prev
@@ -512,9 +624,10 @@ func (e *Engine) setRule(r api.Rule) error {
 	return nil
 }
 
-// RemoveAppLimit deletes uid's rule on exe; the app's processes are
-// unlimited at once. ErrNotFound when there is no such rule.
-func (e *Engine) RemoveAppLimit(exe string, uid uint32) error {
+// RemoveAppLimit deletes uid's rule on exe for caller c; the app's
+// processes are unlimited at once. ErrNotFound when there is no such rule,
+// ErrNeedsManage when an administrator set it and c is not one.
+func (e *Engine) RemoveAppLimit(c api.Caller, exe string, uid uint32) error {
 	exe, err := parseExe(exe, uid)
 	if err != nil {
 		return err
@@ -526,12 +639,18 @@ func (e *Engine) RemoveAppLimit(exe string, uid uint32) error {
 	}
 	k := appKey{uid, exe}
 	if _, ok := e.lim.rules[k]; !ok {
-		k.exe = resolveExe(exe) // the rule was set through a symlink
+		e.limMu.Unlock()
+		k.exe = resolveExe(exe, c.UID) // the rule was set through a symlink
+		e.limMu.Lock()
 		if _, ok := e.lim.rules[k]; !ok {
 			e.limMu.Unlock()
 			return fmt.Errorf("%w: no rule for uid %d on %s", ErrNotFound, uid, exe)
 		}
 		exe = k.exe
+	}
+	if r := e.lim.rules[k]; r.Admin && !c.Admin {
+		e.limMu.Unlock()
+		return fmt.Errorf("%w: the limit on %s was set by an administrator", ErrNeedsManage, exe)
 	}
 	if _, err := e.store.Remove(exe, uid); err != nil {
 		e.limMu.Unlock()
@@ -568,39 +687,63 @@ func (e *Engine) checkPID(pid int) (*proc, error) {
 	return p, nil
 }
 
-// ProcessUID returns the uid that owns pid for authorization: its uid when
-// its real, effective and saved uids agree, 0 (an administrator's) when
-// they do not (a setuid program).
-func (e *Engine) ProcessUID(pid int) (uint32, error) {
+// ProcessIdentity returns, for authorization, the uid that owns pid (its
+// uid when its real, effective and saved uids agree, 0 — an
+// administrator's — when they do not: a setuid program; 0 for kernel
+// threads) and its start time, which tells it apart from a later process
+// with the same pid.
+func (e *Engine) ProcessIdentity(pid int) (owner uint32, start uint64, err error) {
 	if pid <= 0 {
-		return 0, fmt.Errorf("%w: pid %d is not a process id", ErrInvalid, pid)
+		return 0, 0, fmt.Errorf("%w: pid %d is not a process id", ErrInvalid, pid)
+	}
+	// A pidfd holds the process while /proc is read: if it is still alive
+	// afterwards, everything read was its (the pid cannot have been
+	// reused in between).
+	fd := -1
+	if e.cfg.ProcRoot == "/proc" {
+		var err error
+		if fd, err = pidfdOpen(pid); errors.Is(err, errESRCH) {
+			return 0, 0, fmt.Errorf("%w: no process %d", ErrNotFound, pid)
+		}
+		defer pidfdClose(fd)
 	}
 	p, err := e.fs.read(pid)
-	if errors.Is(err, errGone) {
-		return 0, fmt.Errorf("%w: no process %d", ErrNotFound, pid)
+	if errors.Is(err, errGone) || (err == nil && !pidfdAlive(fd)) {
+		return 0, 0, fmt.Errorf("%w: no process %d", ErrNotFound, pid)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read process %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("read process %d: %w", pid, err)
 	}
 	if p.kthread {
-		return 0, nil
+		return 0, p.start, nil
 	}
-	return p.owner, nil
+	return p.owner, p.start, nil
 }
 
-// SetProcessLimit limits one process (and the children it starts); it is
-// taken out of its app's target while limited. Not persisted: the limit
-// ends with the process. Both rates 0 removes it. On error nothing changes.
-func (e *Engine) SetProcessLimit(pid int, l api.Limit) error {
+// SetProcessLimit limits one process (and the children it starts) for
+// caller c; it is taken out of its app's target while limited. start, when
+// not 0, is the start time the caller was authorized for: a different
+// process under the same pid is ErrNotFound. Not persisted: the limit ends
+// with the process. Both rates 0 removes it. Without c.Admin the process
+// must be c's own, a limit an administrator set cannot be replaced
+// (ErrNeedsManage) and the per-user bounds apply (ErrQuota). On error
+// nothing changes.
+func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limit) error {
 	p, err := e.checkPID(pid)
 	if err != nil {
 		return err
+	}
+	if start != 0 && p.start != start {
+		return fmt.Errorf("%w: process %d exited", ErrNotFound, pid)
+	}
+	if !c.Admin && p.owner != c.UID {
+		return fmt.Errorf("%w: process %d is not uid %d's own", ErrNeedsManage, pid, c.UID)
 	}
 	if l.Down == 0 && l.Up == 0 {
 		if err := rules.ValidateLimit(l); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
 		}
-		err := e.RemoveProcessLimit(pid)
+		err := e.RemoveProcessLimit(c, pid, p.start)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
@@ -626,7 +769,17 @@ func (e *Engine) SetProcessLimit(pid int, l api.Limit) error {
 	}
 	e.stateMu.Unlock()
 	prev := e.lim.procLimits[pid]
-	pl := &procLimit{pid: pid, start: p.start, uid: p.uid, limit: l}
+	if prev != nil && prev.start == p.start && prev.admin && !c.Admin {
+		e.limMu.Unlock()
+		return fmt.Errorf("%w: the limit on process %d was set by an administrator", ErrNeedsManage, pid)
+	}
+	if prev == nil || prev.start != p.start {
+		if err := e.lim.quotaErr(c, false); err != nil {
+			e.limMu.Unlock()
+			return err
+		}
+	}
+	pl := &procLimit{pid: pid, start: p.start, uid: p.uid, limit: l, by: c.UID, admin: c.Admin}
 	e.lim.procLimits[pid] = pl
 	want, _ := e.desiredLocked()
 	if d, ok := want[pl.targetID()]; ok {
@@ -656,9 +809,11 @@ func (e *Engine) SetProcessLimit(pid int, l api.Limit) error {
 	return nil
 }
 
-// RemoveProcessLimit removes a process's limit; it rejoins its app's
-// target if the app has a rule. ErrNotFound when it has no limit.
-func (e *Engine) RemoveProcessLimit(pid int) error {
+// RemoveProcessLimit removes a process's limit for caller c; it rejoins
+// its app's target if the app has a rule. start, when not 0, must be the
+// limited process's. ErrNotFound when it has no limit, ErrNeedsManage when
+// an administrator set it and c is not one.
+func (e *Engine) RemoveProcessLimit(c api.Caller, pid int, start uint64) error {
 	if pid <= 0 {
 		return fmt.Errorf("%w: pid %d is not a process id", ErrInvalid, pid)
 	}
@@ -668,9 +823,13 @@ func (e *Engine) RemoveProcessLimit(pid int) error {
 		return ErrClosed
 	}
 	pl, ok := e.lim.procLimits[pid]
-	if !ok {
+	if !ok || (start != 0 && pl.start != start) {
 		e.limMu.Unlock()
 		return fmt.Errorf("%w: process %d has no limit", ErrNotFound, pid)
+	}
+	if pl.admin && !c.Admin {
+		e.limMu.Unlock()
+		return fmt.Errorf("%w: the limit on process %d was set by an administrator", ErrNeedsManage, pid)
 	}
 	delete(e.lim.procLimits, pid)
 	rmErr := e.dropTargetAndUnlock(pl.targetID())
@@ -695,6 +854,7 @@ func (e *Engine) SetPaused(uid uint32, all bool, paused bool) error {
 	case all:
 		e.lim.pausedAll = false
 		e.lim.paused = map[uint32]bool{}
+		e.lim.adminPaused = map[uint32]bool{}
 	case paused:
 		e.lim.paused[uid] = true
 	default:
@@ -703,9 +863,11 @@ func (e *Engine) SetPaused(uid uint32, all bool, paused bool) error {
 			e.lim.pausedAll = false
 			for k := range e.lim.rules {
 				e.lim.paused[k.uid] = true
+				e.lim.adminPaused[k.uid] = true
 			}
 			for _, pl := range e.lim.procLimits {
 				e.lim.paused[pl.uid] = true
+				e.lim.adminPaused[pl.uid] = true
 			}
 		}
 		delete(e.lim.paused, uid)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,7 +39,7 @@ func TestAppRuleIsPerUserAndPersisted(t *testing.T) {
 	if !b.e.Idle() {
 		t.Fatal("engine without limits is not idle")
 	}
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Down: 2_000_000, Up: 500_000}); err != nil {
+	if err := b.e.SetAppLimit(asUID(1000), firefox, 1000, api.Limit{Down: 2_000_000, Up: 500_000}); err != nil {
 		t.Fatal(err)
 	}
 	if pids, ok := b.target(appA); !ok || !slices.Equal(pids, []int{100, 101}) {
@@ -79,7 +80,7 @@ func TestAppRuleIsPerUserAndPersisted(t *testing.T) {
 		t.Errorf("Rules() = %+v, want %+v", got, want)
 	}
 	// The app id form works too and replaces the rule.
-	if err := b.e.SetAppLimit("1000:"+firefox, 1000, api.Limit{Up: 1000, Traffic: "internet"}); err != nil {
+	if err := b.e.SetAppLimit(admin, "1000:"+firefox, 1000, api.Limit{Up: 1000, Traffic: "internet"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := b.down.Limit(appA); ok {
@@ -88,27 +89,27 @@ func TestAppRuleIsPerUserAndPersisted(t *testing.T) {
 	if l, _ := b.up.Limit(appA); l.Rate != 1000 || l.Traffic != backends.TrafficInternet {
 		t.Errorf("upload limit after update = %+v", l)
 	}
-	if err := b.e.RemoveAppLimit(firefox, 1000); err != nil {
+	if err := b.e.RemoveAppLimit(admin, firefox, 1000); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := b.target(appA); ok || len(b.mgr.Targets()) != 0 || len(b.place.Placed) != 0 {
 		t.Errorf("after RemoveAppLimit: targets %v placed %v", b.mgr.Targets(), b.place.Placed)
 	}
-	if err := b.e.RemoveAppLimit(firefox, 1000); !errors.Is(err, ErrNotFound) {
+	if err := b.e.RemoveAppLimit(admin, firefox, 1000); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second RemoveAppLimit: %v, want ErrNotFound", err)
 	}
 	if st2, _ := rules.Open(b.state); len(st2.All()) != 0 || !b.e.Idle() {
 		t.Errorf("rules left after removal: %+v, idle %v", st2.All(), b.e.Idle())
 	}
 	// Both rates 0 means no limit: removes nothing, fails nothing.
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{}); err != nil {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{}); err != nil {
 		t.Errorf("zero limit: %v", err)
 	}
 }
 
 func TestRuleFollowsProcessesAndSurvivesExit(t *testing.T) {
 	b := newBench(t, firefoxProcs)
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 1000}); err != nil {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1000}); err != nil {
 		t.Fatal(err)
 	}
 	b.proc.add(fp{pid: 102, ppid: 100, uid: 1000, exe: firefox})
@@ -138,7 +139,7 @@ func TestRuleFollowsProcessesAndSurvivesExit(t *testing.T) {
 
 func TestRuleReachesNewProcessWithinASecond(t *testing.T) {
 	b := newBench(t, firefoxProcs)
-	if err := b.e.SetAppLimit(firefox, 1001, api.Limit{Up: 1000}); err != nil {
+	if err := b.e.SetAppLimit(admin, firefox, 1001, api.Limit{Up: 1000}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,7 +199,7 @@ func TestRulesRestoredAtStart(t *testing.T) {
 		t.Errorf("rule of an app not running is not listed: %+v", a)
 	}
 	// A new download limit is refused with the reason.
-	err := b.e.SetAppLimit(firefox, 1000, api.Limit{Down: 100})
+	err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Down: 100})
 	if !errors.Is(err, backends.ErrDownloadUnavailable) || !strings.Contains(err.Error(), "no download backend") {
 		t.Errorf("download limit without a download backend: %v", err)
 	}
@@ -211,12 +212,12 @@ func TestProcessLimitTakesProcessOutOfApp(t *testing.T) {
 	b := newBench(t, firefoxProcs)
 	b.proc.add(fp{pid: 105, ppid: 101, uid: 1000, exe: firefox}) // child of 101
 	b.scan()
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 1000}); err != nil {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1000}); err != nil {
 		t.Fatal(err)
 	}
 	var changes atomic.Int32
 	b.e.OnChange(func() { changes.Add(1) })
-	if err := b.e.SetProcessLimit(101, api.Limit{Up: 50, Down: 60}); err != nil {
+	if err := b.e.SetProcessLimit(admin, 101, 0, api.Limit{Up: 50, Down: 60}); err != nil {
 		t.Fatal(err)
 	}
 	pidID := pidTargetID(101, 1010)
@@ -241,7 +242,7 @@ func TestProcessLimitTakesProcessOutOfApp(t *testing.T) {
 			t.Errorf("process %d limit %+v", p.PID, p.Limit)
 		}
 	}
-	if err := b.e.RemoveProcessLimit(101); err != nil {
+	if err := b.e.RemoveProcessLimit(admin, 101, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := b.target(pidID); ok {
@@ -250,11 +251,11 @@ func TestProcessLimitTakesProcessOutOfApp(t *testing.T) {
 	if pids, _ := b.target(appA); !slices.Equal(pids, []int{100, 101, 105, 106}) {
 		t.Errorf("app target after removal = %v, want [100 101 105 106]", pids)
 	}
-	if err := b.e.RemoveProcessLimit(101); !errors.Is(err, ErrNotFound) {
+	if err := b.e.RemoveProcessLimit(admin, 101, 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second RemoveProcessLimit: %v", err)
 	}
 	// A limited process that exits takes its limit with it.
-	if err := b.e.SetProcessLimit(200, api.Limit{Up: 50}); err != nil {
+	if err := b.e.SetProcessLimit(admin, 200, 0, api.Limit{Up: 50}); err != nil {
 		t.Fatal(err)
 	}
 	before := changes.Load()
@@ -263,7 +264,7 @@ func TestProcessLimitTakesProcessOutOfApp(t *testing.T) {
 	if _, ok := b.target(pidTargetID(200, 2000)); ok || changes.Load() != before+1 {
 		t.Errorf("exited process keeps its target (changes %d → %d)", before, changes.Load())
 	}
-	if err := b.e.RemoveProcessLimit(200); !errors.Is(err, ErrNotFound) {
+	if err := b.e.RemoveProcessLimit(admin, 200, 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("limit of an exited process: %v", err)
 	}
 }
@@ -282,30 +283,30 @@ func TestValidation(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"pid 0", func() error { return b.e.SetProcessLimit(0, ok) }, ErrInvalid, "not a process id"},
-		{"pid -5", func() error { return b.e.SetProcessLimit(-5, ok) }, ErrInvalid, "not a process id"},
-		{"pid 1", func() error { return b.e.SetProcessLimit(1, ok) }, ErrInvalid, "init"},
-		{"helper", func() error { return b.e.SetProcessLimit(os.Getpid(), ok) }, ErrInvalid, "helper itself"},
-		{"kernel thread", func() error { return b.e.SetProcessLimit(2, ok) }, ErrInvalid, "kernel thread"},
-		{"missing pid", func() error { return b.e.SetProcessLimit(99999, ok) }, ErrNotFound, "no process 99999"},
-		{"rate too high", func() error { return b.e.SetProcessLimit(100, api.Limit{Up: uint64(backends.MaxRate) + 1}) }, ErrInvalid, "maximum"},
-		{"down too high", func() error { return b.e.SetAppLimit(firefox, 1000, api.Limit{Down: 1 << 63}) }, ErrInvalid, "maximum"},
-		{"traffic", func() error { return b.e.SetProcessLimit(100, api.Limit{Up: 1, Traffic: "lan"}) }, ErrInvalid, "traffic type"},
-		{"traffic on zero", func() error { return b.e.SetAppLimit(firefox, 1000, api.Limit{Traffic: "x"}) }, ErrInvalid, "traffic type"},
-		{"relative exe", func() error { return b.e.SetAppLimit("firefox", 1000, ok) }, ErrInvalid, "not absolute"},
-		{"empty exe", func() error { return b.e.SetAppLimit("", 1000, ok) }, ErrInvalid, "empty"},
-		{"unclean exe", func() error { return b.e.SetAppLimit("/usr/bin/../bin/x", 1000, ok) }, ErrInvalid, "not clean"},
-		{"long exe", func() error { return b.e.SetAppLimit(long, 1000, ok) }, ErrInvalid, "bytes long"},
-		{"control char", func() error { return b.e.SetAppLimit("/usr/bin/a\nb", 1000, ok) }, ErrInvalid, "control"},
-		{"root dir", func() error { return b.e.SetAppLimit("/", 1000, ok) }, ErrInvalid, "directory"},
-		{"kernel app", func() error { return b.e.SetAppLimit("0:[kworker]", 0, ok) }, ErrInvalid, "kernel task"},
-		{"app id of other uid", func() error { return b.e.SetAppLimit("1001:"+firefox, 1000, ok) }, ErrInvalid, "belongs to uid 1001"},
-		{"app id huge uid", func() error { return b.e.SetAppLimit("99999999999:/x", 1000, ok) }, ErrInvalid, "bad uid"},
-		{"remove bad exe", func() error { return b.e.RemoveAppLimit("x", 1000) }, ErrInvalid, "not absolute"},
-		{"remove no rule", func() error { return b.e.RemoveAppLimit("/usr/bin/x", 1000) }, ErrNotFound, "no rule"},
-		{"remove pid 0", func() error { return b.e.RemoveProcessLimit(0) }, ErrInvalid, "not a process id"},
-		{"uid of pid 0", func() error { _, err := b.e.ProcessUID(0); return err }, ErrInvalid, "not a process id"},
-		{"uid of missing", func() error { _, err := b.e.ProcessUID(99999); return err }, ErrNotFound, "no process"},
+		{"pid 0", func() error { return b.e.SetProcessLimit(admin, 0, 0, ok) }, ErrInvalid, "not a process id"},
+		{"pid -5", func() error { return b.e.SetProcessLimit(admin, -5, 0, ok) }, ErrInvalid, "not a process id"},
+		{"pid 1", func() error { return b.e.SetProcessLimit(admin, 1, 0, ok) }, ErrInvalid, "init"},
+		{"helper", func() error { return b.e.SetProcessLimit(admin, os.Getpid(), 0, ok) }, ErrInvalid, "helper itself"},
+		{"kernel thread", func() error { return b.e.SetProcessLimit(admin, 2, 0, ok) }, ErrInvalid, "kernel thread"},
+		{"missing pid", func() error { return b.e.SetProcessLimit(admin, 99999, 0, ok) }, ErrNotFound, "no process 99999"},
+		{"rate too high", func() error { return b.e.SetProcessLimit(admin, 100, 0, api.Limit{Up: uint64(backends.MaxRate) + 1}) }, ErrInvalid, "maximum"},
+		{"down too high", func() error { return b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Down: 1 << 63}) }, ErrInvalid, "maximum"},
+		{"traffic", func() error { return b.e.SetProcessLimit(admin, 100, 0, api.Limit{Up: 1, Traffic: "lan"}) }, ErrInvalid, "traffic type"},
+		{"traffic on zero", func() error { return b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Traffic: "x"}) }, ErrInvalid, "traffic type"},
+		{"relative exe", func() error { return b.e.SetAppLimit(admin, "firefox", 1000, ok) }, ErrInvalid, "not absolute"},
+		{"empty exe", func() error { return b.e.SetAppLimit(admin, "", 1000, ok) }, ErrInvalid, "empty"},
+		{"unclean exe", func() error { return b.e.SetAppLimit(admin, "/usr/bin/../bin/x", 1000, ok) }, ErrInvalid, "not clean"},
+		{"long exe", func() error { return b.e.SetAppLimit(admin, long, 1000, ok) }, ErrInvalid, "bytes long"},
+		{"control char", func() error { return b.e.SetAppLimit(admin, "/usr/bin/a\nb", 1000, ok) }, ErrInvalid, "control"},
+		{"root dir", func() error { return b.e.SetAppLimit(admin, "/", 1000, ok) }, ErrInvalid, "directory"},
+		{"kernel app", func() error { return b.e.SetAppLimit(admin, "0:[kworker]", 0, ok) }, ErrInvalid, "kernel task"},
+		{"app id of other uid", func() error { return b.e.SetAppLimit(admin, "1001:"+firefox, 1000, ok) }, ErrInvalid, "belongs to uid 1001"},
+		{"app id huge uid", func() error { return b.e.SetAppLimit(admin, "99999999999:/x", 1000, ok) }, ErrInvalid, "bad uid"},
+		{"remove bad exe", func() error { return b.e.RemoveAppLimit(admin, "x", 1000) }, ErrInvalid, "not absolute"},
+		{"remove no rule", func() error { return b.e.RemoveAppLimit(admin, "/usr/bin/x", 1000) }, ErrNotFound, "no rule"},
+		{"remove pid 0", func() error { return b.e.RemoveProcessLimit(admin, 0, 0) }, ErrInvalid, "not a process id"},
+		{"uid of pid 0", func() error { _, _, err := b.e.ProcessIdentity(0); return err }, ErrInvalid, "not a process id"},
+		{"uid of missing", func() error { _, _, err := b.e.ProcessIdentity(99999); return err }, ErrNotFound, "no process"},
 	}
 	for _, c := range cases {
 		err := c.call()
@@ -318,14 +319,14 @@ func TestValidation(t *testing.T) {
 	}
 	// Traffic types the backend cannot do are refused.
 	b.up.Caps.TrafficTypes = []backends.TrafficType{backends.TrafficAll}
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 5, Traffic: "local"}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "cannot limit local") {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 5, Traffic: "local"}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "cannot limit local") {
 		t.Errorf("unsupported traffic type: %v", err)
 	}
 	// Ownership for authorization.
 	b.proc.add(fp{pid: 500, ppid: 1, uid: 1000, exe: "/usr/bin/sudo", setEUID: true, euid: 0})
 	for pid, want := range map[int]uint32{100: 1000, 200: 1001, 500: 0, 2: 0} {
-		if got, err := b.e.ProcessUID(pid); err != nil || got != want {
-			t.Errorf("ProcessUID(%d) = %d, %v; want %d", pid, got, err, want)
+		if got, _, err := b.e.ProcessIdentity(pid); err != nil || got != want {
+			t.Errorf("ProcessIdentity(%d) = %d, %v; want %d", pid, got, err, want)
 		}
 	}
 }
@@ -333,7 +334,7 @@ func TestValidation(t *testing.T) {
 func TestFailedApplyLeavesNothing(t *testing.T) {
 	b := newBench(t, firefoxProcs)
 	b.up.SetErr = errors.New("kernel says no")
-	err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 1000})
+	err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1000})
 	if err == nil || !strings.Contains(err.Error(), "kernel says no") {
 		t.Fatalf("SetAppLimit with a failing backend: %v", err)
 	}
@@ -343,7 +344,7 @@ func TestFailedApplyLeavesNothing(t *testing.T) {
 	if st, _ := rules.Open(b.state); len(st.All()) != 0 {
 		t.Errorf("failed SetAppLimit persisted %v", st.All())
 	}
-	if err := b.e.SetProcessLimit(100, api.Limit{Up: 1}); err == nil {
+	if err := b.e.SetProcessLimit(admin, 100, 0, api.Limit{Up: 1}); err == nil {
 		t.Error("SetProcessLimit with a failing backend succeeded")
 	}
 	if len(b.mgr.Targets()) != 0 || !b.e.Idle() {
@@ -351,11 +352,11 @@ func TestFailedApplyLeavesNothing(t *testing.T) {
 	}
 	// An update that fails keeps the previous limit.
 	b.up.SetErr = nil
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 1000}); err != nil {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1000}); err != nil {
 		t.Fatal(err)
 	}
 	b.up.SetErr = errors.New("kernel says no")
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 2000}); err == nil {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 2000}); err == nil {
 		t.Fatal("failing update succeeded")
 	}
 	if l, _ := b.up.Limit(appA); l.Rate != 1000 || b.e.Rules()[0].Limit.Up != 1000 {
@@ -365,7 +366,7 @@ func TestFailedApplyLeavesNothing(t *testing.T) {
 	b.up.SetErr = nil
 	b.place.PlaceErr = errors.New("no such process")
 	b.proc.remove(200)
-	if err := b.e.SetProcessLimit(200, api.Limit{Up: 1}); !errors.Is(err, ErrNotFound) {
+	if err := b.e.SetProcessLimit(admin, 200, 0, api.Limit{Up: 1}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("process gone before the call: %v", err)
 	}
 }
@@ -378,14 +379,14 @@ func TestProcessExitingDuringApply(t *testing.T) {
 	mgr, _ := backends.NewManager(b.up, b.down, nil, gone)
 	b.e.mgr = mgr
 	mgr.Init()
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 1000}); err != nil {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1000}); err != nil {
 		t.Fatalf("SetAppLimit while a process exits: %v", err)
 	}
 	if pids, _ := b.target(appA); !slices.Equal(pids, []int{100}) {
 		t.Errorf("target = %v, want [100] (101 exited during the call)", pids)
 	}
 	gone.pid = 100
-	if err := b.e.SetProcessLimit(100, api.Limit{Up: 5}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "exited") {
+	if err := b.e.SetProcessLimit(admin, 100, 0, api.Limit{Up: 5}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "exited") {
 		t.Errorf("SetProcessLimit on a process that exits during the call: %v", err)
 	}
 	if _, ok := b.target(pidTargetID(100, 1000)); ok {
@@ -413,11 +414,11 @@ func (v *vanishingPlacer) Place(id string, pids []int) (backends.Cgroup, error) 
 func TestPauseAndResume(t *testing.T) {
 	b := newBench(t, firefoxProcs)
 	for _, uid := range []uint32{1000, 1001} {
-		if err := b.e.SetAppLimit(firefox, uid, api.Limit{Up: 1000}); err != nil {
+		if err := b.e.SetAppLimit(asUID(uid), firefox, uid, api.Limit{Up: 1000}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.e.SetProcessLimit(101, api.Limit{Up: 10}); err != nil {
+	if err := b.e.SetProcessLimit(asUID(1000), 101, 0, api.Limit{Up: 10}); err != nil {
 		t.Fatal(err)
 	}
 	all := []string{appA, appB, pidTargetID(101, 1010)}
@@ -466,8 +467,8 @@ func TestPauseAndResume(t *testing.T) {
 
 func TestCloseRemovesEverything(t *testing.T) {
 	b := newBench(t, firefoxProcs)
-	b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 1000, Down: 1000})
-	b.e.SetProcessLimit(200, api.Limit{Up: 1})
+	b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1000, Down: 1000})
+	b.e.SetProcessLimit(admin, 200, 0, api.Limit{Up: 1})
 	if len(b.mgr.Targets()) != 2 {
 		t.Fatalf("targets %v", b.mgr.Targets())
 	}
@@ -480,7 +481,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 	if _, ok := b.up.Limit(appA); ok {
 		t.Error("upload limit left after Close")
 	}
-	if err := b.e.SetAppLimit(firefox, 1000, api.Limit{Up: 1}); !errors.Is(err, ErrClosed) {
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1}); !errors.Is(err, ErrClosed) {
 		t.Errorf("SetAppLimit after Close: %v", err)
 	}
 	if st, _ := rules.Open(b.state); len(st.All()) != 1 {
@@ -561,20 +562,20 @@ func TestConcurrentCalls(t *testing.T) {
 				switch g {
 				case 0, 1:
 					uid := uint32(1000 + g)
-					if err := b.e.SetAppLimit(firefox, uid, api.Limit{Up: uint64(1000 + i)}); err != nil {
+					if err := b.e.SetAppLimit(admin, firefox, uid, api.Limit{Up: uint64(1000 + i)}); err != nil {
 						t.Errorf("SetAppLimit: %v", err)
 						return
 					}
-					if err := b.e.RemoveAppLimit(firefox, uid); err != nil {
+					if err := b.e.RemoveAppLimit(admin, firefox, uid); err != nil {
 						t.Errorf("RemoveAppLimit: %v", err)
 						return
 					}
 				case 2:
-					if err := b.e.SetProcessLimit(101, api.Limit{Down: uint64(1 + i)}); err != nil {
+					if err := b.e.SetProcessLimit(admin, 101, 0, api.Limit{Down: uint64(1 + i)}); err != nil {
 						t.Errorf("SetProcessLimit: %v", err)
 						return
 					}
-					if err := b.e.RemoveProcessLimit(101); err != nil {
+					if err := b.e.RemoveProcessLimit(admin, 101, 0); err != nil {
 						t.Errorf("RemoveProcessLimit: %v", err)
 						return
 					}
@@ -635,7 +636,7 @@ func TestRuleThroughSymlink(t *testing.T) {
 	b := newBench(t, func(p *fakeProc) {
 		p.add(fp{pid: 100, ppid: 1, uid: 1000, exe: real})
 	})
-	if err := b.e.SetAppLimit(link, 1000, api.Limit{Up: 10}); err != nil {
+	if err := b.e.SetAppLimit(admin, link, 1000, api.Limit{Up: 10}); err != nil {
 		t.Fatal(err)
 	}
 	if r := b.e.Rules(); len(r) != 1 || r[0].Exe != real {
@@ -644,7 +645,7 @@ func TestRuleThroughSymlink(t *testing.T) {
 	if pids, _ := b.target(appTargetID(appKey{1000, real})); !slices.Equal(pids, []int{100}) {
 		t.Errorf("target %v", pids)
 	}
-	if err := b.e.RemoveAppLimit(link, 1000); err != nil {
+	if err := b.e.RemoveAppLimit(admin, link, 1000); err != nil {
 		t.Errorf("RemoveAppLimit through the symlink: %v", err)
 	}
 	if len(b.e.Rules()) != 0 || len(b.mgr.Targets()) != 0 {
@@ -652,18 +653,158 @@ func TestRuleThroughSymlink(t *testing.T) {
 	}
 }
 
+// A link is resolved with the caller's credentials: a link in a directory
+// the caller may not search stays as given; magic links in /proc are never
+// followed.
 func TestSymlinkInPrivateDirIsNotResolved(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to read as another uid") // the helper test covers it in CI
+	}
 	dir := publicTempDir(t)
 	private := filepath.Join(dir, "private")
 	os.MkdirAll(private, 0o700)
 	os.WriteFile(filepath.Join(private, "secret-target"), nil, 0o755)
 	link := filepath.Join(private, "link")
 	os.Symlink("secret-target", link)
-	if got := resolveExe(link); got != link {
-		t.Errorf("resolveExe revealed %q", got)
+	if got := resolveExe(link, 1000); got != link {
+		t.Errorf("resolveExe as uid 1000 revealed %q", got)
+	}
+	if got := resolveExe(link, 0); got != filepath.Join(private, "secret-target") {
+		t.Errorf("resolveExe as root = %q", got)
 	}
 	os.Chmod(private, 0o755)
-	if got := resolveExe(link); got != filepath.Join(private, "secret-target") {
+	if got := resolveExe(link, 1000); got != filepath.Join(private, "secret-target") {
 		t.Errorf("resolveExe in a public dir = %q", got)
+	}
+	cwd := filepath.Join(dir, "cwd")
+	os.Symlink("/proc/1/cwd", cwd)
+	if got := resolveExe(cwd, 0); got != cwd {
+		t.Errorf("resolveExe followed a magic link to %q", got)
+	}
+	if _, err := parseExe("/proc/1/cwd", 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("parseExe(/proc/1/cwd): %v", err)
+	}
+}
+
+// A limit set with manage binds its target: the owner can neither lift,
+// change nor pause it; an administrator can.
+func TestAdminLimitsAreNotAdvisory(t *testing.T) {
+	b := newBench(t, firefoxProcs)
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Up: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.e.SetProcessLimit(admin, 101, 0, api.Limit{Up: 10}); err != nil {
+		t.Fatal(err)
+	}
+	owner := asUID(1000)
+	for name, err := range map[string]error{
+		"remove rule":   b.e.RemoveAppLimit(owner, firefox, 1000),
+		"change rule":   b.e.SetAppLimit(owner, firefox, 1000, api.Limit{Up: 1_000_000}),
+		"zero rule":     b.e.SetAppLimit(owner, firefox, 1000, api.Limit{}),
+		"remove limit":  b.e.RemoveProcessLimit(owner, 101, 0),
+		"change limit":  b.e.SetProcessLimit(owner, 101, 0, api.Limit{Up: 5_000_000}),
+		"other's limit": b.e.SetProcessLimit(owner, 200, 0, api.Limit{Up: 5}),
+	} {
+		if !errors.Is(err, ErrNeedsManage) {
+			t.Errorf("%s by the owner: %v, want ErrNeedsManage", name, err)
+		}
+	}
+	if r := b.e.Rules(); len(r) != 1 || r[0].Limit.Up != 1000 || !r[0].Admin {
+		t.Errorf("rules after the owner's attempts: %+v", r)
+	}
+	all := []string{appA, pidTargetID(101, 1010)}
+	slices.Sort(all)
+	b.e.SetPaused(1000, false, true) // the owner's pause
+	if got := b.mgr.Targets(); !slices.Equal(got, all) {
+		t.Errorf("owner's pause lifted admin limits: targets %v", got)
+	}
+	b.e.SetPaused(0, true, true) // everyone's pause, then the owner resumes
+	b.e.SetPaused(1000, false, false)
+	if got := b.mgr.Targets(); len(got) != 0 {
+		t.Errorf("owner's resume resumed the administrator's pause: targets %v", got)
+	}
+	b.e.SetPaused(0, true, false)
+	if err := b.e.RemoveProcessLimit(admin, 101, 0); err != nil {
+		t.Error(err)
+	}
+	if err := b.e.RemoveAppLimit(admin, firefox, 1000); err != nil {
+		t.Error(err)
+	}
+}
+
+// A user without manage has bounds: rules, process limits and path length.
+func TestUserQuotas(t *testing.T) {
+	b := newBench(t, func(p *fakeProc) {
+		p.add(fp{pid: 1, ppid: 0, uid: 0, exe: "/usr/lib/systemd/systemd"})
+		for i := 0; i < MaxUserProcessLimits+1; i++ {
+			p.add(fp{pid: 1000 + i, ppid: 1, uid: 1000, exe: "/usr/bin/sleep"})
+		}
+	})
+	u := asUID(1000)
+	for i := 0; i < MaxUserRules; i++ {
+		if err := b.e.SetAppLimit(u, fmt.Sprintf("/opt/app/a%d", i), 1000, api.Limit{Up: 1000}); err != nil {
+			t.Fatalf("rule %d: %v", i, err)
+		}
+	}
+	err := b.e.SetAppLimit(u, "/opt/app/one-more", 1000, api.Limit{Up: 1000})
+	if !errors.Is(err, ErrQuota) || !strings.Contains(err.Error(), "256") {
+		t.Errorf("rule %d: %v, want ErrQuota", MaxUserRules+1, err)
+	}
+	if err := b.e.SetAppLimit(u, "/opt/app/a0", 1000, api.Limit{Up: 2000}); err != nil {
+		t.Errorf("changing an existing rule at the bound: %v", err)
+	}
+	if err := b.e.SetAppLimit(admin, "/opt/app/by-admin", 1000, api.Limit{Up: 1000}); err != nil {
+		t.Errorf("an administrator is not bound: %v", err)
+	}
+	for i := 0; i < MaxUserProcessLimits; i++ {
+		if err := b.e.SetProcessLimit(u, 1000+i, 0, api.Limit{Up: 1000}); err != nil {
+			t.Fatalf("process limit %d: %v", i, err)
+		}
+	}
+	if err := b.e.SetProcessLimit(u, 1000+MaxUserProcessLimits, 0, api.Limit{Up: 1000}); !errors.Is(err, ErrQuota) {
+		t.Errorf("process limit %d: %v, want ErrQuota", MaxUserProcessLimits+1, err)
+	}
+	long := "/opt/" + strings.Repeat("x", MaxUserExeLen)
+	if err := b.e.SetAppLimit(asUID(1001), long, 1001, api.Limit{Up: 1}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a %d-byte path without manage: %v", len(long), err)
+	}
+	if err := b.e.SetAppLimit(admin, long, 1001, api.Limit{Up: 1}); err != nil {
+		t.Errorf("a %d-byte path with manage: %v", len(long), err)
+	}
+}
+
+// A limit a user set ends when its process's credentials change (a setuid
+// program), descendants of another owner stay out of it, and a user's rule
+// does not bind a setuid program someone else runs.
+func TestUserLimitEndsWhenCredentialsChange(t *testing.T) {
+	b := newBench(t, func(p *fakeProc) {
+		p.add(fp{pid: 1, ppid: 0, uid: 0, exe: "/usr/lib/systemd/systemd"})
+		p.add(fp{pid: 100, ppid: 1, uid: 1000, exe: "/usr/bin/bash"})
+		p.add(fp{pid: 101, ppid: 100, uid: 1000, exe: "/usr/bin/curl"})
+		p.add(fp{pid: 102, ppid: 100, uid: 1000, euid: 0, setEUID: true, exe: "/usr/bin/sudo"}) // setuid child
+		p.add(fp{pid: 200, ppid: 1, uid: 1001, euid: 1000, exe: "/usr/bin/bash"})               // someone else's setuid-to-1000 program
+	})
+	u := asUID(1000)
+	if err := b.e.SetProcessLimit(u, 100, 0, api.Limit{Up: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if pids, _ := b.target(pidTargetID(100, 1000)); !slices.Equal(pids, []int{100, 101}) {
+		t.Errorf("target %v, want [100 101] (not the setuid child)", pids)
+	}
+	if err := b.e.SetAppLimit(u, "/usr/bin/bash", 1000, api.Limit{Up: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.target(appTargetID(appKey{1000, "/usr/bin/bash"})); ok {
+		t.Errorf("uid 1000's rule binds uid 1001's setuid process")
+	}
+	// pid 100 execs a setuid-root program.
+	b.proc.add(fp{pid: 100, ppid: 1, uid: 1000, euid: 0, setEUID: true, exe: "/usr/bin/su", start: 1000})
+	b.e.execed(100)
+	b.e.handleExecs()
+	if _, ok := b.target(pidTargetID(100, 1000)); ok {
+		t.Errorf("the limit still binds pid 100 after it became setuid root")
+	}
+	if d, _ := b.e.AppDetails("0:/usr/bin/su"); len(d.Processes) == 1 && d.Processes[0].Limit.Up != 0 {
+		t.Errorf("pid 100 still shows a limit: %+v", d.Processes[0])
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // watchExecs subscribes to the kernel's proc connector and reports exec
-// events (and lost events, as pid 0) to fn from its own goroutine until
+// and credential-change events (and lost events, as pid 0) to fn from its own goroutine until
 // stop is closed. A process that execs a program with a rule is then
 // limited within milliseconds instead of at the next /proc scan. It returns
 // an error when the connector cannot be used (not root, not the initial
@@ -36,8 +36,8 @@ func watchExecs(fn func(pid int), stop <-chan struct{}) error {
 	go func() {
 		for ev := range w.C {
 			switch ev.Kind {
-			case procnet.EventExec:
-				fn(ev.PID)
+			case procnet.EventExec, procnet.EventCreds:
+				fn(ev.PID) // re-read: another program or other credentials
 			case procnet.EventLost:
 				fn(0)
 			}

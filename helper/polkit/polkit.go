@@ -56,6 +56,10 @@ var ErrChallenge = errors.New("authentication required")
 
 type cacheKey struct{ sender, action string }
 
+// maxCache bounds the answers kept; expired ones are swept when it is
+// reached.
+const maxCache = 4096
+
 // Authority checks callers on one bus connection. It is safe for concurrent
 // use.
 type Authority struct {
@@ -63,9 +67,13 @@ type Authority struct {
 	obj  dbus.BusObject
 	now  func() time.Time
 
-	mu    sync.Mutex
-	cache map[cacheKey]time.Time // positive answers: expiry
-	uids  map[string]uint32      // sender → uid
+	mu       sync.Mutex
+	cache    map[cacheKey]time.Time // positive answers: expiry
+	denied   map[cacheKey]time.Time // negative answers to non-interactive checks: expiry
+	flatNo   map[cacheKey]bool      // of those, the ones polkit said no to without a challenge
+	uids     map[string]uint32      // sender → uid
+	calls    map[string]map[uint64]context.CancelFunc
+	nextCall uint64
 
 	quick, interactive time.Duration // timeouts of one check
 
@@ -85,7 +93,10 @@ func New(conn *dbus.Conn) (*Authority, error) {
 		now:   time.Now,
 		quick: QuickTimeout, interactive: InteractiveTimeout,
 		cache:   map[cacheKey]time.Time{},
+		denied:  map[cacheKey]time.Time{},
+		flatNo:  map[cacheKey]bool{},
 		uids:    map[string]uint32{},
+		calls:   map[string]map[uint64]context.CancelFunc{},
 		signals: make(chan *dbus.Signal, 64),
 		done:    make(chan struct{}),
 	}
@@ -137,7 +148,9 @@ func (a *Authority) watch() {
 	}
 }
 
-// Forget drops everything cached about sender.
+// Forget drops everything cached about sender and cancels its calls in
+// flight: a caller that left the bus gets nothing applied, and answers
+// that arrive for it afterwards are not stored.
 func (a *Authority) Forget(sender string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -147,6 +160,72 @@ func (a *Authority) Forget(sender string) {
 			delete(a.cache, k)
 		}
 	}
+	for k := range a.denied {
+		if k.sender == sender {
+			delete(a.denied, k)
+			delete(a.flatNo, k)
+		}
+	}
+	for _, cancel := range a.calls[sender] {
+		cancel()
+	}
+	delete(a.calls, sender)
+}
+
+// CallContext returns a context for one call of sender, cancelled when
+// sender leaves the bus (or cancel is called, which the caller must do).
+func (a *Authority) CallContext(sender string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.nextCall++
+	id := a.nextCall
+	if a.calls[sender] == nil {
+		a.calls[sender] = map[uint64]context.CancelFunc{}
+	}
+	a.calls[sender][id] = cancel
+	return ctx, func() {
+		cancel()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if m := a.calls[sender]; m != nil {
+			delete(m, id)
+			if len(m) == 0 {
+				delete(a.calls, sender)
+			}
+		}
+	}
+}
+
+// Cached reports how many answers and uids are cached and calls tracked
+// (for tests: nothing may stay behind for callers that left).
+func (a *Authority) Cached() (answers, uids, calls int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.cache) + len(a.denied), len(a.uids), len(a.calls)
+}
+
+// storeLocked keeps an answer unless the call's caller has left; expired
+// answers are swept when the cache is full.
+func (a *Authority) storeLocked(ctx context.Context, m map[cacheKey]time.Time, k cacheKey) {
+	if ctx.Err() != nil {
+		return
+	}
+	now := a.now()
+	if len(a.cache)+len(a.denied) >= maxCache {
+		for _, mm := range []map[cacheKey]time.Time{a.cache, a.denied} {
+			for k, exp := range mm {
+				if !now.Before(exp) {
+					delete(mm, k)
+					delete(a.flatNo, k)
+				}
+			}
+		}
+		if len(a.cache)+len(a.denied) >= maxCache {
+			return
+		}
+	}
+	m[k] = now.Add(CacheTTL)
 }
 
 // UID returns the unix uid of the connection sender
@@ -164,7 +243,9 @@ func (a *Authority) UID(ctx context.Context, sender string) (uint32, error) {
 		return 0, fmt.Errorf("uid of bus peer %s: %w", sender, err)
 	}
 	a.mu.Lock()
-	a.uids[sender] = uid
+	if ctx.Err() == nil && len(a.uids) < maxCache {
+		a.uids[sender] = uid
+	}
 	a.mu.Unlock()
 	return uid, nil
 }
@@ -186,9 +267,17 @@ func (a *Authority) Check(ctx context.Context, sender, action string, interactiv
 	key := cacheKey{sender, action}
 	a.mu.Lock()
 	exp, ok := a.cache[key]
+	dexp, dok := a.denied[key]
+	flat := a.flatNo[key]
 	a.mu.Unlock()
 	if ok && a.now().Before(exp) {
 		return Result{Authorized: true}, nil
+	}
+	if dok && !interactive && a.now().Before(dexp) {
+		// A non-interactive "no" (the window asking once a second
+		// whether its user may manage) is reused; an interactive check
+		// always asks, so the user can authenticate.
+		return Result{Challenge: !flat}, nil
 	}
 	timeout := a.quick
 	var flags uint32
@@ -222,11 +311,19 @@ func (a *Authority) Check(ctx context.Context, sender, action string, interactiv
 		return Result{}, fmt.Errorf("polkit check of %s for %s: %w", action, sender, err)
 	}
 	r := Result{Authorized: reply.Authorized, Challenge: reply.Challenge}
-	if r.Authorized {
-		a.mu.Lock()
-		a.cache[key] = a.now().Add(CacheTTL)
-		a.mu.Unlock()
+	a.mu.Lock()
+	switch {
+	case r.Authorized:
+		delete(a.denied, key)
+		delete(a.flatNo, key)
+		a.storeLocked(ctx, a.cache, key)
+	case !interactive:
+		a.storeLocked(ctx, a.denied, key)
+		if _, stored := a.denied[key]; stored && !r.Challenge {
+			a.flatNo[key] = true
+		}
 	}
+	a.mu.Unlock()
 	return r, nil
 }
 
@@ -281,6 +378,12 @@ func (s *SameUser) Check(ctx context.Context, sender, action string, interactive
 		return Result{}, err
 	}
 	return Result{Authorized: uid == 0 || uid == s.uid, Root: uid == 0}, nil
+}
+
+// CallContext returns a context for one call (not tied to the caller's
+// presence on a session bus).
+func (s *SameUser) CallContext(string) (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }
 
 // Close does nothing; it matches Authority.

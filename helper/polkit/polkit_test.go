@@ -118,15 +118,27 @@ func TestCacheAndForget(t *testing.T) {
 	if n := auth.Checks.Load(); n != 1 {
 		t.Errorf("10 checks within the cache lifetime asked polkit %d times, want 1", n)
 	}
-	// Denials are not cached.
+	// Denials to non-interactive checks are cached too (the window asks
+	// once a second whether its user manages); interactive checks always
+	// ask, so the user can authenticate.
 	for i := 0; i < 3; i++ {
 		if err := auth.Authorize(ctx, name, api.ActionManage, false); !errors.Is(err, polkit.ErrChallenge) {
+			t.Fatalf("manage: %v, want a challenge", err)
+		}
+	}
+	if n := auth.Checks.Load(); n != 2 {
+		t.Errorf("polkit asked %d times, want 2", n)
+	}
+	for i := 0; i < 2; i++ {
+		if err := auth.Authorize(ctx, name, api.ActionManage, true); !errors.Is(err, polkit.ErrChallenge) {
 			t.Fatalf("manage: %v, want a challenge", err)
 		}
 	}
 	if n := auth.Checks.Load(); n != 4 {
 		t.Errorf("polkit asked %d times, want 4", n)
 	}
+	inFlight, done := auth.CallContext(name) // a call the peer is waiting on
+	defer done()
 	stop()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -141,5 +153,12 @@ func TestCacheAndForget(t *testing.T) {
 	}
 	if err := auth.Authorize(ctx, name, api.ActionMonitor, false); err == nil {
 		t.Error("a departed peer is still authorized")
+	}
+	// Its call in flight was cancelled, and nothing about it stays.
+	if inFlight.Err() == nil {
+		t.Error("the departed peer's call was not cancelled")
+	}
+	if a, u, c := auth.Cached(); a != 0 || u != 0 || c != 0 {
+		t.Errorf("after the peer left: %d answers, %d uids, %d calls kept", a, u, c)
 	}
 }

@@ -11,6 +11,7 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -33,22 +35,53 @@ const DefaultDir = "/var/lib/chadthrottle"
 // FileName is the name of the rules file in the state directory.
 const FileName = "rules.json"
 
-// formatVersion is the version of the file format written.
-const formatVersion = 1
+// formatVersion is the version of the file format written. Version 1 had
+// no "admin" field; its rules load as set by their owner.
+const formatVersion = 2
 
 // MaxExeLen is the longest executable path accepted (PATH_MAX).
 const MaxExeLen = 4096
 
-// maxFileSize bounds what Open reads; a rules file is small.
-const maxFileSize = 16 << 20
+// maxFileSize bounds what Open reads. Users' rules are capped (the engine
+// allows a non-administrator 256 rules of at most 1 KiB paths), so a file
+// this large was not written by the helper; the rules before the cut are
+// still loaded.
+const maxFileSize = 64 << 20
 
 // ErrInvalid is wrapped by errors about a rule that is not acceptable.
 var ErrInvalid = errors.New("invalid rule")
 
-// file is the on-disk format.
+// The on-disk format: its own types, so a change of the D-Bus wire types
+// never silently changes the file.
+//
+//	{"version": 2, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
+//	  "limit": {"down": 2000000, "up": 0, "traffic": "all"}, "admin": true}]}
 type file struct {
 	Version int        `json:"version"`
-	Rules   []api.Rule `json:"rules"`
+	Rules   []diskRule `json:"rules"`
+}
+
+type diskLimit struct {
+	Down    uint64 `json:"down"`
+	Up      uint64 `json:"up"`
+	Traffic string `json:"traffic,omitempty"`
+}
+
+type diskRule struct {
+	Exe   string    `json:"exe"`
+	UID   uint32    `json:"uid"`
+	Limit diskLimit `json:"limit"`
+	// Admin: set with the manage permission; lifting or changing it needs
+	// manage too.
+	Admin bool `json:"admin,omitempty"`
+}
+
+func toDisk(r api.Rule) diskRule {
+	return diskRule{Exe: r.Exe, UID: r.UID, Limit: diskLimit(r.Limit), Admin: r.Admin}
+}
+
+func fromDisk(d diskRule) api.Rule {
+	return api.Rule{Exe: d.Exe, UID: d.UID, Limit: api.Limit(d.Limit), Admin: d.Admin}
 }
 
 type key struct {
@@ -89,19 +122,26 @@ func Open(stateDir string) (*Store, error) {
 			os.Remove(f)
 		}
 	}
-	f, err := os.Open(s.path)
+	// Nothing in the file can stop the helper: what cannot be read is set
+	// aside and reported, the valid rules before it are kept.
+	f, err := os.OpenFile(s.path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open rules file: %w", err)
+	var (
+		rules  []api.Rule
+		decErr error
+	)
+	if err == nil {
+		if st, serr := f.Stat(); serr != nil || !st.Mode().IsRegular() {
+			decErr = fmt.Errorf("%s is not a regular file", s.path)
+		} else {
+			rules, decErr = decode(io.LimitReader(f, maxFileSize+1), maxFileSize)
+		}
+		f.Close()
+	} else {
+		decErr = err
 	}
-	data, err := readLimited(f, maxFileSize)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read rules file %s: %w", s.path, err)
-	}
-	rules, decErr := Decode(data)
 	for _, r := range rules {
 		s.rules[key{r.UID, r.Exe}] = r
 	}
@@ -110,27 +150,18 @@ func Open(stateDir string) (*Store, error) {
 	}
 	aside := fmt.Sprintf("%s.corrupt-%s", s.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if err := os.Rename(s.path, aside); err != nil {
-		return nil, fmt.Errorf("rules file %s is unreadable (%v) and could not be kept aside: %w", s.path, decErr, err)
+		s.problems = append(s.problems, fmt.Sprintf("rules file %s is unreadable (%v) and could not be set aside (%v): serving with the %d valid rule(s) read; changes will not be saved until an administrator fixes it",
+			s.path, decErr, err, len(rules)))
+		return s, nil
 	}
 	s.problems = append(s.problems, fmt.Sprintf("rules file %s was unreadable (%v); kept as %s, %d valid rule(s) restored",
 		s.path, decErr, aside, len(rules)))
 	if len(rules) > 0 {
 		if err := s.saveLocked(); err != nil {
-			return nil, err
+			s.problems = append(s.problems, err.Error())
 		}
 	}
 	return s, nil
-}
-
-func readLimited(f *os.File, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file is larger than the %d bytes accepted", limit)
-	}
-	return data, nil
 }
 
 // Problems returns what went wrong while loading the rules file (a corrupt
@@ -149,48 +180,133 @@ func (s *Store) Path() string { return s.path }
 // version, invalid or duplicate rules); with a nil error every rule was
 // valid. It never panics.
 func Decode(data []byte) ([]api.Rule, error) {
-	var f file
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("decode rules: %w", err)
-	}
-	if f.Version != formatVersion {
-		return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", f.Version, formatVersion)
-	}
+	return decode(bytes.NewReader(data), int64(len(data)))
+}
+
+// decode reads a rules file from r one rule at a time, so the rules before
+// a torn or oversized part are kept; limit is how much of r is the file
+// (more means the file was cut there).
+func decode(r io.Reader, limit int64) ([]api.Rule, error) {
+	cr := &countingReader{r: r}
+	dec := json.NewDecoder(cr)
 	var (
-		out  []api.Rule
-		errs []error
-		seen = map[key]bool{}
+		out     []api.Rule
+		errs    []error
+		seen    = map[key]bool{}
+		version = -1
+		i       int
 	)
-	for i, r := range f.Rules {
-		n, err := Normalize(r)
+	fail := func(err error) ([]api.Rule, error) {
+		if cr.n > limit {
+			err = fmt.Errorf("file is larger than the %d bytes read: %w", limit, err)
+		}
+		if version != -1 && version != 1 && version != formatVersion {
+			return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", version, formatVersion)
+		}
+		sortRules(out)
+		return out, errors.Join(append(errs, fmt.Errorf("decode rules: %w", err))...)
+	}
+	if err := expectDelim(dec, '{'); err != nil {
+		return fail(err)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("rule %d: %w", i, err))
-			continue
+			return fail(err)
 		}
-		k := key{n.UID, n.Exe}
-		if seen[k] {
-			errs = append(errs, fmt.Errorf("rule %d: duplicate rule for uid %d on %s", i, n.UID, n.Exe))
-			continue
+		switch tok {
+		case "version":
+			if err := dec.Decode(&version); err != nil {
+				return fail(err)
+			}
+		case "rules":
+			if err := expectDelim(dec, '['); err != nil {
+				return fail(err)
+			}
+			for ; dec.More(); i++ {
+				var d diskRule
+				if err := dec.Decode(&d); err != nil {
+					var te *json.UnmarshalTypeError
+					if errors.As(err, &te) {
+						errs = append(errs, fmt.Errorf("rule %d: %w", i, err))
+						continue
+					}
+					return fail(err)
+				}
+				n, err := Normalize(fromDisk(d))
+				if err != nil {
+					errs = append(errs, fmt.Errorf("rule %d: %w", i, err))
+					continue
+				}
+				k := key{n.UID, n.Exe}
+				if seen[k] {
+					errs = append(errs, fmt.Errorf("rule %d: duplicate rule for uid %d on %s", i, n.UID, n.Exe))
+					continue
+				}
+				seen[k] = true
+				out = append(out, n)
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return fail(err)
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return fail(err)
+			}
 		}
-		seen[k] = true
-		out = append(out, n)
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return fail(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail(errors.New("data after the rules object"))
+	}
+	if version != 1 && version != formatVersion {
+		return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", version, formatVersion)
 	}
 	sortRules(out)
 	return out, errors.Join(errs...)
+}
+
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != d {
+		return fmt.Errorf("want %q, found %v", d, tok)
+	}
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Encode renders rules in the file format.
 func Encode(rules []api.Rule) ([]byte, error) {
 	rs := append([]api.Rule(nil), rules...)
 	sortRules(rs)
-	if rs == nil {
-		rs = []api.Rule{}
+	f := file{Version: formatVersion, Rules: make([]diskRule, 0, len(rs))}
+	for _, r := range rs {
+		f.Rules = append(f.Rules, toDisk(r))
 	}
-	b, err := json.MarshalIndent(file{Version: formatVersion, Rules: rs}, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // a path with < > & stays one byte each
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(f); err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil
 }
 
 // ValidateExe checks that exe is an absolute, clean path of at most
@@ -257,6 +373,19 @@ func sortRules(rs []api.Rule) {
 		}
 		return rs[i].Exe < rs[j].Exe
 	})
+}
+
+// CountUID returns how many rules uid has.
+func (s *Store) CountUID(uid uint32) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k := range s.rules {
+		if k.uid == uid {
+			n++
+		}
+	}
+	return n
 }
 
 // All returns every rule, sorted by uid then executable.

@@ -1,14 +1,18 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
@@ -118,7 +122,7 @@ func TestCorruptFileIsKeptAside(t *testing.T) {
 	if b, _ := os.ReadFile(aside[0]); string(b) != string(garbage) {
 		t.Errorf("kept-aside content %q, want the original", b)
 	}
-	if p := s.Problems(); len(p) != 1 || !strings.Contains(p[0], aside[0]) || !strings.Contains(p[0], "unexpected end") {
+	if p := s.Problems(); len(p) != 1 || !strings.Contains(p[0], aside[0]) || !strings.Contains(p[0], "unexpected EOF") {
 		t.Errorf("problems %v", p)
 	}
 	// The store works on: a new rule is written to a fresh file.
@@ -172,9 +176,9 @@ func TestPartlyInvalidFileKeepsValidRules(t *testing.T) {
 
 func TestUnknownVersionIsKeptAside(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, FileName), []byte(`{"version":2,"rules":[]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, FileName), []byte(`{"version":3,"rules":[]}`), 0o644)
 	s := open(t, dir)
-	if len(asideFiles(t, dir)) != 1 || !strings.Contains(strings.Join(s.Problems(), ""), "version 2") {
+	if len(asideFiles(t, dir)) != 1 || !strings.Contains(strings.Join(s.Problems(), ""), "version 3") {
 		t.Errorf("problems %v", s.Problems())
 	}
 }
@@ -260,5 +264,85 @@ func TestOpenFailsOnUnusableDir(t *testing.T) {
 	os.WriteFile(f, nil, 0o644)
 	if _, err := Open(f); err == nil {
 		t.Error("Open on a regular file succeeded")
+	}
+}
+
+// A version 1 file (no "admin" field) loads with every rule set by its
+// owner, and is rewritten as version 2 on the next change; an admin rule
+// survives the round trip.
+func TestMigrationFromVersion1(t *testing.T) {
+	dir := t.TempDir()
+	v1 := `{"version":1,"rules":[{"exe":"/usr/bin/curl","uid":1000,"limit":{"down":100,"up":0,"traffic":"all"}}]}`
+	os.WriteFile(filepath.Join(dir, FileName), []byte(v1), 0o644)
+	s := open(t, dir)
+	if got := s.All(); len(got) != 1 || got[0].Admin || got[0].Limit.Down != 100 || len(s.Problems()) != 0 {
+		t.Fatalf("v1 rules %+v, problems %v", got, s.Problems())
+	}
+	if err := s.Set(api.Rule{Exe: "/usr/bin/wget", UID: 1000, Limit: api.Limit{Up: 5}, Admin: true}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, FileName))
+	if !strings.Contains(string(b), `"version": 2`) || !strings.Contains(string(b), `"admin": true`) {
+		t.Errorf("rewritten file:\n%s", b)
+	}
+	got := open(t, dir).All()
+	if len(got) != 2 || got[0].Exe != "/usr/bin/curl" || got[0].Admin || got[1].Exe != "/usr/bin/wget" || !got[1].Admin {
+		t.Errorf("reopened: %+v", got)
+	}
+}
+
+// Paths with <, > and & take one byte each in the file (no HTML escapes):
+// a user's rules cannot blow the file up six-fold.
+func TestNoHTMLEscapes(t *testing.T) {
+	b, err := Encode([]api.Rule{{Exe: "/tmp/<<&>>", UID: 1, Limit: api.Limit{Up: 1}}})
+	if err != nil || !strings.Contains(string(b), `"/tmp/<<&>>"`) {
+		t.Errorf("encoded %s (%v)", b, err)
+	}
+}
+
+// A file cut at the size limit keeps the rules before the cut.
+func TestOversizedFileKeepsRulesBeforeTheCut(t *testing.T) {
+	var rs []api.Rule
+	for i := 0; i < 50; i++ {
+		rs = append(rs, api.Rule{Exe: fmt.Sprintf("/usr/bin/p%03d", i), UID: 1000, Limit: api.Limit{Up: 1}})
+	}
+	b, _ := Encode(rs)
+	limit := int64(len(b) / 2)
+	got, err := decode(io.LimitReader(bytes.NewReader(b), limit+1), limit)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("error %v", err)
+	}
+	if len(got) < 20 || len(got) >= 50 {
+		t.Errorf("%d rules kept from the first half of a 50-rule file", len(got))
+	}
+}
+
+// Something other than a regular file named rules.json (a FIFO would block
+// a plain open forever; a directory) is set aside; the helper serves.
+func TestNotARegularFileIsSetAside(t *testing.T) {
+	for _, kind := range []string{"fifo", "dir"} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, FileName)
+		if kind == "fifo" {
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			os.Mkdir(p, 0o755)
+		}
+		done := make(chan *Store)
+		go func() { s, _ := Open(dir); done <- s }()
+		select {
+		case s := <-done:
+			if s == nil || len(asideFiles(t, dir)) != 1 || len(s.Problems()) != 1 {
+				t.Errorf("%s: store %v, aside %v", kind, s, asideFiles(t, dir))
+				continue
+			}
+			if err := s.Set(api.Rule{Exe: "/usr/bin/x", UID: 1, Limit: api.Limit{Up: 1}}); err != nil {
+				t.Errorf("%s: set after recovery: %v", kind, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Open blocked on a %s named %s", kind, FileName)
+		}
 	}
 }

@@ -98,7 +98,7 @@ func (f *fakeEngine) Backends() []api.Backend {
 	return []api.Backend{{Kind: "monitor", Name: "fake", Priority: 1, Available: true, Active: true}}
 }
 
-func (f *fakeEngine) SetAppLimit(exe string, uid uint32, l api.Limit) error {
+func (f *fakeEngine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) error {
 	f.record("SetAppLimit")
 	if exe == "/bin/invalid" {
 		return fmt.Errorf("%w: exe refused", errFakeInvalid)
@@ -113,7 +113,7 @@ func (f *fakeEngine) SetAppLimit(exe string, uid uint32, l api.Limit) error {
 	return nil
 }
 
-func (f *fakeEngine) RemoveAppLimit(exe string, uid uint32) error {
+func (f *fakeEngine) RemoveAppLimit(c api.Caller, exe string, uid uint32) error {
 	f.record("RemoveAppLimit")
 	f.mu.Lock()
 	k := fmt.Sprintf("%d:%s", uid, exe)
@@ -127,7 +127,7 @@ func (f *fakeEngine) RemoveAppLimit(exe string, uid uint32) error {
 	return nil
 }
 
-func (f *fakeEngine) SetProcessLimit(pid int, l api.Limit) error {
+func (f *fakeEngine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limit) error {
 	f.record("SetProcessLimit")
 	f.mu.Lock()
 	f.plimits[pid] = l
@@ -136,7 +136,7 @@ func (f *fakeEngine) SetProcessLimit(pid int, l api.Limit) error {
 	return nil
 }
 
-func (f *fakeEngine) RemoveProcessLimit(pid int) error {
+func (f *fakeEngine) RemoveProcessLimit(c api.Caller, pid int, start uint64) error {
 	f.record("RemoveProcessLimit")
 	f.mu.Lock()
 	delete(f.plimits, pid)
@@ -145,15 +145,15 @@ func (f *fakeEngine) RemoveProcessLimit(pid int) error {
 	return nil
 }
 
-func (f *fakeEngine) ProcessUID(pid int) (uint32, error) {
-	f.record("ProcessUID")
+func (f *fakeEngine) ProcessIdentity(pid int) (uint32, uint64, error) {
+	f.record("ProcessIdentity")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	uid, ok := f.procs[pid]
 	if !ok {
-		return 0, fmt.Errorf("%w: no process %d", errFakeNotFound, pid)
+		return 0, 0, fmt.Errorf("%w: no process %d", errFakeNotFound, pid)
 	}
-	return uid, nil
+	return uid, uint64(pid) * 10, nil
 }
 
 func (f *fakeEngine) SetPaused(uid uint32, all, paused bool) error {
@@ -202,6 +202,10 @@ func (a *fakeAuth) UID(_ context.Context, sender string) (uint32, error) {
 		return 0, fmt.Errorf("unknown sender %s", sender)
 	}
 	return uid, nil
+}
+
+func (a *fakeAuth) CallContext(string) (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }
 
 func (a *fakeAuth) Check(ctx context.Context, sender, action string, interactive bool) (polkit.Result, error) {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -12,10 +14,11 @@ import (
 // GetStatus implements api.MethodGetStatus.
 func (s *Server) GetStatus(msg dbus.Message) (st api.Status, derr *dbus.Error) {
 	defer s.guard(api.MethodGetStatus, &derr)
-	c, derr := s.authorize(msg, api.ActionMonitor, false)
+	c, done, derr := s.authorize(msg, api.ActionMonitor)
 	if derr != nil {
 		return st, derr
 	}
+	defer done()
 	return s.engine.Status(c.uid), nil
 }
 
@@ -23,10 +26,11 @@ func (s *Server) GetStatus(msg dbus.Message) (st api.Status, derr *dbus.Error) {
 // the caller, asked without interaction.
 func (s *Server) GetPermissions(msg dbus.Message) (p api.Permissions, derr *dbus.Error) {
 	defer s.guard(api.MethodGetPermissions, &derr)
-	c, derr := s.begin(msg) // needs no action: it only tells the caller about itself
+	c, done, derr := s.begin(msg) // needs no action: it only tells the caller about itself
 	if derr != nil {
 		return p, derr
 	}
+	defer done()
 	answer := func(action string) (string, *dbus.Error) {
 		r, err := s.auth.Check(c.ctx, c.sender, action, false)
 		switch {
@@ -54,9 +58,11 @@ func (s *Server) GetPermissions(msg dbus.Message) (p api.Permissions, derr *dbus
 // ListBackends implements api.MethodListBackends.
 func (s *Server) ListBackends(msg dbus.Message) (bs []api.Backend, derr *dbus.Error) {
 	defer s.guard(api.MethodListBackends, &derr)
-	if _, derr = s.authorize(msg, api.ActionMonitor, false); derr != nil {
+	_, done, derr := s.authorize(msg, api.ActionMonitor)
+	if derr != nil {
 		return nil, derr
 	}
+	defer done()
 	bs = s.engine.Backends()
 	if bs == nil {
 		bs = []api.Backend{}
@@ -64,51 +70,77 @@ func (s *Server) ListBackends(msg dbus.Message) (bs []api.Backend, derr *dbus.Er
 	return bs, nil
 }
 
-// GetApps implements api.MethodGetApps.
+// GetApps implements api.MethodGetApps: other users' apps redacted for a
+// caller without manage.
 func (s *Server) GetApps(msg dbus.Message) (snap api.Snapshot, derr *dbus.Error) {
 	defer s.guard(api.MethodGetApps, &derr)
-	if _, derr = s.authorize(msg, api.ActionMonitor, false); derr != nil {
+	c, done, derr := s.authorize(msg, api.ActionMonitor)
+	if derr != nil {
 		return snap, derr
 	}
-	return wireSnapshot(s.engine.Snapshot()), nil
+	defer done()
+	snap = s.engine.Snapshot()
+	if !s.manages(c) {
+		snap = redactSnapshot(snap, c.uid)
+	}
+	return wireSnapshot(snap), nil
 }
 
-// GetAppDetails implements api.MethodGetAppDetails.
+// GetAppDetails implements api.MethodGetAppDetails: for a caller without
+// manage, another user's app (named by its hidden id) shows its traffic
+// history only.
 func (s *Server) GetAppDetails(msg dbus.Message, appID string) (d api.AppDetails, derr *dbus.Error) {
 	defer s.guard(api.MethodGetAppDetails, &derr)
-	if _, derr = s.authorize(msg, api.ActionMonitor, false); derr != nil {
+	c, done, derr := s.authorize(msg, api.ActionMonitor)
+	if derr != nil {
 		return d, derr
 	}
+	defer done()
 	if err := validAppID(appID); err != nil {
 		return d, s.mapErr(err)
 	}
-	d, err := s.engine.AppDetails(appID)
+	id, redact, err := resolveAppID(appID, c.uid, s.manages(c), s.engine.Snapshot())
+	if err != nil {
+		return d, s.mapErr(err)
+	}
+	d, err = s.engine.AppDetails(id)
 	if err != nil {
 		return api.AppDetails{}, s.mapErr(err)
+	}
+	if redact {
+		d = api.AppDetails{App: redactApp(d.App), History: d.History}
 	}
 	return wireDetails(d), nil
 }
 
-// GetRules implements api.MethodGetRules.
+// GetRules implements api.MethodGetRules: a caller without manage sees its
+// own rules only.
 func (s *Server) GetRules(msg dbus.Message) (rs []api.Rule, derr *dbus.Error) {
 	defer s.guard(api.MethodGetRules, &derr)
-	if _, derr = s.authorize(msg, api.ActionMonitor, false); derr != nil {
+	c, done, derr := s.authorize(msg, api.ActionMonitor)
+	if derr != nil {
 		return nil, derr
 	}
-	rs = s.engine.Rules()
-	if rs == nil {
-		rs = []api.Rule{}
+	defer done()
+	all := s.manages(c)
+	rs = []api.Rule{}
+	for _, r := range s.engine.Rules() {
+		if all || r.UID == c.uid {
+			rs = append(rs, r)
+		}
 	}
 	return rs, nil
 }
 
 // SetAppLimit implements api.MethodSetAppLimit: limit-own for the caller's
-// own uid, manage for another uid.
+// own uid, manage for another uid or a rule an administrator set.
 func (s *Server) SetAppLimit(msg dbus.Message, exe string, uid uint32, down, up uint64, traffic string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetAppLimit, &derr)
-	if _, derr = s.authorizeOwner(msg, func() (uint32, error) { return uid, nil }); derr != nil {
+	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
+	if derr != nil {
 		return derr
 	}
+	defer done()
 	if err := validExe(exe); err != nil {
 		return s.mapErr(err)
 	}
@@ -116,64 +148,108 @@ func (s *Server) SetAppLimit(msg dbus.Message, exe string, uid uint32, down, up 
 	if err != nil {
 		return s.mapErr(err)
 	}
-	return s.mapErr(s.engine.SetAppLimit(exe, uid, l))
+	return s.change(c, msg, admin, func(ac api.Caller) error { return s.engine.SetAppLimit(ac, exe, uid, l) })
 }
 
 // RemoveAppLimit implements api.MethodRemoveAppLimit.
 func (s *Server) RemoveAppLimit(msg dbus.Message, exe string, uid uint32) (derr *dbus.Error) {
 	defer s.guard(api.MethodRemoveAppLimit, &derr)
-	if _, derr = s.authorizeOwner(msg, func() (uint32, error) { return uid, nil }); derr != nil {
+	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
+	if derr != nil {
 		return derr
 	}
+	defer done()
 	if err := validExe(exe); err != nil {
 		return s.mapErr(err)
 	}
-	return s.mapErr(s.engine.RemoveAppLimit(exe, uid))
+	return s.change(c, msg, admin, func(ac api.Caller) error { return s.engine.RemoveAppLimit(ac, exe, uid) })
 }
 
 // SetProcessLimit implements api.MethodSetProcessLimit: limit-own when the
-// process belongs to the caller's uid, manage otherwise.
+// process belongs to the caller's uid, manage otherwise. The authorization
+// is bound to the process it was given for: its start time and owner are
+// read before polkit is asked and compared after the answer, and the
+// engine acts only on a process with that start time.
 func (s *Server) SetProcessLimit(msg dbus.Message, pid uint32, down, up uint64, traffic string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetProcessLimit, &derr)
-	if _, derr = s.authorizeOwner(msg, s.processOwner(pid)); derr != nil {
+	var id processID
+	c, done, admin, derr := s.authorizeOwner(msg, s.processOwner(pid, &id))
+	if derr != nil {
 		return derr
 	}
+	defer done()
 	l, err := validLimit(down, up, traffic)
 	if err != nil {
 		return s.mapErr(err)
 	}
-	return s.mapErr(s.engine.SetProcessLimit(int(pid), l))
+	if err := s.sameProcess(pid, id); err != nil {
+		return s.mapErr(err)
+	}
+	return s.change(c, msg, admin, func(ac api.Caller) error {
+		return s.engine.SetProcessLimit(ac, int(pid), id.start, l)
+	})
 }
 
 // RemoveProcessLimit implements api.MethodRemoveProcessLimit.
 func (s *Server) RemoveProcessLimit(msg dbus.Message, pid uint32) (derr *dbus.Error) {
 	defer s.guard(api.MethodRemoveProcessLimit, &derr)
-	if _, derr = s.authorizeOwner(msg, s.processOwner(pid)); derr != nil {
-		return derr
-	}
-	return s.mapErr(s.engine.RemoveProcessLimit(int(pid)))
-}
-
-// SetPaused implements api.MethodSetPaused: a caller holding manage pauses
-// everyone's limits, one holding limit-own only its own.
-func (s *Server) SetPaused(msg dbus.Message, paused bool) (derr *dbus.Error) {
-	defer s.guard(api.MethodSetPaused, &derr)
-	c, derr := s.authorize(msg, api.ActionLimitOwn, true)
+	var id processID
+	c, done, admin, derr := s.authorizeOwner(msg, s.processOwner(pid, &id))
 	if derr != nil {
 		return derr
 	}
-	all := false
-	if r, err := s.auth.Check(c.ctx, c.sender, api.ActionManage, false); err == nil && r.Authorized {
-		all = true
+	defer done()
+	if err := s.sameProcess(pid, id); err != nil {
+		return s.mapErr(err)
+	}
+	return s.change(c, msg, admin, func(ac api.Caller) error {
+		return s.engine.RemoveProcessLimit(ac, int(pid), id.start)
+	})
+}
+
+// SetPaused implements api.MethodSetPaused: a caller holding manage pauses
+// everyone's limits, one holding limit-own only its own (and not those an
+// administrator set).
+func (s *Server) SetPaused(msg dbus.Message, paused bool) (derr *dbus.Error) {
+	defer s.guard(api.MethodSetPaused, &derr)
+	c, done, derr := s.authorize(msg, api.ActionLimitOwn)
+	if derr != nil {
+		return derr
+	}
+	defer done()
+	all := s.manages(c)
+	if c.ctx.Err() != nil {
+		return s.fail(c.ctx.Err())
 	}
 	return s.mapErr(s.engine.SetPaused(c.uid, all, paused))
 }
 
-func (s *Server) processOwner(pid uint32) func() (uint32, error) {
+// processID is what a call read of a process before asking polkit.
+type processID struct {
+	owner uint32
+	start uint64
+}
+
+func (s *Server) processOwner(pid uint32, id *processID) func() (uint32, error) {
 	return func() (uint32, error) {
 		if err := validPID(pid); err != nil {
 			return 0, err
 		}
-		return s.engine.ProcessUID(int(pid))
+		owner, start, err := s.engine.ProcessIdentity(int(pid))
+		*id = processID{owner, start}
+		return owner, err
 	}
+}
+
+// sameProcess checks, after polkit answered, that pid is still the process
+// (same start time, same owner) the answer was for.
+func (s *Server) sameProcess(pid uint32, id processID) error {
+	owner, start, err := s.engine.ProcessIdentity(int(pid))
+	if err != nil {
+		return err
+	}
+	if start != id.start || owner != id.owner {
+		return fmt.Errorf("%w: process %d exited or changed its owner while the call was authorized", errNotFound, pid)
+	}
+	return nil
 }

@@ -39,16 +39,18 @@ type Engine interface {
 	Status(uid uint32) api.Status
 	// Backends lists every compiled backend.
 	Backends() []api.Backend
-	// SetAppLimit sets (and persists) the rule of exe for uid.
-	SetAppLimit(exe string, uid uint32, l api.Limit) error
-	// RemoveAppLimit removes the rule of exe for uid.
-	RemoveAppLimit(exe string, uid uint32) error
-	// SetProcessLimit limits one process (and its children).
-	SetProcessLimit(pid int, l api.Limit) error
-	// RemoveProcessLimit removes a process's limit.
-	RemoveProcessLimit(pid int) error
-	// ProcessUID returns the uid owning pid (for own-vs-other decisions).
-	ProcessUID(pid int) (uint32, error)
+	// SetAppLimit sets (and persists) the rule of exe for uid, as c.
+	SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) error
+	// RemoveAppLimit removes the rule of exe for uid, as c.
+	RemoveAppLimit(c api.Caller, exe string, uid uint32) error
+	// SetProcessLimit limits one process (and its children), as c; start
+	// is the process's start time the caller was authorized for.
+	SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limit) error
+	// RemoveProcessLimit removes a process's limit, as c.
+	RemoveProcessLimit(c api.Caller, pid int, start uint64) error
+	// ProcessIdentity returns the uid owning pid (for own-vs-other
+	// decisions) and its start time.
+	ProcessIdentity(pid int) (owner uint32, start uint64, err error)
 	// SetPaused pauses or resumes uid's limits, or everyone's when all.
 	SetPaused(uid uint32, all bool, paused bool) error
 	// Idle reports that no limit is active.
@@ -65,14 +67,21 @@ type Authorizer interface {
 	// Check asks whether sender may perform action, letting polkit
 	// interact with the user when interactive is set.
 	Check(ctx context.Context, sender, action string, interactive bool) (polkit.Result, error)
+	// CallContext returns a context for one call of sender that is
+	// cancelled when sender leaves the bus.
+	CallContext(sender string) (context.Context, context.CancelFunc)
 }
 
-// Errors the server maps to api.ErrInvalidArgument and api.ErrNotFound, in
-// addition to its own validation errors. main sets them to engine.ErrInvalid
-// and engine.ErrNotFound (the server does not import the engine).
+// Errors the server maps to api.ErrInvalidArgument, api.ErrNotFound and
+// api.ErrQuotaExceeded, in addition to its own validation errors;
+// NeedsManage makes the server ask for the manage permission and try
+// again. main sets them to the engine's errors (the server does not import
+// the engine).
 type ErrorKinds struct {
-	Invalid  []error
-	NotFound []error
+	Invalid     []error
+	NotFound    []error
+	NeedsManage []error
+	Quota       []error
 }
 
 // Config configures a Server.
@@ -82,7 +91,14 @@ type Config struct {
 	Auth   Authorizer
 	Errors ErrorKinds
 	Log    *slog.Logger
+	// CallRate is how many calls a second one uid other than root may
+	// make (bursts of twice that); 0 means DefaultCallRate.
+	CallRate float64
 }
+
+// DefaultCallRate is the calls per second a user may make: the window and
+// tray poll once a second with a few calls each.
+const DefaultCallRate = 50
 
 // Server is the exported object.
 type Server struct {
@@ -94,6 +110,7 @@ type Server struct {
 
 	lastCall atomic.Int64 // unix nanoseconds of the last method call
 	calls    atomic.Int64
+	limiter  *callLimiter
 	mu       sync.Mutex
 	closed   bool
 }
@@ -106,7 +123,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Server{conn: cfg.Conn, engine: cfg.Engine, auth: cfg.Auth, kinds: cfg.Errors, log: cfg.Log}
+	if cfg.CallRate <= 0 {
+		cfg.CallRate = DefaultCallRate
+	}
+	s := &Server{conn: cfg.Conn, engine: cfg.Engine, auth: cfg.Auth, kinds: cfg.Errors, log: cfg.Log,
+		limiter: newCallLimiter(cfg.CallRate, 2*cfg.CallRate)}
 	s.lastCall.Store(time.Now().UnixNano())
 	return s, nil
 }
@@ -173,7 +194,8 @@ func (s *Server) LastCall() time.Time { return time.Unix(0, s.lastCall.Load()) }
 // Calls returns the number of method calls served.
 func (s *Server) Calls() int64 { return s.calls.Load() }
 
-// caller is an authorized call's context.
+// caller is an authorized call's context: ctx is cancelled when the
+// caller leaves the bus.
 type caller struct {
 	sender string
 	uid    uint32
@@ -181,43 +203,51 @@ type caller struct {
 }
 
 // interactive reports whether the caller allowed interactive authorization
-// for msg. Limiting calls from clients that did not set the flag still allow
-// interaction (older clients): the flag only ever widens, never narrows.
-func interactive(msg dbus.Message, limiting bool) bool {
-	return limiting || msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0
+// for msg (D-Bus's ALLOW_INTERACTIVE_AUTHORIZATION flag): only then may
+// polkit show a password dialog.
+func interactive(msg dbus.Message) bool {
+	return msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0
 }
 
 // begin records the call and returns the caller; it fails when the sender's
-// uid cannot be found.
-func (s *Server) begin(msg dbus.Message) (caller, *dbus.Error) {
+// uid cannot be found, and when the uid made too many calls. The caller's
+// context lives until done is called.
+func (s *Server) begin(msg dbus.Message) (c caller, done func(), derr *dbus.Error) {
 	s.lastCall.Store(time.Now().UnixNano())
 	s.calls.Add(1)
 	sender, _ := msg.Headers[dbus.FieldSender].Value().(string)
-	c := caller{sender: sender, ctx: context.Background()}
+	ctx, cancel := s.auth.CallContext(sender)
+	c = caller{sender: sender, ctx: ctx}
 	uid, err := s.auth.UID(c.ctx, sender)
 	if err != nil {
-		return c, s.fail(fmt.Errorf("identify caller: %w", err))
+		cancel()
+		return c, func() {}, s.fail(fmt.Errorf("identify caller: %w", err))
 	}
 	c.uid = uid
-	return c, nil
+	if uid != 0 && !s.limiter.allow(uid, time.Now()) {
+		cancel()
+		return c, func() {}, newError(api.ErrTooManyCalls, fmt.Sprintf("uid %d made more than %.0f calls a second; try again in a second", uid, s.limiter.rate))
+	}
+	return c, cancel, nil
 }
 
 // authorize checks action for the caller; on "no" it returns
 // api.ErrNotAuthorized saying which action was missing and whether
 // authentication was asked for.
-func (s *Server) authorize(msg dbus.Message, action string, limiting bool) (caller, *dbus.Error) {
-	c, derr := s.begin(msg)
+func (s *Server) authorize(msg dbus.Message, action string) (caller, func(), *dbus.Error) {
+	c, done, derr := s.begin(msg)
 	if derr != nil {
-		return c, derr
+		return c, done, derr
 	}
-	if derr := s.check(c, msg, action, limiting); derr != nil {
-		return c, derr
+	if derr := s.check(c, msg, action); derr != nil {
+		done()
+		return c, func() {}, derr
 	}
-	return c, nil
+	return c, done, nil
 }
 
-func (s *Server) check(c caller, msg dbus.Message, action string, limiting bool) *dbus.Error {
-	r, err := s.auth.Check(c.ctx, c.sender, action, interactive(msg, limiting))
+func (s *Server) check(c caller, msg dbus.Message, action string) *dbus.Error {
+	r, err := s.auth.Check(c.ctx, c.sender, action, interactive(msg))
 	if err != nil {
 		return s.fail(fmt.Errorf("authorization check: %w", err))
 	}
@@ -227,34 +257,62 @@ func (s *Server) check(c caller, msg dbus.Message, action string, limiting bool)
 	return nil
 }
 
+// manages reports, without interaction, whether the caller holds manage
+// (root does): it then sees every user's apps in full.
+func (s *Server) manages(c caller) bool {
+	if c.uid == 0 {
+		return true
+	}
+	r, err := s.auth.Check(c.ctx, c.sender, api.ActionManage, false)
+	return err == nil && r.Authorized
+}
+
 // authorizeOwner authorizes a limiting call on a target owned by owner:
-// limit-own when owner is the caller's uid, manage otherwise. owner runs
-// only after the caller is known to hold at least limit-own or manage, so
-// an unauthorized caller learns nothing about targets; its error (no such
-// process) is returned after that.
-func (s *Server) authorizeOwner(msg dbus.Message, owner func() (uint32, error)) (caller, *dbus.Error) {
-	c, derr := s.begin(msg)
+// limit-own when owner is the caller's uid, manage otherwise, and manage
+// when the target cannot be found — so a caller without manage learns
+// nothing about targets that are not its own (not even whether a pid
+// exists). It returns whether manage was granted.
+func (s *Server) authorizeOwner(msg dbus.Message, owner func() (uint32, error)) (c caller, done func(), admin bool, derr *dbus.Error) {
+	c, done, derr = s.begin(msg)
 	if derr != nil {
-		return c, derr
+		return c, done, false, derr
 	}
 	uid, err := owner()
-	if err != nil {
-		// Make sure the caller may limit anything before saying more.
-		if derr := s.check(c, msg, api.ActionLimitOwn, true); derr != nil {
-			if derr2 := s.check(c, msg, api.ActionManage, true); derr2 != nil {
-				return c, derr
-			}
-		}
-		return c, s.mapErr(err)
-	}
 	action := api.ActionManage
-	if uid == c.uid {
+	if err == nil && uid == c.uid {
 		action = api.ActionLimitOwn
 	}
-	if derr := s.check(c, msg, action, true); derr != nil {
-		return c, derr
+	if derr := s.check(c, msg, action); derr != nil {
+		done()
+		return c, func() {}, false, derr
 	}
-	return c, nil
+	if err != nil {
+		done()
+		return c, func() {}, false, s.mapErr(err)
+	}
+	return c, done, action == api.ActionManage || c.uid == 0, nil
+}
+
+// change runs an engine change as the caller. When the engine says it
+// needs manage (the limit was set by an administrator) and the call was
+// not authorized with it, manage is asked for (interactively when the
+// caller allows it) and the change tried again as an administrator. A
+// caller that left the bus meanwhile gets nothing applied.
+func (s *Server) change(c caller, msg dbus.Message, admin bool, fn func(api.Caller) error) *dbus.Error {
+	if c.ctx.Err() != nil {
+		return s.fail(errors.New("the caller left the bus before the change was made"))
+	}
+	err := fn(api.Caller{UID: c.uid, Admin: admin || c.uid == 0})
+	if err != nil && !admin && isAny(err, s.kinds.NeedsManage) {
+		if derr := s.check(c, msg, api.ActionManage); derr != nil {
+			return newError(api.ErrNotAuthorized, fmt.Sprintf("%v; %s", err, derr.Body[0]))
+		}
+		if c.ctx.Err() != nil {
+			return s.fail(errors.New("the caller left the bus before the change was made"))
+		}
+		err = fn(api.Caller{UID: c.uid, Admin: true})
+	}
+	return s.mapErr(err)
 }
 
 // guard turns a panic into api.ErrFailed; every method defers it.
@@ -281,8 +339,14 @@ func (s *Server) mapErr(err error) *dbus.Error {
 	switch {
 	case errors.Is(err, errInvalid) || errors.Is(err, api.ErrRate) || isAny(err, s.kinds.Invalid):
 		name = api.ErrInvalidArgument
-	case isAny(err, s.kinds.NotFound):
+	case isAny(err, s.kinds.NotFound) || errors.Is(err, errNotFound):
 		name = api.ErrNotFound
+	case errors.Is(err, errOthersApp):
+		name = api.ErrNotAuthorized
+	case isAny(err, s.kinds.Quota):
+		name = api.ErrQuotaExceeded
+	case isAny(err, s.kinds.NeedsManage):
+		name = api.ErrNotAuthorized
 	case errors.Is(err, backends.ErrDownloadUnavailable):
 		name = api.ErrUnavailable
 	}

@@ -90,7 +90,7 @@ func TestAuthorizationTable(t *testing.T) {
 		api.MethodGetPermissions:      {rootSender: "", aliceSender: "", bobSender: "", carolSender: ""},
 		api.MethodListBackends:        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
 		api.MethodGetApps:             {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		api.MethodGetAppDetails:       {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		api.MethodGetAppDetails:       {rootSender: "", aliceSender: "", bobSender: na, carolSender: na}, // alice's app by its real id: only alice and managers
 		api.MethodGetRules:            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
 		"SetAppLimit(own)":            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
 		"SetAppLimit(other)":          {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
@@ -145,16 +145,18 @@ func TestAuthorizeFirst(t *testing.T) {
 		t.Fatalf("unauthorized caller with bad arguments: %v, want NotAuthorized", e)
 	}
 	for _, c := range eng.calls {
-		if c != "ProcessUID" {
+		if c != "ProcessIdentity" { // read to choose the action to ask for, never revealed
 			t.Errorf("engine saw %s from an unauthorized caller", c)
 		}
 	}
-	// Limiting calls allow interaction; reads only when the message asks.
+	// polkit may interact only when the message allows it (the client
+	// sets the flag on limiting calls).
 	auth.asked = nil
 	s.GetApps(msgFrom(bobSender, 0))
 	s.GetApps(msgFrom(bobSender, dbus.FlagAllowInteractiveAuthorization))
 	s.SetAppLimit(msgFrom(bobSender, 0), "/bin/x", bob, 1, 1, "")
-	want := []string{api.ActionMonitor + "/false", api.ActionMonitor + "/true", api.ActionLimitOwn + "/true"}
+	s.SetAppLimit(msgFrom(bobSender, dbus.FlagAllowInteractiveAuthorization), "/bin/x", bob, 1, 1, "")
+	want := []string{api.ActionMonitor + "/false", api.ActionMonitor + "/true", api.ActionLimitOwn + "/false", api.ActionLimitOwn + "/true"}
 	if strings.Join(auth.asked, " ") != strings.Join(want, " ") {
 		t.Errorf("polkit was asked %v, want %v", auth.asked, want)
 	}

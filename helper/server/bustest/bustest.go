@@ -335,6 +335,28 @@ func AddUser(t testing.TB) User {
 	return User{Name: name, UID: uint32(uid), GID: uint32(gid)}
 }
 
+// AddUserWithHome creates a throwaway user whose home directory (mode
+// 0700, owned by the user, in a public temporary directory) exists, for
+// tests of what the helper reads there; both are removed at the end.
+func AddUserWithHome(t testing.TB) (User, string) {
+	t.Helper()
+	testenv.RequireTool(t, "useradd", "userdel")
+	name := testenv.UniqueName("ctu")
+	home := filepath.Join(PublicDir(t), name)
+	if out, err := exec.Command("useradd", "--system", "--home-dir", home, "--create-home", "--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	os.Chmod(home, 0o700)
+	return User{Name: name, UID: uint32(uid), GID: uint32(gid)}, home
+}
+
 // PublicCopy copies the executable at src into a directory every user can
 // read and returns the copy's path (test binaries live in 0700 directories).
 func PublicCopy(t testing.TB, src string) string {

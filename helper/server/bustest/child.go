@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +28,7 @@ import (
 const (
 	envChild = "CHADTHROTTLE_BUSTEST_CHILD" // hold | call
 	envBus   = "CHADTHROTTLE_BUSTEST_BUS"
-	envCall  = "CHADTHROTTLE_BUSTEST_CALL" // JSON Call
+	envCall  = "CHADTHROTTLE_BUSTEST_CALLS" // file holding the JSON []Call
 )
 
 // Call is one method call a child makes, with the answer it printed.
@@ -71,7 +73,12 @@ func hold() int {
 
 func callChild() int {
 	var calls []Call
-	if err := json.Unmarshal([]byte(os.Getenv(envCall)), &calls); err != nil {
+	b, err := os.ReadFile(os.Getenv(envCall))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if err := json.Unmarshal(b, &calls); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
@@ -158,10 +165,9 @@ func NewPeer(t testing.TB, bus *Bus, u *User) *Peer {
 // Calls runs calls in one child connection and returns the answers.
 func (p *Peer) Calls(t testing.TB, calls ...Call) []Answer {
 	t.Helper()
-	b, _ := json.Marshal(calls)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, stderr, err := RunAs(ctx, p.User, []string{envChild + "=call", envBus + "=" + p.bus.Address, envCall + "=" + string(b)}, p.bin, "-test.run=^$")
+	out, stderr, err := RunAs(ctx, p.User, []string{envChild + "=call", envBus + "=" + p.bus.Address, envCall + "=" + p.callsFile(t, calls)}, p.bin, "-test.run=^$")
 	if err != nil {
 		t.Fatalf("child as %v: %v: %s", p.User, err, stderr)
 	}
@@ -178,6 +184,31 @@ func (p *Peer) Calls(t testing.TB, calls ...Call) []Answer {
 		t.Fatalf("child answered %d of %d calls: %s %s", len(answers), len(calls), out, stderr)
 	}
 	return answers
+}
+
+// Start starts a child that makes calls without waiting for it (a test
+// kills it to see what the helper does when a caller leaves mid-call).
+func (p *Peer) Start(t testing.TB, calls ...Call) *exec.Cmd {
+	t.Helper()
+	cmd := execAs(p.User, []string{envChild + "=call", envBus + "=" + p.bus.Address, envCall + "=" + p.callsFile(t, calls)}, p.bin, "-test.run=^$")
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// callsFile writes calls where the child's user can read them (an
+// environment variable cannot hold thousands).
+func (p *Peer) callsFile(t testing.TB, calls []Call) string {
+	t.Helper()
+	b, _ := json.Marshal(calls)
+	f := filepath.Join(PublicDir(t), "calls.json")
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 // Hold starts a child that connects to the bus and stays; it returns the
