@@ -30,7 +30,13 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envLatency) != "" {
 		os.Exit(latencyChild())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	buildMu.Lock()
+	for _, p := range builtBin {
+		os.RemoveAll(filepath.Dir(p))
+	}
+	buildMu.Unlock()
+	os.Exit(code)
 }
 
 // The latency child (make bench): the test binary re-run as a user,
