@@ -3,6 +3,7 @@ package gui
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
@@ -50,6 +51,15 @@ func (u *UI) showSettings() {
 		widget.NewFormItem("New limits apply to", traffic),
 	}
 	items[3].HintText = "Which traffic a new limit counts: everything, Internet or the local network."
+	var machine *widget.SelectEntry
+	if u.opts.SwitchHost != nil {
+		machine = widget.NewSelectEntry(append([]string{ThisComputer}, recentHosts(u.app.Preferences())...))
+		machine.SetPlaceHolder("[user@]host[:port]")
+		machine.SetText(u.hostLabel())
+		item := widget.NewFormItem("Machine", machine)
+		item.HintText = "This computer, or another one reached over SSH (your ssh keys or agent; systemd-stdio-bridge there)."
+		items = append(items, item)
+	}
 	d := dialog.NewForm("Settings", "Save", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
@@ -61,9 +71,58 @@ func (u *UI) showSettings() {
 			Traffic:     trafficValue(traffic.Selected),
 		}
 		u.applySettings(s)
+		if machine != nil {
+			host := strings.TrimSpace(machine.Text)
+			if host == ThisComputer {
+				host = ""
+			}
+			if host != u.host {
+				u.switchHost(host)
+			}
+		}
 	}, u.win)
-	d.Resize(fyne.NewSize(520, 320))
+	d.Resize(fyne.NewSize(560, 380))
 	d.Show()
+}
+
+func (u *UI) hostLabel() string {
+	if u.host == "" {
+		return ThisComputer
+	}
+	return u.host
+}
+
+// switchHost points the window at another machine's helper ("" = this
+// computer) and starts over with it (UI goroutine).
+func (u *UI) switchHost(host string) {
+	if err := u.opts.SwitchHost(host); err != nil {
+		u.notify("Cannot switch to " + host + ": " + err.Error())
+		return
+	}
+	u.host = host
+	u.win.SetTitle(u.title())
+	u.status, u.perms, u.permsKnown, u.haveData = api.Status{}, api.Permissions{}, false, false
+	u.lastSnap, u.snapTime = api.Snapshot{}, 0
+	u.totals = history{}
+	u.details = api.AppDetails{}
+	u.selected = ""
+	u.selectedID.Store("")
+	u.view.setApps(nil)
+	u.list.UnselectAll()
+	u.det.clear()
+	u.setState(stateConnecting, "")
+	u.redraw()
+	u.needStatus.Store(true)
+	u.requestPoll()
+}
+
+// rememberHost adds a remote machine that answered to the recent ones.
+func (u *UI) rememberHost() {
+	if u.host == "" || u.remembered == u.host {
+		return
+	}
+	u.remembered = u.host
+	addRecentHost(u.app.Preferences(), u.host)
 }
 
 // applySettings saves s, writes or removes the autostart entry and redraws.

@@ -56,4 +56,7 @@ var (
 	ErrNotAuthorized = errors.New("not authorized")
 	// ErrUnavailable: the helper cannot do this here (e.g. download limits).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrUnreachable: the remote machine cannot be reached (ssh missing,
+	// host down, login refused, no systemd-stdio-bridge there).
+	ErrUnreachable = errors.New("remote machine unreachable")
 )

@@ -827,3 +827,58 @@ func TestLimitDialogs(t *testing.T) {
 		t.Errorf("bad dialog input made a call: %+v", fx.fake.Calls())
 	}
 }
+
+// The window on a remote machine: the title and the status line name it,
+// the states explain SSH and polkit there, the machine is remembered, and
+// switching back to this computer starts over.
+func TestRemoteHost(t *testing.T) {
+	fx := newFixture(t, testApps())
+	var switched []string
+	fx.ui.opts.SwitchHost = func(h string) error { switched = append(switched, h); return nil }
+	const host = "alice@box:2222"
+	fx.ui.switchHost(host)
+	if fx.ui.win.Title() != "ChadThrottle — "+host || fx.ui.state != stateConnecting || len(fx.ui.view.rows) != 0 {
+		t.Fatalf("after switching: title %q state %v rows %d", fx.ui.win.Title(), fx.ui.state, len(fx.ui.view.rows))
+	}
+	fx.poll()
+	if fx.ui.state != stateConnected || !strings.Contains(fx.ui.statusLine.Text, "on "+host+" (over SSH)") {
+		t.Errorf("connected remotely: state %v, status line %q", fx.ui.state, fx.ui.statusLine.Text)
+	}
+	if got := recentHosts(fx.app.Preferences()); len(got) != 1 || got[0] != host {
+		t.Errorf("recent hosts %v", got)
+	}
+	for _, c := range []struct {
+		err         error
+		state       connState
+		title, text string
+	}{
+		{fmt.Errorf("%w: cannot connect to %s: the host is unreachable", ErrUnreachable, host), stateUnreachable, "Cannot connect to " + host, "ssh -xT"},
+		{fmt.Errorf("%w: polkit", ErrNotAuthorized), stateUnauthorized, "on " + host, "allow_any"},
+		{fmt.Errorf("%w: no owner", ErrHelperMissing), stateMissing, "not installed on " + host, "cannot start chadthrottle-helper"},
+	} {
+		fx.fake.SetReadError(c.err)
+		fx.poll()
+		if fx.ui.state != c.state || !strings.Contains(fx.ui.overlayTitle.Text, c.title) || !strings.Contains(fx.ui.overlayText.Text, c.text) {
+			t.Errorf("%v: state %v overlay %q / %q", c.err, fx.ui.state, fx.ui.overlayTitle.Text, fx.ui.overlayText.Text)
+		}
+		if !strings.Contains(fx.ui.statusLine.Text, host) {
+			t.Errorf("%v: status line %q does not name the host", c.err, fx.ui.statusLine.Text)
+		}
+	}
+	fx.fake.SetReadError(nil)
+	fx.ui.switchHost("")
+	fx.poll()
+	if fx.ui.win.Title() != "ChadThrottle" || fx.ui.state != stateConnected || strings.Contains(fx.ui.statusLine.Text, "SSH") {
+		t.Errorf("back here: title %q state %v status %q", fx.ui.win.Title(), fx.ui.state, fx.ui.statusLine.Text)
+	}
+	if len(switched) != 2 || switched[0] != host || switched[1] != "" {
+		t.Errorf("SwitchHost calls %q", switched)
+	}
+	for i := 0; i < MaxRecentHosts+2; i++ {
+		addRecentHost(fx.app.Preferences(), fmt.Sprintf("h%d", i))
+	}
+	addRecentHost(fx.app.Preferences(), "h3")
+	if got := recentHosts(fx.app.Preferences()); len(got) != MaxRecentHosts || got[0] != "h3" || got[1] != "h7" {
+		t.Errorf("recent hosts after many: %v", got)
+	}
+}

@@ -71,6 +71,8 @@ func (u *UI) Poll(ctx context.Context) {
 func (u *UI) apply(r *pollResult) {
 	if r.err != nil {
 		switch {
+		case errors.Is(r.err, ErrUnreachable):
+			u.setState(stateUnreachable, explain(r.err))
 		case errors.Is(r.err, ErrHelperMissing):
 			u.setState(stateMissing, explain(r.err))
 		case errors.Is(r.err, ErrNotAuthorized):
@@ -114,6 +116,7 @@ func (u *UI) apply(r *pollResult) {
 		u.details = *r.details
 	}
 	u.setState(stateConnected, "")
+	u.rememberHost()
 	if r.status != nil || r.perms != nil {
 		u.applyState()
 	} else {
@@ -150,6 +153,7 @@ func (u *UI) setState(s connState, detail string) {
 	u.state, u.stateDetail = s, detail
 	if changed {
 		u.applyState()
+		u.root.Refresh() // texts of another length in the header and status line: lay out again
 		if s != stateConnected {
 			u.list.Refresh() // sliders read-only while away
 			u.refreshTray(true)
@@ -160,25 +164,53 @@ func (u *UI) setState(s connState, detail string) {
 // stateWords returns the overlay title and text for the current state, or
 // "" when connected.
 func (u *UI) stateWords() (string, string) {
+	on := u.onHost()
 	switch u.state {
 	case stateConnecting:
+		if u.host != "" {
+			return "Connecting to the ChadThrottle helper" + on + "…", "ChadThrottle reaches " + u.host +
+				" with your own ssh (its configuration, keys and agent) and systemd-stdio-bridge there, as \"systemctl -H\" does."
+		}
 		return "Connecting to the ChadThrottle helper…", "The helper is the part of ChadThrottle that measures and limits traffic. It usually starts by itself within a second."
+	case stateUnreachable:
+		return "Cannot connect to " + u.host,
+			"ChadThrottle runs \"ssh -xT " + u.host + " systemd-stdio-bridge\" with your ssh configuration; that must work without a " +
+				"password prompt (a key or your agent). This window tries again by itself; Settings switches back to this computer."
 	case stateMissing:
+		if u.host != "" {
+			return "The ChadThrottle helper is not installed" + on,
+				"The machine answers over SSH, but its D-Bus cannot start chadthrottle-helper. Install the chadthrottle package there. " +
+					"This window connects by itself as soon as the helper is there."
+		}
 		return "The ChadThrottle helper is not installed or cannot start",
 			"ChadThrottle needs its helper service to see and limit traffic. Install the chadthrottle package (it provides chadthrottle-helper), " +
 				"or start it with \"sudo systemctl start chadthrottle-helper\". This window connects by itself as soon as the helper is there."
 	case stateUnauthorized:
+		if u.host != "" {
+			return "You are not allowed to see network traffic" + on,
+				"polkit on " + u.host + " refused your login user. Over SSH you are in no active local session there, so polkit applies the " +
+					"\"allow_any\" defaults (an administrator's password, which cannot be asked for over SSH), not \"allow_active\". " +
+					"An administrator there can allow your user with a polkit rule for \"" + api.ActionMonitor + "\" (see docs/packaging.md)."
+		}
 		return "You are not allowed to see network traffic",
 			"The system's security policy (polkit) refused to let this account watch traffic. Ask an administrator to allow \"" +
 				api.ActionMonitor + "\" for you. This window tries again by itself."
 	case stateRestarting:
-		return "The ChadThrottle helper stopped — waiting for it to come back…",
+		return "The ChadThrottle helper" + on + " stopped — waiting for it to come back…",
 			"Your limits are kept and are applied again when the helper is back. This window reconnects by itself."
 	case stateNoAnswer:
-		return "The ChadThrottle helper does not answer",
+		return "The ChadThrottle helper" + on + " does not answer",
 			"It may be starting, busy or restarting. This window keeps trying every second."
 	}
 	return "", ""
+}
+
+// onHost is " on HOST" for a remote machine, "" here.
+func (u *UI) onHost() string {
+	if u.host == "" {
+		return ""
+	}
+	return " on " + u.host
 }
 
 // applyState updates overlay, status line, banner, pause button and tray
@@ -197,6 +229,7 @@ func (u *UI) applyState() {
 		u.overlayTitle.SetText(title)
 		u.overlayText.SetText(wrapText(text, 90))
 		u.overlay.Show()
+		u.overlay.Refresh() // lay the card out again: the text may have more lines now
 	} else {
 		u.overlay.Hide()
 	}
@@ -226,6 +259,9 @@ func (u *UI) statusText() string {
 	parts := []string{"● Connected to the helper"}
 	if u.status.Version != "" {
 		parts[0] += " " + u.status.Version
+	}
+	if u.host != "" {
+		parts[0] += " on " + u.host + " (over SSH)"
 	}
 	if u.status.Monitor != "" {
 		parts = append(parts, "monitor: "+u.status.Monitor)
@@ -278,6 +314,8 @@ func explain(err error) string {
 		return ""
 	case errors.Is(err, ErrNotAuthorized):
 		return "not allowed (" + err.Error() + ")"
+	case errors.Is(err, ErrUnreachable):
+		return err.Error()
 	case errors.Is(err, ErrHelperMissing):
 		return "the helper is not running (" + err.Error() + ")"
 	case errors.Is(err, context.DeadlineExceeded):

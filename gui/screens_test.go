@@ -26,6 +26,9 @@ func TestScreens(t *testing.T) {
 	save := func(name string) {
 		t.Helper()
 		fx.drain()
+		// The desktop driver lays out again each frame when a text's
+		// size changed; the test canvas does not.
+		fx.ui.root.Refresh()
 		img := fx.ui.win.Canvas().Capture()
 		if !varied(img) {
 			t.Errorf("%s: the capture is one flat colour", name)
@@ -51,6 +54,9 @@ func TestScreens(t *testing.T) {
 	fx.app.Settings().SetTheme(theme.DefaultTheme())
 	fx.poll()
 
+	fx.ui.opts.SwitchHost = func(string) error { return nil }
+	addRecentHost(fx.app.Preferences(), "admin@nas.lan")
+	addRecentHost(fx.app.Preferences(), "root@router:2222")
 	fx.ui.showSettings()
 	save("settings")
 	fx.ui.win.Canvas().Overlays().Top().Hide()
@@ -68,6 +74,19 @@ func TestScreens(t *testing.T) {
 	fx.fake.SetReadError(fmt.Errorf("%w: no owner", ErrHelperMissing))
 	fx.poll()
 	save("helper-missing")
+
+	fx.ui.switchHost("admin@nas.lan")
+	fx.fake.SetReadError(nil)
+	fx.fake.SetPermissions(api.Permissions{Monitor: api.PermYes, LimitOwn: api.PermYes, Manage: api.PermAuth})
+	fx.fake.SetStatus(api.Status{Version: "1", Monitor: "ebpf", Upload: "ebpf_cgroup", Download: "ebpf_cgroup", Interfaces: "enp3s0"})
+	fx.poll()
+	save("remote-connected")
+	fx.fake.SetReadError(fmt.Errorf("%w: cannot connect to admin@nas.lan: the SSH login was refused (admin@nas.lan: Permission denied (publickey).)", ErrUnreachable))
+	fx.poll()
+	save("remote-unreachable")
+	fx.fake.SetReadError(fmt.Errorf("%w: polkit", ErrNotAuthorized))
+	fx.poll()
+	save("remote-unauthorized")
 }
 
 // varied reports whether an image has more than one colour.

@@ -17,7 +17,37 @@ const (
 	prefAutostart   = "autostart"
 	prefStartHidden = "start-hidden"
 	prefTraffic     = "traffic"
+	prefRecentHosts = "recent-hosts"
 )
+
+// MaxRecentHosts is how many remote machines Settings remembers.
+const MaxRecentHosts = 6
+
+// ThisComputer is how Settings names the local helper among the machines.
+const ThisComputer = "This computer"
+
+// recentHosts returns the remote machines connected to lately, newest
+// first.
+func recentHosts(p fyne.Preferences) []string {
+	var out []string
+	for _, h := range p.StringList(prefRecentHosts) {
+		if h = strings.TrimSpace(h); h != "" && len(out) < MaxRecentHosts {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// addRecentHost puts host first in the recent machines.
+func addRecentHost(p fyne.Preferences, host string) {
+	list := []string{host}
+	for _, h := range recentHosts(p) {
+		if h != host && len(list) < MaxRecentHosts {
+			list = append(list, h)
+		}
+	}
+	p.SetStringList(prefRecentHosts, list)
+}
 
 // Settings are the user's choices, persisted in Fyne preferences.
 type Settings struct {

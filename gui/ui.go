@@ -40,6 +40,14 @@ type Options struct {
 	// CallTimeout bounds each read from the helper (default 5 s). Limit
 	// changes may wait for a polkit password prompt and get 2 minutes.
 	CallTimeout time.Duration
+	// Host is the remote machine ([USER@]HOST[:PORT]) whose helper the
+	// Backend talks to over SSH, "" for this computer. The title and the
+	// status line name it.
+	Host string
+	// SwitchHost points the Backend at another machine ("" = this
+	// computer); it returns an error for a host it cannot parse. nil: the
+	// window cannot switch (Settings does not offer it).
+	SwitchHost func(host string) error
 }
 
 func (o *Options) defaults() {
@@ -78,6 +86,8 @@ type UI struct {
 	pending map[string]*pendingEdit
 
 	// UI goroutine
+	host        string // remote machine, "" for this computer
+	remembered  string // the host last added to the recent ones
 	settings    Settings
 	view        *view
 	state       connState
@@ -133,6 +143,7 @@ const (
 	stateUnauthorized                  // polkit refuses monitoring
 	stateNoAnswer                      // errors or timeouts
 	stateRestarting                    // left the bus; waiting for it
+	stateUnreachable                   // the remote machine cannot be reached
 )
 
 // New builds the window (not shown) and the tray menu. Call Start to begin
@@ -152,13 +163,14 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 		visible:  true,
 		do:       fyne.Do,
 		doWait:   fyne.DoAndWait,
+		host:     opts.Host,
 	}
 	u.selectedID.Store("")
 	u.needStatus.Store(true)
 	if d, ok := a.(desktop.App); ok {
 		u.tray = d
 	}
-	u.win = a.NewWindow("ChadThrottle")
+	u.win = a.NewWindow(u.title())
 	u.win.SetIcon(assets.AppIcon)
 	u.win.SetContent(u.build())
 	u.win.Resize(fyne.NewSize(1240, 780))
@@ -170,6 +182,14 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 		u.refreshTray(true)
 	}
 	return u
+}
+
+// title is the window title: it names the remote machine.
+func (u *UI) title() string {
+	if u.host == "" {
+		return "ChadThrottle"
+	}
+	return "ChadThrottle — " + u.host
 }
 
 // Window returns the main window.
@@ -369,7 +389,7 @@ func (u *UI) build() fyne.CanvasObject {
 	u.split.Offset = 0.62
 
 	u.banner = container.NewVBox()
-	u.statusLine = widget.NewLabel("Connecting to the ChadThrottle helper…")
+	u.statusLine = widget.NewLabel("Connecting to the ChadThrottle helper" + u.onHost() + "…")
 	u.statusLine.Truncation = fyne.TextTruncateEllipsis
 	u.statusLine.SizeName = theme.SizeNameCaptionText
 	u.countLabel = widget.NewLabel("")

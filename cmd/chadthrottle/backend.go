@@ -63,7 +63,7 @@ func startProfile() (stop func()) {
 }
 
 // newBackend returns the helper client adapted to gui.Backend.
-func newBackend(bus string) (gui.Backend, func(), error) {
+func newBackend(bus, host string) (gui.Backend, func(), error) {
 	if v := os.Getenv(envSynthetic); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100000 {
@@ -86,7 +86,7 @@ func newBackend(bus string) (gui.Backend, func(), error) {
 		}
 		return f, func() {}, nil
 	}
-	h := &helperBackend{bus: bus}
+	h := &helperBackend{bus: bus, host: host}
 	if _, err := h.get(); err != nil {
 		fmt.Fprintln(os.Stderr, "chadthrottle:", err) // the window says so too, and retries
 	}
@@ -97,11 +97,15 @@ func newBackend(bus string) (gui.Backend, func(), error) {
 // client's errors into the gui's and (re)connects to the bus when needed,
 // so the window starts and recovers even when the bus is not there yet.
 type helperBackend struct {
-	bus      string
-	mu       sync.Mutex
-	c        *client.Client
-	changed  []func()
-	presence []func(bool)
+	bus  string
+	host string // remote machine reached over ssh, "" here
+	// startHost is the machine at start once the window switched (its
+	// --bus applies only there).
+	startHost *string
+	mu        sync.Mutex
+	c         *client.Client
+	changed   []func()
+	presence  []func(bool)
 }
 
 // get returns a connected client, connecting first if needed.
@@ -115,8 +119,12 @@ func (h *helperBackend) get() (*client.Client, error) {
 		h.c.Close()
 		h.c = nil
 	}
-	c, err := client.Connect(h.bus)
+	c, err := client.ConnectHost(h.host, h.busFor())
 	if err != nil {
+		var re *client.RemoteError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("%w: %w", gui.ErrUnreachable, err)
+		}
 		return nil, fmt.Errorf("%w: %w", gui.ErrHelperMissing, err)
 	}
 	for _, fn := range h.changed {
@@ -127,6 +135,47 @@ func (h *helperBackend) get() (*client.Client, error) {
 	}
 	h.c = c
 	return c, nil
+}
+
+// setHost points the backend at another machine ("" = this computer): the
+// current connection closes, the next call connects there. The bus stays
+// the one given at start for this computer; a remote machine's is its
+// system bus unless --host was given with --bus.
+func (h *helperBackend) setHost(host string) error {
+	if host != "" {
+		if _, err := client.ParseHost(host); err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.c != nil {
+		h.c.Close()
+		h.c = nil
+	}
+	if h.startHost == nil {
+		start := h.host
+		h.startHost = &start
+	}
+	h.host = host
+	return nil
+}
+
+// busFor is the bus to use on host: the one given at start when host is
+// the machine the window started with, the system bus otherwise.
+func (h *helperBackend) busFor() string {
+	if h.startHost == nil || *h.startHost == h.host {
+		return h.bus
+	}
+	return "system"
+}
+
+// switcher returns gui.Options.SwitchHost for b, nil when b cannot switch.
+func switcher(b gui.Backend) func(string) error {
+	if h, ok := b.(*helperBackend); ok {
+		return h.setHost
+	}
+	return nil
 }
 
 func (h *helperBackend) close() {

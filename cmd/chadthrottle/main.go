@@ -3,7 +3,11 @@
 // icon with quick limits. It runs as the user and talks to
 // chadthrottle-helper over D-Bus.
 //
-//	chadthrottle [--bus system|session|ADDRESS] [--hidden]
+//	chadthrottle [--bus system|session|ADDRESS] [--host [USER@]HOST[:PORT]] [--hidden]
+//
+// --host manages another machine's helper over SSH (ssh -xT HOST
+// systemd-stdio-bridge, as systemctl -H does); --bus then names the bus
+// there.
 package main
 
 import (
@@ -20,6 +24,7 @@ import (
 	"github.com/chadthrottle/chadthrottle/assets"
 	"github.com/chadthrottle/chadthrottle/gui"
 	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/client"
 )
 
 // AppID is the Fyne app id: preferences live under it, and it matches the
@@ -29,13 +34,20 @@ const AppID = "io.github.chadthrottle"
 func main() {
 	bus := flag.String("bus", "system", "bus of the helper: system, session or a D-Bus address")
 	hidden := flag.Bool("hidden", false, "start in the tray without opening the window")
+	host := flag.String("host", "", "manage the helper of this machine over SSH: [USER@]HOST[:PORT] (ssh from PATH, your ssh config and agent)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "chadthrottle: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
 
-	backend, closeBackend, err := newBackend(*bus)
+	if *host != "" {
+		if _, err := client.ParseHost(*host); err != nil {
+			fmt.Fprintln(os.Stderr, "chadthrottle: --host:", err)
+			os.Exit(2)
+		}
+	}
+	backend, closeBackend, err := newBackend(*bus, *host)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chadthrottle:", err)
 		os.Exit(1)
@@ -57,5 +69,7 @@ func main() {
 		Hidden:        *hidden,
 		TrayAvailable: trayAvailable,
 		Executable:    exe,
+		Host:          *host,
+		SwitchHost:    switcher(backend),
 	})
 }

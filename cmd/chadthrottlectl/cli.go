@@ -28,12 +28,29 @@ type helper interface {
 	RemoveAppLimit(ctx context.Context, exe string, uid uint32) error
 	SetProcessLimit(ctx context.Context, pid int32, l api.Limit) error
 	RemoveProcessLimit(ctx context.Context, pid int32) error
+	// CallerUID is the uid the helper's bus knows us by (the login user
+	// on a remote host).
+	CallerUID(ctx context.Context) (uint32, error)
 	Close() error
 }
 
-func connect(bus string) (helper, error) { return client.Connect(bus) }
+// target is where the helper is: a bus here, or a bus on a remote host
+// reached over ssh.
+type target struct {
+	bus  string
+	host string // [USER@]HOST[:PORT], "" for this machine
+}
 
-const usage = `usage: chadthrottlectl [--bus system|session|ADDRESS] COMMAND
+func connect(t target) (helper, error) { return client.ConnectHost(t.host, t.bus) }
+
+const usage = `usage: chadthrottlectl [--bus system|session|ADDRESS] [-H|--host [USER@]HOST[:PORT]] COMMAND
+
+  -H, --host [USER@]HOST[:PORT]
+                          manage HOST's helper over SSH: runs 'ssh -xT [-p PORT] [USER@]HOST
+                          systemd-stdio-bridge' (the ssh in PATH with your ssh config, keys and
+                          agent); --bus then names the bus on HOST. polkit on HOST decides as
+                          for a caller in no active session (see docs/packaging.md)
+  --bus and -H/--host may also follow the command.
 
 commands:
   backends [--json]       every compiled backend: kind, name, priority, available, active, reason
@@ -57,7 +74,7 @@ func usageErr(format string, args ...any) error {
 }
 
 // run executes one command line and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial func(string) (helper, error)) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial func(target) (helper, error)) int {
 	err := dispatch(ctx, args, stdout, dial)
 	if err == nil {
 		return 0
@@ -72,6 +89,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial func
 		return 2
 	}
 	return 1
+}
+
+// globalFlags adds --bus and -H/--host to fs (they may come before or after
+// the command).
+func globalFlags(fs *flag.FlagSet, t *target) {
+	fs.StringVar(&t.bus, "bus", t.bus, "bus: system, session or a D-Bus address")
+	fs.StringVar(&t.host, "host", t.host, "remote host [USER@]HOST[:PORT] reached over ssh")
+	fs.StringVar(&t.host, "H", t.host, "short for --host")
 }
 
 // explain turns errors into one clear line.
@@ -94,10 +119,11 @@ func explain(err error) string {
 	return msg
 }
 
-func dispatch(ctx context.Context, args []string, stdout io.Writer, dial func(string) (helper, error)) error {
+func dispatch(ctx context.Context, args []string, stdout io.Writer, dial func(target) (helper, error)) error {
 	global := flag.NewFlagSet("chadthrottlectl", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	bus := global.String("bus", "system", "bus: system, session or a D-Bus address")
+	tg := target{bus: "system"}
+	globalFlags(global, &tg)
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -124,6 +150,7 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, dial func(st
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o := c.flags(fs)
+	globalFlags(fs, &tg)
 	if err := fs.Parse(cargs); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -133,10 +160,16 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, dial func(st
 	if fs.NArg() > 0 {
 		return usageErr("%s: unexpected argument %q", cmd, fs.Arg(0))
 	}
+	if tg.host != "" {
+		if _, err := client.ParseHost(tg.host); err != nil {
+			return usageErr("--host: %v", err)
+		}
+	}
+	o.host = tg.host
 	if err := o.check(); err != nil {
 		return err
 	}
-	h, err := dial(*bus)
+	h, err := dial(tg)
 	if err != nil {
 		return err
 	}
@@ -154,6 +187,7 @@ type opts struct {
 	uid       int64
 	needLimit bool
 	needTarg  bool
+	host      string // remote host, "" here
 	seen      map[string]bool
 	fs        *flag.FlagSet
 
@@ -421,7 +455,16 @@ func cmdRules(ctx context.Context, h helper, o *opts, w io.Writer) error {
 // resolveExe turns EXE into the path the helper sees in /proc/PID/exe: a
 // bare name is looked up in PATH, symlinks are resolved. A path that does
 // not exist here is kept as given (a rule for a program not installed yet).
-func resolveExe(exe string) (string, error) {
+//
+// On a remote host nothing can be looked up here: EXE must be the full path
+// there, taken as given.
+func resolveExe(exe, host string) (string, error) {
+	if host != "" {
+		if !strings.HasPrefix(exe, "/") {
+			return "", usageErr("--app %q: on a remote host give the full path of the executable there", exe)
+		}
+		return filepath.Clean(exe), nil
+	}
 	if !strings.Contains(exe, "/") {
 		p, err := exec.LookPath(exe)
 		if err != nil {
@@ -450,14 +493,31 @@ func cmdLimit(ctx context.Context, h helper, o *opts, w io.Writer) error {
 		fmt.Fprintf(w, "limited process %d: %s\n", o.pid, describe(o.limit))
 		return nil
 	}
-	exe, err := resolveExe(o.app)
+	exe, err := resolveExe(o.app, o.host)
 	if err != nil {
+		return err
+	}
+	if err := o.remoteUID(ctx, h); err != nil {
 		return err
 	}
 	if err := h.SetAppLimit(ctx, exe, uint32(o.uid), o.limit); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "rule set for %s (uid %d): %s\n", api.Printable(exe), o.uid, describe(o.limit))
+	return nil
+}
+
+// remoteUID makes the default --uid of a remote host's app rule the login
+// user's there (uids differ between machines).
+func (o *opts) remoteUID(ctx context.Context, h helper) error {
+	if o.host == "" || o.seen["uid"] {
+		return nil
+	}
+	uid, err := h.CallerUID(ctx)
+	if err != nil {
+		return err
+	}
+	o.uid = int64(uid)
 	return nil
 }
 
@@ -477,8 +537,11 @@ func cmdUnlimit(ctx context.Context, h helper, o *opts, w io.Writer) error {
 		fmt.Fprintf(w, "removed the limit of process %d\n", o.pid)
 		return nil
 	}
-	exe, err := resolveExe(o.app)
+	exe, err := resolveExe(o.app, o.host)
 	if err != nil {
+		return err
+	}
+	if err := o.remoteUID(ctx, h); err != nil {
 		return err
 	}
 	if err := h.RemoveAppLimit(ctx, exe, uint32(o.uid)); err != nil {

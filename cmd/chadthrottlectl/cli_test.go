@@ -21,6 +21,8 @@ type fakeHelper struct {
 	snap  api.Snapshot
 	rules []api.Rule
 	err   error
+
+	target target // what the command dialled
 }
 
 func (f *fakeHelper) rec(s string) error { f.calls = append(f.calls, s); return f.err }
@@ -42,7 +44,8 @@ func (f *fakeHelper) SetProcessLimit(_ context.Context, pid int32, l api.Limit) 
 func (f *fakeHelper) RemoveProcessLimit(_ context.Context, pid int32) error {
 	return f.rec(fmtCall("RemoveProcessLimit", pid))
 }
-func (f *fakeHelper) Close() error { return nil }
+func (f *fakeHelper) CallerUID(context.Context) (uint32, error) { return 4321, f.rec("CallerUID") }
+func (f *fakeHelper) Close() error                              { return nil }
 
 func fmtCall(name string, args ...any) string {
 	b, _ := json.Marshal(args)
@@ -52,9 +55,7 @@ func fmtCall(name string, args ...any) string {
 func runCLI(t *testing.T, f *fakeHelper, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	var bus string
-	code := run(context.Background(), args, &out, &errb, func(b string) (helper, error) { bus = b; return f, nil })
-	_ = bus
+	code := run(context.Background(), args, &out, &errb, func(tg target) (helper, error) { f.target = tg; return f, nil })
 	return code, out.String(), errb.String()
 }
 
@@ -216,7 +217,7 @@ func FuzzCommandLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		fh := &fakeHelper{}
 		var out, errb bytes.Buffer
-		code := run(context.Background(), strings.Fields(line), &out, &errb, func(string) (helper, error) { return fh, nil })
+		code := run(context.Background(), strings.Fields(line), &out, &errb, func(target) (helper, error) { return fh, nil })
 		if code < 0 || code > 2 {
 			t.Fatalf("exit code %d", code)
 		}
@@ -232,4 +233,45 @@ func FuzzCommandLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// -H/--host goes before or after the command; on a remote host --app is
+// taken as the path there and the default --uid is the login user's there.
+func TestHostFlag(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		want  target
+		calls []string
+	}{
+		{[]string{"-H", "alice@box:2222", "rules"}, target{bus: "system", host: "alice@box:2222"}, []string{"Rules"}},
+		{[]string{"rules", "--host", "box", "--bus", "unix:path=/run/x"}, target{bus: "unix:path=/run/x", host: "box"}, []string{"Rules"}},
+		{[]string{"--bus", "session", "top", "-H", "[fd77::1]:22"}, target{bus: "session", host: "[fd77::1]:22"}, []string{"Apps"}},
+		{[]string{"-H", "box", "limit", "--app", "/usr/bin/remote-only-app", "--up", "1MB/s"}, target{bus: "system", host: "box"},
+			[]string{"CallerUID", fmtCall("SetAppLimit", "/usr/bin/remote-only-app", 4321, api.Limit{Up: 1_000_000, Traffic: "all"})}},
+		{[]string{"-H", "box", "unlimit", "--app", "/usr/bin/x", "--uid", "7"}, target{bus: "system", host: "box"},
+			[]string{fmtCall("RemoveAppLimit", "/usr/bin/x", 7)}},
+		{[]string{"-H", "box", "limit", "--pid", "9", "--down", "1KB/s"}, target{bus: "system", host: "box"},
+			[]string{fmtCall("SetProcessLimit", 9, api.Limit{Down: 1000, Traffic: "all"})}},
+	} {
+		f := &fakeHelper{}
+		code, out, errOut := runCLI(t, f, c.args...)
+		if code != 0 || f.target != c.want || !reflect.DeepEqual(f.calls, c.calls) {
+			t.Errorf("%v: code %d target %+v calls %v (%s%s); want %+v %v", c.args, code, f.target, f.calls, out, errOut, c.want, c.calls)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-H", "box", "limit", "--app", "firefox", "--up", "1"}, "full path of the executable there"},
+		{[]string{"-H", "box:http", "top"}, "port"},
+		{[]string{"-H", "-oProxyCommand=x", "top"}, "not a host name"},
+		{[]string{"-H", "a b", "top"}, "not a host name"},
+	} {
+		f := &fakeHelper{}
+		code, _, errOut := runCLI(t, f, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.msg) || len(f.calls) > 0 {
+			t.Errorf("%v: code %d, stderr %q, calls %v; want 2 and %q", c.args, code, errOut, f.calls, c.msg)
+		}
+	}
 }

@@ -66,7 +66,8 @@ var ErrHelperMissing = errors.New("chadthrottle-helper is not running and could 
 type Client struct {
 	conn *dbus.Conn
 	obj  dbus.BusObject
-	own  bool // conn is ours to close
+	own  bool   // conn is ours to close
+	host string // remote host ([USER@]HOST[:PORT]) or "" for this machine
 
 	mu       sync.Mutex
 	nextID   int
@@ -173,7 +174,7 @@ func (c *Client) call(ctx context.Context, method string, limiting bool, out []a
 	}
 	call := c.obj.CallWithContext(ctx, api.Interface+"."+method, flags, args...)
 	if call.Err != nil {
-		return convert(method, call.Err, ctx)
+		return c.onHost(convert(method, call.Err, ctx))
 	}
 	if len(out) > 0 {
 		if err := call.Store(out...); err != nil {
@@ -203,6 +204,25 @@ func convert(method string, err error, ctx context.Context) error {
 		return fmt.Errorf("%w: %s", ErrHelperMissing, errorBody(de))
 	}
 	return &Error{Name: de.Name, Message: errorBody(de)}
+}
+
+// onHost adds the remote host to errors of a remote client: the helper
+// missing there, or polkit there refusing the login user (who is in no
+// active session over SSH).
+func (c *Client) onHost(err error) error {
+	if c.host == "" || err == nil {
+		return err
+	}
+	var e *Error
+	switch {
+	case errors.Is(err, ErrHelperMissing):
+		return fmt.Errorf("on %s: %w", c.host, err)
+	case errors.As(err, &e) && e.Name == api.ErrNotAuthorized:
+		return &Error{Name: e.Name, Message: e.Message + " (polkit on " + hostName(c.host) + "; " + RemotePolkitHint(c.host) + ")"}
+	case !c.conn.Connected():
+		return fmt.Errorf("the ssh connection to %s ended: %w", c.host, err)
+	}
+	return err
 }
 
 func errorBody(e dbus.Error) string {

@@ -8,6 +8,8 @@ PKGS=(
   gcc pkg-config libgl-dev libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
   # helper: bus, authorization, kernel tools used by tests
   dbus polkitd pkexec iproute2 util-linux procps
+  # managing another machine over SSH (ssh here; sshd and systemd-stdio-bridge, from systemd, for its tests)
+  openssh-client openssh-server systemd
   # GUI end-to-end tests and screenshots
   xvfb imagemagick x11-utils xdotool
   # benchmarks and side-by-side comparisons
