@@ -11,8 +11,6 @@
 package rules
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,39 +48,6 @@ const maxFileSize = 64 << 20
 
 // ErrInvalid is wrapped by errors about a rule that is not acceptable.
 var ErrInvalid = errors.New("invalid rule")
-
-// The on-disk format: its own types, so a change of the D-Bus wire types
-// never silently changes the file.
-//
-//	{"version": 2, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
-//	  "limit": {"down": 2000000, "up": 0, "traffic": "all"}, "admin": true}]}
-type file struct {
-	Version int        `json:"version"`
-	Rules   []diskRule `json:"rules"`
-}
-
-type diskLimit struct {
-	Down    uint64 `json:"down"`
-	Up      uint64 `json:"up"`
-	Traffic string `json:"traffic,omitempty"`
-}
-
-type diskRule struct {
-	Exe   string    `json:"exe"`
-	UID   uint32    `json:"uid"`
-	Limit diskLimit `json:"limit"`
-	// Admin: set with the manage permission; lifting or changing it needs
-	// manage too.
-	Admin bool `json:"admin,omitempty"`
-}
-
-func toDisk(r api.Rule) diskRule {
-	return diskRule{Exe: r.Exe, UID: r.UID, Limit: diskLimit(r.Limit), Admin: r.Admin}
-}
-
-func fromDisk(d diskRule) api.Rule {
-	return api.Rule{Exe: d.Exe, UID: d.UID, Limit: api.Limit(d.Limit), Admin: d.Admin}
-}
 
 type key struct {
 	uid uint32
@@ -174,140 +139,6 @@ func (s *Store) Problems() []string {
 
 // Path returns the rules file's path.
 func (s *Store) Path() string { return s.path }
-
-// Decode parses a rules file. It returns the valid rules it found together
-// with an error describing anything it had to reject (bad JSON, unknown
-// version, invalid or duplicate rules); with a nil error every rule was
-// valid. It never panics.
-func Decode(data []byte) ([]api.Rule, error) {
-	return decode(bytes.NewReader(data), int64(len(data)))
-}
-
-// decode reads a rules file from r one rule at a time, so the rules before
-// a torn or oversized part are kept; limit is how much of r is the file
-// (more means the file was cut there).
-func decode(r io.Reader, limit int64) ([]api.Rule, error) {
-	cr := &countingReader{r: r}
-	dec := json.NewDecoder(cr)
-	var (
-		out     []api.Rule
-		errs    []error
-		seen    = map[key]bool{}
-		version = -1
-		i       int
-	)
-	fail := func(err error) ([]api.Rule, error) {
-		if cr.n > limit {
-			err = fmt.Errorf("file is larger than the %d bytes read: %w", limit, err)
-		}
-		if version != -1 && version != 1 && version != formatVersion {
-			return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", version, formatVersion)
-		}
-		sortRules(out)
-		return out, errors.Join(append(errs, fmt.Errorf("decode rules: %w", err))...)
-	}
-	if err := expectDelim(dec, '{'); err != nil {
-		return fail(err)
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fail(err)
-		}
-		switch tok {
-		case "version":
-			if err := dec.Decode(&version); err != nil {
-				return fail(err)
-			}
-		case "rules":
-			if err := expectDelim(dec, '['); err != nil {
-				return fail(err)
-			}
-			for ; dec.More(); i++ {
-				var d diskRule
-				if err := dec.Decode(&d); err != nil {
-					var te *json.UnmarshalTypeError
-					if errors.As(err, &te) {
-						errs = append(errs, fmt.Errorf("rule %d: %w", i, err))
-						continue
-					}
-					return fail(err)
-				}
-				n, err := Normalize(fromDisk(d))
-				if err != nil {
-					errs = append(errs, fmt.Errorf("rule %d: %w", i, err))
-					continue
-				}
-				k := key{n.UID, n.Exe}
-				if seen[k] {
-					errs = append(errs, fmt.Errorf("rule %d: duplicate rule for uid %d on %s", i, n.UID, n.Exe))
-					continue
-				}
-				seen[k] = true
-				out = append(out, n)
-			}
-			if err := expectDelim(dec, ']'); err != nil {
-				return fail(err)
-			}
-		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	if err := expectDelim(dec, '}'); err != nil {
-		return fail(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fail(errors.New("data after the rules object"))
-	}
-	if version != 1 && version != formatVersion {
-		return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", version, formatVersion)
-	}
-	sortRules(out)
-	return out, errors.Join(errs...)
-}
-
-func expectDelim(dec *json.Decoder, d json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if tok != d {
-		return fmt.Errorf("want %q, found %v", d, tok)
-	}
-	return nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// Encode renders rules in the file format.
-func Encode(rules []api.Rule) ([]byte, error) {
-	rs := append([]api.Rule(nil), rules...)
-	sortRules(rs)
-	f := file{Version: formatVersion, Rules: make([]diskRule, 0, len(rs))}
-	for _, r := range rs {
-		f.Rules = append(f.Rules, toDisk(r))
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // a path with < > & stays one byte each
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(f); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
 
 // ValidateExe checks that exe is an absolute, clean path of at most
 // MaxExeLen bytes without control characters.
