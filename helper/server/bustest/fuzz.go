@@ -64,101 +64,116 @@ func fuzzChild() int {
 		return 1
 	}
 	defer conn.Close()
-	// Processes of the child's own to limit, and one that comes and goes.
-	var own []uint32
+	// Processes of the child's own to limit.
+	g := &fuzzArgs{rng: rand.New(rand.NewSource(seed))}
 	for i := 0; i < 4; i++ {
 		c := exec.Command("/usr/bin/sleep", "3600")
 		if c.Start() == nil {
-			own = append(own, uint32(c.Process.Pid))
+			g.own = append(g.own, uint32(c.Process.Pid))
 			defer func() { c.Process.Kill(); c.Wait() }()
 		}
-	}
-	rng := rand.New(rand.NewSource(seed))
-	strs := []string{"", "/", "/usr/bin/sleep", "/usr/bin/curl", "/proc/1/cwd", "/proc/self/exe", "relative",
-		"0:/usr/bin/sleep", "1000:/usr/bin/sleep", "4294967295:/x", "/a/../b", "/tmp/\x1b]0;x\x07",
-		"/tmp/\xff\xfe", "/tmp/nul\x00byte", "/" + strings.Repeat("a", 5000), "all", "internet", "local", "ALL", "bogus",
-		strings.Repeat("<", 2000), "99999:#0123456789abcdef", "0:#", ":"}
-	str := func() string {
-		if rng.Intn(8) == 0 {
-			b := make([]byte, rng.Intn(64))
-			rng.Read(b)
-			return string(b)
-		}
-		return strs[rng.Intn(len(strs))]
-	}
-	pid := func() uint32 {
-		switch rng.Intn(6) {
-		case 0, 1, 2:
-			return own[rng.Intn(len(own))]
-		case 3:
-			return []uint32{0, 1, uint32(os.Getpid()), 1 << 22, 1<<22 + 1, 0xffffffff}[rng.Intn(6)]
-		}
-		return uint32(rng.Intn(40000))
-	}
-	rate := func() uint64 {
-		return []uint64{0, 1, 1000, 1_000_000, 12_500_000_000, 12_500_000_001, 1 << 63, ^uint64(0)}[rng.Intn(8)]
-	}
-	uid := func() uint32 {
-		return []uint32{uint32(os.Getuid()), uint32(os.Getuid()), 0, 1000, 0xffffffff}[rng.Intn(5)]
 	}
 	obj := conn.Object(api.BusName, api.ObjectPath)
 	st := FuzzStats{Errors: map[string]int{}}
 	begin := time.Now()
-	for i := 0; i < n; i++ {
-		m := api.Methods[rng.Intn(len(api.Methods))].Name
-		var args []any
-		switch m {
-		case api.MethodGetAppDetails:
-			args = []any{str()}
-		case api.MethodSetAppLimit:
-			args = []any{str(), uid(), rate(), rate(), str()}
-		case api.MethodRemoveAppLimit:
-			args = []any{str(), uid()}
-		case api.MethodSetProcessLimit:
-			args = []any{pid(), rate(), rate(), str()}
-		case api.MethodRemoveProcessLimit:
-			args = []any{pid()}
-		case api.MethodSetPaused:
-			args = []any{rng.Intn(2) == 0}
-		}
-		if rng.Intn(10) == 0 { // a wrong signature
-			args = append(args, str())
-			if rng.Intn(2) == 0 && len(args) > 1 {
-				args = args[1:]
-			}
-		}
-		var flags dbus.Flags
-		if rng.Intn(2) == 0 {
-			flags = dbus.FlagAllowInteractiveAuthorization
-		}
+	for i := 0; i < n && !st.Lost; i++ {
+		m, args, flags := g.call()
 		t0 := time.Now()
 		call := obj.Call(api.Interface+"."+m, flags, args...)
-		d := time.Since(t0)
-		st.Calls++
-		if d > st.Max {
-			st.Max = d
-		}
-		if d > time.Second {
-			st.Over1s++
-		}
-		var derr dbus.Error
-		switch {
-		case call.Err == nil:
-			st.OK++
-		case asDBusError(call.Err, &derr):
-			st.Errors[derr.Name]++
-		default:
-			st.Errors["transport"]++
-			st.LastFail = call.Err.Error()
-			if conn.Context().Err() != nil {
-				st.Lost = true
-				i = n
-			}
-		}
+		st.record(time.Since(t0), call.Err, conn)
 	}
 	st.Seconds = time.Since(begin).Seconds()
 	json.NewEncoder(os.Stdout).Encode(st)
 	return 0
+}
+
+// record counts one call's outcome.
+func (st *FuzzStats) record(d time.Duration, err error, conn *dbus.Conn) {
+	st.Calls++
+	st.Max = max(st.Max, d)
+	if d > time.Second {
+		st.Over1s++
+	}
+	var derr dbus.Error
+	switch {
+	case err == nil:
+		st.OK++
+	case asDBusError(err, &derr):
+		st.Errors[derr.Name]++
+	default:
+		st.Errors["transport"]++
+		st.LastFail = err.Error()
+		st.Lost = conn.Context().Err() != nil
+	}
+}
+
+// fuzzArgs makes random calls: every method, arguments from pools of
+// hostile values, now and then a wrong signature.
+type fuzzArgs struct {
+	rng *rand.Rand
+	own []uint32 // pids of the child's own processes
+}
+
+var fuzzStrings = []string{"", "/", "/usr/bin/sleep", "/usr/bin/curl", "/proc/1/cwd", "/proc/self/exe", "relative",
+	"0:/usr/bin/sleep", "1000:/usr/bin/sleep", "4294967295:/x", "/a/../b", "/tmp/\x1b]0;x\x07",
+	"/tmp/\xff\xfe", "/tmp/nul\x00byte", "/" + strings.Repeat("a", 5000), "all", "internet", "local", "ALL", "bogus",
+	strings.Repeat("<", 2000), "99999:#0123456789abcdef", "0:#", ":"}
+
+func (g *fuzzArgs) str() string {
+	if g.rng.Intn(8) == 0 {
+		b := make([]byte, g.rng.Intn(64))
+		g.rng.Read(b)
+		return string(b)
+	}
+	return fuzzStrings[g.rng.Intn(len(fuzzStrings))]
+}
+
+func (g *fuzzArgs) pid() uint32 {
+	switch g.rng.Intn(6) {
+	case 0, 1, 2:
+		if len(g.own) > 0 {
+			return g.own[g.rng.Intn(len(g.own))]
+		}
+	case 3:
+		return []uint32{0, 1, uint32(os.Getpid()), 1 << 22, 1<<22 + 1, 0xffffffff}[g.rng.Intn(6)]
+	}
+	return uint32(g.rng.Intn(40000))
+}
+
+func (g *fuzzArgs) rate() uint64 {
+	return []uint64{0, 1, 1000, 1_000_000, 12_500_000_000, 12_500_000_001, 1 << 63, ^uint64(0)}[g.rng.Intn(8)]
+}
+
+func (g *fuzzArgs) uid() uint32 {
+	return []uint32{uint32(os.Getuid()), uint32(os.Getuid()), 0, 1000, 0xffffffff}[g.rng.Intn(5)]
+}
+
+func (g *fuzzArgs) call() (method string, args []any, flags dbus.Flags) {
+	method = api.Methods[g.rng.Intn(len(api.Methods))].Name
+	switch method {
+	case api.MethodGetAppDetails:
+		args = []any{g.str()}
+	case api.MethodSetAppLimit:
+		args = []any{g.str(), g.uid(), g.rate(), g.rate(), g.str()}
+	case api.MethodRemoveAppLimit:
+		args = []any{g.str(), g.uid()}
+	case api.MethodSetProcessLimit:
+		args = []any{g.pid(), g.rate(), g.rate(), g.str()}
+	case api.MethodRemoveProcessLimit:
+		args = []any{g.pid()}
+	case api.MethodSetPaused:
+		args = []any{g.rng.Intn(2) == 0}
+	}
+	if g.rng.Intn(10) == 0 { // a wrong signature
+		args = append(args, g.str())
+		if g.rng.Intn(2) == 0 && len(args) > 1 {
+			args = args[1:]
+		}
+	}
+	if g.rng.Intn(2) == 0 {
+		flags = dbus.FlagAllowInteractiveAuthorization
+	}
+	return method, args, flags
 }
 
 func asDBusError(err error, out *dbus.Error) bool {
