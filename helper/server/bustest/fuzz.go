@@ -25,7 +25,7 @@ type FuzzStats struct {
 	Max      time.Duration  `json:"max"`     // slowest call
 	Over1s   int            `json:"over_1s"` // calls that took more than 1 s
 	Seconds  float64        `json:"seconds"`
-	Lost     bool           `json:"lost"`     // the connection broke
+	Lost     bool           `json:"lost"`      // the connection broke
 	LastFail string         `json:"last_fail"` // the last transport error
 }
 
