@@ -34,6 +34,7 @@ func TestBenchFuzzBusAsUser(t *testing.T) {
 	total, over, ok := 0, 0, 0
 	var slowest time.Duration
 	errs := map[string]int{}
+	lastTransport := ""
 	begin := time.Now()
 	for round := int64(0); total < 100_000; round++ {
 		st := peer.Fuzz(t, 25_000, round)
@@ -43,6 +44,9 @@ func TestBenchFuzzBusAsUser(t *testing.T) {
 		slowest = max(slowest, st.Max)
 		for k, v := range st.Errors {
 			errs[k] += v
+		}
+		if st.LastFail != "" {
+			lastTransport = st.LastFail
 		}
 		if st.Lost {
 			t.Fatalf("round %d: the connection broke after %d calls (%s):\n%s", round, st.Calls, st.LastFail, h.out.String())
@@ -59,6 +63,11 @@ func TestBenchFuzzBusAsUser(t *testing.T) {
 		float64(total)/took.Seconds(), ok, slowest.Round(time.Millisecond), over)
 	for k, v := range errs {
 		fmt.Printf("  %-55s %d\n", k, v)
+	}
+	if lastTransport != "" {
+		// godbus refuses to send what D-Bus cannot carry (invalid UTF-8,
+		// NUL in a string): those calls never reach the helper.
+		fmt.Printf("  last transport error (client side): %s\n", lastTransport)
 	}
 	if over > 0 {
 		t.Errorf("%d calls took over 1 s (slowest %v)", over, slowest)
