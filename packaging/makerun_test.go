@@ -3,7 +3,6 @@
 package packaging
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -21,28 +20,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
-
-// startXvfb starts an X server on a free display and returns DISPLAY.
-func startXvfb(t testing.TB) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start Xvfb: %v", err)
-	}
-	w.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(r).ReadString('\n')
-	r.Close()
-	if err != nil {
-		t.Fatalf("Xvfb display number: %v", err)
-	}
-	return ":" + strings.TrimSpace(line)
-}
 
 // makeRun is a running `make run`.
 type makeRun struct {
@@ -173,7 +150,7 @@ func TestMakeRun(t *testing.T) {
 	if dl, ok := t.Deadline(); ok && time.Until(dl) < 3*time.Minute {
 		t.Fatalf("only %v left before the test deadline; make run may build for minutes (go test -timeout 20m)", time.Until(dl).Round(time.Second))
 	}
-	display := startXvfb(t)
+	display := testenv.StartXvfb(t)
 	// make run's helper keeps its rules where the package's would; remove
 	// what this test created there.
 	for _, dir := range []string{StateDir, RuntimeDir} {

@@ -58,7 +58,7 @@ func procMem(t *testing.T, pid int) (rss, peak float64) {
 // window idle, with an app's details open, and hidden in the tray.
 func TestBenchGUI(t *testing.T) {
 	testenv.RequireTool(t, "xdotool")
-	display := startXvfb(t)
+	display := testenv.StartXvfb(t)
 	host := startTrayHost(t) // closing the window hides it to the tray
 	busAddr := host.addr
 	const apps = 200

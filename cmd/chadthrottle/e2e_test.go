@@ -111,7 +111,7 @@ func TestEndToEnd(t *testing.T) {
 	load := bed.StartClient(bed.Local, mode, bed.PeerIP+":5201", 90*time.Second, 200*time.Millisecond)
 	free := load.RateOver(t, time.Second)
 
-	display := startXvfb(t)
+	display := testenv.StartXvfb(t)
 	host := startTrayHost(t)
 	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr}, "--bus", bus.Address)
 	item := host.waitItem(t, g)

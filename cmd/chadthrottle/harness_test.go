@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 )
@@ -41,40 +38,6 @@ func buildGUI(t testing.TB) string {
 		t.Fatal(guiErr)
 	}
 	return guiBin
-}
-
-// startXvfb starts a virtual X server on a free display and returns its
-// DISPLAY value; it is stopped when the test ends.
-func startXvfb(t testing.TB) string {
-	t.Helper()
-	testenv.RequireTool(t, "Xvfb")
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start Xvfb: %v", err)
-	}
-	w.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-		r.Close()
-	}()
-	select {
-	case d := <-line:
-		if d == "" {
-			t.Fatal("Xvfb did not report its display")
-		}
-		return ":" + d
-	case <-time.After(20 * time.Second):
-		t.Fatal("Xvfb did not start within 20 s")
-	}
-	return ""
 }
 
 // gui is a running chadthrottle binary.

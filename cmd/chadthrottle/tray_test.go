@@ -14,6 +14,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/chadthrottle/chadthrottle/backends/testenv"
 	"github.com/chadthrottle/chadthrottle/gui"
 	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
 )
@@ -206,7 +207,7 @@ func (n menuNode) labels() []string {
 // the top apps with quick limits, clicking "1 MB/s" reaches the backend,
 // the icon changes to the limits-active one, and Quit ends the program.
 func TestTray(t *testing.T) {
-	display := startXvfb(t)
+	display := testenv.StartXvfb(t)
 	host := startTrayHost(t)
 	callLog := filepath.Join(t.TempDir(), "calls.jsonl")
 	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr,

@@ -269,25 +269,7 @@ func newRemoteBed(t testing.TB) *remoteBed {
 		t.Fatal(err)
 	}
 	r.sshdOut = &testenv.Buffer{}
-	sshd := r.bed.Command(r.bed.Local, "/usr/sbin/sshd", "-D", "-e", "-f", sshdConf)
-	sshd.Stdout, sshd.Stderr = r.sshdOut, r.sshdOut
-	if err := sshd.Start(); err != nil {
-		t.Fatalf("start sshd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { sshd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		sshd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			sshd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("sshd output:\n%s", r.sshdOut.String())
-		}
-	})
+	exited := testenv.StartDaemon(t, "sshd", r.bed.Command(r.bed.Local, "/usr/sbin/sshd", "-D", "-e", "-f", sshdConf), r.sshdOut)
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(r.sshdOut.String(), "Server listening on") {
 		select {

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -24,7 +23,7 @@ func TestRemoteWindow(t *testing.T) {
 	testenv.RequireTool(t, "Xvfb", "xdotool", "import")
 	r := newRemoteBed(t)
 	gui := buildBinary(t, "./cmd/chadthrottle")
-	display := startXvfb(t)
+	display := testenv.StartXvfb(t)
 	host := r.Host(r.Admin)
 
 	sink := r.bed.StartServer(r.bed.Peer, "sink", "[::]:5201", false)
@@ -94,37 +93,4 @@ func TestRemoteWindow(t *testing.T) {
 		t.Fatalf("screenshot %s: %v", path, err)
 	}
 	t.Logf("screenshot: %s", path)
-}
-
-// startXvfb starts a virtual X server on a free display and returns its
-// DISPLAY value; it is stopped when the test ends.
-func startXvfb(t testing.TB) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start Xvfb: %v", err)
-	}
-	w.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-		r.Close()
-	}()
-	select {
-	case d := <-line:
-		if d == "" {
-			t.Fatal("Xvfb did not report its display")
-		}
-		return ":" + d
-	case <-time.After(20 * time.Second):
-		t.Fatal("Xvfb did not start within 20 s")
-	}
-	return ""
 }

@@ -268,24 +268,7 @@ func StartPolkit(t testing.TB, b *Bus) {
 		"sh", actions, rules, Polkitd)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+b.Address)
 	var out testenv.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start polkitd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("polkitd output:\n%s", out.String())
-		}
-	})
+	exited := testenv.StartDaemon(t, "polkitd", cmd, &out)
 	conn := b.Conn(t)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -320,19 +303,8 @@ func (u User) Credential() *syscall.Credential {
 // the end of the test.
 func AddUser(t testing.TB) User {
 	t.Helper()
-	testenv.RequireTool(t, "useradd", "userdel")
-	name := testenv.UniqueName("ctu")
-	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return User{Name: name, UID: uint32(uid), GID: uint32(gid)}
+	u, _ := addUser(t, false)
+	return u
 }
 
 // AddUserWithHome creates a throwaway user whose home directory (mode
@@ -340,10 +312,21 @@ func AddUser(t testing.TB) User {
 // tests of what the helper reads there; both are removed at the end.
 func AddUserWithHome(t testing.TB) (User, string) {
 	t.Helper()
+	return addUser(t, true)
+}
+
+func addUser(t testing.TB, withHome bool) (User, string) {
+	t.Helper()
 	testenv.RequireTool(t, "useradd", "userdel")
 	name := testenv.UniqueName("ctu")
-	home := filepath.Join(PublicDir(t), name)
-	if out, err := exec.Command("useradd", "--system", "--home-dir", home, "--create-home", "--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
+	args := []string{"--system", "--no-create-home"}
+	home := ""
+	if withHome {
+		home = filepath.Join(PublicDir(t), name)
+		args = []string{"--system", "--home-dir", home, "--create-home"}
+	}
+	args = append(args, "--shell", "/usr/sbin/nologin", "--user-group", name)
+	if out, err := exec.Command("useradd", args...).CombinedOutput(); err != nil {
 		t.Fatalf("useradd %s: %v: %s", name, err, out)
 	}
 	t.Cleanup(func() { exec.Command("userdel", name).Run() })
@@ -353,7 +336,9 @@ func AddUserWithHome(t testing.TB) (User, string) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	os.Chmod(home, 0o700)
+	if withHome {
+		os.Chmod(home, 0o700)
+	}
 	return User{Name: name, UID: uint32(uid), GID: uint32(gid)}, home
 }
 
