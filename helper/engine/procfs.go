@@ -146,20 +146,30 @@ func readProcFile(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer syscall.Close(fd)
-	buf := make([]byte, 0, 1024)
+	b, err := readFD(fd, 1024, 1<<20)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	return b, nil
+}
+
+// readFD reads fd to its end, starting with a buffer of size bytes; past
+// limit it stops and returns what it has.
+func readFD(fd int, size, limit int) ([]byte, error) {
+	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
-			if len(buf) >= 1<<20 {
+			if len(buf) >= limit {
 				return buf, nil
 			}
 			buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
 		}
-		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		n, err := syscall.Read(fd, buf[len(buf):min(cap(buf), limit)])
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+			return nil, err
 		}
 		if n == 0 {
 			return buf, nil

@@ -99,24 +99,14 @@ func readRegular(path string, limit int64) ([]byte, error) {
 	if st.Size > limit {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("file is %d bytes (at most %d read)", st.Size, limit)}
 	}
-	buf := make([]byte, 0, min(st.Size+1, limit+1))
-	for int64(len(buf)) <= limit {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
+	buf, err := readFD(fd, int(min(st.Size+1, limit+1)), int(limit+1))
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 	}
-	return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("file grew past %d bytes", limit)}
+	if int64(len(buf)) > limit {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("file grew past %d bytes", limit)}
+	}
+	return buf, nil
 }
 
 // readDirNames lists at most max entries of a directory without blocking
