@@ -2,5 +2,5 @@ package ebpf
 
 // The C programs beside this file are compiled with bpf2go (clang); the
 // generated .go and .o files are committed. `make generate` regenerates them.
-//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" monitor monitor.c
-//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" throttle throttle.c
+//go:generate go tool -modfile=../../packaging/tools/go.mod bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" monitor monitor.c
+//go:generate go tool -modfile=../../packaging/tools/go.mod bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" throttle throttle.c

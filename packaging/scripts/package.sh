@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds dist/chadthrottle_<version>_<arch>.deb and dist/chadthrottle-<version>.<arch>.rpm
-# with nfpm (pinned as a Go tool in go.mod) from the binaries in $BIN
+# with nfpm (pinned in the tools module packaging/tools/go.mod, kept out of
+# the product's go.mod) from the binaries in $BIN
 # (default bin/, which `make package` builds first).
 #   usage: packaging/scripts/package.sh [VERSION]     env: BIN, DIST, FORMATS ("deb rpm"), GO
 set -euo pipefail
@@ -23,5 +24,5 @@ for b in chadthrottle chadthrottlectl chadthrottle-helper; do
 done
 mkdir -p "$DIST"
 for f in $FORMATS; do
-	$GO tool nfpm package -f packaging/nfpm.yaml -p "$f" -t "$DIST/"
+	$GO tool -modfile=packaging/tools/go.mod nfpm package -f packaging/nfpm.yaml -p "$f" -t "$DIST/"
 done

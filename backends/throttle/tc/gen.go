@@ -14,4 +14,4 @@
 // Everything is done through netlink and the bpf syscall, never tc or ip.
 package tc
 
-//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I/usr/include/aarch64-linux-gnu" classify classify.c
+//go:generate go tool -modfile=../../../packaging/tools/go.mod bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I/usr/include/aarch64-linux-gnu" classify classify.c
