@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"runtime/pprof"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,73 +15,10 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/client"
 )
 
-// Test-only: CHADTHROTTLE_TEST_SYNTHETIC_APPS=N replaces the helper with
-// gui.NewSyntheticFake(N) (benchmarks, screenshots and the tray test run
-// without a helper); CHADTHROTTLE_TEST_CALL_LOG=FILE then appends every
-// limit call the fake receives to FILE as a JSON line.
-const (
-	envSynthetic = "CHADTHROTTLE_TEST_SYNTHETIC_APPS"
-	envCallLog   = "CHADTHROTTLE_TEST_CALL_LOG"
-)
-
-// Test-only: CHADTHROTTLE_TEST_CPUPROFILE=FILE writes a CPU profile of the
-// run from 10 s after start (steady state) to SIGTERM or Quit, for
-// benchmarks.
-const envCPUProfile = "CHADTHROTTLE_TEST_CPUPROFILE"
-
-func startProfile() (stop func()) {
-	path := os.Getenv(envCPUProfile)
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chadthrottle: cpu profile:", err)
-		return func() {}
-	}
-	var mu sync.Mutex
-	started, stopped := false, false
-	time.AfterFunc(10*time.Second, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !stopped {
-			started = pprof.StartCPUProfile(f) == nil
-		}
-	})
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		stopped = true
-		if started {
-			pprof.StopCPUProfile()
-		}
-		f.Close()
-	}
-}
-
 // newBackend returns the helper client adapted to gui.Backend.
 func newBackend(bus, host string) (gui.Backend, func(), error) {
-	if v := os.Getenv(envSynthetic); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 100000 {
-			return nil, nil, fmt.Errorf("%s=%q: want a number of apps", envSynthetic, v)
-		}
-		fmt.Fprintf(os.Stderr, "chadthrottle: TEST MODE: %d synthetic apps, no helper\n", n)
-		f := gui.NewSyntheticFake(n)
-		if path := os.Getenv(envCallLog); path != "" {
-			log, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-			if err != nil {
-				return nil, nil, fmt.Errorf("open %s: %w", envCallLog, err)
-			}
-			var mu sync.Mutex
-			f.SetCallHook(func(c gui.FakeCall) {
-				mu.Lock()
-				defer mu.Unlock()
-				json.NewEncoder(log).Encode(c)
-			})
-			return f, func() { log.Close() }, nil
-		}
-		return f, func() {}, nil
+	if b, closeB, ok, err := testBackend(); ok { // tests only: testhooks.go
+		return b, closeB, err
 	}
 	h := &helperBackend{bus: bus, host: host}
 	if _, err := h.get(); err != nil {

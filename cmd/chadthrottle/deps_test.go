@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,5 +60,79 @@ func TestGUIPackageHeadless(t *testing.T) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build ./gui: %v\n%s", err, out)
+	}
+}
+
+// compiled lists the Go files the build of pkg compiles from this module,
+// by package directory, with build tags.
+func compiled(t *testing.T, tags, pkg string) map[string][]string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-tags", tags, "-f",
+		`{{if .Module}}{{if .Module.Main}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .CgoFiles}} {{.}}{{end}}{{end}}{{end}}`, pkg)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps -tags '%s' %s: %v\n%s", tags, pkg, err, out)
+	}
+	m := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			m[f[0]] = f[1:]
+		}
+	}
+	return m
+}
+
+// TestNoTestHooks: the GUI's test hooks (CHADTHROTTLE_TEST_* variables, one
+// of which writes a call log to any path) are compiled in only with the
+// testhooks build tag, which the tests here use and production builds
+// never do: without it no file the GUI binary compiles from this module
+// mentions them, and the binary does not contain their names.
+func TestNoTestHooks(t *testing.T) {
+	const pkg = "github.com/chadthrottle/chadthrottle/cmd/chadthrottle"
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(files []string, name string) bool { return slices.Contains(files, name) }
+
+	prod := compiled(t, "", pkg)
+	if !has(prod[wd], "main.go") || !has(prod[wd], "nohooks.go") || has(prod[wd], "testhooks.go") {
+		t.Errorf("production build of cmd/chadthrottle compiles %v: want main.go and nohooks.go, not testhooks.go", prod[wd])
+	}
+	for dir, files := range prod {
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(envHookPrefix)) {
+				t.Errorf("the production GUI binary compiles %s, which mentions %s", filepath.Join(dir, f), envHookPrefix)
+			}
+		}
+	}
+
+	// and the binary itself (the one TestEndToEnd runs)
+	bin, err := os.ReadFile(buildGUI(t, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(bin, []byte(envHookPrefix)) {
+		t.Errorf("the production GUI binary contains %q", envHookPrefix)
+	}
+
+	// the hooks the tests use are there with the tag, under the names the
+	// tests set
+	hooked := compiled(t, hooksTag, pkg)
+	if !has(hooked[wd], "testhooks.go") || has(hooked[wd], "nohooks.go") {
+		t.Fatalf("-tags %s build of cmd/chadthrottle compiles %v: want testhooks.go, not nohooks.go", hooksTag, hooked[wd])
+	}
+	src, err := os.ReadFile("testhooks.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []string{envSynthetic, envCallLog} {
+		if !bytes.Contains(src, []byte(`"`+env+`"`)) {
+			t.Errorf("testhooks.go does not read %s, which the tests set", env)
+		}
 	}
 }

@@ -5,39 +5,72 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/chadthrottle/chadthrottle/backends/testenv"
 )
 
-var (
-	guiOnce sync.Once
-	guiBin  string
-	guiErr  error
+// The GUI's test hooks (testhooks.go) are compiled in only with this build
+// tag; startGUI builds the binary with it when env sets one of them.
+const (
+	hooksTag      = "testhooks"
+	envHookPrefix = "CHADTHROTTLE_TEST_"
+	envSynthetic  = envHookPrefix + "SYNTHETIC_APPS" // testhooks.go: hookSynthetic
+	envCallLog    = envHookPrefix + "CALL_LOG"       // testhooks.go: hookCallLog
 )
 
-// buildGUI builds this command once per test binary (cgo; minutes when
-// the build cache is cold).
-func buildGUI(t testing.TB) string {
-	t.Helper()
-	guiOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chadthrottle-gui-")
-		if err != nil {
-			guiErr = err
-			return
+type built struct {
+	bin string
+	err error
+}
+
+var (
+	guiMu  sync.Mutex
+	guiBin = map[string]built{} // by build tags
+)
+
+// TestMain removes the binaries buildGUI made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, b := range guiBin {
+		if b.bin != "" {
+			os.RemoveAll(filepath.Dir(b.bin))
 		}
-		os.Chmod(dir, 0o755)
-		guiBin = filepath.Join(dir, "chadthrottle")
-		cmd := exec.Command("go", "build", "-o", guiBin, ".")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			guiErr = fmt.Errorf("go build ./cmd/chadthrottle: %v\n%s", err, out)
-		}
-	})
-	if guiErr != nil {
-		t.Fatal(guiErr)
 	}
-	return guiBin
+	os.Exit(code)
+}
+
+// buildGUI builds this command once per test binary and build tags (cgo;
+// minutes when the build cache is cold).
+func buildGUI(t testing.TB, tags string) string {
+	t.Helper()
+	guiMu.Lock()
+	defer guiMu.Unlock()
+	b, ok := guiBin[tags]
+	if !ok {
+		b = goBuildGUI(tags)
+		guiBin[tags] = b
+	}
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.bin
+}
+
+func goBuildGUI(tags string) built {
+	dir, err := os.MkdirTemp("", "chadthrottle-gui-")
+	if err != nil {
+		return built{err: err}
+	}
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "chadthrottle")
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return built{err: fmt.Errorf("go build -tags '%s' ./cmd/chadthrottle: %v\n%s", tags, err, out)}
+	}
+	return built{bin: bin}
 }
 
 // gui is a running chadthrottle binary.
@@ -52,7 +85,13 @@ type guiProc struct {
 func startGUI(t testing.TB, env []string, args ...string) *guiProc {
 	t.Helper()
 	home := t.TempDir()
-	cmd := exec.Command(buildGUI(t), args...)
+	tags := "" // the production binary, unless a test hook is asked for
+	for _, e := range env {
+		if strings.HasPrefix(e, envHookPrefix) {
+			tags = hooksTag
+		}
+	}
+	cmd := exec.Command(buildGUI(t, tags), args...)
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"XDG_RUNTIME_DIR=" + home, "LANG=C.UTF-8",

@@ -1,0 +1,91 @@
+//go:build testhooks
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/gui"
+)
+
+// Test hooks. They are compiled in only with -tags testhooks: the tests in
+// this directory build the binary with it when they set one of these
+// variables; production builds never have the tag (TestNoTestHooks).
+//
+// CHADTHROTTLE_TEST_SYNTHETIC_APPS=N replaces the helper with
+// gui.NewSyntheticFake(N) (benchmarks, screenshots and the tray test run
+// without a helper); CHADTHROTTLE_TEST_CALL_LOG=FILE then appends every
+// limit call the fake receives to FILE as a JSON line.
+const (
+	hookSynthetic = "CHADTHROTTLE_TEST_SYNTHETIC_APPS"
+	hookCallLog   = "CHADTHROTTLE_TEST_CALL_LOG"
+)
+
+// CHADTHROTTLE_TEST_CPUPROFILE=FILE writes a CPU profile of the run from
+// 10 s after start (steady state) to SIGTERM or Quit, for benchmarks.
+const hookCPUProfile = "CHADTHROTTLE_TEST_CPUPROFILE"
+
+func startProfile() (stop func()) {
+	path := os.Getenv(hookCPUProfile)
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chadthrottle: cpu profile:", err)
+		return func() {}
+	}
+	var mu sync.Mutex
+	started, stopped := false, false
+	time.AfterFunc(10*time.Second, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			started = pprof.StartCPUProfile(f) == nil
+		}
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if started {
+			pprof.StopCPUProfile()
+		}
+		f.Close()
+	}
+}
+
+// testBackend returns the synthetic fake (and how to close it) when
+// CHADTHROTTLE_TEST_SYNTHETIC_APPS is set; ok is false when it is not.
+func testBackend() (b gui.Backend, closeB func(), ok bool, err error) {
+	v := os.Getenv(hookSynthetic)
+	if v == "" {
+		return nil, nil, false, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 100000 {
+		return nil, nil, true, fmt.Errorf("%s=%q: want a number of apps", hookSynthetic, v)
+	}
+	fmt.Fprintf(os.Stderr, "chadthrottle: TEST MODE: %d synthetic apps, no helper\n", n)
+	f := gui.NewSyntheticFake(n)
+	if path := os.Getenv(hookCallLog); path != "" {
+		log, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, true, fmt.Errorf("open %s: %w", hookCallLog, err)
+		}
+		var mu sync.Mutex
+		f.SetCallHook(func(c gui.FakeCall) {
+			mu.Lock()
+			defer mu.Unlock()
+			json.NewEncoder(log).Encode(c)
+		})
+		return f, func() { log.Close() }, true, nil
+	}
+	return f, func() {}, true, nil
+}
