@@ -112,7 +112,7 @@ func TestNoTestHooks(t *testing.T) {
 	}
 
 	// and the binary itself (the one TestEndToEnd runs)
-	bin, err := os.ReadFile(buildGUI(t, ""))
+	bin, err := os.ReadFile(buildGUI(t))
 	if err != nil {
 		t.Fatal(err)
 	}

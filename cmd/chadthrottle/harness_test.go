@@ -31,7 +31,7 @@ var (
 	guiBin = map[string]built{} // by build tags
 )
 
-// TestMain removes the binaries buildGUI made.
+// TestMain removes the binaries buildGUITags made.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, b := range guiBin {
@@ -42,9 +42,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildGUI builds this command once per test binary and build tags (cgo;
-// minutes when the build cache is cold).
-func buildGUI(t testing.TB, tags string) string {
+// buildGUI builds the production binary of this command once per test
+// binary (cgo; minutes when the build cache is cold).
+func buildGUI(t testing.TB) string {
+	t.Helper()
+	return buildGUITags(t, "")
+}
+
+// buildGUITags builds this command with build tags, once per test binary
+// and tags.
+func buildGUITags(t testing.TB, tags string) string {
 	t.Helper()
 	guiMu.Lock()
 	defer guiMu.Unlock()
@@ -91,7 +98,7 @@ func startGUI(t testing.TB, env []string, args ...string) *guiProc {
 			tags = hooksTag
 		}
 	}
-	cmd := exec.Command(buildGUI(t, tags), args...)
+	cmd := exec.Command(buildGUITags(t, tags), args...)
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"XDG_RUNTIME_DIR=" + home, "LANG=C.UTF-8",
