@@ -63,20 +63,25 @@ func TestGUIPackageHeadless(t *testing.T) {
 	}
 }
 
-// compiled lists the Go files the build of pkg compiles from this module,
-// by package directory, with build tags.
+// compiled lists, by import path, the files (full paths) the build of pkg
+// compiles from this module's packages, with build tags.
 func compiled(t *testing.T, tags, pkg string) map[string][]string {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-deps", "-tags", tags, "-f",
-		`{{if .Module}}{{if .Module.Main}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .CgoFiles}} {{.}}{{end}}{{end}}{{end}}`, pkg)
+		`{{if .Module}}{{if .Module.Main}}{{.ImportPath}} {{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .CgoFiles}} {{.}}{{end}}{{end}}{{end}}`, pkg)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps -tags '%s' %s: %v\n%s", tags, pkg, err, out)
 	}
 	m := map[string][]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(l); len(f) > 0 {
-			m[f[0]] = f[1:]
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			t.Fatalf("go list printed %q", l)
+		}
+		m[f[0]] = []string{}
+		for _, name := range f[2:] {
+			m[f[0]] = append(m[f[0]], filepath.Join(f[1], name))
 		}
 	}
 	return m
@@ -89,24 +94,22 @@ func compiled(t *testing.T, tags, pkg string) map[string][]string {
 // mentions them, and the binary does not contain their names.
 func TestNoTestHooks(t *testing.T) {
 	const pkg = "github.com/chadthrottle/chadthrottle/cmd/chadthrottle"
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	has := func(files []string, name string) bool {
+		return slices.ContainsFunc(files, func(f string) bool { return filepath.Base(f) == name })
 	}
-	has := func(files []string, name string) bool { return slices.Contains(files, name) }
 
 	prod := compiled(t, "", pkg)
-	if !has(prod[wd], "main.go") || !has(prod[wd], "nohooks.go") || has(prod[wd], "testhooks.go") {
-		t.Errorf("production build of cmd/chadthrottle compiles %v: want main.go and nohooks.go, not testhooks.go", prod[wd])
+	if !has(prod[pkg], "main.go") || !has(prod[pkg], "nohooks.go") || has(prod[pkg], "testhooks.go") {
+		t.Errorf("production build of cmd/chadthrottle compiles %v: want main.go and nohooks.go, not testhooks.go", prod[pkg])
 	}
-	for dir, files := range prod {
+	for _, files := range prod {
 		for _, f := range files {
-			b, err := os.ReadFile(filepath.Join(dir, f))
+			b, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if bytes.Contains(b, []byte(envHookPrefix)) {
-				t.Errorf("the production GUI binary compiles %s, which mentions %s", filepath.Join(dir, f), envHookPrefix)
+				t.Errorf("the production GUI binary compiles %s, which mentions %s", f, envHookPrefix)
 			}
 		}
 	}
@@ -123,8 +126,8 @@ func TestNoTestHooks(t *testing.T) {
 	// the hooks the tests use are there with the tag, under the names the
 	// tests set
 	hooked := compiled(t, hooksTag, pkg)
-	if !has(hooked[wd], "testhooks.go") || has(hooked[wd], "nohooks.go") {
-		t.Fatalf("-tags %s build of cmd/chadthrottle compiles %v: want testhooks.go, not nohooks.go", hooksTag, hooked[wd])
+	if !has(hooked[pkg], "testhooks.go") || has(hooked[pkg], "nohooks.go") {
+		t.Fatalf("-tags %s build of cmd/chadthrottle compiles %v: want testhooks.go, not nohooks.go", hooksTag, hooked[pkg])
 	}
 	src, err := os.ReadFile("testhooks.go")
 	if err != nil {
