@@ -52,8 +52,8 @@ type delta struct {
 
 // counterRead is what one pass over the kernel's counters found.
 type counterRead struct {
-	deltas []delta          // connections whose counters moved
-	stale  []monitorConnKey // idle connections whose socket is closed or unknown
+	deltas []delta                 // connections whose counters moved
+	stale  []monitorConnKey        // idle connections whose socket is closed or unknown
 	seen   map[monitorConnKey]bool // every connection the kernel still has
 }
 
