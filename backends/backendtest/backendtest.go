@@ -32,126 +32,145 @@ func RunThrottler(t *testing.T, h ThrottlerHarness) {
 	if h.Tolerance == 0 {
 		h.Tolerance = 0.25
 	}
-	t.Run("Identity", func(t *testing.T) {
-		b := h.New(t)
-		if b.Name() == "" {
-			t.Error("empty name")
-		}
-		if p := b.Priority(); p < backends.Fallback || p > backends.Best {
-			t.Errorf("priority %d out of range", p)
-		}
-		c := b.Capabilities()
-		if !c.IPv4 && !c.IPv6 {
-			t.Error("capabilities claim neither IPv4 nor IPv6")
-		}
-		if !c.Supports(backends.TrafficAll) {
-			t.Error("TrafficAll must always be supported")
-		}
-		_, isUp := b.(backends.UploadThrottleBackend)
-		_, isDown := b.(backends.DownloadThrottleBackend)
-		if isUp == isDown {
-			t.Errorf("backend must be exactly one of upload or download (upload=%v download=%v)", isUp, isDown)
-		}
-	})
-	t.Run("Lifecycle", func(t *testing.T) {
-		b := h.New(t)
-		if err := b.Init(); err != nil {
-			t.Fatalf("Init: %v", err)
-		}
-		if err := b.Cleanup(); err != nil {
-			t.Fatalf("Cleanup: %v", err)
-		}
-		if err := b.Cleanup(); err != nil {
-			t.Fatalf("second Cleanup: %v", err)
-		}
-		// A second Init after Cleanup works (restart of the helper).
-		if err := b.Init(); err != nil {
-			t.Fatalf("Init after Cleanup: %v", err)
-		}
-		if err := b.Cleanup(); err != nil {
-			t.Fatalf("Cleanup: %v", err)
-		}
-	})
-	t.Run("SetGetRemove", func(t *testing.T) {
-		b := h.New(t)
-		if err := b.Init(); err != nil {
-			t.Fatalf("Init: %v", err)
-		}
-		t.Cleanup(func() { b.Cleanup() })
-		target := place(t, h)
-		if _, ok := b.Limit(target.ID); ok {
-			t.Fatal("limit reported before SetLimit")
-		}
-		want := backends.Limit{Rate: 1_000_000}
-		if err := b.SetLimit(target, want); err != nil {
-			t.Fatalf("SetLimit: %v", err)
-		}
-		if got, ok := b.Limit(target.ID); !ok || got != want {
-			t.Fatalf("Limit = %+v, %v; want %+v", got, ok, want)
-		}
-		want.Rate = 250_000
-		if err := b.SetLimit(target, want); err != nil {
-			t.Fatalf("SetLimit (update): %v", err)
-		}
-		if got, _ := b.Limit(target.ID); got != want {
-			t.Fatalf("after update Limit = %+v; want %+v", got, want)
-		}
-		if err := b.RemoveLimit(target.ID); err != nil {
-			t.Fatalf("RemoveLimit: %v", err)
-		}
-		if _, ok := b.Limit(target.ID); ok {
-			t.Fatal("limit still reported after RemoveLimit")
-		}
-		if err := b.RemoveLimit("no-such-target"); err != nil {
-			t.Fatalf("RemoveLimit of unknown id: %v", err)
-		}
-	})
-	t.Run("BadInput", func(t *testing.T) {
-		b := h.New(t)
-		if err := b.Init(); err != nil {
-			t.Fatalf("Init: %v", err)
-		}
-		t.Cleanup(func() { b.Cleanup() })
-		target := place(t, h)
-		for _, r := range []backends.Rate{0, backends.MaxRate + 1} {
-			if err := b.SetLimit(target, backends.Limit{Rate: r}); err == nil {
-				t.Errorf("SetLimit(rate %d) succeeded; want an error", r)
-			}
-			if _, ok := b.Limit(target.ID); ok {
-				t.Errorf("rejected SetLimit(rate %d) left a limit behind", r)
-			}
-		}
-	})
+	t.Run("Identity", func(t *testing.T) { throttlerIdentity(t, h) })
+	t.Run("Lifecycle", func(t *testing.T) { throttlerLifecycle(t, h) })
+	t.Run("SetGetRemove", func(t *testing.T) { throttlerSetGetRemove(t, h) })
+	t.Run("BadInput", func(t *testing.T) { throttlerBadInput(t, h) })
 	if h.Measure != nil {
-		t.Run("Enforced", func(t *testing.T) {
-			b := h.New(t)
-			if err := b.Init(); err != nil {
-				t.Fatalf("Init: %v", err)
-			}
-			t.Cleanup(func() { b.Cleanup() })
-			target := place(t, h)
-			const rate = 500_000
-			if err := b.SetLimit(target, backends.Limit{Rate: rate}); err != nil {
-				t.Fatalf("SetLimit: %v", err)
-			}
-			got := h.Measure(t, target, 3*time.Second)
-			if got > rate*(1+h.Tolerance) || got < rate*(1-h.Tolerance) {
-				t.Fatalf("measured %.0f B/s under a %d B/s limit (tolerance %.0f%%)", got, rate, h.Tolerance*100)
-			}
-			if err := b.RemoveLimit(target.ID); err != nil {
-				t.Fatal(err)
-			}
-			free := h.Measure(t, target, 2*time.Second)
-			// A sender that lost packets to the limit may sit out a
-			// retransmission timeout (with backoff) before it speeds up.
-			for i := 0; i < 2 && free < rate*2; i++ {
-				t.Logf("after RemoveLimit: %.0f B/s; measuring again", free)
-				free = h.Measure(t, target, 2*time.Second)
-			}
-			if free < rate*2 {
-				t.Fatalf("after RemoveLimit the target still runs at %.0f B/s", free)
-			}
-		})
+		t.Run("Enforced", func(t *testing.T) { throttlerEnforced(t, h) })
+	}
+}
+
+// throttlerIdentity: a name, a priority in range, capabilities that claim
+// an IP family and TrafficAll, and exactly one direction.
+func throttlerIdentity(t *testing.T, h ThrottlerHarness) {
+	b := h.New(t)
+	if b.Name() == "" {
+		t.Error("empty name")
+	}
+	if p := b.Priority(); p < backends.Fallback || p > backends.Best {
+		t.Errorf("priority %d out of range", p)
+	}
+	c := b.Capabilities()
+	if !c.IPv4 && !c.IPv6 {
+		t.Error("capabilities claim neither IPv4 nor IPv6")
+	}
+	if !c.Supports(backends.TrafficAll) {
+		t.Error("TrafficAll must always be supported")
+	}
+	_, isUp := b.(backends.UploadThrottleBackend)
+	_, isDown := b.(backends.DownloadThrottleBackend)
+	if isUp == isDown {
+		t.Errorf("backend must be exactly one of upload or download (upload=%v download=%v)", isUp, isDown)
+	}
+}
+
+// throttlerLifecycle: Init, Cleanup twice, and Init again after Cleanup.
+func throttlerLifecycle(t *testing.T, h ThrottlerHarness) {
+	b := h.New(t)
+	if err := b.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	if err := b.Cleanup(); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if err := b.Cleanup(); err != nil {
+		t.Fatalf("second Cleanup: %v", err)
+	}
+	// A second Init after Cleanup works (restart of the helper).
+	if err := b.Init(); err != nil {
+		t.Fatalf("Init after Cleanup: %v", err)
+	}
+	if err := b.Cleanup(); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+}
+
+// initialised returns a fresh backend after Init, cleaned up when the test
+// ends.
+func initialised(t *testing.T, h ThrottlerHarness) backends.Throttler {
+	t.Helper()
+	b := h.New(t)
+	if err := b.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	t.Cleanup(func() { b.Cleanup() })
+	return b
+}
+
+// throttlerSetGetRemove: a limit is reported once set, follows an update
+// and is gone after RemoveLimit; removing an unknown id is no error.
+func throttlerSetGetRemove(t *testing.T, h ThrottlerHarness) {
+	b := initialised(t, h)
+	target := place(t, h)
+	if _, ok := b.Limit(target.ID); ok {
+		t.Fatal("limit reported before SetLimit")
+	}
+	want := backends.Limit{Rate: 1_000_000}
+	if err := b.SetLimit(target, want); err != nil {
+		t.Fatalf("SetLimit: %v", err)
+	}
+	if got, ok := b.Limit(target.ID); !ok || got != want {
+		t.Fatalf("Limit = %+v, %v; want %+v", got, ok, want)
+	}
+	want.Rate = 250_000
+	if err := b.SetLimit(target, want); err != nil {
+		t.Fatalf("SetLimit (update): %v", err)
+	}
+	if got, _ := b.Limit(target.ID); got != want {
+		t.Fatalf("after update Limit = %+v; want %+v", got, want)
+	}
+	if err := b.RemoveLimit(target.ID); err != nil {
+		t.Fatalf("RemoveLimit: %v", err)
+	}
+	if _, ok := b.Limit(target.ID); ok {
+		t.Fatal("limit still reported after RemoveLimit")
+	}
+	if err := b.RemoveLimit("no-such-target"); err != nil {
+		t.Fatalf("RemoveLimit of unknown id: %v", err)
+	}
+}
+
+// throttlerBadInput: rate 0 and a rate above MaxRate are refused and leave
+// no limit behind.
+func throttlerBadInput(t *testing.T, h ThrottlerHarness) {
+	b := initialised(t, h)
+	target := place(t, h)
+	for _, r := range []backends.Rate{0, backends.MaxRate + 1} {
+		if err := b.SetLimit(target, backends.Limit{Rate: r}); err == nil {
+			t.Errorf("SetLimit(rate %d) succeeded; want an error", r)
+		}
+		if _, ok := b.Limit(target.ID); ok {
+			t.Errorf("rejected SetLimit(rate %d) left a limit behind", r)
+		}
+	}
+}
+
+// throttlerEnforced: the measured rate stays within Tolerance of the
+// limit, and well above it once the limit is removed.
+func throttlerEnforced(t *testing.T, h ThrottlerHarness) {
+	b := initialised(t, h)
+	target := place(t, h)
+	const rate = 500_000
+	if err := b.SetLimit(target, backends.Limit{Rate: rate}); err != nil {
+		t.Fatalf("SetLimit: %v", err)
+	}
+	got := h.Measure(t, target, 3*time.Second)
+	if got > rate*(1+h.Tolerance) || got < rate*(1-h.Tolerance) {
+		t.Fatalf("measured %.0f B/s under a %d B/s limit (tolerance %.0f%%)", got, rate, h.Tolerance*100)
+	}
+	if err := b.RemoveLimit(target.ID); err != nil {
+		t.Fatal(err)
+	}
+	free := h.Measure(t, target, 2*time.Second)
+	// A sender that lost packets to the limit may sit out a
+	// retransmission timeout (with backoff) before it speeds up.
+	for i := 0; i < 2 && free < rate*2; i++ {
+		t.Logf("after RemoveLimit: %.0f B/s; measuring again", free)
+		free = h.Measure(t, target, 2*time.Second)
+	}
+	if free < rate*2 {
+		t.Fatalf("after RemoveLimit the target still runs at %.0f B/s", free)
 	}
 }
 

@@ -94,25 +94,26 @@ func (m *Backend) Init() error {
 	if m.running {
 		return nil
 	}
-	var err error
-	cleanup := func() {
-		if m.ring != nil {
-			m.ring.close()
-			m.ring = nil
-		}
-		if m.syn != nil {
-			m.syn.close()
-			m.syn = nil
-		}
-		if m.diag != nil {
-			m.diag.Close()
-			m.diag = nil
-		}
-		if m.nl != nil {
-			m.nl.Close()
-			m.nl = nil
-		}
+	if err := m.openSockets(); err != nil {
+		return err
 	}
+	m.tab = newTable()
+	m.res = newSysResolver(m.diag)
+	m.res.netns, _ = procnet.NetNSInode(m.opts.NetNS)
+	m.stop = make(chan struct{})
+	m.drops.Store(0)
+	m.watchProcesses()
+	m.res.fullScan(time.Now())
+	m.running = true
+	m.startLoops()
+	return nil
+}
+
+// openSockets opens, in the monitored namespace, the netlink handle, the
+// sock_diag socket, the counting ring and the SYN socket. On error none is
+// left open.
+func (m *Backend) openSockets() error {
+	var err error
 	if m.opts.NetNS != "" {
 		ns, err := netns.GetFromPath(m.opts.NetNS)
 		if err != nil {
@@ -127,44 +128,70 @@ func (m *Backend) Init() error {
 		return fmt.Errorf("open netlink handle: %w", err)
 	}
 	if m.diag, err = procnet.OpenDiag(m.opts.NetNS); err != nil {
-		cleanup()
+		m.closeSockets()
 		return err
 	}
 	if m.ring, err = openRing(m.opts.NetNS); err != nil {
-		cleanup()
+		m.closeSockets()
 		return err
 	}
 	if m.syn, err = openAFPacket(m.opts.NetNS, synFilter); err != nil {
-		cleanup()
+		m.closeSockets()
 		return err
 	}
-	m.tab = newTable()
-	m.res = newSysResolver(m.diag)
-	m.res.netns, _ = procnet.NetNSInode(m.opts.NetNS)
-	m.stop = make(chan struct{})
-	m.drops.Store(0)
-	m.watch, m.WatchErr = procnet.WatchProcesses()
-	if w := m.watch; w != nil {
-		// Events the watcher has read but watchLoop not yet handled, then
-		// those still in the kernel's queue.
-		m.res.drain = func() {
-			for {
-				select {
-				case e, ok := <-w.C:
-					if !ok {
-						return
-					}
-					m.procEvent(e)
-					continue
-				default:
-				}
-				break
-			}
-			w.Drain(m.procEvent)
-		}
+	return nil
+}
+
+// closeSockets closes what openSockets opened, after a failed Init.
+func (m *Backend) closeSockets() {
+	if m.ring != nil {
+		m.ring.close()
+		m.ring = nil
 	}
-	m.res.fullScan(time.Now())
-	m.running = true
+	if m.syn != nil {
+		m.syn.close()
+		m.syn = nil
+	}
+	if m.diag != nil {
+		m.diag.Close()
+		m.diag = nil
+	}
+	if m.nl != nil {
+		m.nl.Close()
+		m.nl = nil
+	}
+}
+
+// watchProcesses subscribes to the proc connector (WatchErr says why not)
+// and lets the resolver drain its events before it scans: those the
+// watcher has read but watchLoop not yet handled, then those still in the
+// kernel's queue.
+func (m *Backend) watchProcesses() {
+	m.watch, m.WatchErr = procnet.WatchProcesses()
+	w := m.watch
+	if w == nil {
+		return
+	}
+	m.res.drain = func() {
+		for {
+			select {
+			case e, ok := <-w.C:
+				if !ok {
+					return
+				}
+				m.procEvent(e)
+				continue
+			default:
+			}
+			break
+		}
+		w.Drain(m.procEvent)
+	}
+}
+
+// startLoops starts the ring reader, the SYN reader, the resolvers and,
+// when there is a watcher, the process watch loop.
+func (m *Backend) startLoops() {
 	m.wg.Add(2 + resolvers)
 	go func() { defer m.wg.Done(); m.ringLoop() }()
 	go func() { defer m.wg.Done(); m.synLoop() }()
@@ -175,7 +202,6 @@ func (m *Backend) Init() error {
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.watchLoop() }()
 	}
-	return nil
 }
 
 // Cleanup stops the goroutines and closes the sockets. It is safe to call

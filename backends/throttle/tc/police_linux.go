@@ -8,7 +8,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 )
@@ -19,18 +18,26 @@ import (
 // drops what exceeds the target's rate. Policing is rougher than shaping
 // (TCP sees drops at once) but needs no device. It needs act_police, which
 // some kernels (this project's CI VM among them) lack; ProbePolice says so.
+//
+// The namespace, netlink, classifier maps, socket lookup and target table
+// are base's; Police is its limiter and touches that state only through
+// base's methods, from install, uninstall and release, which base calls
+// under its lock.
 type Police struct {
 	backends.DownloadOnly
-	s      *shaper // namespace, netlink, maps, socket lookup; its IFB path is unused
-	progs  map[string]*ebpf.Program
-	clsact map[int]bool // interfaces whose clsact this backend added
+	opts   backends.Options
+	b      *base
+	progs  map[string]*ebpf.Program // by target id
+	clsact map[int]bool             // interfaces whose clsact this backend added
 }
 
 var _ backends.DownloadThrottleBackend = (*Police)(nil)
 
 // NewPolice returns an uninitialised tc_police backend.
 func NewPolice(opts backends.Options) (*Police, error) {
-	return &Police{s: newShaper("tc_police", ingress, opts), progs: map[string]*ebpf.Program{}, clsact: map[int]bool{}}, nil
+	p := &Police{opts: opts, b: newBase("tc_police", ingress, opts), progs: map[string]*ebpf.Program{}, clsact: map[int]bool{}}
+	p.b.lim = p
+	return p, nil
 }
 
 // Name implements backends.Backend.
@@ -45,74 +52,73 @@ func (*Police) Capabilities() backends.Capabilities { return capabilities() }
 // Init implements backends.Backend: it removes leftovers of the product's
 // download backends from a dead run and checks that act_police exists.
 func (p *Police) Init() error {
-	if err := ProbePolice(p.s.opts); err != nil {
+	if err := ProbePolice(p.opts); err != nil {
 		return err
 	}
-	return p.s.Init()
+	return p.b.Init()
 }
 
 // Cleanup implements backends.Backend.
-func (p *Police) Cleanup() error {
-	p.s.mu.Lock()
-	var errs []error
-	for id := range p.s.targets {
-		errs = append(errs, p.removeLocked(id))
-	}
-	errs = append(errs, p.dropClsactLocked())
-	p.s.mu.Unlock()
-	errs = append(errs, p.s.Cleanup())
-	return errors.Join(errs...)
-}
+func (p *Police) Cleanup() error { return p.b.Cleanup() }
 
 // Limit implements backends.Throttler.
-func (p *Police) Limit(id string) (backends.Limit, bool) { return p.s.Limit(id) }
+func (p *Police) Limit(id string) (backends.Limit, bool) { return p.b.Limit(id) }
 
 // SetLimit implements backends.Throttler.
-func (p *Police) SetLimit(t backends.Target, l backends.Limit) error {
-	s := p.s
-	if err := s.validate(t, l); err != nil {
-		return err
-	}
-	pids, err := livePIDs(t)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keys, err := socketsOf(s.diag, pids)
-	if err != nil {
-		return fmt.Errorf("find sockets of target %s: %w", t.ID, err)
-	}
-	prev, existed := s.targets[t.ID]
-	nt := &target{t: t, limit: l, cgroup: t.Cgroup.ID, keys: keys}
-	if existed {
-		nt.minor = prev.minor
-	} else if nt.minor, err = s.allocMinor(); err != nil {
-		return err
-	}
+func (p *Police) SetLimit(t backends.Target, l backends.Limit) error { return p.b.SetLimit(t, l) }
+
+// RemoveLimit implements backends.Throttler.
+func (p *Police) RemoveLimit(id string) error { return p.b.RemoveLimit(id) }
+
+// install implements limiter: a policer program of nt's own replaces
+// prev's.
+func (p *Police) install(nt, prev *target) error {
+	id := nt.t.ID
 	prog, err := p.loadFor(nt.minor)
 	if err != nil {
 		return err
 	}
-	if err := p.applyLocked(nt, prog); err != nil {
+	if err := p.apply(nt, prog); err != nil {
 		prog.Close()
-		if existed {
-			_ = p.applyLocked(prev, p.progs[t.ID])
+		if prev != nil {
+			_ = p.apply(prev, p.progs[id])
 		} else {
-			p.unapplyLocked(nt)
-			_ = p.dropClsactLocked()
+			p.unapply(nt)
+			_ = p.release()
 		}
 		return err
 	}
-	if old := p.progs[t.ID]; old != nil {
+	if old := p.progs[id]; old != nil {
 		old.Close()
 	}
-	p.progs[t.ID] = prog
-	if existed {
-		dropStale(s, nt, prev)
+	p.progs[id] = prog
+	if prev != nil {
+		p.b.unmapStale(nt, prev)
 	}
-	s.targets[t.ID] = nt
 	return nil
+}
+
+// uninstall implements limiter.
+func (p *Police) uninstall(t *target) error {
+	err := p.unapply(t)
+	if prog := p.progs[t.t.ID]; prog != nil {
+		prog.Close()
+		delete(p.progs, t.t.ID)
+	}
+	return err
+}
+
+// release implements limiter: the clsact qdiscs this backend added go, if
+// nothing else is attached to them.
+func (p *Police) release() error {
+	var errs []error
+	for _, l := range p.b.links() {
+		if p.clsact[l.Attrs().Index] {
+			errs = append(errs, p.b.removeClsactIfEmpty(l))
+			delete(p.clsact, l.Attrs().Index)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // loadFor loads a copy of police_ingress for one target, sharing the maps.
@@ -124,138 +130,65 @@ func (p *Police) loadFor(minor uint16) (*ebpf.Program, error) {
 	if err := spec.Variables["police_minor"].Set(uint32(minor)); err != nil {
 		return nil, fmt.Errorf("set police_minor: %w", err)
 	}
-	m := p.s.objs.classifyMaps
 	var objs struct {
 		Prog *ebpf.Program `ebpf:"police_ingress"`
 	}
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
-		"cookies": m.Cookies, "cgroups": m.Cgroups, "l3off": m.L3off,
-	}}
+	opts := &ebpf.CollectionOptions{MapReplacements: p.b.sharedMaps()}
 	if err := spec.LoadAndAssign(&objs, opts); err != nil {
 		return nil, fmt.Errorf("load police classifier: %w", err)
 	}
 	return objs.Prog, nil
 }
 
-func (p *Police) applyLocked(nt *target, prog *ebpf.Program) error {
-	s := p.s
-	for _, l := range s.ifaces {
-		idx := l.Attrs().Index
-		if err := s.objs.classifyMaps.L3off.Put(uint32(idx), uint32(l2Header(l))); err != nil {
-			return fmt.Errorf("set header offset of %s: %w", l.Attrs().Name, err)
+// apply puts nt's policer, running prog, on every interface and maps nt's
+// cgroup and sockets to it.
+func (p *Police) apply(nt *target, prog *ebpf.Program) error {
+	for _, l := range p.b.links() {
+		if err := p.b.setL3Offset(l); err != nil {
+			return err
 		}
-		has, err := s.hasClsact(l)
+		added, err := p.b.addClsact(l)
 		if err != nil {
 			return err
 		}
-		if !has {
-			if err := s.h.QdiscAdd(clsact(idx)); err != nil {
-				return fmt.Errorf("add clsact qdisc to %s: %w", l.Attrs().Name, err)
-			}
-			p.clsact[idx] = true
+		if added {
+			p.clsact[l.Attrs().Index] = true
 		}
-		wire := float64(nt.limit.Rate) * wireFactor(l)
-		if wire > 4e9 {
-			return fmt.Errorf("tc_police cannot police above 4 GB/s (asked %d B/s)", nt.limit.Rate)
+		pol, err := policer(l, nt.limit.Rate)
+		if err != nil {
+			return err
 		}
-		frame := uint32(l.Attrs().MTU + l2Header(l))
-		pol := netlink.NewPoliceAction()
-		pol.Rate = uint32(wire)
-		pol.Burst = max(uint32(wire/20), 64<<10+frame) // 50 ms, at least one GRO packet
-		pol.Mtu = 64<<10 + frame
-		pol.ExceedAction = netlink.TC_POLICE_SHOT
-		pol.NotExceedAction = netlink.TC_POLICE_OK
-		if err := addBPFFilter(s.rtnl, netlink.HANDLE_MIN_INGRESS, idx, PolicePrio, uint32(nt.minor), prog.FD(), true, pol); err != nil {
+		if err := p.b.addFilter(l, PolicePrio, uint32(nt.minor), prog, pol); err != nil {
 			return fmt.Errorf("add police filter to %s: %w", l.Attrs().Name, err)
 		}
 	}
-	val := classifyTarget{Classid: s.classID(nt.minor), Traffic: uint32(nt.limit.Traffic)}
-	m := s.objs.classifyMaps
-	if nt.cgroup != 0 {
-		if err := m.Cgroups.Put(nt.cgroup, val); err != nil {
-			return fmt.Errorf("map cgroup %d: %w", nt.cgroup, err)
-		}
-	}
-	for _, c := range nt.keys.cookies {
-		if err := m.Cookies.Put(c, val); err != nil {
-			return fmt.Errorf("map socket cookie %d: %w", c, err)
-		}
-	}
-	return nil
+	return p.b.mapTarget(nt, nil)
 }
 
-// dropStale removes map entries prev had and nt has not.
-func dropStale(s *shaper, nt, prev *target) {
-	m := s.objs.classifyMaps
-	if prev.cgroup != 0 && prev.cgroup != nt.cgroup {
-		_ = m.Cgroups.Delete(prev.cgroup)
+// policer is the act_police action holding l's traffic to rate: whole
+// frames counted, a burst of 50 ms (at least one GRO packet).
+func policer(l netlink.Link, rate backends.Rate) (*netlink.PoliceAction, error) {
+	wire := float64(rate) * wireFactor(l)
+	if wire > 4e9 {
+		return nil, fmt.Errorf("tc_police cannot police above 4 GB/s (asked %d B/s)", rate)
 	}
-	keep := map[uint64]bool{}
-	for _, c := range nt.keys.cookies {
-		keep[c] = true
-	}
-	for _, c := range prev.keys.cookies {
-		if !keep[c] {
-			_ = m.Cookies.Delete(c)
-		}
-	}
+	frame := uint32(l.Attrs().MTU + l2Header(l))
+	pol := netlink.NewPoliceAction()
+	pol.Rate = uint32(wire)
+	pol.Burst = max(uint32(wire/20), 64<<10+frame) // 50 ms, at least one GRO packet
+	pol.Mtu = 64<<10 + frame
+	pol.ExceedAction = netlink.TC_POLICE_SHOT
+	pol.NotExceedAction = netlink.TC_POLICE_OK
+	return pol, nil
 }
 
-func (p *Police) unapplyLocked(t *target) error {
-	s := p.s
-	m := s.objs.classifyMaps
-	if t.cgroup != 0 {
-		_ = m.Cgroups.Delete(t.cgroup)
-	}
-	for _, c := range t.keys.cookies {
-		_ = m.Cookies.Delete(c)
-	}
+// unapply removes t's map entries and policers.
+func (p *Police) unapply(t *target) error {
+	p.b.unmapTarget(t)
 	var errs []error
-	for _, l := range s.ifaces {
-		f := s.markFilter(l.Attrs().Index)
-		f.Priority = PolicePrio
-		f.Handle = uint32(t.minor)
-		if err := s.h.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) {
+	for _, l := range p.b.links() {
+		if err := p.b.delFilter(l, PolicePrio, uint32(t.minor)); err != nil {
 			errs = append(errs, fmt.Errorf("remove police filter of %s: %w", l.Attrs().Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// RemoveLimit implements backends.Throttler.
-func (p *Police) RemoveLimit(id string) error {
-	p.s.mu.Lock()
-	defer p.s.mu.Unlock()
-	if !p.s.inited {
-		return nil
-	}
-	err := p.removeLocked(id)
-	if len(p.s.targets) == 0 {
-		err = errors.Join(err, p.dropClsactLocked())
-	}
-	return err
-}
-
-func (p *Police) removeLocked(id string) error {
-	t, ok := p.s.targets[id]
-	if !ok {
-		return nil
-	}
-	delete(p.s.targets, id)
-	err := p.unapplyLocked(t)
-	if prog := p.progs[id]; prog != nil {
-		prog.Close()
-		delete(p.progs, id)
-	}
-	return err
-}
-
-func (p *Police) dropClsactLocked() error {
-	var errs []error
-	for _, l := range p.s.ifaces {
-		if p.clsact[l.Attrs().Index] {
-			errs = append(errs, p.s.removeClsactIfEmpty(l))
-			delete(p.clsact, l.Attrs().Index)
 		}
 	}
 	return errors.Join(errs...)

@@ -112,6 +112,9 @@ func ProbeUpload(backends.Options) error { return probeShaping(egress) }
 // ProbeDownload says whether ifb_tc can work here.
 func ProbeDownload(backends.Options) error { return probeShaping(ingress) }
 
+// tcU32Terminal is TC_U32_TERMINAL from linux/pkt_cls.h.
+const tcU32Terminal = 1
+
 // ProbePolice says whether tc_police can work here: it tries to create a
 // police action (act_police) in a scratch namespace.
 func ProbePolice(backends.Options) error {

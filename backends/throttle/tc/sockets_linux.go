@@ -3,8 +3,13 @@
 package tc
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
 
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/procnet"
 )
 
@@ -32,4 +37,43 @@ func socketsOf(d *procnet.Diag, pids []int) (sockKeys, error) {
 		}
 	}
 	return keys, nil
+}
+
+// livePIDs returns the target's processes that exist: its PIDs and whatever
+// runs in its cgroup (children that followed).
+func livePIDs(t backends.Target) ([]int, error) {
+	seen := map[int]bool{}
+	var out []int
+	var missing []int
+	for _, p := range t.PIDs {
+		if p <= 0 {
+			return nil, fmt.Errorf("invalid pid %d", p)
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(p)); err != nil {
+			missing = append(missing, p)
+			continue
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if t.Cgroup.Path != "" {
+		for _, p := range cgroupv2.Procs(t.Cgroup.Path) {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 && t.Cgroup.ID == 0 {
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("process %d does not exist", missing[0])
+		}
+		return nil, errors.New("target has no processes and no cgroup")
+	}
+	if len(out) == 0 && len(missing) > 0 {
+		return nil, fmt.Errorf("process %d does not exist", missing[0])
+	}
+	return out, nil
 }
