@@ -17,10 +17,12 @@ import (
 
 // fakeHelper records the calls the commands make.
 type fakeHelper struct {
-	calls []string
-	snap  api.Snapshot
-	rules []api.Rule
-	err   error
+	calls   []string
+	snap    api.Snapshot
+	rules   []api.Rule
+	details api.AppDetails
+	status  api.Status
+	err     error
 
 	target target // what the command dialled
 }
@@ -31,6 +33,16 @@ func (f *fakeHelper) Backends(context.Context) ([]api.Backend, error) {
 		{Kind: "download", Name: "ifb_tc", Priority: 2, Reason: "no ifb"}}, f.rec("Backends")
 }
 func (f *fakeHelper) Apps(context.Context) (api.Snapshot, error) { return f.snap, f.rec("Apps") }
+func (f *fakeHelper) AppDetails(_ context.Context, id string) (api.AppDetails, error) {
+	return f.details, f.rec(fmtCall("AppDetails", id))
+}
+func (f *fakeHelper) Status(context.Context) (api.Status, error) { return f.status, f.rec("Status") }
+func (f *fakeHelper) Permissions(context.Context) (api.Permissions, error) {
+	return api.Permissions{Monitor: "yes", LimitOwn: "yes", Manage: "auth"}, f.rec("Permissions")
+}
+func (f *fakeHelper) SetPaused(_ context.Context, paused bool) error {
+	return f.rec(fmtCall("SetPaused", paused))
+}
 func (f *fakeHelper) Rules(context.Context) ([]api.Rule, error)  { return f.rules, f.rec("Rules") }
 func (f *fakeHelper) SetAppLimit(_ context.Context, exe string, uid uint32, l api.Limit) error {
 	return f.rec(fmtCall("SetAppLimit", exe, uid, l))
