@@ -645,19 +645,19 @@ func wrap(s string, width int, indent string) string {
 // sys is what the commands need of the process and its terminal; tests
 // replace it.
 var sys = struct {
-	stdin     io.Reader
-	stdinTTY  func() bool
-	getuid    func() int
-	getenv    func(string) string
-	ttyAgent  string // polkit's text authentication agent
-	termSize  func(w io.Writer) (cols, rows int, ok bool)
-	rawStdin  func() (restore func(), err error)
+	stdin    io.Reader
+	stdinTTY func() bool
+	getuid   func() int
+	getenv   func(string) string
+	ttyAgent string // polkit's text authentication agent
+	termSize func(w io.Writer) (cols, rows int, ok bool)
+	rawStdin func() (restore func(), err error)
 }{
-	stdin:     os.Stdin,
-	stdinTTY:  func() bool { return isTerminal(0) },
-	getuid:    os.Getuid,
-	getenv:    os.Getenv,
-	ttyAgent:  "pkttyagent",
-	termSize:  termSize,
-	rawStdin:  rawStdin,
+	stdin:    os.Stdin,
+	stdinTTY: func() bool { return isTerminal(0) },
+	getuid:   os.Getuid,
+	getenv:   os.Getenv,
+	ttyAgent: "pkttyagent",
+	termSize: termSize,
+	rawStdin: rawStdin,
 }

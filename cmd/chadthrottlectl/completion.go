@@ -180,7 +180,9 @@ func zshCompletion(w io.Writer) error {
 	return err
 }
 
-func fishQuote(s string) string { return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'" }
+func fishQuote(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}
 
 func fishFlag(b *strings.Builder, cond string, f *flagDef) {
 	fmt.Fprintf(b, "complete -c chadthrottlectl")
