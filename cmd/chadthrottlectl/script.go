@@ -121,7 +121,7 @@ func execTarget(script string, depth int) string {
 		}
 		if m := assignRe.FindStringSubmatch(line); m != nil {
 			if w := shellWords(m[2]); len(w) == 1 {
-				vars[m[1]] = w[0]
+				vars[m[1]] = expand(w[0], vars)
 			}
 			continue
 		}
@@ -139,13 +139,7 @@ func execTarget(script string, depth int) string {
 		if len(words) == 0 {
 			continue
 		}
-		prog := varRe.ReplaceAllStringFunc(words[0], func(v string) string {
-			name := strings.Trim(v, "${}")
-			if val, ok := vars[name]; ok {
-				return val
-			}
-			return v
-		})
+		prog := expand(words[0], vars)
 		if strings.Contains(prog, "$") {
 			continue
 		}
@@ -174,6 +168,16 @@ func execTarget(script string, depth int) string {
 		found = prog
 	}
 	return found
+}
+
+// expand replaces $NAME and ${NAME} of vars in s.
+func expand(s string, vars map[string]string) string {
+	return varRe.ReplaceAllStringFunc(s, func(v string) string {
+		if val, ok := vars[strings.Trim(v, "${}")]; ok {
+			return val
+		}
+		return v
+	})
 }
 
 // shellWords splits s into words the way sh does for plain quoting, up to
