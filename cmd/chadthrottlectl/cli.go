@@ -221,6 +221,7 @@ type command struct {
 	synopsis string // flags and arguments after the command name
 	summary  string // one line
 	help     string // paragraphs for --help and the man page
+	examples []string
 	flags    []*flagDef
 	// args: how many positional arguments (min, max) and their values
 	// for completion.
@@ -336,13 +337,15 @@ func init() {
 				"and upload rates (bytes a second delivered to and sent by the app), totals since the helper started, limits " +
 				"(\"rule\" when a saved rule sets them) and its ID for 'details'. Other users' apps show only name, user and " +
 				"traffic, and a hidden ID (UID:#hash), unless you have the manage permission.",
-			flags: []*flagDef{fJSON, fWatch, fInterval}, check: checkTop, run: cmdTop},
+			examples: []string{"chadthrottlectl top", "chadthrottlectl top --watch --interval 2s", "chadthrottlectl top --json | jq '.apps[0]'"},
+			flags:    []*flagDef{fJSON, fWatch, fInterval}, check: checkTop, run: cmdTop},
 		{name: "details", synopsis: "APP [--json]", summary: "the processes and connections of one app",
 			help: "Shows one app as the window's details pane does: its processes (pid, parent, command line, rates, totals, " +
 				"limit) and connections (protocol, remote and local address, internet or local, rates, totals); --json adds " +
 				"the last 60 seconds of rates. APP is an ID from 'top' (UID:/path/to/exe, or UID:#hash for another user's " +
 				"app), or an executable's path or name, or an app's name, matched against the running apps.",
-			minArgs: 1, maxArgs: 1, argName: "APP", flags: []*flagDef{fJSON}, run: cmdDetails},
+			examples: []string{"chadthrottlectl details firefox", "chadthrottlectl details 1000:/usr/lib/firefox/firefox --json"},
+			minArgs:  1, maxArgs: 1, argName: "APP", flags: []*flagDef{fJSON}, run: cmdDetails},
 		{name: "limit", synopsis: "(--pid N | --app EXE) [--down RATE] [--up RATE] [--traffic all|internet|local] [--uid N]",
 			summary: "limit a process or an app (a rule)",
 			help: "Limits a process and its children (--pid) or an app (--app: a rule that applies to its running and future " +
@@ -352,10 +355,14 @@ func init() {
 				"the command names the program the script runs (or that runs now) and, in a terminal, asks which to limit. " +
 				"Limiting your own apps needs the limit-own permission; in a terminal without a graphical authentication " +
 				"agent (SSH), polkit asks for a password there (pkttyagent).",
+			examples: []string{"chadthrottlectl limit --app /usr/bin/firefox --down 1MB/s --up 200KB/s",
+				"chadthrottlectl limit --pid 4242 --down 500KB/s --traffic internet", "sudo chadthrottlectl limit --app rsync --up 5MB/s --uid 0",
+				"chadthrottlectl -H admin@fileserver:2222 limit --app /usr/bin/rsync --up 5MB/s"},
 			flags: []*flagDef{fPID, fApp, fDown, fUp, fTraffic, fUID}, check: checkLimit, run: cmdLimit},
 		{name: "unlimit", synopsis: "(--pid N | --app EXE) [--uid N]", summary: "remove a process's limit or an app's rule",
-			help:  "Removes the limit of a process or the rule of an app (for your user, the user who ran sudo, or --uid N).",
-			flags: []*flagDef{fPID, fApp, fUID}, check: checkTarget, run: cmdUnlimit},
+			help:     "Removes the limit of a process or the rule of an app (for your user, the user who ran sudo, or --uid N).",
+			examples: []string{"chadthrottlectl unlimit --app /usr/bin/firefox", "chadthrottlectl unlimit --pid 4242"},
+			flags:    []*flagDef{fPID, fApp, fUID}, check: checkTarget, run: cmdUnlimit},
 		{name: "rules", synopsis: "[--json]", summary: "the saved per-app rules",
 			help:  "Lists the rules that persist: yours, or every user's with the manage permission. ADMIN rules were set by an administrator and bind their user.",
 			flags: []*flagDef{fJSON}, run: cmdRules},
@@ -615,6 +622,12 @@ func writeHelp(w io.Writer, c *command) {
 	writeFlags(w, globalFlags)
 	if c.name == "limit" {
 		fmt.Fprintf(w, "\n%s\n", wrap(rateHelp, 100, ""))
+	}
+	if len(c.examples) > 0 {
+		fmt.Fprint(w, "\nexamples:\n")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
 	}
 }
 

@@ -50,7 +50,7 @@ func bashCompletion(w io.Writer) error {
 			fmt.Fprintf(&cases, "\t%s)\n\t\t", strings.Join(words, "|"))
 			switch f.complete {
 			case "file", "command":
-				cases.WriteString(`COMPREPLY=($(compgen -c -- "$cur") $(compgen -f -- "$cur"))`)
+				cases.WriteString(`if [[ $cur == */* ]]; then COMPREPLY=($(compgen -f -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi`)
 			case "host":
 				cases.WriteString(`COMPREPLY=($(compgen -A hostname -- "$cur"))`)
 			case "pid":
@@ -102,16 +102,12 @@ complete -F _chadthrottlectl chadthrottlectl
 
 // zshQuote escapes a description for _arguments' [...] and _describe.
 func zshQuote(s string) string {
-	s = strings.NewReplacer("'", "", "[", "(", "]", ")", ":", " -", "\\", "").Replace(s)
-	if i := strings.Index(s, ": "); i > 0 {
-		s = s[:i]
-	}
-	return s
+	return strings.NewReplacer("'", `'\''`, "[", "(", "]", ")", ":", " -", "\\", "").Replace(s)
 }
 
 // short is the first clause of a help text.
 func short(s string) string {
-	for _, sep := range []string{"; ", ": ", " ("} {
+	for _, sep := range []string{"; ", " ("} {
 		if i := strings.Index(s, sep); i > 0 {
 			s = s[:i]
 		}
