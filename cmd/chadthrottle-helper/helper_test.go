@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -526,8 +527,8 @@ func TestCtlAsUsers(t *testing.T) {
 	ownPID := startSleeper(t, &own)
 	time.Sleep(400 * time.Millisecond)
 	ctx := context.Background()
-	run := func(u *bustest.User, args ...string) (string, string, int) {
-		out, errOut, err := bustest.RunAs(ctx, u, nil, ctl, append([]string{"--bus", bus.Address}, args...)...)
+	runOn := func(u *bustest.User, busAddr string, args ...string) (string, string, int) {
+		out, errOut, err := bustest.RunAs(ctx, u, nil, ctl, append(args, "--bus", busAddr)...)
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -536,6 +537,7 @@ func TestCtlAsUsers(t *testing.T) {
 		}
 		return out, errOut, code
 	}
+	run := func(u *bustest.User, args ...string) (string, string, int) { return runOn(u, bus.Address, args...) }
 	if out, errOut, code := run(&own, "limit", "--app", "/usr/bin/sleep", "--down", "1.5MB/s", "--up", "8Mbit/s", "--traffic", "internet"); code != 0 {
 		t.Fatalf("limit --app as %s: %d %s %s", own.Name, code, out, errOut)
 	}
@@ -570,11 +572,92 @@ func TestCtlAsUsers(t *testing.T) {
 	if out, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(ownPID), "--up", "100KB/s"); code != 0 {
 		t.Errorf("limit own pid: %d %s %s", code, out, errOut)
 	}
-	if _, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(nonePID), "--up", "100KB/s"); code != 1 || !strings.Contains(errOut, "not authorized") || !strings.Contains(errOut, api.ActionManage) {
+	// Exit statuses: 3 not authorized, 4 not found, 5 helper unavailable.
+	if _, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(nonePID), "--up", "100KB/s"); code != 3 || !strings.Contains(errOut, "not authorized") || !strings.Contains(errOut, api.ActionManage) {
 		t.Errorf("limit another user's pid: %d %q", code, errOut)
 	}
-	if _, errOut, code := run(&none, "top"); code != 1 || !strings.Contains(errOut, "not authorized") {
+	if _, errOut, code := run(&none, "top"); code != 3 || !strings.Contains(errOut, "not authorized") {
 		t.Errorf("top without a rule: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(nil, "unlimit", "--app", "/usr/bin/no-such-rule", "--uid", "4242"); code != 4 || !strings.Contains(errOut, "not found") {
+		t.Errorf("unlimit a rule that does not exist: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(nil, "details", "0:/no/such/app"); code != 4 || !strings.Contains(errOut, "not found") {
+		t.Errorf("details of no app: %d %q", code, errOut)
+	}
+	empty := bustest.StartBus(t)
+	if _, errOut, code := runOn(&own, empty.Address, "top"); code != 5 || !strings.Contains(errOut, "not running") {
+		t.Errorf("a bus without the helper: %d %q", code, errOut)
+	}
+	if _, errOut, code := runOn(&own, "unix:path=/nonexistent/bus", "top"); code != 5 {
+		t.Errorf("no bus: %d %q", code, errOut)
+	}
+
+	// status, pause and resume.
+	out, errOut, code := run(&own, "status", "--json")
+	var st struct {
+		Version, Upload string
+		Paused          bool
+		Permissions     api.Permissions
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Upload != "fake_upload" || st.Permissions.LimitOwn != api.PermYes || st.Paused {
+		t.Errorf("status --json: %d %v %s %s", code, err, out, errOut)
+	}
+	if out, errOut, code := run(&own, "pause"); code != 0 || !strings.Contains(out, "paused") {
+		t.Errorf("pause: %d %s %s", code, out, errOut)
+	}
+	if out, _, _ := run(&own, "status"); !regexp.MustCompile(`paused:\s+yes`).MatchString(out) {
+		t.Errorf("status after pause:\n%s", out)
+	}
+	if out, errOut, code := run(&own, "resume"); code != 0 || !strings.Contains(out, "resumed") {
+		t.Errorf("resume: %d %s %s", code, out, errOut)
+	}
+	if out, _, _ := run(&own, "status"); !regexp.MustCompile(`paused:\s+no`).MatchString(out) {
+		t.Errorf("status after resume:\n%s", out)
+	}
+
+	// details: one's own app in full; another user's by the hidden id top
+	// gives it, without processes or connections.
+	out, errOut, code = run(&own, "details", fmt.Sprintf("%d:/usr/bin/sleep", own.UID), "--json")
+	var det api.AppDetails
+	if err := json.Unmarshal([]byte(out), &det); code != 0 || err != nil || len(det.Processes) == 0 || det.Processes[0].PID != int32(ownPID) {
+		t.Errorf("details --json of one's own app: %d %v %s %s", code, err, out, errOut)
+	}
+	if out, errOut, code := run(&own, "details", "sleep"); code != 0 || !strings.Contains(out, strconv.Itoa(ownPID)) || !strings.Contains(out, "processes (1)") {
+		t.Errorf("details by name: %d %s %s", code, out, errOut)
+	}
+	hidden := ""
+	out, _, _ = run(&own, "top", "--json")
+	json.Unmarshal([]byte(out), &top)
+	for _, a := range top.Apps {
+		if a["uid"].(float64) == float64(none.UID) {
+			hidden, _ = a["id"].(string)
+		}
+	}
+	if !strings.HasPrefix(hidden, fmt.Sprintf("%d:#", none.UID)) {
+		t.Fatalf("top --json gives %s's sleep no hidden id: %q\n%s", none.Name, hidden, out)
+	}
+	out, errOut, code = run(&own, "details", hidden, "--json")
+	det = api.AppDetails{}
+	if err := json.Unmarshal([]byte(out), &det); code != 0 || err != nil || len(det.Processes) != 0 || det.App.Exe != "" {
+		t.Errorf("details of another user's app by its hidden id: %d %v %s %s", code, err, out, errOut)
+	}
+	if _, errOut, code := run(&own, "details", fmt.Sprintf("%d:/usr/bin/sleep", none.UID)); code != 3 {
+		t.Errorf("details of another user's app by its real id: %d %q", code, errOut)
+	}
+
+	// sudo: root's --app rule is for SUDO_UID.
+	sudoEnv := []string{fmt.Sprintf("SUDO_UID=%d", own.UID), "SUDO_USER=" + own.Name}
+	out, errOut, err := bustest.RunAs(ctx, nil, sudoEnv, ctl, "--bus", bus.Address, "limit", "--app", "/usr/bin/true", "--up", "1MB/s")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("uid %d, %s, who ran sudo", own.UID, own.Name)) {
+		t.Errorf("limit under sudo: %v %s %s", err, out, errOut)
+	}
+	out, _, _ = run(&own, "rules", "--json")
+	if !strings.Contains(out, `"exe": "/usr/bin/true"`) {
+		t.Errorf("the rule set under sudo is not %s's: %s", own.Name, out)
+	}
+	if out, errOut, err := bustest.RunAs(ctx, nil, sudoEnv, ctl, "--bus", bus.Address, "unlimit", "--app", "/usr/bin/true"); err != nil {
+		t.Errorf("unlimit under sudo: %v %s %s", err, out, errOut)
 	}
 	if _, errOut, code := run(&own, "limit", "--pid", "1", "--up", "5Mb/s"); code != 2 || !strings.Contains(errOut, "ambiguous") {
 		t.Errorf("ambiguous rate: %d %q", code, errOut)

@@ -137,7 +137,7 @@ func cmdTop(c *call) error {
 // bounds the rows (the rest are counted in one line).
 func writeTop(w io.Writer, snap api.Snapshot, apps []api.App, maxRows int) error {
 	fmt.Fprintf(w, "total: down %s, up %s (unattributed %s); since start: down %s, up %s\n",
-		api.FormatRate(snap.RxRate), api.FormatRate(snap.TxRate), api.FormatRate(snap.UnknownRate),
+		rateText(snap.RxRate), rateText(snap.TxRate), rateText(snap.UnknownRate),
 		api.FormatBytes(snap.RxBytes), api.FormatBytes(snap.TxBytes))
 	tw := newTable(w)
 	fmt.Fprintln(tw, "APP\tUSER\tPIDS\tDOWN\tUP\tTOTAL DOWN\tTOTAL UP\tLIMIT DOWN\tLIMIT UP\tID")
@@ -158,6 +158,15 @@ func writeTop(w io.Writer, snap api.Snapshot, apps []api.App, maxRows int) error
 		fmt.Fprintf(w, "… %d more\n", more)
 	}
 	return nil
+}
+
+// rateText is a rate (api.FormatRate says "unlimited" for 0, as limits
+// mean it).
+func rateText(r uint64) string {
+	if r == 0 {
+		return "0 B/s"
+	}
+	return api.FormatRate(r)
 }
 
 func rateCell(r uint64) string {
@@ -341,7 +350,7 @@ func cmdDetails(c *call) error {
 	fmt.Fprintf(tw, "app:\t%s\n", appLabel(a))
 	fmt.Fprintf(tw, "id:\t%s\n", api.Printable(a.ID))
 	fmt.Fprintf(tw, "user:\t%s (uid %d)\n", userLabel(a), a.UID)
-	fmt.Fprintf(tw, "rate:\tdown %s, up %s\n", api.FormatRate(a.RxRate), api.FormatRate(a.TxRate))
+	fmt.Fprintf(tw, "rate:\tdown %s, up %s\n", rateText(a.RxRate), rateText(a.TxRate))
 	fmt.Fprintf(tw, "total:\tdown %s, up %s\n", api.FormatBytes(a.RxBytes), api.FormatBytes(a.TxBytes))
 	lim := "none"
 	if a.Limit.Down != 0 || a.Limit.Up != 0 {
@@ -386,10 +395,29 @@ func appID(c *call, arg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The closest kind of match wins: the path, the executable's name,
+	// the display name (other users' apps show only that); then one's own
+	// app among several.
 	var ids []string
-	for _, a := range snap.Apps {
-		if a.Exe == arg || (a.Exe != "" && filepath.Base(a.Exe) == arg) || strings.EqualFold(a.Name, arg) {
-			ids = append(ids, a.ID)
+	for _, match := range []func(a api.App) bool{
+		func(a api.App) bool { return a.Exe == arg },
+		func(a api.App) bool { return a.Exe != "" && filepath.Base(a.Exe) == arg },
+		func(a api.App) bool { return strings.EqualFold(a.Name, arg) },
+	} {
+		var own []string
+		for _, a := range snap.Apps {
+			if match(a) {
+				ids = append(ids, a.ID)
+				if c.o.host == "" && a.UID == uint32(sys.getuid()) {
+					own = append(own, a.ID)
+				}
+			}
+		}
+		if len(ids) > 1 && len(own) == 1 {
+			ids = own
+		}
+		if len(ids) > 0 {
+			break
 		}
 	}
 	switch len(ids) {
