@@ -669,3 +669,93 @@ func TestCtlAsUsers(t *testing.T) {
 		t.Errorf("rules after unlimit: %s", out)
 	}
 }
+
+// chadthrottlectl in a terminal with no graphical authentication agent (a
+// console, an SSH login): a limiting call runs polkit's text agent
+// (pkttyagent) first, so polkit can ask for the password in the terminal
+// instead of refusing. The terminal is a pty (script(1)); the user's polkit
+// rule says AUTH_SELF. Without a logind session (this test) the agent
+// registers for the process; polkit versions that look up the process
+// behind a bus name then ask in the terminal, and the test dismisses the
+// prompt (exit 3). polkit 122 (Debian 12) does not, and finds an agent for
+// a bus name only through the session: then the test checks that the real
+// agent ran and registered, and that the call still ends at once with 3.
+func TestCtlAsksForPasswordInTerminal(t *testing.T) {
+	testenv.RequireTool(t, "script", "pkttyagent")
+	bus := bustest.StartBus(t)
+	bustest.InstallPolicy(t)
+	own := bustest.AddUser(t)
+	bustest.WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
+  if (subject.user == %q && action.id == %q) return polkit.Result.YES;
+  if (subject.user == %q && action.id == %q) return polkit.Result.AUTH_SELF;
+});
+`, own.Name, api.ActionMonitor, own.Name, api.ActionLimitOwn))
+	bustest.StartPolkit(t, bus)
+	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
+	in.start(t)
+	ctl := buildBinary(t, "./cmd/chadthrottlectl")
+	pid := startSleeper(t, &own)
+
+	// pkttyagent through a wrapper that records how it was started and
+	// what it said.
+	wrap := bustest.PublicDir(t)
+	logf := filepath.Join(wrap, "agent.log")
+	if err := os.WriteFile(logf, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(logf, 0o666)
+	script := fmt.Sprintf("#!/bin/sh\necho \"started: $*\" >> %s\nexec /usr/bin/pkttyagent \"$@\" 2>> %s\n", logf, logf)
+	if err := os.WriteFile(filepath.Join(wrap, "pkttyagent"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	line := fmt.Sprintf("exec %s --bus '%s' limit --pid %d --up 1MB/s", ctl, bus.Address, pid)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "script", "-qfec", line, "/dev/null")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: own.Credential()}
+	cmd.Env = []string{"PATH=" + wrap + ":/usr/bin:/bin", "SHELL=/bin/sh", "LANG=C.UTF-8", "HOME=/"}
+	cmd.Dir = "/"
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out testenv.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "AUTHENTICATING FOR "+api.ActionLimitOwn) && !strings.Contains(out.String(), "not authorized") &&
+		time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	prompted := strings.Contains(out.String(), "AUTHENTICATING FOR "+api.ActionLimitOwn)
+	stdin.Close() // dismisses a prompt
+	err = cmd.Wait()
+	took := time.Since(start)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	agentLog, _ := os.ReadFile(logf)
+	t.Logf("the terminal showed (after %s):\n%s\nagent log:\n%s", took.Round(time.Millisecond), out.String(), agentLog)
+	if code != 3 || !strings.Contains(out.String(), "not authorized") {
+		t.Errorf("exit %d, want 3 and \"not authorized\"", code)
+	}
+	if want := "started: --process "; !strings.Contains(string(agentLog), want) || strings.Contains(string(agentLog), "Error registering") {
+		t.Fatalf("pkttyagent was not started for the process, or did not register")
+	}
+	if prompted {
+		t.Logf("polkit asked in the terminal")
+		return
+	}
+	if v, _ := exec.Command("pkttyagent", "--version").Output(); !strings.Contains(string(v), "version 122") {
+		t.Errorf("polkit (%s) did not ask in the terminal", strings.TrimSpace(string(v)))
+	}
+	if took > 4*time.Second {
+		t.Errorf("the refused call took %s: chadthrottlectl waited for the agent", took)
+	}
+	t.Logf("polkit 122 finds no agent for a bus name outside a logind session: the agent registered, polkit did not use it")
+}

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// startTTYAgent starts polkit's text authentication agent for this process
+// startTTYAgent starts polkit's text authentication agent (pkttyagent)
 // before a limiting call, as systemctl does, so that polkit can ask for a
 // password in the terminal when no graphical agent runs (SSH, a console).
 // It does so only when stdin is a terminal, the helper is on this machine
@@ -28,10 +28,22 @@ func startTTYAgent(c *call) (stop func()) {
 		return noop
 	}
 	defer r.Close()
+	// The helper asks polkit about our bus name. polkit finds an agent
+	// for that through the login session (logind), or — in versions that
+	// look up the process behind a bus name — through this process. In a
+	// session the agent registers for it as a fallback, so a graphical
+	// agent, if one runs, asks instead (as with systemctl); without a
+	// session (a container, no logind) it registers for this process.
+	args := []string{"--process", strconv.Itoa(os.Getpid())}
+	if sys.getenv("XDG_SESSION_ID") != "" {
+		args = []string{"--fallback"}
+	}
 	// --notify-fd: the agent closes the pipe once it is registered; the
 	// call must wait for that, or polkit finds no agent to ask.
-	cmd := exec.Command(path, "--process", strconv.Itoa(os.Getpid()), "--fallback", "--notify-fd", "3")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd := exec.Command(path, append(args, "--notify-fd", "3")...)
+	// It asks on the controlling terminal; its complaints (another agent
+	// is registered already) are not ours to show.
+	cmd.Stdin = os.Stdin
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Env = os.Environ()
 	if strings.Contains(c.o.bus, ":") {

@@ -355,6 +355,7 @@ func TestTTYAgent(t *testing.T) {
 		agent bool
 	}{
 		{true, 1000, []string{"limit", "--pid", "5", "--up", "1"}, true},
+		{true, 1000, []string{"limit", "--pid", "6", "--up", "1"}, true}, // in a login session: for it, as a fallback
 		{true, 1000, []string{"--bus", "unix:path=/tmp/bus", "limit", "--app", "/usr/bin/sleep", "--up", "1"}, true},
 		{true, 1000, []string{"unlimit", "--pid", "5"}, true},
 		{true, 1000, []string{"pause"}, true},
@@ -366,7 +367,11 @@ func TestTTYAgent(t *testing.T) {
 		{true, 1000, []string{"-H", "box", "limit", "--pid", "5", "--up", "1"}, false},
 	} {
 		os.Remove(log)
-		fakeSys(t, c.tty, c.uid, nil, nil)
+		var env map[string]string
+		if strings.Join(c.args, " ") == "limit --pid 6 --up 1" {
+			env = map[string]string{"XDG_SESSION_ID": "3"}
+		}
+		fakeSys(t, c.tty, c.uid, env, nil)
 		sys.ttyAgent = agent
 		start := time.Now()
 		code, _, errOut := runCLI(t, &fakeHelper{}, c.args...)
@@ -375,7 +380,10 @@ func TestTTYAgent(t *testing.T) {
 			t.Errorf("%v (terminal %v, uid %d): %d %s; agent ran: %q, want %v", c.args, c.tty, c.uid, code, errOut, b, c.agent)
 		}
 		if c.agent {
-			want := "--process " + strconv.Itoa(os.Getpid()) + " --fallback --notify-fd 3 bus="
+			want := "--process " + strconv.Itoa(os.Getpid()) + " --notify-fd 3 bus="
+			if env != nil {
+				want = "--fallback --notify-fd 3 bus="
+			}
 			if strings.Contains(strings.Join(c.args, " "), "unix:") {
 				want += "unix:path=/tmp/bus"
 			}
