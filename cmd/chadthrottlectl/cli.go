@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial func
 	code := exitCode(err)
 	if errors.Is(err, errUsage) {
 		name := "chadthrottlectl"
-		if o != nil && o.cmd != nil {
+		if o != nil && o.cmd != nil && findCommand(o.cmd.name) != nil {
 			name += " " + o.cmd.name
 		}
 		fmt.Fprintf(stderr, "run '%s --help' for usage\n", name)
@@ -400,7 +400,7 @@ func init() {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
-	commands[len(commands)-1].argValues = names
+	findCommand("help").argValues = names
 }
 
 func findCommand(name string) *command {

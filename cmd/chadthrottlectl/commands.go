@@ -514,14 +514,14 @@ func cmdLimit(c *call) error {
 	if err != nil {
 		return err
 	}
-	if o.host == "" {
-		if exe, err = notAScript(c, exe); err != nil {
-			return err
-		}
-	}
 	uid, who, err := ruleUID(c)
 	if err != nil {
 		return err
+	}
+	if o.host == "" {
+		if exe, err = notAScript(c, exe, uid); err != nil {
+			return err
+		}
 	}
 	stop := startTTYAgent(c)
 	err = c.h.SetAppLimit(c.ctx, exe, uid, l)

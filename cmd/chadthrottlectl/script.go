@@ -19,9 +19,10 @@ import (
 // rule on a wrapper script (many distributions' /usr/bin/firefox) would
 // never match. notAScript returns exe when it is not a script; for a
 // script it names the programs it could mean — the one the script's exec
-// line runs, and running apps of the caller with the script's name — and
+// line runs, and running apps of the rule's user (uid) with the script's
+// name — and
 // in a terminal asks which to use; otherwise it fails, listing them.
-func notAScript(c *call, exe string) (string, error) {
+func notAScript(c *call, exe string, uid uint32) (string, error) {
 	interp, ok := scriptInterpreter(exe)
 	if !ok {
 		return exe, nil
@@ -40,7 +41,6 @@ func notAScript(c *call, exe string) (string, error) {
 		add(p, "the program its exec line runs")
 	}
 	if snap, err := c.h.Apps(c.ctx); err == nil {
-		uid := uint32(sys.getuid())
 		base := filepath.Base(exe)
 		for _, a := range snap.Apps {
 			if a.UID == uid && strings.HasPrefix(a.Exe, "/") && filepath.Base(a.Exe) == base && len(a.PIDs) > 0 {
