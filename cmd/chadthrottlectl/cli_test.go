@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
@@ -337,7 +338,9 @@ func FuzzCommandLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		fh := &fakeHelper{}
 		var out, errb bytes.Buffer
-		code := run(context.Background(), strings.Fields(line), &out, &errb, func(target) (helper, error) { return fh, nil })
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // top --watch ends with it
+		defer cancel()
+		code := run(ctx, strings.Fields(line), &out, &errb, func(target) (helper, error) { return fh, nil })
 		if code < 0 || code > 5 || code == 1 || code == 3 {
 			t.Fatalf("exit code %d", code)
 		}
