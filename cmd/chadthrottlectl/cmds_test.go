@@ -212,8 +212,8 @@ func TestTopWatch(t *testing.T) {
 	}
 	frames := strings.Split(out, "\x1b[H\x1b[2J")
 	last := strings.TrimSuffix(frames[len(frames)-1], "\x1b[?25h\x1b[?1049l")
-	lines := strings.Split(last, "\r\n")
-	if len(lines) > 12 || !strings.Contains(last, "… 22 more") || !strings.Contains(last, "q quits") {
+	lines := strings.Split(last, "\n")
+	if len(lines) > 12 || !strings.Contains(last, "… 22 more") || !strings.Contains(last, "q quits") || !strings.Contains(last, "app0xxx") {
 		t.Errorf("frame of %d lines for a 12-line terminal:\n%s", len(lines), last)
 	}
 	for _, l := range lines {

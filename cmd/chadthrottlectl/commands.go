@@ -134,22 +134,37 @@ func cmdTop(c *call) error {
 }
 
 // writeTop prints the totals line and the table of apps; maxRows >= 0
-// bounds the rows (the rest are counted in one line).
+// bounds the rows (the rest are counted in one line) and makes the table
+// narrow (app names without paths and ids, for top --watch).
 func writeTop(w io.Writer, snap api.Snapshot, apps []api.App, maxRows int) error {
 	fmt.Fprintf(w, "total: down %s, up %s (unattributed %s); since start: down %s, up %s\n",
 		rateText(snap.RxRate), rateText(snap.TxRate), rateText(snap.UnknownRate),
 		api.FormatBytes(snap.RxBytes), api.FormatBytes(snap.TxBytes))
+	narrow := maxRows >= 0
 	tw := newTable(w)
-	fmt.Fprintln(tw, "APP\tUSER\tPIDS\tDOWN\tUP\tTOTAL DOWN\tTOTAL UP\tLIMIT DOWN\tLIMIT UP\tID")
+	if narrow {
+		fmt.Fprintln(tw, "APP\tUSER\tDOWN\tUP\tTOTAL DOWN\tTOTAL UP\tLIMIT DOWN\tLIMIT UP\tPIDS")
+	} else {
+		fmt.Fprintln(tw, "APP\tUSER\tPIDS\tDOWN\tUP\tTOTAL DOWN\tTOTAL UP\tLIMIT DOWN\tLIMIT UP\tID")
+	}
 	more := 0
 	for i, a := range apps {
-		if maxRows >= 0 && i >= maxRows {
+		if narrow && i >= maxRows {
 			more = len(apps) - i
 			break
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", appLabel(a), userLabel(a), pidList(a.PIDs),
-			rateCell(a.RxRate), rateCell(a.TxRate), api.FormatBytes(a.RxBytes), api.FormatBytes(a.TxBytes),
-			limitCell(a.Limit, a.Limit.Down, a.Rule), limitCell(a.Limit, a.Limit.Up, a.Rule), api.Printable(a.ID))
+		cells := []string{appLabel(a), userLabel(a), pidList(a.PIDs), rateCell(a.RxRate), rateCell(a.TxRate),
+			api.FormatBytes(a.RxBytes), api.FormatBytes(a.TxBytes), limitCell(a.Limit, a.Limit.Down, a.Rule),
+			limitCell(a.Limit, a.Limit.Up, a.Rule), api.Printable(a.ID)}
+		if narrow {
+			name := a.Name
+			if name == "" {
+				name = filepath.Base(a.Exe)
+			}
+			cells = append([]string{cut(api.Printable(name), 24), cells[1]}, cells[3:9]...)
+			cells = append(cells, pidList(a.PIDs))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

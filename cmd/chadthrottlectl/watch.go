@@ -60,7 +60,7 @@ func watchTop(c *call) error {
 			}
 			for i, l := range lines {
 				if i > 0 {
-					screen.WriteString("\r\n")
+					screen.WriteString("\n")
 				}
 				screen.WriteString(cut(l, cols))
 			}
