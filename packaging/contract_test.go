@@ -269,6 +269,11 @@ func TestNamesMatchAPI(t *testing.T) {
 		for _, a := range api.Actions {
 			allowed[a] = true
 		}
+		// error names (the helper's man page names one)
+		for _, e := range []string{api.ErrNotAuthorized, api.ErrInvalidArgument, api.ErrNotFound, api.ErrUnavailable,
+			api.ErrFailed, api.ErrQuotaExceeded, api.ErrTooManyCalls} {
+			allowed[e] = true
+		}
 		for _, f := range Files() {
 			allowed[filepath.Base(f.Dst)] = true
 		}

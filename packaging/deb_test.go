@@ -36,7 +36,8 @@ const polkitd = "/usr/lib/polkit-1/polkitd"
 // Where the packaged files and the helper's state may appear.
 var watchedRoots = []string{"/usr/bin", "/usr/libexec", "/usr/share/applications", "/usr/share/metainfo",
 	"/usr/share/icons/hicolor", "/usr/share/dbus-1", "/usr/share/polkit-1/actions", "/usr/lib/systemd/system",
-	"/lib/systemd/system", "/etc/xdg/autostart", "/etc/systemd/system", "/etc/dbus-1", StateDir, RuntimeDir}
+	"/lib/systemd/system", "/etc/xdg/autostart", "/etc/systemd/system", "/etc/dbus-1", "/usr/share/man/man1", "/usr/share/man/man8",
+	"/usr/share/bash-completion/completions", "/usr/share/zsh/vendor-completions", "/usr/share/fish/vendor_completions.d", StateDir, RuntimeDir}
 
 // systemFiles lists the product's paths on the system: everything in
 // watchedRoots whose path names chadthrottle, except the polkit policies

@@ -74,11 +74,25 @@ func Files() []File {
 		rel := fmt.Sprintf("%dx%d/apps/%s.png", n, n, AppID)
 		files = append(files, File{Src: "assets/icons/hicolor/" + rel, Dst: "/usr/share/icons/hicolor/" + rel, Mode: 0o644})
 	}
+	files = append(files, Docs...)
 	files = append(files, File{Src: "LICENSE", Dst: "/usr/share/doc/chadthrottle/copyright", Mode: 0o644})
 	// The autostart entry has the name of the one the window's settings
 	// write to ~/.config/autostart, so that one overrides this one.
 	return append(files, File{Src: "packaging/autostart/" + AppID + ".desktop",
 		Dst: "/etc/xdg/autostart/" + AppID + ".desktop", Mode: 0o644, Config: true})
+}
+
+// Docs are the man pages and shell completions, generated from the
+// commands' definitions (make generate; cmd/chadthrottlectl
+// TestGeneratedFiles keeps them current). zsh's is where Debian's zsh
+// looks (vendor-completions).
+var Docs = []File{
+	{Src: "packaging/man/chadthrottle.1", Dst: "/usr/share/man/man1/chadthrottle.1", Mode: 0o644},
+	{Src: "packaging/man/chadthrottlectl.1", Dst: "/usr/share/man/man1/chadthrottlectl.1", Mode: 0o644},
+	{Src: "packaging/man/chadthrottle-helper.8", Dst: "/usr/share/man/man8/chadthrottle-helper.8", Mode: 0o644},
+	{Src: "packaging/completion/chadthrottlectl.bash", Dst: "/usr/share/bash-completion/completions/chadthrottlectl", Mode: 0o644},
+	{Src: "packaging/completion/_chadthrottlectl", Dst: "/usr/share/zsh/vendor-completions/_chadthrottlectl", Mode: 0o644},
+	{Src: "packaging/completion/chadthrottlectl.fish", Dst: "/usr/share/fish/vendor_completions.d/chadthrottlectl.fish", Mode: 0o644},
 }
 
 // InstallPath is where `make install` puts a file whose package path is

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -526,8 +527,8 @@ func TestCtlAsUsers(t *testing.T) {
 	ownPID := startSleeper(t, &own)
 	time.Sleep(400 * time.Millisecond)
 	ctx := context.Background()
-	run := func(u *bustest.User, args ...string) (string, string, int) {
-		out, errOut, err := bustest.RunAs(ctx, u, nil, ctl, append([]string{"--bus", bus.Address}, args...)...)
+	runOn := func(u *bustest.User, busAddr string, args ...string) (string, string, int) {
+		out, errOut, err := bustest.RunAs(ctx, u, nil, ctl, append(args, "--bus", busAddr)...)
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -536,6 +537,7 @@ func TestCtlAsUsers(t *testing.T) {
 		}
 		return out, errOut, code
 	}
+	run := func(u *bustest.User, args ...string) (string, string, int) { return runOn(u, bus.Address, args...) }
 	if out, errOut, code := run(&own, "limit", "--app", "/usr/bin/sleep", "--down", "1.5MB/s", "--up", "8Mbit/s", "--traffic", "internet"); code != 0 {
 		t.Fatalf("limit --app as %s: %d %s %s", own.Name, code, out, errOut)
 	}
@@ -570,11 +572,92 @@ func TestCtlAsUsers(t *testing.T) {
 	if out, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(ownPID), "--up", "100KB/s"); code != 0 {
 		t.Errorf("limit own pid: %d %s %s", code, out, errOut)
 	}
-	if _, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(nonePID), "--up", "100KB/s"); code != 1 || !strings.Contains(errOut, "not authorized") || !strings.Contains(errOut, api.ActionManage) {
+	// Exit statuses: 3 not authorized, 4 not found, 5 helper unavailable.
+	if _, errOut, code := run(&own, "limit", "--pid", strconv.Itoa(nonePID), "--up", "100KB/s"); code != 3 || !strings.Contains(errOut, "not authorized") || !strings.Contains(errOut, api.ActionManage) {
 		t.Errorf("limit another user's pid: %d %q", code, errOut)
 	}
-	if _, errOut, code := run(&none, "top"); code != 1 || !strings.Contains(errOut, "not authorized") {
+	if _, errOut, code := run(&none, "top"); code != 3 || !strings.Contains(errOut, "not authorized") {
 		t.Errorf("top without a rule: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(nil, "unlimit", "--app", "/usr/bin/no-such-rule", "--uid", "4242"); code != 4 || !strings.Contains(errOut, "not found") {
+		t.Errorf("unlimit a rule that does not exist: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(nil, "details", "0:/no/such/app"); code != 4 || !strings.Contains(errOut, "not found") {
+		t.Errorf("details of no app: %d %q", code, errOut)
+	}
+	empty := bustest.StartBus(t)
+	if _, errOut, code := runOn(&own, empty.Address, "top"); code != 5 || !strings.Contains(errOut, "not running") {
+		t.Errorf("a bus without the helper: %d %q", code, errOut)
+	}
+	if _, errOut, code := runOn(&own, "unix:path=/nonexistent/bus", "top"); code != 5 {
+		t.Errorf("no bus: %d %q", code, errOut)
+	}
+
+	// status, pause and resume.
+	out, errOut, code := run(&own, "status", "--json")
+	var st struct {
+		Version, Upload string
+		Paused          bool
+		Permissions     api.Permissions
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Upload != "fake_upload" || st.Permissions.LimitOwn != api.PermYes || st.Paused {
+		t.Errorf("status --json: %d %v %s %s", code, err, out, errOut)
+	}
+	if out, errOut, code := run(&own, "pause"); code != 0 || !strings.Contains(out, "paused") {
+		t.Errorf("pause: %d %s %s", code, out, errOut)
+	}
+	if out, _, _ := run(&own, "status"); !regexp.MustCompile(`paused:\s+yes`).MatchString(out) {
+		t.Errorf("status after pause:\n%s", out)
+	}
+	if out, errOut, code := run(&own, "resume"); code != 0 || !strings.Contains(out, "resumed") {
+		t.Errorf("resume: %d %s %s", code, out, errOut)
+	}
+	if out, _, _ := run(&own, "status"); !regexp.MustCompile(`paused:\s+no`).MatchString(out) {
+		t.Errorf("status after resume:\n%s", out)
+	}
+
+	// details: one's own app in full; another user's by the hidden id top
+	// gives it, without processes or connections.
+	out, errOut, code = run(&own, "details", fmt.Sprintf("%d:/usr/bin/sleep", own.UID), "--json")
+	var det api.AppDetails
+	if err := json.Unmarshal([]byte(out), &det); code != 0 || err != nil || len(det.Processes) == 0 || det.Processes[0].PID != int32(ownPID) {
+		t.Errorf("details --json of one's own app: %d %v %s %s", code, err, out, errOut)
+	}
+	if out, errOut, code := run(&own, "details", "sleep"); code != 0 || !strings.Contains(out, strconv.Itoa(ownPID)) || !strings.Contains(out, "processes (1)") {
+		t.Errorf("details by name: %d %s %s", code, out, errOut)
+	}
+	hidden := ""
+	out, _, _ = run(&own, "top", "--json")
+	json.Unmarshal([]byte(out), &top)
+	for _, a := range top.Apps {
+		if a["uid"].(float64) == float64(none.UID) {
+			hidden, _ = a["id"].(string)
+		}
+	}
+	if !strings.HasPrefix(hidden, fmt.Sprintf("%d:#", none.UID)) {
+		t.Fatalf("top --json gives %s's sleep no hidden id: %q\n%s", none.Name, hidden, out)
+	}
+	out, errOut, code = run(&own, "details", hidden, "--json")
+	det = api.AppDetails{}
+	if err := json.Unmarshal([]byte(out), &det); code != 0 || err != nil || len(det.Processes) != 0 || det.App.Exe != "" {
+		t.Errorf("details of another user's app by its hidden id: %d %v %s %s", code, err, out, errOut)
+	}
+	if _, errOut, code := run(&own, "details", fmt.Sprintf("%d:/usr/bin/sleep", none.UID)); code != 3 {
+		t.Errorf("details of another user's app by its real id: %d %q", code, errOut)
+	}
+
+	// sudo: root's --app rule is for SUDO_UID.
+	sudoEnv := []string{fmt.Sprintf("SUDO_UID=%d", own.UID), "SUDO_USER=" + own.Name}
+	out, errOut, err := bustest.RunAs(ctx, nil, sudoEnv, ctl, "--bus", bus.Address, "limit", "--app", "/usr/bin/true", "--up", "1MB/s")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("uid %d, %s, who ran sudo", own.UID, own.Name)) {
+		t.Errorf("limit under sudo: %v %s %s", err, out, errOut)
+	}
+	out, _, _ = run(&own, "rules", "--json")
+	if !strings.Contains(out, `"exe": "/usr/bin/true"`) {
+		t.Errorf("the rule set under sudo is not %s's: %s", own.Name, out)
+	}
+	if out, errOut, err := bustest.RunAs(ctx, nil, sudoEnv, ctl, "--bus", bus.Address, "unlimit", "--app", "/usr/bin/true"); err != nil {
+		t.Errorf("unlimit under sudo: %v %s %s", err, out, errOut)
 	}
 	if _, errOut, code := run(&own, "limit", "--pid", "1", "--up", "5Mb/s"); code != 2 || !strings.Contains(errOut, "ambiguous") {
 		t.Errorf("ambiguous rate: %d %q", code, errOut)
@@ -585,4 +668,94 @@ func TestCtlAsUsers(t *testing.T) {
 	if out, _, _ := run(&own, "rules", "--json"); !strings.Contains(out, `"rules": []`) {
 		t.Errorf("rules after unlimit: %s", out)
 	}
+}
+
+// chadthrottlectl in a terminal with no graphical authentication agent (a
+// console, an SSH login): a limiting call runs polkit's text agent
+// (pkttyagent) first, so polkit can ask for the password in the terminal
+// instead of refusing. The terminal is a pty (script(1)); the user's polkit
+// rule says AUTH_SELF. Without a logind session (this test) the agent
+// registers for the process; polkit versions that look up the process
+// behind a bus name then ask in the terminal, and the test dismisses the
+// prompt (exit 3). polkit 122 (Debian 12) does not, and finds an agent for
+// a bus name only through the session: then the test checks that the real
+// agent ran and registered, and that the call still ends at once with 3.
+func TestCtlAsksForPasswordInTerminal(t *testing.T) {
+	testenv.RequireTool(t, "script", "pkttyagent")
+	bus := bustest.StartBus(t)
+	bustest.InstallPolicy(t)
+	own := bustest.AddUser(t)
+	bustest.WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
+  if (subject.user == %q && action.id == %q) return polkit.Result.YES;
+  if (subject.user == %q && action.id == %q) return polkit.Result.AUTH_SELF;
+});
+`, own.Name, api.ActionMonitor, own.Name, api.ActionLimitOwn))
+	bustest.StartPolkit(t, bus)
+	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
+	in.start(t)
+	ctl := buildBinary(t, "./cmd/chadthrottlectl")
+	pid := startSleeper(t, &own)
+
+	// pkttyagent through a wrapper that records how it was started and
+	// what it said.
+	wrap := bustest.PublicDir(t)
+	logf := filepath.Join(wrap, "agent.log")
+	if err := os.WriteFile(logf, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(logf, 0o666)
+	script := fmt.Sprintf("#!/bin/sh\necho \"started: $*\" >> %s\nexec /usr/bin/pkttyagent \"$@\" 2>> %s\n", logf, logf)
+	if err := os.WriteFile(filepath.Join(wrap, "pkttyagent"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	line := fmt.Sprintf("exec %s --bus '%s' limit --pid %d --up 1MB/s", ctl, bus.Address, pid)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "script", "-qfec", line, "/dev/null")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: own.Credential()}
+	cmd.Env = []string{"PATH=" + wrap + ":/usr/bin:/bin", "SHELL=/bin/sh", "LANG=C.UTF-8", "HOME=/"}
+	cmd.Dir = "/"
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out testenv.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "AUTHENTICATING FOR "+api.ActionLimitOwn) && !strings.Contains(out.String(), "not authorized") &&
+		time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	prompted := strings.Contains(out.String(), "AUTHENTICATING FOR "+api.ActionLimitOwn)
+	stdin.Close() // dismisses a prompt
+	err = cmd.Wait()
+	took := time.Since(start)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	agentLog, _ := os.ReadFile(logf)
+	t.Logf("the terminal showed (after %s):\n%s\nagent log:\n%s", took.Round(time.Millisecond), out.String(), agentLog)
+	if code != 3 || !strings.Contains(out.String(), "not authorized") {
+		t.Errorf("exit %d, want 3 and \"not authorized\"", code)
+	}
+	if want := "started: --process "; !strings.Contains(string(agentLog), want) || strings.Contains(string(agentLog), "Error registering") {
+		t.Fatalf("pkttyagent was not started for the process, or did not register")
+	}
+	if prompted {
+		t.Logf("polkit asked in the terminal")
+		return
+	}
+	if v, _ := exec.Command("pkttyagent", "--version").Output(); !strings.Contains(string(v), "version 122") {
+		t.Errorf("polkit (%s) did not ask in the terminal", strings.TrimSpace(string(v)))
+	}
+	if took > 4*time.Second {
+		t.Errorf("the refused call took %s: chadthrottlectl waited for the agent", took)
+	}
+	t.Logf("polkit 122 finds no agent for a bus name outside a logind session: the agent registered, polkit did not use it")
 }

@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
@@ -21,13 +16,17 @@ import (
 
 // helper is what the commands need of *client.Client.
 type helper interface {
+	Status(ctx context.Context) (api.Status, error)
+	Permissions(ctx context.Context) (api.Permissions, error)
 	Backends(ctx context.Context) ([]api.Backend, error)
 	Apps(ctx context.Context) (api.Snapshot, error)
+	AppDetails(ctx context.Context, appID string) (api.AppDetails, error)
 	Rules(ctx context.Context) ([]api.Rule, error)
 	SetAppLimit(ctx context.Context, exe string, uid uint32, l api.Limit) error
 	RemoveAppLimit(ctx context.Context, exe string, uid uint32) error
 	SetProcessLimit(ctx context.Context, pid int32, l api.Limit) error
 	RemoveProcessLimit(ctx context.Context, pid int32) error
+	SetPaused(ctx context.Context, paused bool) error
 	// CallerUID is the uid the helper's bus knows us by (the login user
 	// on a remote host).
 	CallerUID(ctx context.Context) (uint32, error)
@@ -43,28 +42,28 @@ type target struct {
 
 func connect(t target) (helper, error) { return client.ConnectHost(t.host, t.bus) }
 
-const usage = `usage: chadthrottlectl [--bus system|session|ADDRESS] [-H|--host [USER@]HOST[:PORT]] COMMAND
+// Exit statuses (the CLI contract; README and the man page list them).
+const (
+	exitOK           = 0
+	exitFailure      = 1
+	exitUsage        = 2
+	exitNotAuth      = 3
+	exitNotFound     = 4
+	exitHelperAbsent = 5
+)
 
-  -H, --host [USER@]HOST[:PORT]
-                          manage HOST's helper over SSH: runs 'ssh -xT [-p PORT] [USER@]HOST
-                          systemd-stdio-bridge' (the ssh in PATH with your ssh config, keys and
-                          agent); --bus then names the bus on HOST. polkit on HOST decides as
-                          for a caller in no active session (see docs/packaging.md)
-  --bus and -H/--host may also follow the command.
-
-commands:
-  backends [--json]       every compiled backend: kind, name, priority, available, active, reason
-  top [--json]            one snapshot of apps and their traffic
-  limit (--pid N | --app EXE) [--down RATE] [--up RATE] [--traffic all|internet|local] [--uid N]
-                          limit a process (and its children) or an app; --app is a rule
-                          that persists and applies to future processes of EXE for your
-                          user (or --uid N); a direction not given is unlimited
-  unlimit (--pid N | --app EXE) [--uid N]
-  rules [--json]          the persisted per-app rules
-
-RATE: 500KB/s, 1.5MB/s (x1000), 1MiB/s (x1024), 8Mbit/s, kbit, Gbit; a bare number is
-bytes/s; 0 or none is unlimited.
-`
+// exitCodes documents the exit statuses for --help and the man page.
+var exitCodes = []struct {
+	code int
+	what string
+}{
+	{exitOK, "success"},
+	{exitFailure, "failure (the kernel or the helper refused, a quota or call limit was reached, the operation was cancelled)"},
+	{exitUsage, "usage error: unknown command or flag, invalid value (also when the helper rejects an argument as invalid)"},
+	{exitNotAuth, "not authorized: polkit refused (or authentication was dismissed)"},
+	{exitNotFound, "not found: no such process, app or rule"},
+	{exitHelperAbsent, "helper unavailable: the bus, the helper or (with --host) ssh, the remote host or its bus cannot be reached"},
+}
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("usage")
@@ -73,30 +72,58 @@ func usageErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 }
 
-// run executes one command line and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial func(target) (helper, error)) int {
-	err := dispatch(ctx, args, stdout, dial)
-	if err == nil {
-		return 0
+// errNotFound marks a name that matches nothing (exit status 4).
+var errNotFound = errors.New("not found")
+
+// errUnreachable marks a helper that cannot be reached (exit status 5).
+var errUnreachable = errors.New("helper unreachable")
+
+type unreachable struct{ err error }
+
+func (u unreachable) Error() string        { return u.err.Error() }
+func (u unreachable) Is(target error) bool { return target == errUnreachable }
+func (u unreachable) Unwrap() error        { return u.err }
+
+// exitCode maps an error to the exit status.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage), errors.Is(err, client.ErrInvalidArgument):
+		return exitUsage
+	case errors.Is(err, client.ErrNotAuthorized):
+		return exitNotAuth
+	case errors.Is(err, client.ErrNotFound), errors.Is(err, errNotFound):
+		return exitNotFound
+	case errors.Is(err, errUnreachable), errors.Is(err, client.ErrHelperMissing):
+		return exitHelperAbsent
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "chadthrottlectl: %s\n", api.Printable(explain(err)))
-	if errors.Is(err, errUsage) {
-		fmt.Fprint(stderr, "run 'chadthrottlectl --help' for usage\n")
-		return 2
-	}
-	return 1
+	return exitFailure
 }
 
-// globalFlags adds --bus and -H/--host to fs (they may come before or after
-// the command).
-func globalFlags(fs *flag.FlagSet, t *target) {
-	fs.StringVar(&t.bus, "bus", t.bus, "bus: system, session or a D-Bus address")
-	fs.StringVar(&t.host, "host", t.host, "remote host [USER@]HOST[:PORT] reached over ssh")
-	fs.StringVar(&t.host, "H", t.host, "short for --host")
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial func(target) (helper, error)) int {
+	o, err := parse(args)
+	if err == nil && o.help {
+		writeHelp(stdout, o.cmd)
+		return exitOK
+	}
+	if err == nil {
+		err = execute(ctx, o, stdout, stderr, dial)
+	}
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "chadthrottlectl: %s\n", api.Printable(explain(err)))
+	code := exitCode(err)
+	if errors.Is(err, errUsage) {
+		name := "chadthrottlectl"
+		if o != nil && o.cmd != nil && findCommand(o.cmd.name) != nil {
+			name += " " + o.cmd.name
+		}
+		fmt.Fprintf(stderr, "run '%s --help' for usage\n", name)
+	}
+	return code
 }
 
 // explain turns errors into one clear line.
@@ -119,434 +146,531 @@ func explain(err error) string {
 	return msg
 }
 
-func dispatch(ctx context.Context, args []string, stdout io.Writer, dial func(target) (helper, error)) error {
-	global := flag.NewFlagSet("chadthrottlectl", flag.ContinueOnError)
-	global.SetOutput(io.Discard)
-	tg := target{bus: "system"}
-	globalFlags(global, &tg)
-	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+// execute checks what one flag cannot check alone, connects and runs the
+// command.
+func execute(ctx context.Context, o *opts, stdout, stderr io.Writer, dial func(target) (helper, error)) error {
+	c := o.cmd
+	if c.check != nil {
+		if err := c.check(o); err != nil {
 			return err
 		}
-		return usageErr("%v", err)
 	}
-	rest := global.Args()
-	if len(rest) == 0 {
-		return usageErr("no command given (backends, top, limit, unlimit, rules)")
+	cl := &call{ctx: ctx, o: o, w: stdout, ew: stderr}
+	if c.local {
+		return c.run(cl)
 	}
-	cmd, cargs := rest[0], rest[1:]
-	if cmd == "help" {
-		return flag.ErrHelp
-	}
-	var c *command
-	for i := range commands {
-		if commands[i].name == cmd {
-			c = &commands[i]
-		}
-	}
-	if c == nil {
-		return usageErr("unknown command %q (backends, top, limit, unlimit, rules)", cmd)
-	}
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	o := c.flags(fs)
-	globalFlags(fs, &tg)
-	if err := fs.Parse(cargs); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErr("%s: %v", cmd, err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("%s: unexpected argument %q", cmd, fs.Arg(0))
-	}
-	if tg.host != "" {
-		if _, err := client.ParseHost(tg.host); err != nil {
-			return usageErr("--host: %v", err)
-		}
-	}
-	o.host = tg.host
-	if err := o.check(); err != nil {
-		return err
-	}
-	h, err := dial(tg)
+	h, err := dial(target{bus: o.bus, host: o.host})
 	if err != nil {
+		if exitCode(err) == exitFailure {
+			err = unreachable{err}
+		}
 		return err
 	}
 	defer h.Close()
-	return c.run(ctx, h, o, stdout)
+	cl.h = h
+	return c.run(cl)
 }
 
-// opts holds every command's flags.
+// call is one running command.
+type call struct {
+	ctx context.Context
+	o   *opts
+	h   helper // nil for local commands
+	w   io.Writer
+	ew  io.Writer
+}
+
+// opts holds the parsed command line.
 type opts struct {
-	json      bool
-	pid       int
-	app       string
-	down, up  string
-	traffic   string
-	uid       int64
-	needLimit bool
-	needTarg  bool
-	host      string // remote host, "" here
-	seen      map[string]bool
-	fs        *flag.FlagSet
+	cmd  *command
+	args []string
+	seen map[string]bool
+	help bool
 
-	limit api.Limit
+	bus, host string
+
+	json     bool
+	watch    bool
+	interval time.Duration
+	pid      int32
+	app      string
+	uid      uint32
+	down, up uint64
+	traffic  string
 }
 
-func (o *opts) check() error {
-	o.seen = map[string]bool{}
-	o.fs.Visit(func(f *flag.Flag) { o.seen[f.Name] = true })
-	if o.needTarg {
-		switch {
-		case o.seen["pid"] == o.seen["app"]:
-			return usageErr("%s: give exactly one of --pid N or --app EXE", o.fs.Name())
-		case o.seen["pid"] && (o.pid <= 0 || o.pid > 1<<31-1):
-			return usageErr("%s: --pid %d is not a process id", o.fs.Name(), o.pid)
-		case o.seen["app"] && o.app == "":
-			return usageErr("%s: --app needs an executable", o.fs.Name())
-		case o.seen["uid"] && !o.seen["app"]:
-			return usageErr("%s: --uid goes with --app", o.fs.Name())
-		case o.seen["uid"] && (o.uid < 0 || o.uid > 0xfffffffe):
-			return usageErr("%s: --uid %d is out of range", o.fs.Name(), o.uid)
-		}
-	}
-	if o.needLimit {
-		if !o.seen["down"] && !o.seen["up"] {
-			return usageErr("limit: give --down RATE and/or --up RATE (0 or none = unlimited)")
-		}
-		var err error
-		if o.seen["down"] {
-			if o.limit.Down, err = api.ParseRate(o.down); err != nil {
-				return usageErr("--down: %v", err)
-			}
-		}
-		if o.seen["up"] {
-			if o.limit.Up, err = api.ParseRate(o.up); err != nil {
-				return usageErr("--up: %v", err)
-			}
-		}
-		switch o.traffic {
-		case api.TrafficAll, api.TrafficInternet, api.TrafficLocal:
-		default:
-			return usageErr("--traffic %q: want all, internet or local", o.traffic)
-		}
-		o.limit.Traffic = o.traffic
-	}
-	return nil
+// flagDef is one flag: the table below drives parsing, --help, the man
+// page and shell completion.
+type flagDef struct {
+	name  string // long name, used as --name
+	short byte   // one-letter form (-H), or 0
+	arg   string // value placeholder (RATE), "" for a switch
+	help  string
+	// values lists the values a flag or argument takes, for completion.
+	values []string
+	// complete names a completion of a free value: "file", "host",
+	// "pid", "command" or "".
+	complete string
+	// set validates the value and stores it; its error is a usage error.
+	set func(o *opts, v string) error
 }
 
+// command is one command of the table.
 type command struct {
-	name  string
-	flags func(fs *flag.FlagSet) *opts
-	run   func(ctx context.Context, h helper, o *opts, w io.Writer) error
+	name     string
+	synopsis string // flags and arguments after the command name
+	summary  string // one line
+	help     string // paragraphs for --help and the man page
+	examples []string
+	flags    []*flagDef
+	// args: how many positional arguments (min, max) and their values
+	// for completion.
+	minArgs, maxArgs int
+	argName          string
+	argValues        []string
+	local            bool // needs no helper
+	check            func(o *opts) error
+	run              func(c *call) error
 }
 
-func jsonFlag(fs *flag.FlagSet) *opts {
-	o := &opts{fs: fs}
-	fs.BoolVar(&o.json, "json", false, "print JSON")
-	return o
-}
-
-func targetFlags(fs *flag.FlagSet) *opts {
-	o := &opts{fs: fs, needTarg: true}
-	fs.IntVar(&o.pid, "pid", 0, "process id")
-	fs.StringVar(&o.app, "app", "", "executable (a rule)")
-	fs.Int64Var(&o.uid, "uid", int64(os.Getuid()), "uid of the app rule (default: yours)")
-	return o
-}
-
-var commands = []command{
-	{"backends", jsonFlag, cmdBackends},
-	{"top", jsonFlag, cmdTop},
-	{"rules", jsonFlag, cmdRules},
-	{"limit", func(fs *flag.FlagSet) *opts {
-		o := targetFlags(fs)
-		o.needLimit = true
-		fs.StringVar(&o.down, "down", "", "download RATE")
-		fs.StringVar(&o.up, "up", "", "upload RATE")
-		fs.StringVar(&o.traffic, "traffic", api.TrafficAll, "all, internet or local")
-		return o
-	}, cmdLimit},
-	{"unlimit", targetFlags, cmdUnlimit},
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-func cmdBackends(ctx context.Context, h helper, o *opts, w io.Writer) error {
-	bs, err := h.Backends(ctx)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		type backend struct {
-			Kind      string `json:"kind"`
-			Name      string `json:"name"`
-			Priority  int32  `json:"priority"`
-			Available bool   `json:"available"`
-			Active    bool   `json:"active"`
-			Reason    string `json:"reason"`
-		}
-		out := struct {
-			Backends []backend `json:"backends"`
-		}{Backends: []backend{}}
-		for _, b := range bs {
-			out.Backends = append(out.Backends, backend(b))
-		}
-		return writeJSON(w, out)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tNAME\tPRIORITY\tAVAILABLE\tACTIVE\tREASON")
-	for _, b := range bs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", b.Kind, b.Name, b.Priority, yesNo(b.Available), yesNo(b.Active), api.Printable(b.Reason))
-	}
-	return tw.Flush()
-}
-
-// topApp is one app in `top --json`, exactly the contract's keys.
-type topApp struct {
-	ID      string   `json:"id"`
-	Name    string   `json:"name"`
-	Exe     string   `json:"exe"`
-	PIDs    []int32  `json:"pids"`
-	RxRate  uint64   `json:"rx_rate"`
-	TxRate  uint64   `json:"tx_rate"`
-	RxBytes uint64   `json:"rx_bytes"`
-	TxBytes uint64   `json:"tx_bytes"`
-	Limit   topLimit `json:"limit"`
-}
-
-type topLimit struct {
-	Down uint64 `json:"down"`
-	Up   uint64 `json:"up"`
-}
-
-func cmdTop(ctx context.Context, h helper, o *opts, w io.Writer) error {
-	snap, err := h.Apps(ctx)
-	if err != nil {
-		return err
-	}
-	apps := append([]api.App(nil), snap.Apps...)
-	sort.SliceStable(apps, func(i, j int) bool {
-		a, b := apps[i].RxRate+apps[i].TxRate, apps[j].RxRate+apps[j].TxRate
-		if a != b {
-			return a > b
-		}
-		return apps[i].RxBytes+apps[i].TxBytes > apps[j].RxBytes+apps[j].TxBytes
-	})
-	if o.json {
-		out := struct {
-			Apps []topApp `json:"apps"`
-		}{Apps: []topApp{}}
-		for _, a := range apps {
-			pids := a.PIDs
-			if pids == nil {
-				pids = []int32{}
+var (
+	fBus = &flagDef{name: "bus", arg: "BUS", values: []string{"system", "session"},
+		help: "the helper's bus: system (default), session or a D-Bus address (unix:path=…); with --host, the bus on HOST",
+		set: func(o *opts, v string) error {
+			if v != "system" && v != "session" && !strings.Contains(v, ":") {
+				return fmt.Errorf("%q is not system, session or a D-Bus address (unix:path=…)", v)
 			}
-			out.Apps = append(out.Apps, topApp{a.ID, a.Name, a.Exe, pids, a.RxRate, a.TxRate, a.RxBytes, a.TxBytes,
-				topLimit{a.Limit.Down, a.Limit.Up}})
-		}
-		return writeJSON(w, out)
-	}
-	fmt.Fprintf(w, "total: down %s, up %s (unattributed %s); since start: down %s, up %s\n",
-		api.FormatRate(snap.RxRate), api.FormatRate(snap.TxRate), api.FormatRate(snap.UnknownRate),
-		api.FormatBytes(snap.RxBytes), api.FormatBytes(snap.TxBytes))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tUSER\tPIDS\tDOWN\tUP\tTOTAL DOWN\tTOTAL UP\tLIMIT DOWN\tLIMIT UP")
-	for _, a := range apps {
-		rate := func(r uint64) string {
-			if r == 0 {
-				return "0"
+			o.bus = v
+			return nil
+		}}
+	fHost = &flagDef{name: "host", short: 'H', arg: "[USER@]HOST[:PORT]", complete: "host",
+		help: "manage HOST's helper over SSH: runs 'ssh -xT [-p PORT] [USER@]HOST systemd-stdio-bridge' (the ssh in PATH " +
+			"with your ssh config, keys and agent); polkit on HOST decides as for a caller in no active session (see docs/packaging.md)",
+		set: func(o *opts, v string) error {
+			if _, err := client.ParseHost(v); err != nil {
+				return err
 			}
-			return api.FormatRate(r)
-		}
-		lim := func(r uint64) string {
-			if r == 0 {
-				return "-"
+			o.host = v
+			return nil
+		}}
+	fHelp = &flagDef{name: "help", short: 'h', help: "show help (of the command, after one)",
+		set: func(o *opts, _ string) error { o.help = true; return nil }}
+	fJSON = &flagDef{name: "json", help: "print JSON: every field the text shows, names exact (the text escapes control characters)",
+		set: func(o *opts, _ string) error { o.json = true; return nil }}
+	fWatch = &flagDef{name: "watch", help: "refresh the table until q (or Ctrl-C) is pressed; without a terminal, print a table every interval",
+		set: func(o *opts, _ string) error { o.watch = true; return nil }}
+	fInterval = &flagDef{name: "interval", arg: "D", values: []string{"1s", "2s", "5s"},
+		help: "with --watch: refresh every D (a duration such as 500ms, 2s or a number of seconds; 100ms to 1h; default 1s)",
+		set: func(o *opts, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				f, ferr := strconv.ParseFloat(v, 64)
+				if ferr != nil {
+					return fmt.Errorf("%q is not a duration (500ms, 2s, 1m)", v)
+				}
+				d = time.Duration(f * float64(time.Second))
 			}
-			s := api.FormatRate(r)
-			if a.Rule {
-				s += " (rule)"
+			if d < 100*time.Millisecond || d > time.Hour {
+				return fmt.Errorf("%s is out of range (100ms to 1h)", v)
 			}
-			return s
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", appLabel(a), userLabel(a), pidList(a.PIDs),
-			rate(a.RxRate), rate(a.TxRate), api.FormatBytes(a.RxBytes), api.FormatBytes(a.TxBytes),
-			lim(a.Limit.Down), lim(a.Limit.Up))
+			o.interval = d
+			return nil
+		}}
+	fPID = &flagDef{name: "pid", arg: "N", complete: "pid", help: "a process (and the children it starts)",
+		set: func(o *opts, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 || n > 1<<31-1 {
+				return fmt.Errorf("%q is not a process id", v)
+			}
+			o.pid = int32(n)
+			return nil
+		}}
+	fApp = &flagDef{name: "app", arg: "EXE", complete: "command",
+		help: "an executable (a name in PATH or a path; on a remote host the full path there): a rule for its running and " +
+			"future processes of one user, kept across restarts",
+		set: func(o *opts, v string) error {
+			if strings.TrimSpace(v) == "" {
+				return errors.New("needs an executable")
+			}
+			o.app = v
+			return nil
+		}}
+	fUID = &flagDef{name: "uid", arg: "N",
+		help: "the user whose rule it is (default: yours; under sudo, the user who ran sudo; on a remote host, the login user there); " +
+			"another user's needs the manage permission",
+		set: func(o *opts, v string) error {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n > 0xfffffffe {
+				return fmt.Errorf("%q is not a uid (0 to 4294967294)", v)
+			}
+			o.uid = uint32(n)
+			return nil
+		}}
+	fDown = &flagDef{name: "down", arg: "RATE", values: []string{"none", "100KB/s", "500KB/s", "1MB/s", "10MB/s"},
+		help: "download limit: bytes a second delivered to the app; 0 or none = unlimited",
+		set:  func(o *opts, v string) (err error) { o.down, err = api.ParseRate(v); return err }}
+	fUp = &flagDef{name: "up", arg: "RATE", values: []string{"none", "100KB/s", "500KB/s", "1MB/s", "10MB/s"},
+		help: "upload limit: bytes a second the app sends; 0 or none = unlimited",
+		set:  func(o *opts, v string) (err error) { o.up, err = api.ParseRate(v); return err }}
+	fTraffic = &flagDef{name: "traffic", arg: "KIND", values: []string{api.TrafficAll, api.TrafficInternet, api.TrafficLocal},
+		help: "which traffic the limit applies to: all (default), internet (not private, link-local or loopback addresses) or local",
+		set: func(o *opts, v string) error {
+			switch v {
+			case api.TrafficAll, api.TrafficInternet, api.TrafficLocal:
+				o.traffic = v
+				return nil
+			}
+			return fmt.Errorf("%q: want all, internet or local", v)
+		}}
+)
+
+// globalFlags go before or after the command.
+var globalFlags = []*flagDef{fBus, fHost, fHelp}
+
+// commands is the table of commands, in the order help lists them.
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{name: "top", synopsis: "[--json] [--watch [--interval D]]", summary: "apps and their traffic, busiest first",
+			help: "Lists every app (the processes of one executable and one user) with its user, processes, current download " +
+				"and upload rates (bytes a second delivered to and sent by the app), totals since the helper started, limits " +
+				"(\"rule\" when a saved rule sets them) and its ID for 'details'. Other users' apps show only name, user and " +
+				"traffic, and a hidden ID (UID:#hash), unless you have the manage permission.",
+			examples: []string{"chadthrottlectl top", "chadthrottlectl top --watch --interval 2s", "chadthrottlectl top --json | jq '.apps[0]'"},
+			flags:    []*flagDef{fJSON, fWatch, fInterval}, check: checkTop, run: cmdTop},
+		{name: "details", synopsis: "APP [--json]", summary: "the processes and connections of one app",
+			help: "Shows one app as the window's details pane does: its processes (pid, parent, command line, rates, totals, " +
+				"limit) and connections (protocol, remote and local address, internet or local, rates, totals); --json adds " +
+				"the last 60 seconds of rates. APP is an ID from 'top' (UID:/path/to/exe, or UID:#hash for another user's " +
+				"app), or an executable's path or name, or an app's name, matched against the running apps.",
+			examples: []string{"chadthrottlectl details firefox", "chadthrottlectl details 1000:/usr/lib/firefox/firefox --json"},
+			minArgs:  1, maxArgs: 1, argName: "APP", flags: []*flagDef{fJSON}, run: cmdDetails},
+		{name: "limit", synopsis: "(--pid N | --app EXE) [--down RATE] [--up RATE] [--traffic all|internet|local] [--uid N]",
+			summary: "limit a process or an app (a rule)",
+			help: "Limits a process and its children (--pid) or an app (--app: a rule that applies to its running and future " +
+				"processes of one user and persists across restarts). A direction not given is unlimited; both 0 removes the " +
+				"limit. Under sudo the rule is for the user who ran sudo (SUDO_UID), not root; --uid 0 makes it root's. " +
+				"An --app that is a script (#!, like many distributions' /usr/bin/firefox) is never a process's executable: " +
+				"the command names the program the script runs (or that runs now) and, in a terminal, asks which to limit. " +
+				"Limiting your own apps needs the limit-own permission; in a terminal without a graphical authentication " +
+				"agent (SSH), polkit asks for a password there (pkttyagent).",
+			examples: []string{"chadthrottlectl limit --app /usr/bin/firefox --down 1MB/s --up 200KB/s",
+				"chadthrottlectl limit --pid 4242 --down 500KB/s --traffic internet", "sudo chadthrottlectl limit --app rsync --up 5MB/s --uid 0",
+				"chadthrottlectl -H admin@fileserver:2222 limit --app /usr/bin/rsync --up 5MB/s"},
+			flags: []*flagDef{fPID, fApp, fDown, fUp, fTraffic, fUID}, check: checkLimit, run: cmdLimit},
+		{name: "unlimit", synopsis: "(--pid N | --app EXE) [--uid N]", summary: "remove a process's limit or an app's rule",
+			help:     "Removes the limit of a process or the rule of an app (for your user, the user who ran sudo, or --uid N).",
+			examples: []string{"chadthrottlectl unlimit --app /usr/bin/firefox", "chadthrottlectl unlimit --pid 4242"},
+			flags:    []*flagDef{fPID, fApp, fUID}, check: checkTarget, run: cmdUnlimit},
+		{name: "rules", synopsis: "[--json]", summary: "the saved per-app rules",
+			help:  "Lists the rules that persist: yours, or every user's with the manage permission. ADMIN rules were set by an administrator and bind their user.",
+			flags: []*flagDef{fJSON}, run: cmdRules},
+		{name: "pause", summary: "pause your limits until resume",
+			help: "Lifts your limits and rules without forgetting them (everyone's with the manage permission); limits an " +
+				"administrator set on you stay.",
+			run: func(c *call) error { return cmdPause(c, true) }},
+		{name: "resume", summary: "apply paused limits again", help: "Applies the limits 'pause' lifted.",
+			run: func(c *call) error { return cmdPause(c, false) }},
+		{name: "status", synopsis: "[--json]", summary: "the helper: version, active backends, interfaces, pause, your permissions",
+			help:  "Shows the helper's version, the active monitor, upload and download backends (and why download limiting is unavailable), the shaped interfaces, whether your limits are paused, and what polkit lets you do (yes, auth: after a password, no).",
+			flags: []*flagDef{fJSON}, run: cmdStatus},
+		{name: "backends", synopsis: "[--json]", summary: "every compiled backend: kind, name, priority, available, active, reason",
+			help:  "Lists every backend compiled into the helper with its priority (1 fallback … 4 best), whether it can work here (and why not) and whether it is in use.",
+			flags: []*flagDef{fJSON}, run: cmdBackends},
+		{name: "version", summary: "print chadthrottlectl's version", help: "Prints chadthrottlectl's version; 'status' shows the helper's.",
+			local: true, run: func(c *call) error { _, err := fmt.Fprintf(c.w, "chadthrottlectl %s\n", api.Version); return err }},
+		{name: "completion", synopsis: "bash|zsh|fish", summary: "print a shell completion script",
+			help: "Prints the completion script for a shell. The packages install them; to load one by hand: " +
+				"'source <(chadthrottlectl completion bash)', 'chadthrottlectl completion zsh > ~/.zfunc/_chadthrottlectl' " +
+				"(with ~/.zfunc in fpath), 'chadthrottlectl completion fish > ~/.config/fish/completions/chadthrottlectl.fish'.",
+			minArgs: 1, maxArgs: 1, argName: "SHELL", argValues: []string{"bash", "zsh", "fish"}, local: true, run: cmdCompletion},
+		{name: "help", synopsis: "[COMMAND]", summary: "show help of chadthrottlectl or of a command",
+			help: "Shows the help of a command, as COMMAND --help does.", minArgs: 0, maxArgs: 1, argName: "COMMAND", local: true,
+			run: func(c *call) error {
+				if len(c.o.args) == 0 {
+					writeHelp(c.w, nil)
+					return nil
+				}
+				writeHelp(c.w, findCommand(c.o.args[0]))
+				return nil
+			}},
 	}
-	return tw.Flush()
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	findCommand("help").argValues = names
 }
 
-// appLabel and the other text output pass what processes and .desktop
-// files of other users chose through api.Printable: a name cannot write
-// terminal escapes.
-func appLabel(a api.App) string {
-	name := a.Name
-	if name == "" {
-		name = filepath.Base(a.Exe)
-	}
-	if a.Exe != "" && name != a.Exe {
-		return api.Printable(name + " (" + a.Exe + ")")
-	}
-	return api.Printable(name)
-}
-
-func userLabel(a api.App) string {
-	if a.User != "" {
-		return api.Printable(a.User)
-	}
-	return strconv.FormatUint(uint64(a.UID), 10)
-}
-
-func pidList(pids []int32) string {
-	if len(pids) == 0 {
-		return "-"
-	}
-	var b strings.Builder
-	for i, p := range pids {
-		if i == 4 {
-			fmt.Fprintf(&b, ",+%d", len(pids)-4)
-			break
+func findCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
 		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(int(p)))
 	}
-	return b.String()
-}
-
-func cmdRules(ctx context.Context, h helper, o *opts, w io.Writer) error {
-	rs, err := h.Rules(ctx)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		if rs == nil {
-			rs = []api.Rule{}
-		}
-		return writeJSON(w, struct {
-			Rules []api.Rule `json:"rules"`
-		}{rs})
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXE\tUID\tDOWN\tUP\tTRAFFIC")
-	for _, r := range rs {
-		traffic := r.Limit.Traffic
-		if traffic == "" {
-			traffic = api.TrafficAll
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", api.Printable(r.Exe), r.UID, api.FormatRate(r.Limit.Down), api.FormatRate(r.Limit.Up), traffic)
-	}
-	return tw.Flush()
-}
-
-// resolveExe turns EXE into the path the helper sees in /proc/PID/exe: a
-// bare name is looked up in PATH, symlinks are resolved. A path that does
-// not exist here is kept as given (a rule for a program not installed yet).
-//
-// On a remote host nothing can be looked up here: EXE must be the full path
-// there, taken as given.
-func resolveExe(exe, host string) (string, error) {
-	if host != "" {
-		if !strings.HasPrefix(exe, "/") {
-			return "", usageErr("--app %q: on a remote host give the full path of the executable there", exe)
-		}
-		return filepath.Clean(exe), nil
-	}
-	if !strings.Contains(exe, "/") {
-		p, err := exec.LookPath(exe)
-		if err != nil {
-			return "", usageErr("--app %q: not found in PATH; give the full path of the executable", exe)
-		}
-		exe = p
-	}
-	abs, err := filepath.Abs(exe)
-	if err != nil {
-		return "", usageErr("--app %q: %v", exe, err)
-	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = r
-	}
-	return abs, nil
-}
-
-func cmdLimit(ctx context.Context, h helper, o *opts, w io.Writer) error {
-	if o.limit.Down == 0 && o.limit.Up == 0 {
-		return cmdUnlimit(ctx, h, o, w)
-	}
-	if o.seen["pid"] {
-		if err := h.SetProcessLimit(ctx, int32(o.pid), o.limit); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "limited process %d: %s\n", o.pid, describe(o.limit))
-		return nil
-	}
-	exe, err := resolveExe(o.app, o.host)
-	if err != nil {
-		return err
-	}
-	if err := o.remoteUID(ctx, h); err != nil {
-		return err
-	}
-	if err := h.SetAppLimit(ctx, exe, uint32(o.uid), o.limit); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "rule set for %s (uid %d): %s\n", api.Printable(exe), o.uid, describe(o.limit))
 	return nil
 }
 
-// remoteUID makes the default --uid of a remote host's app rule the login
-// user's there (uids differ between machines).
-func (o *opts) remoteUID(ctx context.Context, h helper) error {
-	if o.host == "" || o.seen["uid"] {
-		return nil
+func commandNames() string {
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
 	}
-	uid, err := h.CallerUID(ctx)
-	if err != nil {
-		return err
+	return strings.Join(names, ", ")
+}
+
+// parse reads the command line: global flags before or after the command,
+// the command's flags after it, "--" ends the flags. A --help anywhere
+// wins over mistakes elsewhere.
+func parse(args []string) (*opts, error) {
+	o := &opts{bus: "system", traffic: api.TrafficAll, interval: time.Second, seen: map[string]bool{}}
+	var first error
+	fail := func(err error) {
+		if first == nil {
+			first = err
+		}
 	}
-	o.uid = int64(uid)
+	dashdash := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if dashdash || a == "-" || !strings.HasPrefix(a, "-") {
+			if o.cmd == nil {
+				if o.cmd = findCommand(a); o.cmd == nil {
+					fail(usageErr("unknown command %q (commands: %s)", a, commandNames()))
+					o.cmd = &command{name: a, maxArgs: -1}
+				}
+				continue
+			}
+			o.args = append(o.args, a)
+			continue
+		}
+		if a == "--" {
+			dashdash = true
+			continue
+		}
+		name, val, hasVal := "", "", false
+		if strings.HasPrefix(a, "--") {
+			name, val, hasVal = strings.Cut(a[2:], "=")
+		} else {
+			name = a[1:2]
+			if len(a) > 2 {
+				val, hasVal = strings.TrimPrefix(a[2:], "="), true
+			}
+		}
+		f := lookupFlag(o.cmd, name, !strings.HasPrefix(a, "--"))
+		if f == nil {
+			fail(unknownFlag(o.cmd, a, name))
+			continue
+		}
+		label := "--" + f.name
+		if f.arg != "" && !hasVal {
+			if i+1 >= len(args) {
+				fail(usageErr("%s needs a value (%s)", label, f.arg))
+				continue
+			}
+			i++
+			val, hasVal = args[i], true
+		}
+		if f.arg == "" && hasVal {
+			fail(usageErr("%s takes no value", label))
+			continue
+		}
+		if o.seen[f.name] && f != fHelp {
+			fail(usageErr("%s is given twice", label))
+			continue
+		}
+		o.seen[f.name] = true
+		if err := f.set(o, val); err != nil {
+			fail(usageErr("%s: %v", label, err))
+		}
+	}
+	if o.help {
+		if o.cmd != nil && findCommand(o.cmd.name) == nil {
+			o.cmd = nil
+		}
+		return o, nil
+	}
+	if first != nil {
+		return o, first
+	}
+	if o.cmd == nil {
+		return o, usageErr("no command given (commands: %s)", commandNames())
+	}
+	switch c := o.cmd; {
+	case len(o.args) > c.maxArgs && c.maxArgs == 0:
+		return o, usageErr("%s: unexpected argument %q", c.name, o.args[0])
+	case len(o.args) > c.maxArgs:
+		return o, usageErr("%s: unexpected argument %q (%s takes one %s)", c.name, o.args[c.maxArgs], c.name, c.argName)
+	case len(o.args) < c.minArgs:
+		return o, usageErr("%s: give %s", c.name, c.argName)
+	}
+	if len(o.cmd.argValues) > 0 && len(o.args) == 1 && o.cmd.name != "help" && !contains(o.cmd.argValues, o.args[0]) {
+		return o, usageErr("%s: %q is not %s", o.cmd.name, o.args[0], strings.Join(o.cmd.argValues, ", "))
+	}
+	if o.cmd.name == "help" && len(o.args) == 1 && findCommand(o.args[0]) == nil {
+		return o, usageErr("help: unknown command %q (commands: %s)", o.args[0], commandNames())
+	}
+	return o, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func lookupFlag(c *command, name string, short bool) *flagDef {
+	var flags []*flagDef
+	flags = append(flags, globalFlags...)
+	if c != nil {
+		flags = append(flags, c.flags...)
+	}
+	for _, f := range flags {
+		if (short && f.short != 0 && string(f.short) == name) || (!short && f.name == name) {
+			return f
+		}
+	}
 	return nil
 }
 
-func describe(l api.Limit) string {
-	s := fmt.Sprintf("down %s, up %s", api.FormatRate(l.Down), api.FormatRate(l.Up))
-	if l.Traffic != "" && l.Traffic != api.TrafficAll {
-		s += ", " + l.Traffic + " traffic only"
+func unknownFlag(c *command, arg, name string) error {
+	if c == nil {
+		for _, o := range commands {
+			if lookupFlag(o, name, !strings.HasPrefix(arg, "--")) != nil {
+				return usageErr("%s goes after the command (e.g. chadthrottlectl %s %s)", arg, o.name, arg)
+			}
+		}
+		return usageErr("unknown flag %s", arg)
+	}
+	return usageErr("%s: unknown flag %s", c.name, arg)
+}
+
+// Checks of flags that go together.
+
+func checkTop(o *opts) error {
+	switch {
+	case o.seen["interval"] && !o.watch:
+		return usageErr("top: --interval goes with --watch")
+	case o.watch && o.json:
+		return usageErr("top: --watch shows a table; for JSON run top --json repeatedly")
+	}
+	return nil
+}
+
+func checkTarget(o *opts) error {
+	n := o.cmd.name
+	switch {
+	case o.seen["pid"] == o.seen["app"]:
+		return usageErr("%s: give exactly one of --pid N or --app EXE", n)
+	case o.seen["uid"] && !o.seen["app"]:
+		return usageErr("%s: --uid goes with --app", n)
+	}
+	return nil
+}
+
+func checkLimit(o *opts) error {
+	if err := checkTarget(o); err != nil {
+		return err
+	}
+	if !o.seen["down"] && !o.seen["up"] {
+		return usageErr("limit: give --down RATE and/or --up RATE (0 or none = unlimited)")
+	}
+	return nil
+}
+
+// Help text, from the table.
+
+func flagLabel(f *flagDef) string {
+	s := "--" + f.name
+	if f.short != 0 {
+		s = "-" + string(f.short) + ", " + s
+	}
+	if f.arg != "" {
+		s += " " + f.arg
 	}
 	return s
 }
 
-func cmdUnlimit(ctx context.Context, h helper, o *opts, w io.Writer) error {
-	if o.seen["pid"] {
-		if err := h.RemoveProcessLimit(ctx, int32(o.pid)); err != nil {
-			return err
+const rateHelp = "RATE: 500KB/s, 1.5MB/s (x1000), 1MiB/s (x1024), 8Mbit/s, kbit, Gbit; a bare number is bytes/s; 0 or none is unlimited."
+
+func writeHelp(w io.Writer, c *command) {
+	if c == nil {
+		fmt.Fprint(w, "usage: chadthrottlectl [--bus BUS] [-H|--host [USER@]HOST[:PORT]] COMMAND [FLAGS]\n\n"+
+			"See and limit the network bandwidth of each application through chadthrottle-helper.\n\ncommands:\n")
+		for _, c := range commands {
+			fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 		}
-		fmt.Fprintf(w, "removed the limit of process %d\n", o.pid)
-		return nil
+		fmt.Fprint(w, "\nglobal flags (before or after the command):\n")
+		writeFlags(w, globalFlags)
+		fmt.Fprintf(w, "\n%s\n\nexit status:\n", wrap(rateHelp, 100, ""))
+		for _, e := range exitCodes {
+			fmt.Fprintf(w, "  %d  %s\n", e.code, e.what)
+		}
+		fmt.Fprint(w, "\nrun 'chadthrottlectl COMMAND --help' for a command's flags; man chadthrottlectl for more.\n")
+		return
 	}
-	exe, err := resolveExe(o.app, o.host)
-	if err != nil {
-		return err
+	fmt.Fprintf(w, "usage: chadthrottlectl %s\n\n%s\n", strings.TrimSpace(c.name+" "+c.synopsis), wrap(c.help, 100, ""))
+	if len(c.flags) > 0 {
+		fmt.Fprint(w, "\nflags:\n")
+		writeFlags(w, c.flags)
 	}
-	if err := o.remoteUID(ctx, h); err != nil {
-		return err
+	fmt.Fprint(w, "\nglobal flags:\n")
+	writeFlags(w, globalFlags)
+	if c.name == "limit" {
+		fmt.Fprintf(w, "\n%s\n", wrap(rateHelp, 100, ""))
 	}
-	if err := h.RemoveAppLimit(ctx, exe, uint32(o.uid)); err != nil {
-		return err
+	if len(c.examples) > 0 {
+		fmt.Fprint(w, "\nexamples:\n")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
 	}
-	fmt.Fprintf(w, "removed the rule for %s (uid %d)\n", api.Printable(exe), o.uid)
-	return nil
+}
+
+func writeFlags(w io.Writer, flags []*flagDef) {
+	for _, f := range flags {
+		fmt.Fprintf(w, "  %s\n%s\n", flagLabel(f), wrap(f.help, 100, "        "))
+	}
+}
+
+// wrap breaks s into lines of at most width, each starting with indent.
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	line := indent
+	for _, word := range strings.Fields(s) {
+		if len(line) > len(indent) && len(line)+1+len(word) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line)
+	return b.String()
+}
+
+// sys is what the commands need of the process and its terminal; tests
+// replace it.
+var sys = struct {
+	stdin    io.Reader
+	stdinTTY func() bool
+	getuid   func() int
+	getenv   func(string) string
+	ttyAgent string // polkit's text authentication agent
+	termSize func(w io.Writer) (cols, rows int, ok bool)
+	rawStdin func() (restore func(), err error)
+}{
+	stdin:    os.Stdin,
+	stdinTTY: func() bool { return isTerminal(0) },
+	getuid:   os.Getuid,
+	getenv:   os.Getenv,
+	ttyAgent: "pkttyagent",
+	termSize: termSize,
+	rawStdin: rawStdin,
 }

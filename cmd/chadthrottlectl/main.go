@@ -3,6 +3,11 @@
 // sets or removes limits through chadthrottle-helper on D-Bus.
 package main
 
+// The man pages and shell completions in packaging/ are generated from the
+// command table (and the other commands' flags); TestGeneratedFiles keeps
+// them current.
+//go:generate go test -count=1 -run ^TestGeneratedFiles$ . -args -update
+
 import (
 	"context"
 	"os"

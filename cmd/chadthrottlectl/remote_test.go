@@ -109,33 +109,35 @@ func TestRemoteOverSSH(t *testing.T) {
 
 	// Error cases, each with the words a person needs.
 	other := bustest.StartBus(t) // a bus on the remote side without the helper
+	// Exit status 5: the helper cannot be reached; 3: polkit there says no.
 	for _, c := range []struct {
 		name string
 		path string
 		args []string
+		code int
 		want []string
 	}{
-		{"ssh missing", "/nonexistent", []string{"-H", host, "top"}, []string{"ssh is not installed", "openssh-client"}},
-		{"host unreachable", "", []string{"-H", r.Admin.Name + "@" + testenv.LocalIP + ":2999", "top"},
+		{"ssh missing", "/nonexistent", []string{"-H", host, "top"}, 5, []string{"ssh is not installed", "openssh-client"}},
+		{"host unreachable", "", []string{"-H", r.Admin.Name + "@" + testenv.LocalIP + ":2999", "top"}, 5,
 			[]string{"unreachable", "Connection refused"}},
-		{"authentication refused", "", []string{"-H", "ctnosuchuser@" + testenv.LocalIP + ":" + r.port, "top"},
+		{"authentication refused", "", []string{"-H", "ctnosuchuser@" + testenv.LocalIP + ":" + r.port, "top"}, 5,
 			[]string{"SSH login was refused", "Permission denied"}},
-		{"bridge missing", "", []string{"-H", r.Host(r.NoBridge), "--bus", r.bus.Address, "top"},
+		{"bridge missing", "", []string{"-H", r.Host(r.NoBridge), "--bus", r.bus.Address, "top"}, 5,
 			[]string{"systemd-stdio-bridge is not installed there", "systemd-stdio-bridge: not found"}},
-		{"remote bus missing", "", []string{"-H", host, "--bus", "unix:path=" + r.dir + "/no-bus-here", "top"},
+		{"remote bus missing", "", []string{"-H", host, "--bus", "unix:path=" + r.dir + "/no-bus-here", "top"}, 5,
 			[]string{"could not connect to the D-Bus bus", "no-bus-here"}},
-		{"helper not installed", "", []string{"-H", host, "--bus", other.Address, "top"},
+		{"helper not installed", "", []string{"-H", host, "--bus", other.Address, "top"}, 5,
 			[]string{"on " + host, "chadthrottle-helper is not running and could not be started"}},
-		{"polkit refuses", "", []string{"-H", r.Host(r.NoRule), "--bus", r.bus.Address, "top"},
+		{"polkit refuses", "", []string{"-H", r.Host(r.NoRule), "--bus", r.bus.Address, "top"}, 3,
 			[]string{"not authorized", "allow_any", "docs/packaging.md"}},
 	} {
 		out, errOut, code := r.Ctl(t, c.path, c.args...)
-		ok := code == 1
+		ok := code == c.code
 		for _, w := range c.want {
 			ok = ok && strings.Contains(errOut, w)
 		}
 		if !ok {
-			t.Errorf("%s: exit %d, stderr %q (stdout %q); want exit 1 and %q", c.name, code, errOut, out, c.want)
+			t.Errorf("%s: exit %d, stderr %q (stdout %q); want exit %d and %q", c.name, code, errOut, out, c.code, c.want)
 		} else {
 			t.Logf("%s: %s", c.name, strings.TrimSpace(errOut))
 		}

@@ -38,6 +38,12 @@ files=(
 	0644 packaging/desktop/io.github.chadthrottle.desktop "$PREFIX/share/applications/io.github.chadthrottle.desktop"
 	0644 packaging/metainfo/io.github.chadthrottle.metainfo.xml "$PREFIX/share/metainfo/io.github.chadthrottle.metainfo.xml"
 	0644 assets/icons/io.github.chadthrottle.svg "$PREFIX/share/icons/hicolor/scalable/apps/io.github.chadthrottle.svg"
+	0644 packaging/man/chadthrottle.1 "$PREFIX/share/man/man1/chadthrottle.1"
+	0644 packaging/man/chadthrottlectl.1 "$PREFIX/share/man/man1/chadthrottlectl.1"
+	0644 packaging/man/chadthrottle-helper.8 "$PREFIX/share/man/man8/chadthrottle-helper.8"
+	0644 packaging/completion/chadthrottlectl.bash "$PREFIX/share/bash-completion/completions/chadthrottlectl"
+	0644 packaging/completion/_chadthrottlectl "$PREFIX/share/zsh/vendor-completions/_chadthrottlectl"
+	0644 packaging/completion/chadthrottlectl.fish "$PREFIX/share/fish/vendor_completions.d/chadthrottlectl.fish"
 	0644 LICENSE "$PREFIX/share/doc/chadthrottle/copyright"
 	0644 packaging/autostart/io.github.chadthrottle.desktop "$SYSCONFDIR/xdg/autostart/io.github.chadthrottle.desktop"
 )

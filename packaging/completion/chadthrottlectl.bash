@@ -1,0 +1,76 @@
+# bash completion for chadthrottlectl
+# generated from chadthrottlectl's command table by 'chadthrottlectl completion bash'; do not edit
+
+_chadthrottlectl() {
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+	local cmd="" nargs=0 i words
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		case ${COMP_WORDS[i]} in
+		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--uid) ((i++)) ;;
+		-*) ;;
+		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((nargs++)); fi ;;
+		esac
+	done
+	case $prev in
+	--interval)
+		COMPREPLY=($(compgen -W "1s 2s 5s" -- "$cur"))
+		return ;;
+	--bus)
+		COMPREPLY=($(compgen -W "system session" -- "$cur"))
+		return ;;
+	--host|-H)
+		COMPREPLY=($(compgen -A hostname -- "$cur"))
+		return ;;
+	--pid)
+		COMPREPLY=($(compgen -W "$(ps -u "$UID" -o pid= 2>/dev/null)" -- "$cur"))
+		return ;;
+	--app)
+		if [[ $cur == */* ]]; then COMPREPLY=($(compgen -f -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi
+		return ;;
+	--down)
+		COMPREPLY=($(compgen -W "none 100KB/s 500KB/s 1MB/s 10MB/s" -- "$cur"))
+		return ;;
+	--up)
+		COMPREPLY=($(compgen -W "none 100KB/s 500KB/s 1MB/s 10MB/s" -- "$cur"))
+		return ;;
+	--traffic)
+		COMPREPLY=($(compgen -W "all internet local" -- "$cur"))
+		return ;;
+	--uid)
+		COMPREPLY=($(compgen -W "" -- "$cur"))
+		return ;;
+	esac
+	case $cmd in
+	"")
+		words="top details limit unlimit rules pause resume status backends version completion help --bus --host -H --help -h" ;;
+	top)
+		words="--json --watch --interval --bus --host -H --help -h" ;;
+	details)
+		words="--json --bus --host -H --help -h" ;;
+	limit)
+		words="--pid --app --down --up --traffic --uid --bus --host -H --help -h" ;;
+	unlimit)
+		words="--pid --app --uid --bus --host -H --help -h" ;;
+	rules)
+		words="--json --bus --host -H --help -h" ;;
+	pause)
+		words="--bus --host -H --help -h" ;;
+	resume)
+		words="--bus --host -H --help -h" ;;
+	status)
+		words="--json --bus --host -H --help -h" ;;
+	backends)
+		words="--json --bus --host -H --help -h" ;;
+	version)
+		words="--bus --host -H --help -h" ;;
+	completion)
+		words="--bus --host -H --help -h"
+		[[ $cur == -* || $nargs -ge 1 ]] || words="bash zsh fish" ;;
+	help)
+		words="--bus --host -H --help -h"
+		[[ $cur == -* || $nargs -ge 1 ]] || words="top details limit unlimit rules pause resume status backends version completion help" ;;
+	*) words="" ;;
+	esac
+	COMPREPLY=($(compgen -W "$words" -- "$cur"))
+}
+complete -F _chadthrottlectl chadthrottlectl
