@@ -3,8 +3,8 @@ package gui
 import (
 	"context"
 	"fmt"
-	"strings"
 	"image/color"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
