@@ -17,6 +17,27 @@ import (
 // applications do, so a second launch asks the first to show its window),
 // and desktop notifications (org.freedesktop.Notifications).
 
+// sessionBus connects to the session bus, giving up after d: a bus that
+// accepts the connection but never answers must not keep the window from
+// starting.
+func sessionBus(d time.Duration) (*dbus.Conn, error) {
+	type result struct {
+		conn *dbus.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := dbus.SessionBus()
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.conn, r.err
+	case <-time.After(d):
+		return nil, fmt.Errorf("the session bus did not answer within %v", d)
+	}
+}
+
 // appPath is the object of org.freedesktop.Application: the app id with
 // dots as slashes.
 const appPath = dbus.ObjectPath("/io/github/chadthrottle")

@@ -23,11 +23,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 	"fyne.io/systray"
-	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/assets"
 	"github.com/chadthrottle/chadthrottle/gui"
@@ -56,7 +56,7 @@ func main() {
 		}
 	}
 	// the session bus: single instance, notifications, tray host
-	session, err := dbus.SessionBus()
+	session, err := sessionBus(5 * time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chadthrottle: no session bus, so no single instance and no notifications:", err)
 	}
