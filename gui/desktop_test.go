@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ func (fx *fixture) polls(d time.Duration) int {
 // window polls at full rate again.
 func TestPollOnlyWhileLooking(t *testing.T) {
 	fx := newFixture(t, testApps())
+	var noTray atomic.Bool // the poll loop reads the tray's presence
+	fx.ui.opts.TrayAvailable = func() bool { return !noTray.Load() }
 	opened := make(chan struct{})
 	fx.ui.closeWindow() // hides: a tray host is there
 	if fx.ui.visible || fx.ui.looking() {
@@ -94,12 +97,12 @@ func TestPollOnlyWhileLooking(t *testing.T) {
 		t.Errorf("hidden with a limit: %d polls in 1 s, want about 5 (every 200 ms)", n)
 	}
 	// without a tray host there is no icon to update: no slow polls
-	fx.ui.opts.TrayAvailable = func() bool { return false }
+	noTray.Store(true)
 	fx.run(250 * time.Millisecond)
 	if n := fx.polls(600 * time.Millisecond); n != 0 {
 		t.Errorf("hidden with a limit and no tray: %d polls, want 0", n)
 	}
-	fx.ui.opts.TrayAvailable = func() bool { return true }
+	noTray.Store(false)
 
 	// the limit goes: quiet again
 	fx.fake.RemoveAppLimit(context.Background(), "/usr/bin/steam", 1000)
