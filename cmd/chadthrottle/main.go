@@ -69,9 +69,8 @@ func main() {
 				fmt.Fprintln(os.Stderr, "chadthrottle: already running in this session: showed its window")
 			}
 			os.Exit(0)
-		case err != nil:
-			fmt.Fprintln(os.Stderr, "chadthrottle:", err)
-			os.Exit(1)
+		case err != nil: // better a second window than none
+			fmt.Fprintln(os.Stderr, "chadthrottle: starting anyway:", err)
 		}
 	}
 	var notify gui.Notifier
