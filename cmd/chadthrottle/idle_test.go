@@ -214,3 +214,76 @@ func TestHiddenTrayLetsHelperIdleExit(t *testing.T) {
 	expectHelper(t, ev, true, 30*time.Second, "window shown")
 	expectNoHelperEvent(t, ev, 3*idle, "window shown")
 }
+
+// TestTrayErrorNotifies: a quick limit chosen in the tray of the hidden
+// real GUI fails in the real helper (its state directory became a file,
+// so the rule cannot be saved); the error arrives as a desktop
+// notification on the session bus, and the window stays hidden.
+func TestTrayErrorNotifies(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "xdotool")
+	display := testenv.StartXvfb(t)
+	bin := bustest.PublicDir(t)
+	helperBin := filepath.Join(bin, "chadthrottle-helper")
+	build := exec.Command("go", "build", "-tags", "fakebackends", "-o", helperBin, "./cmd/chadthrottle-helper")
+	build.Dir = bustest.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags fakebackends ./cmd/chadthrottle-helper: %v\n%s", err, out)
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bus := startActivationBus(t, helperBin, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download",
+		"--state-dir", state, "--run-dir", t.TempDir(), "--tag", testenv.UniqueName("n"))
+	host := startTrayHostOn(t, bus.addr)
+	notes := startNotificationServer(t, bus.addr, "body")
+	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + bus.addr}, "--bus", bus.addr, "--hidden")
+	item := host.waitItem(t, g)
+	if call := item.menu.Call("com.canonical.dbusmenu.Event", 0, int32(0), "opened", dbus.MakeVariant(""), uint32(0)); call.Err != nil {
+		t.Fatalf("open the tray menu: %v", call.Err)
+	}
+	var app, quick menuNode
+	deadline := time.Now().Add(30 * time.Second)
+	for app.label() == "" {
+		for _, c := range item.waitFor("Open ChadThrottle", 30*time.Second).Children {
+			if q, ok := c.find("1 MB/s"); ok {
+				app, quick = c, q
+				break
+			}
+		}
+		if app.label() == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("no app with quick limits in the tray menu: %q", item.layout().labels())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	name := strings.Fields(app.label())[0]
+	t.Logf("quick limit 1 MB/s for %q", app.label())
+
+	// the helper cannot save rules any more
+	if err := os.RemoveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	item.click(quick)
+	deadline = time.Now().Add(30 * time.Second)
+	for len(notes.received()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no notification after a failing quick limit; helper:\n%s", bus.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n := notes.received()[0]
+	t.Logf("notification: %q / %q (app %q, icon %q)", n.summary, n.body, n.app, n.icon)
+	if n.summary != "Could not limit "+name || n.body == "" || n.app != "ChadThrottle" {
+		t.Errorf("notification %+v", n)
+	}
+	time.Sleep(time.Second)
+	if w := visibleWindows(t, display); len(w) != 0 {
+		t.Errorf("the window opened for a tray error that was notified: %v", w)
+	}
+}
