@@ -170,7 +170,7 @@ func (u *UI) showLimitDialog(a api.App) {
 			dialog.ShowError(err, u.win)
 			return
 		}
-		u.setAppLimit(a, l)
+		u.setAppLimit(a, l, false)
 	}, u.win)
 }
 

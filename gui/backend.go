@@ -42,6 +42,9 @@ type Backend interface {
 	// OnLimitsChanged calls fn (on any goroutine) when a limit or rule
 	// changes anywhere; cancel stops the calls.
 	OnLimitsChanged(fn func()) (cancel func())
+	// Running reports whether the helper runs now, without starting it
+	// (the other methods start a D-Bus-activated helper).
+	Running(ctx context.Context) (bool, error)
 	// OnHelperPresence calls fn (on any goroutine) when the helper appears
 	// on or leaves the bus.
 	OnHelperPresence(fn func(running bool)) (cancel func())

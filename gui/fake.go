@@ -40,6 +40,8 @@ type Fake struct {
 	nextID   int
 	synth    *synth
 	hook     func(FakeCall)
+	gone     bool // the helper left the bus (SetPresence(false))
+	reads    int  // Apps calls
 }
 
 // NewFake returns a Fake with no apps, a fully working helper status and
@@ -114,6 +116,7 @@ func (f *Fake) SetCallHook(fn func(FakeCall)) {
 // SetPresence tells the presence subscribers the helper came or went.
 func (f *Fake) SetPresence(running bool) {
 	f.mu.Lock()
+	f.gone = !running
 	var fns []func(bool)
 	for _, fn := range f.presence {
 		fns = append(fns, fn)
@@ -122,6 +125,21 @@ func (f *Fake) SetPresence(running bool) {
 	for _, fn := range fns {
 		fn(running)
 	}
+}
+
+// Running implements Backend: false after SetPresence(false).
+func (f *Fake) Running(ctx context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.gone, nil
+}
+
+// Reads returns how many snapshots (Apps calls) were asked for: a poll
+// asks for one.
+func (f *Fake) Reads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 // Calls returns the limit calls received so far.
@@ -167,13 +185,18 @@ func (f *Fake) Permissions(ctx context.Context) (api.Permissions, error) {
 	return f.perms, nil
 }
 
-// Apps implements Backend.
+// Apps implements Backend. Like a D-Bus-activated helper, a gone Fake
+// runs again once asked.
 func (f *Fake) Apps(ctx context.Context) (api.Snapshot, error) {
+	f.mu.Lock()
+	f.reads++
+	f.mu.Unlock()
 	if err := f.read(); err != nil {
 		return api.Snapshot{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gone = false
 	if f.synth != nil {
 		f.synth.step(f)
 	}

@@ -112,6 +112,11 @@ func (u *UI) apply(r *pollResult) {
 	u.view.frozen = editing || time.Now().Before(u.freezeUntil)
 	u.view.setApps(r.snap.Apps)
 	u.lastSnap = r.snap
+	anyLimit := false
+	for i := range r.snap.Apps {
+		anyLimit = anyLimit || limited(&r.snap.Apps[i])
+	}
+	u.limitsSeen.Store(anyLimit)
 	if r.details != nil && r.detailsFor == u.selected {
 		u.details = *r.details
 	}

@@ -176,11 +176,12 @@ func (u *UI) quickLimit(a api.App, dir direction, lim uint64) {
 	} else {
 		l.Up = lim
 	}
-	u.setAppLimit(a, l)
+	u.setAppLimit(a, l, true)
 }
 
-// setAppLimit sends l for app a now (no debounce) and reports the outcome.
-func (u *UI) setAppLimit(a api.App, l api.Limit) {
+// setAppLimit sends l for app a now (no debounce) and reports the outcome;
+// fromTray: the tray asked, so an error goes out as a notification.
+func (u *UI) setAppLimit(a api.App, l api.Limit, fromTray bool) {
 	u.call(func(ctx context.Context) error {
 		if l.Down == 0 && l.Up == 0 {
 			return u.b.RemoveAppLimit(ctx, a.Exe, a.UID)
@@ -188,7 +189,7 @@ func (u *UI) setAppLimit(a api.App, l api.Limit) {
 		return u.b.SetAppLimit(ctx, a.Exe, a.UID, l)
 	}, func(err error) {
 		if err != nil {
-			u.notify("Could not limit " + a.Name + ": " + explain(err))
+			u.report(fromTray, "Could not limit "+a.Name, explain(err))
 			return
 		}
 		u.setLocalLimit(a.ID, l)
@@ -200,6 +201,30 @@ func (u *UI) setAppLimit(a api.App, l api.Limit) {
 // setPaused pauses or resumes limits (tray and button).
 func (u *UI) setPaused(paused bool) {
 	if u.status.Paused != paused {
-		u.togglePause()
+		u.togglePause(true)
 	}
+}
+
+// report tells about an error (UI goroutine): in the window's banner, or,
+// when the tray asked, as a desktop notification. Without a notification
+// server the window opens with the banner, so the error is never silent.
+func (u *UI) report(fromTray bool, summary, detail string) {
+	if !fromTray || u.opts.Notifier == nil {
+		u.notify(summary + ": " + detail)
+		if fromTray && !u.visible {
+			u.showWindow()
+		}
+		return
+	}
+	n := u.opts.Notifier
+	go func() {
+		if err := n.Notify(summary, detail); err != nil {
+			u.do(func() {
+				u.notify(summary + ": " + detail)
+				if !u.visible {
+					u.showWindow()
+				}
+			})
+		}
+	}()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image/color"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +33,26 @@ type Options struct {
 	// Executable is the command the autostart entry runs ("" =
 	// "chadthrottle").
 	Executable string
-	// Interval between polls (default 1 s).
+	// Interval between polls while someone looks: the window is shown or
+	// the tray menu opened less than TrayOpenPoll ago (default 1 s).
 	Interval time.Duration
+	// SlowInterval between polls while nobody looks but limits exist, so
+	// the tray icon shows whether limits are active (default 10 s). With
+	// nothing limited and nobody looking there are no polls at all: the
+	// helper may exit when idle.
+	SlowInterval time.Duration
+	// TrayOpenPoll is how long polls run at Interval after the tray menu
+	// opened (default 15 s; the tray does not say when it closes).
+	TrayOpenPoll time.Duration
+	// TrayOpened receives a value each time the tray menu opens (nil: the
+	// tray cannot say).
+	TrayOpened <-chan struct{}
+	// Activate receives a value when another launch asks this instance to
+	// show its window (single instance).
+	Activate <-chan struct{}
+	// Notifier sends desktop notifications: errors of actions taken in the
+	// tray go there instead of the (hidden) window's banner. nil: banner.
+	Notifier Notifier
 	// Debounce is how long a slider must rest before its value is sent
 	// (default 400 ms).
 	Debounce time.Duration
@@ -54,6 +73,12 @@ func (o *Options) defaults() {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
 	}
+	if o.SlowInterval <= 0 {
+		o.SlowInterval = 10 * time.Second
+	}
+	if o.TrayOpenPoll <= 0 {
+		o.TrayOpenPoll = 15 * time.Second
+	}
 	if o.Debounce <= 0 {
 		o.Debounce = 400 * time.Millisecond
 	}
@@ -63,6 +88,11 @@ func (o *Options) defaults() {
 }
 
 const setTimeout = 2 * time.Minute
+
+// Notifier sends a desktop notification (org.freedesktop.Notifications).
+type Notifier interface {
+	Notify(summary, body string) error
+}
 
 // UI is the main window, its tray icon and the loop that feeds them.
 // Fields below "UI goroutine" are touched only there.
@@ -81,6 +111,10 @@ type UI struct {
 	pollNow    chan struct{}
 	needStatus atomic.Bool
 	selectedID atomic.Value // string: the app whose details are polled
+	// what the poll loop reads to decide how often to poll
+	shown         atomic.Bool  // the window is shown (mirrors visible)
+	trayOpenUntil atomic.Int64 // unix nanoseconds: the tray menu opened lately
+	limitsSeen    atomic.Bool  // the last snapshot had a limited app
 
 	mu      sync.Mutex // guards pending
 	pending map[string]*pendingEdit
@@ -110,6 +144,7 @@ type UI struct {
 	lastStatus  time.Time
 	freezeUntil time.Time // keep the row order until then
 	visible     bool      // the window is shown
+	noTrayNote  bool      // the banner explains how to get a tray
 	lastSnap    api.Snapshot
 
 	// widgets (UI goroutine)
@@ -167,6 +202,7 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 	}
 	u.selectedID.Store("")
 	u.needStatus.Store(true)
+	u.shown.Store(true)
 	if d, ok := a.(desktop.App); ok {
 		u.tray = d
 	}
@@ -201,11 +237,11 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	u := New(a, b, opts)
-	hidden := opts.Hidden || u.settings.StartHidden
-	if !hidden || u.tray == nil || !u.trayAvailable() {
-		u.win.Show()
+	if u.startHidden() {
+		u.setVisible(false)
 	} else {
-		u.visible = false
+		u.win.Show()
+		u.sayNoTray()
 	}
 	u.Start(ctx)
 	go func() {
@@ -215,11 +251,44 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 	a.Run()
 }
 
-// Start subscribes to the helper's signals and polls it until ctx ends.
+// startHidden decides whether the window stays hidden at start: when asked
+// to (--hidden or the setting) and a tray host shows the icon. --hidden
+// (the login autostart) keeps the window hidden without a tray host too:
+// popping a window open at every login is worse than waiting unseen
+// (nothing is polled then); a tray host that appears later shows the icon,
+// and launching ChadThrottle again shows the window. The setting alone,
+// with the app started by hand, shows the window when there is no tray.
+func (u *UI) startHidden() bool {
+	switch {
+	case u.opts.Hidden:
+		return true
+	case u.settings.StartHidden:
+		return u.tray != nil && u.trayAvailable()
+	}
+	return false
+}
+
+// setVisible records whether the window is shown (UI goroutine).
+func (u *UI) setVisible(v bool) {
+	u.visible = v
+	u.shown.Store(v)
+}
+
+// Start subscribes to the helper's signals and polls it until ctx ends:
+// every Interval while someone looks (the window is shown or the tray menu
+// opened lately), every SlowInterval while nobody looks but limits exist
+// (so the tray icon shows them), and otherwise only when something
+// happened (a limit changed, the helper appeared, an action was taken), so
+// that an idle helper may exit.
 func (u *UI) Start(ctx context.Context) {
-	c1 := u.b.OnLimitsChanged(u.requestPoll)
+	c1 := u.b.OnLimitsChanged(u.requestPoll) // the helper runs: asking it starts nothing
 	c2 := u.b.OnHelperPresence(func(running bool) {
 		u.needStatus.Store(true)
+		if !running && !u.looking() {
+			// most likely its idle exit: polling now would start it
+			// again for nobody; the next look polls
+			return
+		}
 		if !running {
 			u.do(func() {
 				if u.state != stateMissing {
@@ -232,18 +301,82 @@ func (u *UI) Start(ctx context.Context) {
 	go func() {
 		defer c1()
 		defer c2()
-		t := time.NewTicker(u.opts.Interval)
-		defer t.Stop()
-		for {
+		// nobody looks at start (hidden at login): ask only a helper
+		// that already runs, to learn whether limits exist
+		if u.looking() || u.helperRunning(ctx) {
 			u.Poll(ctx)
+		}
+		for {
+			var timer *time.Timer
+			var tick <-chan time.Time
+			if d := u.pollWait(); d > 0 {
+				timer = time.NewTimer(d)
+				tick = timer.C
+			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-tick:
 			case <-u.pollNow:
 			}
+			if timer != nil {
+				timer.Stop()
+			}
+			u.Poll(ctx)
 		}
 	}()
+	if ch := u.opts.TrayOpened; ch != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ch:
+					u.trayOpenUntil.Store(time.Now().Add(u.opts.TrayOpenPoll).UnixNano())
+					u.requestPoll()
+				}
+			}
+		}()
+	}
+	if ch := u.opts.Activate; ch != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ch:
+					u.do(u.showWindow)
+				}
+			}
+		}()
+	}
+}
+
+// looking reports whether someone looks at the data: the window is shown
+// or the tray menu opened lately (any goroutine).
+func (u *UI) looking() bool {
+	return u.shown.Load() || time.Now().UnixNano() < u.trayOpenUntil.Load()
+}
+
+// pollWait is how long the poll loop waits for the next poll; 0 means
+// until something asks for one (any goroutine).
+func (u *UI) pollWait() time.Duration {
+	switch {
+	case u.looking():
+		return u.opts.Interval
+	case u.limitsSeen.Load() && u.trayAvailable():
+		return u.opts.SlowInterval
+	}
+	return 0
+}
+
+// helperRunning asks, without starting it, whether the helper runs; when
+// that cannot be told it answers true (one poll tells more).
+func (u *UI) helperRunning(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, u.opts.CallTimeout)
+	defer cancel()
+	up, err := u.b.Running(cctx)
+	return up || err != nil
 }
 
 func (u *UI) requestPoll() {
@@ -261,21 +394,45 @@ func (u *UI) trayAvailable() bool {
 func (u *UI) closeWindow() {
 	if u.trayAvailable() {
 		u.win.Hide()
-		u.visible = false
+		u.setVisible(false)
 		return
 	}
 	u.app.Quit()
 }
 
-// showWindow brings the window up (tray "Open").
+// showWindow brings the window up (tray "Open", another launch) and polls
+// at once: nothing may have been polled while it was hidden.
 func (u *UI) showWindow() {
 	if !u.visible {
-		u.visible = true
+		u.setVisible(true)
 		u.redraw()
+		u.requestPoll()
 	}
 	u.win.Show()
 	u.win.RequestFocus()
+	u.sayNoTray()
 }
+
+// prefNoTraySaid records that the window explained how to get a tray.
+const prefNoTraySaid = "no-tray-notice-said"
+
+// sayNoTray explains once, in the window's banner, how to get a tray when
+// there is no tray host (UI goroutine).
+func (u *UI) sayNoTray() {
+	p := u.app.Preferences()
+	if u.noTrayNote || p.Bool(prefNoTraySaid) || u.trayAvailable() {
+		return
+	}
+	p.SetBool(prefNoTraySaid, true)
+	u.noTrayNote = true
+	u.updateBanner()
+}
+
+// NoTrayNotice is what the window says, once, when there is no tray host.
+const NoTrayNotice = "No system tray found. Without one, closing this window quits ChadThrottle, and when it starts at " +
+	"login it stays out of sight until you open it from the applications menu. On GNOME, install the AppIndicator " +
+	"extension (package gnome-shell-extension-appindicator) and turn it on in Extensions; KDE Plasma, Xfce, " +
+	"Cinnamon and MATE have a tray."
 
 func (u *UI) addShortcuts() {
 	c := u.win.Canvas()
@@ -319,7 +476,7 @@ func (u *UI) build() fyne.CanvasObject {
 		u.refreshList()
 	}
 	u.filter.OnSubmitted = func(string) { u.win.Canvas().Focus(u.list) }
-	u.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), u.togglePause)
+	u.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
 	settingsBtn := widget.NewButtonWithIcon("Settings", theme.SettingsIcon(), u.showSettings)
 	totals := container.NewVBox(
 		container.NewHBox(u.totalDown, widget.NewLabel(" "), u.totalUp),
@@ -430,39 +587,50 @@ func (u *UI) notify(msg string) {
 
 // bannerMessage is one line of the banner.
 type bannerMessage struct {
-	text string
-	warn bool
+	text    string
+	warn    bool
+	dismiss func() // a "Got it" button calls it; nil: no button
 }
 
 // bannerMessages lists what the banner shows now, most important first.
 func (u *UI) bannerMessages() []bannerMessage {
 	var m []bannerMessage
 	if u.notice != "" && time.Now().Before(u.noticeUntil) {
-		m = append(m, bannerMessage{u.notice, true})
+		m = append(m, bannerMessage{text: u.notice, warn: true})
+	}
+	if u.noTrayNote {
+		m = append(m, bannerMessage{text: NoTrayNotice, dismiss: func() {
+			u.noTrayNote = false
+			u.updateBanner()
+		}})
 	}
 	if u.state != stateConnected {
 		return m
 	}
 	if u.readOnly() {
-		m = append(m, bannerMessage{"Read-only: you may watch traffic here, but your account is not allowed to set limits. " +
-			"Ask an administrator to grant \"" + api.ActionLimitOwn + "\".", false})
+		m = append(m, bannerMessage{text: "Read-only: you may watch traffic here, but your account is not allowed to set limits. " +
+			"Ask an administrator to grant \"" + api.ActionLimitOwn + "\"."})
 	}
 	if !u.downloadAvailable() {
 		reason := u.status.DownloadReason
 		if reason == "" {
 			reason = "the helper did not say why"
 		}
-		m = append(m, bannerMessage{"Download limits are not available on this system, so only uploads can be limited. Reason: " + reason, true})
+		m = append(m, bannerMessage{text: "Download limits are not available on this system, so only uploads can be limited. Reason: " + reason, warn: true})
 	}
 	if u.status.Paused {
-		m = append(m, bannerMessage{"Limits are paused: apps run at full speed until you resume them.", false})
+		m = append(m, bannerMessage{text: "Limits are paused: apps run at full speed until you resume them."})
 	}
 	return m
 }
 
 func (u *UI) updateBanner() {
 	msgs := u.bannerMessages()
-	key := fmt.Sprint(msgs)
+	var kb strings.Builder
+	for _, m := range msgs {
+		fmt.Fprintf(&kb, "%v %v %q;", m.warn, m.dismiss != nil, m.text)
+	}
+	key := kb.String()
 	if key == u.bannerKey {
 		return
 	}
@@ -479,7 +647,11 @@ func (u *UI) updateBanner() {
 		l.Wrapping = fyne.TextWrapWord
 		bg := canvas.NewRectangle(fill)
 		bg.CornerRadius = 4
-		u.banner.Add(container.NewStack(bg, container.NewBorder(nil, nil, container.NewCenter(icon), nil, l)))
+		var right fyne.CanvasObject
+		if m.dismiss != nil {
+			right = container.NewCenter(widget.NewButton("Got it", m.dismiss))
+		}
+		u.banner.Add(container.NewStack(bg, container.NewBorder(nil, nil, container.NewCenter(icon), right, l)))
 	}
 	u.root.Refresh() // the banner's height changed: lay out again
 }
@@ -492,12 +664,13 @@ func (u *UI) downloadAvailable() bool {
 	return u.state != stateConnected || u.status.Download != ""
 }
 
-// togglePause pauses or resumes the caller's limits.
-func (u *UI) togglePause() {
+// togglePause pauses or resumes the caller's limits; fromTray: the tray
+// asked.
+func (u *UI) togglePause(fromTray bool) {
 	paused := !u.status.Paused
 	u.call(func(ctx context.Context) error { return u.b.SetPaused(ctx, paused) }, func(err error) {
 		if err != nil {
-			u.notify("Could not " + map[bool]string{true: "pause", false: "resume"}[paused] + " limits: " + explain(err))
+			u.report(fromTray, "Could not "+map[bool]string{true: "pause", false: "resume"}[paused]+" limits", explain(err))
 			return
 		}
 		u.status.Paused = paused

@@ -169,6 +169,12 @@ func (h *helperBackend) SetPaused(ctx context.Context, paused bool) error {
 	return h.do(func(c *client.Client) error { return c.SetPaused(ctx, paused) })
 }
 
+// Running asks the bus whether the helper runs, without starting it.
+func (h *helperBackend) Running(ctx context.Context) (up bool, err error) {
+	err = h.do(func(c *client.Client) (err error) { up, err = c.Running(ctx); return })
+	return
+}
+
 // OnLimitsChanged subscribes fn now and on every reconnection; the window
 // subscribes once for its lifetime, so cancel only stops the current one.
 func (h *helperBackend) OnLimitsChanged(fn func()) func() {

@@ -8,18 +8,26 @@
 // --host manages another machine's helper over SSH (ssh -xT HOST
 // systemd-stdio-bridge, as systemctl -H does); --bus then names the bus
 // there.
+//
+// One instance runs per session: it owns the session-bus name
+// io.github.chadthrottle; launching ChadThrottle again shows its window
+// (a --hidden launch changes nothing) and exits 0. A window for another
+// machine (--host) is an instance of its own.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
+	"fyne.io/systray"
 
 	"github.com/chadthrottle/chadthrottle/assets"
 	"github.com/chadthrottle/chadthrottle/gui"
@@ -47,6 +55,29 @@ func main() {
 			os.Exit(2)
 		}
 	}
+	// the session bus: single instance, notifications, tray host
+	session, err := sessionBus(5 * time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chadthrottle: no session bus, so no single instance and no notifications:", err)
+	}
+	var activate <-chan struct{}
+	if session != nil && *host == "" {
+		activate, err = claimInstance(session, AppID, *hidden)
+		switch {
+		case errors.Is(err, errRunning):
+			if !*hidden {
+				fmt.Fprintln(os.Stderr, "chadthrottle: already running in this session: showed its window")
+			}
+			os.Exit(0)
+		case err != nil: // better a second window than none
+			fmt.Fprintln(os.Stderr, "chadthrottle: starting anyway:", err)
+		}
+	}
+	var notify gui.Notifier
+	if session != nil {
+		notify = &notifier{conn: session}
+	}
+
 	backend, closeBackend, err := newBackend(*bus, *host)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chadthrottle:", err)
@@ -68,6 +99,9 @@ func main() {
 	gui.Run(ctx, a, backend, gui.Options{
 		Hidden:        *hidden,
 		TrayAvailable: trayAvailable,
+		TrayOpened:    systray.TrayOpenedCh,
+		Activate:      activate,
+		Notifier:      notify,
 		Executable:    exe,
 		Host:          *host,
 		SwitchHost:    switcher(backend),

@@ -87,7 +87,13 @@ type trayHost struct {
 
 func startTrayHost(t *testing.T) *trayHost {
 	t.Helper()
-	h := &trayHost{addr: bustest.StartSessionBus(t).Address}
+	return startTrayHostOn(t, bustest.StartSessionBus(t).Address)
+}
+
+// startTrayHostOn puts a StatusNotifierWatcher on the bus at addr.
+func startTrayHostOn(t *testing.T, addr string) *trayHost {
+	t.Helper()
+	h := &trayHost{addr: addr}
 	conn, err := dbus.Connect(h.addr)
 	if err != nil {
 		t.Fatal(err)
