@@ -93,10 +93,14 @@ func TestTrafficTypes(t *testing.T) {
 			}
 			time.Sleep(2 * time.Second)
 			// Clamped from full speed: at most 25 % over; an undershoot
-			// while the sender recovers from the drops is allowed.
-			if got := e.rate(t, d.dir, 2*time.Second, l.PID); got > rate*1.25 || got < rate*0.4 {
-				t.Errorf("local-only limit: traffic to a local peer runs at %.0f B/s; want about %d", got, rate)
-			}
+			// while the sender recovers from the drops is allowed. On a
+			// loaded machine the first window can still hold the clamp's
+			// transient (1.54× seen in CI at load 5): then the next 3-s
+			// window must be within bounds (testenv.Settles).
+			got := e.rate(t, d.dir, 2*time.Second, l.PID)
+			testenv.Settles(t, "local-only limit on traffic to a local peer", got, func() float64 {
+				return e.rate(t, d.dir, 3*time.Second, l.PID)
+			}, rate, 0.4, 1.25)
 		})
 	}
 }
