@@ -96,6 +96,7 @@ func client(args []string) error {
 	udp := fs.Bool("udp", false, "UDP (send only)")
 	size := fs.Int("size", 64<<10, "write size (UDP datagram size)")
 	wait := fs.Bool("wait-stdin", false, "wait for a line on stdin before starting traffic")
+	hold := fs.Duration("hold", 0, "keep the connection open this long after the last write (≤ 10s), as a client awaiting an answer")
 	drain := fs.Bool("drain", false, "TCP send: before the last report, wait (≤ 10 s) until the peer acknowledged every byte, so total and retrans are final")
 	fs.Parse(args)
 	if *dur <= 0 || *dur > maxDuration {
@@ -103,6 +104,9 @@ func client(args []string) error {
 	}
 	if *size <= 0 || *size > len(buf) {
 		return fmt.Errorf("size %d out of range", *size)
+	}
+	if *hold < 0 || *hold > 10*time.Second {
+		return fmt.Errorf("hold %v out of range [0, 10s]", *hold)
 	}
 	fmt.Printf("pid %d\n", os.Getpid())
 	if *wait {
@@ -160,6 +164,7 @@ func client(args []string) error {
 			if *drain && *mode == "send" {
 				drained(c, 10*time.Second)
 			}
+			time.Sleep(*hold)
 			report(false)
 			report(true)
 			return nil
