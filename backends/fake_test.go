@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/backendtest"
 )
 
 // The fakes run the same conformance suite as the real backends, so tests

@@ -22,7 +22,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
@@ -63,7 +63,7 @@ func systemFiles(t testing.TB) []string {
 
 // kernelState lists the kernel objects a production helper (Tag "") owns:
 // its cgroup below the cgroup2 root, IFB devices and HTB roots in the root
-// network namespace (names and handles from backends/cgroupv2 and
+// network namespace (names and handles from backends/kernel/cgroupv2 and
 // backends/throttle/tc).
 func kernelState(t testing.TB) []string {
 	t.Helper()

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // TestRPM reads the .rpm that make package built with rpm itself: it holds

@@ -15,8 +15,8 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 const crashEnv = "CHADTHROTTLE_EBPF_CRASH_CHILD"

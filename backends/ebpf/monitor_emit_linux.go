@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // The emit step of Update: the snapshot of every known process.

@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Monitor is the descriptor of the "ebpf" monitor backend.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/backendtest"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // requireEBPF skips (fails under CI) without root and reports a kernel that

@@ -14,8 +14,8 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
-	"github.com/chadthrottle/chadthrottle/backends/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Upload is the descriptor of the "ebpf_cgroup" upload backend.

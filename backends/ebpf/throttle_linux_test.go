@@ -14,9 +14,9 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/backendtest"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // uploadBed is a bed with ctload senders in the local namespace, each

@@ -15,10 +15,10 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 func percentile(d []time.Duration, p float64) time.Duration {

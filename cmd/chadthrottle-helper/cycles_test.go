@@ -12,14 +12,14 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/engine"
-	"github.com/chadthrottle/chadthrottle/helper/polkit"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
-	"github.com/chadthrottle/chadthrottle/helper/server"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/engine"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/server"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // inProcess runs the helper's engine and server inside the test process

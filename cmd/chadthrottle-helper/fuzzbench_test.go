@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // TestBenchFuzzBusAsUser sends at least 100,000 random method calls with

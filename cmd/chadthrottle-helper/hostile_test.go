@@ -22,7 +22,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 var fakeBackends = []string{"--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download"}

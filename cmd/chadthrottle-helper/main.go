@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chadthrottle/chadthrottle/helper/server"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/server"
 )
 
 func main() {

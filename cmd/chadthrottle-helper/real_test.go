@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // realInstance is the production helper (real registry, auto selection

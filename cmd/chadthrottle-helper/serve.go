@@ -13,13 +13,13 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/engine"
-	"github.com/chadthrottle/chadthrottle/helper/polkit"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
-	"github.com/chadthrottle/chadthrottle/helper/server"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/engine"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/server"
 )
 
 func (c config) options() backends.Options {

@@ -37,7 +37,7 @@ func TestDeps(t *testing.T) {
 		for _, banned := range []string{
 			"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/cilium/ebpf",
 			"github.com/google/gopacket", "github.com/chadthrottle/chadthrottle/backends",
-			"github.com/chadthrottle/chadthrottle/helper/engine", "github.com/chadthrottle/chadthrottle/helper/server",
+			"github.com/chadthrottle/chadthrottle/helper/daemon/engine", "github.com/chadthrottle/chadthrottle/helper/daemon/server",
 		} {
 			if p == banned || strings.HasPrefix(p, banned+"/") {
 				t.Errorf("cmd/chadthrottle links %s", p)

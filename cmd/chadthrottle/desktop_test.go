@@ -15,8 +15,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // notificationServer is a minimal org.freedesktop.Notifications.

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // buildCmd builds another command of this module into dir.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // The GUI's test hooks (testhooks.go) are compiled in only with this build

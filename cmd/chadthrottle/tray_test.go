@@ -14,9 +14,9 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/gui"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // watcher is a minimal org.kde.StatusNotifierWatcher: it records the items

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chadthrottle/chadthrottle/helper/server"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/server"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // The man pages and completion scripts in packaging/ are generated from the

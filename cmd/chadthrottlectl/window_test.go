@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // The window attached to the remote helper over ssh: `chadthrottle --host`

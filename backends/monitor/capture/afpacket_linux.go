@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/chadthrottle/chadthrottle/backends/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // snapLen is how much of each packet is copied: enough for an IPv6 header

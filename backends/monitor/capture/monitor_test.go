@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/backendtest"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // startMonitor builds and starts a capture monitor on the bed's local

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Limits of the socket → process search.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 const iperfPort = "5301"

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/backendtest"
 )
 
 // TestFollowAcceptedSockets: connections a server limited after it started

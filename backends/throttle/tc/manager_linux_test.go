@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // TestManagerEndToEnd wires tc_htb, ifb_tc and the cgroup v2 placer into

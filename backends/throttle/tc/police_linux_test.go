@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/backendtest"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // TestPoliceProbe: the probe tries to create a police action in a scratch

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 )
 
 // inScratchNetns runs fn in a new, empty network namespace that disappears

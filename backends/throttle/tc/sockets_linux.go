@@ -9,8 +9,8 @@ import (
 	"strconv"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
-	"github.com/chadthrottle/chadthrottle/backends/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // sockKeys are the classifier map keys of a target's open sockets.

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/backendtest"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/backendtest"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // Ports of the ctload servers in the peer namespace.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // fakeProc is a /proc tree in a temporary directory.

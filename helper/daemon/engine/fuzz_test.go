@@ -8,7 +8,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // The seed corpora are in testdata/fuzz/<FuzzName> and run with go test.

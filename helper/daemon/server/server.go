@@ -24,10 +24,10 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/polkit"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
 )
 
-// Engine is what the server needs of helper/engine.
+// Engine is what the server needs of helper/daemon/engine.
 type Engine interface {
 	// Snapshot returns the latest 1 Hz view of all apps.
 	Snapshot() api.Snapshot

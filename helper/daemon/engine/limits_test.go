@@ -15,7 +15,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 const firefox = "/usr/lib/firefox/firefox"

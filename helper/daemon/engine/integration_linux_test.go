@@ -22,13 +22,13 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 	"github.com/chadthrottle/chadthrottle/backends/monitor/capture"
-	"github.com/chadthrottle/chadthrottle/backends/procnet"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/backends/throttle/tc"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // copyExe copies a program to a unique path, so a rule on it matches only

@@ -8,7 +8,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/polkit"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
 )
 
 var (

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // The engine's limiting calls, made by the D-Bus server for a caller

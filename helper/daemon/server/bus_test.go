@@ -14,8 +14,8 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/polkit"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 func TestMain(m *testing.M) {

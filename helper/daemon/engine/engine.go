@@ -2,7 +2,7 @@
 // into apps (one app per user and executable, named from the matching
 // .desktop file), turns the monitor's cumulative per-process counters into
 // 1 s rates, totals and a 60-sample history, and keeps limits applied:
-// per-app rules (persisted by helper/rules, applied to running processes at
+// per-app rules (persisted by helper/daemon/rules, applied to running processes at
 // once and to new ones within a second of their start) and per-process
 // limits (not persisted), through the backends.Manager.
 //
@@ -27,7 +27,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/rules"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // Errors the engine's methods wrap; the D-Bus server maps them to api.Err*

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/testenv"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // TestDumpAndLookup runs a dual-stack server and TCP/UDP clients in a test

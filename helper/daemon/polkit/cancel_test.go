@@ -12,8 +12,8 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/polkit"
-	"github.com/chadthrottle/chadthrottle/helper/server/bustest"
+	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // slowAuthority is a polkit authority that never answers until the check
