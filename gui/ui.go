@@ -2,9 +2,6 @@ package gui
 
 import (
 	"context"
-	"fmt"
-	"image/color"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +10,6 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/driver/desktop"
-	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -251,29 +247,6 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 	a.Run()
 }
 
-// startHidden decides whether the window stays hidden at start: when asked
-// to (--hidden or the setting) and a tray host shows the icon. --hidden
-// (the login autostart) keeps the window hidden without a tray host too:
-// popping a window open at every login is worse than waiting unseen
-// (nothing is polled then); a tray host that appears later shows the icon,
-// and launching ChadThrottle again shows the window. The setting alone,
-// with the app started by hand, shows the window when there is no tray.
-func (u *UI) startHidden() bool {
-	switch {
-	case u.opts.Hidden:
-		return true
-	case u.settings.StartHidden:
-		return u.tray != nil && u.trayAvailable()
-	}
-	return false
-}
-
-// setVisible records whether the window is shown (UI goroutine).
-func (u *UI) setVisible(v bool) {
-	u.visible = v
-	u.shown.Store(v)
-}
-
 // Start subscribes to the helper's signals and polls it until ctx ends:
 // every Interval while someone looks (the window is shown or the tray menu
 // opened lately), every SlowInterval while nobody looks but limits exist
@@ -352,88 +325,6 @@ func (u *UI) Start(ctx context.Context) {
 	}
 }
 
-// looking reports whether someone looks at the data: the window is shown
-// or the tray menu opened lately (any goroutine).
-func (u *UI) looking() bool {
-	return u.shown.Load() || time.Now().UnixNano() < u.trayOpenUntil.Load()
-}
-
-// pollWait is how long the poll loop waits for the next poll; 0 means
-// until something asks for one (any goroutine).
-func (u *UI) pollWait() time.Duration {
-	switch {
-	case u.looking():
-		return u.opts.Interval
-	case u.limitsSeen.Load() && u.trayAvailable():
-		return u.opts.SlowInterval
-	}
-	return 0
-}
-
-// helperRunning asks, without starting it, whether the helper runs; when
-// that cannot be told it answers true (one poll tells more).
-func (u *UI) helperRunning(ctx context.Context) bool {
-	cctx, cancel := context.WithTimeout(ctx, u.opts.CallTimeout)
-	defer cancel()
-	up, err := u.b.Running(cctx)
-	return up || err != nil
-}
-
-func (u *UI) requestPoll() {
-	select {
-	case u.pollNow <- struct{}{}:
-	default:
-	}
-}
-
-func (u *UI) trayAvailable() bool {
-	return u.tray != nil && u.opts.TrayAvailable != nil && u.opts.TrayAvailable()
-}
-
-// closeWindow hides to the tray when a tray host is there, else quits.
-func (u *UI) closeWindow() {
-	if u.trayAvailable() {
-		u.win.Hide()
-		u.setVisible(false)
-		return
-	}
-	u.app.Quit()
-}
-
-// showWindow brings the window up (tray "Open", another launch) and polls
-// at once: nothing may have been polled while it was hidden.
-func (u *UI) showWindow() {
-	if !u.visible {
-		u.setVisible(true)
-		u.redraw()
-		u.requestPoll()
-	}
-	u.win.Show()
-	u.win.RequestFocus()
-	u.sayNoTray()
-}
-
-// prefNoTraySaid records that the window explained how to get a tray.
-const prefNoTraySaid = "no-tray-notice-said"
-
-// sayNoTray explains once, in the window's banner, how to get a tray when
-// there is no tray host (UI goroutine).
-func (u *UI) sayNoTray() {
-	p := u.app.Preferences()
-	if u.noTrayNote || p.Bool(prefNoTraySaid) || u.trayAvailable() {
-		return
-	}
-	p.SetBool(prefNoTraySaid, true)
-	u.noTrayNote = true
-	u.updateBanner()
-}
-
-// NoTrayNotice is what the window says, once, when there is no tray host.
-const NoTrayNotice = "No system tray found. Without one, closing this window quits ChadThrottle, and when it starts at " +
-	"login it stays out of sight until you open it from the applications menu. On GNOME, install the AppIndicator " +
-	"extension (package gnome-shell-extension-appindicator) and turn it on in Extensions; KDE Plasma, Xfce, " +
-	"Cinnamon and MATE have a tray."
-
 func (u *UI) addShortcuts() {
 	c := u.win.Canvas()
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
@@ -457,89 +348,9 @@ func (u *UI) addShortcuts() {
 
 // build creates the widget tree.
 func (u *UI) build() fyne.CanvasObject {
-	// header: totals, graph, filter, pause, settings
-	u.totalDown = canvas.NewText("↓ –", colorDown)
-	u.totalDown.TextSize = 20
-	u.totalDown.TextStyle.Bold = true
-	u.totalUp = canvas.NewText("↑ –", colorUp)
-	u.totalUp.TextSize = 20
-	u.totalUp.TextStyle.Bold = true
-	u.totalGraph = NewGraph(fyne.NewSize(240, 46), false)
-	logo := canvas.NewImageFromResource(assets.AppIcon)
-	logo.SetMinSize(fyne.NewSize(40, 40))
-	logo.FillMode = canvas.ImageFillContain
-	u.filter = widget.NewEntry()
-	u.filter.SetPlaceHolder("Filter apps (Ctrl+F)")
-	u.filter.ActionItem = widget.NewIcon(theme.SearchIcon())
-	u.filter.OnChanged = func(s string) {
-		u.view.setFilter(s)
-		u.refreshList()
-	}
-	u.filter.OnSubmitted = func(string) { u.win.Canvas().Focus(u.list) }
-	u.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
-	settingsBtn := widget.NewButtonWithIcon("Settings", theme.SettingsIcon(), u.showSettings)
-	totals := container.NewVBox(
-		container.NewHBox(u.totalDown, widget.NewLabel(" "), u.totalUp),
-	)
-	header := container.NewBorder(nil, nil,
-		container.NewHBox(logo, totals, u.totalGraph),
-		container.NewHBox(container.New(fixedWidth{w: 250}, u.filter), u.pauseBtn, settingsBtn),
-	)
-
-	// column header: each title sorts by its column
-	cols := u.rowColumns()
-	hdr := []fyne.CanvasObject{layout.NewSpacer(), layout.NewSpacer()}
-	for c := Column(0); c < numColumns; c++ {
-		b := widget.NewButton(c.Title(), nil)
-		b.Importance = widget.LowImportance
-		b.Alignment = widget.ButtonAlignLeading
-		if c != ColName && c != ColLimit {
-			b.Alignment = widget.ButtonAlignTrailing
-		}
-		b.IconPlacement = widget.ButtonIconTrailingText
-		b.OnTapped = func() {
-			u.view.setSort(c)
-			u.updateSortButtons()
-			u.refreshList()
-		}
-		u.headerBtns = append(u.headerBtns, b)
-		hdr = append(hdr, b)
-	}
-	upHdr := widget.NewButton("Upload limit", func() { u.headerBtns[ColLimit].OnTapped() })
-	upHdr.Importance = widget.LowImportance
-	upHdr.Alignment = widget.ButtonAlignLeading
-	hdr = append(hdr, upHdr)
-	u.updateSortButtons()
-	colHeader := container.New(cols, hdr...)
-
-	u.list = widget.NewList(
-		func() int { return len(u.view.rows) },
-		u.newRow,
-		u.updateRow,
-	)
-	u.list.OnSelected = func(id widget.ListItemID) {
-		if id < 0 || id >= len(u.view.rows) {
-			return
-		}
-		u.touch()
-		u.selectApp(u.view.rows[id].ID)
-	}
-	u.list.OnUnselected = func(widget.ListItemID) {}
-
-	u.overlayTitle = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
-	u.overlayTitle.SizeName = theme.SizeNameSubHeadingText
-	u.overlayText = widget.NewLabel("")
-	u.overlayText.Alignment = fyne.TextAlignCenter
-	card := container.NewVBox(u.overlayTitle, u.overlayText,
-		container.NewCenter(widget.NewButtonWithIcon("Try again now", theme.ViewRefreshIcon(), func() {
-			u.needStatus.Store(true)
-			u.requestPoll()
-		})))
-	u.overlayBG = canvas.NewRectangle(theme.Color(theme.ColorNameBackground))
-	u.overlay = container.NewStack(u.overlayBG, container.NewCenter(card))
-	u.overlay.Hide()
-
-	listArea := container.NewBorder(colHeader, nil, nil, nil, u.list)
+	header := u.buildHeader()
+	listArea := container.NewBorder(u.buildColumnHeader(), nil, nil, nil, u.buildList())
+	u.buildOverlay()
 
 	u.det = newDetailsPane(u)
 	u.split = container.NewVSplit(listArea, u.det.root)
@@ -557,103 +368,39 @@ func (u *UI) build() fyne.CanvasObject {
 	return u.root
 }
 
-func (u *UI) updateSortButtons() {
-	for c, b := range u.headerBtns {
-		b.Icon = nil
-		if Column(c) == u.view.sortBy {
-			if u.view.asc {
-				b.Icon = theme.MenuDropUpIcon()
-			} else {
-				b.Icon = theme.MenuDropDownIcon()
-			}
+// buildList makes the app list.
+func (u *UI) buildList() fyne.CanvasObject {
+	u.list = widget.NewList(
+		func() int { return len(u.view.rows) },
+		u.newRow,
+		u.updateRow,
+	)
+	u.list.OnSelected = func(id widget.ListItemID) {
+		if id < 0 || id >= len(u.view.rows) {
+			return
 		}
-		b.Refresh()
+		u.touch()
+		u.selectApp(u.view.rows[id].ID)
 	}
+	u.list.OnUnselected = func(widget.ListItemID) {}
+	return u.list
 }
 
-// freezeTime is how long the row order stays put after the person
-// interacted with the list.
-const freezeTime = 4 * time.Second
-
-// touch keeps rows from re-sorting under the pointer for a moment.
-func (u *UI) touch() { u.freezeUntil = time.Now().Add(freezeTime) }
-
-// notify shows a transient message in the banner (UI goroutine).
-func (u *UI) notify(msg string) {
-	u.notice = msg
-	u.noticeUntil = time.Now().Add(12 * time.Second)
-	u.updateBanner()
-}
-
-// bannerMessage is one line of the banner.
-type bannerMessage struct {
-	text    string
-	warn    bool
-	dismiss func() // a "Got it" button calls it; nil: no button
-}
-
-// bannerMessages lists what the banner shows now, most important first.
-func (u *UI) bannerMessages() []bannerMessage {
-	var m []bannerMessage
-	if u.notice != "" && time.Now().Before(u.noticeUntil) {
-		m = append(m, bannerMessage{text: u.notice, warn: true})
-	}
-	if u.noTrayNote {
-		m = append(m, bannerMessage{text: NoTrayNotice, dismiss: func() {
-			u.noTrayNote = false
-			u.updateBanner()
-		}})
-	}
-	if u.state != stateConnected {
-		return m
-	}
-	if u.readOnly() {
-		m = append(m, bannerMessage{text: "Read-only: you may watch traffic here, but your account is not allowed to set limits. " +
-			"Ask an administrator to grant \"" + api.ActionLimitOwn + "\"."})
-	}
-	if !u.downloadAvailable() {
-		reason := u.status.DownloadReason
-		if reason == "" {
-			reason = "the helper did not say why"
-		}
-		m = append(m, bannerMessage{text: "Download limits are not available on this system, so only uploads can be limited. Reason: " + reason, warn: true})
-	}
-	if u.status.Paused {
-		m = append(m, bannerMessage{text: "Limits are paused: apps run at full speed until you resume them."})
-	}
-	return m
-}
-
-func (u *UI) updateBanner() {
-	msgs := u.bannerMessages()
-	var kb strings.Builder
-	for _, m := range msgs {
-		fmt.Fprintf(&kb, "%v %v %q;", m.warn, m.dismiss != nil, m.text)
-	}
-	key := kb.String()
-	if key == u.bannerKey {
-		return
-	}
-	u.bannerKey = key
-	u.banner.RemoveAll()
-	for _, m := range msgs {
-		icon := widget.NewIcon(theme.InfoIcon())
-		fill := color.NRGBA{R: 0x2f, G: 0x8c, B: 0xf0, A: 0x30}
-		if m.warn {
-			icon = widget.NewIcon(theme.WarningIcon())
-			fill = color.NRGBA{R: 0xff, G: 0x98, B: 0x00, A: 0x38}
-		}
-		l := widget.NewLabel(m.text)
-		l.Wrapping = fyne.TextWrapWord
-		bg := canvas.NewRectangle(fill)
-		bg.CornerRadius = 4
-		var right fyne.CanvasObject
-		if m.dismiss != nil {
-			right = container.NewCenter(widget.NewButton("Got it", m.dismiss))
-		}
-		u.banner.Add(container.NewStack(bg, container.NewBorder(nil, nil, container.NewCenter(icon), right, l)))
-	}
-	u.root.Refresh() // the banner's height changed: lay out again
+// buildOverlay makes the card shown over the list while the helper cannot
+// be reached.
+func (u *UI) buildOverlay() {
+	u.overlayTitle = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
+	u.overlayTitle.SizeName = theme.SizeNameSubHeadingText
+	u.overlayText = widget.NewLabel("")
+	u.overlayText.Alignment = fyne.TextAlignCenter
+	card := container.NewVBox(u.overlayTitle, u.overlayText,
+		container.NewCenter(widget.NewButtonWithIcon("Try again now", theme.ViewRefreshIcon(), func() {
+			u.needStatus.Store(true)
+			u.requestPoll()
+		})))
+	u.overlayBG = canvas.NewRectangle(theme.Color(theme.ColorNameBackground))
+	u.overlay = container.NewStack(u.overlayBG, container.NewCenter(card))
+	u.overlay.Hide()
 }
 
 func (u *UI) readOnly() bool {

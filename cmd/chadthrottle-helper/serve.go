@@ -85,41 +85,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
-	reply, err := conn.RequestName(api.BusName, dbus.NameFlagDoNotQueue)
-	if err != nil {
-		return fmt.Errorf("request bus name %s: %w", api.BusName, err)
-	}
-	if reply != dbus.RequestNameReplyPrimaryOwner {
-		return fmt.Errorf("bus name %s is taken (reply %d): another helper is running", api.BusName, reply)
+	if err := claimName(conn); err != nil {
+		return err
 	}
 	defer conn.ReleaseName(api.BusName)
 	log.Info("serving", "bus", cfg.bus, "name", api.BusName, "status", fmt.Sprintf("%+v", eng.Status(0)))
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
-	idle := idleTicker(cfg.idleExit)
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("stopping on signal")
-			return nil
-		case <-conn.Context().Done():
-			return errors.New("lost the bus connection")
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("engine: %w", err)
-			}
-			log.Info("engine stopped")
-			return nil
-		case <-idle:
-			if eng.Idle() && time.Since(srv.LastCall()) >= cfg.idleExit {
-				log.Info("exiting: idle with no limits and no clients", "idle", time.Since(srv.LastCall()).Round(time.Second))
-				return nil
-			}
-		}
-	}
+	return runUntilStopped(ctx, conn, eng, srv, cfg, log)
 }
 
 func idleTicker(d time.Duration) <-chan time.Time {
@@ -237,5 +209,47 @@ func lockInstance(ctx context.Context, path string, timeout time.Duration) (func
 			return nil, fmt.Errorf("instance lock %s: another helper holds it: %w", path, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// claimName takes the helper's bus name; another owner is an error.
+func claimName(conn *dbus.Conn) error {
+	reply, err := conn.RequestName(api.BusName, dbus.NameFlagDoNotQueue)
+	if err != nil {
+		return fmt.Errorf("request bus name %s: %w", api.BusName, err)
+	}
+	if reply != dbus.RequestNameReplyPrimaryOwner {
+		return fmt.Errorf("bus name %s is taken (reply %d): another helper is running", api.BusName, reply)
+	}
+	return nil
+}
+
+// runUntilStopped runs the engine until a signal, the loss of the bus, the
+// engine's end or, when idle exit is on, a long enough idle time.
+func runUntilStopped(ctx context.Context, conn *dbus.Conn, eng *engine.Engine, srv *server.Server, cfg config, log *slog.Logger) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx) }()
+	idle := idleTicker(cfg.idleExit)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping on signal")
+			return nil
+		case <-conn.Context().Done():
+			return errors.New("lost the bus connection")
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("engine: %w", err)
+			}
+			log.Info("engine stopped")
+			return nil
+		case <-idle:
+			if eng.Idle() && time.Since(srv.LastCall()) >= cfg.idleExit {
+				log.Info("exiting: idle with no limits and no clients", "idle", time.Since(srv.LastCall()).Round(time.Second))
+				return nil
+			}
+		}
 	}
 }

@@ -129,23 +129,7 @@ func client(args []string) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		p := buf[:*size]
-		for time.Now().Before(deadline) {
-			var n int
-			var err error
-			if *mode == "recv" {
-				n, err = c.Read(p)
-			} else {
-				n, err = c.Write(p)
-			}
-			total.Add(uint64(n))
-			if err != nil && !*udp {
-				return
-			}
-			if *limit > 0 && total.Load() >= uint64(*limit) {
-				return
-			}
-		}
+		move(c, *mode == "recv", *udp, buf[:*size], deadline, uint64(*limit), &total)
 	}()
 	enc := json.NewEncoder(os.Stdout)
 	tick := time.NewTicker(*interval)
@@ -206,6 +190,27 @@ func drained(c net.Conn, max time.Duration) {
 	for end := time.Now().Add(max); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		info, outq, ok := tcpInfo(c)
 		if !ok || (outq == 0 && info.Unacked == 0) {
+			return
+		}
+	}
+}
+
+// move writes (or with recv reads) p on c until deadline, an error (TCP)
+// or, when limit is not 0, limit bytes, counting them in total.
+func move(c net.Conn, recv, udp bool, p []byte, deadline time.Time, limit uint64, total *atomic.Uint64) {
+	for time.Now().Before(deadline) {
+		var n int
+		var err error
+		if recv {
+			n, err = c.Read(p)
+		} else {
+			n, err = c.Write(p)
+		}
+		total.Add(uint64(n))
+		if err != nil && !udp {
+			return
+		}
+		if limit > 0 && total.Load() >= limit {
 			return
 		}
 	}
