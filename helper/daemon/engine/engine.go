@@ -30,21 +30,22 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
-// Errors the engine's methods wrap; the D-Bus server maps them to api.Err*
-// names. A download limit asked for while no download backend is active
-// wraps backends.ErrDownloadUnavailable.
+// Errors the engine's methods wrap: the contract's kinds (helper/api
+// errors.go), which the D-Bus server sends by their D-Bus names. A
+// download limit asked for while no download backend is active wraps
+// backends.ErrDownloadUnavailable (and api.ErrNotHere).
 var (
 	// ErrInvalid: the caller's input is not acceptable; the message says why.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = api.ErrInvalid
 	// ErrNotFound: no such process, app or rule.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = api.ErrNoSuch
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine is closed")
 	// ErrNeedsManage: the change needs the manage permission (the limit
 	// was set by an administrator, or the process is not the caller's).
-	ErrNeedsManage = errors.New("needs the manage permission")
+	ErrNeedsManage = api.ErrNeedsManage
 	// ErrQuota: a user's bound on rules or limits is reached.
-	ErrQuota = errors.New("quota reached")
+	ErrQuota = api.ErrQuota
 )
 
 // Intervals of the sampling loop.
