@@ -52,7 +52,7 @@ func (l Limit) Check() error {
 	return nil
 }
 
-// Manager is the seed's ThrottleManager: it coordinates a required upload
+// Manager is the throttle manager: it coordinates a required upload
 // backend with an optional download backend and the Placer that gives every
 // limited target its own cgroup. It is safe for concurrent use.
 type Manager struct {

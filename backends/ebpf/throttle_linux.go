@@ -18,26 +18,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
-// Upload is the descriptor of the "ebpf_cgroup" upload backend.
-var Upload = &backends.Descriptor[backends.UploadThrottleBackend]{
-	Name:     "ebpf_cgroup",
-	Priority: backends.Best,
-	Probe:    func(backends.Options) error { return probeThrottle(egress) },
-	New: func(o backends.Options) (backends.UploadThrottleBackend, error) {
-		return NewUpload(o), nil
-	},
-}
-
-// Download is the descriptor of the "ebpf_cgroup" download backend.
-var Download = &backends.Descriptor[backends.DownloadThrottleBackend]{
-	Name:     "ebpf_cgroup",
-	Priority: backends.Best,
-	Probe:    func(backends.Options) error { return probeThrottle(ingress) },
-	New: func(o backends.Options) (backends.DownloadThrottleBackend, error) {
-		return NewDownload(o), nil
-	},
-}
-
 type direction int
 
 const (
