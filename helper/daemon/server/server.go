@@ -278,6 +278,27 @@ func (s *Server) authorizeOwner(msg dbus.Message, owner func() (uint32, error)) 
 	return c, done, action == api.ActionManage || c.uid == 0, nil
 }
 
+// ownerChange is the shape of a change to one owner's target (a limit,
+// a rule): authorize with limit-own when owner() is the caller's uid and
+// manage otherwise, then check the arguments (nothing is done when check
+// fails), then make the change with change.
+func (s *Server) ownerChange(msg dbus.Message, owner func() (uint32, error), check func() error, fn func(api.Caller) error) *dbus.Error {
+	c, done, admin, derr := s.authorizeOwner(msg, owner)
+	if derr != nil {
+		return derr
+	}
+	defer done()
+	if err := check(); err != nil {
+		return s.mapErr(err)
+	}
+	return s.change(c, msg, admin, fn)
+}
+
+// uidOwner is the owner of a change to uid's own targets.
+func uidOwner(uid uint32) func() (uint32, error) {
+	return func() (uint32, error) { return uid, nil }
+}
+
 // change runs an engine change as the caller. When the engine says it
 // needs manage (the limit was set by an administrator) and the call was
 // not authorized with it, manage is asked for (interactively when the
