@@ -359,3 +359,26 @@ type Placer interface {
 	// Cleanup releases every target.
 	Cleanup() error
 }
+
+// SafeName makes s usable in kernel object and file names (cgroups, target
+// ids): letters, digits, '-', '_' and '.' are kept, anything else becomes
+// '_'; never empty, "." or "..", at most 200 bytes.
+func SafeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := b.String()
+	if out == "" || out == "." || out == ".." {
+		out = "_" + out
+	}
+	if len(out) > 200 {
+		out = out[:200]
+	}
+	return out
+}

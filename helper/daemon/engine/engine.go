@@ -278,13 +278,7 @@ func (e *Engine) handleExecs() {
 	e.st.procsChanged = false
 	e.stateMu.Unlock()
 	if changed {
-		e.limMu.Lock()
-		notify := e.reconcileLocked()
-		e.publishLimitsLocked()
-		e.limMu.Unlock()
-		if notify {
-			e.notify()
-		}
+		e.reconcile()
 	}
 }
 
@@ -305,13 +299,7 @@ func (e *Engine) tick(now time.Time, sample, full bool) {
 		e.logOnce("scan", err)
 	}
 	if changed || e.dirty.Swap(false) {
-		e.limMu.Lock()
-		notify := e.reconcileLocked()
-		e.publishLimitsLocked()
-		e.limMu.Unlock()
-		if notify {
-			e.notify()
-		}
+		e.reconcile()
 	}
 	if sample {
 		e.followSockets()
@@ -484,4 +472,16 @@ func sortApps(apps []api.App) {
 		}
 		return a.ID < b.ID
 	})
+}
+
+// reconcile applies the desired limits after processes changed and tells
+// listeners when targets did.
+func (e *Engine) reconcile() {
+	e.limMu.Lock()
+	notify := e.reconcileLocked()
+	e.publishLimitsLocked()
+	e.limMu.Unlock()
+	if notify {
+		e.notify()
+	}
 }

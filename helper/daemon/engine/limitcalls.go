@@ -287,11 +287,7 @@ func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limi
 			return fmt.Errorf("limit process %d: %w", pid, err)
 		}
 	}
-	e.reconcileLocked()
-	e.publishLimitsLocked()
-	e.limMu.Unlock()
-	e.notify()
-	e.publish(time.Now())
+	e.commitAndUnlock()
 	return nil
 }
 
@@ -358,10 +354,6 @@ func (e *Engine) SetPaused(uid uint32, all bool, paused bool) error {
 		}
 		delete(e.lim.paused, uid)
 	}
-	e.reconcileLocked()
-	e.publishLimitsLocked()
-	e.limMu.Unlock()
-	e.notify()
-	e.publish(time.Now())
+	e.commitAndUnlock()
 	return nil
 }

@@ -164,7 +164,7 @@ func (e *Engine) publishLimitsLocked() {
 // short and safe in kernel object names.
 func appTargetID(k appKey) string {
 	sum := sha256.Sum256([]byte(k.exe))
-	base := sanitizeName(filepath.Base(k.exe))
+	base := backends.SafeName(filepath.Base(k.exe))
 	if len(base) > 16 {
 		base = base[:16]
 	}
@@ -172,22 +172,6 @@ func appTargetID(k appKey) string {
 }
 
 func pidTargetID(pid int, start uint64) string { return fmt.Sprintf("pid-%d-%d", pid, start) }
-
-func sanitizeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	if b.Len() == 0 {
-		return "_"
-	}
-	return b.String()
-}
 
 // toLimits converts a validated api.Limit.
 func toLimits(l api.Limit) backends.Limits {

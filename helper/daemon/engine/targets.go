@@ -254,10 +254,17 @@ func (e *Engine) dropTargetAndUnlock(id string) error {
 		rmErr = e.mgr.Remove(id)
 		delete(e.lim.applied, id)
 	}
+	e.commitAndUnlock()
+	return rmErr
+}
+
+// commitAndUnlock applies the desired limits (reconcile), publishes them,
+// releases limMu (held by the caller) and tells listeners and the
+// snapshot: the end of every limit change.
+func (e *Engine) commitAndUnlock() {
 	e.reconcileLocked()
 	e.publishLimitsLocked()
 	e.limMu.Unlock()
 	e.notify()
 	e.publish(time.Now())
-	return rmErr
 }
