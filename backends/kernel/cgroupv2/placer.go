@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Prefix names everything this package creates in the cgroup tree.
@@ -339,17 +340,11 @@ func ppidOf(pid int) int {
 	if err != nil {
 		return 0
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
+	st, err := procnet.ParseStat(b)
+	if err != nil {
 		return 0
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return st.PPID
 }
 
 func (p *Placer) save() error {
