@@ -57,7 +57,7 @@ func TestBenchHelperBus(t *testing.T) {
 		bed.StartServer(bed.Peer, "source", "[::]:5202", false)
 		in := realInstance(t, bus, bed, v.extra...)
 		if fake {
-			in.bin = buildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
+			in.bin = bustest.BuildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
 		}
 		h := in.start(t)
 		c, err := client.Connect(bus.Address)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,11 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(latencyChild())
 	}
 	code := m.Run()
-	buildMu.Lock()
-	for _, p := range builtBin {
-		os.RemoveAll(filepath.Dir(p))
-	}
-	buildMu.Unlock()
+	bustest.RemoveBuilt()
 	os.Exit(code)
 }
 
@@ -127,35 +122,6 @@ type remoteBed struct {
 	LocalHome string
 
 	sshdOut *testenv.Buffer
-}
-
-var (
-	buildMu  sync.Mutex
-	builtBin = map[string]string{}
-)
-
-// buildBinary builds a command of this module into a world-readable
-// directory (the workstation user runs it).
-func buildBinary(t testing.TB, pkg string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := builtBin[pkg]; ok {
-		return p
-	}
-	dir, err := os.MkdirTemp("", "chadthrottle-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = bustest.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	builtBin[pkg] = out
-	return out
 }
 
 func must(t testing.TB, name string, args ...string) {
@@ -282,7 +248,7 @@ func newRemoteBed(t testing.TB) *remoteBed {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.ctl = buildBinary(t, "./cmd/chadthrottlectl")
+	r.ctl = bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 	return r
 }
 
@@ -290,7 +256,7 @@ func newRemoteBed(t testing.TB) *remoteBed {
 // bed's veth in the remote namespace.
 func (r *remoteBed) startHelper(t testing.TB) {
 	t.Helper()
-	bin := buildBinary(t, "./cmd/chadthrottle-helper")
+	bin := bustest.BuildBinary(t, "./cmd/chadthrottle-helper")
 	tag := testenv.UniqueName("r")
 	runDir := t.TempDir()
 	// Registered first, so it runs after the helper is stopped: the

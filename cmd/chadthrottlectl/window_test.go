@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // The window attached to the remote helper over ssh: `chadthrottle --host`
@@ -22,7 +23,7 @@ import (
 func TestRemoteWindow(t *testing.T) {
 	testenv.RequireTool(t, "Xvfb", "xdotool", "import")
 	r := newRemoteBed(t)
-	gui := buildBinary(t, "./cmd/chadthrottle")
+	gui := bustest.BuildBinary(t, "./cmd/chadthrottle")
 	display := testenv.StartXvfb(t)
 	host := r.Host(r.Admin)
 

@@ -423,3 +423,22 @@ func StartSessionBus(t testing.TB) *Bus {
 	go io.Copy(io.Discard, out)
 	return &Bus{Address: strings.TrimSpace(line), Dir: dir, cmd: cmd}
 }
+
+// PolkitUsers installs the policy, adds three throwaway users — own,
+// allowed monitor and limit-own by a polkit rule; admin, allowed every
+// ChadThrottle action; none, with no rule (the policy's defaults apply) —
+// and starts polkitd on b.
+func PolkitUsers(t testing.TB, b *Bus) (own, admin, none User) {
+	t.Helper()
+	InstallPolicy(t)
+	own, admin, none = AddUser(t), AddUser(t), AddUser(t)
+	WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
+  if (action.id.indexOf("io.github.chadthrottle.") != 0) return polkit.Result.NOT_HANDLED;
+  if (subject.user == %q && action.id != %q) return polkit.Result.YES;
+  if (subject.user == %q) return polkit.Result.YES;
+  return polkit.Result.NOT_HANDLED;
+});
+`, own.Name, api.ActionManage, admin.Name))
+	StartPolkit(t, b)
+	return own, admin, none
+}
