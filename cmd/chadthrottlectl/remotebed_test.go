@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -236,18 +235,9 @@ func newRemoteBed(t testing.TB) *remoteBed {
 	}
 	r.sshdOut = &testenv.Buffer{}
 	exited := testenv.StartDaemon(t, "sshd", r.bed.Command(r.bed.Local, "/usr/sbin/sshd", "-D", "-e", "-f", sshdConf), r.sshdOut)
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(r.sshdOut.String(), "Server listening on") {
-		select {
-		case <-exited:
-			t.Fatalf("sshd exited at start:\n%s", r.sshdOut.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen:\n%s", r.sshdOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.AwaitDaemon(t, "sshd listening", exited, r.sshdOut, 15*time.Second, func() bool {
+		return strings.Contains(r.sshdOut.String(), "Server listening on")
+	})
 	r.ctl = bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 	return r
 }
@@ -276,44 +266,16 @@ func (r *remoteBed) startHelper(t testing.TB) {
 	out := &testenv.Buffer{}
 	cmd := r.bed.Command(r.bed.Local, bin, "--bus", r.bus.Address, "--state-dir", t.TempDir(), "--run-dir", runDir,
 		"--tag", tag, "--interface", r.bed.LocalDev)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("helper output:\n%s", out.String())
-		}
-	})
+	exited := testenv.StartDaemon(t, "helper", cmd, out)
 	c, err := client.Connect(r.bus.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if up, _ := c.Running(context.Background()); up {
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("helper exited at start:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("helper did not take its name:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.AwaitDaemon(t, "helper taking its name", exited, out, 20*time.Second, func() bool {
+		up, _ := c.Running(context.Background())
+		return up
+	})
 }
 
 // Host returns user@10.77.0.1:2222 for a remote user.
