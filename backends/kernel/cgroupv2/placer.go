@@ -28,7 +28,9 @@ import (
 // Prefix names everything this package creates in the cgroup tree.
 const Prefix = "chadthrottle"
 
-// DefaultRunDir keeps the record of where placed processes came from.
+// DefaultRunDir keeps the record of where placed processes came from
+// (api.RuntimeDir; the backends do not import the contract, a test of the
+// helper checks they agree).
 const DefaultRunDir = "/run/chadthrottle"
 
 // Mount returns the cgroup2 mount point from /proc/self/mountinfo.

@@ -25,7 +25,7 @@ import (
 )
 
 // DefaultDir is the helper's default state directory.
-const DefaultDir = "/var/lib/chadthrottle"
+const DefaultDir = api.StateDir
 
 // FileName is the name of the rules file in the state directory.
 const FileName = "rules.json"
