@@ -147,7 +147,7 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 		Monitor: mon, Manager: mgr, Rules: store,
 		Backends:   reg.Statuses(opts),
 		Interfaces: cfg.interfaces,
-		Logf:       func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
+		Log:        log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)

@@ -114,7 +114,7 @@ func TestBenchEngineCost(t *testing.T) {
 	mgr, _ := backends.NewManager(up, nil, nil, backends.NewFakePlacer())
 	store, _ := rules.Open(t.TempDir())
 	mon := &clockMonitor{FakeMonitor: backends.NewFakeMonitor(), now: time.Now()}
-	e, err := New(Config{Manager: mgr, Rules: store, Monitor: mon, Logf: t.Logf})
+	e, err := New(Config{Manager: mgr, Rules: store, Monitor: mon, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestBenchRealProcRuleLatency(t *testing.T) {
 		up := backends.NewFakeUpload()
 		mgr, _ := backends.NewManager(up, backends.NewFakeDownload(), nil, backends.NewFakePlacer())
 		store, _ := rules.Open(t.TempDir())
-		e, err := New(Config{Manager: mgr, Rules: store, NoProcConnector: noConn, Logf: t.Logf})
+		e, err := New(Config{Manager: mgr, Rules: store, NoProcConnector: noConn, Log: testLog(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

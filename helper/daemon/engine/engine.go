@@ -15,7 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"os"
 	"os/user"
 	"sort"
@@ -80,8 +80,9 @@ type Config struct {
 	// AppDirs); nil means ~/.local/share/applications and the user's
 	// Flatpak exports, from the passwd home directory.
 	UserAppDirs func(uid uint32) []string
-	// Logf logs problems the engine handles by itself; nil means log.Printf.
-	Logf func(format string, args ...any)
+	// Log receives what the engine handles by itself (warnings); nil
+	// means slog.Default().
+	Log *slog.Logger
 	// NoProcConnector turns off the proc connector: without it new
 	// processes are found by scanning /proc every ScanInterval only. The
 	// connector is used only with the real /proc.
@@ -96,7 +97,7 @@ type Engine struct {
 	store   *rules.Store
 	fs      procFS
 	desk    *desktopCache
-	logf    func(string, ...any)
+	log     *slog.Logger
 	self    int
 
 	// limMu serialises limit changes and the Manager calls; it is taken
@@ -140,13 +141,13 @@ func New(cfg Config) (*Engine, error) {
 		mgr:     cfg.Manager,
 		store:   cfg.Rules,
 		fs:      procFS{root: cfg.ProcRoot},
-		logf:    cfg.Logf,
+		log:     cfg.Log,
 		self:    os.Getpid(),
 		execs:   map[int]struct{}{},
 		wake:    make(chan struct{}, 1),
 	}
-	if e.logf == nil {
-		e.logf = log.Printf
+	if e.log == nil {
+		e.log = slog.Default()
 	}
 	e.desk = newDesktopCache(cfg.AppDirs, cfg.UserAppDirs, e.logf)
 	e.st.init()
@@ -484,4 +485,9 @@ func (e *Engine) reconcile() {
 	if notify {
 		e.notify()
 	}
+}
+
+// logf logs a warning the engine handled by itself.
+func (e *Engine) logf(format string, args ...any) {
+	e.log.Warn(fmt.Sprintf(format, args...))
 }

@@ -120,7 +120,7 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 	p2 := startProc(t, exe, "30")
 	origin := cgroupOfPID(t, p1.Process.Pid)
 
-	e, err := New(Config{Manager: mgr, Rules: store, Logf: t.Logf})
+	e, err := New(Config{Manager: mgr, Rules: store, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func newRealEngine(t *testing.T) (*testenv.Bed, *Engine, backends.UploadThrottle
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Config{Monitor: mon, Manager: mgr, Rules: store, Logf: t.Logf})
+	e, err := New(Config{Monitor: mon, Manager: mgr, Rules: store, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
