@@ -53,6 +53,9 @@ const (
 	KindMonitor  Kind = "monitor"
 	KindUpload   Kind = "upload"
 	KindDownload Kind = "download"
+	// KindPlacement is not a backend but how targets are recognised
+	// (Manager.PlacementMode), listed with the backends so status shows it.
+	KindPlacement Kind = "placement"
 )
 
 // TrafficType restricts a limit to some destinations (NetLimiter calls them zones).
@@ -280,6 +283,17 @@ type Target struct {
 	// Cgroup is the target's own cgroup, filled in by the manager's Placer
 	// before the throttlers see the target.
 	Cgroup Cgroup
+	// Exe and UID say which processes an app target is, for a placer that
+	// recognises them in the kernel: the executable's path and the
+	// effective uid they run as. Process targets leave them empty.
+	Exe string
+	UID uint32
+	// Tag is the target's number in the socket tagger
+	// (backends/kernel/socktarget), filled in by a TargetPlacer that tags
+	// sockets when they are created; 0 when sockets are not tagged.
+	// Throttlers key on it: a packet whose socket carries the tag is the
+	// target's.
+	Tag uint32
 }
 
 // Cgroup is a cgroup v2 directory.
@@ -358,6 +372,16 @@ type Placer interface {
 	Release(id string) error
 	// Cleanup releases every target.
 	Cleanup() error
+}
+
+// TargetPlacer is a Placer that needs the whole target (kind, executable)
+// and marks it instead of moving processes: PlaceTarget returns the target
+// with Tag (or Cgroup) filled in. The manager prefers it to Place.
+type TargetPlacer interface {
+	Placer
+	PlaceTarget(t Target) (Target, error)
+	// Mode names how targets are recognised, for status lines.
+	Mode() string
 }
 
 // SafeName makes s usable in kernel object and file names (cgroups, target

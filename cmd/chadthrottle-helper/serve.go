@@ -13,7 +13,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/engine"
@@ -129,11 +128,9 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 	}
 	placer := testPlacer(up)
 	if placer == nil {
-		p, err := cgroupv2.New(opts, cfg.runDir)
-		if err != nil {
-			return nil, fmt.Errorf("cgroup placement: %w", err)
+		if placer, err = placement(opts, cfg.runDir, log); err != nil {
+			return nil, err
 		}
-		placer = p
 	}
 	mgr, err := backends.NewManager(up, down, downWhy, placer)
 	if err != nil {
@@ -145,7 +142,7 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 	}
 	eng, err := engine.New(engine.Config{
 		Monitor: mon, Manager: mgr, Rules: store,
-		Backends:   reg.Statuses(opts),
+		Backends:   append(reg.Statuses(opts), placementStatuses(opts)...),
 		Interfaces: cfg.interfaces,
 		Log:        log,
 	})

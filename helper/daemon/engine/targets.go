@@ -17,6 +17,8 @@ import (
 type desired struct {
 	id     string
 	kind   backends.TargetKind
+	exe    string // app targets: the executable and uid their processes run
+	uid    uint32
 	pids   []int
 	starts []uint64
 	limits backends.Limits
@@ -116,16 +118,24 @@ func (e *Engine) processTargetsLocked() (out map[string]*desired, excluded map[i
 // processes except those excluded (and, for a rule a user set, those its
 // uid does not own). Needs limMu and stateMu.
 func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool) {
+	// With sockets tagged in the kernel an app's rule is applied before
+	// any of its processes runs: its first socket is the app's.
+	early := e.mgr.TagsAtCreation()
 	for key, r := range e.lim.rules {
 		a := e.st.apps[key]
-		if a == nil || len(a.pids) == 0 || e.lim.isPaused(key.uid, r.Admin) {
+		running := a != nil && len(a.pids) > 0
+		if (!running && (!early || key.bracketed())) || e.lim.isPaused(key.uid, r.Admin) {
 			continue
 		}
 		bl := e.effective(r.Limit)
 		if bl.IsZero() {
 			continue
 		}
-		d := &desired{id: appTargetID(key), kind: backends.TargetApp, limits: bl}
+		d := &desired{id: appTargetID(key), kind: backends.TargetApp, exe: key.exe, uid: key.uid, limits: bl}
+		if !running {
+			out[d.id] = d
+			continue
+		}
 		for pid := range a.pids {
 			if excluded[pid] || pid == 1 || pid == e.self {
 				continue
@@ -135,7 +145,7 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 			}
 			d.pids = append(d.pids, pid)
 		}
-		if len(d.pids) == 0 {
+		if len(d.pids) == 0 && !early {
 			continue
 		}
 		sort.Ints(d.pids)
@@ -215,7 +225,7 @@ func (e *Engine) applyLocked(d *desired) error {
 	pids, starts := d.pids, d.starts
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		t := backends.Target{ID: d.id, Kind: d.kind, PIDs: pids}
+		t := backends.Target{ID: d.id, Kind: d.kind, PIDs: pids, Exe: d.exe, UID: d.uid}
 		if err = e.mgr.Apply(t, d.limits); err == nil {
 			e.lim.applied[d.id] = appliedTarget{kind: d.kind, pids: pids, limits: d.limits}
 			return nil
