@@ -87,7 +87,8 @@ func appRule(t testing.TB, m *backends.Manager, path string, l backends.Limits) 
 }
 
 // copyExe copies the executable at path to a temporary file: another file,
-// so a rule on path does not match the copy (servers in the peer run one).
+// so a rule on path does not match the copy (servers in the peer run
+// one) and a rule on the copy matches nothing else.
 func copyExe(t testing.TB, path string) string {
 	t.Helper()
 	src, err := os.Open(path)
@@ -95,7 +96,7 @@ func copyExe(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	dst := filepath.Join(t.TempDir(), filepath.Base(path)+"-peer")
+	dst := filepath.Join(t.TempDir(), filepath.Base(path)+"-copy")
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +239,12 @@ func startIperfServer(t testing.TB, bed *testenv.Bed) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	time.Sleep(200 * time.Millisecond)
+}
+
+// readExe returns what /proc/PID/exe names.
+func readExe(pid int) string {
+	s, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return s
 }
 
 func mb(r float64) string { return fmt.Sprintf("%.2f MB/s", r/1e6) }

@@ -392,3 +392,17 @@ func exeKeys(exe string, uid uint32, pids []int) []socktargetExeKey {
 func kernelDev(dev uint64) uint32 {
 	return unix.Major(dev)<<20 | unix.Minor(dev)
 }
+
+// ProgramIDs returns the kernel ids of the tagger's programs, for
+// diagnostics and tests (a crashed helper's must be gone).
+func (t *Tagger) ProgramIDs() []ebpf.ProgramID {
+	var ids []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{t.objs.CtTagSock, t.objs.CtUntagSock, t.objs.CtFork, t.objs.CtExit} {
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
