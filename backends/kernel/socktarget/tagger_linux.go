@@ -368,29 +368,68 @@ func (t *Tagger) detachLocked() error {
 // a file that was replaced or deleted since), each with the app's uid.
 func exeKeys(exe string, uid uint32, pids []int) []socktargetExeKey {
 	var keys []socktargetExeKey
-	add := func(path string) {
-		var st unix.Stat_t
-		if err := unix.Stat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	add := func(path, mountinfo string) {
+		k, ok := fileKey(path, mountinfo)
+		if !ok {
 			return
 		}
-		k := socktargetExeKey{Ino: st.Ino, Dev: kernelDev(st.Dev), Uid: uid}
+		k.Uid = uid
 		if !containsKey(keys, k) {
 			keys = append(keys, k)
 		}
 	}
 	if p := strings.TrimSuffix(exe, " (deleted)"); strings.HasPrefix(p, "/") {
-		add(p)
+		add(p, "/proc/self/mountinfo")
 	}
 	for _, pid := range pids {
-		add("/proc/" + strconv.Itoa(pid) + "/exe")
+		dir := "/proc/" + strconv.Itoa(pid)
+		add(dir+"/exe", dir+"/mountinfo")
 	}
 	return keys
 }
 
-// kernelDev converts a stat device number to the kernel's internal
-// encoding (major << 20 | minor), which super_block.s_dev holds.
-func kernelDev(dev uint64) uint32 {
-	return unix.Major(dev)<<20 | unix.Minor(dev)
+// fileKey returns the identity the kernel program reads for the regular
+// file at path: its inode and its superblock's device (s_dev). stat's
+// device is the superblock's on most filesystems but not on btrfs, whose
+// subvolumes report devices of their own; the superblock's is the
+// major:minor mountinfo lists for the file's mount, found by mount id.
+func fileKey(path, mountinfo string) (socktargetExeKey, bool) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_TYPE|unix.STATX_MNT_ID, &st); err != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return socktargetExeKey{}, false
+	}
+	k := socktargetExeKey{Ino: st.Ino, Dev: st.Dev_major<<20 | st.Dev_minor}
+	if st.Mask&unix.STATX_MNT_ID != 0 {
+		if maj, min, ok := mountDevice(mountinfo, st.Mnt_id); ok {
+			k.Dev = maj<<20 | min
+		}
+	}
+	return k, true
+}
+
+// mountDevice returns the major:minor mountinfo lists for mount id.
+func mountDevice(mountinfo string, id uint64) (maj, min uint32, ok bool) {
+	b, err := os.ReadFile(mountinfo)
+	if err != nil {
+		return 0, 0, false
+	}
+	want := strconv.FormatUint(id, 10) + " "
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, want) {
+			continue
+		}
+		// id parent maj:min root mountpoint ...
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			return 0, 0, false
+		}
+		a, c, found := strings.Cut(f[2], ":")
+		x, err1 := strconv.ParseUint(a, 10, 32)
+		y, err2 := strconv.ParseUint(c, 10, 32)
+		return uint32(x), uint32(y), found && err1 == nil && err2 == nil
+	}
+	return 0, 0, false
 }
 
 // ProgramIDs returns the kernel ids of the tagger's programs, for
