@@ -123,6 +123,7 @@ type UI struct {
 	state       connState
 	stateDetail string
 	status      api.Status
+	placement   string // the helper's active placement mode ("" unknown)
 	perms       api.Permissions
 	permsKnown  bool
 	haveData    bool
