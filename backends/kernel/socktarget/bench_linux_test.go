@@ -44,28 +44,14 @@ func TestBenchSocketTags(t *testing.T) {
 
 // oldManager is newManager with the cgroup placer of the old path.
 func oldManager(t *testing.T, bed *testenv.Bed, p pair) *backends.Manager {
-	o := backends.Options{NetNS: testenv.Path(bed.Local), Tag: testenv.UniqueName("old")}
-	up, err := p.up.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	down, err := p.down.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := cgroupv2.New(o, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := backends.NewManager(up, down, nil, pl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Init(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Cleanup() })
-	return m
+	dir := t.TempDir()
+	return managerWith(t, bed, p, "old", func(o backends.Options) backends.Placer {
+		pl, err := cgroupv2.New(o, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pl
+	})
 }
 
 func benchAhead(t *testing.T, p pair, old bool) {

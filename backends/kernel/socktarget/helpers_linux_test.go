@@ -46,7 +46,20 @@ func requireTagger(t testing.TB) {
 // bed's local namespace and the socket tagger as its placer.
 func newManager(t testing.TB, bed *testenv.Bed, p pair) (*backends.Manager, *socktarget.Placer) {
 	t.Helper()
-	o := backends.Options{NetNS: testenv.Path(bed.Local), Tag: testenv.UniqueName("st")}
+	var pl *socktarget.Placer
+	m := managerWith(t, bed, p, "st", func(o backends.Options) backends.Placer {
+		pl = socktarget.NewPlacer(o)
+		return pl
+	})
+	return m, pl
+}
+
+// managerWith returns an initialised manager with p's throttlers on the
+// bed's local namespace and the placer place makes; it is cleaned up with
+// the test.
+func managerWith(t testing.TB, bed *testenv.Bed, p pair, tag string, place func(backends.Options) backends.Placer) *backends.Manager {
+	t.Helper()
+	o := backends.Options{NetNS: testenv.Path(bed.Local), Tag: testenv.UniqueName(tag)}
 	for _, probe := range []func(backends.Options) error{p.up.Probe, p.down.Probe} {
 		if err := probe(o); err != nil {
 			testenv.KernelLacks(t, p.name+" throttling", err)
@@ -60,8 +73,7 @@ func newManager(t testing.TB, bed *testenv.Bed, p pair) (*backends.Manager, *soc
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := socktarget.NewPlacer(o)
-	m, err := backends.NewManager(up, down, nil, pl)
+	m, err := backends.NewManager(up, down, nil, place(o))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +85,7 @@ func newManager(t testing.TB, bed *testenv.Bed, p pair) (*backends.Manager, *soc
 			t.Errorf("manager cleanup: %v", err)
 		}
 	})
-	return m, pl
+	return m
 }
 
 // appRule limits the executable at path (as uid 0) before it runs.
