@@ -184,7 +184,14 @@ func (t *Tagger) Set(tg backends.Target) (uint32, error) {
 	}
 	var err error
 	if tg.Kind == backends.TargetApp {
-		err = t.setExesLocked(e, exeKeys(tg.Exe, tg.UID, tg.PIDs))
+		keys := exeKeys(tg.Exe, tg.UID, tg.PIDs)
+		if len(keys) == 0 && len(tg.PIDs) > 0 {
+			err = fmt.Errorf("no executable file to recognise app %s by", tg.Exe)
+		} else {
+			// None for a rule on a program not installed (yet): its
+			// processes bring their files when the rule is re-applied.
+			err = t.setExesLocked(e, keys)
+		}
 	} else {
 		err = t.setPIDsLocked(e, tg.PIDs)
 	}
@@ -227,9 +234,6 @@ func (t *Tagger) Unset(id string) error {
 }
 
 func (t *Tagger) setExesLocked(e *entry, keys []socktargetExeKey) error {
-	if len(keys) == 0 {
-		return errors.New("no executable file to recognise the app by")
-	}
 	for _, k := range keys {
 		if err := t.objs.ExeTargets.Put(k, e.num); err != nil {
 			return fmt.Errorf("map executable (inode %d): %w", k.Ino, err)
