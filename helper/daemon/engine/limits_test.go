@@ -814,7 +814,10 @@ func TestUserLimitEndsWhenCredentialsChange(t *testing.T) {
 // first socket is then the app's), with the executable and uid that
 // recognise the app; without one, a rule waits for a process.
 func TestRuleAppliedBeforeProcessWithTags(t *testing.T) {
-	const absent = "/usr/bin/not-running"
+	absent, err := os.Executable() // installed, not among the fake processes
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := newBench(t, firefoxProcs, withTagPlacer())
 	if err := b.e.SetAppLimit(admin, absent, 1001, api.Limit{Down: 5000}); err != nil {
 		t.Fatal(err)
@@ -832,6 +835,13 @@ func TestRuleAppliedBeforeProcessWithTags(t *testing.T) {
 	}
 	if _, ok := b.tags.Target(id); ok {
 		t.Error("target left after the rule was removed")
+	}
+	const missing = "/usr/bin/not-installed-here"
+	if err := b.e.SetAppLimit(admin, missing, 1001, api.Limit{Down: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.tags.Target(appTargetID(appKey{uid: 1001, exe: missing})); ok {
+		t.Error("a rule on a program not installed was applied")
 	}
 
 	plain := newBench(t, firefoxProcs)

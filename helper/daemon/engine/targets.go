@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"sort"
 	"time"
@@ -119,12 +120,13 @@ func (e *Engine) processTargetsLocked() (out map[string]*desired, excluded map[i
 // uid does not own). Needs limMu and stateMu.
 func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool) {
 	// With sockets tagged in the kernel an app's rule is applied before
-	// any of its processes runs: its first socket is the app's.
+	// any of its processes runs (its first socket is the app's), when its
+	// executable is installed.
 	early := e.mgr.TagsAtCreation()
 	for key, r := range e.lim.rules {
 		a := e.st.apps[key]
 		running := a != nil && len(a.pids) > 0
-		if (!running && (!early || key.bracketed())) || e.lim.isPaused(key.uid, r.Admin) {
+		if (!running && (!early || !installed(key))) || e.lim.isPaused(key.uid, r.Admin) {
 			continue
 		}
 		bl := e.effective(r.Limit)
@@ -154,6 +156,16 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 		}
 		out[d.id] = d
 	}
+}
+
+// installed reports whether an app's executable is a file on this system,
+// so sockets of a process that runs it can be recognised.
+func installed(key appKey) bool {
+	if key.bracketed() {
+		return false
+	}
+	st, err := os.Stat(key.exe)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // reconcileLocked brings the manager in line with the limits: targets no
