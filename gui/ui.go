@@ -221,6 +221,7 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 		doWait:   fyne.DoAndWait,
 		host:     opts.Host,
 	}
+	u.view.hideIdle = !u.settings.ShowIdle
 	u.selectedID.Store("")
 	u.needStatus.Store(true)
 	u.shown.Store(true)

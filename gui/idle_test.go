@@ -1,0 +1,82 @@
+package gui
+
+import (
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// TestHideIdle: by default the list leaves out apps without a limit or
+// rule that moved no bytes for IdleAfter (as the window saw them), shows
+// them again when they move bytes or while a filter is typed, and the
+// Settings check box "Show idle apps" lists everything (remembered).
+func TestHideIdle(t *testing.T) {
+	apps := []api.App{
+		{ID: "1000:/usr/bin/firefox", Name: "Firefox", Exe: "/usr/bin/firefox", UID: 1000, RxRate: 5000, RxBytes: 1e6},
+		{ID: "1000:/usr/bin/sleepy", Name: "Sleepy", Exe: "/usr/bin/sleepy", UID: 1000, RxBytes: 4000},
+		{ID: "1000:/usr/bin/never", Name: "Never", Exe: "/usr/bin/never", UID: 1000},
+		{ID: "1000:/usr/bin/ruled", Name: "Ruled", Exe: "/usr/bin/ruled", UID: 1000, Rule: true, Limit: api.Limit{Down: 1000}},
+	}
+	fx := newFixture(t, apps)
+	clock := time.Now()
+	fx.ui.view.now = func() time.Time { return clock }
+	names := func() (out []string) {
+		for _, r := range fx.ui.view.rows {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	has := func(name string) bool {
+		for _, n := range names() {
+			if n == name {
+				return true
+			}
+		}
+		return false
+	}
+	// Sleepy moved bytes before the window saw it: active for now; Never
+	// never moved a byte: hidden at once.
+	if !has("Firefox") || !has("Sleepy") || !has("Ruled") || has("Never") {
+		t.Fatalf("at start: rows %v", names())
+	}
+	if got := fx.ui.countLabel.Text; got != "3 of 4 apps" {
+		t.Errorf("count %q", got)
+	}
+	// Four minutes on: Sleepy's bytes did not change; Firefox's did.
+	clock = clock.Add(4 * time.Minute)
+	apps[0].RxBytes += 1e6
+	fx.fake.SetApps(apps)
+	fx.poll()
+	if !has("Firefox") || has("Sleepy") || !has("Ruled") {
+		t.Fatalf("after 4 idle minutes: rows %v", names())
+	}
+	// A search finds idle apps.
+	test.Type(fx.ui.hdr.filter, "sle")
+	fx.drain()
+	if got := names(); len(got) != 1 || got[0] != "Sleepy" {
+		t.Errorf("filter 'sle': rows %v", got)
+	}
+	fx.ui.hdr.filter.SetText("")
+	fx.drain()
+	// Sleepy moves bytes again: back at once.
+	apps[1].TxBytes = 10
+	fx.fake.SetApps(apps)
+	fx.poll()
+	if !has("Sleepy") {
+		t.Errorf("Sleepy moved bytes but stays hidden: %v", names())
+	}
+	// The setting lists every app, and is remembered.
+	s := fx.ui.settings
+	s.ShowIdle = true
+	fx.ui.applySettings(s)
+	fx.drain()
+	if len(names()) != 4 {
+		t.Errorf("show idle: rows %v", names())
+	}
+	if !loadSettings(fx.app.Preferences()).ShowIdle {
+		t.Error("show idle apps not remembered")
+	}
+}
