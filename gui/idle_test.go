@@ -1,10 +1,12 @@
 package gui
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
@@ -78,5 +80,61 @@ func TestHideIdle(t *testing.T) {
 	}
 	if !loadSettings(fx.app.Preferences()).ShowIdle {
 		t.Error("show idle apps not remembered")
+	}
+}
+
+// TestDetailTablesSort: a click on a column title of the processes or
+// connections table sorts by it (numbers largest first, text A–Z first), a
+// second click flips the order, and new details keep the chosen order.
+func TestDetailTablesSort(t *testing.T) {
+	fx := newFixture(t, testApps())
+	fx.fake.SetDetails(api.AppDetails{
+		App: api.App{ID: "1000:/usr/bin/firefox", Name: "Firefox"},
+		Processes: []api.Process{
+			{PID: 30, Comm: "b", RxRate: 10}, {PID: 10, Comm: "c", RxRate: 300}, {PID: 20, Comm: "a", RxRate: 20},
+		},
+		Connections: []api.Connection{
+			{PID: 10, Proto: "tcp", Remote: "b.example:443", TxRate: 5}, {PID: 20, Proto: "udp", Remote: "a.example:53", TxRate: 50},
+		},
+	})
+	fx.ui.apps.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
+	fx.poll()
+	d := fx.ui.det
+	pids := func() (out []int32) {
+		for _, p := range d.d.Processes {
+			out = append(out, p.PID)
+		}
+		return out
+	}
+	header := func(tb *widget.Table, col int) *widget.Button {
+		b := tb.CreateHeader().(*widget.Button)
+		tb.UpdateHeader(widget.TableCellID{Row: -1, Col: col}, b)
+		return b
+	}
+	if got := pids(); !slices.Equal(got, []int32{30, 10, 20}) {
+		t.Fatalf("unsorted: the helper's order expected, got %v", got)
+	}
+	test.Tap(header(d.procs, 3)) // Download: largest first
+	if got := pids(); !slices.Equal(got, []int32{10, 20, 30}) {
+		t.Errorf("by download: %v", got)
+	}
+	if b := header(d.procs, 3); b.Text != "Download ▼" {
+		t.Errorf("sorted column title %q", b.Text)
+	}
+	test.Tap(header(d.procs, 3)) // again: smallest first
+	if got := pids(); !slices.Equal(got, []int32{30, 20, 10}) {
+		t.Errorf("by download, flipped: %v", got)
+	}
+	test.Tap(header(d.procs, 1)) // Process name: A–Z
+	if got := pids(); !slices.Equal(got, []int32{20, 30, 10}) {
+		t.Errorf("by name: %v", got)
+	}
+	fx.poll() // new details keep the order
+	if got := pids(); !slices.Equal(got, []int32{20, 30, 10}) {
+		t.Errorf("after a poll: %v", got)
+	}
+	test.Tap(header(d.conns, 2)) // Remote: A–Z
+	if d.d.Connections[0].Remote != "a.example:53" {
+		t.Errorf("connections by remote: %+v", d.d.Connections)
 	}
 }
