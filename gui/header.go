@@ -55,6 +55,8 @@ func (u *UI) buildColumnHeader() fyne.CanvasObject {
 		b.IconPlacement = widget.ButtonIconTrailingText
 		b.OnTapped = func() {
 			u.view.setSort(c)
+			u.app.Preferences().SetInt(prefSortBy, int(u.view.sortBy))
+			u.app.Preferences().SetBool(prefSortAsc, u.view.asc)
 			u.updateSortButtons()
 			u.refreshList()
 		}

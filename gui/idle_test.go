@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
@@ -136,5 +137,41 @@ func TestDetailTablesSort(t *testing.T) {
 	test.Tap(header(d.conns, 2)) // Remote: A–Z
 	if d.d.Connections[0].Remote != "a.example:53" {
 		t.Errorf("connections by remote: %+v", d.d.Connections)
+	}
+}
+
+// TestLayoutRemembered: the window's size, the list's sort and the split
+// position chosen in one run are there in the next (same preferences);
+// nonsense in the preferences falls back to the defaults.
+func TestLayoutRemembered(t *testing.T) {
+	fx := newFixture(t, testApps())
+	u := fx.ui
+	u.apps.headerBtns[ColName].OnTapped() // sort by name, A–Z
+	u.win.Resize(fyne.NewSize(1024, 640))
+	u.split.Offset = 0.4
+	u.closeWindow()
+	fx.drain()
+
+	u2 := New(fx.app, fx.fake, Options{TrayAvailable: func() bool { return true }})
+	if s := u2.win.Canvas().Size(); s.Width != 1024 || s.Height != 640 {
+		t.Errorf("size %v, want 1024×640", s)
+	}
+	if u2.view.sortBy != ColName || !u2.view.asc {
+		t.Errorf("sort %v asc %v, want name A–Z", u2.view.sortBy, u2.view.asc)
+	}
+	if u2.split.Offset != 0.4 {
+		t.Errorf("split %v, want 0.4", u2.split.Offset)
+	}
+
+	p := fx.app.Preferences()
+	p.SetFloat(prefWidth, -5)
+	p.SetInt(prefSortBy, 99)
+	p.SetFloat(prefSplit, 7)
+	u3 := New(fx.app, fx.fake, Options{TrayAvailable: func() bool { return true }})
+	if s := u3.win.Canvas().Size(); s != defaultSize {
+		t.Errorf("bad size kept: %v", s)
+	}
+	if u3.split.Offset != 0.62 || u3.view.sortBy != ColDown {
+		t.Errorf("bad split or sort kept: %v %v", u3.split.Offset, u3.view.sortBy)
 	}
 }
