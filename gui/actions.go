@@ -42,6 +42,8 @@ func (u *UI) showSettings() {
 	for _, t := range trafficLabels {
 		tl = append(tl, t.label)
 	}
+	showIdle := widget.NewCheck("Show idle apps (no limit, no traffic for 3 minutes)", nil)
+	showIdle.SetChecked(u.settings.ShowIdle)
 	traffic := widget.NewSelect(tl, nil)
 	traffic.SetSelected(trafficLabel(u.settings.Traffic))
 	items := []*widget.FormItem{
@@ -49,6 +51,7 @@ func (u *UI) showSettings() {
 		widget.NewFormItem("Login", autostart),
 		widget.NewFormItem("Tray", hidden),
 		widget.NewFormItem("New limits apply to", traffic),
+		widget.NewFormItem("App list", showIdle),
 	}
 	items[3].HintText = "Which traffic a new limit counts: everything, Internet or the local network."
 	var machine *widget.SelectEntry
@@ -69,6 +72,7 @@ func (u *UI) showSettings() {
 			Autostart:   autostart.Checked,
 			StartHidden: hidden.Checked,
 			Traffic:     trafficValue(traffic.Selected),
+			ShowIdle:    showIdle.Checked,
 		}
 		u.applySettings(s)
 		if machine != nil {
@@ -101,14 +105,14 @@ func (u *UI) switchHost(host string) {
 	}
 	u.host = host
 	u.win.SetTitle(u.title())
-	u.status, u.perms, u.permsKnown, u.haveData = api.Status{}, api.Permissions{}, false, false
+	u.conn.status, u.conn.perms, u.conn.permsKnown, u.conn.haveData = api.Status{}, api.Permissions{}, false, false
 	u.lastSnap, u.snapTime = api.Snapshot{}, 0
 	u.totals = history{}
 	u.details = api.AppDetails{}
 	u.selected = ""
 	u.selectedID.Store("")
 	u.view.setApps(nil)
-	u.list.UnselectAll()
+	u.apps.list.UnselectAll()
 	u.det.clear()
 	u.setState(stateConnecting, "")
 	u.redraw()
@@ -135,12 +139,16 @@ func (u *UI) applySettings(s Settings) {
 			u.notify("Could not change starting at login: " + err.Error())
 		}
 	}
-	u.list.Refresh()
-	u.totalGraph.SetSamples(u.totals.s, s.Unit)
+	if s.ShowIdle != old.ShowIdle {
+		u.view.setHideIdle(!s.ShowIdle)
+		u.refreshList()
+	}
+	u.apps.list.Refresh()
+	u.hdr.totalGraph.SetSamples(u.totals.s, s.Unit)
 	if u.det.d != nil && u.selected != "" {
 		u.det.show(u.det.d)
 	}
-	u.trayState.limitsChanged = true
+	u.trayS.trayState.limitsChanged = true
 	u.refreshTray(true)
 }
 

@@ -22,8 +22,8 @@ func TestStatusLineNamesPlacement(t *testing.T) {
 		})
 		fx.ui.needStatus.Store(true)
 		fx.poll()
-		if !strings.Contains(fx.ui.statusLine.Text, c.want) {
-			t.Errorf("placement %s: status line = %q, want %q in it", c.mode, fx.ui.statusLine.Text, c.want)
+		if !strings.Contains(fx.ui.conn.statusLine.Text, c.want) {
+			t.Errorf("placement %s: status line = %q, want %q in it", c.mode, fx.ui.conn.statusLine.Text, c.want)
 		}
 	}
 }

@@ -35,7 +35,12 @@ func (d direction) String() string {
 // rowColumns is the shared layout of header and rows: limit mark, icon,
 // name (flexible), rates, totals, download limit, upload limit.
 func (u *UI) rowColumns() *columns {
-	return &columns{widths: []float32{4, 32, 190, 92, 92, 100, 100, 265, 265}, flex: 2, gap: 6}
+	return &columns{
+		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265},
+		mins:     []float32{4, 32, 120, 78, 78, 100, 100, 180, 180},
+		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
+		flex:     2, gap: 6,
+	}
 }
 
 // appRow is one recycled row of the app list; id says which app it shows
@@ -154,7 +159,7 @@ func (r *appRow) newLimitControl(d direction) *limitControl {
 		r.u.edit(r.id, d, lim)
 		r.u.flushNow(r.id)
 	}
-	c.box = container.New(&columns{widths: []float32{170, 89}, flex: 0, gap: 6}, c.slider, c.entry)
+	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{85, 89}, flex: 0, gap: 6}, c.slider, c.entry)
 	return c
 }
 
@@ -202,7 +207,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	r.id = a.ID
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
-	if on && !u.status.Paused {
+	if on && !u.conn.status.Paused {
 		r.mark.FillColor = colorMark
 	} else {
 		r.mark.FillColor = color.Transparent
@@ -227,7 +232,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	if on {
 		sub += " · limited"
-		if u.status.Paused {
+		if u.conn.status.Paused {
 			sub += " (paused)"
 		}
 	}
@@ -251,7 +256,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	setCanvasText(r.totUp, FormatBytes(a.TxBytes), fg)
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
-	ro := u.readOnly() || u.state != stateConnected || a.Exe == ""
+	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
 	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
 	r.limUp.show(lim.Up, !ro, editing)
 }
@@ -293,18 +298,18 @@ func setCanvasText(t *canvas.Text, s string, c color.Color) {
 // refreshList redraws the visible rows and keeps the selection on the
 // same app after sorting or filtering.
 func (u *UI) refreshList() {
-	u.list.Refresh()
+	u.apps.list.Refresh()
 	setText(u.countLabel, u.countText())
 	if u.selected == "" {
 		return
 	}
 	if i := u.view.index(u.selected); i >= 0 {
-		u.list.Select(i)
+		u.apps.list.Select(i)
 	}
 }
 
 func (u *UI) countText() string {
-	if u.state != stateConnected {
+	if u.conn.state != stateConnected {
 		return "" // the last answer's count would be stale
 	}
 	n, all := len(u.view.rows), len(u.view.all)
@@ -426,7 +431,7 @@ func (u *UI) flush(id string, seq int) {
 		} else {
 			u.setLocalLimit(id, lim)
 		}
-		u.list.Refresh()
+		u.apps.list.Refresh()
 	})
 	u.requestPoll()
 }
@@ -447,5 +452,5 @@ func (u *UI) setLocalLimit(id string, lim api.Limit) {
 			u.view.rows[i].Limit = lim
 		}
 	}
-	u.trayState.limitsChanged = true
+	u.trayS.trayState.limitsChanged = true
 }

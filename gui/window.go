@@ -68,12 +68,13 @@ func (u *UI) trayAvailable() bool {
 
 // closeWindow hides to the tray when a tray host is there, else quits.
 func (u *UI) closeWindow() {
+	u.saveLayout()
 	if u.trayAvailable() {
 		u.win.Hide()
 		u.setVisible(false)
 		return
 	}
-	u.app.Quit()
+	u.quit()
 }
 
 // showWindow brings the window up (tray "Open", another launch) and polls
@@ -96,11 +97,11 @@ const prefNoTraySaid = "no-tray-notice-said"
 // there is no tray host (UI goroutine).
 func (u *UI) sayNoTray() {
 	p := u.app.Preferences()
-	if u.noTrayNote || p.Bool(prefNoTraySaid) || u.trayAvailable() {
+	if u.bnr.noTrayNote || p.Bool(prefNoTraySaid) || u.trayAvailable() {
 		return
 	}
 	p.SetBool(prefNoTraySaid, true)
-	u.noTrayNote = true
+	u.bnr.noTrayNote = true
 	u.updateBanner()
 }
 
