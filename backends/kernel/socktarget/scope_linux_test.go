@@ -88,7 +88,7 @@ func watchCgroup(t *testing.T, want string, pids func() []int, stop <-chan struc
 }
 
 // TestLimitedProcessesStayInScope: a process limited by pid (and a child it
-// forks while limited) or by app rule keeps its scope in /proc/PID/cgroup
+// forks while limited, also once the parent exited) or by app rule keeps its scope in /proc/PID/cgroup
 // the whole time, the limit bites at the receiver (within 10 %), and
 // unlimit leaves it where it started; a process that execs another program
 // leaves the first program's rule for the second's.
@@ -114,7 +114,7 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			// By pid: a shell, limited, forks the download afterwards.
 			gate := filepath.Join(t.TempDir(), "gate")
 			shPID := filepath.Join(t.TempDir(), "pid")
-			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 4s -interval 250ms`, ctload, addr, shPID, gate)
+			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 5s -interval 250ms`, ctload, addr, shPID, gate)
 			loaded := make(chan *testenv.Load, 1)
 			go func() { loaded <- testenv.StartLoad(t, sh) }()
 			pid := readPID(t, shPID)
@@ -134,6 +134,13 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 			checkRate(t, "limited by pid", load, limit)
+			// The parent exits before unlimit: the child stays limited
+			// and in the scope.
+			syscall.Kill(pid, syscall.SIGKILL)
+			checkRate(t, "child of an exited limited parent", load, limit)
+			if cg := cgroupOf(load.PID); cg != rel {
+				t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, rel)
+			}
 			if err := m.Remove(id); err != nil {
 				t.Fatal(err)
 			}
