@@ -27,7 +27,7 @@ func TestExecTakesNewAppsRule(t *testing.T) {
 	appRule(t, m, ctB, backends.Limits{Down: backends.Limit{Rate: rateB}})
 	// As A: 1 MB over a socket bash opens itself (/dev/tcp), read by a
 	// child from the inherited descriptor; then exec B.
-	script := `exec 3</dev/tcp/` + bed.PeerIP + `/5201 && head -c 1000000 <&3 >/dev/null && exec 3<&- && exec "$0" client -mode recv -connect "$1" -duration 3s -interval 250ms`
+	script := `exec 3</dev/tcp/` + bed.PeerIP + `/5201 && head -c 1000000 <&3 >/dev/null && exec 3<&- && exec "$0" client -mode recv -connect "$1" -duration 5s -interval 250ms`
 	start := time.Now()
 	load := testenv.StartLoad(t, bed.Command(bed.Local, bashA, "-c", script, ctB, bed.PeerIP+":5201"))
 	asA := time.Since(start)
@@ -40,5 +40,4 @@ func TestExecTakesNewAppsRule(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	checkRate(t, "after exec, under app B's rule", load, rateB)
-	load.Wait()
 }

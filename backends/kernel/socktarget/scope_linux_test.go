@@ -114,7 +114,7 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			// By pid: a shell, limited, forks the download afterwards.
 			gate := filepath.Join(t.TempDir(), "gate")
 			shPID := filepath.Join(t.TempDir(), "pid")
-			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 5s -interval 250ms`, ctload, addr, shPID, gate)
+			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, addr, shPID, gate)
 			loaded := make(chan *testenv.Load, 1)
 			go func() { loaded <- testenv.StartLoad(t, sh) }()
 			pid := readPID(t, shPID)
@@ -149,14 +149,12 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 					t.Errorf("after unlimit process %d is in %s, it started in %s", p, cg, rel)
 				}
 			}
-			load.Wait()
 
 			// By app rule, before the program starts.
 			rid := appRule(t, m, ctload, backends.Limits{Down: backends.Limit{Rate: limit}})
-			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "3s", "-interval", "250ms"))
+			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "5s", "-interval", "250ms"))
 			time.Sleep(time.Second)
 			checkRate(t, "limited by app rule", load, limit)
-			load.Wait()
 			if err := m.Remove(rid); err != nil {
 				t.Fatal(err)
 			}
@@ -191,11 +189,12 @@ func waitCgroup(t *testing.T, pid int, want string) {
 	t.Fatalf("process %d is in %q, not %q", pid, cgroupOf(pid), want)
 }
 
-// checkRate checks the load's rate over the next second against limit
-// (receiver side, within 10 %, a second look allowed for a transient).
+// checkRate checks the load's rate over the next 2 s against limit
+// (receiver side, within 10 %, a second look allowed for a transient: the
+// eBPF download policer swings by ±20 % over single seconds here).
 func checkRate(t *testing.T, what string, load *testenv.Load, limit float64) {
 	t.Helper()
-	got := load.RateOver(t, time.Second)
-	testenv.Settles(t, what, got, func() float64 { return load.RateOver(t, time.Second) }, limit, 0.85, 1.10)
+	got := load.RateOver(t, 2*time.Second)
+	testenv.Settles(t, what, got, func() float64 { return load.RateOver(t, 2*time.Second) }, limit, 0.85, 1.10)
 	t.Logf("%s: %s (limit %s)", what, mb(got), mb(limit))
 }
