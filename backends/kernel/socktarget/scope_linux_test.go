@@ -150,6 +150,8 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 				}
 			}
 
+			syscall.Kill(load.PID, syscall.SIGKILL) // unlimited now: not to crowd the next part
+
 			// By app rule, before the program starts.
 			rid := appRule(t, m, ctload, backends.Limits{Down: backends.Limit{Rate: limit}})
 			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "5s", "-interval", "250ms"))
