@@ -16,13 +16,23 @@ import (
 //     out of their systemd scope; only for kernels that cannot tag.
 const placementCgroup = "cgroup"
 
-// placement returns the placer of the best mode the kernel allows.
-func placement(opts backends.Options, runDir string, log *slog.Logger) (backends.Placer, error) {
-	err := socktarget.Probe()
-	if err == nil {
-		return socktarget.NewPlacer(opts), nil
+// placement returns the placer of mode (--placement): auto is the best
+// mode the kernel allows.
+func placement(mode string, opts backends.Options, runDir string, log *slog.Logger) (backends.Placer, error) {
+	switch mode {
+	case "", "auto", socktarget.Mode:
+		err := socktarget.Probe()
+		if err == nil {
+			return socktarget.NewPlacer(opts), nil
+		}
+		if mode == socktarget.Mode {
+			return nil, fmt.Errorf("placement %s: %w", mode, err)
+		}
+		log.Warn("the kernel cannot tag sockets at creation: limited processes will be moved into the helper's cgroups", "reason", err)
+	case placementCgroup:
+	default:
+		return nil, fmt.Errorf("unknown placement %q (want auto, %s or %s)", mode, socktarget.Mode, placementCgroup)
 	}
-	log.Warn("the kernel cannot tag sockets at creation: limited processes will be moved into the helper's cgroups", "reason", err)
 	p, err := cgroupv2.New(opts, runDir)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup placement: %w", err)

@@ -128,7 +128,7 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 	}
 	placer := testPlacer(up)
 	if placer == nil {
-		if placer, err = placement(opts, cfg.runDir, log); err != nil {
+		if placer, err = placement(cfg.placement, opts, cfg.runDir, log); err != nil {
 			return nil, err
 		}
 	}
