@@ -135,9 +135,9 @@ func procCell(pr *api.Process, col int, unit Unit) string {
 	case 4:
 		return FormatRate(pr.TxRate, unit)
 	case 5:
-		return FormatBytes(pr.RxBytes)
+		return FormatTotal(pr.RxBytes, unit)
 	case 6:
-		return FormatBytes(pr.TxBytes)
+		return FormatTotal(pr.TxBytes, unit)
 	case 7:
 		return limitText(pr.Limit, unit)
 	}
@@ -165,9 +165,9 @@ func connCell(c *api.Connection, col int, unit Unit) string {
 	case 6:
 		return FormatRate(c.TxRate, unit)
 	case 7:
-		return FormatBytes(c.RxBytes)
+		return FormatTotal(c.RxBytes, unit)
 	case 8:
-		return FormatBytes(c.TxBytes)
+		return FormatTotal(c.TxBytes, unit)
 	}
 	return ""
 }
