@@ -19,8 +19,19 @@ var (
 	remote = netip.MustParseAddrPort("192.0.2.1:443")
 )
 
+// seqs numbers the tests' TCP segments like a real connection's: each
+// direction's sequence numbers follow its payload (and SYN), and a segment
+// acknowledges everything the other direction sent before it.
+var seqs = map[[2]netip.AddrPort]uint32{}
+
 func tcpPkt(src, dst netip.AddrPort, payload uint64, flags uint8) *packet {
-	return &packet{proto: protoTCP, src: src, dst: dst, payload: payload, flags: flags}
+	k := [2]netip.AddrPort{src, dst}
+	p := &packet{proto: protoTCP, src: src, dst: dst, payload: payload, flags: flags, seq: seqs[k], ack: seqs[[2]netip.AddrPort{dst, src}]}
+	if flags&flagSYN != 0 {
+		seqs[k]++
+	}
+	seqs[k] += uint32(payload)
+	return p
 }
 
 func info(pid int) backends.ProcessInfo {
