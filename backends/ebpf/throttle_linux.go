@@ -341,7 +341,7 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		t.nextIdx++
 	}
 	if t.pace != nil {
-		t.pace.set(tg.ID, l, tg.PIDs)
+		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
 	}
 	return nil
 }
