@@ -3,9 +3,9 @@
 // The monitor "ebpf" counts, per socket cookie, in cgroup_skb programs on
 // the cgroup2 root (restricted to one network namespace by its cookie),
 // what each application got: for TCP the socket's own counters read on
-// every packet (payload received in order; payload sent once, so neither
-// packets a limiter dropped nor retransmissions count), for UDP the
-// payload of every packet. It learns each socket's process
+// every packet (payload received in order; payload the peer acknowledged),
+// so neither packets a limiter dropped or held nor retransmissions count;
+// for UDP the payload of every packet. It learns each socket's process
 // in cgroup/sock_create, in process context, so sockets that live a few
 // milliseconds are attributed exactly. Sockets it did not see created (open
 // before the helper started, or accepted from a listener) are looked up

@@ -10,9 +10,9 @@
 // packet is not known here (every cgroup_skb program runs, whatever the
 // others answer), so for TCP the programs read the socket's own counters on
 // every packet: bytes_received (in-order payload TCP accepted, so neither
-// packets a policer dropped nor retransmitted duplicates) and bytes_acked +
-// snd_nxt - snd_una (payload sent once, so segments a shaper held back and
-// retransmissions are not counted twice). UDP counts the payload of every
+// packets a policer dropped nor retransmitted duplicates) and bytes_acked
+// (payload the peer received: segments still queued in a shaper, lost, or
+// sent again are counted once, when they arrive). UDP counts the payload of every
 // packet that reaches the socket's hooks.
 #include "common.h"
 
@@ -72,7 +72,7 @@ struct tcp_val {
 	__u64 rx_base;
 	__u64 tx_base;
 	__u64 rx_bytes; // bytes_received
-	__u64 tx_bytes; // bytes_acked + in flight
+	__u64 tx_bytes; // bytes_acked
 	__u64 rx_packets;
 	__u64 tx_packets;
 };
@@ -153,9 +153,31 @@ static __always_inline void fill_key(struct conn_key *k, struct pkt *p, __u64 co
 	}
 }
 
-// tcp_progress reads the payload bytes the socket has received in order and
-// sent (once each) so far.
-static __always_inline int tcp_progress(struct __sk_buff *skb, __u64 *rx, __u64 *tx)
+// tcp_ack_of reads the acknowledgment number of a TCP packet; -1 when its
+// ACK flag is clear or the header cannot be read.
+static __always_inline int tcp_ack_of(struct __sk_buff *skb, struct pkt *p, __u32 *ack)
+{
+	__u32 l4off = 40;
+	if (p->family == 4) {
+		__u8 vihl;
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1))
+			return -1;
+		l4off = (vihl & 0x0f) * 4;
+	}
+	__u8 h[6]; // bytes 8–13 of the TCP header: ack, data offset, flags
+	if (bpf_skb_load_bytes(skb, (l4off & 0x3f) + 8, h, sizeof(h)))
+		return -1;
+	if (!(h[5] & 0x10))
+		return -1;
+	*ack = ((__u32)h[0] << 24) | ((__u32)h[1] << 16) | ((__u32)h[2] << 8) | h[3];
+	return 0;
+}
+
+// tcp_progress reads the payload bytes the socket has received in order
+// and the payload the peer acknowledged so far. The hooks run before TCP
+// handles the packet: an ACK arriving now is added here, so the count is
+// complete after the last ACK even if no packet follows it.
+static __always_inline int tcp_progress(struct __sk_buff *skb, struct pkt *p, int egress, __u64 *rx, __u64 *tx)
 {
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
@@ -167,7 +189,13 @@ static __always_inline int tcp_progress(struct __sk_buff *skb, __u64 *rx, __u64 
 	if (!tp)
 		return -1;
 	*rx = tp->bytes_received;
-	*tx = tp->bytes_acked + (__u32)(tp->snd_nxt - tp->snd_una);
+	*tx = tp->bytes_acked;
+	__u32 ack;
+	if (!egress && !tcp_ack_of(skb, p, &ack)) {
+		__u32 adv = ack - tp->snd_una;
+		if ((__s32)adv > 0 && adv <= tp->snd_nxt - tp->snd_una)
+			*tx += adv;
+	}
 	return 0;
 }
 
@@ -182,7 +210,7 @@ static __always_inline void count_tcp(struct __sk_buff *skb, struct pkt *p, int 
 	__u64 rx, tx;
 	struct tcp_val *v = bpf_map_lookup_elem(&tcp_conns, &cookie);
 	if (!v) {
-		if (p->payload == 0 || tcp_progress(skb, &rx, &tx))
+		if (p->payload == 0 || tcp_progress(skb, p, egress, &rx, &tx))
 			return;
 		struct tcp_val nv = {};
 		fill_key(&nv.k, p, cookie, egress);
@@ -192,7 +220,7 @@ static __always_inline void count_tcp(struct __sk_buff *skb, struct pkt *p, int 
 		v = bpf_map_lookup_elem(&tcp_conns, &cookie);
 		if (!v)
 			return;
-	} else if (tcp_progress(skb, &rx, &tx)) {
+	} else if (tcp_progress(skb, p, egress, &rx, &tx)) {
 		return;
 	}
 	if (rx > v->rx_bytes)

@@ -2,67 +2,75 @@
 
 package capture
 
-// seqTrack counts a TCP flow's bytes from its sequence numbers, so that
-// what is shown is what the application got whatever a throttler does to
-// the packets after (or before) the capture saw them:
-//   - sent: payload beyond the highest sequence number the local side sent
-//     so far. A retransmission is not counted twice; a segment a shaper held
-//     back never reached the capture.
-//   - received: how far the local side's acknowledgment number advanced,
-//     i.e. the payload TCP accepted in order. Segments a policer dropped
-//     after the capture saw them, and retransmitted duplicates, are not
-//     acknowledged, so not counted.
+// seqTrack counts a TCP flow's bytes from acknowledgment numbers, so that
+// what is shown is what the other end got, whatever a throttler does to the
+// packets after (or before) the capture saw them: received is how far the
+// local side's acknowledgment number advanced (the payload its TCP took in
+// order), sent how far the peer's did. A retransmission, a segment a shaper
+// held back in a queue, or one a policer dropped after the capture saw it
+// is not acknowledged, so not counted. SYN and FIN take a sequence number
+// each but carry no payload: they are not counted.
 //
-// A flow first seen in mid-stream counts from there.
+// Each direction starts from the first sequence number seen from its
+// sender (or, failing that, the first acknowledgment of it): a flow first
+// seen in mid-stream counts from there.
 type seqTrack struct {
-	txEnd   uint32 // end of the highest payload sent
-	rxAcked uint32 // highest acknowledgment number sent
-	finEnd  uint32 // sequence number of the peer's FIN
-	txInit  bool
-	rxInit  bool
-	peerFin bool
+	sent, recv half
+}
+
+// half is one direction of a flow.
+type half struct {
+	acked  uint32 // highest acknowledgment number seen for it
+	fin    uint32 // sequence number of its sender's FIN
+	init   bool
+	hasFin bool
 }
 
 // after reports whether sequence number a is after b (RFC 1982 arithmetic).
 func after(a, b uint32) bool { return int32(a-b) > 0 }
 
-// bytes returns the payload bytes p delivers: received (by the local side's
-// ACK) and sent. tx says the local side sent p.
+// bytes returns the payload bytes p's acknowledgment delivers: received
+// (p sent by the local side, tx) or sent (p from the peer).
 func (s *seqTrack) bytes(p *packet, tx bool) (rx, sent uint64) {
-	if !tx {
-		if p.flags&flagFIN != 0 {
-			s.finEnd, s.peerFin = p.seq+uint32(p.payload), true
-		}
-		return 0, 0
+	if tx {
+		s.sent.data(p)
+		return s.recv.ack(p), 0
 	}
+	s.recv.data(p)
+	return 0, s.sent.ack(p)
+}
+
+// data notes a segment of this direction's sender: its FIN, and where the
+// count starts.
+func (h *half) data(p *packet) {
 	start := p.seq
 	if p.flags&flagSYN != 0 {
-		start++ // the SYN takes one sequence number, no payload
+		start++
 	}
-	end := start + uint32(p.payload)
-	// Segments without payload do not move txEnd: after the local FIN they
-	// carry its sequence number + 1.
-	switch {
-	case !s.txInit:
-		s.txEnd, s.txInit = end, true
-		sent = p.payload
-	case p.payload > 0 && after(end, s.txEnd):
-		sent = uint64(end - s.txEnd)
-		s.txEnd = end
+	if p.flags&flagFIN != 0 {
+		h.fin, h.hasFin = start+uint32(p.payload), true
 	}
+	if !h.init {
+		h.acked, h.init = start, true
+	}
+}
+
+// ack counts how far p acknowledges this direction's data.
+func (h *half) ack(p *packet) uint64 {
 	if p.flags&flagACK == 0 {
-		return 0, sent
+		return 0
 	}
-	ack := p.ack
-	if s.peerFin && ack == s.finEnd+1 {
-		ack = s.finEnd // the FIN takes one sequence number, no payload
+	a := p.ack
+	if h.hasFin && a == h.fin+1 {
+		a = h.fin
 	}
 	switch {
-	case !s.rxInit:
-		s.rxAcked, s.rxInit = ack, true
-	case after(ack, s.rxAcked):
-		rx = uint64(ack - s.rxAcked)
-		s.rxAcked = ack
+	case !h.init:
+		h.acked, h.init = a, true
+	case after(a, h.acked):
+		n := a - h.acked
+		h.acked = a
+		return uint64(n)
 	}
-	return rx, sent
+	return 0
 }
