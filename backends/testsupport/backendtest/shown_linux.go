@@ -45,7 +45,7 @@ func ShownPairs(t *testing.T, up *backends.Descriptor[backends.UploadThrottleBac
 		if err != nil {
 			t.Fatal(err)
 		}
-		initBackend(t, m)
+		InitBackend(t, m)
 		mons[d.Name] = m
 	}
 	ths := map[bool]backends.Throttler{}
@@ -57,14 +57,14 @@ func ShownPairs(t *testing.T, up *backends.Descriptor[backends.UploadThrottleBac
 		if err != nil {
 			t.Fatal(err)
 		}
-		initBackend(t, th)
+		InitBackend(t, th)
 		ths[upload] = th
 	}
 	placer, err := cgroupv2.New(backends.Options{Tag: tag}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	initBackend(t, placer)
+	InitBackend(t, placer)
 
 	flows := startFlows(t, bed, rates)
 	for _, f := range flows {
@@ -94,7 +94,9 @@ func ShownPairs(t *testing.T, up *backends.Descriptor[backends.UploadThrottleBac
 	return out
 }
 
-func initBackend(t *testing.T, b interface {
+// InitBackend initialises b (a backend or placer) for a test and cleans
+// it up when the test ends.
+func InitBackend(t *testing.T, b interface {
 	Init() error
 	Cleanup() error
 }) {
