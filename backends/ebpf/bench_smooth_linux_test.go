@@ -38,7 +38,7 @@ func printThrottle(rows []throttleRow) {
 				continue
 			}
 			mark := " "
-			if c.ratio < 0.97 || c.ratio > 1.03 || (benchRates[i].rate >= 1_000_000 && c.spread > 0.03) {
+			if c.ratio < 0.97 || c.ratio > 1.03 || (benchRates[i].rate >= 1_000_000 && c.spread > 0.03) || c.neighbour < 0.95 {
 				mark = "*"
 			}
 			fmt.Printf("%-9s %-12s %-9s %8.3f %15s %6.1f%% %10.3f %s\n", r.dir, r.name, benchRates[i].name, c.ratio,
