@@ -78,17 +78,17 @@ func ShownPairs(t *testing.T, up *backends.Descriptor[backends.UploadThrottleBac
 		}
 	}
 	time.Sleep(settle)
-	shown0, got0, t0 := readShown(t, mons, flows), readReceived(flows), time.Now()
+	shown0, got0, t0 := readShown(t, mons, flows)
 	time.Sleep(window)
-	shown1, got1, t1 := readShown(t, mons, flows), readReceived(flows), time.Now()
-	secs := t1.Sub(t0).Seconds()
+	shown1, got1, t1 := readShown(t, mons, flows)
 	var out []Shown
-	for i, f := range flows {
-		delivered := float64(got1[i]-got0[i]) / secs
-		for _, d := range monitors {
+	for _, d := range monitors {
+		secs := t1[d.Name].Sub(t0[d.Name]).Seconds()
+		for i, f := range flows {
+			delivered := (got1[d.Name][i] - got0[d.Name][i]) / secs
 			rate := float64(shown1[d.Name][i]-shown0[d.Name][i]) / secs
 			out = append(out, Shown{Monitor: d.Name, Flow: f.name, Limit: f.rate, Delivered: delivered,
-				RateRatio: rate / delivered, TotalRatio: float64(shown1[d.Name][i]) / float64(got1[i])})
+				RateRatio: rate / delivered, TotalRatio: float64(shown1[d.Name][i]) / got1[d.Name][i]})
 		}
 	}
 	return out
@@ -154,17 +154,25 @@ func rateName(r backends.Rate) string {
 	return fmt.Sprintf("%gkB/s", float64(r)/1e3)
 }
 
-// readShown returns, per monitor, each flow's total in its direction.
-func readShown(t *testing.T, mons map[string]backends.MonitorBackend, flows []limitedFlow) map[string][]uint64 {
-	out := map[string][]uint64{}
+// readShown returns, per monitor, each flow's total in its direction, what
+// the receiving side had counted at that moment (the mean of its counts
+// just before and just after the Update: a busy machine can make an Update
+// take a quarter of a second) and when.
+func readShown(t *testing.T, mons map[string]backends.MonitorBackend, flows []limitedFlow) (shown map[string][]uint64, received map[string][]float64, at map[string]time.Time) {
+	shown, received, at = map[string][]uint64{}, map[string][]float64{}, map[string]time.Time{}
 	for name, m := range mons {
+		before, t0 := readReceived(flows), time.Now()
 		s, err := m.Update()
 		if err != nil {
 			t.Fatalf("%s Update: %v", name, err)
 		}
+		after, t1 := readReceived(flows), time.Now()
+		at[name] = t0.Add(t1.Sub(t0) / 2)
 		totals := make([]uint64, len(flows))
-		for _, p := range s.Processes {
-			for i, f := range flows {
+		got := make([]float64, len(flows))
+		for i, f := range flows {
+			got[i] = float64(before[i]+after[i]) / 2
+			for _, p := range s.Processes {
 				if p.PID == f.pid {
 					totals[i] = p.RxBytes
 					if f.upload {
@@ -173,9 +181,9 @@ func readShown(t *testing.T, mons map[string]backends.MonitorBackend, flows []li
 				}
 			}
 		}
-		out[name] = totals
+		shown[name], received[name] = totals, got
 	}
-	return out
+	return shown, received, at
 }
 
 func readReceived(flows []limitedFlow) []uint64 {
