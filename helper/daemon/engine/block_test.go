@@ -15,7 +15,9 @@ func withoutBlocker() benchOpt { return func(b *bench, _ *Config) { b.block = ni
 // clock is an injected local-time clock for schedules.
 type clock struct{ t time.Time }
 
-func withClock(c *clock) benchOpt { return func(_ *bench, cfg *Config) { cfg.Now = func() time.Time { return c.t } } }
+func withClock(c *clock) benchOpt {
+	return func(_ *bench, cfg *Config) { cfg.Now = func() time.Time { return c.t } }
+}
 
 func (b *bench) blocked(id string) (backends.TrafficType, []int, bool) {
 	tt, ok := b.block.Blocked(id)
