@@ -4,50 +4,14 @@ package ebpf
 
 import (
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
-
-// newHTTPPeer serves a small page on all addresses of the bed's peer
-// namespace and returns its port.
-func newHTTPPeer(t testing.TB, bed *testenv.Bed) int {
-	t.Helper()
-	fd, err := procnet.SocketAt(testenv.Path(bed.Peer), unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("http socket: %v", err)
-	}
-	unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
-	if err := unix.Bind(fd, &unix.SockaddrInet6{}); err != nil {
-		unix.Close(fd)
-		t.Fatalf("bind http: %v", err)
-	}
-	if err := unix.Listen(fd, 64); err != nil {
-		unix.Close(fd)
-		t.Fatalf("listen http: %v", err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	f := os.NewFile(uintptr(fd), "http")
-	ln, err := net.FileListener(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return sa.(*unix.SockaddrInet6).Port
-}
 
 // fetch is one curl run: its error text, exit code and curl's own
 // time_total (seconds from start to success or failure, without the
@@ -118,7 +82,7 @@ func TestBlock(t *testing.T) {
 	bed := testenv.NewBed(t)
 	testenv.RequireTool(t, "curl")
 	b := newTestBlocker(t, bed)
-	port := newHTTPPeer(t, bed)
+	port := bed.ServeHTTP(bed.Peer)
 	url4 := fmt.Sprintf("http://%s:%d/", bed.PeerIP, port)
 	url6 := fmt.Sprintf("http://[%s]:%d/", bed.PeerIP6, port)
 	bed.StartServer(bed.Peer, "source", "[::]:5203", false)
