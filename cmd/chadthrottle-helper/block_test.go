@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,68 +13,13 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
-// curlLoop is a long-running curl of a user in the bed's local namespace
-// fetching a page five times a second (a new connection each time); it
-// counts the fetches that succeeded and those refused with EPERM.
-type curlLoop struct {
-	mu            sync.Mutex
-	ok, refused   int
-	firstRefusal  time.Time
-	lastSuccessAt time.Time
-}
-
-func (c *curlLoop) counts() (ok, refused int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ok, c.refused
-}
-
-func startCurlLoop(t *testing.T, bed *testenv.Bed, u bustest.User, url string) *curlLoop {
+// startCurlLoop starts u's curl in the bed's local namespace fetching url
+// five times a second for at most 40 s.
+func startCurlLoop(t *testing.T, bed *testenv.Bed, u bustest.User, url string) *testenv.CurlLoop {
 	t.Helper()
-	args := []string{"--net=" + testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(u.UID)), "--setgid", strconv.Itoa(int(u.GID)),
-		"--", "curl", "-v", "-sS", "-m", "2", "--rate", "5/s", "-o", "/dev/null"}
-	for i := 0; i < 200; i++ { // 40 s at most
-		args = append(args, url)
-	}
-	cmd := exec.Command("nsenter", args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	c := &curlLoop{}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			c.mu.Lock()
-			switch {
-			case strings.HasPrefix(line, "< HTTP/1.1 200"):
-				c.ok++
-				c.lastSuccessAt = time.Now()
-			case strings.Contains(line, "Operation not permitted"):
-				if c.refused == 0 {
-					c.firstRefusal = time.Now()
-				}
-				c.refused++
-			}
-			c.mu.Unlock()
-		}
-	}()
-	return c
-}
-
-// waitFor polls cond every 20 ms for up to d.
-func waitFor(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
+	args := append([]string{"--net=" + testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(u.UID)),
+		"--setgid", strconv.Itoa(int(u.GID)), "--", "curl"}, testenv.CurlLoopArgs(url, 200, 5)...)
+	return testenv.StartCurlLoop(t, exec.Command("nsenter", args...))
 }
 
 // TestRealBlockAsUser: the real helper (auto selection: ebpf_block) in a
@@ -104,8 +46,8 @@ func TestRealBlockAsUser(t *testing.T) {
 	}
 	url := fmt.Sprintf("http://%s:%d/", bed.PeerIP, bed.ServeHTTP(bed.Peer))
 	aliceCurl, bobCurl := startCurlLoop(t, bed, alice, url), startCurlLoop(t, bed, bob, url)
-	if !waitFor(5*time.Second, func() bool { a, _ := aliceCurl.counts(); b, _ := bobCurl.counts(); return a >= 2 && b >= 2 }) {
-		t.Fatalf("curl loops do not fetch: alice %v, bob %v", aliceCurl, bobCurl)
+	if !testenv.WaitUntil(5*time.Second, func() bool { a, _ := aliceCurl.Counts(); b, _ := bobCurl.Counts(); return a >= 2 && b >= 2 }) {
+		t.Fatal("the curl loops do not fetch")
 	}
 	ctx := context.Background()
 	run := func(args ...string) (string, int) {
@@ -122,23 +64,21 @@ func TestRealBlockAsUser(t *testing.T) {
 		t.Fatalf("alice blocks her curl: exit %d: %s\n%s", code, out, h.out.String())
 	}
 	blockedAt := time.Now()
-	if !waitFor(3*time.Second, func() bool { _, r := aliceCurl.counts(); return r > 0 }) {
+	if !testenv.WaitUntil(3*time.Second, func() bool { _, r := aliceCurl.Counts(); return r > 0 }) {
 		t.Fatalf("alice's curl was not refused within 3 s of the block")
 	}
-	aliceCurl.mu.Lock()
 	t.Logf("alice's curl refused %.0f ms after chadthrottlectl block returned (it fetches every 200 ms)",
-		float64(aliceCurl.firstRefusal.Sub(blockedAt).Microseconds())/1000)
-	aliceCurl.mu.Unlock()
-	okBefore, _ := aliceCurl.counts()
+		float64(aliceCurl.FirstRefused().Sub(blockedAt).Microseconds())/1000)
+	okBefore, _ := aliceCurl.Counts()
 	if out, code := run("block", "--app", curl, "--uid", strconv.Itoa(int(bob.UID))); code != exitCodeNotAuthorized {
 		t.Errorf("alice blocks bob's curl: exit %d (want %d): %s", code, exitCodeNotAuthorized, out)
 	}
-	bobOK, _ := bobCurl.counts()
+	bobOK, _ := bobCurl.Counts()
 	time.Sleep(time.Second)
-	if b, r := bobCurl.counts(); b < bobOK+2 || r != 0 {
+	if b, r := bobCurl.Counts(); b < bobOK+2 || r != 0 {
 		t.Errorf("bob's curl hit by alice's block: %d fetches in 1 s, %d refused", b-bobOK, r)
 	}
-	if a, _ := aliceCurl.counts(); a > okBefore {
+	if a, _ := aliceCurl.Counts(); a > okBefore {
 		t.Errorf("alice's blocked curl fetched %d pages", a-okBefore)
 	}
 	// New processes of the blocked app join its target when the engine
@@ -156,7 +96,7 @@ func TestRealBlockAsUser(t *testing.T) {
 	if out, code := run("unblock", "--app", curl); code != 0 {
 		t.Fatalf("unblock: exit %d: %s", code, out)
 	}
-	if !waitFor(3*time.Second, func() bool { a, _ := aliceCurl.counts(); return a >= okBefore+2 }) {
+	if !testenv.WaitUntil(3*time.Second, func() bool { a, _ := aliceCurl.Counts(); return a >= okBefore+2 }) {
 		t.Errorf("alice's curl does not fetch again within 3 s of unblock")
 	}
 }
