@@ -30,6 +30,17 @@ func startCurlLoop(t *testing.T, bed *testenv.Bed, u bustest.User, url string) *
 // changes nothing; unblock restores.
 func TestRealBlockAsUser(t *testing.T) {
 	testenv.RequireRoot(t)
+	// The blocker is its own backend (ebpf_block): it works beside either
+	// throttler pair.
+	for _, v := range []struct {
+		name  string
+		extra []string
+	}{{"ebpf", nil}, {"tc", []string{"--upload", "tc_htb", "--download", "ifb_tc"}}} {
+		t.Run(v.name, func(t *testing.T) { realBlockAsUser(t, v.extra) })
+	}
+}
+
+func realBlockAsUser(t *testing.T, extra []string) {
 	testenv.RequireTool(t, "curl", "nsenter")
 	bed := testenv.NewBed(t)
 	bus := bustest.StartBus(t)
@@ -37,7 +48,7 @@ func TestRealBlockAsUser(t *testing.T) {
 	alice, bob := bustest.AddUser(t), bustest.AddUser(t)
 	bustest.WriteRules(t, ownRules(alice, false))
 	bustest.StartPolkit(t, bus)
-	in := realInstance(t, bus, bed)
+	in := realInstance(t, bus, bed, extra...)
 	h := in.start(t)
 	ctl := buildBinary(t, "./cmd/chadthrottlectl")
 	curl, err := filepath.EvalSymlinks("/usr/bin/curl")

@@ -133,3 +133,27 @@ func ruleTarget(c *call) (exe string, uid uint32, who string, err error) {
 	}
 	return exe, uid, who, nil
 }
+
+// whenCell is a schedule in a table: "always" for none.
+func whenCell(when string) string {
+	if when == "" {
+		return "always"
+	}
+	return api.Printable(when)
+}
+
+// blockCell is a limit's block in a table: "-" for none, else "blocked"
+// with the traffic (when not all) and the schedule.
+func blockCell(l api.Limit) string {
+	if l.Block == "" {
+		return "-"
+	}
+	s := "blocked"
+	if l.Block != api.TrafficAll {
+		s += " " + l.Block
+	}
+	if l.BlockWhen != "" {
+		s += " (" + api.Printable(l.BlockWhen) + ")"
+	}
+	return s
+}
