@@ -14,16 +14,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 )
 
-// Blocker is the descriptor of the "ebpf_block" blocker.
-var Blocker = &backends.Descriptor[backends.Blocker]{
-	Name:     "ebpf_block",
-	Priority: backends.Best,
-	Probe:    func(backends.Options) error { return probeBlock() },
-	New: func(o backends.Options) (backends.Blocker, error) {
-		return NewBlocker(o), nil
-	},
-}
-
 func probeBlock() error {
 	if err := probeKernel(); err != nil {
 		return err

@@ -50,7 +50,7 @@ func realBlockAsUser(t *testing.T, extra []string) {
 	bustest.StartPolkit(t, bus)
 	in := realInstance(t, bus, bed, extra...)
 	h := in.start(t)
-	ctl := buildBinary(t, "./cmd/chadthrottlectl")
+	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 	curl, err := filepath.EvalSymlinks("/usr/bin/curl")
 	if err != nil {
 		t.Fatal(err)

@@ -71,12 +71,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer auth.Close()
 	srv, err := server.New(server.Config{
 		Conn: conn, Engine: eng, Auth: auth, Log: log, CallRate: cfg.callRate,
-		Errors: server.ErrorKinds{
-			Invalid:     []error{engine.ErrInvalid, rules.ErrInvalid},
-			NotFound:    []error{engine.ErrNotFound},
-			NeedsManage: []error{engine.ErrNeedsManage},
-			Quota:       []error{engine.ErrQuota},
-		},
 	})
 	if err != nil {
 		return err
@@ -159,7 +153,7 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 		Monitor: mon, Manager: mgr, Rules: store,
 		Backends:   reg.Statuses(opts),
 		Interfaces: cfg.interfaces,
-		Logf:       func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
+		Log:        log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)

@@ -62,7 +62,7 @@ func TestRealScheduledBlockSwitches(t *testing.T) {
 	var offset atomic.Int64 // the engine's clock runs on its own goroutine
 	offset.Store(int64(boundary.Sub(opens)))
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	e, err := New(Config{Manager: mgr, Rules: store, Logf: t.Logf, Now: now})
+	e, err := New(Config{Manager: mgr, Rules: store, Log: testLog(t), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
