@@ -107,34 +107,31 @@ static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx
 	return block_by(bpf_map_lookup_elem(&block_cgroup, &cg));
 }
 
-static __always_inline int refuse4(struct bpf_sock_addr *ctx)
+// refuse says whether a connect/sendmsg to address a (family 4 or 6) is
+// refused: its target is blocked for that zone.
+static __always_inline int refuse(struct bpf_sock_addr *ctx, const __u8 *a, __u8 family)
 {
 	struct block *b = block_target_task(ctx);
-	if (!b)
-		return 1;
-	__u8 a[16] = {};
-	__u32 ip = ctx->user_ip4;
-	__builtin_memcpy(a, &ip, 4);
-	if (!zone_matches(b->traffic, a, 4))
+	if (!b || !zone_matches(b->traffic, a, family))
 		return 1;
 	__sync_fetch_and_add(&b->refused, 1);
 	return 0;
 }
 
+static __always_inline int refuse4(struct bpf_sock_addr *ctx)
+{
+	__u32 ip = ctx->user_ip4;
+	return refuse(ctx, (const __u8 *)&ip, 4);
+}
+
 static __always_inline int refuse6(struct bpf_sock_addr *ctx)
 {
-	struct block *b = block_target_task(ctx);
-	if (!b)
-		return 1;
 	__u32 ip[4];
 	ip[0] = ctx->user_ip6[0];
 	ip[1] = ctx->user_ip6[1];
 	ip[2] = ctx->user_ip6[2];
 	ip[3] = ctx->user_ip6[3];
-	if (!zone_matches(b->traffic, (const __u8 *)ip, 6))
-		return 1;
-	__sync_fetch_and_add(&b->refused, 1);
-	return 0;
+	return refuse(ctx, (const __u8 *)ip, 6);
 }
 
 SEC("cgroup/connect4")

@@ -80,14 +80,9 @@ func cmdBlock(c *call) error {
 		fmt.Fprintf(c.w, "blocked %s of process %d\n", what, o.pid)
 		return nil
 	}
-	exe, uid, who, err := appTarget(c)
+	exe, uid, who, err := programTarget(c)
 	if err != nil {
 		return err
-	}
-	if o.host == "" {
-		if exe, err = notAScript(c, exe, uid); err != nil {
-			return err
-		}
 	}
 	if err := withAgent(c, func() error { return c.h.SetAppBlock(c.ctx, exe, uid, o.traffic, o.when) }); err != nil {
 		return err
