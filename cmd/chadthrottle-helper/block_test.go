@@ -92,9 +92,9 @@ func realBlockAsUser(t *testing.T, extra []string) {
 	if a, _ := aliceCurl.Counts(); a > okBefore {
 		t.Errorf("alice's blocked curl fetched %d pages", a-okBefore)
 	}
-	// New processes of the blocked app join its target when the engine
-	// sees their exec (proc connector): one that connects before that is
-	// not refused. Logged, not asserted (see the report of issue #16).
+	// New processes of the blocked app are refused at once, before the
+	// engine has placed them in the app's cgroup (the block programs know
+	// the app's executable and uid).
 	fresh := 0
 	for i := 0; i < 10; i++ {
 		cmd := exec.Command("nsenter", "--net="+testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(alice.UID)),
@@ -103,7 +103,9 @@ func realBlockAsUser(t *testing.T, extra []string) {
 			fresh++
 		}
 	}
-	t.Logf("fresh curls of the blocked app refused: %d of 10", fresh)
+	if fresh != 10 {
+		t.Errorf("fresh curls of the blocked app refused: %d of 10", fresh)
+	}
 	if out, code := run("unblock", "--app", curl); code != 0 {
 		t.Fatalf("unblock: exit %d: %s", code, out)
 	}
