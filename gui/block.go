@@ -102,7 +102,7 @@ func (u *UI) toggleBlock(a api.App, fromTray bool) {
 				l.Block = api.TrafficAll
 			}
 		})
-		u.list.Refresh()
+		u.apps.list.Refresh()
 		u.refreshTray(false)
 	})
 }
@@ -131,7 +131,7 @@ func (u *UI) updateLocal(id string, change func(*api.Limit)) {
 	}
 	apply(u.view.all)
 	apply(u.view.rows)
-	u.trayState.limitsChanged = true
+	u.trayS.trayState.limitsChanged = true
 }
 
 // scheduleItem is the limit dialog's schedule field.

@@ -204,7 +204,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	r.id = a.ID
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
-	if (on || blocked(a)) && !u.status.Paused {
+	if (on || blocked(a)) && !u.conn.status.Paused {
 		r.mark.FillColor = colorMark
 	} else {
 		r.mark.FillColor = color.Transparent
@@ -229,7 +229,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	if on {
 		sub += " · limited"
-		if u.status.Paused {
+		if u.conn.status.Paused {
 			sub += " (paused)"
 		}
 	}
@@ -254,7 +254,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	setCanvasText(r.totUp, FormatBytes(a.TxBytes), fg)
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
-	ro := u.readOnly() || u.state != stateConnected || a.Exe == ""
+	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
 	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
 	r.limUp.show(lim.Up, !ro, editing)
 	r.showBlock(a, !ro)
@@ -297,18 +297,18 @@ func setCanvasText(t *canvas.Text, s string, c color.Color) {
 // refreshList redraws the visible rows and keeps the selection on the
 // same app after sorting or filtering.
 func (u *UI) refreshList() {
-	u.list.Refresh()
+	u.apps.list.Refresh()
 	setText(u.countLabel, u.countText())
 	if u.selected == "" {
 		return
 	}
 	if i := u.view.index(u.selected); i >= 0 {
-		u.list.Select(i)
+		u.apps.list.Select(i)
 	}
 }
 
 func (u *UI) countText() string {
-	if u.state != stateConnected {
+	if u.conn.state != stateConnected {
 		return "" // the last answer's count would be stale
 	}
 	n, all := len(u.view.rows), len(u.view.all)
@@ -430,7 +430,7 @@ func (u *UI) flush(id string, seq int) {
 		} else {
 			u.setLocalLimit(id, lim)
 		}
-		u.list.Refresh()
+		u.apps.list.Refresh()
 	})
 	u.requestPoll()
 }
