@@ -4,10 +4,14 @@ package ebpf
 
 import (
 	"fmt"
+	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
@@ -118,6 +122,11 @@ func TestBlock(t *testing.T) {
 	if f := curlFrom(t, bed, "", url4); f.code != 0 {
 		t.Errorf("another app was hit by the block: curl exit %d: %s", f.code, f.stderr)
 	}
+	for _, addr := range []string{bed.PeerIP + ":9", "[" + bed.PeerIP6 + "]:9"} {
+		if got := sendtoFrom(t, bed, cg.Path, addr); got != unix.EPERM.Error() {
+			t.Errorf("blocked unconnected UDP sendto %s: %q, want %q", addr, got, unix.EPERM.Error())
+		}
+	}
 	time.Sleep(time.Second)
 	before := total()
 	time.Sleep(time.Second)
@@ -147,6 +156,9 @@ func TestBlock(t *testing.T) {
 	if f := curlFrom(t, bed, cg.Path, url4); f.code != 0 {
 		t.Errorf("curl after unblock failed (%d): %s", f.code, f.stderr)
 	}
+	if got := sendtoFrom(t, bed, cg.Path, bed.PeerIP+":9"); got != "ok" {
+		t.Errorf("UDP sendto after unblock: %q", got)
+	}
 	waitGrowing(t, "download after unblock", total, 10*time.Second)
 	if len(b.links) != 0 {
 		t.Errorf("%d block programs still attached with nothing blocked", len(b.links))
@@ -164,4 +176,37 @@ func waitGrowing(t *testing.T, what string, total func() uint64, within time.Dur
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+const sendtoEnv = "CHADTHROTTLE_EBPF_SENDTO_CHILD"
+
+// sendtoChild sends one unconnected UDP datagram (sendto with an address:
+// the sendmsg4|6 hooks) to the address in sendtoEnv and prints "ok" or the
+// error.
+func sendtoChild() {
+	ap := netip.MustParseAddrPort(os.Getenv(sendtoEnv))
+	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()})
+	if ap.Addr().Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM, 0)
+	if err == nil {
+		err = unix.Sendto(fd, []byte("x"), 0, sa)
+	}
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("ok")
+	os.Exit(0)
+}
+
+// sendtoFrom runs sendtoChild in the bed's local namespace inside cgroup
+// dir and returns what it printed.
+func sendtoFrom(t *testing.T, bed *testenv.Bed, dir, addr string) string {
+	t.Helper()
+	cmd := bed.Command(bed.Local, "sh", "-c", `echo $$ > "$1"/cgroup.procs && exec "$2"`, "sh", dir, os.Args[0])
+	cmd.Env = append(os.Environ(), sendtoEnv+"="+addr)
+	out, _ := cmd.Output()
+	return strings.TrimSpace(string(out))
 }
