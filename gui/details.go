@@ -38,6 +38,7 @@ type detailsPane struct {
 	limBtn *widget.Button
 	// how each table is sorted (a click on a column title)
 	procSort, connSort tableSort
+	names              *rdns // remote host names
 }
 
 // tableCol is a column of the details tables.
@@ -56,6 +57,7 @@ var (
 
 func newDetailsPane(u *UI) *detailsPane {
 	p := &detailsPane{u: u, d: &api.AppDetails{}}
+	p.names = newRDNS(func() { u.do(func() { p.conns.Refresh() }) })
 	p.empty = widget.NewLabel("Select an app to see its processes, connections and the last 60 seconds of traffic.")
 	p.empty.Alignment = fyne.TextAlignCenter
 	p.icon = canvas.NewImageFromResource(assets.GenericAppIcon)
@@ -103,6 +105,11 @@ func (p *detailsPane) procCell(id widget.TableCellID, l *widget.Label) {
 }
 
 func (p *detailsPane) connCell(id widget.TableCellID, l *widget.Label) {
+	if id.Col == 2 && id.Row >= 0 && id.Row < len(p.d.Connections) {
+		c := &p.d.Connections[id.Row]
+		setText(l, p.names.remoteText(c.Remote, c.Proto))
+		return
+	}
 	setText(l, cellText(p.d.Connections, id, p.u.settings.Unit, connCell))
 }
 
@@ -128,9 +135,9 @@ func procCell(pr *api.Process, col int, unit Unit) string {
 	case 4:
 		return FormatRate(pr.TxRate, unit)
 	case 5:
-		return FormatBytes(pr.RxBytes)
+		return FormatTotal(pr.RxBytes, unit)
 	case 6:
-		return FormatBytes(pr.TxBytes)
+		return FormatTotal(pr.TxBytes, unit)
 	case 7:
 		return limitText(pr.Limit, unit)
 	}
@@ -158,9 +165,9 @@ func connCell(c *api.Connection, col int, unit Unit) string {
 	case 6:
 		return FormatRate(c.TxRate, unit)
 	case 7:
-		return FormatBytes(c.RxBytes)
+		return FormatTotal(c.RxBytes, unit)
 	case 8:
-		return FormatBytes(c.TxBytes)
+		return FormatTotal(c.TxBytes, unit)
 	}
 	return ""
 }

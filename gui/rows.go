@@ -255,8 +255,8 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	fg := theme.Color(theme.ColorNameForeground)
 	setCanvasText(r.down, FormatRate(a.RxRate, unit), fg)
 	setCanvasText(r.up, FormatRate(a.TxRate, unit), fg)
-	setCanvasText(r.totDn, FormatBytes(a.RxBytes), fg)
-	setCanvasText(r.totUp, FormatBytes(a.TxBytes), fg)
+	setCanvasText(r.totDn, FormatTotal(a.RxBytes, r.u.settings.Unit), fg)
+	setCanvasText(r.totUp, FormatTotal(a.TxBytes, r.u.settings.Unit), fg)
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
 	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
