@@ -283,9 +283,11 @@ type Target struct {
 	// Cgroup is the target's own cgroup, filled in by the manager's Placer
 	// before the throttlers see the target.
 	Cgroup Cgroup
-	// Exe and UID say which processes an app target is, for a placer that
-	// recognises them in the kernel: the executable's path and the
-	// effective uid they run as. Process targets leave them empty.
+	// Exe and UID name an app target's program (as /proc/PID/exe names it)
+	// and owner (the effective uid its processes run as): a Blocker uses
+	// them to refuse the app's processes before they are placed, even while
+	// none runs, and a placer that recognises apps in the kernel (the
+	// socket tagger) by the program's file. Empty for a process target.
 	Exe string
 	UID uint32
 	// Tag is the target's number in the socket tagger

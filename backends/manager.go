@@ -16,10 +16,14 @@ var ErrDownloadUnavailable = errors.New("download limiting is unavailable")
 type Limits struct {
 	Down Limit
 	Up   Limit
+	// Block refuses the target's network (see Blocker); it applies beside
+	// the rates.
+	Block Block
 }
 
-// IsZero reports whether neither direction is limited.
-func (l Limits) IsZero() bool { return l.Down.Rate == 0 && l.Up.Rate == 0 }
+// IsZero reports whether neither direction is limited and nothing is
+// blocked.
+func (l Limits) IsZero() bool { return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On }
 
 // Validate checks rates against MaxRate (0 is no limit here).
 func (l Limits) Validate() error {
@@ -33,6 +37,9 @@ func (l Limits) Validate() error {
 		if err := x.l.Check(); err != nil {
 			return fmt.Errorf("%s limit: %w", x.dir, err)
 		}
+	}
+	if l.Block.Traffic < TrafficAll || l.Block.Traffic > TrafficLocal {
+		return fmt.Errorf("block has unknown traffic type %d", l.Block.Traffic)
 	}
 	return nil
 }
@@ -61,6 +68,7 @@ type Manager struct {
 	down     DownloadThrottleBackend
 	downWhy  error
 	placer   Placer
+	blocks   blockSlot
 	targets  map[string]*managedTarget
 	initDone bool
 }
@@ -104,6 +112,7 @@ func (m *Manager) Init() error {
 			m.down = nil
 		}
 	}
+	m.blocks.init()
 	m.initDone = true
 	return nil
 }
@@ -147,6 +156,9 @@ func (m *Manager) Apply(t Target, l Limits) error {
 	if l.Down.Rate > 0 && !m.down.Capabilities().Supports(l.Down.Traffic) {
 		return fmt.Errorf("download backend %s cannot limit %s traffic", m.down.Name(), l.Down.Traffic)
 	}
+	if err := m.blocks.check(l.Block); err != nil {
+		return err
+	}
 	prev, existed := m.targets[t.ID]
 	if m.placer != nil {
 		placed, err := m.place(t)
@@ -167,6 +179,7 @@ func (m *Manager) Apply(t Target, l Limits) error {
 			if m.down != nil {
 				_ = m.down.RemoveLimit(t.ID)
 			}
+			_ = m.blocks.apply(t, Block{})
 			if m.placer != nil {
 				_ = m.placer.Release(t.ID)
 			}
@@ -209,6 +222,9 @@ func (m *Manager) PlacementMode() string {
 }
 
 func (m *Manager) applyLocked(t Target, l Limits) error {
+	if err := m.blocks.apply(t, l.Block); err != nil {
+		return err
+	}
 	if l.Up.Rate > 0 {
 		if err := m.up.SetLimit(t, l.Up); err != nil {
 			return fmt.Errorf("set upload limit on %s with %s: %w", t.ID, m.up.Name(), err)
@@ -243,9 +259,9 @@ func (m *Manager) FollowSockets(id string, pids []int) error {
 	t.PIDs = pids
 	var errs []error
 	for _, b := range []struct {
-		th Throttler
+		th Backend
 		on bool
-	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}} {
+	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On}} {
 		if f, ok := b.th.(SocketFollower); ok && b.on {
 			if err := f.FollowSockets(t); err != nil {
 				errs = append(errs, fmt.Errorf("follow sockets of %s with %s: %w", id, b.th.Name(), err))
@@ -272,6 +288,9 @@ func (m *Manager) removeLocked(id string) error {
 		if err := m.down.RemoveLimit(id); err != nil {
 			errs = append(errs, fmt.Errorf("remove download limit on %s: %w", id, err))
 		}
+	}
+	if err := m.blocks.apply(Target{ID: id}, Block{}); err != nil {
+		errs = append(errs, fmt.Errorf("unblock %s: %w", id, err))
 	}
 	if m.placer != nil {
 		if err := m.placer.Release(id); err != nil {
@@ -323,6 +342,9 @@ func (m *Manager) Cleanup() error {
 		if err := m.down.Cleanup(); err != nil {
 			errs = append(errs, fmt.Errorf("clean up %s: %w", m.down.Name(), err))
 		}
+	}
+	if err := m.blocks.cleanup(); err != nil {
+		errs = append(errs, err)
 	}
 	if m.placer != nil {
 		if err := m.placer.Cleanup(); err != nil {

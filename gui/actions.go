@@ -167,17 +167,22 @@ func (u *UI) showLimitDialog(a api.App) {
 	if !u.downloadAvailable() {
 		down.Disable()
 	}
-	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up)}
+	sched, when := scheduleItem(a.Limit.When)
+	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up), sched}
 	items[1].HintText = `For example 500 KB/s, 1.5 MB/s or 8 Mbit/s; empty = unlimited.`
 	dialog.ShowForm("Limit "+a.Name, "Set limit", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
 		}
 		l, err := u.parseLimits(down.Text, up.Text, a.Limit.Traffic)
+		if err == nil {
+			err = when.Validate()
+		}
 		if err != nil {
 			dialog.ShowError(err, u.win)
 			return
 		}
+		l.When = strings.TrimSpace(when.Text)
 		u.setAppLimit(a, l, false)
 	}, u.win)
 }

@@ -663,7 +663,7 @@ func TestTrayMenu(t *testing.T) {
 	for _, it := range sub.Items {
 		subLabels = append(subLabels, it.Label)
 	}
-	if got := strings.Join(subLabels, "|"); got != "Limit download to:|100 KB/s|1 MB/s|5 MB/s|Custom…||Unlimited" {
+	if got := strings.Join(subLabels, "|"); got != "Limit download to:|100 KB/s|1 MB/s|5 MB/s|Custom…||Unlimited||Block" {
 		t.Errorf("quick-limit submenu = %q", got)
 	}
 	if !findItem(t, sub, "Unlimited").Checked {
@@ -788,7 +788,7 @@ func TestLimitDialogs(t *testing.T) {
 	// tray "Custom…" for Steam: both directions at once
 	fx.ui.showLimitDialog(testApps()[0])
 	entries, set := fx.dialogParts("Set limit")
-	if len(entries) != 2 {
+	if len(entries) != 3 { // download, upload, schedule
 		t.Fatalf("custom limit dialog has %d entries", len(entries))
 	}
 	test.Type(entries[0], "2MB/s")

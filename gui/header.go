@@ -71,7 +71,7 @@ func (u *UI) buildColumnHeader() fyne.CanvasObject {
 	upHdr := widget.NewButton("Upload limit", func() { u.apps.headerBtns[ColLimit].OnTapped() })
 	upHdr.Importance = widget.LowImportance
 	upHdr.Alignment = widget.ButtonAlignLeading
-	hdr = append(hdr, upHdr)
+	hdr = append(hdr, upHdr, widget.NewLabel("Network"))
 	u.updateSortButtons()
 	return container.New(cols, hdr...)
 }

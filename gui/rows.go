@@ -33,11 +33,11 @@ func (d direction) String() string {
 }
 
 // rowColumns is the shared layout of header and rows: limit mark, icon,
-// name (flexible), rates, totals, download limit, upload limit.
+// name (flexible), rates, totals, download limit, upload limit, block.
 func (u *UI) rowColumns() *columns {
 	return &columns{
-		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265},
-		mins:     []float32{4, 32, 120, 78, 78, 100, 100, 180, 180},
+		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84},
+		mins:     []float32{4, 32, 120, 78, 78, 100, 100, 180, 180, 84},
 		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
 		flex:     2, gap: 6,
 	}
@@ -58,6 +58,7 @@ type appRow struct {
 	totUp  *canvas.Text
 	limDn  *limitControl
 	limUp  *limitControl
+	block  *widget.Button
 	iconOf string
 	subRaw string  // caption before fitting
 	subW   float32 // width it was fitted to
@@ -98,8 +99,9 @@ func (u *UI) newRow() fyne.CanvasObject {
 	}
 	r.limDn = r.newLimitControl(dirDown)
 	r.limUp = r.newLimitControl(dirUp)
+	r.block = r.newBlockToggle()
 	b := &rowBox{row: r, content: container.New(u.rowColumns(), r.mark, container.NewCenter(r.icon), nameBox,
-		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box)}
+		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box, container.NewCenter(r.block))}
 	b.ExtendBaseWidget(b)
 	return b
 }
@@ -207,7 +209,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	r.id = a.ID
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
-	if on && !u.conn.status.Paused {
+	if (on || blocked(a)) && !u.conn.status.Paused {
 		r.mark.FillColor = colorMark
 	} else {
 		r.mark.FillColor = color.Transparent
@@ -236,6 +238,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 			sub += " (paused)"
 		}
 	}
+	sub += blockCaption(a)
 	if u.view.dupNames[a.Name] {
 		sub += " · " + api.Printable(a.Exe)
 	}
@@ -259,6 +262,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
 	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
 	r.limUp.show(lim.Up, !ro, editing)
+	r.showBlock(a, !ro)
 }
 
 func setText(l *widget.Label, s string) {
@@ -439,18 +443,5 @@ func (u *UI) flush(id string, seq int) {
 // setLocalLimit shows a limit the helper accepted before the next poll
 // confirms it.
 func (u *UI) setLocalLimit(id string, lim api.Limit) {
-	if lim.Down == 0 && lim.Up == 0 {
-		lim = api.Limit{}
-	}
-	for i := range u.view.all {
-		if u.view.all[i].ID == id {
-			u.view.all[i].Limit = lim
-		}
-	}
-	for i := range u.view.rows {
-		if u.view.rows[i].ID == id {
-			u.view.rows[i].Limit = lim
-		}
-	}
-	u.trayS.trayState.limitsChanged = true
+	u.updateLocal(id, func(l *api.Limit) { l.Down, l.Up, l.Traffic, l.When = lim.Down, lim.Up, lim.Traffic, lim.When })
 }

@@ -157,7 +157,7 @@ func (u *UI) quickLimitMenu(a api.App) *fyne.Menu {
 	)
 	un := fyne.NewMenuItem("Unlimited", func() { u.quickLimit(a, dir, 0) })
 	un.Checked = !limited(&a)
-	items = append(items, un)
+	items = append(items, un, fyne.NewMenuItemSeparator(), u.blockMenuItem(a))
 	return fyne.NewMenu(a.Name, items...)
 }
 

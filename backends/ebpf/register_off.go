@@ -10,4 +10,5 @@ var (
 	Monitor  *backends.Descriptor[backends.MonitorBackend]
 	Upload   *backends.Descriptor[backends.UploadThrottleBackend]
 	Download *backends.Descriptor[backends.DownloadThrottleBackend]
+	Blocker  *backends.Descriptor[backends.Blocker]
 )

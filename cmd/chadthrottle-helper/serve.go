@@ -127,15 +127,21 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 		}
 	}
 	placer := testPlacer(up)
+	var blocker backends.Blocker = backends.NewFakeBlocker() // with fake placement: fake blocks too
+	var blockWhy error
 	if placer == nil {
 		if placer, err = placement(cfg.placement, opts, cfg.runDir, log); err != nil {
 			return nil, err
+		}
+		if blocker, blockWhy = backends.Select(backends.KindBlock, reg.Blockers, "", opts); blockWhy != nil {
+			log.Warn("blocking is unavailable", "reason", blockWhy)
 		}
 	}
 	mgr, err := backends.NewManager(up, down, downWhy, placer)
 	if err != nil {
 		return nil, err
 	}
+	mgr.SetBlocker(blocker, blockWhy)
 	store, err := rules.Open(cfg.stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("open rules: %w", err)

@@ -162,9 +162,9 @@ func TestEndToEnd(t *testing.T) {
 	xdo(t, display, "type", "--delay", "30", app.Name)
 	time.Sleep(1500 * time.Millisecond)
 	const limit = 1_000_000
-	entryX := 920 // download limit entry of the first row
+	entryX := 845 // download limit entry of the first row
 	if !down {
-		entryX = 1190 // upload limit entry
+		entryX = 1100 // upload limit entry
 	}
 	xdo(t, display, append(at(entryX, 128), "click", "1")...)
 	xdo(t, display, "type", "--delay", "30", "1MB/s")
@@ -235,4 +235,5 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("flow at %.0f B/s after the tray's 5 MB/s", rate)
 	}
 	screenshot(t, display, "3-tray-limit")
+	blockFromRow(t, display, at, ctl, bus.Address, app, load)
 }

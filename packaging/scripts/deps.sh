@@ -21,7 +21,7 @@ TEST=(
   # GUI end-to-end tests and screenshots; a real tray host (xfce4-panel's status tray)
   xvfb imagemagick x11-utils xdotool xfce4-panel
   # benchmarks and side-by-side comparisons
-  iperf3 nethogs trickle
+  iperf3 nethogs trickle curl
   # eBPF code generation (make generate)
   clang llvm libbpf-dev
   # packaging checks

@@ -87,6 +87,9 @@ type Config struct {
 	// processes are found by scanning /proc every ScanInterval only. The
 	// connector is used only with the real /proc.
 	NoProcConnector bool
+	// Now is the clock schedules are read against (local time); nil means
+	// time.Now. Tests inject one.
+	Now func() time.Time
 }
 
 // Engine groups processes into apps, measures them and keeps limits applied.
@@ -115,6 +118,7 @@ type Engine struct {
 	cbMu     sync.Mutex
 	onChange []func()
 	dirty    atomic.Bool // a reconcile is due
+	timed    atomic.Bool // some limit has a schedule: reconcile on every tick
 
 	execMu  sync.Mutex
 	execs   map[int]struct{} // pids that exec'd, from the proc connector
@@ -299,7 +303,7 @@ func (e *Engine) tick(now time.Time, sample, full bool) {
 	if err != nil {
 		e.logOnce("scan", err)
 	}
-	if changed || e.dirty.Swap(false) {
+	if changed || e.dirty.Swap(false) || e.timed.Load() {
 		e.reconcile()
 	}
 	if sample {

@@ -31,8 +31,9 @@ const DefaultDir = api.StateDir
 const FileName = "rules.json"
 
 // formatVersion is the version of the file format written. Version 1 had
-// no "admin" field; its rules load as set by their owner.
-const formatVersion = 2
+// no "admin" field; its rules load as set by their owner. Version 2 had no
+// schedules or blocks.
+const formatVersion = 3
 
 // MaxExeLen is the longest executable path accepted (PATH_MAX).
 const MaxExeLen = api.MaxExeLen
@@ -150,8 +151,8 @@ func Normalize(r api.Rule) (api.Rule, error) {
 	if err != nil {
 		return api.Rule{}, err
 	}
-	if l.Down == 0 && l.Up == 0 {
-		return api.Rule{}, fmt.Errorf("%w: rule for %s limits nothing (both rates are 0)", ErrInvalid, r.Exe)
+	if !l.Limited() {
+		return api.Rule{}, fmt.Errorf("%w: rule for %s limits nothing (both rates are 0, nothing blocked)", ErrInvalid, r.Exe)
 	}
 	r.Limit = l
 	return r, nil

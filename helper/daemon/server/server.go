@@ -56,6 +56,8 @@ type Engine interface {
 	Idle() bool
 	// OnChange registers fn, called after any limit or rule change.
 	OnChange(fn func())
+	// BlockEngine blocks apps and processes (block.go).
+	BlockEngine
 }
 
 // Authorizer answers polkit questions about bus peers; *polkit.Authority
@@ -135,6 +137,12 @@ func (s *Server) Export() error {
 		api.MethodSetProcessLimit:    s.SetProcessLimit,
 		api.MethodRemoveProcessLimit: s.RemoveProcessLimit,
 		api.MethodSetPaused:          s.SetPaused,
+		// Blocking and schedules (block.go).
+		api.MethodSetAppBlock:        s.SetAppBlock,
+		api.MethodRemoveAppBlock:     s.RemoveAppBlock,
+		api.MethodSetProcessBlock:    s.SetProcessBlock,
+		api.MethodRemoveProcessBlock: s.RemoveProcessBlock,
+		api.MethodSetAppLimitWhen:    s.SetAppLimitWhen,
 	}
 	if len(methods) != len(api.Methods) {
 		return fmt.Errorf("server exports %d methods, api.Methods lists %d", len(methods), len(api.Methods))
