@@ -16,8 +16,10 @@ import (
 // targetIdentity is how the block programs recognise a target, kept to this
 // one type (Go) and the block_target_* functions of block.c (BPF) so it can
 // be re-pointed when the throttlers change how they find a socket's target.
-// Today it is the throttlers' identity: the target's cgroup (the placer put
-// its processes there; sockets made there and tasks in it carry it), the
+// Today it is the throttlers' identity: the target's socket tag (sockets
+// the socket tagger tagged at creation, backends/kernel/socktarget), the
+// target's cgroup (where the placer moves processes instead: sockets made
+// there and tasks in it carry it), the
 // cgroup's depth below the cgroup2 root (for cgroups the processes made
 // below it), and the cookies of the sockets its processes hold (sockets
 // made before the processes were placed keep their old cgroup). For an app
