@@ -85,6 +85,11 @@ type Config struct {
 	// processes are found by scanning /proc every ScanInterval only. The
 	// connector is used only with the real /proc.
 	NoProcConnector bool
+	// Usage, when set, receives every app's bytes since the previous
+	// sample once a second (apps without traffic left out), on the
+	// sampling goroutine with no engine lock held: the traffic history
+	// and the data quotas.
+	Usage func(t time.Time, usage []AppUsage)
 }
 
 // Engine groups processes into apps, measures them and keeps limits applied.
@@ -447,7 +452,7 @@ func (e *Engine) Backends() []api.Backend {
 func (e *Engine) Idle() bool {
 	e.limMu.Lock()
 	defer e.limMu.Unlock()
-	return len(e.lim.rules) == 0 && len(e.lim.procLimits) == 0
+	return len(e.lim.rules) == 0 && len(e.lim.procLimits) == 0 && len(e.lim.quotas) == 0
 }
 
 // userName caches uid → login name lookups.
