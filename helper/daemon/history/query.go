@@ -18,6 +18,8 @@ type Query struct {
 	// UID and Exe select one app when Exe is set.
 	UID uint32
 	Exe string
+	// OnlyUID, when set, selects the apps of one uid.
+	OnlyUID *uint32
 	// From and Until bound the range; buckets that start in [From, Until)
 	// (From rounded down to its bucket) are returned.
 	From, Until time.Time
@@ -73,6 +75,10 @@ func (s *Store) Query(q Query) ([]Series, error) {
 		sqlq += " AND a.uid = ? AND a.exe = ?"
 		args = append(args, q.UID, q.Exe)
 	}
+	if q.OnlyUID != nil {
+		sqlq += " AND a.uid = ?"
+		args = append(args, *q.OnlyUID)
+	}
 	sqlq += fmt.Sprintf(" LIMIT %d", MaxRows+1)
 	s.mu.Lock()
 	db := s.db
@@ -102,7 +108,7 @@ func (s *Store) Query(q Query) ([]Series, error) {
 	}
 	s.mu.Lock()
 	for k, p := range s.pending {
-		if q.Exe != "" && (k.UID != q.UID || k.Exe != q.Exe) {
+		if (q.Exe != "" && (k.UID != q.UID || k.Exe != q.Exe)) || (q.OnlyUID != nil && k.UID != *q.OnlyUID) {
 			continue
 		}
 		for m, c := range p.minutes {

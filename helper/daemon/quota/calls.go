@@ -68,11 +68,11 @@ func fromRecord(r history.QuotaRecord) api.Quota {
 		Action: r.Action, Rate: r.Rate, Admin: r.Admin}
 }
 
-// Set creates or replaces the quota on q.Exe of q.UID for caller c. A
+// SetQuota creates or replaces the quota on q.Exe of q.UID for caller c. A
 // quota an administrator set needs c.Admin to change; without it a user
 // may hold MaxUserQuotas. Usage in the current period is read from the
 // history, and the action starts or ends at once.
-func (m *Manager) Set(c api.Caller, q api.Quota) error {
+func (m *Manager) SetQuota(c api.Caller, q api.Quota) error {
 	if err := validate(&q); err != nil {
 		return err
 	}
@@ -145,9 +145,9 @@ func (m *Manager) boundLocked(c api.Caller) error {
 	return nil
 }
 
-// Remove deletes the quota on exe of uid for caller c; its action ends at
+// RemoveQuota deletes the quota on exe of uid for caller c; its action ends at
 // once.
-func (m *Manager) Remove(c api.Caller, exe string, uid uint32) error {
+func (m *Manager) RemoveQuota(c api.Caller, exe string, uid uint32) error {
 	resolved, err := m.cfg.Engine.ResolveExe(c, exe, uid)
 	if err != nil {
 		return err

@@ -249,8 +249,8 @@ func throttleLimit(q api.Quota) api.Limit {
 	return l
 }
 
-// List returns every quota with its usage, sorted by uid and executable.
-func (m *Manager) List() []api.Quota {
+// Quotas returns every quota with its usage, sorted by uid and executable.
+func (m *Manager) Quotas() []api.Quota {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]api.Quota, 0, len(m.quotas))

@@ -18,8 +18,10 @@ type fakeEngine struct {
 	limits []engine.QuotaLimit
 }
 
-func (f *fakeEngine) ResolveExe(c api.Caller, exe string, uid uint32) (string, error) { return exe, nil }
-func (f *fakeEngine) CheckQuotaRate(api.Limit) error                                  { return nil }
+func (f *fakeEngine) ResolveExe(c api.Caller, exe string, uid uint32) (string, error) {
+	return exe, nil
+}
+func (f *fakeEngine) CheckQuotaRate(api.Limit) error { return nil }
 func (f *fakeEngine) SetQuotaLimits(ls []engine.QuotaLimit) {
 	f.mu.Lock()
 	f.limits = ls
@@ -36,7 +38,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 var loc = time.FixedZone("UTC+2", 2*3600)
@@ -69,29 +71,29 @@ func TestDailyQuotaThrottlesAndRollsOver(t *testing.T) {
 	fe := &fakeEngine{}
 	m, st := setup(t, dir, c, fe)
 	q := api.Quota{Exe: exe, UID: 1000, Period: api.QuotaDay, Bytes: 1000, Direction: api.QuotaDown, Action: api.QuotaThrottle, Rate: 500}
-	if err := m.Set(api.Caller{UID: 1000}, q); err != nil {
+	if err := m.SetQuota(api.Caller{UID: 1000}, q); err != nil {
 		t.Fatal(err)
 	}
 	use(m, c, 850)
-	if s := m.List()[0]; s.State != api.QuotaWarning || s.Used != 850 {
+	if s := m.Quotas()[0]; s.State != api.QuotaWarning || s.Used != 850 {
 		t.Fatalf("at 85 %%: %+v", s)
 	}
 	use(m, c, 200)
 	got := fe.current()
-	if len(got) != 1 || got[0].Limit.Down != 500 || got[0].Limit.Up != 0 || m.List()[0].State != api.QuotaReached {
-		t.Fatalf("after the cap: limits %+v, quota %+v", got, m.List()[0])
+	if len(got) != 1 || got[0].Limit.Down != 500 || got[0].Limit.Up != 0 || m.Quotas()[0].State != api.QuotaReached {
+		t.Fatalf("after the cap: limits %+v, quota %+v", got, m.Quotas()[0])
 	}
 	// Restart: the history and the quota survive, the action is back at once.
 	st.Close()
 	fe2 := &fakeEngine{}
 	m, st = setup(t, dir, c, fe2)
-	if s := m.List()[0]; s.Used != 1050 || s.State != api.QuotaReached || len(fe2.current()) != 1 {
+	if s := m.Quotas()[0]; s.Used != 1050 || s.State != api.QuotaReached || len(fe2.current()) != 1 {
 		t.Fatalf("after restart: %+v, limits %+v", s, fe2.current())
 	}
 	// Midnight (local): a new day, the action ends.
 	c.set(time.Date(2026, 12, 4, 0, 0, 1, 0, loc))
 	m.Tick()
-	if s := m.List()[0]; s.Used != 0 || s.State != api.QuotaOK || len(fe2.current()) != 0 {
+	if s := m.Quotas()[0]; s.Used != 0 || s.State != api.QuotaOK || len(fe2.current()) != 0 {
 		t.Fatalf("after midnight: %+v, limits %+v", s, fe2.current())
 	}
 	// Reached again, then the cap raised: lifted at once.
@@ -100,15 +102,15 @@ func TestDailyQuotaThrottlesAndRollsOver(t *testing.T) {
 		t.Fatal("not throttled after the cap")
 	}
 	q.Bytes = 5000
-	if err := m.Set(api.Caller{UID: 1000}, q); err != nil {
+	if err := m.SetQuota(api.Caller{UID: 1000}, q); err != nil {
 		t.Fatal(err)
 	}
-	if len(fe2.current()) != 0 || m.List()[0].Used != 1000 {
-		t.Fatalf("raised: limits %+v, quota %+v", fe2.current(), m.List()[0])
+	if len(fe2.current()) != 0 || m.Quotas()[0].Used != 1000 {
+		t.Fatalf("raised: limits %+v, quota %+v", fe2.current(), m.Quotas()[0])
 	}
 	q.Bytes = 10
-	m.Set(api.Caller{UID: 1000}, q)
-	if err := m.Remove(api.Caller{UID: 1000}, exe, 1000); err != nil || len(fe2.current()) != 0 {
+	m.SetQuota(api.Caller{UID: 1000}, q)
+	if err := m.RemoveQuota(api.Caller{UID: 1000}, exe, 1000); err != nil || len(fe2.current()) != 0 {
 		t.Fatalf("removed: %v, limits %+v", err, fe2.current())
 	}
 	st.Close()
@@ -154,34 +156,34 @@ func TestValidationAndBounds(t *testing.T) {
 	} {
 		q := good
 		bad(&q)
-		if err := m.Set(user, q); !errors.Is(err, ErrInvalid) {
+		if err := m.SetQuota(user, q); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", q, err)
 		}
 	}
 	q := good
 	q.Action = api.QuotaBlock
-	if err := m.Set(user, q); !errors.Is(err, ErrUnavailable) {
+	if err := m.SetQuota(user, q); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("block: %v, want ErrUnavailable", err)
 	}
-	if len(m.List()) != 0 {
-		t.Fatalf("refused quotas stored: %+v", m.List())
+	if len(m.Quotas()) != 0 {
+		t.Fatalf("refused quotas stored: %+v", m.Quotas())
 	}
-	if err := m.Set(api.Caller{UID: 0, Admin: true}, good); err != nil {
+	if err := m.SetQuota(api.Caller{UID: 0, Admin: true}, good); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Remove(user, exe, 1000); !errors.Is(err, ErrNeedsManage) {
+	if err := m.RemoveQuota(user, exe, 1000); !errors.Is(err, ErrNeedsManage) {
 		t.Errorf("user removing an admin's quota: %v", err)
 	}
 	for i := 0; i < MaxUserQuotas; i++ {
 		q := good
 		q.Exe = exe + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if err := m.Set(user, q); err != nil {
+		if err := m.SetQuota(user, q); err != nil {
 			t.Fatalf("quota %d: %v", i, err)
 		}
 	}
 	q = good
 	q.Exe = "/one/too/many"
-	if err := m.Set(user, q); !errors.Is(err, ErrLimit) {
+	if err := m.SetQuota(user, q); !errors.Is(err, ErrLimit) {
 		t.Errorf("quota %d: %v, want ErrLimit", MaxUserQuotas+1, err)
 	}
 }

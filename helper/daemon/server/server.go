@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -82,6 +83,7 @@ type ErrorKinds struct {
 	NotFound    []error
 	NeedsManage []error
 	Quota       []error
+	Unavailable []error
 }
 
 // Config configures a Server.
@@ -90,7 +92,9 @@ type Config struct {
 	Engine Engine
 	Auth   Authorizer
 	Errors ErrorKinds
-	Log    *slog.Logger
+	// History serves the history and quota methods; nil: unavailable.
+	History History
+	Log     *slog.Logger
 	// CallRate is how many calls a second one uid other than root may
 	// make (bursts of twice that); 0 means DefaultCallRate.
 	CallRate float64
@@ -102,11 +106,12 @@ const DefaultCallRate = 50
 
 // Server is the exported object.
 type Server struct {
-	conn   *dbus.Conn
-	engine Engine
-	auth   Authorizer
-	kinds  ErrorKinds
-	log    *slog.Logger
+	conn    *dbus.Conn
+	engine  Engine
+	history History
+	auth    Authorizer
+	kinds   ErrorKinds
+	log     *slog.Logger
 
 	lastCall atomic.Int64 // unix nanoseconds of the last method call
 	calls    atomic.Int64
@@ -126,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CallRate <= 0 {
 		cfg.CallRate = DefaultCallRate
 	}
-	s := &Server{conn: cfg.Conn, engine: cfg.Engine, auth: cfg.Auth, kinds: cfg.Errors, log: cfg.Log,
+	s := &Server{conn: cfg.Conn, engine: cfg.Engine, history: cfg.History, auth: cfg.Auth, kinds: cfg.Errors, log: cfg.Log,
 		limiter: newCallLimiter(cfg.CallRate, 2*cfg.CallRate)}
 	s.lastCall.Store(time.Now().UnixNano())
 	return s, nil
@@ -151,6 +156,7 @@ func (s *Server) Export() error {
 		api.MethodRemoveProcessLimit: s.RemoveProcessLimit,
 		api.MethodSetPaused:          s.SetPaused,
 	}
+	maps.Copy(methods, s.historyMethods())
 	if len(methods) != len(api.Methods) {
 		return fmt.Errorf("server exports %d methods, api.Methods lists %d", len(methods), len(api.Methods))
 	}
@@ -347,7 +353,7 @@ func (s *Server) mapErr(err error) *dbus.Error {
 		name = api.ErrQuotaExceeded
 	case isAny(err, s.kinds.NeedsManage):
 		name = api.ErrNotAuthorized
-	case errors.Is(err, backends.ErrDownloadUnavailable):
+	case errors.Is(err, backends.ErrDownloadUnavailable) || isAny(err, s.kinds.Unavailable):
 		name = api.ErrUnavailable
 	}
 	return newError(name, err.Error())

@@ -91,7 +91,7 @@ func IntrospectNode() *introspect.Node {
 		Name: api.ObjectPath,
 		Interfaces: []introspect.Interface{{
 			Name: api.Interface,
-			Methods: []introspect.Method{
+			Methods: append([]introspect.Method{
 				m(api.MethodGetStatus, arg("status", sig(api.Status{}), "out")),
 				m(api.MethodGetPermissions, arg("permissions", sig(api.Permissions{}), "out")),
 				m(api.MethodListBackends, arg("backends", sig([]api.Backend{}), "out")),
@@ -103,7 +103,7 @@ func IntrospectNode() *introspect.Node {
 				m(api.MethodSetProcessLimit, arg("pid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in")),
 				m(api.MethodRemoveProcessLimit, arg("pid", "u", "in")),
 				m(api.MethodSetPaused, arg("paused", "b", "in")),
-			},
+			}, historyIntrospection(arg, sig)...),
 			Signals: []introspect.Signal{{Name: api.SignalLimitsChanged}},
 		}},
 	}
