@@ -196,6 +196,7 @@ type opts struct {
 	uid      uint32
 	down, up uint64
 	traffic  string
+	hist     histOpts // stats and quota commands (history.go)
 }
 
 // flagDef is one flag: the table below drives parsing, --help, the man

@@ -153,8 +153,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--bogus", "top"}, "unknown flag --bogus"},
 		// Contract commands the product does not have yet: exit 2.
 		{[]string{"block", "--pid", "1"}, `unknown command "block"`},
-		{[]string{"quotas"}, `unknown command "quotas"`},
-		{[]string{"stats", "--json"}, `unknown command "stats"`},
 		{[]string{"limit", "--global", "--up", "1"}, "limit: unknown flag --global"},
 		{[]string{"limit", "--app", "/bin/x", "--up", "1", "--when", "Mon-Fri 09:00-17:00"}, "limit: unknown flag --when"},
 	} {

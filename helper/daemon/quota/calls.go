@@ -40,8 +40,8 @@ func validate(q *api.Quota) error {
 	default:
 		return fmt.Errorf("%w: direction %q is not down, up or both", ErrInvalid, clip(q.Direction))
 	}
-	if q.Bytes == 0 || q.Bytes > 1<<62 {
-		return fmt.Errorf("%w: cap of %d bytes is out of range (1 byte to 4 EiB)", ErrInvalid, q.Bytes)
+	if q.Bytes == 0 || q.Bytes > api.MaxQuotaBytes {
+		return fmt.Errorf("%w: cap of %d bytes is out of range (1 byte to 1 EB)", ErrInvalid, q.Bytes)
 	}
 	switch q.Action {
 	case api.QuotaThrottle:
