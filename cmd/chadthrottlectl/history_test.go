@@ -20,7 +20,9 @@ func (f *fakeHelper) Quotas(context.Context) ([]api.Quota, error) {
 	return []api.Quota{{Exe: "/usr/bin/steam", UID: 1000, Period: "day", Bytes: 2e9, Used: 1.6e9, Direction: "down",
 		Action: api.QuotaThrottle, Rate: 500e3, State: api.QuotaWarning}}, f.rec("Quotas")
 }
-func (f *fakeHelper) SetQuota(_ context.Context, q api.Quota) error { return f.rec(fmtCall("SetQuota", q)) }
+func (f *fakeHelper) SetQuota(_ context.Context, q api.Quota) error {
+	return f.rec(fmtCall("SetQuota", q))
+}
 func (f *fakeHelper) RemoveQuota(_ context.Context, exe string, uid uint32) error {
 	return f.rec(fmtCall("RemoveQuota", exe, uid))
 }
