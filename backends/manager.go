@@ -16,10 +16,14 @@ var ErrDownloadUnavailable = errors.New("download limiting is unavailable")
 type Limits struct {
 	Down Limit
 	Up   Limit
+	// Block refuses the target's network (see Blocker); it applies beside
+	// the rates.
+	Block Block
 }
 
-// IsZero reports whether neither direction is limited.
-func (l Limits) IsZero() bool { return l.Down.Rate == 0 && l.Up.Rate == 0 }
+// IsZero reports whether neither direction is limited and nothing is
+// blocked.
+func (l Limits) IsZero() bool { return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On }
 
 // Validate checks rates against MaxRate.
 func (l Limits) Validate() error {
@@ -34,6 +38,9 @@ func (l Limits) Validate() error {
 			return fmt.Errorf("%s limit has unknown traffic type %d", x.dir, x.l.Traffic)
 		}
 	}
+	if l.Block.Traffic < TrafficAll || l.Block.Traffic > TrafficLocal {
+		return fmt.Errorf("block has unknown traffic type %d", l.Block.Traffic)
+	}
 	return nil
 }
 
@@ -46,6 +53,7 @@ type Manager struct {
 	down     DownloadThrottleBackend
 	downWhy  error
 	placer   Placer
+	blocks   blockSlot
 	targets  map[string]*managedTarget
 	initDone bool
 }
@@ -89,6 +97,7 @@ func (m *Manager) Init() error {
 			m.down = nil
 		}
 	}
+	m.blocks.init()
 	m.initDone = true
 	return nil
 }
@@ -132,6 +141,9 @@ func (m *Manager) Apply(t Target, l Limits) error {
 	if l.Down.Rate > 0 && !m.down.Capabilities().Supports(l.Down.Traffic) {
 		return fmt.Errorf("download backend %s cannot limit %s traffic", m.down.Name(), l.Down.Traffic)
 	}
+	if err := m.blocks.check(l.Block); err != nil {
+		return err
+	}
 	prev, existed := m.targets[t.ID]
 	if m.placer != nil {
 		cg, err := m.placer.Place(t.ID, t.PIDs)
@@ -152,6 +164,7 @@ func (m *Manager) Apply(t Target, l Limits) error {
 			if m.down != nil {
 				_ = m.down.RemoveLimit(t.ID)
 			}
+			_ = m.blocks.apply(t, Block{})
 			if m.placer != nil {
 				_ = m.placer.Release(t.ID)
 			}
@@ -163,6 +176,9 @@ func (m *Manager) Apply(t Target, l Limits) error {
 }
 
 func (m *Manager) applyLocked(t Target, l Limits) error {
+	if err := m.blocks.apply(t, l.Block); err != nil {
+		return err
+	}
 	if l.Up.Rate > 0 {
 		if err := m.up.SetLimit(t, l.Up); err != nil {
 			return fmt.Errorf("set upload limit on %s with %s: %w", t.ID, m.up.Name(), err)
@@ -197,9 +213,9 @@ func (m *Manager) FollowSockets(id string, pids []int) error {
 	t.PIDs = pids
 	var errs []error
 	for _, b := range []struct {
-		th Throttler
+		th Backend
 		on bool
-	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}} {
+	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On}} {
 		if f, ok := b.th.(SocketFollower); ok && b.on {
 			if err := f.FollowSockets(t); err != nil {
 				errs = append(errs, fmt.Errorf("follow sockets of %s with %s: %w", id, b.th.Name(), err))
@@ -226,6 +242,9 @@ func (m *Manager) removeLocked(id string) error {
 		if err := m.down.RemoveLimit(id); err != nil {
 			errs = append(errs, fmt.Errorf("remove download limit on %s: %w", id, err))
 		}
+	}
+	if err := m.blocks.apply(Target{ID: id}, Block{}); err != nil {
+		errs = append(errs, fmt.Errorf("unblock %s: %w", id, err))
 	}
 	if m.placer != nil {
 		if err := m.placer.Release(id); err != nil {
@@ -277,6 +296,9 @@ func (m *Manager) Cleanup() error {
 		if err := m.down.Cleanup(); err != nil {
 			errs = append(errs, fmt.Errorf("clean up %s: %w", m.down.Name(), err))
 		}
+	}
+	if err := m.blocks.cleanup(); err != nil {
+		errs = append(errs, err)
 	}
 	if m.placer != nil {
 		if err := m.placer.Cleanup(); err != nil {

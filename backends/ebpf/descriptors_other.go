@@ -11,3 +11,6 @@ var (
 	Upload   *backends.Descriptor[backends.UploadThrottleBackend]
 	Download *backends.Descriptor[backends.DownloadThrottleBackend]
 )
+
+// Blocker is left out of this build too.
+var Blocker *backends.Descriptor[backends.Blocker]

@@ -11,7 +11,7 @@ import (
 // first within each kind. Build tags leave a backend out (its package then
 // exports a nil descriptor):
 //
-//	no_ebpf       monitor ebpf, upload ebpf_cgroup, download ebpf_cgroup
+//	no_ebpf       monitor ebpf, upload ebpf_cgroup, download ebpf_cgroup, block ebpf_block
 //	no_capture    monitor capture
 //	no_tc_htb     upload tc_htb
 //	no_ifb_tc     download ifb_tc
@@ -33,6 +33,10 @@ func registry() *backends.Registry {
 			ebpf.Download,
 			tc.IFBDownload,
 			tc.PoliceDownload,
+		),
+		Blockers: compiled[backends.Blocker](
+			// BACKENDS:block
+			ebpf.Blocker,
 		),
 	}
 }

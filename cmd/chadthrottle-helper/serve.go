@@ -140,17 +140,23 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 		}
 	}
 	placer := testPlacer(up)
+	var blocker backends.Blocker = backends.NewFakeBlocker() // with fake placement: fake blocks too
+	var blockWhy error
 	if placer == nil {
 		p, err := cgroupv2.New(opts, cfg.runDir)
 		if err != nil {
 			return nil, fmt.Errorf("cgroup placement: %w", err)
 		}
 		placer = p
+		if blocker, blockWhy = backends.Select(backends.KindBlock, reg.Blockers, "", opts); blockWhy != nil {
+			log.Warn("blocking is unavailable", "reason", blockWhy)
+		}
 	}
 	mgr, err := backends.NewManager(up, down, downWhy, placer)
 	if err != nil {
 		return nil, err
 	}
+	mgr.SetBlocker(blocker, blockWhy)
 	store, err := rules.Open(cfg.stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("open rules: %w", err)

@@ -26,6 +26,7 @@ type helper interface {
 	SetProcessLimit(ctx context.Context, pid int32, l api.Limit) error
 	RemoveProcessLimit(ctx context.Context, pid int32) error
 	SetPaused(ctx context.Context, paused bool) error
+	blockHelper
 	// CallerUID is the uid the helper's bus knows us by (the login user
 	// on a remote host).
 	CallerUID(ctx context.Context) (uint32, error)
@@ -196,6 +197,7 @@ type opts struct {
 	uid      uint32
 	down, up uint64
 	traffic  string
+	when     string
 	hist     histOpts // stats and quota commands (history.go)
 }
 
@@ -347,7 +349,7 @@ func checkLimit(o *opts) error {
 	if !o.seen["down"] && !o.seen["up"] {
 		return usageErr("limit: give --down RATE and/or --up RATE (0 or none = unlimited)")
 	}
-	return nil
+	return checkWhen(o)
 }
 
 // Help text, from the table.

@@ -152,9 +152,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"top", "extra"}, "unexpected argument"},
 		{[]string{"--bogus", "top"}, "unknown flag --bogus"},
 		// Contract commands the product does not have yet: exit 2.
-		{[]string{"block", "--pid", "1"}, `unknown command "block"`},
+		{[]string{"priority", "--app", "/bin/x", "high"}, `unknown command "priority"`},
 		{[]string{"limit", "--global", "--up", "1"}, "limit: unknown flag --global"},
-		{[]string{"limit", "--app", "/bin/x", "--up", "1", "--when", "Mon-Fri 09:00-17:00"}, "limit: unknown flag --when"},
+		{[]string{"limit", "--pid", "3", "--up", "1", "--when", "Mon-Fri 09:00-17:00"}, "--when goes with --app"},
 	} {
 		f := &fakeHelper{}
 		code, _, errOut := runCLI(t, f, c.args...)

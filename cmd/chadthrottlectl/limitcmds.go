@@ -185,7 +185,7 @@ func ruleUID(c *call) (uint32, string, error) {
 
 func cmdLimit(c *call) error {
 	o := c.o
-	l := api.Limit{Down: o.down, Up: o.up, Traffic: o.traffic}
+	l := api.Limit{Down: o.down, Up: o.up, Traffic: o.traffic, When: o.when}
 	if l.Down == 0 && l.Up == 0 {
 		return cmdUnlimit(c)
 	}
@@ -218,7 +218,7 @@ func cmdLimit(c *call) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.w, "rule set for %s (%s): %s\n", api.Printable(exe), who, describe(l))
+	fmt.Fprintf(c.w, "rule set for %s (%s): %s%s\n", api.Printable(exe), who, describe(l), whenText(l.When))
 	return nil
 }
 

@@ -109,6 +109,12 @@ type Limit struct {
 	Down    uint64 `json:"down"`
 	Up      uint64 `json:"up"`
 	Traffic string `json:"traffic,omitempty"`
+	// When is the rates' schedule (ParseSchedule; "" = always).
+	When string `json:"when,omitempty"`
+	// Block is the traffic the target may not have at all (all, internet,
+	// local); "" = not blocked. BlockWhen is its schedule.
+	Block     string `json:"block,omitempty"`
+	BlockWhen string `json:"block_when,omitempty"`
 }
 
 // App is a group of processes of one executable and one user.

@@ -274,6 +274,9 @@ func (c *Client) Rules(ctx context.Context) ([]api.Rule, error) {
 // SetAppLimit sets a persisted rule on exe for uid (limit-own for the
 // caller's uid, manage otherwise). Zero rates are unlimited.
 func (c *Client) SetAppLimit(ctx context.Context, exe string, uid uint32, l api.Limit) error {
+	if l.When != "" {
+		return c.call(ctx, api.MethodSetAppLimitWhen, true, nil, exe, uid, l.Down, l.Up, l.Traffic, l.When)
+	}
 	return c.call(ctx, api.MethodSetAppLimit, true, nil, exe, uid, l.Down, l.Up, l.Traffic)
 }
 

@@ -6,7 +6,7 @@ _chadthrottlectl() {
 	local cmd="" nargs=0 i words
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--uid|--since|--until|--by|--per|--bytes|--direction|--then) ((i++)) ;;
+		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--when|--uid|--since|--until|--by|--per|--bytes|--direction|--then) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((nargs++)); fi ;;
 		esac
@@ -36,6 +36,9 @@ _chadthrottlectl() {
 	--traffic)
 		COMPREPLY=($(compgen -W "all internet local" -- "$cur"))
 		return ;;
+	--when)
+		COMPREPLY=($(compgen -W "Mon-Fri 09:00-17:00" -- "$cur"))
+		return ;;
 	--uid)
 		COMPREPLY=($(compgen -W "" -- "$cur"))
 		return ;;
@@ -63,14 +66,18 @@ _chadthrottlectl() {
 	esac
 	case $cmd in
 	"")
-		words="top details limit unlimit rules pause resume stats quota unquota quotas status backends version completion help --bus --host -H --help -h" ;;
+		words="top details limit unlimit block unblock rules pause resume stats quota unquota quotas status backends version completion help --bus --host -H --help -h" ;;
 	top)
 		words="--json --watch --interval --bus --host -H --help -h" ;;
 	details)
 		words="--json --bus --host -H --help -h" ;;
 	limit)
-		words="--pid --app --down --up --traffic --uid --bus --host -H --help -h" ;;
+		words="--pid --app --down --up --traffic --when --uid --bus --host -H --help -h" ;;
 	unlimit)
+		words="--pid --app --uid --bus --host -H --help -h" ;;
+	block)
+		words="--pid --app --traffic --when --uid --bus --host -H --help -h" ;;
+	unblock)
 		words="--pid --app --uid --bus --host -H --help -h" ;;
 	rules)
 		words="--json --bus --host -H --help -h" ;;
@@ -97,7 +104,7 @@ _chadthrottlectl() {
 		[[ $cur == -* || $nargs -ge 1 ]] || words="bash zsh fish" ;;
 	help)
 		words="--bus --host -H --help -h"
-		[[ $cur == -* || $nargs -ge 1 ]] || words="top details limit unlimit rules pause resume stats quota unquota quotas status backends version completion help" ;;
+		[[ $cur == -* || $nargs -ge 1 ]] || words="top details limit unlimit block unblock rules pause resume stats quota unquota quotas status backends version completion help" ;;
 	*) words="" ;;
 	esac
 	COMPREPLY=($(compgen -W "$words" -- "$cur"))

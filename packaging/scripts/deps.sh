@@ -13,7 +13,7 @@ PKGS=(
   # GUI end-to-end tests and screenshots
   xvfb imagemagick x11-utils xdotool
   # benchmarks and side-by-side comparisons
-  iperf3 nethogs trickle
+  iperf3 nethogs trickle curl wget
   # eBPF code generation (make generate)
   clang llvm libbpf-dev
   # packaging checks

@@ -90,6 +90,9 @@ type Config struct {
 	// sampling goroutine with no engine lock held: the traffic history
 	// and the data quotas.
 	Usage func(t time.Time, usage []AppUsage)
+	// Now is the clock schedules are read against (local time); nil means
+	// time.Now. Tests inject one.
+	Now func() time.Time
 }
 
 // Engine groups processes into apps, measures them and keeps limits applied.
@@ -118,6 +121,7 @@ type Engine struct {
 	cbMu     sync.Mutex
 	onChange []func()
 	dirty    atomic.Bool // a reconcile is due
+	timed    atomic.Bool // some limit has a schedule: reconcile on every tick
 
 	execMu  sync.Mutex
 	execs   map[int]struct{} // pids that exec'd, from the proc connector
@@ -308,7 +312,7 @@ func (e *Engine) tick(now time.Time, sample, full bool) {
 	if err != nil {
 		e.logOnce("scan", err)
 	}
-	if changed || e.dirty.Swap(false) {
+	if changed || e.dirty.Swap(false) || e.timed.Load() {
 		e.limMu.Lock()
 		notify := e.reconcileLocked()
 		e.publishLimitsLocked()

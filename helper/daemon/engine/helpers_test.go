@@ -138,6 +138,7 @@ type bench struct {
 	up    *backends.FakeUpload
 	down  *backends.FakeDownload
 	place *backends.FakePlacer
+	block *backends.FakeBlocker // nil: no blocker
 	mgr   *backends.Manager
 	store *rules.Store
 	state string
@@ -157,7 +158,7 @@ func withoutDownload() benchOpt {
 func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	t.Helper()
 	b := &bench{t: t, proc: newFakeProc(t), up: backends.NewFakeUpload(), down: backends.NewFakeDownload(),
-		place: backends.NewFakePlacer(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
+		place: backends.NewFakePlacer(), block: backends.NewFakeBlocker(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
 		apps: filepath.Join(t.TempDir(), "applications")}
 	os.MkdirAll(b.apps, 0o755)
 	b.mon = &clockMonitor{FakeMonitor: backends.NewFakeMonitor(), now: time.Unix(1_000_000, 0)}
@@ -187,6 +188,9 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	mgr, err := backends.NewManager(b.up, down, nil, b.place)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if b.block != nil {
+		mgr.SetBlocker(b.block, nil)
 	}
 	b.mgr = mgr
 	cfg.Manager = mgr

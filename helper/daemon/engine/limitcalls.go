@@ -38,14 +38,10 @@ func (e *Engine) Rules() []api.Rule {
 // changed with c.Admin (ErrNeedsManage); without it the per-user bounds
 // apply (ErrQuota). On error nothing changes.
 func (e *Engine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) error {
-	exe, err := parseExe(exe, uid)
+	exe, err := ruleExe(c, exe, uid)
 	if err != nil {
 		return err
 	}
-	if !c.Admin && len(exe) > MaxUserExeLen {
-		return fmt.Errorf("%w: executable path is %d bytes long (at most %d without the manage permission)", ErrInvalid, len(exe), MaxUserExeLen)
-	}
-	exe = resolveExe(exe, c.UID)
 	if l.Down == 0 && l.Up == 0 {
 		if err := rules.ValidateLimit(l); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
@@ -56,20 +52,30 @@ func (e *Engine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) 
 		}
 		return err
 	}
+	l.Block, l.BlockWhen = "", "" // the rates' part only: a block stays as it is
 	if l, err = e.checkLimit(l); err != nil {
 		return err
 	}
-	if err := e.setRule(c, api.Rule{Exe: exe, UID: uid, Limit: l, Admin: c.Admin}); err != nil {
-		return err
-	}
-	e.notify()
-	e.publish(time.Now())
-	return nil
+	return e.changeRule(c, exe, uid, func(cur *api.Limit) {
+		cur.Down, cur.Up, cur.Traffic, cur.When = l.Down, l.Up, l.Traffic, l.When
+	})
 }
 
-func (e *Engine) setRule(c api.Caller, r api.Rule) error {
-	e.limMu.Lock()
-	defer e.limMu.Unlock()
+// ruleExe checks and resolves the executable of a rule caller c asks for.
+func ruleExe(c api.Caller, exe string, uid uint32) (string, error) {
+	exe, err := parseExe(exe, uid)
+	if err != nil {
+		return "", err
+	}
+	if !c.Admin && len(exe) > MaxUserExeLen {
+		return "", fmt.Errorf("%w: executable path is %d bytes long (at most %d without the manage permission)", ErrInvalid, len(exe), MaxUserExeLen)
+	}
+	return resolveExe(exe, c.UID), nil
+}
+
+// setRuleLocked creates or replaces rule r for caller c, applies it and
+// saves it; on error nothing changes. Needs limMu.
+func (e *Engine) setRuleLocked(c api.Caller, r api.Rule) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
@@ -135,18 +141,30 @@ func (e *Engine) RemoveAppLimit(c api.Caller, exe string, uid uint32) error {
 		}
 		exe = k.exe
 	}
-	if r := e.lim.rules[k]; r.Admin && !c.Admin {
+	r := e.lim.rules[k]
+	if r.Admin && !c.Admin {
 		e.limMu.Unlock()
 		return fmt.Errorf("%w: the limit on %s was set by an administrator", ErrNeedsManage, exe)
 	}
-	if _, err := e.store.Remove(exe, uid); err != nil {
+	if r.Limit.Block != "" {
+		// Only the rates go: the block stays.
+		r.Limit.Down, r.Limit.Up, r.Limit.When = 0, 0, ""
+		return e.finishRuleAndUnlock(c, r)
+	}
+	return e.removeRuleAndUnlock(k)
+}
+
+// removeRuleAndUnlock deletes rule k, removes its target and releases
+// limMu (held by the caller).
+func (e *Engine) removeRuleAndUnlock(k appKey) error {
+	if _, err := e.store.Remove(k.exe, k.uid); err != nil {
 		e.limMu.Unlock()
 		return fmt.Errorf("save rules: %w", err)
 	}
 	delete(e.lim.rules, k)
 	rmErr := e.dropTargetAndUnlock(appTargetID(k))
 	if rmErr != nil {
-		return fmt.Errorf("remove limit of %s: %w", exe, rmErr)
+		return fmt.Errorf("remove limit of %s: %w", k.exe, rmErr)
 	}
 	return nil
 }
@@ -216,15 +234,9 @@ func (e *Engine) ProcessIdentity(pid int) (owner uint32, start uint64, err error
 // (ErrNeedsManage) and the per-user bounds apply (ErrQuota). On error
 // nothing changes.
 func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limit) error {
-	p, err := e.checkPID(pid)
+	p, err := e.ownProcess(c, pid, start)
 	if err != nil {
 		return err
-	}
-	if start != 0 && p.start != start {
-		return fmt.Errorf("%w: process %d exited", ErrNotFound, pid)
-	}
-	if !c.Admin && p.owner != c.UID {
-		return fmt.Errorf("%w: process %d is not uid %d's own", ErrNeedsManage, pid, c.UID)
 	}
 	if l.Down == 0 && l.Up == 0 {
 		if err := rules.ValidateLimit(l); err != nil {
@@ -236,9 +248,20 @@ func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limi
 		}
 		return err
 	}
+	l.Block, l.BlockWhen = "", ""
 	if l, err = e.checkLimit(l); err != nil {
 		return err
 	}
+	return e.setProcess(c, p, func(cur *api.Limit) {
+		cur.Down, cur.Up, cur.Traffic, cur.When = l.Down, l.Up, l.Traffic, l.When
+	})
+}
+
+// setProcess sets the limit of process p (read by checkPID) for caller c
+// to what change makes of its current one (zero when it has none). Not
+// for removal: the result must limit or block something.
+func (e *Engine) setProcess(c api.Caller, p *proc, change func(*api.Limit)) error {
+	pid := p.pid
 	e.limMu.Lock()
 	if e.closed.Load() {
 		e.limMu.Unlock()
@@ -266,6 +289,11 @@ func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limi
 			return err
 		}
 	}
+	var l api.Limit
+	if prev != nil && prev.start == p.start {
+		l = prev.limit
+	}
+	change(&l)
 	pl := &procLimit{pid: pid, start: p.start, uid: p.uid, limit: l, by: c.UID, admin: c.Admin}
 	e.lim.procLimits[pid] = pl
 	want, _ := e.desiredLocked()
@@ -317,6 +345,16 @@ func (e *Engine) RemoveProcessLimit(c api.Caller, pid int, start uint64) error {
 	if pl.admin && !c.Admin {
 		e.limMu.Unlock()
 		return fmt.Errorf("%w: the limit on process %d was set by an administrator", ErrNeedsManage, pid)
+	}
+	if pl.limit.Block != "" {
+		// Only the rates go: the block stays.
+		pl.limit.Down, pl.limit.Up, pl.limit.When = 0, 0, ""
+		e.reconcileLocked()
+		e.publishLimitsLocked()
+		e.limMu.Unlock()
+		e.notify()
+		e.publish(time.Now())
+		return nil
 	}
 	delete(e.lim.procLimits, pid)
 	rmErr := e.dropTargetAndUnlock(pl.targetID())

@@ -154,9 +154,14 @@ func (e *Engine) publishLimitsLocked() {
 	for k, r := range e.lim.rules {
 		v.rules[k] = r.Limit
 	}
+	timed := false
+	for _, r := range e.lim.rules {
+		timed = timed || r.Limit.When != "" || r.Limit.BlockWhen != ""
+	}
 	for pid, pl := range e.lim.procLimits {
 		v.procs[pid] = procLimitView{start: pl.start, limit: pl.limit}
 	}
+	e.timed.Store(timed)
 	for uid, p := range e.lim.paused {
 		v.paused[uid] = p
 	}
@@ -195,10 +200,15 @@ func sanitizeName(s string) string {
 // toLimits converts a validated api.Limit.
 func toLimits(l api.Limit) backends.Limits {
 	tt, _ := backends.ParseTrafficType(l.Traffic)
-	return backends.Limits{
+	bl := backends.Limits{
 		Down: backends.Limit{Rate: backends.Rate(l.Down), Traffic: tt},
 		Up:   backends.Limit{Rate: backends.Rate(l.Up), Traffic: tt},
 	}
+	if l.Block != "" {
+		bt, _ := backends.ParseTrafficType(l.Block)
+		bl.Block = backends.Block{On: true, Traffic: bt}
+	}
+	return bl
 }
 
 // checkLimit validates l for a new limit: rates, traffic type, and what the
@@ -221,7 +231,7 @@ func (e *Engine) checkLimit(l api.Limit) (api.Limit, error) {
 	if l.Up > 0 && !e.mgr.Upload().Capabilities().Supports(tt) {
 		return l, fmt.Errorf("%w: upload backend %s cannot limit %s traffic", ErrInvalid, e.mgr.Upload().Name(), tt)
 	}
-	return l, nil
+	return e.checkBlock(l)
 }
 
 // effective returns the limits a rule can have with the active backends:
@@ -237,7 +247,7 @@ func (e *Engine) effective(l api.Limit) backends.Limits {
 	if bl.Up.Rate > 0 && !e.mgr.Upload().Capabilities().Supports(bl.Up.Traffic) {
 		bl.Up = backends.Limit{}
 	}
-	return bl
+	return e.scheduled(l, bl)
 }
 
 // parseExe accepts an absolute executable path or an app id

@@ -13,8 +13,9 @@ import (
 // The on-disk format: its own types, so a change of the D-Bus wire types
 // never silently changes the file.
 //
-//	{"version": 2, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
-//	  "limit": {"down": 2000000, "up": 0, "traffic": "all"}, "admin": true}]}
+//	{"version": 3, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
+//	  "limit": {"down": 2000000, "up": 0, "traffic": "all", "when": "Mon-Fri 09:00-17:00",
+//	  "block": "internet", "block_when": "Sat+Sun 00:00-24:00"}, "admin": true}]}
 type file struct {
 	Version int        `json:"version"`
 	Rules   []diskRule `json:"rules"`
@@ -24,6 +25,11 @@ type diskLimit struct {
 	Down    uint64 `json:"down"`
 	Up      uint64 `json:"up"`
 	Traffic string `json:"traffic,omitempty"`
+	// Since version 3: the rates' schedule, the blocked traffic and the
+	// block's schedule (issue #16).
+	When      string `json:"when,omitempty"`
+	Block     string `json:"block,omitempty"`
+	BlockWhen string `json:"block_when,omitempty"`
 }
 
 type diskRule struct {
@@ -61,7 +67,7 @@ func decode(r io.Reader, limit int64) ([]api.Rule, error) {
 	if err != nil && cr.n > limit {
 		err = fmt.Errorf("file is larger than the %d bytes read: %w", limit, err)
 	}
-	if d.version != -1 && d.version != 1 && d.version != formatVersion || d.version == -1 && err == nil {
+	if d.version != -1 && (d.version < 1 || d.version > formatVersion) || d.version == -1 && err == nil {
 		return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", d.version, formatVersion)
 	}
 	if err != nil {

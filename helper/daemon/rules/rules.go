@@ -34,8 +34,9 @@ const DefaultDir = "/var/lib/chadthrottle"
 const FileName = "rules.json"
 
 // formatVersion is the version of the file format written. Version 1 had
-// no "admin" field; its rules load as set by their owner.
-const formatVersion = 2
+// no "admin" field; its rules load as set by their owner. Version 2 had no
+// schedules or blocks.
+const formatVersion = 3
 
 // MaxExeLen is the longest executable path accepted (PATH_MAX).
 const MaxExeLen = 4096
@@ -177,6 +178,16 @@ func ValidateLimit(l api.Limit) error {
 	if l.Up > uint64(backends.MaxRate) {
 		return fmt.Errorf("%w: upload limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", ErrInvalid, l.Up, backends.MaxRate)
 	}
+	if l.Block != "" {
+		if _, err := backends.ParseTrafficType(l.Block); err != nil {
+			return fmt.Errorf("%w: block: %v", ErrInvalid, err)
+		}
+	}
+	for _, w := range []string{l.When, l.BlockWhen} {
+		if _, err := api.ParseSchedule(w); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
 	return nil
 }
 
@@ -189,11 +200,15 @@ func Normalize(r api.Rule) (api.Rule, error) {
 	if err := ValidateLimit(r.Limit); err != nil {
 		return api.Rule{}, err
 	}
-	if r.Limit.Down == 0 && r.Limit.Up == 0 {
-		return api.Rule{}, fmt.Errorf("%w: rule for %s limits nothing (both rates are 0)", ErrInvalid, r.Exe)
+	if !r.Limit.Limited() {
+		return api.Rule{}, fmt.Errorf("%w: rule for %s limits nothing (both rates are 0, nothing blocked)", ErrInvalid, r.Exe)
 	}
 	tt, _ := backends.ParseTrafficType(r.Limit.Traffic)
 	r.Limit.Traffic = tt.String()
+	if r.Limit.Block != "" {
+		bt, _ := backends.ParseTrafficType(r.Limit.Block)
+		r.Limit.Block = bt.String()
+	}
 	return r, nil
 }
 

@@ -176,9 +176,9 @@ func TestPartlyInvalidFileKeepsValidRules(t *testing.T) {
 
 func TestUnknownVersionIsKeptAside(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, FileName), []byte(`{"version":3,"rules":[]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, FileName), []byte(`{"version":4,"rules":[]}`), 0o644)
 	s := open(t, dir)
-	if len(asideFiles(t, dir)) != 1 || !strings.Contains(strings.Join(s.Problems(), ""), "version 3") {
+	if len(asideFiles(t, dir)) != 1 || !strings.Contains(strings.Join(s.Problems(), ""), "version 4") {
 		t.Errorf("problems %v", s.Problems())
 	}
 }
@@ -268,7 +268,7 @@ func TestOpenFailsOnUnusableDir(t *testing.T) {
 }
 
 // A version 1 file (no "admin" field) loads with every rule set by its
-// owner, and is rewritten as version 2 on the next change; an admin rule
+// owner, and is rewritten as the current version on the next change; an admin rule
 // survives the round trip.
 func TestMigrationFromVersion1(t *testing.T) {
 	dir := t.TempDir()
@@ -282,7 +282,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, FileName))
-	if !strings.Contains(string(b), `"version": 2`) || !strings.Contains(string(b), `"admin": true`) {
+	if !strings.Contains(string(b), `"version": 3`) || !strings.Contains(string(b), `"admin": true`) {
 		t.Errorf("rewritten file:\n%s", b)
 	}
 	got := open(t, dir).All()

@@ -58,6 +58,8 @@ type Engine interface {
 	Idle() bool
 	// OnChange registers fn, called after any limit or rule change.
 	OnChange(fn func())
+	// BlockEngine blocks apps and processes (block.go).
+	BlockEngine
 }
 
 // Authorizer answers polkit questions about bus peers; *polkit.Authority
@@ -155,6 +157,12 @@ func (s *Server) Export() error {
 		api.MethodSetProcessLimit:    s.SetProcessLimit,
 		api.MethodRemoveProcessLimit: s.RemoveProcessLimit,
 		api.MethodSetPaused:          s.SetPaused,
+		// Blocking and schedules (block.go).
+		api.MethodSetAppBlock:        s.SetAppBlock,
+		api.MethodRemoveAppBlock:     s.RemoveAppBlock,
+		api.MethodSetProcessBlock:    s.SetProcessBlock,
+		api.MethodRemoveProcessBlock: s.RemoveProcessBlock,
+		api.MethodSetAppLimitWhen:    s.SetAppLimitWhen,
 	}
 	maps.Copy(methods, s.historyMethods())
 	if len(methods) != len(api.Methods) {
@@ -353,7 +361,7 @@ func (s *Server) mapErr(err error) *dbus.Error {
 		name = api.ErrQuotaExceeded
 	case isAny(err, s.kinds.NeedsManage):
 		name = api.ErrNotAuthorized
-	case errors.Is(err, backends.ErrDownloadUnavailable) || isAny(err, s.kinds.Unavailable):
+	case errors.Is(err, backends.ErrDownloadUnavailable) || errors.Is(err, backends.ErrBlockUnavailable) || isAny(err, s.kinds.Unavailable):
 		name = api.ErrUnavailable
 	}
 	return newError(name, err.Error())

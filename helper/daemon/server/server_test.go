@@ -83,6 +83,20 @@ func TestAuthorizationTable(t *testing.T) {
 		"RemoveProcessLimit(alice's)": func(m dbus.Message) *dbus.Error { return s.RemoveProcessLimit(m, alicePID) },
 		"RemoveProcessLimit(bob's)":   func(m dbus.Message) *dbus.Error { return s.RemoveProcessLimit(m, bobPID) },
 		api.MethodSetPaused:           func(m dbus.Message) *dbus.Error { return s.SetPaused(m, true) },
+		"SetAppBlock(own)":            func(m dbus.Message) *dbus.Error { return s.SetAppBlock(m, "/bin/own", uidOf(m), "all", "") },
+		"SetAppBlock(other)":          func(m dbus.Message) *dbus.Error { return s.SetAppBlock(m, "/bin/other", uidOf(m)+7, "", "") },
+		"RemoveAppBlock(own)":         func(m dbus.Message) *dbus.Error { return s.RemoveAppBlock(m, "/bin/own", uidOf(m)) },
+		"RemoveAppBlock(other)":       func(m dbus.Message) *dbus.Error { return s.RemoveAppBlock(m, "/bin/other", uidOf(m)+7) },
+		"SetProcessBlock(alice's)":    func(m dbus.Message) *dbus.Error { return s.SetProcessBlock(m, alicePID, "internet") },
+		"SetProcessBlock(bob's)":      func(m dbus.Message) *dbus.Error { return s.SetProcessBlock(m, bobPID, "internet") },
+		"RemoveProcessBlock(alice's)": func(m dbus.Message) *dbus.Error { return s.RemoveProcessBlock(m, alicePID) },
+		"RemoveProcessBlock(bob's)":   func(m dbus.Message) *dbus.Error { return s.RemoveProcessBlock(m, bobPID) },
+		"SetAppLimitWhen(own)": func(m dbus.Message) *dbus.Error {
+			return s.SetAppLimitWhen(m, "/bin/own", uidOf(m), 1000, 0, "", "Mon-Fri 09:00-17:00")
+		},
+		"SetAppLimitWhen(other)": func(m dbus.Message) *dbus.Error {
+			return s.SetAppLimitWhen(m, "/bin/other", uidOf(m)+7, 1000, 0, "", "")
+		},
 	}
 	na := api.ErrNotAuthorized
 	want := map[string]map[string]string{ // method → sender → error name ("" ok)
@@ -101,6 +115,16 @@ func TestAuthorizationTable(t *testing.T) {
 		"RemoveProcessLimit(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
 		"RemoveProcessLimit(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
 		api.MethodSetPaused:           {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppBlock(own)":            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppBlock(other)":          {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"RemoveAppBlock(own)":         {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"RemoveAppBlock(other)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"SetProcessBlock(alice's)":    {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
+		"SetProcessBlock(bob's)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"RemoveProcessBlock(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
+		"RemoveProcessBlock(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"SetAppLimitWhen(own)":        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppLimitWhen(other)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
 	}
 	for name, c := range calls {
 		for sender, w := range want[name] {

@@ -1,0 +1,173 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+// ChadThrottle's blocker: a blocked target gets no network (all traffic,
+// internet only or local only).
+//
+// New connections are refused in process context: cgroup/connect4|6 (TCP,
+// connected UDP) and cgroup/sendmsg4|6 (unconnected UDP) return 0, so
+// connect() and sendmsg() fail at once with EPERM and the application
+// reports an error instead of waiting. Packets of sockets that were open
+// before the block are dropped by cgroup_skb programs in both directions,
+// so open connections stop.
+//
+// Target identity (block_target_*): the same as the throttlers' today — a
+// socket's cookie when it was among the target's open sockets when the
+// block was set, else the cgroup the socket was made in (or, in process
+// context, the calling task's cgroup), or its ancestor at the targets'
+// cgroup level. Re-point these two functions when the throttlers' identity
+// changes.
+#include "common.h"
+#include "zone.h"
+
+char __license[] SEC("license") = "GPL";
+
+struct block {
+	__u32 traffic; // TRAFFIC_*
+	__u32 pad;
+	__u64 refused; // connect/sendmsg calls refused
+	__u64 dropped; // packets dropped
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct block);
+} blocks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} block_sock SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} block_cgroup SEC(".maps");
+
+// block_settings[0] is the cgroup level of the targets' cgroups.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} block_settings SEC(".maps");
+
+static __always_inline __u32 block_level(void)
+{
+	__u32 zero = 0;
+	__u32 *lvl = bpf_map_lookup_elem(&block_settings, &zero);
+	return lvl ? *lvl : 0;
+}
+
+static __always_inline struct block *block_by(__u32 *tid)
+{
+	return tid ? bpf_map_lookup_elem(&blocks, tid) : 0;
+}
+
+// block_target_skb finds the block of a packet's socket.
+static __always_inline struct block *block_target_skb(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
+	if (tid)
+		return block_by(tid);
+	__u64 cg = bpf_skb_cgroup_id(skb);
+	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
+	if (tid)
+		return block_by(tid);
+	__u32 lvl = block_level();
+	if (!lvl)
+		return 0;
+	cg = bpf_skb_ancestor_cgroup_id(skb, lvl);
+	return block_by(bpf_map_lookup_elem(&block_cgroup, &cg));
+}
+
+// block_target_task finds the block of a connect/sendmsg call: its socket's
+// cookie, else the calling task's cgroup.
+static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
+	if (tid)
+		return block_by(tid);
+	__u64 cg = bpf_get_current_cgroup_id();
+	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
+	if (tid)
+		return block_by(tid);
+	__u32 lvl = block_level();
+	if (!lvl)
+		return 0;
+	cg = bpf_get_current_ancestor_cgroup_id(lvl);
+	return block_by(bpf_map_lookup_elem(&block_cgroup, &cg));
+}
+
+static __always_inline int refuse4(struct bpf_sock_addr *ctx)
+{
+	struct block *b = block_target_task(ctx);
+	if (!b)
+		return 1;
+	__u8 a[16] = {};
+	__u32 ip = ctx->user_ip4;
+	__builtin_memcpy(a, &ip, 4);
+	if (!zone_matches(b->traffic, a, 4))
+		return 1;
+	__sync_fetch_and_add(&b->refused, 1);
+	return 0;
+}
+
+static __always_inline int refuse6(struct bpf_sock_addr *ctx)
+{
+	struct block *b = block_target_task(ctx);
+	if (!b)
+		return 1;
+	__u32 ip[4];
+	ip[0] = ctx->user_ip6[0];
+	ip[1] = ctx->user_ip6[1];
+	ip[2] = ctx->user_ip6[2];
+	ip[3] = ctx->user_ip6[3];
+	if (!zone_matches(b->traffic, (const __u8 *)ip, 6))
+		return 1;
+	__sync_fetch_and_add(&b->refused, 1);
+	return 0;
+}
+
+SEC("cgroup/connect4")
+int ct_block_connect4(struct bpf_sock_addr *ctx) { return refuse4(ctx); }
+
+SEC("cgroup/connect6")
+int ct_block_connect6(struct bpf_sock_addr *ctx) { return refuse6(ctx); }
+
+SEC("cgroup/sendmsg4")
+int ct_block_sendmsg4(struct bpf_sock_addr *ctx) { return refuse4(ctx); }
+
+SEC("cgroup/sendmsg6")
+int ct_block_sendmsg6(struct bpf_sock_addr *ctx) { return refuse6(ctx); }
+
+static __always_inline int drop(struct __sk_buff *skb, int egress)
+{
+	struct block *b = block_target_skb(skb);
+	if (!b)
+		return 1;
+	struct pkt p;
+	if (parse(skb, &p)) {
+		// Not TCP or UDP: no addresses to sort into zones.
+		if (b->traffic != TRAFFIC_ALL)
+			return 1;
+	} else if (!zone_matches(b->traffic, egress ? p.daddr : p.saddr, p.family)) {
+		return 1;
+	}
+	__sync_fetch_and_add(&b->dropped, 1);
+	return 0;
+}
+
+SEC("cgroup_skb/egress")
+int ct_block_egress(struct __sk_buff *skb) { return drop(skb, 1); }
+
+SEC("cgroup_skb/ingress")
+int ct_block_ingress(struct __sk_buff *skb) { return drop(skb, 0); }

@@ -1,0 +1,334 @@
+//go:build linux && !no_ebpf
+
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	cilium "github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+)
+
+// Blocker is the descriptor of the "ebpf_block" blocker.
+var Blocker = &backends.Descriptor[backends.Blocker]{
+	Name:     "ebpf_block",
+	Priority: backends.Best,
+	Probe:    func(backends.Options) error { return probeBlock() },
+	New: func(o backends.Options) (backends.Blocker, error) {
+		return NewBlocker(o), nil
+	},
+}
+
+func probeBlock() error {
+	if err := probeKernel(); err != nil {
+		return err
+	}
+	spec, err := loadBlock()
+	if err != nil {
+		return fmt.Errorf("read block object: %w", err)
+	}
+	return probeLoad(spec, "block")
+}
+
+// blocker is the ebpf_block backend: cgroup/connect4|6 and sendmsg4|6
+// programs refuse a blocked target's new connections with EPERM, and
+// cgroup_skb programs drop the packets of its open sockets (block.c). All
+// six are attached to the cgroup2 root with links this process owns, only
+// while something is blocked.
+type blocker struct {
+	opts backends.Options
+
+	mu      sync.Mutex
+	objs    *blockObjects
+	root    string
+	links   []link.Link // empty while nothing is blocked
+	targets map[string]*blockedTarget
+	nextIdx uint32
+}
+
+type blockedTarget struct {
+	idx     uint32
+	traffic backends.TrafficType
+	id      targetIdentity
+}
+
+// NewBlocker returns the ebpf_block blocker.
+func NewBlocker(opts backends.Options) backends.Blocker { return &blocker{opts: opts} }
+
+func (b *blocker) Name() string                { return "ebpf_block" }
+func (b *blocker) Priority() backends.Priority { return backends.Best }
+func (b *blocker) Capabilities() backends.Capabilities {
+	return backends.Capabilities{
+		IPv4: true, IPv6: true, PerProcess: true, PerApp: true,
+		TrafficTypes:        []backends.TrafficType{backends.TrafficInternet, backends.TrafficLocal},
+		ExistingConnections: true,
+	}
+}
+
+// Init loads the programs and checks that they attach to the cgroup2 root.
+// A dead helper's links died with it: there is nothing to reconcile.
+func (b *blocker) Init() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.objs != nil {
+		return nil
+	}
+	if err := probeKernel(); err != nil {
+		return err
+	}
+	spec, err := loadBlock()
+	if err != nil {
+		return fmt.Errorf("read block object: %w", err)
+	}
+	objs := &blockObjects{}
+	if err := spec.LoadAndAssign(objs, nil); err != nil {
+		return fmt.Errorf("load block programs: %w", err)
+	}
+	root, err := cgroupv2.Mount()
+	if err != nil {
+		objs.Close()
+		return err
+	}
+	b.objs, b.root = objs, root
+	err = b.attachLocked()
+	if err == nil {
+		err = b.detachLocked()
+	}
+	if err != nil {
+		objs.Close()
+		b.objs = nil
+		return err
+	}
+	b.targets = map[string]*blockedTarget{}
+	b.nextIdx = 1
+	return nil
+}
+
+func (b *blocker) attachLocked() error {
+	if len(b.links) > 0 {
+		return nil
+	}
+	for _, p := range []struct {
+		prog *cilium.Program
+		at   cilium.AttachType
+	}{
+		{b.objs.CtBlockConnect4, cilium.AttachCGroupInet4Connect},
+		{b.objs.CtBlockConnect6, cilium.AttachCGroupInet6Connect},
+		{b.objs.CtBlockSendmsg4, cilium.AttachCGroupUDP4Sendmsg},
+		{b.objs.CtBlockSendmsg6, cilium.AttachCGroupUDP6Sendmsg},
+		{b.objs.CtBlockEgress, cilium.AttachCGroupInetEgress},
+		{b.objs.CtBlockIngress, cilium.AttachCGroupInetIngress},
+	} {
+		l, err := attachCgroup(b.root, p.prog, p.at)
+		if err != nil {
+			_ = b.detachLocked()
+			return err
+		}
+		b.links = append(b.links, l)
+	}
+	return nil
+}
+
+func (b *blocker) detachLocked() error {
+	var errs []error
+	for _, l := range b.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b.links = nil
+	if len(errs) > 0 {
+		return fmt.Errorf("detach block programs: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Cleanup detaches the programs and frees the maps (every block goes).
+func (b *blocker) Cleanup() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.objs == nil {
+		return nil
+	}
+	err := b.detachLocked()
+	err = errors.Join(err, b.objs.Close())
+	b.objs, b.targets = nil, nil
+	return err
+}
+
+// Block implements backends.Blocker.
+func (b *blocker) Block(t backends.Target, traffic backends.TrafficType) error {
+	if t.ID == "" {
+		return errors.New("target has no id")
+	}
+	if traffic < backends.TrafficAll || traffic > backends.TrafficLocal {
+		return fmt.Errorf("unknown traffic type %d", traffic)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.objs == nil {
+		return errors.New("blocker ebpf_block is not initialised")
+	}
+	old, existed := b.targets[t.ID]
+	var prev *targetIdentity
+	if existed {
+		prev = &old.id
+	}
+	id, err := identityOf(b.opts.NetNS, t, prev)
+	if err != nil {
+		return err
+	}
+	cur := &blockedTarget{idx: b.nextIdx, traffic: traffic, id: id}
+	if existed {
+		cur.idx = old.idx
+	}
+	if err := b.writeLocked(cur, old); err != nil {
+		if !existed {
+			_ = b.removeLocked(cur)
+		}
+		return err
+	}
+	if err := b.attachLocked(); err != nil {
+		if !existed {
+			_ = b.removeLocked(cur)
+		}
+		return err
+	}
+	b.targets[t.ID] = cur
+	if !existed {
+		b.nextIdx++
+	}
+	return nil
+}
+
+// writeLocked puts cur's entry and identity in the maps; old (nil for a
+// new target) is what was there, whose keys cur no longer has are deleted.
+func (b *blocker) writeLocked(cur, old *blockedTarget) error {
+	var v blockBlock
+	if old != nil {
+		_ = b.objs.Blocks.Lookup(cur.idx, &v)
+	}
+	v.Traffic = uint32(cur.traffic)
+	if err := b.objs.Blocks.Put(cur.idx, &v); err != nil {
+		return fmt.Errorf("write block %d: %w", cur.idx, err)
+	}
+	if cur.id.cgroup != 0 {
+		if err := b.objs.BlockCgroup.Put(cur.id.cgroup, cur.idx); err != nil {
+			return fmt.Errorf("match cgroup %d: %w", cur.id.cgroup, err)
+		}
+		if cur.id.level > 0 {
+			if err := b.objs.BlockSettings.Put(uint32(0), uint32(cur.id.level)); err != nil {
+				return fmt.Errorf("set cgroup level: %w", err)
+			}
+		}
+	}
+	for c := range cur.id.cookies {
+		if old != nil && old.id.cookies[c] {
+			continue
+		}
+		if err := b.objs.BlockSock.Put(c, cur.idx); err != nil {
+			return fmt.Errorf("match socket %d: %w", c, err)
+		}
+	}
+	if old == nil {
+		return nil
+	}
+	if old.id.cgroup != 0 && old.id.cgroup != cur.id.cgroup {
+		_ = b.objs.BlockCgroup.Delete(old.id.cgroup)
+	}
+	for c := range old.id.cookies {
+		if !cur.id.cookies[c] {
+			_ = b.objs.BlockSock.Delete(c)
+		}
+	}
+	return nil
+}
+
+// FollowSockets matches the sockets t's processes hold now and forgets the
+// ones they closed (backends.SocketFollower), like the throttlers.
+func (b *blocker) FollowSockets(t backends.Target) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur, ok := b.targets[t.ID]
+	if !ok || b.objs == nil {
+		return nil
+	}
+	t.Cgroup.ID = cur.id.cgroup // the cgroup is the manager's business, not ours here
+	id, err := identityOf(b.opts.NetNS, t, &cur.id)
+	if err != nil {
+		return err
+	}
+	id.level = cur.id.level
+	next := &blockedTarget{idx: cur.idx, traffic: cur.traffic, id: id}
+	if err := b.writeLocked(next, cur); err != nil {
+		return err
+	}
+	b.targets[t.ID] = next
+	return nil
+}
+
+// Unblock implements backends.Blocker.
+func (b *blocker) Unblock(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur, ok := b.targets[id]
+	if !ok || b.objs == nil {
+		return nil
+	}
+	delete(b.targets, id)
+	err := b.removeLocked(cur)
+	if len(b.targets) == 0 {
+		err = errors.Join(err, b.detachLocked())
+	}
+	return err
+}
+
+func (b *blocker) removeLocked(cur *blockedTarget) error {
+	var errs []error
+	del := func(m *cilium.Map, k any) {
+		if err := m.Delete(k); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	for c := range cur.id.cookies {
+		del(b.objs.BlockSock, c)
+	}
+	if cur.id.cgroup != 0 {
+		del(b.objs.BlockCgroup, cur.id.cgroup)
+	}
+	del(b.objs.Blocks, cur.idx)
+	if len(errs) > 0 {
+		return fmt.Errorf("remove block: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Blocked implements backends.Blocker.
+func (b *blocker) Blocked(id string) (backends.TrafficType, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur, ok := b.targets[id]
+	if !ok {
+		return 0, false
+	}
+	return cur.traffic, true
+}
+
+// blockCounts returns how many connect/sendmsg calls of a target were
+// refused and how many of its packets were dropped.
+func (b *blocker) blockCounts(id string) (refused, dropped uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur, ok := b.targets[id]
+	if !ok || b.objs == nil {
+		return 0, 0
+	}
+	var v blockBlock
+	_ = b.objs.Blocks.Lookup(cur.idx, &v)
+	return v.Refused, v.Dropped
+}

@@ -1,0 +1,48 @@
+//go:build linux && !no_ebpf
+
+package ebpf
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
+)
+
+// targetIdentity is how the block programs recognise a target, kept to this
+// one type (Go) and the block_target_* functions of block.c (BPF) so it can
+// be re-pointed when the throttlers change how they find a socket's target.
+// Today it is the throttlers' identity: the target's cgroup (the placer put
+// its processes there; sockets made there and tasks in it carry it), the
+// cgroup's depth below the cgroup2 root (for cgroups the processes made
+// below it), and the cookies of the sockets its processes hold (sockets
+// made before the processes were placed keep their old cgroup).
+type targetIdentity struct {
+	cgroup  uint64
+	level   int
+	cookies map[uint64]bool
+	inodes  map[uint64]bool // the socket inodes the cookies were found from
+}
+
+// identityOf reads t's identity now; the sockets are looked up in the
+// network namespace at netns ("" = the caller's). prev, when not nil, is
+// the identity read last time: with the same open sockets nothing but
+// /proc/PID/fd is read.
+func identityOf(netns string, t backends.Target, prev *targetIdentity) (targetIdentity, error) {
+	id := targetIdentity{cgroup: t.Cgroup.ID, level: cgroupLevel(t.Cgroup.Path)}
+	id.inodes = procnet.SocketInodesOf(t.PIDs)
+	if prev != nil && maps.Equal(prev.inodes, id.inodes) {
+		id.cookies = prev.cookies
+		return id, nil
+	}
+	socks, err := procnet.SocketsWith(netns, id.inodes)
+	if err != nil {
+		return targetIdentity{}, fmt.Errorf("find open sockets of target %s: %w", t.ID, err)
+	}
+	id.cookies = make(map[uint64]bool, len(socks))
+	for _, s := range socks {
+		id.cookies[s.Cookie] = true
+	}
+	return id, nil
+}

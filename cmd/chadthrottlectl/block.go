@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// Blocking and schedules (issue #16): block, unblock, and --when.
+
+// blockHelper is what block and unblock need of *client.Client.
+type blockHelper interface {
+	SetAppBlock(ctx context.Context, exe string, uid uint32, traffic, when string) error
+	RemoveAppBlock(ctx context.Context, exe string, uid uint32) error
+	SetProcessBlock(ctx context.Context, pid int32, traffic string) error
+	RemoveProcessBlock(ctx context.Context, pid int32) error
+}
+
+var fWhen = &flagDef{name: "when", arg: "SCHEDULE", values: []string{"Mon-Fri 09:00-17:00"},
+	help: "with --app: only at these times, local time: windows 'DAYS HH:MM-HH:MM' separated by commas, DAYS a day, " +
+		"a range (Mon-Fri) or days joined by + (Sat+Sun), none = daily; a window ending before it starts runs past midnight " +
+		"(Fri 22:00-06:00); default always",
+	set: func(o *opts, v string) error {
+		if _, err := api.ParseSchedule(v); err != nil {
+			return err
+		}
+		o.when = v
+		return nil
+	}}
+
+var blockCommand = &command{name: "block", synopsis: "(--pid N | --app EXE) [--traffic all|internet|local] [--when SCHEDULE] [--uid N]",
+	summary: "block a process or an app from the network (a rule)",
+	help: "Blocks a process and its children (--pid) or an app (--app: part of its rule, for its running and future " +
+		"processes, kept across restarts) from all traffic, or from internet or local traffic only (--traffic). New " +
+		"connections fail at once with 'Operation not permitted' and open ones stop; an app's rates, if it has a limit, " +
+		"stay. Blocking your own apps needs the limit-own permission, other users' apps the manage permission.",
+	examples: []string{"chadthrottlectl block --app /usr/bin/steam --traffic internet",
+		"chadthrottlectl block --app updater --when 'Mon-Fri 09:00-17:00'", "chadthrottlectl block --pid 4242"},
+	flags: []*flagDef{fPID, fApp, fTraffic, fWhen, fUID}, check: checkBlock, run: cmdBlock}
+
+var unblockCommand = &command{name: "unblock", synopsis: "(--pid N | --app EXE) [--uid N]",
+	summary:  "lift a process's or an app's block",
+	help:     "Lifts the block of a process or an app; the app's limit, if it has one, stays.",
+	examples: []string{"chadthrottlectl unblock --app /usr/bin/steam", "chadthrottlectl unblock --pid 4242"},
+	flags:    []*flagDef{fPID, fApp, fUID}, check: checkTarget, run: cmdUnblock}
+
+func checkBlock(o *opts) error {
+	if err := checkTarget(o); err != nil {
+		return err
+	}
+	return checkWhen(o)
+}
+
+// checkWhen: a schedule is part of a rule, so it needs --app.
+func checkWhen(o *opts) error {
+	if o.seen["when"] && !o.seen["app"] {
+		return usageErr("%s: --when goes with --app (a process's limit or block lasts as long as the process)", o.cmd.name)
+	}
+	return nil
+}
+
+func whenText(when string) string {
+	if when == "" {
+		return ""
+	}
+	return " (" + api.Printable(when) + ")"
+}
+
+func cmdBlock(c *call) error {
+	o := c.o
+	what := "all traffic"
+	if o.traffic != api.TrafficAll {
+		what = o.traffic + " traffic"
+	}
+	if o.seen["pid"] {
+		stop := startTTYAgent(c)
+		err := c.h.SetProcessBlock(c.ctx, o.pid, o.traffic)
+		stop()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.w, "blocked %s of process %d\n", what, o.pid)
+		return nil
+	}
+	exe, uid, who, err := ruleTarget(c)
+	if err != nil {
+		return err
+	}
+	stop := startTTYAgent(c)
+	err = c.h.SetAppBlock(c.ctx, exe, uid, o.traffic, o.when)
+	stop()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.w, "blocked %s of %s (%s)%s\n", what, api.Printable(exe), who, whenText(o.when))
+	return nil
+}
+
+func cmdUnblock(c *call) error {
+	o := c.o
+	if o.seen["pid"] {
+		stop := startTTYAgent(c)
+		err := c.h.RemoveProcessBlock(c.ctx, o.pid)
+		stop()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.w, "unblocked process %d\n", o.pid)
+		return nil
+	}
+	exe, uid, who, err := ruleTarget(c)
+	if err != nil {
+		return err
+	}
+	stop := startTTYAgent(c)
+	err = c.h.RemoveAppBlock(c.ctx, exe, uid)
+	stop()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.w, "unblocked %s (%s)\n", api.Printable(exe), who)
+	return nil
+}
+
+// ruleTarget is the executable and uid --app and --uid name.
+func ruleTarget(c *call) (exe string, uid uint32, who string, err error) {
+	if exe, err = resolveExe(c.o.app, c.o.host); err != nil {
+		return "", 0, "", err
+	}
+	if uid, who, err = ruleUID(c); err != nil {
+		return "", 0, "", err
+	}
+	return exe, uid, who, nil
+}

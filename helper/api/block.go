@@ -1,0 +1,27 @@
+package api
+
+// Blocking and schedules (issue #16): an app or process may be refused the
+// network (all of it, internet or local only), and a rule's rates and block
+// may each carry a schedule (ParseSchedule). A block on an app is part of
+// its rule (Limit.Block); on a process it lasts as long as the process.
+const (
+	MethodSetAppBlock        = "SetAppBlock"        // (exe s, uid u, traffic s, when s) → ()
+	MethodRemoveAppBlock     = "RemoveAppBlock"     // (exe s, uid u) → ()
+	MethodSetProcessBlock    = "SetProcessBlock"    // (pid u, traffic s) → ()
+	MethodRemoveProcessBlock = "RemoveProcessBlock" // (pid u) → ()
+	// MethodSetAppLimitWhen is SetAppLimit with a schedule for the rates.
+	MethodSetAppLimitWhen = "SetAppLimitWhen" // (exe s, uid u, down t, up t, traffic s, when s) → ()
+)
+
+func init() {
+	Methods = append(Methods,
+		Method{MethodSetAppBlock, ActionLimitOwn, true},
+		Method{MethodRemoveAppBlock, ActionLimitOwn, true},
+		Method{MethodSetProcessBlock, ActionLimitOwn, true},
+		Method{MethodRemoveProcessBlock, ActionLimitOwn, true},
+		Method{MethodSetAppLimitWhen, ActionLimitOwn, true},
+	)
+}
+
+// Limited reports whether l limits or blocks anything.
+func (l Limit) Limited() bool { return l.Down > 0 || l.Up > 0 || l.Block != "" }
