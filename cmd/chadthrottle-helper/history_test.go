@@ -24,8 +24,7 @@ import (
 // History and quotas against the real helper, a real dbus-daemon, a real
 // polkitd and real unprivileged users: a user with monitor and limit-own
 // sets and sees quotas on its own apps and reads its own history; another
-// user's app needs manage; bad arguments are InvalidArgument; block is
-// Unavailable; the database is 0600 in the state directory.
+// user's app needs manage; bad arguments are InvalidArgument; the database is 0600 in the state directory.
 func TestHistoryAndQuotasAuthorization(t *testing.T) {
 	bus := bustest.StartBus(t)
 	bustest.InstallPolicy(t)
@@ -54,7 +53,7 @@ func TestHistoryAndQuotasAuthorization(t *testing.T) {
 	}{
 		{"own quota", quota(own.UID, "throttle", "100000"), ""},
 		{"other's quota", quota(other.UID, "throttle", "100000"), api.ErrNotAuthorized},
-		{"block", quota(own.UID, "block", "0"), api.ErrUnavailable},
+		{"block", quota(own.UID, "block", "0"), ""}, // the fake backends include a blocker
 		{"bad period", bustest.Call{Method: api.MethodSetQuota, Args: []string{exe, u(own.UID), "year", "1", "down", "throttle", "1"}}, api.ErrInvalidArgument},
 		{"no rate", quota(own.UID, "throttle", "0"), api.ErrInvalidArgument},
 		{"relative exe", bustest.Call{Method: api.MethodSetQuota, Args: []string{"sleep", u(own.UID), "day", "1", "down", "throttle", "1"}}, api.ErrInvalidArgument},
@@ -178,5 +177,65 @@ func waitQuota(t *testing.T, c *client.Client, state string, d time.Duration) ap
 			t.Fatalf("quota not %s within %v: %+v", state, d, qs)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A download app under a 10 MB daily quota with the block action, in the
+// netns bed: it receives at most 10.6 MB of a larger file. The quota acts
+// on the helper's 1 s samples, so the app is held to 500 KB/s by a rule
+// (at line rate it would overshoot by up to a second of traffic).
+func TestQuotaBlocksInBed(t *testing.T) {
+	testenv.RequireRoot(t)
+	bed := testenv.NewBed(t)
+	bus := bustest.StartBus(t)
+	bed.StartServer(bed.Peer, "source", "[::]:5201", false)
+	in := realInstance(t, bus, bed)
+	in.start(t)
+	c, err := client.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := filepath.EvalSymlinks(testenv.Ctload(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := api.Quota{Exe: exe, UID: 0, Period: api.QuotaDay, Bytes: 10_000_000, Direction: api.QuotaDown, Action: api.QuotaBlock}
+	if err := c.SetQuota(ctx, q); err != nil {
+		testenv.Skip(t, "block quota: %v (status %+v)", err, st)
+	}
+	if err := c.SetAppLimit(ctx, exe, 0, api.Limit{Down: 500_000}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := bed.Command(bed.Local, testenv.Ctload(t), "client", "-mode", "recv", "-connect", bed.PeerIP+":5201",
+		"-duration", "30s", "-interval", "500ms", "-wait-stdin")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := testenv.StartLoad(t, cmd)
+	time.Sleep(time.Second) // the rule reaches the new process (connected, not yet reading)
+	fmt.Fprintln(stdin, "go")
+	stdin.Close()
+	reached := waitQuota(t, c, api.QuotaReached, 28*time.Second)
+	time.Sleep(2 * time.Second)
+	s1 := load.Samples()
+	time.Sleep(time.Second)
+	s2 := load.Samples()
+	got, later := s1[len(s1)-1].Total, s2[len(s2)-1].Total
+	t.Logf("quota reached at %d bytes used; the app received %d bytes, %d in the next second", reached.Used, got, later-got)
+	if got > 10_600_000 {
+		t.Errorf("the app received %d bytes under a 10 MB quota, want ≤ 10.6 MB", got)
+	}
+	if later-got > 10_000 {
+		t.Errorf("still receiving after the block: %d bytes in a second", later-got)
+	}
+	if err := c.RemoveQuota(ctx, exe, 0); err != nil {
+		t.Fatal(err)
 	}
 }

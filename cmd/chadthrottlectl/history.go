@@ -106,8 +106,8 @@ func historyCommands() []*command {
 			summary: "cap an app's data per day, week or month (a rule)",
 			help: "Sets a data quota on an app: when its traffic in the current calendar period reaches SIZE, the app is " +
 				"throttled to RATE (or blocked) until the period ends, the quota is raised or removed. Usage survives " +
-				"restarts; the quota persists and follows the app's new processes. Blocking is not available in this " +
-				"version yet: give --then RATE.",
+				"restarts; the quota persists and follows the app's new processes. Blocking needs a kernel that lets the " +
+				"helper block apps (see 'backends'); 80 % and 100 % show in 'quotas' and as desktop notifications.",
 			examples: []string{"chadthrottlectl quota --app steam --per day --bytes 2GB --direction down --then 500KB/s",
 				"chadthrottlectl quota --app /usr/bin/curl --per month --bytes 10GiB --then 100KB/s"},
 			flags: []*flagDef{fApp, fPer, fBytes, fDirection, fThen, fUID}, check: checkQuota, run: cmdQuota},

@@ -22,7 +22,8 @@ type AppUsage struct {
 	Rx, Tx uint64
 }
 
-// QuotaLimit is the limit a reached quota puts on an app (uid, exe).
+// QuotaLimit is the limit a reached quota puts on an app (uid, exe): rates
+// (a throttle) or Block (the block action).
 type QuotaLimit struct {
 	UID   uint32
 	Exe   string
@@ -102,9 +103,15 @@ func (e *Engine) appLimitsLocked() map[appKey]api.Rule {
 			out[k] = api.Rule{Exe: k.exe, UID: k.uid, Limit: q.Limit, Admin: q.Admin}
 			continue
 		}
-		r.Limit.Down = stricter(r.Limit.Down, q.Limit.Down)
-		r.Limit.Up = stricter(r.Limit.Up, q.Limit.Up)
-		r.Limit.Traffic = backends.TrafficAll.String() // the quota's limit holds for all traffic
+		if q.Limit.Block != "" {
+			r.Limit.Block, r.Limit.BlockWhen = q.Limit.Block, "" // blocked until the quota lifts it
+		}
+		if q.Limit.Down > 0 || q.Limit.Up > 0 {
+			r.Limit.Down = stricter(r.Limit.Down, q.Limit.Down)
+			r.Limit.Up = stricter(r.Limit.Up, q.Limit.Up)
+			r.Limit.Traffic = backends.TrafficAll.String() // the quota's limit holds for all traffic, at all times
+			r.Limit.When = ""
+		}
 		r.Admin = r.Admin || q.Admin
 		out[k] = r
 	}

@@ -77,9 +77,10 @@ func (m *Manager) SetQuota(c api.Caller, q api.Quota) error {
 		return err
 	}
 	if q.Action == api.QuotaBlock {
-		return fmt.Errorf("%w: blocking an app is not available yet in this helper; use a throttle rate (--then RATE)", ErrUnavailable)
-	}
-	if err := m.cfg.Engine.CheckQuotaRate(throttleLimit(q)); err != nil {
+		if err := m.cfg.Engine.BlockAvailable(); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	} else if err := m.cfg.Engine.CheckQuotaRate(actionLimit(q)); err != nil {
 		return err
 	}
 	exe, err := m.cfg.Engine.ResolveExe(c, q.Exe, q.UID)

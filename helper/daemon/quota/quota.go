@@ -3,8 +3,8 @@
 // machine's local time zone, counting download, upload or both. Usage comes
 // from the traffic history (so it survives restarts) plus the bytes the
 // engine reports each second; when the cap is reached the quota's action
-// starts (a throttle to a rate through the engine; blocking is not
-// available yet), and it ends at once when the quota is raised or removed
+// starts (a throttle to a rate, or a block, through the engine), and it
+// ends at once when the quota is raised or removed
 // or its period rolls over. Quotas persist in the history database and,
 // like rules, follow the app's new processes.
 package quota
@@ -42,6 +42,8 @@ type Engine interface {
 	ResolveExe(c api.Caller, exe string, uid uint32) (string, error)
 	// CheckQuotaRate checks that a throttle limit can be enforced.
 	CheckQuotaRate(l api.Limit) error
+	// BlockAvailable returns nil when apps can be blocked, else why not.
+	BlockAvailable() error
 	// SetQuotaLimits replaces the limits of reached quotas.
 	SetQuotaLimits(ls []engine.QuotaLimit)
 }
@@ -201,8 +203,8 @@ func (m *Manager) evaluateLocked(now time.Time) bool {
 				m.cfg.Logf("quota: uid %d %s: %s lifted (%d of %d bytes this %s)", e.q.UID, e.q.Exe, actionText(e.q), e.q.Used, e.q.Bytes, e.q.Period)
 			}
 		}
-		if e.q.State == api.QuotaReached && e.q.Action == api.QuotaThrottle {
-			limits = append(limits, engine.QuotaLimit{UID: e.q.UID, Exe: e.q.Exe, Limit: throttleLimit(e.q), Admin: e.q.Admin})
+		if e.q.State == api.QuotaReached {
+			limits = append(limits, engine.QuotaLimit{UID: e.q.UID, Exe: e.q.Exe, Limit: actionLimit(e.q), Admin: e.q.Admin})
 		}
 	}
 	m.cfg.Engine.SetQuotaLimits(limits)
@@ -236,9 +238,12 @@ func actionText(q api.Quota) string {
 	return fmt.Sprintf("throttled to %d B/s", q.Rate)
 }
 
-// throttleLimit is the limit of a reached throttle quota: the counted
-// directions at the quota's rate.
-func throttleLimit(q api.Quota) api.Limit {
+// actionLimit is the limit of a reached quota: all traffic blocked, or the
+// counted directions at the quota's rate.
+func actionLimit(q api.Quota) api.Limit {
+	if q.Action == api.QuotaBlock {
+		return api.Limit{Block: api.TrafficAll}
+	}
 	l := api.Limit{Traffic: api.TrafficAll}
 	if q.Direction != api.QuotaUp {
 		l.Down = q.Rate

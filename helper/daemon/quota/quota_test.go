@@ -14,14 +14,16 @@ import (
 // fakeEngine records the quota limits it is given (unit tests of the
 // manager's logic; the kernel test is in cmd/chadthrottle-helper).
 type fakeEngine struct {
-	mu     sync.Mutex
-	limits []engine.QuotaLimit
+	noBlock error
+	mu      sync.Mutex
+	limits  []engine.QuotaLimit
 }
 
 func (f *fakeEngine) ResolveExe(c api.Caller, exe string, uid uint32) (string, error) {
 	return exe, nil
 }
 func (f *fakeEngine) CheckQuotaRate(api.Limit) error { return nil }
+func (f *fakeEngine) BlockAvailable() error          { return f.noBlock }
 func (f *fakeEngine) SetQuotaLimits(ls []engine.QuotaLimit) {
 	f.mu.Lock()
 	f.limits = ls
@@ -143,7 +145,7 @@ func TestPeriods(t *testing.T) {
 // changes nothing; block is not available yet; admin quotas bind users.
 func TestValidationAndBounds(t *testing.T) {
 	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, loc)}
-	m, st := setup(t, t.TempDir(), c, &fakeEngine{})
+	m, st := setup(t, t.TempDir(), c, &fakeEngine{noBlock: errors.New("no blocker here")})
 	defer st.Close()
 	user := api.Caller{UID: 1000}
 	good := api.Quota{Exe: exe, UID: 1000, Period: api.QuotaWeek, Bytes: 10, Action: api.QuotaThrottle, Rate: 1}
@@ -185,5 +187,27 @@ func TestValidationAndBounds(t *testing.T) {
 	q.Exe = "/one/too/many"
 	if err := m.SetQuota(user, q); !errors.Is(err, ErrLimit) {
 		t.Errorf("quota %d: %v, want ErrLimit", MaxUserQuotas+1, err)
+	}
+}
+
+// TestBlockAction: a reached block quota blocks all the app's traffic
+// until the next period.
+func TestBlockAction(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 6, 23, 0, 0, 0, loc)} // a Sunday
+	fe := &fakeEngine{}
+	m, st := setup(t, t.TempDir(), c, fe)
+	defer st.Close()
+	q := api.Quota{Exe: exe, UID: 1000, Period: api.QuotaWeek, Bytes: 100, Action: api.QuotaBlock}
+	if err := m.SetQuota(api.Caller{UID: 1000}, q); err != nil {
+		t.Fatal(err)
+	}
+	use(m, c, 99) // 99 down + 1 up: both count
+	if got := fe.current(); len(got) != 1 || got[0].Limit.Block != api.TrafficAll || got[0].Limit.Down != 0 {
+		t.Fatalf("limits %+v, want a block", got)
+	}
+	c.set(time.Date(2026, 12, 7, 0, 0, 0, 0, loc)) // Monday: a new week
+	m.Tick()
+	if got := fe.current(); len(got) != 0 {
+		t.Fatalf("after the week rolled over: %+v", got)
 	}
 }
