@@ -32,12 +32,13 @@ func (u *UI) buildHeader() fyne.CanvasObject {
 	u.filter.OnSubmitted = func(string) { u.win.Canvas().Focus(u.list) }
 	u.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
 	settingsBtn := widget.NewButtonWithIcon("Settings", theme.SettingsIcon(), u.showSettings)
+	statsBtn := widget.NewButtonWithIcon("Statistics", theme.HistoryIcon(), u.showStats)
 	totals := container.NewVBox(
 		container.NewHBox(u.totalDown, widget.NewLabel(" "), u.totalUp),
 	)
 	return container.NewBorder(nil, nil,
 		container.NewHBox(logo, totals, u.totalGraph),
-		container.NewHBox(container.New(fixedWidth{w: 250}, u.filter), u.pauseBtn, settingsBtn),
+		container.NewHBox(container.New(fixedWidth{w: 250}, u.filter), u.pauseBtn, statsBtn, settingsBtn),
 	)
 }
 

@@ -142,6 +142,8 @@ type UI struct {
 	visible     bool      // the window is shown
 	noTrayNote  bool      // the banner explains how to get a tray
 	lastSnap    api.Snapshot
+	stats       *statsView        // the Statistics window, when open (stats.go)
+	quotaSeen   map[string]string // quota@period → state notified (quotas.go)
 
 	// widgets (UI goroutine)
 	root         *fyne.Container
@@ -255,6 +257,7 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 // that an idle helper may exit.
 func (u *UI) Start(ctx context.Context) {
 	c1 := u.b.OnLimitsChanged(u.requestPoll) // the helper runs: asking it starts nothing
+	c3 := u.watchQuotas(ctx)
 	c2 := u.b.OnHelperPresence(func(running bool) {
 		u.needStatus.Store(true)
 		if !running && !u.looking() {
@@ -274,6 +277,7 @@ func (u *UI) Start(ctx context.Context) {
 	go func() {
 		defer c1()
 		defer c2()
+		defer c3()
 		// nobody looks at start (hidden at login): ask only a helper
 		// that already runs, to learn whether limits exist
 		if u.looking() || u.helperRunning(ctx) {
