@@ -108,7 +108,7 @@ func newStatsView(u *UI, sb StatsBackend, now func() time.Time) *statsView {
 	s := &statsView{u: u, sb: sb, now: now, period: PeriodToday, quotas: map[quotaKey]api.Quota{}, sel: -1}
 	s.win = u.app.NewWindow("ChadThrottle – Statistics")
 	s.win.SetContent(s.build())
-	s.win.Resize(fyne.NewSize(900, 640))
+	s.win.Resize(fyne.NewSize(1060, 680))
 	return s
 }
 
@@ -164,7 +164,7 @@ func (s *statsView) build() fyne.CanvasObject {
 var statsColumns = []struct {
 	title string
 	width float32
-}{{"App", 200}, {"User", 70}, {"Download", 100}, {"Upload", 100}, {"Total", 100}, {"Quota", 190}}
+}{{"App", 170}, {"User", 60}, {"Download", 90}, {"Upload", 90}, {"Total", 90}, {"Quota", 230}}
 
 func (s *statsView) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	l := o.(*widget.Label)

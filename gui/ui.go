@@ -49,6 +49,9 @@ type Options struct {
 	// Notifier sends desktop notifications: errors of actions taken in the
 	// tray go there instead of the (hidden) window's banner. nil: banner.
 	Notifier Notifier
+	// OpenStatistics opens the Statistics window at start on this period
+	// (PeriodToday, PeriodWeek…); "" does not.
+	OpenStatistics string
 	// Debounce is how long a slider must rest before its value is sent
 	// (default 400 ms).
 	Debounce time.Duration
@@ -240,6 +243,12 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 	} else {
 		u.win.Show()
 		u.sayNoTray()
+	}
+	if opts.OpenStatistics != "" {
+		u.showStats()
+		if u.stats != nil {
+			u.stats.periodSel.SetSelected(opts.OpenStatistics)
+		}
 	}
 	u.Start(ctx)
 	go func() {
