@@ -1,6 +1,6 @@
 // Package backends holds ChadThrottle's pluggable backend framework: the
-// seed's MonitorBackend, UploadThrottleBackend and DownloadThrottleBackend
-// traits as Go interfaces, their priorities and capabilities, selection
+// MonitorBackend, UploadThrottleBackend and DownloadThrottleBackend
+// interfaces (the design of the first ChadThrottle, kept), their priorities and capabilities, selection
 // (automatic by priority or manual by name) and the ThrottleManager that
 // coordinates one required upload backend with an optional download backend.
 //
@@ -22,7 +22,8 @@ import (
 // priority wins.
 type Priority int
 
-// The seed's four priorities.
+// The four priorities, lowest first; auto selection takes the highest
+// available.
 const (
 	Fallback Priority = 1 // works but limited (/proc parsing, policing)
 	Good     Priority = 2 // solid (tc HTB + IFB, packet capture)
@@ -54,7 +55,7 @@ const (
 	KindDownload Kind = "download"
 )
 
-// TrafficType restricts a limit to some destinations (the original's zones).
+// TrafficType restricts a limit to some destinations (NetLimiter calls them zones).
 type TrafficType int
 
 // Traffic types. Local means loopback, RFC 1918, link-local, CGNAT-free
@@ -357,4 +358,27 @@ type Placer interface {
 	Release(id string) error
 	// Cleanup releases every target.
 	Cleanup() error
+}
+
+// SafeName makes s usable in kernel object and file names (cgroups, target
+// ids): letters, digits, '-', '_' and '.' are kept, anything else becomes
+// '_'; never empty, "." or "..", at most 200 bytes.
+func SafeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := b.String()
+	if out == "" || out == "." || out == ".." {
+		out = "_" + out
+	}
+	if len(out) > 200 {
+		out = out[:200]
+	}
+	return out
 }

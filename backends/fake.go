@@ -153,8 +153,8 @@ func (f *FakeThrottler) SetLimit(t Target, l Limit) error {
 	if f.SetErr != nil {
 		return f.SetErr
 	}
-	if l.Rate == 0 || l.Rate > MaxRate {
-		return fmt.Errorf("%s: invalid rate %d", f.NameValue, l.Rate)
+	if err := l.Check(); err != nil {
+		return fmt.Errorf("%s: %w", f.NameValue, err)
 	}
 	f.limits[t.ID] = fakeLimit{target: t, limit: l}
 	return nil

@@ -25,17 +25,17 @@ type Limits struct {
 // blocked.
 func (l Limits) IsZero() bool { return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On }
 
-// Validate checks rates against MaxRate.
+// Validate checks rates against MaxRate (0 is no limit here).
 func (l Limits) Validate() error {
 	for _, x := range []struct {
 		dir string
 		l   Limit
 	}{{"download", l.Down}, {"upload", l.Up}} {
-		if x.l.Rate > MaxRate {
-			return fmt.Errorf("%s limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", x.dir, x.l.Rate, MaxRate)
+		if x.l.Rate == 0 {
+			continue
 		}
-		if x.l.Traffic < TrafficAll || x.l.Traffic > TrafficLocal {
-			return fmt.Errorf("%s limit has unknown traffic type %d", x.dir, x.l.Traffic)
+		if err := x.l.Check(); err != nil {
+			return fmt.Errorf("%s limit: %w", x.dir, err)
 		}
 	}
 	if l.Block.Traffic < TrafficAll || l.Block.Traffic > TrafficLocal {
@@ -44,7 +44,22 @@ func (l Limits) Validate() error {
 	return nil
 }
 
-// Manager is the seed's ThrottleManager: it coordinates a required upload
+// Check is the one check of a limit a throttler is given: a rate above 0
+// and at most MaxRate, and a known traffic type.
+func (l Limit) Check() error {
+	if l.Rate == 0 {
+		return errors.New("rate 0 is not a limit (remove the limit instead)")
+	}
+	if l.Rate > MaxRate {
+		return fmt.Errorf("rate %d B/s is above the maximum of %d B/s (100 Gbit/s)", l.Rate, MaxRate)
+	}
+	if l.Traffic < TrafficAll || l.Traffic > TrafficLocal {
+		return fmt.Errorf("unknown traffic type %d", l.Traffic)
+	}
+	return nil
+}
+
+// Manager is the throttle manager: it coordinates a required upload
 // backend with an optional download backend and the Placer that gives every
 // limited target its own cgroup. It is safe for concurrent use.
 type Manager struct {

@@ -111,6 +111,6 @@ func TestPriorityString(t *testing.T) {
 		}
 	}
 	if int(Fallback) != 1 || int(Good) != 2 || int(Better) != 3 || int(Best) != 4 {
-		t.Fatal("priorities must be Fallback 1, Good 2, Better 3, Best 4 (the seed's values)")
+		t.Fatal("priorities must be Fallback 1, Good 2, Better 3, Best 4 (the values the design fixes)")
 	}
 }

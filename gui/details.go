@@ -92,66 +92,70 @@ func swatch(c color.Color) fyne.CanvasObject {
 }
 
 func (p *detailsPane) procCell(id widget.TableCellID, l *widget.Label) {
-	if id.Row < 0 || id.Row >= len(p.d.Processes) {
-		l.SetText("")
-		return
-	}
-	pr := &p.d.Processes[id.Row]
-	unit := p.u.settings.Unit
-	var s string
-	switch id.Col {
-	case 0:
-		s = strconv.Itoa(int(pr.PID))
-	case 1:
-		s = pr.Comm
-	case 2:
-		s = pr.Cmdline
-	case 3:
-		s = FormatRate(pr.RxRate, unit)
-	case 4:
-		s = FormatRate(pr.TxRate, unit)
-	case 5:
-		s = FormatBytes(pr.RxBytes)
-	case 6:
-		s = FormatBytes(pr.TxBytes)
-	case 7:
-		s = limitText(pr.Limit, unit)
-	}
-	setText(l, s)
+	setText(l, cellText(p.d.Processes, id, p.u.settings.Unit, procCell))
 }
 
 func (p *detailsPane) connCell(id widget.TableCellID, l *widget.Label) {
-	if id.Row < 0 || id.Row >= len(p.d.Connections) {
-		l.SetText("")
-		return
+	setText(l, cellText(p.d.Connections, id, p.u.settings.Unit, connCell))
+}
+
+// cellText is the text of cell id of a table of rows; "" outside them.
+func cellText[T any](rows []T, id widget.TableCellID, unit Unit, cell func(*T, int, Unit) string) string {
+	if id.Row < 0 || id.Row >= len(rows) {
+		return ""
 	}
-	c := &p.d.Connections[id.Row]
-	unit := p.u.settings.Unit
-	var s string
-	switch id.Col {
+	return cell(&rows[id.Row], id.Col, unit)
+}
+
+// procCell is column col of a process row.
+func procCell(pr *api.Process, col int, unit Unit) string {
+	switch col {
 	case 0:
-		s = strconv.Itoa(int(c.PID))
+		return strconv.Itoa(int(pr.PID))
 	case 1:
-		s = strings.ToUpper(c.Proto)
+		return pr.Comm
 	case 2:
-		s = c.Remote
+		return pr.Cmdline
 	case 3:
-		s = c.Local
+		return FormatRate(pr.RxRate, unit)
 	case 4:
-		s = map[string]string{api.TrafficInternet: "Internet", api.TrafficLocal: "Local"}[c.Traffic]
-		if s == "" {
-			s = c.Traffic
-		}
+		return FormatRate(pr.TxRate, unit)
 	case 5:
-		s = FormatRate(c.RxRate, unit)
+		return FormatBytes(pr.RxBytes)
 	case 6:
-		s = FormatRate(c.TxRate, unit)
+		return FormatBytes(pr.TxBytes)
 	case 7:
-		s = FormatBytes(c.RxBytes)
-	case 8:
-		s = FormatBytes(c.TxBytes)
+		return limitText(pr.Limit, unit)
 	}
-	setText(l, s)
+	return ""
+}
+
+// connCell is column col of a connection row.
+func connCell(c *api.Connection, col int, unit Unit) string {
+	switch col {
+	case 0:
+		return strconv.Itoa(int(c.PID))
+	case 1:
+		return strings.ToUpper(c.Proto)
+	case 2:
+		return c.Remote
+	case 3:
+		return c.Local
+	case 4:
+		if s := map[string]string{api.TrafficInternet: "Internet", api.TrafficLocal: "Local"}[c.Traffic]; s != "" {
+			return s
+		}
+		return c.Traffic
+	case 5:
+		return FormatRate(c.RxRate, unit)
+	case 6:
+		return FormatRate(c.TxRate, unit)
+	case 7:
+		return FormatBytes(c.RxBytes)
+	case 8:
+		return FormatBytes(c.TxBytes)
+	}
+	return ""
 }
 
 // limitText describes a limit in a table cell.

@@ -467,23 +467,23 @@ func TestDetails(t *testing.T) {
 		f(widget.TableCellID{Row: row, Col: col}, l)
 		return l.Text
 	}
-	if got := cell(d.conns, 0, 2, d.connCell); got != "203.0.113.7:443" {
-		t.Errorf("connection remote = %q", got)
-	}
-	if got := cell(d.conns, 0, 4, d.connCell); got != "Internet" {
-		t.Errorf("connection where = %q", got)
-	}
-	if got := cell(d.conns, 1, 4, d.connCell); got != "Local" {
-		t.Errorf("connection 2 where = %q", got)
-	}
-	if got := cell(d.conns, 1, 1, d.connCell); got != "UDP" {
-		t.Errorf("proto = %q", got)
-	}
-	if got := cell(d.procs, 1, 7, d.procCell); got != "↓ 50 KB/s" {
-		t.Errorf("process limit cell = %q", got)
-	}
-	if got := cell(d.procs, 0, 3, d.procCell); got != "700 KB/s" {
-		t.Errorf("process rate cell = %q", got)
+	for _, c := range []struct {
+		what     string
+		tb       *widget.Table
+		row, col int
+		f        func(widget.TableCellID, *widget.Label)
+		want     string
+	}{
+		{"connection remote", d.conns, 0, 2, d.connCell, "203.0.113.7:443"},
+		{"connection where", d.conns, 0, 4, d.connCell, "Internet"},
+		{"connection 2 where", d.conns, 1, 4, d.connCell, "Local"},
+		{"proto", d.conns, 1, 1, d.connCell, "UDP"},
+		{"process limit cell", d.procs, 1, 7, d.procCell, "↓ 50 KB/s"},
+		{"process rate cell", d.procs, 0, 3, d.procCell, "700 KB/s"},
+	} {
+		if got := cell(c.tb, c.row, c.col, c.f); got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, got, c.want)
+		}
 	}
 }
 

@@ -311,31 +311,11 @@ func (u *UI) Start(ctx context.Context) {
 			u.Poll(ctx)
 		}
 	}()
-	if ch := u.opts.TrayOpened; ch != nil {
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-ch:
-					u.trayOpenUntil.Store(time.Now().Add(u.opts.TrayOpenPoll).UnixNano())
-					u.requestPoll()
-				}
-			}
-		}()
-	}
-	if ch := u.opts.Activate; ch != nil {
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-ch:
-					u.do(u.showWindow)
-				}
-			}
-		}()
-	}
+	onSignal(ctx, u.opts.TrayOpened, func() {
+		u.trayOpenUntil.Store(time.Now().Add(u.opts.TrayOpenPoll).UnixNano())
+		u.requestPoll()
+	})
+	onSignal(ctx, u.opts.Activate, func() { u.do(u.showWindow) })
 }
 
 func (u *UI) addShortcuts() {
@@ -448,5 +428,23 @@ func (u *UI) call(fn func(ctx context.Context) error, done func(error)) {
 		u.do(func() { done(err) })
 		u.needStatus.Store(true)
 		u.requestPoll()
+	}()
+}
+
+// onSignal calls fn for every value received on ch (none when ch is nil)
+// until ctx ends.
+func onSignal[T any](ctx context.Context, ch <-chan T, fn func()) {
+	if ch == nil {
+		return
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				fn()
+			}
+		}
 	}()
 }

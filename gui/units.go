@@ -66,16 +66,7 @@ func FormatRate(bps uint64, u Unit) string {
 	case UnitMbits:
 		return num(v*8/1e6) + " Mbit/s"
 	}
-	switch {
-	case bps < 1000:
-		return strconv.FormatUint(bps, 10) + " B/s"
-	case bps < 999_500:
-		return num(v/1e3) + " KB/s"
-	case bps < 999_500_000:
-		return num(v/1e6) + " MB/s"
-	default:
-		return num(v/1e9) + " GB/s"
-	}
+	return decimal(bps, "GMK", "B/s")
 }
 
 // FormatLimit formats a limit rate; 0 is "unlimited".
@@ -88,19 +79,24 @@ func FormatLimit(bps uint64, u Unit) string {
 
 // FormatBytes formats a byte count (totals).
 func FormatBytes(n uint64) string {
-	v := float64(n)
-	switch {
-	case n < 1000:
-		return strconv.FormatUint(n, 10) + " B"
-	case n < 999_500:
-		return num(v/1e3) + " KB"
-	case n < 999_500_000:
-		return num(v/1e6) + " MB"
-	case n < 999_500_000_000:
-		return num(v/1e9) + " GB"
-	default:
-		return num(v/1e12) + " TB"
+	return decimal(n, "TGMK", "B")
+}
+
+// decimal formats n with the SI prefix (from prefixes, largest first) that
+// keeps the shown number under 1000 after rounding, the largest one for
+// anything bigger: 999 B, 1.00 KB, 999 KB, 1.00 MB, ….
+func decimal(n uint64, prefixes, suffix string) string {
+	if n < 1000 {
+		return strconv.FormatUint(n, 10) + " " + suffix
 	}
+	v := float64(n)
+	for i := range prefixes {
+		scale := math.Pow(1000, float64(len(prefixes)-i))
+		if i == len(prefixes)-1 || v >= 999.5*scale/1000 {
+			return num(v/scale) + " " + prefixes[i:i+1] + suffix
+		}
+	}
+	return "" // not reached: the last prefix always formats
 }
 
 // ParseLimit parses what a person types into a limit entry: a bare number

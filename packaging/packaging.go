@@ -24,8 +24,8 @@ const AppID = "io.github.chadthrottle"
 const (
 	HelperPath = "/usr/libexec/chadthrottle/chadthrottle-helper"
 	UnitName   = "chadthrottle-helper.service"
-	StateDir   = "/var/lib/chadthrottle" // rules; created by the package, removed on purge
-	RuntimeDir = "/run/chadthrottle"     // the helper's crash-recovery records
+	StateDir   = api.StateDir   // rules; created by the package, removed on purge
+	RuntimeDir = api.RuntimeDir // the helper's crash-recovery records
 )
 
 // IconSizes are the hicolor PNG sizes shipped besides the scalable SVG

@@ -16,14 +16,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
-// Monitor is the descriptor of the "ebpf" monitor backend.
-var Monitor = &backends.Descriptor[backends.MonitorBackend]{
-	Name:     "ebpf",
-	Priority: backends.Best,
-	Probe:    probeMonitor,
-	New:      func(o backends.Options) (backends.MonitorBackend, error) { return NewMonitor(o), nil },
-}
-
 func probeMonitor(backends.Options) error {
 	if err := probeKernel(); err != nil {
 		return err

@@ -18,26 +18,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
-// Upload is the descriptor of the "ebpf_cgroup" upload backend.
-var Upload = &backends.Descriptor[backends.UploadThrottleBackend]{
-	Name:     "ebpf_cgroup",
-	Priority: backends.Best,
-	Probe:    func(backends.Options) error { return probeThrottle(egress) },
-	New: func(o backends.Options) (backends.UploadThrottleBackend, error) {
-		return NewUpload(o), nil
-	},
-}
-
-// Download is the descriptor of the "ebpf_cgroup" download backend.
-var Download = &backends.Descriptor[backends.DownloadThrottleBackend]{
-	Name:     "ebpf_cgroup",
-	Priority: backends.Best,
-	Probe:    func(backends.Options) error { return probeThrottle(ingress) },
-	New: func(o backends.Options) (backends.DownloadThrottleBackend, error) {
-		return NewDownload(o), nil
-	},
-}
-
 type direction int
 
 const (
@@ -246,26 +226,13 @@ func (t *throttler) Cleanup() error {
 	return errors.Join(errs...)
 }
 
-func validate(l backends.Limit) error {
-	if l.Rate == 0 {
-		return errors.New("limit rate must be above 0 (0 means unlimited: remove the limit instead)")
-	}
-	if l.Rate > backends.MaxRate {
-		return fmt.Errorf("limit rate %d B/s is above the maximum of %d B/s (100 Gbit/s)", l.Rate, backends.MaxRate)
-	}
-	if l.Traffic < backends.TrafficAll || l.Traffic > backends.TrafficLocal {
-		return fmt.Errorf("unknown traffic type %d", l.Traffic)
-	}
-	return nil
-}
-
 // SetLimit gives the target a bucket, matches sockets created in its cgroup
 // and the sockets its processes already hold (by cookie).
 func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	if tg.ID == "" {
 		return errors.New("target has no id")
 	}
-	if err := validate(l); err != nil {
+	if err := l.Check(); err != nil {
 		return err
 	}
 	t.mu.Lock()

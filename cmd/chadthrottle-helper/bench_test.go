@@ -57,7 +57,7 @@ func TestBenchHelperBus(t *testing.T) {
 		bed.StartServer(bed.Peer, "source", "[::]:5202", false)
 		in := realInstance(t, bus, bed, v.extra...)
 		if fake {
-			in.bin = buildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
+			in.bin = bustest.BuildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
 		}
 		h := in.start(t)
 		c, err := client.Connect(bus.Address)
@@ -149,16 +149,16 @@ func TestBenchHelperBus(t *testing.T) {
 		}
 		rows = append(rows, row{backend, "GetApps round trip", ms(percentile(calls, .5)), ms(percentile(calls, .99)), ms(percentile(calls, 1)), "n=300"})
 		pid := h.cmd.Process.Pid
-		cpu0, t0 := procCPU(t, pid), time.Now()
+		cpu0, t0 := testenv.ProcCPU(pid), time.Now()
 		for i := 0; i < 500; i++ {
 			if _, err := c.Apps(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
-		busy, wall := procCPU(t, pid)-cpu0, time.Since(t0)
-		cpu1 := procCPU(t, pid)
+		busy, wall := testenv.ProcCPU(pid)-cpu0, time.Since(t0)
+		cpu1 := testenv.ProcCPU(pid)
 		time.Sleep(wall)
-		idle := procCPU(t, pid) - cpu1
+		idle := testenv.ProcCPU(pid) - cpu1
 		rows = append(rows, row{backend, "GetApps helper CPU per call", "", "", "",
 			fmt.Sprintf("%.0f µs (500 calls in %v: helper CPU %v, idle helper %v over the same time)",
 				float64(busy-idle)/500/float64(time.Microsecond), wall.Round(time.Millisecond), busy, idle)})

@@ -17,7 +17,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/engine"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
-	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/server"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
@@ -49,8 +48,7 @@ func inProcess(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, cfg *config) (*
 		t.Fatal(err)
 	}
 	t.Cleanup(auth.Close)
-	srv, err := server.New(server.Config{Conn: conn, Engine: eng, Auth: auth, Log: log,
-		Errors: server.ErrorKinds{Invalid: []error{engine.ErrInvalid, rules.ErrInvalid}, NotFound: []error{engine.ErrNotFound}}})
+	srv, err := server.New(server.Config{Conn: conn, Engine: eng, Auth: auth, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,41 +29,9 @@ import (
 
 func TestMain(m *testing.M) {
 	bustest.MaybeChild()
-	os.Exit(m.Run())
-}
-
-var (
-	buildMu  sync.Mutex
-	builtBin = map[string]string{}
-)
-
-// buildBinary builds a command of this module into a world-readable
-// directory (test users run chadthrottlectl) and returns its path.
-func buildBinary(t testing.TB, pkg string, tags ...string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	key := pkg + strings.Join(tags, ",")
-	if p, ok := builtBin[key]; ok {
-		return p
-	}
-	dir, err := os.MkdirTemp("", "chadthrottle-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	out := filepath.Join(dir, filepath.Base(pkg))
-	args := []string{"build", "-o", out}
-	if len(tags) > 0 {
-		args = append(args, "-tags", strings.Join(tags, ","))
-	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	cmd.Dir = bustest.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	builtBin[key] = out
-	return out
+	code := m.Run()
+	bustest.RemoveBuilt()
+	os.Exit(code)
 }
 
 // helperProc is a running chadthrottle-helper.
@@ -90,7 +57,7 @@ type instance struct {
 func newInstance(t *testing.T, bus *bustest.Bus, extra ...string) *instance {
 	t.Helper()
 	in := &instance{
-		bin:      buildBinary(t, "./cmd/chadthrottle-helper", "fakebackends"),
+		bin:      bustest.BuildBinary(t, "./cmd/chadthrottle-helper", "fakebackends"),
 		bus:      bus,
 		stateDir: t.TempDir(),
 		runDir:   t.TempDir(),
@@ -129,6 +96,19 @@ func (in *instance) args() []string {
 // start runs the helper and waits for its bus name. A helper that stops
 // on a signal this test did not send (another test on the machine
 // signalling a pid it no longer owns) is started again, once, and logged.
+// startClient starts the helper and connects a client to its bus (closed
+// when the test ends).
+func (in *instance) startClient(t *testing.T) (*helperProc, *client.Client) {
+	t.Helper()
+	h := in.start(t)
+	c, err := client.Connect(in.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return h, c
+}
+
 func (in *instance) start(t *testing.T) *helperProc {
 	t.Helper()
 	h, err := in.tryStart(t)
@@ -224,16 +204,7 @@ func startSleeper(t *testing.T, u *bustest.User) int {
 // without manage.
 func TestAuthorizationMatrix(t *testing.T) {
 	bus := bustest.StartBus(t)
-	bustest.InstallPolicy(t)
-	own, admin, none := bustest.AddUser(t), bustest.AddUser(t), bustest.AddUser(t)
-	bustest.WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
-  if (action.id.indexOf("io.github.chadthrottle.") != 0) return polkit.Result.NOT_HANDLED;
-  if (subject.user == %q && action.id != %q) return polkit.Result.YES;
-  if (subject.user == %q) return polkit.Result.YES;
-  return polkit.Result.NOT_HANDLED;
-});
-`, own.Name, api.ActionManage, admin.Name))
-	bustest.StartPolkit(t, bus)
+	own, admin, none := bustest.PolkitUsers(t, bus)
 	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
 	in.start(t)
 
@@ -367,12 +338,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 func TestLifecycle(t *testing.T) {
 	bus := bustest.StartBus(t)
 	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
-	h := in.start(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	h, c := in.startClient(t)
 	ctx := context.Background()
 	presence := make(chan bool, 8)
 	defer c.OnHelperPresence(func(up bool) { presence <- up })()
@@ -416,12 +382,7 @@ func TestLifecycle(t *testing.T) {
 func TestIdleExit(t *testing.T) {
 	bus := bustest.StartBus(t)
 	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download", "--idle-exit", "1500ms")
-	h := in.start(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	h, c := in.startClient(t)
 	ctx := context.Background()
 	// Polling at 2 Hz for 3 s keeps it alive.
 	for i := 0; i < 6; i++ {
@@ -455,7 +416,7 @@ func TestActivation(t *testing.T) {
 	svcDir := filepath.Join(dir, "services")
 	os.Mkdir(svcDir, 0o755)
 	sock := filepath.Join(dir, "bus")
-	bin := buildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
+	bin := bustest.BuildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
 	state, run := t.TempDir(), t.TempDir()
 	logPath := filepath.Join(dir, "helper.log")
 	svc := fmt.Sprintf("[D-BUS Service]\nName=%s\nExec=/bin/sh -c 'exec %s --bus unix:path=%s --state-dir %s --run-dir %s --tag %s --monitor fake --upload fake_upload --download fake_download --idle-exit 2s >>%s 2>&1'\n",
@@ -522,7 +483,7 @@ func TestCtlAsUsers(t *testing.T) {
 	bustest.StartPolkit(t, bus)
 	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
 	in.start(t)
-	ctl := buildBinary(t, "./cmd/chadthrottlectl")
+	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 	nonePID := startSleeper(t, &none)
 	ownPID := startSleeper(t, &own)
 	time.Sleep(400 * time.Millisecond)
@@ -693,7 +654,7 @@ func TestCtlAsksForPasswordInTerminal(t *testing.T) {
 	bustest.StartPolkit(t, bus)
 	in := newInstance(t, bus, "--monitor", "fake", "--upload", "fake_upload", "--download", "fake_download")
 	in.start(t)
-	ctl := buildBinary(t, "./cmd/chadthrottlectl")
+	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 	pid := startSleeper(t, &own)
 
 	// pkttyagent through a wrapper that records how it was started and

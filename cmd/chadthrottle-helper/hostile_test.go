@@ -214,7 +214,7 @@ func TestHostileDesktopFilesAtStart(t *testing.T) {
 		t.Errorf("root read a file the user may not read, through the user's link: app named %q", names[stolenID])
 	}
 	// Control characters reach the terminal escaped; JSON keeps them exact.
-	ctl := buildBinary(t, "./cmd/chadthrottlectl")
+	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 	out, err := exec.Command(ctl, "--bus", bus.Address, "top").CombinedOutput()
 	if err != nil {
 		t.Fatalf("top: %v\n%s", err, out)

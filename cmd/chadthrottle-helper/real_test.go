@@ -28,7 +28,7 @@ func realInstance(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, extra ...str
 	t.Helper()
 	testenv.RequireTool(t, "nsenter", "tc", "ip")
 	in := &instance{
-		bin:      buildBinary(t, "./cmd/chadthrottle-helper"),
+		bin:      bustest.BuildBinary(t, "./cmd/chadthrottle-helper"),
 		bus:      bus,
 		stateDir: t.TempDir(),
 		runDir:   t.TempDir(),
@@ -115,12 +115,7 @@ func TestRealHelperLimitsInBed(t *testing.T) {
 	bus := bustest.StartBus(t)
 	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
 	in := realInstance(t, bus, bed)
-	h := in.start(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	h, c := in.startClient(t)
 	ctx := context.Background()
 	st, err := c.Status(ctx)
 	if err != nil {

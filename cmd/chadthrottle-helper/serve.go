@@ -18,7 +18,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/engine"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
-	"github.com/chadthrottle/chadthrottle/helper/daemon/quota"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/server"
 )
@@ -75,13 +74,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer auth.Close()
 	srv, err := server.New(server.Config{
 		Conn: conn, Engine: eng, History: hist.server(), Auth: auth, Log: log, CallRate: cfg.callRate,
-		Errors: server.ErrorKinds{
-			Invalid:     []error{engine.ErrInvalid, rules.ErrInvalid, quota.ErrInvalid},
-			NotFound:    []error{engine.ErrNotFound, quota.ErrNotFound},
-			NeedsManage: []error{engine.ErrNeedsManage, quota.ErrNeedsManage},
-			Quota:       []error{engine.ErrQuota, quota.ErrLimit},
-			Unavailable: []error{quota.ErrUnavailable},
-		},
 	})
 	if err != nil {
 		return err
@@ -166,7 +158,7 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 		Backends:   reg.Statuses(opts),
 		Interfaces: cfg.interfaces,
 		Usage:      usage,
-		Logf:       func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
+		Log:        log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)

@@ -14,43 +14,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
-// procCPU returns the process's user+system CPU time.
-func procCPU(t *testing.T, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-}
-
-// procMem returns VmRSS and VmHWM in MB.
-func procMem(t *testing.T, pid int) (rss, peak float64) {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
-		}
-	}
-	return
-}
-
 // TestBenchGUI measures the real GUI binary under Xvfb (Mesa's llvmpipe
 // renders in software, in the GUI's own process, so the figures include
 // drawing that a GPU would do) with the test-only synthetic source of 200
@@ -71,10 +34,11 @@ func TestBenchGUI(t *testing.T) {
 		cmd.Run()
 	}
 	measure := func(d time.Duration) (cpu, rss, peak float64) {
-		c0, t0 := procCPU(t, pid), time.Now()
+		c0, t0 := testenv.ProcCPU(pid), time.Now()
 		time.Sleep(d)
-		c1, t1 := procCPU(t, pid), time.Now()
-		rss, peak = procMem(t, pid)
+		c1, t1 := testenv.ProcCPU(pid), time.Now()
+		m := testenv.ProcStatusMB(t, pid, "VmRSS", "VmHWM")
+		rss, peak = m[0], m[1]
 		return 100 * float64(c1-c0) / float64(t1.Sub(t0)), rss, peak
 	}
 	const window = 30 * time.Second
@@ -105,7 +69,8 @@ func TestBenchGUI(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	cpu, rss, peak = measure(window)
 	rows = append(rows, row{"window closed to the tray", cpu, rss, peak})
-	anon, file := procRSSParts(t, pid)
+	parts := testenv.ProcStatusMB(t, pid, "RssAnon", "RssFile")
+	anon, file := parts[0], parts[1]
 
 	fmt.Printf("\nGUI cost, real binary under Xvfb (llvmpipe), %d synthetic apps at 1 Hz, %d CPUs\n", apps, numCPU())
 	fmt.Printf("%-40s %10s %10s %12s\n", "scenario", "CPU %core", "RSS MB", "peak RSS MB")
@@ -119,28 +84,6 @@ func TestBenchGUI(t *testing.T) {
 		t.Fatalf("the GUI exited during the benchmark:\n%s", g.out.String())
 	default:
 	}
-}
-
-// procRSSParts returns RssAnon and RssFile in MB.
-func procRSSParts(t *testing.T, pid int) (anon, file float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "RssAnon:":
-			anon = kb / 1024
-		case "RssFile:":
-			file = kb / 1024
-		}
-	}
-	return
 }
 
 func numCPU() int {

@@ -139,3 +139,125 @@ func TestNoTestHooks(t *testing.T) {
 		}
 	}
 }
+
+// importRules is the layering of the module (docs/architecture.md): for
+// each package (by path below the module, longest prefix wins), the
+// module's packages its non-test files may import. Test files may also
+// import the test support packages (testSupport).
+var importRules = []struct {
+	pkg   string
+	may   []string
+	notes string
+}{
+	{"assets", []string{"assets/internal"}, "icons and the desktop look: no logic"},
+	{"backends", nil, "the backend framework: interfaces, selection, the manager"},
+	{"backends/kernel", []string{"backends"}, "shared kernel primitives: procfs/sock_diag/netns, cgroup v2"},
+	{"backends/ebpf", []string{"backends"}, "a backend: the framework and kernel primitives only"},
+	{"backends/monitor", []string{"backends"}, "a backend"},
+	{"backends/throttle", []string{"backends"}, "a backend"},
+	{"backends/testsupport", []string{"backends"}, "test beds and the conformance suite"},
+	{"helper/api", nil, "the D-Bus contract: imported by every client, imports nothing of ours"},
+	{"helper/client", []string{"helper/api"}, "the typed client of the contract"},
+	{"helper/daemon/polkit", nil, "authorization, knows nothing of the rest"},
+	{"helper/daemon/rules", []string{"helper/api"}, "the rules file"},
+	{"helper/daemon/engine", []string{"helper/api", "helper/daemon/rules", "backends"}, "the daemon's domain"},
+	{"helper/daemon/server", []string{"helper/api", "helper/daemon/polkit"}, "the D-Bus server: sees the engine through an interface"},
+	{"helper/testsupport", []string{"helper/api", "helper/client", "backends/testsupport"}, "bus, polkit and users for tests"},
+	{"gui", []string{"helper/api", "assets"}, "the window and tray: the contract only (headless, no client, no kernel)"},
+	{"cmd/chadthrottle", []string{"gui", "helper/api", "helper/client", "assets"}, "the desktop binary"},
+	{"cmd/chadthrottlectl", []string{"helper/api", "helper/client"}, "the CLI"},
+	{"cmd/chadthrottle-helper", []string{"helper/api", "helper/client", "helper/daemon", "backends"}, "the root helper"},
+	{"packaging", []string{"helper/api"}, "packaging checks"},
+}
+
+var testSupport = []string{"backends/testsupport", "helper/testsupport"}
+
+// testMay widens what test files may import beyond their layer and the
+// test support: end-to-end tests of the binaries and packages run the
+// whole product; the helper's tests drive it with backends and the client;
+// the backends' tests know nothing of the helper or the GUI.
+func testMay(p string) []string {
+	switch {
+	case under(p, "cmd"), under(p, "packaging"):
+		return []string{"assets", "backends", "cmd", "gui", "helper"}
+	case under(p, "helper"):
+		return []string{"helper", "backends"}
+	}
+	return nil
+}
+
+func under(p, prefix string) bool { return p == prefix || strings.HasPrefix(p, prefix+"/") }
+
+// ruleFor returns the rule of the longest prefix matching p.
+func ruleFor(p string) (may []string, ok bool) {
+	best := -1
+	for i, r := range importRules {
+		if under(p, r.pkg) && (best < 0 || len(r.pkg) > len(importRules[best].pkg)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, false
+	}
+	// A package may import its own subtree and the kernel primitives go
+	// with every backend.
+	may = append([]string{importRules[best].pkg}, importRules[best].may...)
+	if under(p, "backends") && !under(p, "backends/kernel") {
+		may = append(may, "backends/kernel")
+	}
+	return may, true
+}
+
+// TestImportRules checks every package of the module against importRules,
+// and that no product binary links a test support package.
+func TestImportRules(t *testing.T) {
+	const mod = "github.com/chadthrottle/chadthrottle/"
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}|{{join .Imports " "}}|{{join .TestImports " "}} {{join .XTestImports " "}}`, mod+"...")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.SplitN(line, "|", 3)
+		p := strings.TrimPrefix(f[0], mod)
+		may, ok := ruleFor(p)
+		if !ok {
+			t.Errorf("package %s has no import rule: add it to importRules and docs/architecture.md", p)
+			continue
+		}
+		n++
+		check := func(imports string, test bool) {
+			for _, imp := range strings.Fields(imports) {
+				if !strings.HasPrefix(imp, mod) {
+					continue
+				}
+				imp = strings.TrimPrefix(imp, mod)
+				allowed := slices.ContainsFunc(may, func(m string) bool { return under(imp, m) })
+				if test && slices.ContainsFunc(append(testMay(p), testSupport...), func(m string) bool { return under(imp, m) }) {
+					allowed = true
+				}
+				if !allowed {
+					kind := "imports"
+					if test {
+						kind = "tests import"
+					}
+					t.Errorf("%s %s %s; its layer may import only %v", p, kind, imp, may)
+				}
+			}
+		}
+		check(f[1], false)
+		check(f[2], true)
+	}
+	if n < 20 {
+		t.Fatalf("checked only %d packages", n)
+	}
+	for _, bin := range []string{"cmd/chadthrottle", "cmd/chadthrottlectl", "cmd/chadthrottle-helper"} {
+		for p := range deps(t, nil, mod+bin) {
+			if slices.ContainsFunc(testSupport, func(m string) bool { return under(p, mod+m) }) {
+				t.Errorf("%s links the test support package %s", bin, p)
+			}
+		}
+	}
+}

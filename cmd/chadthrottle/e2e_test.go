@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,18 +17,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
-
-// buildCmd builds another command of this module into dir.
-func buildCmd(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = bustest.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
 
 // xdo runs xdotool on display.
 func xdo(t *testing.T, display string, args ...string) string {
@@ -53,9 +40,8 @@ func TestEndToEnd(t *testing.T) {
 	testenv.RequireTool(t, "xdotool", "import", "nsenter", "tc")
 	bed := testenv.NewBed(t)
 	bus := bustest.StartBus(t)
-	bin := bustest.PublicDir(t)
-	helperBin := buildCmd(t, bin, "./cmd/chadthrottle-helper")
-	ctl := buildCmd(t, bin, "./cmd/chadthrottlectl")
+	helperBin := bustest.BuildBinary(t, "./cmd/chadthrottle-helper")
+	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 
 	// the helper, shaping the bed's local end
 	helper := exec.Command("nsenter", "--net="+testenv.Path(bed.Local), "--", helperBin,

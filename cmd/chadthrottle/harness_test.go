@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // The GUI's test hooks (testhooks.go) are compiled in only with this build
@@ -34,6 +35,7 @@ var (
 // TestMain removes the binaries buildGUITags made.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	bustest.RemoveBuilt()
 	for _, b := range guiBin {
 		if b.bin != "" {
 			os.RemoveAll(filepath.Dir(b.bin))

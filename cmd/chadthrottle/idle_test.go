@@ -151,13 +151,7 @@ func expectNoHelperEvent(t *testing.T, ev <-chan bool, d time.Duration, what str
 func TestHiddenTrayLetsHelperIdleExit(t *testing.T) {
 	testenv.RequireRoot(t) // the bus starts the helper as its own user
 	display := testenv.StartXvfb(t)
-	bin := bustest.PublicDir(t)
-	helperBin := filepath.Join(bin, "chadthrottle-helper")
-	build := exec.Command("go", "build", "-tags", "fakebackends", "-o", helperBin, "./cmd/chadthrottle-helper")
-	build.Dir = bustest.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags fakebackends ./cmd/chadthrottle-helper: %v\n%s", err, out)
-	}
+	helperBin := bustest.BuildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
 	const idle = 3 * time.Second
 	bus := startActivationBus(t, helperBin, "--idle-exit", idle.String(), "--monitor", "fake", "--upload", "fake_upload",
 		"--download", "fake_download", "--state-dir", t.TempDir(), "--run-dir", t.TempDir(), "--tag", testenv.UniqueName("i"))
@@ -229,13 +223,7 @@ func TestTrayErrorNotifies(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireTool(t, "xdotool")
 	display := testenv.StartXvfb(t)
-	bin := bustest.PublicDir(t)
-	helperBin := filepath.Join(bin, "chadthrottle-helper")
-	build := exec.Command("go", "build", "-tags", "fakebackends", "-o", helperBin, "./cmd/chadthrottle-helper")
-	build.Dir = bustest.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags fakebackends ./cmd/chadthrottle-helper: %v\n%s", err, out)
-	}
+	helperBin := bustest.BuildBinary(t, "./cmd/chadthrottle-helper", "fakebackends")
 	state := filepath.Join(t.TempDir(), "state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)

@@ -321,9 +321,7 @@ func cmdStatus(c *call) error {
 }
 
 func cmdPause(c *call, paused bool) error {
-	stop := startTTYAgent(c)
-	err := c.h.SetPaused(c.ctx, paused)
-	stop()
+	err := withAgent(c, func() error { return c.h.SetPaused(c.ctx, paused) })
 	if err != nil {
 		return err
 	}

@@ -190,20 +190,14 @@ func cmdLimit(c *call) error {
 		return cmdUnlimit(c)
 	}
 	if o.seen["pid"] {
-		stop := startTTYAgent(c)
-		err := c.h.SetProcessLimit(c.ctx, o.pid, l)
-		stop()
+		err := withAgent(c, func() error { return c.h.SetProcessLimit(c.ctx, o.pid, l) })
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.w, "limited process %d: %s\n", o.pid, describe(l))
 		return nil
 	}
-	exe, err := resolveExe(o.app, o.host)
-	if err != nil {
-		return err
-	}
-	uid, who, err := ruleUID(c)
+	exe, uid, who, err := appTarget(c)
 	if err != nil {
 		return err
 	}
@@ -212,9 +206,7 @@ func cmdLimit(c *call) error {
 			return err
 		}
 	}
-	stop := startTTYAgent(c)
-	err = c.h.SetAppLimit(c.ctx, exe, uid, l)
-	stop()
+	err = withAgent(c, func() error { return c.h.SetAppLimit(c.ctx, exe, uid, l) })
 	if err != nil {
 		return err
 	}
@@ -225,29 +217,39 @@ func cmdLimit(c *call) error {
 func cmdUnlimit(c *call) error {
 	o := c.o
 	if o.seen["pid"] {
-		stop := startTTYAgent(c)
-		err := c.h.RemoveProcessLimit(c.ctx, o.pid)
-		stop()
+		err := withAgent(c, func() error { return c.h.RemoveProcessLimit(c.ctx, o.pid) })
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.w, "removed the limit of process %d\n", o.pid)
 		return nil
 	}
-	exe, err := resolveExe(o.app, o.host)
+	exe, uid, who, err := appTarget(c)
 	if err != nil {
 		return err
 	}
-	uid, who, err := ruleUID(c)
-	if err != nil {
-		return err
-	}
-	stop := startTTYAgent(c)
-	err = c.h.RemoveAppLimit(c.ctx, exe, uid)
-	stop()
+	err = withAgent(c, func() error { return c.h.RemoveAppLimit(c.ctx, exe, uid) })
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.w, "removed the rule for %s (%s)\n", api.Printable(exe), who)
 	return nil
+}
+
+// appTarget is the app a command's --app names on the helper's machine
+// (links followed, see resolveExe) and the uid of its rule.
+func appTarget(c *call) (exe string, uid uint32, who string, err error) {
+	if exe, err = resolveExe(c.o.app, c.o.host); err != nil {
+		return "", 0, "", err
+	}
+	uid, who, err = ruleUID(c)
+	return exe, uid, who, err
+}
+
+// withAgent runs a helper call with a polkit text agent on the terminal
+// (see startTTYAgent), so an interactive authorization can be answered.
+func withAgent(c *call, fn func() error) error {
+	stop := startTTYAgent(c)
+	defer stop()
+	return fn()
 }

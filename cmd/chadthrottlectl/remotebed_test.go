@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,11 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(latencyChild())
 	}
 	code := m.Run()
-	buildMu.Lock()
-	for _, p := range builtBin {
-		os.RemoveAll(filepath.Dir(p))
-	}
-	buildMu.Unlock()
+	bustest.RemoveBuilt()
 	os.Exit(code)
 }
 
@@ -127,35 +121,6 @@ type remoteBed struct {
 	LocalHome string
 
 	sshdOut *testenv.Buffer
-}
-
-var (
-	buildMu  sync.Mutex
-	builtBin = map[string]string{}
-)
-
-// buildBinary builds a command of this module into a world-readable
-// directory (the workstation user runs it).
-func buildBinary(t testing.TB, pkg string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := builtBin[pkg]; ok {
-		return p
-	}
-	dir, err := os.MkdirTemp("", "chadthrottle-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = bustest.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	builtBin[pkg] = out
-	return out
 }
 
 func must(t testing.TB, name string, args ...string) {
@@ -270,19 +235,10 @@ func newRemoteBed(t testing.TB) *remoteBed {
 	}
 	r.sshdOut = &testenv.Buffer{}
 	exited := testenv.StartDaemon(t, "sshd", r.bed.Command(r.bed.Local, "/usr/sbin/sshd", "-D", "-e", "-f", sshdConf), r.sshdOut)
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(r.sshdOut.String(), "Server listening on") {
-		select {
-		case <-exited:
-			t.Fatalf("sshd exited at start:\n%s", r.sshdOut.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen:\n%s", r.sshdOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.ctl = buildBinary(t, "./cmd/chadthrottlectl")
+	testenv.AwaitDaemon(t, "sshd listening", exited, r.sshdOut, 15*time.Second, func() bool {
+		return strings.Contains(r.sshdOut.String(), "Server listening on")
+	})
+	r.ctl = bustest.BuildBinary(t, "./cmd/chadthrottlectl")
 	return r
 }
 
@@ -290,7 +246,7 @@ func newRemoteBed(t testing.TB) *remoteBed {
 // bed's veth in the remote namespace.
 func (r *remoteBed) startHelper(t testing.TB) {
 	t.Helper()
-	bin := buildBinary(t, "./cmd/chadthrottle-helper")
+	bin := bustest.BuildBinary(t, "./cmd/chadthrottle-helper")
 	tag := testenv.UniqueName("r")
 	runDir := t.TempDir()
 	// Registered first, so it runs after the helper is stopped: the
@@ -310,44 +266,16 @@ func (r *remoteBed) startHelper(t testing.TB) {
 	out := &testenv.Buffer{}
 	cmd := r.bed.Command(r.bed.Local, bin, "--bus", r.bus.Address, "--state-dir", t.TempDir(), "--run-dir", runDir,
 		"--tag", tag, "--interface", r.bed.LocalDev)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("helper output:\n%s", out.String())
-		}
-	})
+	exited := testenv.StartDaemon(t, "helper", cmd, out)
 	c, err := client.Connect(r.bus.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if up, _ := c.Running(context.Background()); up {
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("helper exited at start:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("helper did not take its name:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.AwaitDaemon(t, "helper taking its name", exited, out, 20*time.Second, func() bool {
+		up, _ := c.Running(context.Background())
+		return up
+	})
 }
 
 // Host returns user@10.77.0.1:2222 for a remote user.

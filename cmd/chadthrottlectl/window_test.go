@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // The window attached to the remote helper over ssh: `chadthrottle --host`
@@ -22,7 +23,7 @@ import (
 func TestRemoteWindow(t *testing.T) {
 	testenv.RequireTool(t, "Xvfb", "xdotool", "import")
 	r := newRemoteBed(t)
-	gui := buildBinary(t, "./cmd/chadthrottle")
+	gui := bustest.BuildBinary(t, "./cmd/chadthrottle")
 	display := testenv.StartXvfb(t)
 	host := r.Host(r.Admin)
 
@@ -55,23 +56,12 @@ func TestRemoteWindow(t *testing.T) {
 		}
 	})
 	title := "ChadThrottle — " + host
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testenv.AwaitDaemon(t, "a window titled "+title, exited, out, 60*time.Second, func() bool {
 		c := exec.Command("xdotool", "search", "--name", title)
 		c.Env = append(os.Environ(), "DISPLAY="+display)
-		if b, err := c.Output(); err == nil && strings.TrimSpace(string(b)) != "" {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("chadthrottle exited:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no window titled %q within 60 s:\n%s", title, out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		b, err := c.Output()
+		return err == nil && strings.TrimSpace(string(b)) != ""
+	})
 	time.Sleep(6 * time.Second) // a few polls: rates, the graph, the limit
 	rx := testenv.NewTCPCounter(t, r.bed.Peer).Rate(t, false, 3*time.Second, sink.Process.Pid)
 	top, _, _ := r.Ctl(t, "", "-H", host, "--bus", r.bus.Address, "top")

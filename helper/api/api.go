@@ -22,6 +22,13 @@ const (
 	ActionManage   = "io.github.chadthrottle.manage"    // others' processes, global settings, backends
 )
 
+// The helper's directories, created and removed by the packages (the
+// helper's --state-dir and --run-dir default to them).
+const (
+	StateDir   = "/var/lib/chadthrottle" // rules.json and what else persists
+	RuntimeDir = "/run/chadthrottle"     // the instance lock and crash-recovery records
+)
+
 // Actions lists every polkit action.
 var Actions = []string{ActionMonitor, ActionLimitOwn, ActionManage}
 

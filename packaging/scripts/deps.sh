@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages ChadThrottle's build, tests and
-# benchmarks need. Used by `make deps`, `make run` and .ci/run.
+# Installs the Debian/Ubuntu packages ChadThrottle needs.
+#   deps.sh run   what building and running need (make run): the GUI's cgo
+#                 build, the bus, polkit, the kernel tools the helper uses, ssh
+#   deps.sh       everything: also what the tests, benchmarks, code
+#                 generation and packaging checks use (make deps, .ci/run)
 set -euo pipefail
 
-PKGS=(
+RUN=(
   # Fyne's cgo build (GUI binary)
   gcc pkg-config libgl-dev libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
-  # helper: bus, authorization, kernel tools used by tests
+  # helper: bus, authorization, kernel tools
   dbus polkitd pkexec iproute2 util-linux procps
-  # managing another machine over SSH (ssh here; sshd and systemd-stdio-bridge, from systemd, for its tests)
-  openssh-client openssh-server systemd
+  # managing another machine over SSH (chadthrottlectl -H)
+  openssh-client
+  git make ca-certificates
+)
+TEST=(
+  # sshd and systemd-stdio-bridge (from systemd) for the remote tests
+  openssh-server systemd
   # GUI end-to-end tests and screenshots
   xvfb imagemagick x11-utils xdotool
   # benchmarks and side-by-side comparisons
@@ -18,8 +26,13 @@ PKGS=(
   clang llvm libbpf-dev
   # packaging checks
   desktop-file-utils appstream rpm
-  git make ca-certificates
 )
+
+case "${1:-all}" in
+  run) PKGS=("${RUN[@]}") ;;
+  all) PKGS=("${RUN[@]}" "${TEST[@]}") ;;
+  *) echo "usage: deps.sh [run|all]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PKGS[@]}"; do

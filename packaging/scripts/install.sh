@@ -4,7 +4,10 @@
 # packaging/packaging.go lists them and a test compares).
 #   usage: packaging/scripts/install.sh [--uninstall]
 #   env:   DESTDIR (staging root, default none), PREFIX (default /usr),
-#          SYSCONFDIR (default /etc), BIN (built binaries, default bin)
+#          SYSCONFDIR (default /etc), BIN (built binaries, default bin),
+#          POLKITDIR (default /usr/share/polkit-1/actions), LIVE (true/false:
+#          stop a running helper and reload daemons; default true without
+#          DESTDIR — a Nix build sets PREFIX=$out and LIVE=false)
 # D-Bus activation and systemd find the helper with PREFIX=/usr or /usr/local.
 # Two files go where their daemon reads them whatever PREFIX is: the polkit
 # actions into /usr/share/polkit-1/actions, and with a PREFIX other than /usr
@@ -19,6 +22,7 @@ PREFIX=${PREFIX:-/usr}
 PREFIX=${PREFIX%/}
 SYSCONFDIR=${SYSCONFDIR:-/etc}
 BIN=${BIN:-bin}
+POLKITDIR=${POLKITDIR:-/usr/share/polkit-1/actions}
 uninstall=false
 [ "${1:-}" = --uninstall ] && uninstall=true
 
@@ -34,7 +38,7 @@ files=(
 	0644 packaging/dbus/io.github.chadthrottle.Helper1.conf "$busconf/io.github.chadthrottle.Helper1.conf"
 	0644 packaging/dbus/io.github.chadthrottle.Helper1.service "$PREFIX/share/dbus-1/system-services/io.github.chadthrottle.Helper1.service"
 	0644 packaging/systemd/chadthrottle-helper.service "$PREFIX/lib/systemd/system/chadthrottle-helper.service"
-	0644 packaging/polkit/io.github.chadthrottle.policy /usr/share/polkit-1/actions/io.github.chadthrottle.policy
+	0644 packaging/polkit/io.github.chadthrottle.policy "$POLKITDIR/io.github.chadthrottle.policy"
 	0644 packaging/desktop/io.github.chadthrottle.desktop "$PREFIX/share/applications/io.github.chadthrottle.desktop"
 	0644 packaging/metainfo/io.github.chadthrottle.metainfo.xml "$PREFIX/share/metainfo/io.github.chadthrottle.metainfo.xml"
 	0644 assets/icons/io.github.chadthrottle.svg "$PREFIX/share/icons/hicolor/scalable/apps/io.github.chadthrottle.svg"
@@ -53,6 +57,7 @@ done
 
 live=false
 [ -z "$DESTDIR" ] && live=true
+[ -n "${LIVE:-}" ] && live=$LIVE
 
 reload() {
 	$live || return 0

@@ -107,7 +107,7 @@ fi
 # 1. dependencies
 if [ "${RUN_SKIP_DEPS:-}" != 1 ]; then
 	if command -v apt-get >/dev/null 2>&1; then
-		packaging/scripts/deps.sh
+		packaging/scripts/deps.sh run
 	else
 		say "not a Debian/Ubuntu system: install Go 1.26+, gcc, pkg-config, the X11/GL development headers,"
 		say "dbus and polkit with your package manager (packaging/scripts/deps.sh lists the Debian names); trying to build anyway"

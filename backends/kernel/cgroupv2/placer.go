@@ -22,12 +22,15 @@ import (
 	"syscall"
 
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Prefix names everything this package creates in the cgroup tree.
 const Prefix = "chadthrottle"
 
-// DefaultRunDir keeps the record of where placed processes came from.
+// DefaultRunDir keeps the record of where placed processes came from
+// (api.RuntimeDir; the backends do not import the contract, a test of the
+// helper checks they agree).
 const DefaultRunDir = "/run/chadthrottle"
 
 // Mount returns the cgroup2 mount point from /proc/self/mountinfo.
@@ -114,7 +117,7 @@ func New(opts backends.Options, runDir string) (*Placer, error) {
 	}
 	name := Prefix
 	if opts.Tag != "" {
-		name += "-" + sanitize(opts.Tag)
+		name += "-" + backends.SafeName(opts.Tag)
 	}
 	if runDir == "" {
 		runDir = DefaultRunDir
@@ -128,26 +131,6 @@ func (p *Placer) Dir() string { return p.dir }
 
 // Root returns the cgroup2 mount.
 func (p *Placer) Root() string { return p.root }
-
-func sanitize(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	out := b.String()
-	if out == "" || out == "." || out == ".." {
-		out = "_" + out
-	}
-	if len(out) > 200 {
-		out = out[:200]
-	}
-	return out
-}
 
 // Init removes leftovers of a previous run: processes in leftover target
 // cgroups go back where the record says they came from (or to the parent
@@ -173,7 +156,7 @@ func (p *Placer) Init() error {
 		}
 		origins := map[int]string{}
 		for id, m := range old {
-			if sanitize(id) == e.Name() {
+			if backends.SafeName(id) == e.Name() {
 				origins = m
 			}
 		}
@@ -195,7 +178,7 @@ func (p *Placer) Place(id string, pids []int) (backends.Cgroup, error) {
 	if id == "" {
 		return backends.Cgroup{}, errors.New("empty target id")
 	}
-	dir := filepath.Join(p.dir, sanitize(id))
+	dir := filepath.Join(p.dir, backends.SafeName(id))
 	created := true
 	if err := os.Mkdir(dir, 0o755); errors.Is(err, fs.ErrExist) {
 		created = false
@@ -257,7 +240,7 @@ func (p *Placer) Place(id string, pids []int) (backends.Cgroup, error) {
 func (p *Placer) Release(id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	dir := filepath.Join(p.dir, sanitize(id))
+	dir := filepath.Join(p.dir, backends.SafeName(id))
 	err := p.drain(dir, p.origins[id])
 	delete(p.origins, id)
 	return errors.Join(err, p.save())
@@ -276,7 +259,7 @@ func (p *Placer) Cleanup() error {
 		}
 		var origins map[int]string
 		for id, m := range p.origins {
-			if sanitize(id) == e.Name() {
+			if backends.SafeName(id) == e.Name() {
 				origins = m
 			}
 		}
@@ -359,17 +342,11 @@ func ppidOf(pid int) int {
 	if err != nil {
 		return 0
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
+	st, err := procnet.ParseStat(b)
+	if err != nil {
 		return 0
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return st.PPID
 }
 
 func (p *Placer) save() error {

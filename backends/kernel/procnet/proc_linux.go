@@ -155,19 +155,11 @@ func ReadProcess(pid int) (backends.ProcessInfo, error) {
 	if err != nil {
 		return info, fmt.Errorf("read process %d: %w", pid, err)
 	}
-	// pid (comm) state ppid ... ; comm may hold spaces and parentheses.
-	open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-	if open < 0 || close < open {
-		return info, fmt.Errorf("read process %d: malformed stat", pid)
+	ps, err := ParseStat(stat)
+	if err != nil {
+		return info, fmt.Errorf("read process %d: %w", pid, err)
 	}
-	info.Comm = string(stat[open+1 : close])
-	f := strings.Fields(string(stat[close+1:]))
-	// f[0] is state (field 3); ppid is field 4; starttime is field 22.
-	if len(f) > 19 {
-		ppid, _ := strconv.Atoi(f[1])
-		info.PPID = ppid
-		info.StartTime, _ = strconv.ParseUint(f[19], 10, 64)
-	}
+	info.Comm, info.PPID, info.StartTime = ps.Comm, ps.PPID, ps.StartTime
 	var st syscall.Stat_t
 	if err := syscall.Stat(base, &st); err == nil {
 		info.UID = st.Uid
@@ -198,15 +190,11 @@ func StartTime(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	close := bytes.LastIndexByte(stat, ')')
-	if close < 0 {
-		return 0, fmt.Errorf("read process %d: malformed stat", pid)
+	ps, err := ParseStat(stat)
+	if err != nil {
+		return 0, fmt.Errorf("read process %d: %w", pid, err)
 	}
-	f := strings.Fields(string(stat[close+1:]))
-	if len(f) <= 19 {
-		return 0, fmt.Errorf("read process %d: short stat", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return ps.StartTime, nil
 }
 
 // NetNSOf returns the inode number of the network namespace process pid is

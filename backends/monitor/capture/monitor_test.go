@@ -247,16 +247,8 @@ func shortLivedTrial(t *testing.T, bed *testenv.Bed, m *Backend) (seen int, shar
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	var sent, got uint64
-	for i, l := range loads {
-		s := total(l.Samples())
-		sent += s
-		if b := h.bytes(l.PID); b > 0 {
-			seen++
-			got += min(b, s)
-		} else {
-			t.Logf("process %d (pid %d) not seen", i, l.PID)
-		}
+	seen, sent, got := attributed(t, h, loads)
+	for _, l := range loads {
 		if h.exited[l.PID] > 1 || h.after[l.PID] {
 			t.Errorf("pid %d reported exited %d times, reported after exit: %v", l.PID, h.exited[l.PID], h.after[l.PID])
 		}
@@ -576,17 +568,24 @@ func shortLivedUDPTrial(t *testing.T, bed *testenv.Bed, m *Backend, h *history) 
 	}
 	time.Sleep(500 * time.Millisecond)
 	h.update(t, m)
-	seen := 0
-	var sent, got uint64
-	for _, l := range loads {
+	seen, sent, got := attributed(t, h, loads)
+	share := float64(got) / float64(sent)
+	t.Logf("%d/20 UDP processes seen, %.2f %% of %d B attributed; resolver: %s", seen, 100*share, sent, m.Stats())
+	return seen, share
+}
+
+// attributed counts the loads the monitor saw (any bytes) and the bytes
+// it gave them, at most what each sent; unseen ones are logged.
+func attributed(t *testing.T, h *history, loads []*testenv.Load) (seen int, sent, got uint64) {
+	for i, l := range loads {
 		s := total(l.Samples())
 		sent += s
 		if b := h.bytes(l.PID); b > 0 {
 			seen++
 			got += min(b, s)
+		} else {
+			t.Logf("process %d (pid %d) not seen", i, l.PID)
 		}
 	}
-	share := float64(got) / float64(sent)
-	t.Logf("%d/20 UDP processes seen, %.2f %% of %d B attributed; resolver: %s", seen, 100*share, sent, m.Stats())
-	return seen, share
+	return seen, sent, got
 }

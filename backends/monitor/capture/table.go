@@ -130,12 +130,7 @@ func (t *table) account(p *packet, tx bool, now time.Time) (fresh *flow) {
 		t.unknown.Add(c)
 		return nil
 	}
-	k := flowKey{proto: p.proto}
-	if tx {
-		k.local, k.remote = p.src, p.dst
-	} else {
-		k.local, k.remote = p.dst, p.src
-	}
+	k := p.key(tx)
 	f := t.flows[k]
 	if f != nil && p.flags&(flagSYN|flagACK) == flagSYN && (f.closed || f.state == stateUnknown) {
 		// A new connection on the 5-tuple of a finished one.
@@ -192,12 +187,7 @@ func (t *table) hint(p *packet, tx bool, now time.Time) *flow {
 	if p.proto != protoTCP {
 		return nil
 	}
-	k := flowKey{proto: p.proto}
-	if tx {
-		k.local, k.remote = p.src, p.dst
-	} else {
-		k.local, k.remote = p.dst, p.src
-	}
+	k := p.key(tx)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f := t.flows[k]
@@ -399,4 +389,13 @@ func connLess(a, b backends.Conn) bool {
 		return c < 0
 	}
 	return a.Remote.Compare(b.Remote) < 0
+}
+
+// key is the flow of p seen from this host: local is the source of a sent
+// packet (tx) and the destination of a received one.
+func (p *packet) key(tx bool) flowKey {
+	if tx {
+		return flowKey{proto: p.proto, local: p.src, remote: p.dst}
+	}
+	return flowKey{proto: p.proto, local: p.dst, remote: p.src}
 }

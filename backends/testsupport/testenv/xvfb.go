@@ -45,7 +45,8 @@ func StartXvfb(t testing.TB) string {
 }
 
 // StartDaemon starts cmd (its output going to out) and stops it when the
-// test ends: SIGTERM, then SIGKILL after 5 s; if the test failed, out is
+// test ends: SIGTERM, then SIGKILL after 20 s (the helper removes its
+// kernel state first); if the test failed, out is
 // logged under name. The returned channel is closed when it exits.
 func StartDaemon(t testing.TB, name string, cmd *exec.Cmd, out *Buffer) <-chan struct{} {
 	t.Helper()
@@ -59,7 +60,7 @@ func StartDaemon(t testing.TB, name string, cmd *exec.Cmd, out *Buffer) <-chan s
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			cmd.Process.Kill()
 			<-exited
 		}
@@ -68,4 +69,23 @@ func StartDaemon(t testing.TB, name string, cmd *exec.Cmd, out *Buffer) <-chan s
 		}
 	})
 	return exited
+}
+
+// AwaitDaemon polls ready every 20 ms until it holds. It fails the test,
+// showing out, when the daemon (exited closes when it ends) exits first or
+// after timeout; what names the wait ("sshd listening").
+func AwaitDaemon(t testing.TB, what string, exited <-chan struct{}, out *Buffer, timeout time.Duration, ready func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ready() {
+		select {
+		case <-exited:
+			t.Fatalf("%s: the process exited:\n%s", what, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v:\n%s", what, timeout, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

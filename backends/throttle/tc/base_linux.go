@@ -266,16 +266,7 @@ func (b *base) validate(t backends.Target, l backends.Limit) error {
 	if t.ID == "" {
 		return errors.New("target has no id")
 	}
-	if l.Rate == 0 {
-		return errors.New("rate 0 is not a limit (remove the limit instead)")
-	}
-	if l.Rate > backends.MaxRate {
-		return fmt.Errorf("rate %d B/s is above the maximum of %d B/s (100 Gbit/s)", l.Rate, backends.MaxRate)
-	}
-	if l.Traffic < backends.TrafficAll || l.Traffic > backends.TrafficLocal {
-		return fmt.Errorf("unknown traffic type %d", l.Traffic)
-	}
-	return nil
+	return l.Check()
 }
 
 func (b *base) allocMinor() (uint16, error) {

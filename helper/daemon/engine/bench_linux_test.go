@@ -9,31 +9,14 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// threadCPU is the calling thread's CPU time (lock the goroutine to its
-// thread first): on a loaded machine wall time measures the neighbours.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-	return time.Duration(ts.Nano())
-}
 
 func mean(d []time.Duration) time.Duration {
 	var s time.Duration
@@ -90,31 +73,31 @@ func TestBenchEngineCost(t *testing.T) {
 	for i := 0; i < rounds; i++ {
 		feed()
 		now := b.mon.advance(time.Second)
-		t0 := threadCPU()
+		t0 := testenv.ThreadCPU()
 		b.e.tick(now, true, true)
-		full = append(full, threadCPU()-t0)
+		full = append(full, testenv.ThreadCPU()-t0)
 		for j := 0; j < 3; j++ {
-			t0 = threadCPU()
+			t0 = testenv.ThreadCPU()
 			b.e.tick(now, false, false)
-			quick = append(quick, threadCPU()-t0)
+			quick = append(quick, testenv.ThreadCPU()-t0)
 		}
 	}
 	if n := len(b.e.Snapshot().Apps); n != apps {
 		t.Fatalf("snapshot has %d apps, want %d", n, apps)
 	}
 	const calls = 2000
-	t0 := threadCPU()
+	t0 := testenv.ThreadCPU()
 	for i := 0; i < calls; i++ {
 		_ = b.e.Snapshot()
 	}
-	snap := (threadCPU() - t0) / calls
-	t0 = threadCPU()
+	snap := (testenv.ThreadCPU() - t0) / calls
+	t0 = testenv.ThreadCPU()
 	for i := 0; i < calls; i++ {
 		if _, err := b.e.AppDetails("1000:/usr/bin/app042"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	details := (threadCPU() - t0) / calls
+	details := (testenv.ThreadCPU() - t0) / calls
 	// CPU per second of wall time at 1 Hz full + 3 quick scans.
 	perSecond := mean(full) + 3*mean(quick)
 	fmt.Printf("\nengine CPU cost per operation (thread CPU time; wall time on this loaded 2-core VM is noise)\n")
@@ -131,7 +114,7 @@ func TestBenchEngineCost(t *testing.T) {
 	mgr, _ := backends.NewManager(up, nil, nil, backends.NewFakePlacer())
 	store, _ := rules.Open(t.TempDir())
 	mon := &clockMonitor{FakeMonitor: backends.NewFakeMonitor(), now: time.Now()}
-	e, err := New(Config{Manager: mgr, Rules: store, Monitor: mon, Logf: t.Logf})
+	e, err := New(Config{Manager: mgr, Rules: store, Monitor: mon, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,16 +127,16 @@ func TestBenchEngineCost(t *testing.T) {
 	full, quick = nil, nil
 	for i := 0; i < rounds; i++ {
 		now := mon.advance(time.Second)
-		t0 := threadCPU()
+		t0 := testenv.ThreadCPU()
 		e.tick(now, true, true)
-		full = append(full, threadCPU()-t0)
-		t0 = threadCPU()
+		full = append(full, testenv.ThreadCPU()-t0)
+		t0 = testenv.ThreadCPU()
 		e.tick(now, true, false)
-		sampleOnly = append(sampleOnly, threadCPU()-t0)
+		sampleOnly = append(sampleOnly, testenv.ThreadCPU()-t0)
 		for j := 0; j < 3; j++ {
-			t0 = threadCPU()
+			t0 = testenv.ThreadCPU()
 			e.tick(now, false, false)
-			quick = append(quick, threadCPU()-t0)
+			quick = append(quick, testenv.ThreadCPU()-t0)
 		}
 	}
 	e.stateMu.Lock()
@@ -185,7 +168,7 @@ func TestBenchRealProcRuleLatency(t *testing.T) {
 		up := backends.NewFakeUpload()
 		mgr, _ := backends.NewManager(up, backends.NewFakeDownload(), nil, backends.NewFakePlacer())
 		store, _ := rules.Open(t.TempDir())
-		e, err := New(Config{Manager: mgr, Rules: store, NoProcConnector: noConn, Logf: t.Logf})
+		e, err := New(Config{Manager: mgr, Rules: store, NoProcConnector: noConn, Log: testLog(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,9 +206,9 @@ func TestBenchRealProcRuleLatency(t *testing.T) {
 			time.Sleep(time.Duration(37*i%250) * time.Millisecond) // spread over the scan phase
 		}
 		time.Sleep(500 * time.Millisecond)
-		c0, w0 := cpuTime(), time.Now()
+		c0, w0 := testenv.SelfCPU(), time.Now()
 		time.Sleep(5 * time.Second)
-		idle := float64(cpuTime()-c0) / float64(time.Since(w0)) * 100
+		idle := float64(testenv.SelfCPU()-c0) / float64(time.Since(w0)) * 100
 		cancel()
 		<-done
 		e.Close()

@@ -15,7 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"os"
 	"os/user"
 	"sort"
@@ -30,21 +30,22 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
-// Errors the engine's methods wrap; the D-Bus server maps them to api.Err*
-// names. A download limit asked for while no download backend is active
-// wraps backends.ErrDownloadUnavailable.
+// Errors the engine's methods wrap: the contract's kinds (helper/api
+// errors.go), which the D-Bus server sends by their D-Bus names. A
+// download limit asked for while no download backend is active wraps
+// backends.ErrDownloadUnavailable (and api.ErrNotHere).
 var (
 	// ErrInvalid: the caller's input is not acceptable; the message says why.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = api.ErrInvalid
 	// ErrNotFound: no such process, app or rule.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = api.ErrNoSuch
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine is closed")
 	// ErrNeedsManage: the change needs the manage permission (the limit
 	// was set by an administrator, or the process is not the caller's).
-	ErrNeedsManage = errors.New("needs the manage permission")
+	ErrNeedsManage = api.ErrNeedsManage
 	// ErrQuota: a user's bound on rules or limits is reached.
-	ErrQuota = errors.New("quota reached")
+	ErrQuota = api.ErrQuota
 )
 
 // Intervals of the sampling loop.
@@ -79,8 +80,9 @@ type Config struct {
 	// AppDirs); nil means ~/.local/share/applications and the user's
 	// Flatpak exports, from the passwd home directory.
 	UserAppDirs func(uid uint32) []string
-	// Logf logs problems the engine handles by itself; nil means log.Printf.
-	Logf func(format string, args ...any)
+	// Log receives what the engine handles by itself (warnings); nil
+	// means slog.Default().
+	Log *slog.Logger
 	// NoProcConnector turns off the proc connector: without it new
 	// processes are found by scanning /proc every ScanInterval only. The
 	// connector is used only with the real /proc.
@@ -103,7 +105,7 @@ type Engine struct {
 	store   *rules.Store
 	fs      procFS
 	desk    *desktopCache
-	logf    func(string, ...any)
+	log     *slog.Logger
 	self    int
 
 	// limMu serialises limit changes and the Manager calls; it is taken
@@ -148,13 +150,13 @@ func New(cfg Config) (*Engine, error) {
 		mgr:     cfg.Manager,
 		store:   cfg.Rules,
 		fs:      procFS{root: cfg.ProcRoot},
-		logf:    cfg.Logf,
+		log:     cfg.Log,
 		self:    os.Getpid(),
 		execs:   map[int]struct{}{},
 		wake:    make(chan struct{}, 1),
 	}
-	if e.logf == nil {
-		e.logf = log.Printf
+	if e.log == nil {
+		e.log = slog.Default()
 	}
 	e.desk = newDesktopCache(cfg.AppDirs, cfg.UserAppDirs, e.logf)
 	e.st.init()
@@ -286,13 +288,7 @@ func (e *Engine) handleExecs() {
 	e.st.procsChanged = false
 	e.stateMu.Unlock()
 	if changed {
-		e.limMu.Lock()
-		notify := e.reconcileLocked()
-		e.publishLimitsLocked()
-		e.limMu.Unlock()
-		if notify {
-			e.notify()
-		}
+		e.reconcile()
 	}
 }
 
@@ -313,13 +309,7 @@ func (e *Engine) tick(now time.Time, sample, full bool) {
 		e.logOnce("scan", err)
 	}
 	if changed || e.dirty.Swap(false) || e.timed.Load() {
-		e.limMu.Lock()
-		notify := e.reconcileLocked()
-		e.publishLimitsLocked()
-		e.limMu.Unlock()
-		if notify {
-			e.notify()
-		}
+		e.reconcile()
 	}
 	if sample {
 		e.followSockets()
@@ -492,4 +482,21 @@ func sortApps(apps []api.App) {
 		}
 		return a.ID < b.ID
 	})
+}
+
+// reconcile applies the desired limits after processes changed and tells
+// listeners when targets did.
+func (e *Engine) reconcile() {
+	e.limMu.Lock()
+	notify := e.reconcileLocked()
+	e.publishLimitsLocked()
+	e.limMu.Unlock()
+	if notify {
+		e.notify()
+	}
+}
+
+// logf logs a warning the engine handled by itself.
+func (e *Engine) logf(format string, args ...any) {
+	e.log.Warn(fmt.Sprintf(format, args...))
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // The seed corpora are in testdata/fuzz/<FuzzName> and run with go test.
@@ -72,7 +71,7 @@ func FuzzParseExe(f *testing.F) {
 			}
 			return
 		}
-		if verr := rules.ValidateExe(got); verr != nil {
+		if verr := api.ValidateExe(got); verr != nil {
 			t.Fatalf("parseExe(%q) = %q, which is invalid: %v", exe, got, verr)
 		}
 	})

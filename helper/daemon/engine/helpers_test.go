@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -173,11 +175,7 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 			return nil
 		},
 		Interfaces: []string{"eth0"},
-		Logf: func(format string, args ...any) {
-			b.logMu.Lock()
-			b.logs = append(b.logs, fmt.Sprintf(format, args...))
-			b.logMu.Unlock()
-		}}
+		Log:        slog.New(logCollector{b})}
 	for _, o := range opts {
 		o(b, &cfg)
 	}
@@ -267,3 +265,19 @@ var admin = api.Caller{UID: 0, Admin: true}
 
 // asUID is a caller without manage.
 func asUID(uid uint32) api.Caller { return api.Caller{UID: uid} }
+
+// logCollector keeps the engine's log messages in the bed.
+type logCollector struct{ b *bench }
+
+func (c logCollector) Enabled(context.Context, slog.Level) bool { return true }
+func (c logCollector) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c logCollector) WithGroup(string) slog.Handler            { return c }
+func (c logCollector) Handle(_ context.Context, r slog.Record) error {
+	c.b.logMu.Lock()
+	c.b.logs = append(c.b.logs, r.Message)
+	c.b.logMu.Unlock()
+	return nil
+}
+
+// testLog is a logger writing to the test's output.
+func testLog(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }

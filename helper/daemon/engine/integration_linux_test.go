@@ -29,29 +29,14 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/throttle/tc"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // copyExe copies a program to a unique path, so a rule on it matches only
 // the test's processes.
 func copyExe(t *testing.T, src, name string) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), name)
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return bustest.CopyExe(t, src, filepath.Join(t.TempDir(), name))
 }
 
 // startProc starts a command and kills it at cleanup.
@@ -135,7 +120,7 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 	p2 := startProc(t, exe, "30")
 	origin := cgroupOfPID(t, p1.Process.Pid)
 
-	e, err := New(Config{Manager: mgr, Rules: store, Logf: t.Logf})
+	e, err := New(Config{Manager: mgr, Rules: store, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +274,7 @@ func newRealEngine(t *testing.T) (*testenv.Bed, *Engine, backends.UploadThrottle
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Config{Monitor: mon, Manager: mgr, Rules: store, Logf: t.Logf})
+	e, err := New(Config{Monitor: mon, Manager: mgr, Rules: store, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // The engine's limiting calls, made by the D-Bus server for a caller
@@ -43,8 +41,8 @@ func (e *Engine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) 
 		return err
 	}
 	if l.Down == 0 && l.Up == 0 {
-		if err := rules.ValidateLimit(l); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
+		if _, err := api.ValidateLimit(l); err != nil {
+			return err
 		}
 		err := e.RemoveAppLimit(c, exe, uid)
 		if errors.Is(err, ErrNotFound) {
@@ -171,9 +169,10 @@ func (e *Engine) removeRuleAndUnlock(k appKey) error {
 
 // checkPID validates a pid for a process limit and reads the process.
 func (e *Engine) checkPID(pid int) (*proc, error) {
+	if err := api.ValidatePID(int64(pid)); err != nil {
+		return nil, err
+	}
 	switch {
-	case pid <= 0:
-		return nil, fmt.Errorf("%w: pid %d is not a process id", ErrInvalid, pid)
 	case pid == 1:
 		return nil, fmt.Errorf("%w: pid 1 (init) cannot be limited", ErrInvalid)
 	case pid == e.self:
@@ -198,8 +197,8 @@ func (e *Engine) checkPID(pid int) (*proc, error) {
 // threads) and its start time, which tells it apart from a later process
 // with the same pid.
 func (e *Engine) ProcessIdentity(pid int) (owner uint32, start uint64, err error) {
-	if pid <= 0 {
-		return 0, 0, fmt.Errorf("%w: pid %d is not a process id", ErrInvalid, pid)
+	if err := api.ValidatePID(int64(pid)); err != nil {
+		return 0, 0, err
 	}
 	// A pidfd holds the process while /proc is read: if it is still alive
 	// afterwards, everything read was its (the pid cannot have been
@@ -239,8 +238,8 @@ func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limi
 		return err
 	}
 	if l.Down == 0 && l.Up == 0 {
-		if err := rules.ValidateLimit(l); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
+		if _, err := api.ValidateLimit(l); err != nil {
+			return err
 		}
 		err := e.RemoveProcessLimit(c, pid, p.start)
 		if errors.Is(err, ErrNotFound) {
@@ -316,11 +315,7 @@ func (e *Engine) setProcess(c api.Caller, p *proc, change func(*api.Limit)) erro
 			return fmt.Errorf("limit process %d: %w", pid, err)
 		}
 	}
-	e.reconcileLocked()
-	e.publishLimitsLocked()
-	e.limMu.Unlock()
-	e.notify()
-	e.publish(time.Now())
+	e.commitAndUnlock()
 	return nil
 }
 
@@ -329,8 +324,8 @@ func (e *Engine) setProcess(c api.Caller, p *proc, change func(*api.Limit)) erro
 // limited process's. ErrNotFound when it has no limit, ErrNeedsManage when
 // an administrator set it and c is not one.
 func (e *Engine) RemoveProcessLimit(c api.Caller, pid int, start uint64) error {
-	if pid <= 0 {
-		return fmt.Errorf("%w: pid %d is not a process id", ErrInvalid, pid)
+	if err := api.ValidatePID(int64(pid)); err != nil {
+		return err
 	}
 	e.limMu.Lock()
 	if e.closed.Load() {
@@ -397,10 +392,6 @@ func (e *Engine) SetPaused(uid uint32, all bool, paused bool) error {
 		}
 		delete(e.lim.paused, uid)
 	}
-	e.reconcileLocked()
-	e.publishLimitsLocked()
-	e.limMu.Unlock()
-	e.notify()
-	e.publish(time.Now())
+	e.commitAndUnlock()
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/daemon/rules"
 )
 
 // procLimit is a per-process limit (not persisted).
@@ -172,7 +171,7 @@ func (e *Engine) publishLimitsLocked() {
 // short and safe in kernel object names.
 func appTargetID(k appKey) string {
 	sum := sha256.Sum256([]byte(k.exe))
-	base := sanitizeName(filepath.Base(k.exe))
+	base := backends.SafeName(filepath.Base(k.exe))
 	if len(base) > 16 {
 		base = base[:16]
 	}
@@ -180,22 +179,6 @@ func appTargetID(k appKey) string {
 }
 
 func pidTargetID(pid int, start uint64) string { return fmt.Sprintf("pid-%d-%d", pid, start) }
-
-func sanitizeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	if b.Len() == 0 {
-		return "_"
-	}
-	return b.String()
-}
 
 // toLimits converts a validated api.Limit.
 func toLimits(l api.Limit) backends.Limits {
@@ -214,15 +197,15 @@ func toLimits(l api.Limit) backends.Limits {
 // checkLimit validates l for a new limit: rates, traffic type, and what the
 // active backends can do. It returns l with the traffic type spelled out.
 func (e *Engine) checkLimit(l api.Limit) (api.Limit, error) {
-	if err := rules.ValidateLimit(l); err != nil {
-		return l, fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
+	l, err := api.ValidateLimit(l)
+	if err != nil {
+		return l, err
 	}
 	tt, _ := backends.ParseTrafficType(l.Traffic)
-	l.Traffic = tt.String()
 	if l.Down > 0 {
 		d, why := e.mgr.Download()
 		if d == nil {
-			return l, fmt.Errorf("%w: %v", backends.ErrDownloadUnavailable, why)
+			return l, api.WithKind(api.ErrNotHere, fmt.Errorf("%w: %v", backends.ErrDownloadUnavailable, why))
 		}
 		if !d.Capabilities().Supports(tt) {
 			return l, fmt.Errorf("%w: download backend %s cannot limit %s traffic", ErrInvalid, d.Name(), tt)
@@ -253,8 +236,8 @@ func (e *Engine) effective(l api.Limit) backends.Limits {
 // parseExe accepts an absolute executable path or an app id
 // ("<uid>:<exe>") of the same uid.
 func parseExe(exe string, uid uint32) (string, error) {
-	if len(exe) > rules.MaxExeLen+16 {
-		return "", fmt.Errorf("%w: executable path is %d bytes long (at most %d)", ErrInvalid, len(exe), rules.MaxExeLen)
+	if len(exe) > api.MaxExeLen+16 {
+		return "", fmt.Errorf("%w: executable path is %d bytes long (at most %d)", ErrInvalid, len(exe), api.MaxExeLen)
 	}
 	if !strings.HasPrefix(exe, "/") {
 		if u, rest, ok := strings.Cut(exe, ":"); ok && u != "" && strings.Trim(u, "0123456789") == "" {
@@ -274,8 +257,8 @@ func parseExe(exe string, uid uint32) (string, error) {
 	if pseudoPath(exe) {
 		return "", fmt.Errorf("%w: %q is in /proc, /sys or /dev, where no program is installed", ErrInvalid, exe)
 	}
-	if err := rules.ValidateExe(exe); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), rules.ErrInvalid.Error()+": "))
+	if err := api.ValidateExe(exe); err != nil {
+		return "", err
 	}
 	return exe, nil
 }
@@ -303,7 +286,7 @@ func resolveExe(exe string, uid uint32) string {
 		return exe
 	}
 	<-done
-	if rerr != nil || r == exe || rules.ValidateExe(r) != nil || pseudoPath(r) {
+	if rerr != nil || r == exe || api.ValidateExe(r) != nil || pseudoPath(r) {
 		return exe
 	}
 	return r

@@ -536,7 +536,7 @@ func TestNewFailsCleanly(t *testing.T) {
 	up.InitErr = nil
 	mgr2, _ := backends.NewManager(backends.NewFakeUpload(), nil, nil, nil)
 	mon.UpdateErr = errors.New("capture died")
-	e, err := New(Config{Manager: mgr2, Rules: store, Monitor: mon, Logf: t.Logf})
+	e, err := New(Config{Manager: mgr2, Rules: store, Monitor: mon, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 var errESRCH = syscall.ESRCH
 
 // pfKthread is PF_KTHREAD in the flags field of /proc/PID/stat.
-const pfKthread = 0x00200000
+const pfKthread = procnet.PFKthread
 
 // deletedSuffix is what readlink(/proc/PID/exe) appends when the binary was
 // replaced (a package upgrade); the process still belongs to that app.
@@ -88,50 +90,8 @@ func (p procFS) stat(pid int) (comm string, ppid int, kthread bool, start uint64
 }
 
 func parseStat(b []byte) (comm string, ppid int, kthread bool, start uint64, err error) {
-	open := bytes.IndexByte(b, '(')
-	close := bytes.LastIndexByte(b, ')')
-	if open < 0 || close < open {
-		return "", 0, false, 0, errors.New("malformed stat: no comm")
-	}
-	comm = string(b[open+1 : close])
-	// Fields after the comm: f[0] is field 3 (state); field N is f[N-3].
-	// We need 4 (ppid), 9 (flags) and 22 (starttime).
-	var f [20][]byte
-	n := 0
-	rest := b[close+1:]
-	for n < len(f) {
-		i := 0
-		for i < len(rest) && (rest[i] == ' ' || rest[i] == '\n') {
-			i++
-		}
-		rest = rest[i:]
-		if len(rest) == 0 {
-			break
-		}
-		j := 0
-		for j < len(rest) && rest[j] != ' ' && rest[j] != '\n' {
-			j++
-		}
-		f[n] = rest[:j]
-		n++
-		rest = rest[j:]
-	}
-	if n < 20 {
-		return "", 0, false, 0, fmt.Errorf("malformed stat: %d fields", n+2)
-	}
-	ppid, err = strconv.Atoi(string(f[1]))
-	if err != nil {
-		return "", 0, false, 0, fmt.Errorf("malformed stat ppid: %w", err)
-	}
-	flags, err := strconv.ParseUint(string(f[6]), 10, 64)
-	if err != nil {
-		return "", 0, false, 0, fmt.Errorf("malformed stat flags: %w", err)
-	}
-	start, err = strconv.ParseUint(string(f[19]), 10, 64)
-	if err != nil {
-		return "", 0, false, 0, fmt.Errorf("malformed stat starttime: %w", err)
-	}
-	return comm, ppid, flags&pfKthread != 0, start, nil
+	st, err := procnet.ParseStat(b)
+	return st.Comm, st.PPID, st.Kthread(), st.StartTime, err
 }
 
 // readProcFile reads a small file with plain system calls: no *os.File,

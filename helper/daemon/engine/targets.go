@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
 // Targets: from the limits (rules and process limits) to what the
@@ -227,7 +229,11 @@ func (e *Engine) applyLocked(d *desired) error {
 			}
 		}
 		if len(alivePIDs) == len(pids) {
-			return err // a real failure; the manager kept the previous state
+			// A real failure; the manager kept the previous state.
+			if errors.Is(err, backends.ErrDownloadUnavailable) {
+				return api.WithKind(api.ErrNotHere, err)
+			}
+			return err
 		}
 		if len(alivePIDs) == 0 {
 			_ = e.mgr.Remove(d.id)
@@ -248,10 +254,17 @@ func (e *Engine) dropTargetAndUnlock(id string) error {
 		rmErr = e.mgr.Remove(id)
 		delete(e.lim.applied, id)
 	}
+	e.commitAndUnlock()
+	return rmErr
+}
+
+// commitAndUnlock applies the desired limits (reconcile), publishes them,
+// releases limMu (held by the caller) and tells listeners and the
+// snapshot: the end of every limit change.
+func (e *Engine) commitAndUnlock() {
 	e.reconcileLocked()
 	e.publishLimitsLocked()
 	e.limMu.Unlock()
 	e.notify()
 	e.publish(time.Now())
-	return rmErr
 }

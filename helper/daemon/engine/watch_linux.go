@@ -4,9 +4,7 @@ package engine
 
 import (
 	"fmt"
-	"runtime"
-
-	"github.com/vishvananda/netns"
+	"os"
 
 	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
@@ -47,55 +45,34 @@ func watchExecs(fn func(pid int), stop <-chan struct{}) error {
 }
 
 func watchInInitNetns() (*procnet.Watcher, error) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("current network namespace: %w", err)
-	}
-	defer orig.Close()
 	initNS, err := initNetns()
 	if err != nil {
-		runtime.UnlockOSThread()
 		return nil, err
 	}
 	defer initNS.Close()
-	if initNS.Equal(orig) {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("already in the initial network namespace")
-	}
-	if err := netns.Set(initNS); err != nil {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("enter the initial network namespace: %w", err)
-	}
-	w, err := procnet.WatchProcesses()
-	if err2 := netns.Set(orig); err2 != nil {
-		// This thread must not run anything else: leave it locked so the
-		// runtime discards it when the goroutine ends.
-		if w != nil {
-			w.Close()
-		}
-		return nil, fmt.Errorf("return to the helper's network namespace: %w", err2)
-	}
-	runtime.UnlockOSThread()
+	var w *procnet.Watcher
+	err = procnet.InNetNS(int(initNS.Fd()), func() (err error) {
+		w, err = procnet.WatchProcesses()
+		return err
+	})
 	return w, err
 }
 
 // initNetns opens the initial network namespace: init's, or that of
 // kthreadd (pid 2; kernel threads live in the initial namespaces) when
 // init's cannot be opened.
-func initNetns() (netns.NsHandle, error) {
-	h, err := netns.GetFromPath("/proc/1/ns/net")
+func initNetns() (*os.File, error) {
+	f, err := os.Open("/proc/1/ns/net")
 	if err == nil {
-		return h, nil
+		return f, nil
 	}
 	_, _, kthread, _, serr := procFS{root: "/proc"}.stat(2)
 	if serr != nil || !kthread {
-		return 0, fmt.Errorf("initial network namespace: %w", err)
+		return nil, fmt.Errorf("initial network namespace: %w", err)
 	}
-	h, err2 := netns.GetFromPath("/proc/2/ns/net")
+	f, err2 := os.Open("/proc/2/ns/net")
 	if err2 != nil {
-		return 0, fmt.Errorf("initial network namespace: %w (kthreadd's: %v)", err, err2)
+		return nil, fmt.Errorf("initial network namespace: %w (kthreadd's: %v)", err, err2)
 	}
-	return h, nil
+	return f, nil
 }

@@ -26,16 +26,7 @@ func TestMain(m *testing.M) {
 // challenge no agent can answer here).
 func TestCheckAgainstPolkitd(t *testing.T) {
 	bus := bustest.StartBus(t)
-	bustest.InstallPolicy(t)
-	own, admin, none := bustest.AddUser(t), bustest.AddUser(t), bustest.AddUser(t)
-	bustest.WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
-  if (action.id.indexOf("io.github.chadthrottle.") != 0) return polkit.Result.NOT_HANDLED;
-  if (subject.user == %q && action.id != %q) return polkit.Result.YES;
-  if (subject.user == %q) return polkit.Result.YES;
-  return polkit.Result.NOT_HANDLED;
-});
-`, own.Name, api.ActionManage, admin.Name))
-	bustest.StartPolkit(t, bus)
+	own, admin, none := bustest.PolkitUsers(t, bus)
 
 	conn := bus.Conn(t)
 	auth, err := polkit.New(conn)

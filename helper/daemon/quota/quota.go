@@ -10,7 +10,6 @@
 package quota
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -21,13 +20,14 @@ import (
 	"github.com/chadthrottle/chadthrottle/helper/daemon/history"
 )
 
-// Errors of the manager's calls; the D-Bus server maps them.
+// Errors of the manager's calls: the contract's kinds (helper/api), which
+// the D-Bus server sends as their error names.
 var (
-	ErrInvalid     = errors.New("invalid quota")
-	ErrNotFound    = errors.New("no such quota")
-	ErrNeedsManage = errors.New("needs the manage permission")
-	ErrLimit       = errors.New("quota bound reached")
-	ErrUnavailable = errors.New("not available yet")
+	ErrInvalid     = api.ErrInvalid
+	ErrNotFound    = api.ErrNoSuch
+	ErrNeedsManage = api.ErrNeedsManage
+	ErrLimit       = api.ErrQuota
+	ErrUnavailable = api.ErrNotHere
 )
 
 // Bounds of callers without manage.

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"errors"
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -13,7 +14,7 @@ import (
 func (m *Manager) History(c api.Caller, exe string, uid uint32, from, until time.Time, by string, only *uint32) ([]api.AppHistory, error) {
 	res, err := history.ParseResolution(by)
 	if err != nil {
-		return nil, err
+		return nil, api.WithKind(api.ErrInvalid, err)
 	}
 	q := history.Query{From: from, Until: until, By: res, OnlyUID: only}
 	if exe != "" {
@@ -23,7 +24,9 @@ func (m *Manager) History(c api.Caller, exe string, uid uint32, from, until time
 		q.UID = uid
 	}
 	ss, err := m.cfg.Store.Query(q)
-	if err != nil {
+	if errors.Is(err, history.ErrTooLarge) {
+		return nil, api.WithKind(api.ErrInvalid, err)
+	} else if err != nil {
 		return nil, err
 	}
 	out := make([]api.AppHistory, 0, len(ss))

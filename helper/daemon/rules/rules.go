@@ -17,18 +17,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
-	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
 // DefaultDir is the helper's default state directory.
-const DefaultDir = "/var/lib/chadthrottle"
+const DefaultDir = api.StateDir
 
 // FileName is the name of the rules file in the state directory.
 const FileName = "rules.json"
@@ -39,7 +36,7 @@ const FileName = "rules.json"
 const formatVersion = 3
 
 // MaxExeLen is the longest executable path accepted (PATH_MAX).
-const MaxExeLen = 4096
+const MaxExeLen = api.MaxExeLen
 
 // maxFileSize bounds what Open reads. Users' rules are capped (the engine
 // allows a non-administrator 256 rules of at most 1 KiB paths), so a file
@@ -47,8 +44,9 @@ const MaxExeLen = 4096
 // still loaded.
 const maxFileSize = 64 << 20
 
-// ErrInvalid is wrapped by errors about a rule that is not acceptable.
-var ErrInvalid = errors.New("invalid rule")
+// ErrInvalid is wrapped by errors about a rule that is not acceptable (the
+// contract's invalid-argument kind).
+var ErrInvalid = api.ErrInvalid
 
 type key struct {
 	uid uint32
@@ -141,74 +139,22 @@ func (s *Store) Problems() []string {
 // Path returns the rules file's path.
 func (s *Store) Path() string { return s.path }
 
-// ValidateExe checks that exe is an absolute, clean path of at most
-// MaxExeLen bytes without control characters.
-func ValidateExe(exe string) error {
-	switch {
-	case exe == "":
-		return fmt.Errorf("%w: executable path is empty", ErrInvalid)
-	case len(exe) > MaxExeLen:
-		return fmt.Errorf("%w: executable path is %d bytes long (at most %d)", ErrInvalid, len(exe), MaxExeLen)
-	case !utf8.ValidString(exe):
-		return fmt.Errorf("%w: executable path %q is not valid UTF-8", ErrInvalid, exe)
-	case !strings.HasPrefix(exe, "/"):
-		return fmt.Errorf("%w: executable path %q is not absolute", ErrInvalid, exe)
-	case filepath.Clean(exe) != exe:
-		return fmt.Errorf("%w: executable path %q is not clean (want %q)", ErrInvalid, exe, filepath.Clean(exe))
-	case exe == "/":
-		return fmt.Errorf("%w: executable path %q names a directory", ErrInvalid, exe)
-	}
-	for _, r := range exe {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: executable path %q contains a control character", ErrInvalid, exe)
-		}
-	}
-	return nil
-}
-
-// ValidateLimit checks rates and traffic type of a limit. A limit with both
-// rates zero is valid here (it means "no limit").
-func ValidateLimit(l api.Limit) error {
-	if _, err := backends.ParseTrafficType(l.Traffic); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if l.Down > uint64(backends.MaxRate) {
-		return fmt.Errorf("%w: download limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", ErrInvalid, l.Down, backends.MaxRate)
-	}
-	if l.Up > uint64(backends.MaxRate) {
-		return fmt.Errorf("%w: upload limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", ErrInvalid, l.Up, backends.MaxRate)
-	}
-	if l.Block != "" {
-		if _, err := backends.ParseTrafficType(l.Block); err != nil {
-			return fmt.Errorf("%w: block: %v", ErrInvalid, err)
-		}
-	}
-	for _, w := range []string{l.When, l.BlockWhen} {
-		if _, err := api.ParseSchedule(w); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-	}
-	return nil
-}
-
-// Normalize validates r and returns it in canonical form (traffic type
-// spelled out in lower case).
+// Normalize validates r with the contract's checks (helper/api
+// validate.go) and returns it in canonical form (traffic type spelled out
+// in lower case). The store applies it to what it reads from disk and, as
+// the file's invariant, to what it is given.
 func Normalize(r api.Rule) (api.Rule, error) {
-	if err := ValidateExe(r.Exe); err != nil {
+	if err := api.ValidateExe(r.Exe); err != nil {
 		return api.Rule{}, err
 	}
-	if err := ValidateLimit(r.Limit); err != nil {
+	l, err := api.ValidateLimit(r.Limit)
+	if err != nil {
 		return api.Rule{}, err
 	}
-	if !r.Limit.Limited() {
+	if !l.Limited() {
 		return api.Rule{}, fmt.Errorf("%w: rule for %s limits nothing (both rates are 0, nothing blocked)", ErrInvalid, r.Exe)
 	}
-	tt, _ := backends.ParseTrafficType(r.Limit.Traffic)
-	r.Limit.Traffic = tt.String()
-	if r.Limit.Block != "" {
-		bt, _ := backends.ParseTrafficType(r.Limit.Block)
-		r.Limit.Block = bt.String()
-	}
+	r.Limit = l
 	return r, nil
 }
 

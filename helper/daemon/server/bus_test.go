@@ -35,7 +35,7 @@ func serveOnBus(t *testing.T, bus *bustest.Bus) (*Server, *fakeEngine, *dbus.Con
 	t.Cleanup(auth.Close)
 	eng := newFakeEngine()
 	eng.procs[alicePID] = alice
-	s, err := New(Config{Conn: conn, Engine: eng, Auth: auth, Errors: ErrorKinds{Invalid: []error{errFakeInvalid}, NotFound: []error{errFakeNotFound}}})
+	s, err := New(Config{Conn: conn, Engine: eng, Auth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}

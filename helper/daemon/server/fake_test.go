@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -12,8 +11,8 @@ import (
 )
 
 var (
-	errFakeInvalid  = errors.New("fake invalid")
-	errFakeNotFound = errors.New("fake not found")
+	errFakeInvalid  = api.Errorf(api.ErrInvalid, "fake")
+	errFakeNotFound = api.Errorf(api.ErrNoSuch, "fake")
 )
 
 // fakeEngine records calls; procs maps pid → uid.
@@ -104,7 +103,7 @@ func (f *fakeEngine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Lim
 		return fmt.Errorf("%w: exe refused", errFakeInvalid)
 	}
 	if l.Down > 0 && exe == "/bin/nodown" {
-		return fmt.Errorf("%w: no ifb here", backends.ErrDownloadUnavailable)
+		return api.WithKind(api.ErrNotHere, fmt.Errorf("%w: no ifb here", backends.ErrDownloadUnavailable))
 	}
 	f.mu.Lock()
 	f.rules[fmt.Sprintf("%d:%s", uid, exe)] = l

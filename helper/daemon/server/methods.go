@@ -136,33 +136,20 @@ func (s *Server) GetRules(msg dbus.Message) (rs []api.Rule, derr *dbus.Error) {
 // own uid, manage for another uid or a rule an administrator set.
 func (s *Server) SetAppLimit(msg dbus.Message, exe string, uid uint32, down, up uint64, traffic string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetAppLimit, &derr)
-	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
-	if derr != nil {
-		return derr
-	}
-	defer done()
-	if err := validExe(exe); err != nil {
-		return s.mapErr(err)
-	}
-	l, err := validLimit(down, up, traffic)
-	if err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error { return s.engine.SetAppLimit(ac, exe, uid, l) })
+	var l api.Limit
+	return s.ownerChange(msg, uidOwner(uid), func() (err error) {
+		if err = validExe(exe); err == nil {
+			l, err = validLimit(down, up, traffic)
+		}
+		return err
+	}, func(ac api.Caller) error { return s.engine.SetAppLimit(ac, exe, uid, l) })
 }
 
 // RemoveAppLimit implements api.MethodRemoveAppLimit.
 func (s *Server) RemoveAppLimit(msg dbus.Message, exe string, uid uint32) (derr *dbus.Error) {
 	defer s.guard(api.MethodRemoveAppLimit, &derr)
-	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
-	if derr != nil {
-		return derr
-	}
-	defer done()
-	if err := validExe(exe); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error { return s.engine.RemoveAppLimit(ac, exe, uid) })
+	return s.ownerChange(msg, uidOwner(uid), func() error { return validExe(exe) },
+		func(ac api.Caller) error { return s.engine.RemoveAppLimit(ac, exe, uid) })
 }
 
 // SetProcessLimit implements api.MethodSetProcessLimit: limit-own when the
@@ -173,38 +160,21 @@ func (s *Server) RemoveAppLimit(msg dbus.Message, exe string, uid uint32) (derr 
 func (s *Server) SetProcessLimit(msg dbus.Message, pid uint32, down, up uint64, traffic string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetProcessLimit, &derr)
 	var id processID
-	c, done, admin, derr := s.authorizeOwner(msg, s.processOwner(pid, &id))
-	if derr != nil {
-		return derr
-	}
-	defer done()
-	l, err := validLimit(down, up, traffic)
-	if err != nil {
-		return s.mapErr(err)
-	}
-	if err := s.sameProcess(pid, id); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error {
-		return s.engine.SetProcessLimit(ac, int(pid), id.start, l)
-	})
+	var l api.Limit
+	return s.ownerChange(msg, s.processOwner(pid, &id), func() (err error) {
+		if l, err = validLimit(down, up, traffic); err == nil {
+			err = s.sameProcess(pid, id)
+		}
+		return err
+	}, func(ac api.Caller) error { return s.engine.SetProcessLimit(ac, int(pid), id.start, l) })
 }
 
 // RemoveProcessLimit implements api.MethodRemoveProcessLimit.
 func (s *Server) RemoveProcessLimit(msg dbus.Message, pid uint32) (derr *dbus.Error) {
 	defer s.guard(api.MethodRemoveProcessLimit, &derr)
 	var id processID
-	c, done, admin, derr := s.authorizeOwner(msg, s.processOwner(pid, &id))
-	if derr != nil {
-		return derr
-	}
-	defer done()
-	if err := s.sameProcess(pid, id); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error {
-		return s.engine.RemoveProcessLimit(ac, int(pid), id.start)
-	})
+	return s.ownerChange(msg, s.processOwner(pid, &id), func() error { return s.sameProcess(pid, id) },
+		func(ac api.Caller) error { return s.engine.RemoveProcessLimit(ac, int(pid), id.start) })
 }
 
 // SetPaused implements api.MethodSetPaused: a caller holding manage pauses

@@ -37,7 +37,7 @@ var hiddenKey = func() (k [32]byte) {
 }()
 
 var (
-	errNotFound  = errors.New("not found")
+	errNotFound  = api.ErrNoSuch
 	errOthersApp = errors.New("another user's app is named by the id GetApps gives it (its path is not shown without the manage permission)")
 )
 

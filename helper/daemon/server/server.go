@@ -23,7 +23,6 @@ import (
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/introspect"
 
-	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/polkit"
 )
@@ -75,25 +74,11 @@ type Authorizer interface {
 	CallContext(sender string) (context.Context, context.CancelFunc)
 }
 
-// Errors the server maps to api.ErrInvalidArgument, api.ErrNotFound and
-// api.ErrQuotaExceeded, in addition to its own validation errors;
-// NeedsManage makes the server ask for the manage permission and try
-// again. main sets them to the engine's errors (the server does not import
-// the engine).
-type ErrorKinds struct {
-	Invalid     []error
-	NotFound    []error
-	NeedsManage []error
-	Quota       []error
-	Unavailable []error
-}
-
 // Config configures a Server.
 type Config struct {
 	Conn   *dbus.Conn
 	Engine Engine
 	Auth   Authorizer
-	Errors ErrorKinds
 	// History serves the history and quota methods; nil: unavailable.
 	History History
 	Log     *slog.Logger
@@ -112,7 +97,6 @@ type Server struct {
 	engine  Engine
 	history History
 	auth    Authorizer
-	kinds   ErrorKinds
 	log     *slog.Logger
 
 	lastCall atomic.Int64 // unix nanoseconds of the last method call
@@ -133,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CallRate <= 0 {
 		cfg.CallRate = DefaultCallRate
 	}
-	s := &Server{conn: cfg.Conn, engine: cfg.Engine, history: cfg.History, auth: cfg.Auth, kinds: cfg.Errors, log: cfg.Log,
+	s := &Server{conn: cfg.Conn, engine: cfg.Engine, history: cfg.History, auth: cfg.Auth, log: cfg.Log,
 		limiter: newCallLimiter(cfg.CallRate, 2*cfg.CallRate)}
 	s.lastCall.Store(time.Now().UnixNano())
 	return s, nil
@@ -307,6 +291,27 @@ func (s *Server) authorizeOwner(msg dbus.Message, owner func() (uint32, error)) 
 	return c, done, action == api.ActionManage || c.uid == 0, nil
 }
 
+// ownerChange is the shape of a change to one owner's target (a limit,
+// a rule): authorize with limit-own when owner() is the caller's uid and
+// manage otherwise, then check the arguments (nothing is done when check
+// fails), then make the change with change.
+func (s *Server) ownerChange(msg dbus.Message, owner func() (uint32, error), check func() error, fn func(api.Caller) error) *dbus.Error {
+	c, done, admin, derr := s.authorizeOwner(msg, owner)
+	if derr != nil {
+		return derr
+	}
+	defer done()
+	if err := check(); err != nil {
+		return s.mapErr(err)
+	}
+	return s.change(c, msg, admin, fn)
+}
+
+// uidOwner is the owner of a change to uid's own targets.
+func uidOwner(uid uint32) func() (uint32, error) {
+	return func() (uint32, error) { return uid, nil }
+}
+
 // change runs an engine change as the caller. When the engine says it
 // needs manage (the limit was set by an administrator) and the call was
 // not authorized with it, manage is asked for (interactively when the
@@ -317,7 +322,7 @@ func (s *Server) change(c caller, msg dbus.Message, admin bool, fn func(api.Call
 		return s.fail(errors.New("the caller left the bus before the change was made"))
 	}
 	err := fn(api.Caller{UID: c.uid, Admin: admin || c.uid == 0})
-	if err != nil && !admin && isAny(err, s.kinds.NeedsManage) {
+	if err != nil && !admin && api.KindOf(err) == api.KindNeedsManage {
 		if derr := s.check(c, msg, api.ActionManage); derr != nil {
 			return newError(api.ErrNotAuthorized, fmt.Sprintf("%v; %s", err, derr.Body[0]))
 		}
@@ -337,32 +342,19 @@ func (s *Server) guard(method string, derr **dbus.Error) {
 	}
 }
 
-// errInvalid marks the server's own validation errors.
-var errInvalid = errors.New("invalid argument")
-
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errInvalid, fmt.Sprintf(format, args...))
+	return api.Errorf(api.ErrInvalid, format, args...)
 }
 
-// mapErr converts an engine or validation error to its D-Bus error.
+// mapErr converts an engine or validation error to its D-Bus error: the
+// contract's kind it wraps (api.KindOf) names it.
 func (s *Server) mapErr(err error) *dbus.Error {
 	if err == nil {
 		return nil
 	}
-	name := api.ErrFailed
-	switch {
-	case errors.Is(err, errInvalid) || errors.Is(err, api.ErrRate) || isAny(err, s.kinds.Invalid):
-		name = api.ErrInvalidArgument
-	case isAny(err, s.kinds.NotFound) || errors.Is(err, errNotFound):
-		name = api.ErrNotFound
-	case errors.Is(err, errOthersApp):
+	name := api.KindOf(err).DBusName()
+	if errors.Is(err, errOthersApp) {
 		name = api.ErrNotAuthorized
-	case isAny(err, s.kinds.Quota):
-		name = api.ErrQuotaExceeded
-	case isAny(err, s.kinds.NeedsManage):
-		name = api.ErrNotAuthorized
-	case errors.Is(err, backends.ErrDownloadUnavailable) || errors.Is(err, backends.ErrBlockUnavailable) || isAny(err, s.kinds.Unavailable):
-		name = api.ErrUnavailable
 	}
 	return newError(name, err.Error())
 }
@@ -377,27 +369,15 @@ func newError(name, msg string) *dbus.Error {
 	return dbus.NewError(name, []any{strings.ToValidUTF8(msg, "\ufffd")})
 }
 
-func isAny(err error, targets []error) bool {
-	for _, t := range targets {
-		if t != nil && errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
-}
-
-// Validation limits of arguments.
-const (
-	maxExeLen   = 4096
-	maxAppIDLen = maxExeLen + 16
-)
+// maxAppIDLen bounds an app id ("<uid>:<exe>").
+const maxAppIDLen = api.MaxExeLen + 16
 
 func validExe(exe string) error {
 	switch {
 	case exe == "":
 		return invalid("exe is empty")
-	case len(exe) > maxExeLen:
-		return invalid("exe is %d bytes long (at most %d)", len(exe), maxExeLen)
+	case len(exe) > maxAppIDLen:
+		return invalid("exe is %d bytes long (at most %d)", len(exe), api.MaxExeLen)
 	case !utf8.ValidString(exe):
 		return invalid("exe is not valid UTF-8")
 	case strings.ContainsRune(exe, 0):
@@ -429,29 +409,13 @@ func validAppID(id string) error {
 }
 
 func validPID(pid uint32) error {
-	if pid == 0 || pid > 1<<22 {
-		return invalid("pid %d is out of range", pid)
-	}
-	return nil
+	return api.ValidatePID(int64(pid))
 }
 
 // validLimit checks rates and the traffic type and returns the limit.
 func validLimit(down, up uint64, traffic string) (api.Limit, error) {
-	for _, x := range []struct {
-		dir string
-		r   uint64
-	}{{"download", down}, {"upload", up}} {
-		if x.r > api.MaxRate {
-			return api.Limit{}, invalid("%s rate %d B/s is above the maximum of %d B/s (100 Gbit/s)", x.dir, x.r, api.MaxRate)
-		}
+	if len(traffic) > 32 {
+		traffic = traffic[:32] + "..."
 	}
-	switch traffic {
-	case "", api.TrafficAll, api.TrafficInternet, api.TrafficLocal:
-	default:
-		if len(traffic) > 32 {
-			traffic = traffic[:32] + "..."
-		}
-		return api.Limit{}, invalid("traffic type %q is not all, internet or local", traffic)
-	}
-	return api.Limit{Down: down, Up: up, Traffic: traffic}, nil
+	return api.ValidateLimit(api.Limit{Down: down, Up: up, Traffic: traffic})
 }

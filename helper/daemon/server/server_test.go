@@ -33,7 +33,7 @@ func newTestServer(t *testing.T) (*Server, *fakeEngine, *fakeAuth) {
 			carol: {api.ActionMonitor: true, api.ActionLimitOwn: true, api.ActionManage: false},
 		},
 	}
-	s, err := New(Config{Engine: eng, History: &fakeHistory{}, Auth: auth, Errors: ErrorKinds{Invalid: []error{errFakeInvalid}, NotFound: []error{errFakeNotFound}}})
+	s, err := New(Config{Engine: eng, History: &fakeHistory{}, Auth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}

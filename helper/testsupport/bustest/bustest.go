@@ -122,7 +122,14 @@ func StartBus(t testing.TB) *Bus {
   <includedir>%s</includedir>
 </busconfig>
 `, sock, policyDir)
-	confPath := filepath.Join(dir, "system.conf")
+	return startDaemon(t, dir, "system.conf", conf)
+}
+
+// startDaemon writes conf into dir and runs a dbus-daemon on it until the
+// test ends.
+func startDaemon(t testing.TB, dir, confName, conf string) *Bus {
+	t.Helper()
+	confPath := filepath.Join(dir, confName)
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -270,22 +277,11 @@ func StartPolkit(t testing.TB, b *Bus) {
 	var out testenv.Buffer
 	exited := testenv.StartDaemon(t, "polkitd", cmd, &out)
 	conn := b.Conn(t)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testenv.AwaitDaemon(t, "polkitd taking its name", exited, &out, 15*time.Second, func() bool {
 		var has bool
-		if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.PolicyKit1").Store(&has); err == nil && has {
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("polkitd exited at start: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("polkitd did not take its name: %s", out.String())
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.PolicyKit1").Store(&has)
+		return err == nil && has
+	})
 }
 
 // User is a throwaway unprivileged user.
@@ -346,8 +342,12 @@ func addUser(t testing.TB, withHome bool) (User, string) {
 // read and returns the copy's path (test binaries live in 0700 directories).
 func PublicCopy(t testing.TB, src string) string {
 	t.Helper()
-	dir := PublicDir(t)
-	dst := filepath.Join(dir, filepath.Base(src))
+	return CopyExe(t, src, filepath.Join(PublicDir(t), filepath.Base(src)))
+}
+
+// CopyExe copies the executable at src to dst (mode 0755) and returns dst.
+func CopyExe(t testing.TB, src, dst string) string {
+	t.Helper()
 	in, err := os.Open(src)
 	if err != nil {
 		t.Fatal(err)
@@ -403,23 +403,24 @@ func StartSessionBus(t testing.TB) *Bus {
 	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig><type>session</type><listen>unix:path=%s</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow user="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>`, sock)
-	confPath := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("dbus-daemon", "--config-file="+confPath, "--nofork", "--nopidfile", "--print-address")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dbus-daemon: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("dbus-daemon did not print its address: %v", err)
-	}
-	go io.Copy(io.Discard, out)
-	return &Bus{Address: strings.TrimSpace(line), Dir: dir, cmd: cmd}
+	return startDaemon(t, dir, "bus.conf", conf)
+}
+
+// PolkitUsers installs the policy, adds three throwaway users — own,
+// allowed monitor and limit-own by a polkit rule; admin, allowed every
+// ChadThrottle action; none, with no rule (the policy's defaults apply) —
+// and starts polkitd on b.
+func PolkitUsers(t testing.TB, b *Bus) (own, admin, none User) {
+	t.Helper()
+	InstallPolicy(t)
+	own, admin, none = AddUser(t), AddUser(t), AddUser(t)
+	WriteRules(t, fmt.Sprintf(`polkit.addRule(function(action, subject) {
+  if (action.id.indexOf("io.github.chadthrottle.") != 0) return polkit.Result.NOT_HANDLED;
+  if (subject.user == %q && action.id != %q) return polkit.Result.YES;
+  if (subject.user == %q) return polkit.Result.YES;
+  return polkit.Result.NOT_HANDLED;
+});
+`, own.Name, api.ActionManage, admin.Name))
+	StartPolkit(t, b)
+	return own, admin, none
 }
