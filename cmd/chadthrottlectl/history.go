@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -40,37 +41,16 @@ var (
 		set:  func(o *opts, v string) (err error) { o.hist.until, err = parseWhen(v, time.Now()); return err }}
 	fBy = &flagDef{name: "by", arg: "STEP", values: []string{api.HistoryMinute, api.HistoryHour, api.HistoryDay, api.HistoryMonth},
 		help: "bucket size: minute (kept 48 h), hour (90 days), day (5 years) or month; default: by the range's length",
-		set: func(o *opts, v string) error {
-			switch v {
-			case api.HistoryMinute, api.HistoryHour, api.HistoryDay, api.HistoryMonth:
-				o.hist.by = v
-				return nil
-			}
-			return fmt.Errorf("%q: want minute, hour, day or month", v)
-		}}
+		set:  oneOf(func(o *opts) *string { return &o.hist.by }, api.HistoryMinute, api.HistoryHour, api.HistoryDay, api.HistoryMonth)}
 	fPer = &flagDef{name: "per", arg: "PERIOD", values: []string{api.QuotaDay, api.QuotaWeek, api.QuotaMonth},
 		help: "the quota's period: a calendar day, week (from Monday) or month, in local time",
-		set: func(o *opts, v string) error {
-			switch v {
-			case api.QuotaDay, api.QuotaWeek, api.QuotaMonth:
-				o.hist.per = v
-				return nil
-			}
-			return fmt.Errorf("%q: want day, week or month", v)
-		}}
+		set:  oneOf(func(o *opts) *string { return &o.hist.per }, api.QuotaDay, api.QuotaWeek, api.QuotaMonth)}
 	fBytes = &flagDef{name: "bytes", arg: "SIZE", values: []string{"500MB", "1GB", "10GB"},
 		help: "the cap: 500MB, 1.5GB (×1000), 2GiB (×1024), a bare number of bytes",
 		set:  func(o *opts, v string) (err error) { o.hist.bytes, err = api.ParseSize(v); return err }}
 	fDirection = &flagDef{name: "direction", arg: "DIR", values: []string{api.QuotaDown, api.QuotaUp, api.QuotaBoth},
 		help: "what counts: down (received), up (sent) or both (default)",
-		set: func(o *opts, v string) error {
-			switch v {
-			case api.QuotaDown, api.QuotaUp, api.QuotaBoth:
-				o.hist.direction = v
-				return nil
-			}
-			return fmt.Errorf("%q: want down, up or both", v)
-		}}
+		set:  oneOf(func(o *opts) *string { return &o.hist.direction }, api.QuotaDown, api.QuotaUp, api.QuotaBoth)}
 	fThen = &flagDef{name: "then", arg: "ACTION", values: []string{api.QuotaBlock, "100KB/s", "1MB/s"},
 		help: "what happens at the cap until the period ends: block (default) or a RATE the counted directions are throttled to",
 		set: func(o *opts, v string) error {
@@ -211,4 +191,16 @@ func insertBefore(table []*command, name string, cmds []*command) []*command {
 		i = len(table)
 	}
 	return slices.Insert(table, i, cmds...)
+}
+
+// oneOf is a flag's set function for a value out of a list, stored where
+// field says.
+func oneOf(field func(o *opts) *string, values ...string) func(o *opts, v string) error {
+	return func(o *opts, v string) error {
+		if slices.Contains(values, v) {
+			*field(o) = v
+			return nil
+		}
+		return fmt.Errorf("%q: want %s", v, strings.Join(values, ", "))
+	}
 }

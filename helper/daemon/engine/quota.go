@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"maps"
 
 	"github.com/chadthrottle/chadthrottle/backends"
@@ -73,14 +72,7 @@ func (e *Engine) SetQuotaLimits(ls []QuotaLimit) {
 // ResolveExe checks exe (an absolute path or an app id "<uid>:<exe>") as
 // SetAppLimit does and returns the path a rule or quota for c matches.
 func (e *Engine) ResolveExe(c api.Caller, exe string, uid uint32) (string, error) {
-	exe, err := parseExe(exe, uid)
-	if err != nil {
-		return "", err
-	}
-	if !c.Admin && len(exe) > MaxUserExeLen {
-		return "", fmt.Errorf("%w: executable path is %d bytes long (at most %d without the manage permission)", ErrInvalid, len(exe), MaxUserExeLen)
-	}
-	return resolveExe(exe, c.UID), nil
+	return ruleExe(c, exe, uid)
 }
 
 // CheckQuotaRate checks that a throttle action's limit l can be enforced

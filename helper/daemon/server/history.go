@@ -72,7 +72,7 @@ func (s *Server) GetHistory(msg dbus.Message, exe string, uid uint32, from, unti
 		return nil, derr
 	}
 	if s.history == nil {
-		return nil, newError(api.ErrUnavailable, errNoHistory.Error())
+		return nil, s.mapErr(api.WithKind(api.ErrNotHere, errNoHistory))
 	}
 	if exe != "" {
 		if err := validExe(exe); err != nil {
@@ -174,36 +174,24 @@ func (s *Server) GetQuotas(msg dbus.Message) (qs []api.Quota, derr *dbus.Error) 
 // uid, manage for another uid or a quota an administrator set.
 func (s *Server) SetQuota(msg dbus.Message, exe string, uid uint32, period string, bytes uint64, direction, action string, rate uint64) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetQuota, &derr)
-	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
-	if derr != nil {
-		return derr
-	}
-	defer done()
-	if s.history == nil {
-		return newError(api.ErrUnavailable, errNoHistory.Error())
-	}
-	if err := validExe(exe); err != nil {
-		return s.mapErr(err)
-	}
 	q := api.Quota{Exe: exe, UID: uid, Period: period, Bytes: bytes, Direction: direction, Action: action, Rate: rate}
-	return s.change(c, msg, admin, func(ac api.Caller) error { return s.history.SetQuota(ac, q) })
+	return s.ownerChange(msg, uidOwner(uid), s.quotaCheck(exe), func(ac api.Caller) error { return s.history.SetQuota(ac, q) })
 }
 
 // RemoveQuota implements api.MethodRemoveQuota.
 func (s *Server) RemoveQuota(msg dbus.Message, exe string, uid uint32) (derr *dbus.Error) {
 	defer s.guard(api.MethodRemoveQuota, &derr)
-	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
-	if derr != nil {
-		return derr
+	return s.ownerChange(msg, uidOwner(uid), s.quotaCheck(exe), func(ac api.Caller) error { return s.history.RemoveQuota(ac, exe, uid) })
+}
+
+// quotaCheck checks a quota call's executable, and that there are quotas.
+func (s *Server) quotaCheck(exe string) func() error {
+	return func() error {
+		if s.history == nil {
+			return api.WithKind(api.ErrNotHere, errNoHistory)
+		}
+		return validExe(exe)
 	}
-	defer done()
-	if s.history == nil {
-		return newError(api.ErrUnavailable, errNoHistory.Error())
-	}
-	if err := validExe(exe); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error { return s.history.RemoveQuota(ac, exe, uid) })
 }
 
 // EmitChanged emits LimitsChanged: the quotas' states changed.
