@@ -87,10 +87,8 @@ type Config struct {
 	// processes are found by scanning /proc every ScanInterval only. The
 	// connector is used only with the real /proc.
 	NoProcConnector bool
-	// Usage, when set, receives every app's bytes since the previous
-	// sample once a second (apps without traffic left out), on the
-	// sampling goroutine with no engine lock held: the traffic history
-	// and the data quotas.
+	// Usage, when set, gets each app's bytes since the last sample once a
+	// second, with no engine lock held (history and quotas: quota.go).
 	Usage func(t time.Time, usage []AppUsage)
 	// Now is the clock schedules are read against (local time); nil means
 	// time.Now. Tests inject one.
