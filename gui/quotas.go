@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -265,4 +266,19 @@ func (u *UI) notifyQuota(summary, body, icon, appID string) {
 			u.do(func() { u.notify(summary + ": " + body) })
 		}
 	}()
+}
+
+// editQuota opens the Statistics window with app's quota in the editor
+// (the details pane's "Data quota…", beside the limit controls).
+func (u *UI) editQuota(a api.App) {
+	if a.Exe == "" || strings.HasPrefix(a.Exe, "[") {
+		return
+	}
+	u.showStats()
+	if u.stats == nil {
+		return
+	}
+	s := u.stats
+	q, has := s.quotas[quotaKey{a.UID, a.Exe}]
+	s.editor.show(api.AppHistory{Exe: a.Exe, UID: a.UID, Name: a.Name}, q, has)
 }

@@ -185,3 +185,17 @@ func TestQuotaNotifications(t *testing.T) {
 }
 
 func tableCell(row, col int) widget.TableCellID { return widget.TableCellID{Row: row, Col: col} }
+
+// TestQuotaFromDetails: the details pane's "Data quota…" opens the
+// Statistics window with the app in the quota editor.
+func TestQuotaFromDetails(t *testing.T) {
+	fx := newFixture(t, testApps())
+	fx.ui.editQuota(testApps()[0])
+	if fx.ui.stats == nil {
+		t.Fatal("no Statistics window")
+	}
+	e := fx.ui.stats.editor
+	if e.title.Text != "Quota of Steam" || e.app.Exe != "/usr/bin/steam" || e.save.Disabled() {
+		t.Errorf("editor: %q %q, save disabled %v", e.title.Text, e.app.Exe, e.save.Disabled())
+	}
+}
