@@ -97,7 +97,8 @@ func TestHistoryAndQuotasAuthorization(t *testing.T) {
 // A download app under a daily quota with a throttle action, in the netns
 // bed against the real kernel: after the cap the app receives at the
 // quota's rate; raising the quota lifts the throttle at once; the history
-// shows what the app counted (≤ 1 %) and keeps it across a SIGTERM restart.
+// shows what the app counted (≤ 1 %) and keeps it across a SIGTERM
+// restart and a SIGKILL.
 func TestQuotaThrottlesInBed(t *testing.T) {
 	testenv.RequireRoot(t)
 	bed := testenv.NewBed(t)
@@ -141,6 +142,8 @@ func TestQuotaThrottlesInBed(t *testing.T) {
 	if code := h.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
+	h = in.start(t)
+	h.stop(t, syscall.SIGKILL) // a killed helper's database opens as it was (WAL), not set aside
 	in.start(t)
 	c2, err := client.Connect(bus.Address)
 	if err != nil {
@@ -155,6 +158,9 @@ func TestQuotaThrottlesInBed(t *testing.T) {
 	t.Logf("the app counted %d bytes, the history after a restart holds %d (%.3f %%)", counted, hs[0].RxBytes, 100*diff)
 	if diff > 0.01 {
 		t.Errorf("history differs from what the app counted by %.2f %%, want ≤ 1 %%", 100*diff)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(in.stateDir, history.FileName+".corrupt-*")); len(aside) > 0 {
+		t.Errorf("the database was set aside after SIGKILL: %v", aside)
 	}
 	qs, err := c2.Quotas(ctx)
 	if err != nil || len(qs) != 1 || qs[0].Used < counted*99/100 {
