@@ -101,14 +101,14 @@ func (u *UI) switchHost(host string) {
 	}
 	u.host = host
 	u.win.SetTitle(u.title())
-	u.status, u.perms, u.permsKnown, u.haveData = api.Status{}, api.Permissions{}, false, false
+	u.conn.status, u.conn.perms, u.conn.permsKnown, u.conn.haveData = api.Status{}, api.Permissions{}, false, false
 	u.lastSnap, u.snapTime = api.Snapshot{}, 0
 	u.totals = history{}
 	u.details = api.AppDetails{}
 	u.selected = ""
 	u.selectedID.Store("")
 	u.view.setApps(nil)
-	u.list.UnselectAll()
+	u.apps.list.UnselectAll()
 	u.det.clear()
 	u.setState(stateConnecting, "")
 	u.redraw()
@@ -135,12 +135,12 @@ func (u *UI) applySettings(s Settings) {
 			u.notify("Could not change starting at login: " + err.Error())
 		}
 	}
-	u.list.Refresh()
-	u.totalGraph.SetSamples(u.totals.s, s.Unit)
+	u.apps.list.Refresh()
+	u.hdr.totalGraph.SetSamples(u.totals.s, s.Unit)
 	if u.det.d != nil && u.selected != "" {
 		u.det.show(u.det.d)
 	}
-	u.trayState.limitsChanged = true
+	u.trayS.trayState.limitsChanged = true
 	u.refreshTray(true)
 }
 
@@ -159,17 +159,22 @@ func (u *UI) showLimitDialog(a api.App) {
 	if !u.downloadAvailable() {
 		down.Disable()
 	}
-	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up)}
+	sched, when := scheduleItem(a.Limit.When)
+	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up), sched}
 	items[1].HintText = `For example 500 KB/s, 1.5 MB/s or 8 Mbit/s; empty = unlimited.`
 	dialog.ShowForm("Limit "+a.Name, "Set limit", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
 		}
 		l, err := u.parseLimits(down.Text, up.Text, a.Limit.Traffic)
+		if err == nil {
+			err = when.Validate()
+		}
 		if err != nil {
 			dialog.ShowError(err, u.win)
 			return
 		}
+		l.When = strings.TrimSpace(when.Text)
 		u.setAppLimit(a, l, false)
 	}, u.win)
 }

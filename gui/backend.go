@@ -48,6 +48,8 @@ type Backend interface {
 	// OnHelperPresence calls fn (on any goroutine) when the helper appears
 	// on or leaves the bus.
 	OnHelperPresence(fn func(running bool)) (cancel func())
+	// BlockBackend blocks apps (block.go).
+	BlockBackend
 }
 
 // Errors a Backend wraps so the window can explain the situation in plain

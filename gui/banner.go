@@ -19,12 +19,12 @@ import (
 const freezeTime = 4 * time.Second
 
 // touch keeps rows from re-sorting under the pointer for a moment.
-func (u *UI) touch() { u.freezeUntil = time.Now().Add(freezeTime) }
+func (u *UI) touch() { u.apps.freezeUntil = time.Now().Add(freezeTime) }
 
 // notify shows a transient message in the banner (UI goroutine).
 func (u *UI) notify(msg string) {
-	u.notice = msg
-	u.noticeUntil = time.Now().Add(12 * time.Second)
+	u.bnr.notice = msg
+	u.bnr.noticeUntil = time.Now().Add(12 * time.Second)
 	u.updateBanner()
 }
 
@@ -38,16 +38,16 @@ type bannerMessage struct {
 // bannerMessages lists what the banner shows now, most important first.
 func (u *UI) bannerMessages() []bannerMessage {
 	var m []bannerMessage
-	if u.notice != "" && time.Now().Before(u.noticeUntil) {
-		m = append(m, bannerMessage{text: u.notice, warn: true})
+	if u.bnr.notice != "" && time.Now().Before(u.bnr.noticeUntil) {
+		m = append(m, bannerMessage{text: u.bnr.notice, warn: true})
 	}
-	if u.noTrayNote {
+	if u.bnr.noTrayNote {
 		m = append(m, bannerMessage{text: NoTrayNotice, dismiss: func() {
-			u.noTrayNote = false
+			u.bnr.noTrayNote = false
 			u.updateBanner()
 		}})
 	}
-	if u.state != stateConnected {
+	if u.conn.state != stateConnected {
 		return m
 	}
 	if u.readOnly() {
@@ -55,13 +55,13 @@ func (u *UI) bannerMessages() []bannerMessage {
 			"Ask an administrator to grant \"" + api.ActionLimitOwn + "\"."})
 	}
 	if !u.downloadAvailable() {
-		reason := u.status.DownloadReason
+		reason := u.conn.status.DownloadReason
 		if reason == "" {
 			reason = "the helper did not say why"
 		}
 		m = append(m, bannerMessage{text: "Download limits are not available on this system, so only uploads can be limited. Reason: " + reason, warn: true})
 	}
-	if u.status.Paused {
+	if u.conn.status.Paused {
 		m = append(m, bannerMessage{text: "Limits are paused: apps run at full speed until you resume them."})
 	}
 	return m
@@ -74,11 +74,11 @@ func (u *UI) updateBanner() {
 		fmt.Fprintf(&kb, "%v %v %q;", m.warn, m.dismiss != nil, m.text)
 	}
 	key := kb.String()
-	if key == u.bannerKey {
+	if key == u.bnr.bannerKey {
 		return
 	}
-	u.bannerKey = key
-	u.banner.RemoveAll()
+	u.bnr.bannerKey = key
+	u.bnr.banner.RemoveAll()
 	for _, m := range msgs {
 		icon := widget.NewIcon(theme.InfoIcon())
 		fill := color.NRGBA{R: 0x2f, G: 0x8c, B: 0xf0, A: 0x30}
@@ -94,7 +94,7 @@ func (u *UI) updateBanner() {
 		if m.dismiss != nil {
 			right = container.NewCenter(widget.NewButton("Got it", m.dismiss))
 		}
-		u.banner.Add(container.NewStack(bg, container.NewBorder(nil, nil, container.NewCenter(icon), right, l)))
+		u.bnr.banner.Add(container.NewStack(bg, container.NewBorder(nil, nil, container.NewCenter(icon), right, l)))
 	}
 	u.root.Refresh() // the banner's height changed: lay out again
 }

@@ -83,15 +83,15 @@ func TestPollOnlyWhileLooking(t *testing.T) {
 	if n := fx.polls(300 * time.Millisecond); n != 0 {
 		t.Errorf("helper left while hidden: %d polls, want 0", n)
 	}
-	if fx.ui.state != stateConnected {
-		t.Errorf("an idle exit while hidden shows state %v", fx.ui.state)
+	if fx.ui.conn.state != stateConnected {
+		t.Errorf("an idle exit while hidden shows state %v", fx.ui.conn.state)
 	}
 
 	// a limit set elsewhere (limits-changed signal): polls, then slowly
 	fx.fake.SetAppLimit(context.Background(), "/usr/bin/steam", 1000, api.Limit{Down: 100_000})
 	fx.run(100 * time.Millisecond)
-	if !fx.ui.limitsSeen.Load() || !fx.ui.trayLimited {
-		t.Fatalf("limit not seen: limitsSeen %v trayLimited %v", fx.ui.limitsSeen.Load(), fx.ui.trayLimited)
+	if !fx.ui.limitsSeen.Load() || !fx.ui.trayS.trayLimited {
+		t.Fatalf("limit not seen: limitsSeen %v trayLimited %v", fx.ui.limitsSeen.Load(), fx.ui.trayS.trayLimited)
 	}
 	if n := fx.polls(time.Second); n < 3 || n > 7 {
 		t.Errorf("hidden with a limit: %d polls in 1 s, want about 5 (every 200 ms)", n)
@@ -173,18 +173,18 @@ func TestNoTrayHost(t *testing.T) {
 	// the window shown with a tray host: no notice
 	fx.ui.opts.TrayAvailable = func() bool { return true }
 	fx.ui.showWindow()
-	if strings.Contains(fx.ui.bannerKey, "No system tray") {
+	if strings.Contains(fx.ui.bnr.bannerKey, "No system tray") {
 		t.Error("tray notice shown although a tray host is there")
 	}
 	// without one: the notice, once, with a button that dismisses it
 	fx.ui.opts.TrayAvailable = noTray
 	fx.ui.setVisible(false)
 	fx.ui.showWindow()
-	if !strings.Contains(fx.ui.bannerKey, "No system tray found") || !strings.Contains(fx.ui.bannerKey, "AppIndicator") {
-		t.Fatalf("no tray notice: banner %q", fx.ui.bannerKey)
+	if !strings.Contains(fx.ui.bnr.bannerKey, "No system tray found") || !strings.Contains(fx.ui.bnr.bannerKey, "AppIndicator") {
+		t.Fatalf("no tray notice: banner %q", fx.ui.bnr.bannerKey)
 	}
 	var gotIt *widget.Button
-	for _, o := range test.LaidOutObjects(fx.ui.banner) {
+	for _, o := range test.LaidOutObjects(fx.ui.bnr.banner) {
 		if b, ok := o.(*widget.Button); ok && b.Text == "Got it" {
 			gotIt = b
 		}
@@ -193,19 +193,19 @@ func TestNoTrayHost(t *testing.T) {
 		t.Fatal("the tray notice has no Got it button")
 	}
 	test.Tap(gotIt)
-	if strings.Contains(fx.ui.bannerKey, "No system tray") {
+	if strings.Contains(fx.ui.bnr.bannerKey, "No system tray") {
 		t.Error("Got it did not remove the notice")
 	}
 	fx.ui.setVisible(false)
 	fx.ui.showWindow()
-	if strings.Contains(fx.ui.bannerKey, "No system tray") {
+	if strings.Contains(fx.ui.bnr.bannerKey, "No system tray") {
 		t.Error("the tray notice came back in the same session")
 	}
 	// a new start (same preferences) does not say it again
 	u2 := New(fx.app, fx.fake, Options{TrayAvailable: noTray})
 	u2.do, u2.doWait = fx.ui.do, fx.ui.doWait
 	u2.sayNoTray()
-	if u2.noTrayNote {
+	if u2.bnr.noTrayNote {
 		t.Error("the tray notice is said again at the next start")
 	}
 }
@@ -264,8 +264,8 @@ func TestTrayErrorsNotify(t *testing.T) {
 		t.Errorf("pause notification %q", s)
 	}
 	fx.run(50 * time.Millisecond)
-	if strings.Contains(fx.ui.bannerKey, "Could not") || fx.ui.visible {
-		t.Errorf("tray error went to the window: visible %v banner %q", fx.ui.visible, fx.ui.bannerKey)
+	if strings.Contains(fx.ui.bnr.bannerKey, "Could not") || fx.ui.visible {
+		t.Errorf("tray error went to the window: visible %v banner %q", fx.ui.visible, fx.ui.bnr.bannerKey)
 	}
 
 	// no notification server: the window opens and says it
@@ -273,14 +273,14 @@ func TestTrayErrorsNotify(t *testing.T) {
 	n.fail = errors.New("org.freedesktop.Notifications: no owner")
 	n.mu.Unlock()
 	findItem(t, findItem(t, fx.ui.TrayMenu(), "Firefox").ChildMenu, "5 MB/s").Action()
-	fx.waitFor(func() bool { return fx.ui.visible && strings.Contains(fx.ui.bannerKey, "Could not limit Firefox") }, "window with the error")
+	fx.waitFor(func() bool { return fx.ui.visible && strings.Contains(fx.ui.bnr.bannerKey, "Could not limit Firefox") }, "window with the error")
 
 	// an error of the window's own button stays in its banner
 	n.mu.Lock()
 	n.fail = nil
 	n.mu.Unlock()
-	test.Tap(fx.ui.pauseBtn)
-	fx.waitFor(func() bool { return strings.Contains(fx.ui.bannerKey, "Could not pause limits") }, "banner for the pause button")
+	test.Tap(fx.ui.hdr.pauseBtn)
+	fx.waitFor(func() bool { return strings.Contains(fx.ui.bnr.bannerKey, "Could not pause limits") }, "banner for the pause button")
 	fx.run(50 * time.Millisecond)
 	n.mu.Lock()
 	sent := len(n.sent)

@@ -13,7 +13,7 @@ import (
 
 // FakeCall is one limit-changing call a Fake received.
 type FakeCall struct {
-	Method string // "SetAppLimit", "RemoveAppLimit", "SetProcessLimit", "RemoveProcessLimit", "SetPaused"
+	Method string // "SetAppLimit", "RemoveAppLimit", "SetProcessLimit", "RemoveProcessLimit", "SetPaused", "SetAppBlock", "RemoveAppBlock"
 	Exe    string
 	UID    uint32
 	PID    int32
@@ -262,7 +262,8 @@ func (f *Fake) record(c FakeCall, apply func()) error {
 func (f *Fake) setAppLimitLocked(exe string, uid uint32, l api.Limit) {
 	for i := range f.snap.Apps {
 		if a := &f.snap.Apps[i]; a.Exe == exe && a.UID == uid {
-			a.Limit, a.Rule = l, l != (api.Limit{})
+			l.Block, l.BlockWhen = a.Limit.Block, a.Limit.BlockWhen // a block stays, as in the helper
+			a.Limit, a.Rule = l, l.Limited()
 		}
 	}
 }

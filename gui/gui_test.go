@@ -132,7 +132,7 @@ func (fx *fixture) waitCall() (FakeCall, bool) {
 // rows returns the rendered rows, top to bottom.
 func (fx *fixture) rows() []*appRow {
 	var rows []*rowBox
-	for _, o := range test.LaidOutObjects(fx.ui.list) {
+	for _, o := range test.LaidOutObjects(fx.ui.apps.list) {
 		if rb, ok := o.(*rowBox); ok && rb.Visible() && rb.row.id != "" {
 			rows = append(rows, rb)
 		}
@@ -207,16 +207,16 @@ func TestRowsRenderFromData(t *testing.T) {
 	if r.limDn.slider.Value != sliderMax || r.limDn.entry.Text != "" {
 		t.Errorf("unlimited app: slider %v entry %q, want the unlimited end and an empty entry", r.limDn.slider.Value, r.limDn.entry.Text)
 	}
-	if got := fx.ui.totalDown.Text; got != "↓ 5.8 MB/s" {
+	if got := fx.ui.hdr.totalDown.Text; got != "↓ 5.8 MB/s" {
 		t.Errorf("header total = %q, want ↓ 5.8 MB/s", got)
 	}
 	if got := fx.ui.countLabel.Text; got != "3 apps" {
 		t.Errorf("count = %q", got)
 	}
-	if !strings.Contains(fx.ui.statusLine.Text, "Connected") || !strings.Contains(fx.ui.statusLine.Text, "download limits: fake") {
-		t.Errorf("status line = %q", fx.ui.statusLine.Text)
+	if !strings.Contains(fx.ui.conn.statusLine.Text, "Connected") || !strings.Contains(fx.ui.conn.statusLine.Text, "download limits: fake") {
+		t.Errorf("status line = %q", fx.ui.conn.statusLine.Text)
 	}
-	if fx.ui.overlay.Visible() {
+	if fx.ui.conn.overlay.Visible() {
 		t.Error("overlay visible while connected")
 	}
 
@@ -345,14 +345,14 @@ func TestEntrySetsExactLimit(t *testing.T) {
 	if n := len(fx.fake.Calls()); n != 2 {
 		t.Fatalf("bad entry made a call: %+v", fx.fake.Calls())
 	}
-	if !strings.Contains(fx.ui.bannerKey, "Limit not changed") {
-		t.Errorf("no explanation for a bad rate; banner %q", fx.ui.bannerKey)
+	if !strings.Contains(fx.ui.bnr.bannerKey, "Limit not changed") {
+		t.Errorf("no explanation for a bad rate; banner %q", fx.ui.bnr.bannerKey)
 	}
 }
 
 func TestSortAndFilter(t *testing.T) {
 	fx := newFixture(t, testApps())
-	tap := func(c Column) { test.Tap(fx.ui.headerBtns[c]) }
+	tap := func(c Column) { test.Tap(fx.ui.apps.headerBtns[c]) }
 	cases := []struct {
 		col  Column
 		want string
@@ -371,22 +371,22 @@ func TestSortAndFilter(t *testing.T) {
 			t.Errorf("sort by %s: %s, want %s", c.col.Title(), got, c.want)
 		}
 	}
-	if fx.ui.headerBtns[ColDown].Icon == nil || fx.ui.headerBtns[ColName].Icon != nil {
+	if fx.ui.apps.headerBtns[ColDown].Icon == nil || fx.ui.apps.headerBtns[ColName].Icon != nil {
 		t.Error("sort arrow not on the sorted column")
 	}
 	tap(ColDown) // back to download, largest first
-	test.Type(fx.ui.filter, "fire")
+	test.Type(fx.ui.hdr.filter, "fire")
 	if got := strings.Join(fx.names(), ","); got != "Firefox" {
 		t.Errorf("filter fire: %s", got)
 	}
 	if fx.ui.countLabel.Text != "1 of 3 apps" {
 		t.Errorf("count with filter: %q", fx.ui.countLabel.Text)
 	}
-	fx.ui.filter.SetText("/usr/bin/c") // matches the executable too
+	fx.ui.hdr.filter.SetText("/usr/bin/c") // matches the executable too
 	if got := strings.Join(fx.names(), ","); got != "curl" {
 		t.Errorf("filter by path: %s", got)
 	}
-	fx.ui.filter.SetText("")
+	fx.ui.hdr.filter.SetText("")
 	fx.poll()
 	if got := strings.Join(fx.names(), ","); got != "Steam,Firefox,curl" {
 		t.Errorf("filter cleared: %s", got)
@@ -401,14 +401,14 @@ func TestSortAndFilter(t *testing.T) {
 		t.Errorf("after curl got busy: %s", got)
 	}
 	// …but not right after the person touched the list
-	fx.ui.list.Select(2)
+	fx.ui.apps.list.Select(2)
 	apps[0].RxRate = 20_000_000
 	fx.fake.SetApps(apps)
 	fx.poll()
 	if got := strings.Join(fx.names(), ","); got != "curl,Steam,Firefox" {
 		t.Errorf("rows moved right after a selection: %s", got)
 	}
-	fx.ui.freezeUntil = time.Time{}
+	fx.ui.apps.freezeUntil = time.Time{}
 	fx.poll()
 	if got := strings.Join(fx.names(), ","); got != "Steam,curl,Firefox" {
 		t.Errorf("after the freeze: %s", got)
@@ -420,17 +420,17 @@ func TestKeyboardNavigation(t *testing.T) {
 	c := fx.ui.win.Canvas()
 	// Down with nothing focused goes to the list; Down/Space select
 	c.(interface{ OnTypedKey() func(*fyne.KeyEvent) }).OnTypedKey()(&fyne.KeyEvent{Name: fyne.KeyDown})
-	if c.Focused() != fyne.Focusable(fx.ui.list) {
+	if c.Focused() != fyne.Focusable(fx.ui.apps.list) {
 		t.Fatalf("focus after Down = %T, want the list", c.Focused())
 	}
-	fx.ui.list.TypedKey(&fyne.KeyEvent{Name: fyne.KeyDown})
-	fx.ui.list.TypedKey(&fyne.KeyEvent{Name: fyne.KeySpace})
+	fx.ui.apps.list.TypedKey(&fyne.KeyEvent{Name: fyne.KeyDown})
+	fx.ui.apps.list.TypedKey(&fyne.KeyEvent{Name: fyne.KeySpace})
 	if fx.ui.selected != "1000:/usr/bin/firefox" {
 		t.Fatalf("selected %q after Down, Space; want Firefox", fx.ui.selected)
 	}
 	// Ctrl+F focuses the filter
 	c.(fyne.Shortcutable).TypedShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault})
-	if c.Focused() != fyne.Focusable(fx.ui.filter) {
+	if c.Focused() != fyne.Focusable(fx.ui.hdr.filter) {
 		t.Errorf("Ctrl+F focused %T", c.Focused())
 	}
 }
@@ -450,7 +450,7 @@ func TestDetails(t *testing.T) {
 		},
 		History: []api.Sample{{RxRate: 100}, {RxRate: 900_000, TxRate: 5}, {RxRate: 800_000, TxRate: 90_000}},
 	})
-	fx.ui.list.Select(fx.ui.view.index(id))
+	fx.ui.apps.list.Select(fx.ui.view.index(id))
 	fx.poll()
 	d := fx.ui.det
 	if !d.body.Visible() || d.title.Text != "Firefox" {
@@ -492,12 +492,12 @@ func TestDownloadUnavailable(t *testing.T) {
 	fx.fake.SetStatus(api.Status{Version: "1", Monitor: "ebpf", Upload: "tc_htb", DownloadReason: "IFB devices cannot be created here"})
 	fx.ui.needStatus.Store(true)
 	fx.poll()
-	if !strings.Contains(fx.ui.bannerKey, "Download limits are not available") ||
-		!strings.Contains(fx.ui.bannerKey, "IFB devices cannot be created here") {
-		t.Errorf("banner = %q, want the plain warning with the helper's reason", fx.ui.bannerKey)
+	if !strings.Contains(fx.ui.bnr.bannerKey, "Download limits are not available") ||
+		!strings.Contains(fx.ui.bnr.bannerKey, "IFB devices cannot be created here") {
+		t.Errorf("banner = %q, want the plain warning with the helper's reason", fx.ui.bnr.bannerKey)
 	}
-	if !strings.Contains(fx.ui.statusLine.Text, "download limits: unavailable") {
-		t.Errorf("status line = %q", fx.ui.statusLine.Text)
+	if !strings.Contains(fx.ui.conn.statusLine.Text, "download limits: unavailable") {
+		t.Errorf("status line = %q", fx.ui.conn.statusLine.Text)
 	}
 	r := fx.row("Steam")
 	if !r.limDn.slider.Disabled() || !r.limDn.entry.Disabled() {
@@ -532,11 +532,11 @@ func TestHelperStates(t *testing.T) {
 	for _, c := range cases {
 		fx.fake.SetReadError(c.err)
 		fx.poll()
-		if fx.ui.state != c.state || !fx.ui.overlay.Visible() || !strings.Contains(fx.ui.overlayTitle.Text, c.title) {
-			t.Errorf("%v: state %v overlay %v %q", c.err, fx.ui.state, fx.ui.overlay.Visible(), fx.ui.overlayTitle.Text)
+		if fx.ui.conn.state != c.state || !fx.ui.conn.overlay.Visible() || !strings.Contains(fx.ui.conn.overlayTitle.Text, c.title) {
+			t.Errorf("%v: state %v overlay %v %q", c.err, fx.ui.conn.state, fx.ui.conn.overlay.Visible(), fx.ui.conn.overlayTitle.Text)
 		}
-		if !strings.Contains(fx.ui.statusLine.Text, "Not connected") {
-			t.Errorf("%v: status line %q", c.err, fx.ui.statusLine.Text)
+		if !strings.Contains(fx.ui.conn.statusLine.Text, "Not connected") {
+			t.Errorf("%v: status line %q", c.err, fx.ui.conn.statusLine.Text)
 		}
 		if fx.ui.countLabel.Text != "" {
 			t.Errorf("%v: stale app count %q while disconnected", c.err, fx.ui.countLabel.Text)
@@ -550,8 +550,8 @@ func TestHelperStates(t *testing.T) {
 		// recovers by itself on the next successful poll
 		fx.fake.SetReadError(nil)
 		fx.poll()
-		if fx.ui.state != stateConnected || fx.ui.overlay.Visible() || fx.row("Steam").limDn.slider.Disabled() {
-			t.Errorf("%v: no recovery: state %v", c.err, fx.ui.state)
+		if fx.ui.conn.state != stateConnected || fx.ui.conn.overlay.Visible() || fx.row("Steam").limDn.slider.Disabled() {
+			t.Errorf("%v: no recovery: state %v", c.err, fx.ui.conn.state)
 		}
 		if !strings.HasSuffix(fx.ui.countLabel.Text, " apps") {
 			t.Errorf("%v: app count %q after recovery", c.err, fx.ui.countLabel.Text)
@@ -575,13 +575,13 @@ func TestHelperStates(t *testing.T) {
 	}
 	fx.fake.SetReadError(errors.New("The name is not activatable"))
 	fx.fake.SetPresence(false)
-	fx.waitFor(func() bool { return fx.ui.state == stateRestarting }, "restarting state")
-	if !strings.Contains(fx.ui.overlayTitle.Text, "waiting for it to come back") {
-		t.Errorf("restart words: %q", fx.ui.overlayTitle.Text)
+	fx.waitFor(func() bool { return fx.ui.conn.state == stateRestarting }, "restarting state")
+	if !strings.Contains(fx.ui.conn.overlayTitle.Text, "waiting for it to come back") {
+		t.Errorf("restart words: %q", fx.ui.conn.overlayTitle.Text)
 	}
 	fx.fake.SetReadError(nil)
 	fx.fake.SetPresence(true)
-	fx.waitFor(func() bool { return fx.ui.state == stateConnected }, "reconnected state")
+	fx.waitFor(func() bool { return fx.ui.conn.state == stateConnected }, "reconnected state")
 }
 
 func TestReadOnly(t *testing.T) {
@@ -589,11 +589,11 @@ func TestReadOnly(t *testing.T) {
 	fx.fake.SetPermissions(api.Permissions{Monitor: api.PermYes, LimitOwn: api.PermNo, Manage: api.PermNo})
 	fx.ui.needStatus.Store(true)
 	fx.poll()
-	if !strings.Contains(fx.ui.bannerKey, "Read-only") || !strings.Contains(fx.ui.statusLine.Text, "read-only") {
-		t.Errorf("read-only not said: banner %q status %q", fx.ui.bannerKey, fx.ui.statusLine.Text)
+	if !strings.Contains(fx.ui.bnr.bannerKey, "Read-only") || !strings.Contains(fx.ui.conn.statusLine.Text, "read-only") {
+		t.Errorf("read-only not said: banner %q status %q", fx.ui.bnr.bannerKey, fx.ui.conn.statusLine.Text)
 	}
 	r := fx.row("Steam")
-	if !r.limDn.slider.Disabled() || !r.limUp.slider.Disabled() || !r.limDn.entry.Disabled() || !fx.ui.pauseBtn.Disabled() {
+	if !r.limDn.slider.Disabled() || !r.limUp.slider.Disabled() || !r.limDn.entry.Disabled() || !fx.ui.hdr.pauseBtn.Disabled() {
 		t.Error("limit controls enabled in read-only mode")
 	}
 	fx.ui.edit("1000:/usr/bin/steam", dirDown, 100_000)
@@ -609,8 +609,8 @@ func TestReadOnly(t *testing.T) {
 	fx.fake.SetPermissions(api.Permissions{Monitor: api.PermNo, LimitOwn: api.PermNo, Manage: api.PermNo})
 	fx.ui.needStatus.Store(true)
 	fx.poll()
-	if fx.ui.state != stateUnauthorized {
-		t.Errorf("monitor=no: state %v", fx.ui.state)
+	if fx.ui.conn.state != stateUnauthorized {
+		t.Errorf("monitor=no: state %v", fx.ui.conn.state)
 	}
 }
 
@@ -663,7 +663,7 @@ func TestTrayMenu(t *testing.T) {
 	for _, it := range sub.Items {
 		subLabels = append(subLabels, it.Label)
 	}
-	if got := strings.Join(subLabels, "|"); got != "Limit download to:|100 KB/s|1 MB/s|5 MB/s|Custom…||Unlimited" {
+	if got := strings.Join(subLabels, "|"); got != "Limit download to:|100 KB/s|1 MB/s|5 MB/s|Custom…||Unlimited||Block" {
 		t.Errorf("quick-limit submenu = %q", got)
 	}
 	if !findItem(t, sub, "Unlimited").Checked {
@@ -692,7 +692,7 @@ func TestTrayMenu(t *testing.T) {
 	if c, ok := fx.waitCall(); !ok || c.Method != "SetPaused" || !c.Paused {
 		t.Fatalf("pause: %+v", c)
 	}
-	fx.waitFor(func() bool { return fx.ui.status.Paused }, "paused state")
+	fx.waitFor(func() bool { return fx.ui.conn.status.Paused }, "paused state")
 	fx.poll()
 	if findItem(t, fx.ui.TrayMenu(), "Resume limits") == nil {
 		t.Fatal("no resume item")
@@ -788,7 +788,7 @@ func TestLimitDialogs(t *testing.T) {
 	// tray "Custom…" for Steam: both directions at once
 	fx.ui.showLimitDialog(testApps()[0])
 	entries, set := fx.dialogParts("Set limit")
-	if len(entries) != 2 {
+	if len(entries) != 3 { // download, upload, schedule
 		t.Fatalf("custom limit dialog has %d entries", len(entries))
 	}
 	test.Type(entries[0], "2MB/s")
@@ -801,7 +801,7 @@ func TestLimitDialogs(t *testing.T) {
 
 	// a process of the selected app
 	fx.fake.SetDetails(api.AppDetails{App: testApps()[1], Processes: []api.Process{{PID: 21, Comm: "firefox"}, {PID: 22, Comm: "Web Content"}}})
-	fx.ui.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
+	fx.ui.apps.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
 	fx.poll()
 	fx.ui.det.procs.Select(widget.TableCellID{Row: 1, Col: 0})
 	if fx.ui.det.selPID != 22 || fx.ui.det.limBtn.Disabled() {
@@ -837,12 +837,12 @@ func TestRemoteHost(t *testing.T) {
 	fx.ui.opts.SwitchHost = func(h string) error { switched = append(switched, h); return nil }
 	const host = "alice@box:2222"
 	fx.ui.switchHost(host)
-	if fx.ui.win.Title() != "ChadThrottle — "+host || fx.ui.state != stateConnecting || len(fx.ui.view.rows) != 0 {
-		t.Fatalf("after switching: title %q state %v rows %d", fx.ui.win.Title(), fx.ui.state, len(fx.ui.view.rows))
+	if fx.ui.win.Title() != "ChadThrottle — "+host || fx.ui.conn.state != stateConnecting || len(fx.ui.view.rows) != 0 {
+		t.Fatalf("after switching: title %q state %v rows %d", fx.ui.win.Title(), fx.ui.conn.state, len(fx.ui.view.rows))
 	}
 	fx.poll()
-	if fx.ui.state != stateConnected || !strings.Contains(fx.ui.statusLine.Text, "on "+host+" (over SSH)") {
-		t.Errorf("connected remotely: state %v, status line %q", fx.ui.state, fx.ui.statusLine.Text)
+	if fx.ui.conn.state != stateConnected || !strings.Contains(fx.ui.conn.statusLine.Text, "on "+host+" (over SSH)") {
+		t.Errorf("connected remotely: state %v, status line %q", fx.ui.conn.state, fx.ui.conn.statusLine.Text)
 	}
 	if got := recentHosts(fx.app.Preferences()); len(got) != 1 || got[0] != host {
 		t.Errorf("recent hosts %v", got)
@@ -858,18 +858,18 @@ func TestRemoteHost(t *testing.T) {
 	} {
 		fx.fake.SetReadError(c.err)
 		fx.poll()
-		if fx.ui.state != c.state || !strings.Contains(fx.ui.overlayTitle.Text, c.title) || !strings.Contains(fx.ui.overlayText.Text, c.text) {
-			t.Errorf("%v: state %v overlay %q / %q", c.err, fx.ui.state, fx.ui.overlayTitle.Text, fx.ui.overlayText.Text)
+		if fx.ui.conn.state != c.state || !strings.Contains(fx.ui.conn.overlayTitle.Text, c.title) || !strings.Contains(fx.ui.conn.overlayText.Text, c.text) {
+			t.Errorf("%v: state %v overlay %q / %q", c.err, fx.ui.conn.state, fx.ui.conn.overlayTitle.Text, fx.ui.conn.overlayText.Text)
 		}
-		if !strings.Contains(fx.ui.statusLine.Text, host) {
-			t.Errorf("%v: status line %q does not name the host", c.err, fx.ui.statusLine.Text)
+		if !strings.Contains(fx.ui.conn.statusLine.Text, host) {
+			t.Errorf("%v: status line %q does not name the host", c.err, fx.ui.conn.statusLine.Text)
 		}
 	}
 	fx.fake.SetReadError(nil)
 	fx.ui.switchHost("")
 	fx.poll()
-	if fx.ui.win.Title() != "ChadThrottle" || fx.ui.state != stateConnected || strings.Contains(fx.ui.statusLine.Text, "SSH") {
-		t.Errorf("back here: title %q state %v status %q", fx.ui.win.Title(), fx.ui.state, fx.ui.statusLine.Text)
+	if fx.ui.win.Title() != "ChadThrottle" || fx.ui.conn.state != stateConnected || strings.Contains(fx.ui.conn.statusLine.Text, "SSH") {
+		t.Errorf("back here: title %q state %v status %q", fx.ui.win.Title(), fx.ui.conn.state, fx.ui.conn.statusLine.Text)
 	}
 	if len(switched) != 2 || switched[0] != host || switched[1] != "" {
 		t.Errorf("SwitchHost calls %q", switched)

@@ -12,33 +12,33 @@ import (
 
 // buildHeader makes the header: totals, graph, filter, pause, settings.
 func (u *UI) buildHeader() fyne.CanvasObject {
-	u.totalDown = canvas.NewText("↓ –", colorDown)
-	u.totalDown.TextSize = 20
-	u.totalDown.TextStyle.Bold = true
-	u.totalUp = canvas.NewText("↑ –", colorUp)
-	u.totalUp.TextSize = 20
-	u.totalUp.TextStyle.Bold = true
-	u.totalGraph = NewGraph(fyne.NewSize(240, 46), false)
+	u.hdr.totalDown = canvas.NewText("↓ –", colorDown)
+	u.hdr.totalDown.TextSize = 20
+	u.hdr.totalDown.TextStyle.Bold = true
+	u.hdr.totalUp = canvas.NewText("↑ –", colorUp)
+	u.hdr.totalUp.TextSize = 20
+	u.hdr.totalUp.TextStyle.Bold = true
+	u.hdr.totalGraph = NewGraph(fyne.NewSize(240, 46), false)
 	logo := canvas.NewImageFromResource(assets.AppIcon)
 	logo.SetMinSize(fyne.NewSize(40, 40))
 	logo.FillMode = canvas.ImageFillContain
-	u.filter = widget.NewEntry()
-	u.filter.SetPlaceHolder("Filter apps (Ctrl+F)")
-	u.filter.ActionItem = widget.NewIcon(theme.SearchIcon())
-	u.filter.OnChanged = func(s string) {
+	u.hdr.filter = widget.NewEntry()
+	u.hdr.filter.SetPlaceHolder("Filter apps (Ctrl+F)")
+	u.hdr.filter.ActionItem = widget.NewIcon(theme.SearchIcon())
+	u.hdr.filter.OnChanged = func(s string) {
 		u.view.setFilter(s)
 		u.refreshList()
 	}
-	u.filter.OnSubmitted = func(string) { u.win.Canvas().Focus(u.list) }
-	u.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
+	u.hdr.filter.OnSubmitted = func(string) { u.win.Canvas().Focus(u.apps.list) }
+	u.hdr.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
 	settingsBtn := widget.NewButtonWithIcon("Settings", theme.SettingsIcon(), u.showSettings)
 	statsBtn := widget.NewButtonWithIcon("Statistics", theme.HistoryIcon(), u.showStats)
 	totals := container.NewVBox(
-		container.NewHBox(u.totalDown, widget.NewLabel(" "), u.totalUp),
+		container.NewHBox(u.hdr.totalDown, widget.NewLabel(" "), u.hdr.totalUp),
 	)
 	return container.NewBorder(nil, nil,
-		container.NewHBox(logo, totals, u.totalGraph),
-		container.NewHBox(container.New(fixedWidth{w: 250}, u.filter), u.pauseBtn, statsBtn, settingsBtn),
+		container.NewHBox(logo, totals, u.hdr.totalGraph),
+		container.NewHBox(container.New(fixedWidth{w: 250}, u.hdr.filter), u.hdr.pauseBtn, statsBtn, settingsBtn),
 	)
 }
 
@@ -59,19 +59,19 @@ func (u *UI) buildColumnHeader() fyne.CanvasObject {
 			u.updateSortButtons()
 			u.refreshList()
 		}
-		u.headerBtns = append(u.headerBtns, b)
+		u.apps.headerBtns = append(u.apps.headerBtns, b)
 		hdr = append(hdr, b)
 	}
-	upHdr := widget.NewButton("Upload limit", func() { u.headerBtns[ColLimit].OnTapped() })
+	upHdr := widget.NewButton("Upload limit", func() { u.apps.headerBtns[ColLimit].OnTapped() })
 	upHdr.Importance = widget.LowImportance
 	upHdr.Alignment = widget.ButtonAlignLeading
-	hdr = append(hdr, upHdr)
+	hdr = append(hdr, upHdr, widget.NewLabel("Network"))
 	u.updateSortButtons()
 	return container.New(cols, hdr...)
 }
 
 func (u *UI) updateSortButtons() {
-	for c, b := range u.headerBtns {
+	for c, b := range u.apps.headerBtns {
 		b.Icon = nil
 		if Column(c) == u.view.sortBy {
 			if u.view.asc {

@@ -77,7 +77,7 @@ func (u *UI) apply(r *pollResult) {
 			u.setState(stateMissing, explain(r.err))
 		case errors.Is(r.err, ErrNotAuthorized):
 			u.setState(stateUnauthorized, explain(r.err))
-		case u.state == stateRestarting:
+		case u.conn.state == stateRestarting:
 			u.setState(stateRestarting, explain(r.err))
 		default:
 			u.setState(stateNoAnswer, explain(r.err))
@@ -86,22 +86,22 @@ func (u *UI) apply(r *pollResult) {
 		return
 	}
 	if r.status != nil {
-		u.status = *r.status
-		u.lastStatus = time.Now()
-	} else if time.Since(u.lastStatus) > 10*time.Second {
+		u.conn.status = *r.status
+		u.conn.lastStatus = time.Now()
+	} else if time.Since(u.conn.lastStatus) > 10*time.Second {
 		u.needStatus.Store(true) // backends may change; refresh now and then
 	}
 	if r.perms != nil {
-		u.perms, u.permsKnown = *r.perms, true
+		u.conn.perms, u.conn.permsKnown = *r.perms, true
 	}
-	if u.permsKnown && u.perms.Monitor == api.PermNo {
+	if u.conn.permsKnown && u.conn.perms.Monitor == api.PermNo {
 		u.setState(stateUnauthorized, "")
 		return
 	}
 	for k, v := range r.icons {
 		u.appIcons[k] = v
 	}
-	u.haveData = true
+	u.conn.haveData = true
 	if r.snap.Time == 0 || r.snap.Time != u.snapTime {
 		u.totals.add(api.Sample{RxRate: r.snap.RxRate, TxRate: r.snap.TxRate})
 		u.snapTime = r.snap.Time
@@ -109,7 +109,7 @@ func (u *UI) apply(r *pollResult) {
 	u.mu.Lock()
 	editing := len(u.pending) > 0
 	u.mu.Unlock()
-	u.view.frozen = editing || time.Now().Before(u.freezeUntil)
+	u.view.frozen = editing || time.Now().Before(u.apps.freezeUntil)
 	u.view.setApps(r.snap.Apps)
 	u.lastSnap = r.snap
 	anyLimit := false
@@ -136,11 +136,11 @@ func (u *UI) apply(r *pollResult) {
 // redraw shows the latest data in the window (UI goroutine). Polls skip it
 // while the window is hidden: a hidden window costs no drawing.
 func (u *UI) redraw() {
-	u.totalDown.Text = "↓ " + FormatRate(u.lastSnap.RxRate, u.settings.Unit)
-	u.totalUp.Text = "↑ " + FormatRate(u.lastSnap.TxRate, u.settings.Unit)
-	u.totalDown.Refresh()
-	u.totalUp.Refresh()
-	u.totalGraph.SetSamples(u.totals.s, u.settings.Unit)
+	u.hdr.totalDown.Text = "↓ " + FormatRate(u.lastSnap.RxRate, u.settings.Unit)
+	u.hdr.totalUp.Text = "↑ " + FormatRate(u.lastSnap.TxRate, u.settings.Unit)
+	u.hdr.totalDown.Refresh()
+	u.hdr.totalUp.Refresh()
+	u.hdr.totalGraph.SetSamples(u.totals.s, u.settings.Unit)
 	if u.selected != "" {
 		if u.details.App.ID == u.selected {
 			u.det.show(&u.details)
@@ -154,13 +154,13 @@ func (u *UI) redraw() {
 
 // setState records the helper's state and updates the words on screen.
 func (u *UI) setState(s connState, detail string) {
-	changed := s != u.state || detail != u.stateDetail
-	u.state, u.stateDetail = s, detail
+	changed := s != u.conn.state || detail != u.conn.stateDetail
+	u.conn.state, u.conn.stateDetail = s, detail
 	if changed {
 		u.applyState()
 		u.root.Refresh() // texts of another length in the header and status line: lay out again
 		if s != stateConnected {
-			u.list.Refresh() // sliders read-only while away
+			u.apps.list.Refresh() // sliders read-only while away
 			u.refreshTray(true)
 		}
 	}
@@ -170,7 +170,7 @@ func (u *UI) setState(s connState, detail string) {
 // "" when connected.
 func (u *UI) stateWords() (string, string) {
 	on := u.onHost()
-	switch u.state {
+	switch u.conn.state {
 	case stateConnecting:
 		if u.host != "" {
 			return "Connecting to the ChadThrottle helper" + on + "…", "ChadThrottle reaches " + u.host +
@@ -223,66 +223,66 @@ func (u *UI) onHost() string {
 func (u *UI) applyState() {
 	title, text := u.stateWords()
 	if title != "" {
-		if u.stateDetail != "" && u.state != stateConnecting {
-			text += "\n\nDetails: " + u.stateDetail
+		if u.conn.stateDetail != "" && u.conn.state != stateConnecting {
+			text += "\n\nDetails: " + u.conn.stateDetail
 		}
-		u.overlayBG.FillColor = theme.Color(theme.ColorNameBackground) // follows light/dark
-		u.overlayBG.Refresh()
-		u.totalDown.Text, u.totalUp.Text = "↓ –", "↑ –"
-		u.totalDown.Refresh()
-		u.totalUp.Refresh()
-		u.overlayTitle.SetText(title)
-		u.overlayText.SetText(wrapText(text, 90))
-		u.overlay.Show()
-		u.overlay.Refresh() // lay the card out again: the text may have more lines now
+		u.conn.overlayBG.FillColor = theme.Color(theme.ColorNameBackground) // follows light/dark
+		u.conn.overlayBG.Refresh()
+		u.hdr.totalDown.Text, u.hdr.totalUp.Text = "↓ –", "↑ –"
+		u.hdr.totalDown.Refresh()
+		u.hdr.totalUp.Refresh()
+		u.conn.overlayTitle.SetText(title)
+		u.conn.overlayText.SetText(wrapText(text, 90))
+		u.conn.overlay.Show()
+		u.conn.overlay.Refresh() // lay the card out again: the text may have more lines now
 	} else {
-		u.overlay.Hide()
+		u.conn.overlay.Hide()
 	}
-	u.statusLine.SetText(u.statusText())
+	u.conn.statusLine.SetText(u.statusText())
 	setText(u.countLabel, u.countText())
-	if u.status.Paused {
-		u.pauseBtn.SetText("Resume limits")
-		u.pauseBtn.SetIcon(theme.MediaPlayIcon())
+	if u.conn.status.Paused {
+		u.hdr.pauseBtn.SetText("Resume limits")
+		u.hdr.pauseBtn.SetIcon(theme.MediaPlayIcon())
 	} else {
-		u.pauseBtn.SetText("Pause limits")
-		u.pauseBtn.SetIcon(theme.MediaPauseIcon())
+		u.hdr.pauseBtn.SetText("Pause limits")
+		u.hdr.pauseBtn.SetIcon(theme.MediaPauseIcon())
 	}
-	if u.state == stateConnected && !u.readOnly() {
-		u.pauseBtn.Enable()
+	if u.conn.state == stateConnected && !u.readOnly() {
+		u.hdr.pauseBtn.Enable()
 	} else {
-		u.pauseBtn.Disable()
+		u.hdr.pauseBtn.Disable()
 	}
 	u.updateBanner()
 }
 
 // statusText is the bottom line: connection and active backends.
 func (u *UI) statusText() string {
-	if u.state != stateConnected {
+	if u.conn.state != stateConnected {
 		t, _ := u.stateWords()
 		return "● Not connected: " + strings.TrimSuffix(t, "…")
 	}
 	parts := []string{"● Connected to the helper"}
-	if u.status.Version != "" {
-		parts[0] += " " + u.status.Version
+	if u.conn.status.Version != "" {
+		parts[0] += " " + u.conn.status.Version
 	}
 	if u.host != "" {
 		parts[0] += " on " + u.host + " (over SSH)"
 	}
-	if u.status.Monitor != "" {
-		parts = append(parts, "monitor: "+u.status.Monitor)
+	if u.conn.status.Monitor != "" {
+		parts = append(parts, "monitor: "+u.conn.status.Monitor)
 	}
-	if u.status.Upload != "" {
-		parts = append(parts, "upload limits: "+u.status.Upload)
+	if u.conn.status.Upload != "" {
+		parts = append(parts, "upload limits: "+u.conn.status.Upload)
 	} else {
 		parts = append(parts, "upload limits: none")
 	}
-	if u.status.Download != "" {
-		parts = append(parts, "download limits: "+u.status.Download)
+	if u.conn.status.Download != "" {
+		parts = append(parts, "download limits: "+u.conn.status.Download)
 	} else {
 		parts = append(parts, "download limits: unavailable")
 	}
-	if u.status.Interfaces != "" {
-		parts = append(parts, "interfaces: "+u.status.Interfaces)
+	if u.conn.status.Interfaces != "" {
+		parts = append(parts, "interfaces: "+u.conn.status.Interfaces)
 	}
 	if u.readOnly() {
 		parts = append(parts, "read-only")

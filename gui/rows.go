@@ -35,7 +35,7 @@ func (d direction) String() string {
 // rowColumns is the shared layout of header and rows: limit mark, icon,
 // name (flexible), rates, totals, download limit, upload limit.
 func (u *UI) rowColumns() *columns {
-	return &columns{widths: []float32{4, 32, 190, 92, 92, 100, 100, 265, 265}, flex: 2, gap: 6}
+	return &columns{widths: []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84}, flex: 2, gap: 6}
 }
 
 // appRow is one recycled row of the app list; id says which app it shows
@@ -53,6 +53,7 @@ type appRow struct {
 	totUp  *canvas.Text
 	limDn  *limitControl
 	limUp  *limitControl
+	block  *widget.Button
 	iconOf string
 	subRaw string  // caption before fitting
 	subW   float32 // width it was fitted to
@@ -93,8 +94,9 @@ func (u *UI) newRow() fyne.CanvasObject {
 	}
 	r.limDn = r.newLimitControl(dirDown)
 	r.limUp = r.newLimitControl(dirUp)
+	r.block = r.newBlockToggle()
 	b := &rowBox{row: r, content: container.New(u.rowColumns(), r.mark, container.NewCenter(r.icon), nameBox,
-		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box)}
+		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box, container.NewCenter(r.block))}
 	b.ExtendBaseWidget(b)
 	return b
 }
@@ -202,7 +204,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	r.id = a.ID
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
-	if on && !u.status.Paused {
+	if (on || blocked(a)) && !u.conn.status.Paused {
 		r.mark.FillColor = colorMark
 	} else {
 		r.mark.FillColor = color.Transparent
@@ -227,10 +229,11 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	if on {
 		sub += " · limited"
-		if u.status.Paused {
+		if u.conn.status.Paused {
 			sub += " (paused)"
 		}
 	}
+	sub += blockCaption(a)
 	if u.view.dupNames[a.Name] {
 		sub += " · " + api.Printable(a.Exe)
 	}
@@ -251,9 +254,10 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	setCanvasText(r.totUp, FormatBytes(a.TxBytes), fg)
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
-	ro := u.readOnly() || u.state != stateConnected || a.Exe == ""
+	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
 	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
 	r.limUp.show(lim.Up, !ro, editing)
+	r.showBlock(a, !ro)
 }
 
 func setText(l *widget.Label, s string) {
@@ -293,18 +297,18 @@ func setCanvasText(t *canvas.Text, s string, c color.Color) {
 // refreshList redraws the visible rows and keeps the selection on the
 // same app after sorting or filtering.
 func (u *UI) refreshList() {
-	u.list.Refresh()
+	u.apps.list.Refresh()
 	setText(u.countLabel, u.countText())
 	if u.selected == "" {
 		return
 	}
 	if i := u.view.index(u.selected); i >= 0 {
-		u.list.Select(i)
+		u.apps.list.Select(i)
 	}
 }
 
 func (u *UI) countText() string {
-	if u.state != stateConnected {
+	if u.conn.state != stateConnected {
 		return "" // the last answer's count would be stale
 	}
 	n, all := len(u.view.rows), len(u.view.all)
@@ -426,7 +430,7 @@ func (u *UI) flush(id string, seq int) {
 		} else {
 			u.setLocalLimit(id, lim)
 		}
-		u.list.Refresh()
+		u.apps.list.Refresh()
 	})
 	u.requestPoll()
 }
@@ -434,18 +438,5 @@ func (u *UI) flush(id string, seq int) {
 // setLocalLimit shows a limit the helper accepted before the next poll
 // confirms it.
 func (u *UI) setLocalLimit(id string, lim api.Limit) {
-	if lim.Down == 0 && lim.Up == 0 {
-		lim = api.Limit{}
-	}
-	for i := range u.view.all {
-		if u.view.all[i].ID == id {
-			u.view.all[i].Limit = lim
-		}
-	}
-	for i := range u.view.rows {
-		if u.view.rows[i].ID == id {
-			u.view.rows[i].Limit = lim
-		}
-	}
-	u.trayState.limitsChanged = true
+	u.updateLocal(id, func(l *api.Limit) { l.Down, l.Up, l.Traffic, l.When = lim.Down, lim.Up, lim.Traffic, lim.When })
 }

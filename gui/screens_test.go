@@ -44,7 +44,7 @@ func TestScreens(t *testing.T) {
 		}
 		t.Logf("%s: %s", name, path)
 	}
-	fx.ui.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
+	fx.ui.apps.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
 	fx.poll()
 	save("connected")
 

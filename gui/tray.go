@@ -39,9 +39,9 @@ func (u *UI) refreshTray(force bool) {
 	for i := range u.view.all {
 		active = active || limited(&u.view.all[i])
 	}
-	active = active && !u.status.Paused && u.state == stateConnected
-	if active != u.trayLimited {
-		u.trayLimited = active
+	active = active && !u.conn.status.Paused && u.conn.state == stateConnected
+	if active != u.trayS.trayLimited {
+		u.trayS.trayLimited = active
 		if active {
 			u.tray.SetSystemTrayIcon(assets.TrayLimitedIcon)
 		} else {
@@ -49,24 +49,24 @@ func (u *UI) refreshTray(force bool) {
 		}
 	}
 	key := u.trayKey()
-	if !force && !u.trayState.limitsChanged {
-		if key == u.trayState.key {
+	if !force && !u.trayS.trayState.limitsChanged {
+		if key == u.trayS.trayState.key {
 			return
 		}
 		// limits, pause and connection changes show at once; the order
 		// of the top apps and their rates at most every trayRateRefresh
-		urgent := strings.SplitN(key, "|", 2)[0] != strings.SplitN(u.trayState.key, "|", 2)[0]
-		if !urgent && time.Since(u.trayBuilt) < trayRateRefresh {
+		urgent := strings.SplitN(key, "|", 2)[0] != strings.SplitN(u.trayS.trayState.key, "|", 2)[0]
+		if !urgent && time.Since(u.trayS.trayBuilt) < trayRateRefresh {
 			return
 		}
 	}
-	u.trayListed = u.trayListed[:0]
+	u.trayS.trayListed = u.trayS.trayListed[:0]
 	for _, a := range topApps(u.view.all, trayTopApps) {
-		u.trayListed = append(u.trayListed, a.ID)
+		u.trayS.trayListed = append(u.trayS.trayListed, a.ID)
 	}
-	u.trayState = trayState{}
-	u.trayState.key = u.trayKey()
-	u.trayBuilt = time.Now()
+	u.trayS.trayState = trayState{}
+	u.trayS.trayState.key = u.trayKey()
+	u.trayS.trayBuilt = time.Now()
 	u.tray.SetSystemTrayMenu(u.TrayMenu())
 }
 
@@ -74,9 +74,9 @@ func (u *UI) refreshTray(force bool) {
 // limits of the listed apps) before "|", order and rates after it.
 func (u *UI) trayKey() string {
 	var b, r strings.Builder
-	fmt.Fprintf(&b, "%d %v %v %v;", u.state, u.status.Paused, u.readOnly(), u.downloadAvailable())
+	fmt.Fprintf(&b, "%d %v %v %v;", u.conn.state, u.conn.status.Paused, u.readOnly(), u.downloadAvailable())
 	top := topApps(u.view.all, trayTopApps)
-	for _, id := range u.trayListed { // the apps the menu lists now
+	for _, id := range u.trayS.trayListed { // the apps the menu lists now
 		if cur, ok := u.view.app(id); ok {
 			fmt.Fprintf(&b, "%s %v;", cur.ID, cur.Limit)
 		} else {
@@ -98,7 +98,7 @@ func trayRates(a *api.App, unit Unit) string {
 func (u *UI) TrayMenu() *fyne.Menu {
 	open := fyne.NewMenuItem("Open ChadThrottle", u.showWindow)
 	items := []*fyne.MenuItem{open, fyne.NewMenuItemSeparator()}
-	if u.state != stateConnected {
+	if u.conn.state != stateConnected {
 		t, _ := u.stateWords()
 		it := fyne.NewMenuItem(t, nil)
 		it.Disabled = true
@@ -125,10 +125,10 @@ func (u *UI) TrayMenu() *fyne.Menu {
 	}
 	items = append(items, fyne.NewMenuItemSeparator())
 	pause := fyne.NewMenuItem("Pause all limits", func() { u.setPaused(true) })
-	if u.status.Paused {
+	if u.conn.status.Paused {
 		pause = fyne.NewMenuItem("Resume limits", func() { u.setPaused(false) })
 	}
-	pause.Disabled = u.state != stateConnected || u.readOnly()
+	pause.Disabled = u.conn.state != stateConnected || u.readOnly()
 	quit := fyne.NewMenuItem("Quit", u.app.Quit)
 	quit.IsQuit = true
 	items = append(items, pause, fyne.NewMenuItemSeparator(), quit)
@@ -157,7 +157,7 @@ func (u *UI) quickLimitMenu(a api.App) *fyne.Menu {
 	)
 	un := fyne.NewMenuItem("Unlimited", func() { u.quickLimit(a, dir, 0) })
 	un.Checked = !limited(&a)
-	items = append(items, un)
+	items = append(items, un, fyne.NewMenuItemSeparator(), u.blockMenuItem(a))
 	return fyne.NewMenu(a.Name, items...)
 }
 
@@ -193,14 +193,14 @@ func (u *UI) setAppLimit(a api.App, l api.Limit, fromTray bool) {
 			return
 		}
 		u.setLocalLimit(a.ID, l)
-		u.list.Refresh()
+		u.apps.list.Refresh()
 		u.refreshTray(false)
 	})
 }
 
 // setPaused pauses or resumes limits (tray and button).
 func (u *UI) setPaused(paused bool) {
-	if u.status.Paused != paused {
+	if u.conn.status.Paused != paused {
 		u.togglePause(true)
 	}
 }

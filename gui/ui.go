@@ -119,54 +119,79 @@ type UI struct {
 	pending map[string]*pendingEdit
 
 	// UI goroutine
-	host        string // remote machine, "" for this computer
-	remembered  string // the host last added to the recent ones
-	settings    Settings
-	view        *view
-	state       connState
-	stateDetail string
-	status      api.Status
-	perms       api.Permissions
-	permsKnown  bool
-	haveData    bool
-	snapTime    int64
-	totals      history
-	appIcons    map[string]fyne.Resource // App.Icon → resource
-	details     api.AppDetails
-	selected    string
-	notice      string
-	noticeUntil time.Time
+	host       string // remote machine, "" for this computer
+	remembered string // the host last added to the recent ones
+	settings   Settings
+	view       *view
+	snapTime   int64
+	totals     history
+	appIcons   map[string]fyne.Resource // App.Icon → resource
+	details    api.AppDetails
+	selected   string
+	visible    bool // the window is shown
+	lastSnap   api.Snapshot
+	stats      *statsView        // the Statistics window, when open (stats.go)
+	quotaSeen  map[string]string // quota@period → state notified (quotas.go)
+
+	// widgets and the parts' own state (UI goroutine)
+	root       *fyne.Container
+	countLabel *widget.Label
+	det        *detailsPane // the details pane of the selected app
+	split      *container.Split
+	hdr        headerPart // the header: totals, graph, filter, pause (UI goroutine)
+	apps       listPart   // the app list: rows, column titles, the frozen order (UI goroutine)
+	trayS      trayPart   // the tray menu as last built (UI goroutine)
+	conn       connPart   // the connection to the helper and what it said of itself (UI goroutine)
+	bnr        bannerPart // the banner of notices (UI goroutine)
+}
+
+// headerPart is the header: totals, graph, filter, pause.
+type headerPart struct {
+	totalDown  *canvas.Text
+	totalUp    *canvas.Text
+	totalGraph *Graph
+	filter     *widget.Entry
+	pauseBtn   *widget.Button
+}
+
+// listPart is the app list: rows, column titles, the frozen order.
+type listPart struct {
+	list        *widget.List
+	headerBtns  []*widget.Button
+	freezeUntil time.Time // keep the row order until then
+}
+
+// trayPart is the tray menu as last built.
+type trayPart struct {
 	trayState   trayState
 	trayLimited bool
 	trayBuilt   time.Time
 	trayListed  []string // ids of the apps the tray menu lists
-	lastStatus  time.Time
-	freezeUntil time.Time // keep the row order until then
-	visible     bool      // the window is shown
-	noTrayNote  bool      // the banner explains how to get a tray
-	lastSnap    api.Snapshot
-	stats       *statsView        // the Statistics window, when open (stats.go)
-	quotaSeen   map[string]string // quota@period → state notified (quotas.go)
+}
 
-	// widgets (UI goroutine)
-	root         *fyne.Container
-	list         *widget.List
-	headerBtns   []*widget.Button
-	totalDown    *canvas.Text
-	totalUp      *canvas.Text
-	totalGraph   *Graph
-	filter       *widget.Entry
-	pauseBtn     *widget.Button
-	banner       *fyne.Container
-	bannerKey    string
+// connPart is the connection to the helper and what it said of itself.
+type connPart struct {
+	state        connState
+	stateDetail  string
+	status       api.Status
+	perms        api.Permissions
+	permsKnown   bool
+	haveData     bool
+	lastStatus   time.Time
 	overlay      *fyne.Container
 	overlayBG    *canvas.Rectangle
 	overlayTitle *widget.Label
 	overlayText  *widget.Label
 	statusLine   *widget.Label
-	countLabel   *widget.Label
-	det          *detailsPane
-	split        *container.Split
+}
+
+// bannerPart is the banner of notices.
+type bannerPart struct {
+	banner      *fyne.Container
+	bannerKey   string
+	notice      string
+	noticeUntil time.Time
+	noTrayNote  bool // the banner explains how to get a tray
 }
 
 // connState is what the window knows about the helper.
@@ -276,7 +301,7 @@ func (u *UI) Start(ctx context.Context) {
 		}
 		if !running {
 			u.do(func() {
-				if u.state != stateMissing {
+				if u.conn.state != stateMissing {
 					u.setState(stateRestarting, "")
 				}
 			})
@@ -321,7 +346,7 @@ func (u *UI) Start(ctx context.Context) {
 func (u *UI) addShortcuts() {
 	c := u.win.Canvas()
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
-		c.Focus(u.filter)
+		c.Focus(u.hdr.filter)
 	})
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyQ, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
 		u.app.Quit()
@@ -332,9 +357,9 @@ func (u *UI) addShortcuts() {
 	c.SetOnTypedKey(func(e *fyne.KeyEvent) {
 		switch e.Name {
 		case fyne.KeyDown, fyne.KeyUp, fyne.KeyTab:
-			c.Focus(u.list) // nothing focused: arrows start in the list
+			c.Focus(u.apps.list) // nothing focused: arrows start in the list
 		case fyne.KeyEscape:
-			u.list.UnselectAll()
+			u.apps.list.UnselectAll()
 		}
 	})
 }
@@ -349,71 +374,71 @@ func (u *UI) build() fyne.CanvasObject {
 	u.split = container.NewVSplit(listArea, u.det.root)
 	u.split.Offset = 0.62
 
-	u.banner = container.NewVBox()
-	u.statusLine = widget.NewLabel("Connecting to the ChadThrottle helper" + u.onHost() + "…")
-	u.statusLine.Truncation = fyne.TextTruncateEllipsis
-	u.statusLine.SizeName = theme.SizeNameCaptionText
+	u.bnr.banner = container.NewVBox()
+	u.conn.statusLine = widget.NewLabel("Connecting to the ChadThrottle helper" + u.onHost() + "…")
+	u.conn.statusLine.Truncation = fyne.TextTruncateEllipsis
+	u.conn.statusLine.SizeName = theme.SizeNameCaptionText
 	u.countLabel = widget.NewLabel("")
 	u.countLabel.SizeName = theme.SizeNameCaptionText
-	bottom := container.NewBorder(widget.NewSeparator(), nil, nil, u.countLabel, u.statusLine)
-	top := container.NewVBox(container.NewPadded(header), u.banner)
-	u.root = container.NewBorder(top, bottom, nil, nil, container.NewStack(u.split, u.overlay))
+	bottom := container.NewBorder(widget.NewSeparator(), nil, nil, u.countLabel, u.conn.statusLine)
+	top := container.NewVBox(container.NewPadded(header), u.bnr.banner)
+	u.root = container.NewBorder(top, bottom, nil, nil, container.NewStack(u.split, u.conn.overlay))
 	return u.root
 }
 
 // buildList makes the app list.
 func (u *UI) buildList() fyne.CanvasObject {
-	u.list = widget.NewList(
+	u.apps.list = widget.NewList(
 		func() int { return len(u.view.rows) },
 		u.newRow,
 		u.updateRow,
 	)
-	u.list.OnSelected = func(id widget.ListItemID) {
+	u.apps.list.OnSelected = func(id widget.ListItemID) {
 		if id < 0 || id >= len(u.view.rows) {
 			return
 		}
 		u.touch()
 		u.selectApp(u.view.rows[id].ID)
 	}
-	u.list.OnUnselected = func(widget.ListItemID) {}
-	return u.list
+	u.apps.list.OnUnselected = func(widget.ListItemID) {}
+	return u.apps.list
 }
 
 // buildOverlay makes the card shown over the list while the helper cannot
 // be reached.
 func (u *UI) buildOverlay() {
-	u.overlayTitle = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
-	u.overlayTitle.SizeName = theme.SizeNameSubHeadingText
-	u.overlayText = widget.NewLabel("")
-	u.overlayText.Alignment = fyne.TextAlignCenter
-	card := container.NewVBox(u.overlayTitle, u.overlayText,
+	u.conn.overlayTitle = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
+	u.conn.overlayTitle.SizeName = theme.SizeNameSubHeadingText
+	u.conn.overlayText = widget.NewLabel("")
+	u.conn.overlayText.Alignment = fyne.TextAlignCenter
+	card := container.NewVBox(u.conn.overlayTitle, u.conn.overlayText,
 		container.NewCenter(widget.NewButtonWithIcon("Try again now", theme.ViewRefreshIcon(), func() {
 			u.needStatus.Store(true)
 			u.requestPoll()
 		})))
-	u.overlayBG = canvas.NewRectangle(theme.Color(theme.ColorNameBackground))
-	u.overlay = container.NewStack(u.overlayBG, container.NewCenter(card))
-	u.overlay.Hide()
+	u.conn.overlayBG = canvas.NewRectangle(theme.Color(theme.ColorNameBackground))
+	u.conn.overlay = container.NewStack(u.conn.overlayBG, container.NewCenter(card))
+	u.conn.overlay.Hide()
 }
 
 func (u *UI) readOnly() bool {
-	return u.permsKnown && u.perms.LimitOwn == api.PermNo
+	return u.conn.permsKnown && u.conn.perms.LimitOwn == api.PermNo
 }
 
 func (u *UI) downloadAvailable() bool {
-	return u.state != stateConnected || u.status.Download != ""
+	return u.conn.state != stateConnected || u.conn.status.Download != ""
 }
 
 // togglePause pauses or resumes the caller's limits; fromTray: the tray
 // asked.
 func (u *UI) togglePause(fromTray bool) {
-	paused := !u.status.Paused
+	paused := !u.conn.status.Paused
 	u.call(func(ctx context.Context) error { return u.b.SetPaused(ctx, paused) }, func(err error) {
 		if err != nil {
 			u.report(fromTray, "Could not "+map[bool]string{true: "pause", false: "resume"}[paused]+" limits", explain(err))
 			return
 		}
-		u.status.Paused = paused
+		u.conn.status.Paused = paused
 		u.applyState()
 	})
 }

@@ -96,11 +96,11 @@ const prefNoTraySaid = "no-tray-notice-said"
 // there is no tray host (UI goroutine).
 func (u *UI) sayNoTray() {
 	p := u.app.Preferences()
-	if u.noTrayNote || p.Bool(prefNoTraySaid) || u.trayAvailable() {
+	if u.bnr.noTrayNote || p.Bool(prefNoTraySaid) || u.trayAvailable() {
 		return
 	}
 	p.SetBool(prefNoTraySaid, true)
-	u.noTrayNote = true
+	u.bnr.noTrayNote = true
 	u.updateBanner()
 }
 

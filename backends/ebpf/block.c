@@ -15,8 +15,10 @@
 // socket's cookie when it was among the target's open sockets when the
 // block was set, else the cgroup the socket was made in (or, in process
 // context, the calling task's cgroup), or its ancestor at the targets'
-// cgroup level. Re-point these two functions when the throttlers' identity
-// changes.
+// cgroup level — and, in process context, the app's own identity: the
+// calling task's executable (inode, device) and uid, so a new process of a
+// blocked app is refused before the helper has placed it in the app's
+// cgroup. Re-point these functions when the throttlers' identity changes.
 #include "common.h"
 #include "zone.h"
 
@@ -49,6 +51,39 @@ struct {
 	__type(key, __u64);
 	__type(value, __u32);
 } block_cgroup SEC(".maps");
+
+// block_exe matches the tasks of a blocked app: executable and uid.
+struct exe_key {
+	__u64 ino;
+	__u32 dev; // the kernel's dev_t: major << 20 | minor
+	__u32 uid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exe_key);
+	__type(value, __u32);
+} block_exe SEC(".maps");
+
+// Just what the programs read of the kernel's structures (CO-RE: the
+// offsets come from the running kernel's BTF).
+struct super_block {
+	__u32 s_dev;
+} __attribute__((preserve_access_index));
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
+struct file {
+	struct inode *f_inode;
+} __attribute__((preserve_access_index));
+struct mm_struct {
+	struct file *exe_file;
+} __attribute__((preserve_access_index));
+struct task_struct {
+	struct mm_struct *mm;
+} __attribute__((preserve_access_index));
 
 // block_settings[0] is the cgroup level of the targets' cgroups.
 struct {
@@ -88,6 +123,20 @@ static __always_inline struct block *block_target_skb(struct __sk_buff *skb)
 	return block_by(bpf_map_lookup_elem(&block_cgroup, &cg));
 }
 
+// block_exe_of_task looks the calling task's executable and uid up.
+static __always_inline __u32 *block_exe_of_task(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct inode *in = t->mm->exe_file->f_inode;
+	struct exe_key k = {};
+	k.ino = in->i_ino;
+	if (!k.ino)
+		return 0; // a kernel thread: no mm
+	k.dev = in->i_sb->s_dev;
+	k.uid = (__u32)bpf_get_current_uid_gid();
+	return bpf_map_lookup_elem(&block_exe, &k);
+}
+
 // block_target_task finds the block of a connect/sendmsg call: its socket's
 // cookie, else the calling task's cgroup.
 static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx)
@@ -102,39 +151,39 @@ static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx
 		return block_by(tid);
 	__u32 lvl = block_level();
 	if (!lvl)
-		return 0;
+		return block_by(block_exe_of_task());
 	cg = bpf_get_current_ancestor_cgroup_id(lvl);
-	return block_by(bpf_map_lookup_elem(&block_cgroup, &cg));
+	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
+	if (tid)
+		return block_by(tid);
+	return block_by(block_exe_of_task());
 }
 
-static __always_inline int refuse4(struct bpf_sock_addr *ctx)
+// refuse says whether a connect/sendmsg to address a (family 4 or 6) is
+// refused: its target is blocked for that zone.
+static __always_inline int refuse(struct bpf_sock_addr *ctx, const __u8 *a, __u8 family)
 {
 	struct block *b = block_target_task(ctx);
-	if (!b)
-		return 1;
-	__u8 a[16] = {};
-	__u32 ip = ctx->user_ip4;
-	__builtin_memcpy(a, &ip, 4);
-	if (!zone_matches(b->traffic, a, 4))
+	if (!b || !zone_matches(b->traffic, a, family))
 		return 1;
 	__sync_fetch_and_add(&b->refused, 1);
 	return 0;
 }
 
+static __always_inline int refuse4(struct bpf_sock_addr *ctx)
+{
+	__u32 ip = ctx->user_ip4;
+	return refuse(ctx, (const __u8 *)&ip, 4);
+}
+
 static __always_inline int refuse6(struct bpf_sock_addr *ctx)
 {
-	struct block *b = block_target_task(ctx);
-	if (!b)
-		return 1;
 	__u32 ip[4];
 	ip[0] = ctx->user_ip6[0];
 	ip[1] = ctx->user_ip6[1];
 	ip[2] = ctx->user_ip6[2];
 	ip[3] = ctx->user_ip6[3];
-	if (!zone_matches(b->traffic, (const __u8 *)ip, 6))
-		return 1;
-	__sync_fetch_and_add(&b->refused, 1);
-	return 0;
+	return refuse(ctx, (const __u8 *)ip, 6);
 }
 
 SEC("cgroup/connect4")

@@ -21,11 +21,19 @@ type blockBlock struct {
 	Dropped uint64
 }
 
+type blockExeKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Uid uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	blockMapBlockCgroup      = "block_cgroup"
+	blockMapBlockExe         = "block_exe"
 	blockMapBlockSettings    = "block_settings"
 	blockMapBlockSock        = "block_sock"
 	blockMapBlocks           = "blocks"
@@ -92,6 +100,7 @@ type blockProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockMapSpecs struct {
 	BlockCgroup   *ebpf.MapSpec `ebpf:"block_cgroup"`
+	BlockExe      *ebpf.MapSpec `ebpf:"block_exe"`
 	BlockSettings *ebpf.MapSpec `ebpf:"block_settings"`
 	BlockSock     *ebpf.MapSpec `ebpf:"block_sock"`
 	Blocks        *ebpf.MapSpec `ebpf:"blocks"`
@@ -124,6 +133,7 @@ func (o *blockObjects) Close() error {
 // It can be passed to loadBlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockMaps struct {
 	BlockCgroup   *ebpf.Map `ebpf:"block_cgroup"`
+	BlockExe      *ebpf.Map `ebpf:"block_exe"`
 	BlockSettings *ebpf.Map `ebpf:"block_settings"`
 	BlockSock     *ebpf.Map `ebpf:"block_sock"`
 	Blocks        *ebpf.Map `ebpf:"blocks"`
@@ -132,6 +142,7 @@ type blockMaps struct {
 func (m *blockMaps) Close() error {
 	return _BlockClose(
 		m.BlockCgroup,
+		m.BlockExe,
 		m.BlockSettings,
 		m.BlockSock,
 		m.Blocks,

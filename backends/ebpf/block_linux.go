@@ -14,16 +14,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 )
 
-// Blocker is the descriptor of the "ebpf_block" blocker.
-var Blocker = &backends.Descriptor[backends.Blocker]{
-	Name:     "ebpf_block",
-	Priority: backends.Best,
-	Probe:    func(backends.Options) error { return probeBlock() },
-	New: func(o backends.Options) (backends.Blocker, error) {
-		return NewBlocker(o), nil
-	},
-}
-
 func probeBlock() error {
 	if err := probeKernel(); err != nil {
 		return err
@@ -235,8 +225,18 @@ func (b *blocker) writeLocked(cur, old *blockedTarget) error {
 			return fmt.Errorf("match socket %d: %w", c, err)
 		}
 	}
+	for k := range cur.id.exes {
+		if err := b.objs.BlockExe.Put(k, cur.idx); err != nil {
+			return fmt.Errorf("match executable %+v: %w", k, err)
+		}
+	}
 	if old == nil {
 		return nil
+	}
+	for k := range old.id.exes {
+		if !cur.id.exes[k] {
+			_ = b.objs.BlockExe.Delete(k)
+		}
 	}
 	if old.id.cgroup != 0 && old.id.cgroup != cur.id.cgroup {
 		_ = b.objs.BlockCgroup.Delete(old.id.cgroup)
@@ -297,6 +297,9 @@ func (b *blocker) removeLocked(cur *blockedTarget) error {
 	}
 	for c := range cur.id.cookies {
 		del(b.objs.BlockSock, c)
+	}
+	for k := range cur.id.exes {
+		del(b.objs.BlockExe, k)
 	}
 	if cur.id.cgroup != 0 {
 		del(b.objs.BlockCgroup, cur.id.cgroup)

@@ -4,8 +4,7 @@ package ebpf
 
 import (
 	"fmt"
-	"net"
-	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -15,39 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
-
-// newHTTPPeer serves a small page on all addresses of the bed's peer
-// namespace and returns its port.
-func newHTTPPeer(t testing.TB, bed *testenv.Bed) int {
-	t.Helper()
-	fd, err := procnet.SocketAt(testenv.Path(bed.Peer), unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("http socket: %v", err)
-	}
-	unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
-	if err := unix.Bind(fd, &unix.SockaddrInet6{}); err != nil {
-		unix.Close(fd)
-		t.Fatalf("bind http: %v", err)
-	}
-	if err := unix.Listen(fd, 64); err != nil {
-		unix.Close(fd)
-		t.Fatalf("listen http: %v", err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	f := os.NewFile(uintptr(fd), "http")
-	ln, err := net.FileListener(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return sa.(*unix.SockaddrInet6).Port
-}
 
 // fetch is one curl run: its error text, exit code and curl's own
 // time_total (seconds from start to success or failure, without the
@@ -118,7 +86,7 @@ func TestBlock(t *testing.T) {
 	bed := testenv.NewBed(t)
 	testenv.RequireTool(t, "curl")
 	b := newTestBlocker(t, bed)
-	port := newHTTPPeer(t, bed)
+	port := bed.ServeHTTP(bed.Peer)
 	url4 := fmt.Sprintf("http://%s:%d/", bed.PeerIP, port)
 	url6 := fmt.Sprintf("http://[%s]:%d/", bed.PeerIP6, port)
 	bed.StartServer(bed.Peer, "source", "[::]:5203", false)
@@ -154,6 +122,11 @@ func TestBlock(t *testing.T) {
 	if f := curlFrom(t, bed, "", url4); f.code != 0 {
 		t.Errorf("another app was hit by the block: curl exit %d: %s", f.code, f.stderr)
 	}
+	for _, addr := range []string{bed.PeerIP + ":9", "[" + bed.PeerIP6 + "]:9"} {
+		if got := sendtoFrom(t, bed, cg.Path, addr); got != unix.EPERM.Error() {
+			t.Errorf("blocked unconnected UDP sendto %s: %q, want %q", addr, got, unix.EPERM.Error())
+		}
+	}
 	time.Sleep(time.Second)
 	before := total()
 	time.Sleep(time.Second)
@@ -183,6 +156,9 @@ func TestBlock(t *testing.T) {
 	if f := curlFrom(t, bed, cg.Path, url4); f.code != 0 {
 		t.Errorf("curl after unblock failed (%d): %s", f.code, f.stderr)
 	}
+	if got := sendtoFrom(t, bed, cg.Path, bed.PeerIP+":9"); got != "ok" {
+		t.Errorf("UDP sendto after unblock: %q", got)
+	}
 	waitGrowing(t, "download after unblock", total, 10*time.Second)
 	if len(b.links) != 0 {
 		t.Errorf("%d block programs still attached with nothing blocked", len(b.links))
@@ -200,4 +176,37 @@ func waitGrowing(t *testing.T, what string, total func() uint64, within time.Dur
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+const sendtoEnv = "CHADTHROTTLE_EBPF_SENDTO_CHILD"
+
+// sendtoChild sends one unconnected UDP datagram (sendto with an address:
+// the sendmsg4|6 hooks) to the address in sendtoEnv and prints "ok" or the
+// error.
+func sendtoChild() {
+	ap := netip.MustParseAddrPort(os.Getenv(sendtoEnv))
+	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()})
+	if ap.Addr().Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM, 0)
+	if err == nil {
+		err = unix.Sendto(fd, []byte("x"), 0, sa)
+	}
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("ok")
+	os.Exit(0)
+}
+
+// sendtoFrom runs sendtoChild in the bed's local namespace inside cgroup
+// dir and returns what it printed.
+func sendtoFrom(t *testing.T, bed *testenv.Bed, dir, addr string) string {
+	t.Helper()
+	cmd := bed.Command(bed.Local, "sh", "-c", `echo $$ > "$1"/cgroup.procs && exec "$2"`, "sh", dir, os.Args[0])
+	cmd.Env = append(os.Environ(), sendtoEnv+"="+addr)
+	out, _ := cmd.Output()
+	return strings.TrimSpace(string(out))
 }

@@ -5,6 +5,9 @@ package ebpf
 import (
 	"fmt"
 	"maps"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
@@ -17,12 +20,16 @@ import (
 // its processes there; sockets made there and tasks in it carry it), the
 // cgroup's depth below the cgroup2 root (for cgroups the processes made
 // below it), and the cookies of the sockets its processes hold (sockets
-// made before the processes were placed keep their old cgroup).
+// made before the processes were placed keep their old cgroup). For an app
+// it adds the app's own identity, its executables and uids (blockExeKey),
+// which the connect and sendmsg programs read from the calling task: a new
+// process of the app is refused before it is placed in the app's cgroup.
 type targetIdentity struct {
 	cgroup  uint64
 	level   int
 	cookies map[uint64]bool
 	inodes  map[uint64]bool // the socket inodes the cookies were found from
+	exes    map[blockExeKey]bool
 }
 
 // identityOf reads t's identity now; the sockets are looked up in the
@@ -30,7 +37,10 @@ type targetIdentity struct {
 // the identity read last time: with the same open sockets nothing but
 // /proc/PID/fd is read.
 func identityOf(netns string, t backends.Target, prev *targetIdentity) (targetIdentity, error) {
-	id := targetIdentity{cgroup: t.Cgroup.ID, level: cgroupLevel(t.Cgroup.Path)}
+	id := targetIdentity{cgroup: t.Cgroup.ID, level: cgroupLevel(t.Cgroup.Path), exes: map[blockExeKey]bool{}}
+	if t.Kind == backends.TargetApp {
+		id.exes = exeKeysOf(t.PIDs)
+	}
 	id.inodes = procnet.SocketInodesOf(t.PIDs)
 	if prev != nil && maps.Equal(prev.inodes, id.inodes) {
 		id.cookies = prev.cookies
@@ -45,4 +55,20 @@ func identityOf(netns string, t backends.Target, prev *targetIdentity) (targetId
 		id.cookies[s.Cookie] = true
 	}
 	return id, nil
+}
+
+// exeKeysOf returns the executables and owners of pids as the block
+// programs see a task: inode, the kernel's device number, uid.
+func exeKeysOf(pids []int) map[blockExeKey]bool {
+	keys := map[blockExeKey]bool{}
+	for _, pid := range pids {
+		var exe, dir unix.Stat_t
+		base := "/proc/" + strconv.Itoa(pid)
+		if unix.Stat(base+"/exe", &exe) != nil || unix.Stat(base, &dir) != nil {
+			continue // gone, or a kernel thread
+		}
+		dev := unix.Major(exe.Dev)<<20 | unix.Minor(exe.Dev)
+		keys[blockExeKey{Ino: exe.Ino, Dev: uint32(dev), Uid: dir.Uid}] = true
+	}
+	return keys
 }

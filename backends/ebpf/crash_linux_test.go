@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(crashEnv) != "" {
 		crashChild()
 	}
+	if os.Getenv(sendtoEnv) != "" {
+		sendtoChild() // block_linux_test.go
+	}
 	os.Exit(m.Run())
 }
 

@@ -31,3 +31,13 @@ var Download = &backends.Descriptor[backends.DownloadThrottleBackend]{
 		return NewDownload(o), nil
 	},
 }
+
+// Blocker is the descriptor of the "ebpf_block" blocker.
+var Blocker = &backends.Descriptor[backends.Blocker]{
+	Name:     "ebpf_block",
+	Priority: backends.Best,
+	Probe:    func(backends.Options) error { return probeBlock() },
+	New: func(o backends.Options) (backends.Blocker, error) {
+		return NewBlocker(o), nil
+	},
+}

@@ -10,7 +10,5 @@ var (
 	Monitor  *backends.Descriptor[backends.MonitorBackend]
 	Upload   *backends.Descriptor[backends.UploadThrottleBackend]
 	Download *backends.Descriptor[backends.DownloadThrottleBackend]
+	Blocker  *backends.Descriptor[backends.Blocker]
 )
-
-// Blocker is left out of this build too.
-var Blocker *backends.Descriptor[backends.Blocker]

@@ -235,4 +235,5 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("flow at %.0f B/s after the tray's 5 MB/s", rate)
 	}
 	screenshot(t, display, "3-tray-limit")
+	blockFromRow(t, display, at, ctl, bus.Address, app, load)
 }

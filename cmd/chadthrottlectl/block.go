@@ -74,23 +74,17 @@ func cmdBlock(c *call) error {
 		what = o.traffic + " traffic"
 	}
 	if o.seen["pid"] {
-		stop := startTTYAgent(c)
-		err := c.h.SetProcessBlock(c.ctx, o.pid, o.traffic)
-		stop()
-		if err != nil {
+		if err := withAgent(c, func() error { return c.h.SetProcessBlock(c.ctx, o.pid, o.traffic) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.w, "blocked %s of process %d\n", what, o.pid)
 		return nil
 	}
-	exe, uid, who, err := ruleTarget(c)
+	exe, uid, who, err := programTarget(c)
 	if err != nil {
 		return err
 	}
-	stop := startTTYAgent(c)
-	err = c.h.SetAppBlock(c.ctx, exe, uid, o.traffic, o.when)
-	stop()
-	if err != nil {
+	if err := withAgent(c, func() error { return c.h.SetAppBlock(c.ctx, exe, uid, o.traffic, o.when) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.w, "blocked %s of %s (%s)%s\n", what, api.Printable(exe), who, whenText(o.when))
@@ -100,36 +94,43 @@ func cmdBlock(c *call) error {
 func cmdUnblock(c *call) error {
 	o := c.o
 	if o.seen["pid"] {
-		stop := startTTYAgent(c)
-		err := c.h.RemoveProcessBlock(c.ctx, o.pid)
-		stop()
-		if err != nil {
+		if err := withAgent(c, func() error { return c.h.RemoveProcessBlock(c.ctx, o.pid) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.w, "unblocked process %d\n", o.pid)
 		return nil
 	}
-	exe, uid, who, err := ruleTarget(c)
+	exe, uid, who, err := appTarget(c)
 	if err != nil {
 		return err
 	}
-	stop := startTTYAgent(c)
-	err = c.h.RemoveAppBlock(c.ctx, exe, uid)
-	stop()
-	if err != nil {
+	if err := withAgent(c, func() error { return c.h.RemoveAppBlock(c.ctx, exe, uid) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.w, "unblocked %s (%s)\n", api.Printable(exe), who)
 	return nil
 }
 
-// ruleTarget is the executable and uid --app and --uid name.
-func ruleTarget(c *call) (exe string, uid uint32, who string, err error) {
-	if exe, err = resolveExe(c.o.app, c.o.host); err != nil {
-		return "", 0, "", err
+// whenCell is a schedule in a table: "always" for none.
+func whenCell(when string) string {
+	if when == "" {
+		return "always"
 	}
-	if uid, who, err = ruleUID(c); err != nil {
-		return "", 0, "", err
+	return api.Printable(when)
+}
+
+// blockCell is a limit's block in a table: "-" for none, else "blocked"
+// with the traffic (when not all) and the schedule.
+func blockCell(l api.Limit) string {
+	if l.Block == "" {
+		return "-"
 	}
-	return exe, uid, who, nil
+	s := "blocked"
+	if l.Block != api.TrafficAll {
+		s += " " + l.Block
+	}
+	if l.BlockWhen != "" {
+		s += " (" + api.Printable(l.BlockWhen) + ")"
+	}
+	return s
 }

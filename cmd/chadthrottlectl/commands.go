@@ -89,6 +89,7 @@ type topLimit struct {
 	Down    uint64 `json:"down"`
 	Up      uint64 `json:"up"`
 	Traffic string `json:"traffic"`
+	Block   string `json:"block,omitempty"` // blocked traffic (issue #16)
 }
 
 func sortApps(snap api.Snapshot) []api.App {
@@ -125,7 +126,7 @@ func cmdTop(c *call) error {
 				traffic = trafficOf(a.Limit)
 			}
 			out.Apps = append(out.Apps, topApp{a.ID, a.Name, a.Exe, a.UID, a.User, pids, a.RxRate, a.TxRate, a.RxBytes, a.TxBytes,
-				topLimit{a.Limit.Down, a.Limit.Up, traffic}, a.Rule})
+				topLimit{a.Limit.Down, a.Limit.Up, traffic, a.Limit.Block}, a.Rule})
 		}
 		return writeJSON(c.w, out)
 	}
@@ -193,6 +194,9 @@ func rateCell(r uint64) string {
 // limitCell shows one direction of a limit: "-" for none, the traffic
 // type when not all, "(rule)" when a saved rule sets it.
 func limitCell(l api.Limit, r uint64, rule bool) string {
+	if l.Block != "" {
+		return blockCell(l)
+	}
 	if r == 0 {
 		return "-"
 	}
@@ -266,10 +270,10 @@ func cmdRules(c *call) error {
 		}{rs})
 	}
 	tw := newTable(c.w)
-	fmt.Fprintln(tw, "EXE\tUID\tDOWN\tUP\tTRAFFIC\tADMIN")
+	fmt.Fprintln(tw, "EXE\tUID\tDOWN\tUP\tTRAFFIC\tADMIN\tWHEN\tBLOCK")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", api.Printable(r.Exe), r.UID, api.FormatRate(r.Limit.Down),
-			api.FormatRate(r.Limit.Up), trafficOf(r.Limit), yesNo(r.Admin))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", api.Printable(r.Exe), r.UID, api.FormatRate(r.Limit.Down),
+			api.FormatRate(r.Limit.Up), trafficOf(r.Limit), yesNo(r.Admin), whenCell(r.Limit.When), blockCell(r.Limit))
 	}
 	return tw.Flush()
 }

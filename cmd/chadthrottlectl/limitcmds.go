@@ -197,14 +197,9 @@ func cmdLimit(c *call) error {
 		fmt.Fprintf(c.w, "limited process %d: %s\n", o.pid, describe(l))
 		return nil
 	}
-	exe, uid, who, err := appTarget(c)
+	exe, uid, who, err := programTarget(c)
 	if err != nil {
 		return err
-	}
-	if o.host == "" {
-		if exe, err = notAScript(c, exe, uid); err != nil {
-			return err
-		}
 	}
 	err = withAgent(c, func() error { return c.h.SetAppLimit(c.ctx, exe, uid, l) })
 	if err != nil {
@@ -243,6 +238,16 @@ func appTarget(c *call) (exe string, uid uint32, who string, err error) {
 		return "", 0, "", err
 	}
 	uid, who, err = ruleUID(c)
+	return exe, uid, who, err
+}
+
+// programTarget is appTarget for a new rule: on this machine a script
+// given as --app is replaced by the program it runs (notAScript).
+func programTarget(c *call) (exe string, uid uint32, who string, err error) {
+	if exe, uid, who, err = appTarget(c); err != nil || c.o.host != "" {
+		return exe, uid, who, err
+	}
+	exe, err = notAScript(c, exe, uid)
 	return exe, uid, who, err
 }
 

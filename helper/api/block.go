@@ -25,3 +25,21 @@ func init() {
 
 // Limited reports whether l limits or blocks anything.
 func (l Limit) Limited() bool { return l.Down > 0 || l.Up > 0 || l.Block != "" }
+
+// validateBlock checks the block part and the schedules of l and spells
+// the block's traffic type out.
+func validateBlock(l Limit) (Limit, error) {
+	if l.Block != "" {
+		bt, err := NormalTraffic(l.Block)
+		if err != nil {
+			return l, Errorf(ErrInvalid, "block: %v", err)
+		}
+		l.Block = bt
+	}
+	for _, w := range []string{l.When, l.BlockWhen} {
+		if _, err := ParseSchedule(w); err != nil {
+			return l, Errorf(ErrInvalid, "%v", err)
+		}
+	}
+	return l, nil
+}

@@ -51,8 +51,9 @@ func NormalTraffic(t string) (string, error) {
 	return "", Errorf(ErrInvalid, "unknown traffic type %q (want all, internet or local)", t)
 }
 
-// ValidateLimit checks a limit's rates and traffic type and returns it with
-// the traffic type spelled out. Both rates 0 is valid (no limit).
+// ValidateLimit checks a limit's rates, traffic type, block and schedules
+// and returns it with the traffic types spelled out. Both rates 0 is valid
+// (no limit).
 func ValidateLimit(l Limit) (Limit, error) {
 	tt, err := NormalTraffic(l.Traffic)
 	if err != nil {
@@ -65,19 +66,7 @@ func ValidateLimit(l Limit) (Limit, error) {
 	if l.Up > MaxRate {
 		return l, Errorf(ErrInvalid, "upload limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", l.Up, MaxRate)
 	}
-	if l.Block != "" {
-		bt, err := NormalTraffic(l.Block)
-		if err != nil {
-			return l, Errorf(ErrInvalid, "block: %v", err)
-		}
-		l.Block = bt
-	}
-	for _, w := range []string{l.When, l.BlockWhen} {
-		if _, err := ParseSchedule(w); err != nil {
-			return l, Errorf(ErrInvalid, "%v", err)
-		}
-	}
-	return l, nil
+	return validateBlock(l) // block.go
 }
 
 // MaxPID is the kernel's highest pid (PID_MAX_LIMIT on 64-bit).

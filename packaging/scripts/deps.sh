@@ -21,7 +21,7 @@ TEST=(
   # GUI end-to-end tests and screenshots
   xvfb imagemagick x11-utils xdotool
   # benchmarks and side-by-side comparisons
-  iperf3 nethogs trickle curl wget
+  iperf3 nethogs trickle curl
   # eBPF code generation (make generate)
   clang llvm libbpf-dev
   # packaging checks

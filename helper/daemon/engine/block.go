@@ -60,34 +60,21 @@ func (e *Engine) scheduled(l api.Limit, bl backends.Limits) backends.Limits {
 }
 
 // BlockAvailable returns nil when blocking works here, else why not
-// (wrapping backends.ErrBlockUnavailable).
+// (wrapping backends.ErrBlockUnavailable, of kind api.ErrNotHere).
 func (e *Engine) BlockAvailable() error {
 	if _, why := e.mgr.Blocker(); why != nil {
-		return fmt.Errorf("%w: %v", backends.ErrBlockUnavailable, why)
+		return api.WithKind(api.ErrNotHere, fmt.Errorf("%w: %v", backends.ErrBlockUnavailable, why))
 	}
 	return nil
 }
 
-// checkBlock validates the block part and the schedules of l and spells
-// the block's traffic type out.
+// checkBlock checks that a block l asks for (validated by
+// api.ValidateLimit) can be applied here.
 func (e *Engine) checkBlock(l api.Limit) (api.Limit, error) {
-	for _, w := range []string{l.When, l.BlockWhen} {
-		if _, err := api.ParseSchedule(w); err != nil {
-			return l, fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-	}
 	if l.Block == "" {
 		return l, nil
 	}
-	tt, err := backends.ParseTrafficType(l.Block)
-	if err != nil {
-		return l, fmt.Errorf("%w: block: %v", ErrInvalid, err)
-	}
-	l.Block = tt.String()
-	if err := e.BlockAvailable(); err != nil {
-		return l, err
-	}
-	return l, nil
+	return l, e.BlockAvailable()
 }
 
 // blockLimit validates a block request and returns it as the block part of
@@ -96,7 +83,11 @@ func (e *Engine) blockLimit(traffic, when string) (api.Limit, error) {
 	if traffic == "" {
 		traffic = api.TrafficAll
 	}
-	return e.checkBlock(api.Limit{Block: traffic, BlockWhen: when})
+	l, err := api.ValidateLimit(api.Limit{Block: traffic, BlockWhen: when})
+	if err != nil {
+		return l, err
+	}
+	return e.checkBlock(l)
 }
 
 // changeRule sets uid's rule on exe (checked by ruleExe) for caller c to

@@ -36,21 +36,17 @@ func validWhen(when string) error {
 // own uid, manage for another uid or a rule an administrator set.
 func (s *Server) SetAppBlock(msg dbus.Message, exe string, uid uint32, traffic, when string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetAppBlock, &derr)
-	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
-	if derr != nil {
-		return derr
+	check := func() error {
+		if err := validExe(exe); err != nil {
+			return err
+		}
+		if err := validWhen(when); err != nil {
+			return err
+		}
+		_, err := api.ValidateLimit(api.Limit{Block: orAll(traffic), BlockWhen: when})
+		return err
 	}
-	defer done()
-	if err := validExe(exe); err != nil {
-		return s.mapErr(err)
-	}
-	if _, err := validLimit(0, 0, traffic); err != nil {
-		return s.mapErr(err)
-	}
-	if err := validWhen(when); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error {
+	return s.ownerChange(msg, uidOwner(uid), check, func(ac api.Caller) error {
 		return s.engine.SetAppBlock(ac, exe, uid, traffic, when)
 	})
 }
@@ -58,38 +54,26 @@ func (s *Server) SetAppBlock(msg dbus.Message, exe string, uid uint32, traffic, 
 // RemoveAppBlock implements api.MethodRemoveAppBlock.
 func (s *Server) RemoveAppBlock(msg dbus.Message, exe string, uid uint32) (derr *dbus.Error) {
 	defer s.guard(api.MethodRemoveAppBlock, &derr)
-	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
-	if derr != nil {
-		return derr
-	}
-	defer done()
-	if err := validExe(exe); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error { return s.engine.RemoveAppBlock(ac, exe, uid) })
+	return s.ownerChange(msg, uidOwner(uid), func() error { return validExe(exe) }, func(ac api.Caller) error {
+		return s.engine.RemoveAppBlock(ac, exe, uid)
+	})
 }
 
 // SetAppLimitWhen implements api.MethodSetAppLimitWhen: SetAppLimit with a
 // schedule for the rates.
 func (s *Server) SetAppLimitWhen(msg dbus.Message, exe string, uid uint32, down, up uint64, traffic, when string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetAppLimitWhen, &derr)
-	c, done, admin, derr := s.authorizeOwner(msg, func() (uint32, error) { return uid, nil })
-	if derr != nil {
-		return derr
+	var l api.Limit
+	check := func() (err error) {
+		if err = validExe(exe); err == nil {
+			if err = validWhen(when); err == nil {
+				l, err = validLimit(down, up, traffic)
+				l.When = when
+			}
+		}
+		return err
 	}
-	defer done()
-	if err := validExe(exe); err != nil {
-		return s.mapErr(err)
-	}
-	l, err := validLimit(down, up, traffic)
-	if err != nil {
-		return s.mapErr(err)
-	}
-	if err := validWhen(when); err != nil {
-		return s.mapErr(err)
-	}
-	l.When = when
-	return s.change(c, msg, admin, func(ac api.Caller) error { return s.engine.SetAppLimit(ac, exe, uid, l) })
+	return s.ownerChange(msg, uidOwner(uid), check, func(ac api.Caller) error { return s.engine.SetAppLimit(ac, exe, uid, l) })
 }
 
 // SetProcessBlock implements api.MethodSetProcessBlock: limit-own when the
@@ -98,18 +82,13 @@ func (s *Server) SetAppLimitWhen(msg dbus.Message, exe string, uid uint32, down,
 func (s *Server) SetProcessBlock(msg dbus.Message, pid uint32, traffic string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetProcessBlock, &derr)
 	var id processID
-	c, done, admin, derr := s.authorizeOwner(msg, s.processOwner(pid, &id))
-	if derr != nil {
-		return derr
+	check := func() error {
+		if _, err := api.ValidateLimit(api.Limit{Block: orAll(traffic)}); err != nil {
+			return err
+		}
+		return s.sameProcess(pid, id)
 	}
-	defer done()
-	if _, err := validLimit(0, 0, traffic); err != nil {
-		return s.mapErr(err)
-	}
-	if err := s.sameProcess(pid, id); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error {
+	return s.ownerChange(msg, s.processOwner(pid, &id), check, func(ac api.Caller) error {
 		return s.engine.SetProcessBlock(ac, int(pid), id.start, traffic)
 	})
 }
@@ -118,15 +97,16 @@ func (s *Server) SetProcessBlock(msg dbus.Message, pid uint32, traffic string) (
 func (s *Server) RemoveProcessBlock(msg dbus.Message, pid uint32) (derr *dbus.Error) {
 	defer s.guard(api.MethodRemoveProcessBlock, &derr)
 	var id processID
-	c, done, admin, derr := s.authorizeOwner(msg, s.processOwner(pid, &id))
-	if derr != nil {
-		return derr
-	}
-	defer done()
-	if err := s.sameProcess(pid, id); err != nil {
-		return s.mapErr(err)
-	}
-	return s.change(c, msg, admin, func(ac api.Caller) error {
+	check := func() error { return s.sameProcess(pid, id) }
+	return s.ownerChange(msg, s.processOwner(pid, &id), check, func(ac api.Caller) error {
 		return s.engine.RemoveProcessBlock(ac, int(pid), id.start)
 	})
+}
+
+// orAll is a block's traffic type: "" means all.
+func orAll(traffic string) string {
+	if traffic == "" {
+		return api.TrafficAll
+	}
+	return traffic
 }

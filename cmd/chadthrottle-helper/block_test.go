@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
+)
+
+// startCurlLoop starts u's curl in the bed's local namespace fetching url
+// five times a second for at most 40 s.
+func startCurlLoop(t *testing.T, bed *testenv.Bed, u bustest.User, url string) *testenv.CurlLoop {
+	t.Helper()
+	args := append([]string{"--net=" + testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(u.UID)),
+		"--setgid", strconv.Itoa(int(u.GID)), "--", "curl"}, testenv.CurlLoopArgs(url, 200, 5)...)
+	return testenv.StartCurlLoop(t, exec.Command("nsenter", args...))
+}
+
+// TestRealBlockAsUser: the real helper (auto selection: ebpf_block) in a
+// bed, with a real dbus-daemon and polkitd. An unprivileged user blocks
+// their own running curl with chadthrottlectl (limit-own): its next
+// connections fail with EPERM while another user's curl keeps working;
+// blocking the other user's curl is refused (exit 3, needs manage) and
+// changes nothing; unblock restores.
+func TestRealBlockAsUser(t *testing.T) {
+	testenv.RequireRoot(t)
+	// The blocker is its own backend (ebpf_block): it works beside either
+	// throttler pair.
+	for _, v := range []struct {
+		name  string
+		extra []string
+	}{{"ebpf", nil}, {"tc", []string{"--upload", "tc_htb", "--download", "ifb_tc"}}} {
+		t.Run(v.name, func(t *testing.T) { realBlockAsUser(t, v.extra) })
+	}
+}
+
+func realBlockAsUser(t *testing.T, extra []string) {
+	testenv.RequireTool(t, "curl", "nsenter")
+	bed := testenv.NewBed(t)
+	bus := bustest.StartBus(t)
+	bustest.InstallPolicy(t)
+	alice, bob := bustest.AddUser(t), bustest.AddUser(t)
+	bustest.WriteRules(t, ownRules(alice, false))
+	bustest.StartPolkit(t, bus)
+	in := realInstance(t, bus, bed, extra...)
+	h := in.start(t)
+	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")
+	curl, err := filepath.EvalSymlinks("/usr/bin/curl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s:%d/", bed.PeerIP, bed.ServeHTTP(bed.Peer))
+	aliceCurl, bobCurl := startCurlLoop(t, bed, alice, url), startCurlLoop(t, bed, bob, url)
+	if !testenv.WaitUntil(5*time.Second, func() bool { a, _ := aliceCurl.Counts(); b, _ := bobCurl.Counts(); return a >= 2 && b >= 2 }) {
+		t.Fatal("the curl loops do not fetch")
+	}
+	ctx := context.Background()
+	run := func(args ...string) (string, int) {
+		out, errOut, err := bustest.RunAs(ctx, &alice, nil, ctl, append(args, "--bus", bus.Address)...)
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out + errOut, code
+	}
+	if out, code := run("block", "--app", curl); code != 0 {
+		t.Fatalf("alice blocks her curl: exit %d: %s\n%s", code, out, h.out.String())
+	}
+	blockedAt := time.Now()
+	if !testenv.WaitUntil(3*time.Second, func() bool { _, r := aliceCurl.Counts(); return r > 0 }) {
+		t.Fatalf("alice's curl was not refused within 3 s of the block")
+	}
+	t.Logf("alice's curl refused %.0f ms after chadthrottlectl block returned (it fetches every 200 ms)",
+		float64(aliceCurl.FirstRefused().Sub(blockedAt).Microseconds())/1000)
+	okBefore, _ := aliceCurl.Counts()
+	if out, code := run("block", "--app", curl, "--uid", strconv.Itoa(int(bob.UID))); code != exitCodeNotAuthorized {
+		t.Errorf("alice blocks bob's curl: exit %d (want %d): %s", code, exitCodeNotAuthorized, out)
+	}
+	bobOK, _ := bobCurl.Counts()
+	time.Sleep(time.Second)
+	if b, r := bobCurl.Counts(); b < bobOK+2 || r != 0 {
+		t.Errorf("bob's curl hit by alice's block: %d fetches in 1 s, %d refused", b-bobOK, r)
+	}
+	if a, _ := aliceCurl.Counts(); a > okBefore {
+		t.Errorf("alice's blocked curl fetched %d pages", a-okBefore)
+	}
+	// New processes of the blocked app are refused at once, before the
+	// engine has placed them in the app's cgroup (the block programs know
+	// the app's executable and uid).
+	fresh := 0
+	for i := 0; i < 10; i++ {
+		cmd := exec.Command("nsenter", "--net="+testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(alice.UID)),
+			"--setgid", strconv.Itoa(int(alice.GID)), "--", "curl", "-sS", "-m", "2", "-o", "/dev/null", url)
+		if cmd.Run() != nil {
+			fresh++
+		}
+	}
+	if fresh != 10 {
+		t.Errorf("fresh curls of the blocked app refused: %d of 10", fresh)
+	}
+	if out, code := run("unblock", "--app", curl); code != 0 {
+		t.Fatalf("unblock: exit %d: %s", code, out)
+	}
+	if !testenv.WaitUntil(3*time.Second, func() bool { a, _ := aliceCurl.Counts(); return a >= okBefore+2 }) {
+		t.Errorf("alice's curl does not fetch again within 3 s of unblock")
+	}
+}
+
+// exitCodeNotAuthorized is chadthrottlectl's exit status for polkit's no.
+const exitCodeNotAuthorized = 3
