@@ -42,6 +42,8 @@ func (u *UI) showSettings() {
 	for _, t := range trafficLabels {
 		tl = append(tl, t.label)
 	}
+	showIdle := widget.NewCheck("Show idle apps (no limit, no traffic for 3 minutes)", nil)
+	showIdle.SetChecked(u.settings.ShowIdle)
 	traffic := widget.NewSelect(tl, nil)
 	traffic.SetSelected(trafficLabel(u.settings.Traffic))
 	items := []*widget.FormItem{
@@ -49,6 +51,7 @@ func (u *UI) showSettings() {
 		widget.NewFormItem("Login", autostart),
 		widget.NewFormItem("Tray", hidden),
 		widget.NewFormItem("New limits apply to", traffic),
+		widget.NewFormItem("App list", showIdle),
 	}
 	items[3].HintText = "Which traffic a new limit counts: everything, Internet or the local network."
 	var machine *widget.SelectEntry
@@ -69,6 +72,7 @@ func (u *UI) showSettings() {
 			Autostart:   autostart.Checked,
 			StartHidden: hidden.Checked,
 			Traffic:     trafficValue(traffic.Selected),
+			ShowIdle:    showIdle.Checked,
 		}
 		u.applySettings(s)
 		if machine != nil {
@@ -134,6 +138,10 @@ func (u *UI) applySettings(s Settings) {
 		if err := SetAutostart(s.Autostart, s.StartHidden, u.opts.Executable); err != nil {
 			u.notify("Could not change starting at login: " + err.Error())
 		}
+	}
+	if s.ShowIdle != old.ShowIdle {
+		u.view.setHideIdle(!s.ShowIdle)
+		u.refreshList()
 	}
 	u.apps.list.Refresh()
 	u.hdr.totalGraph.SetSamples(u.totals.s, s.Unit)

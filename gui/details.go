@@ -1,8 +1,10 @@
 package gui
 
 import (
+	"cmp"
 	"fmt"
 	"image/color"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,17 +36,22 @@ type detailsPane struct {
 	d      *api.AppDetails
 	selPID int32
 	limBtn *widget.Button
+	// how each table is sorted (a click on a column title)
+	procSort, connSort tableSort
 }
 
 // tableCol is a column of the details tables.
 type tableCol struct {
 	title string
 	width float32
+	text  bool // sorts ascending first (names, addresses; numbers sort largest first)
 }
 
 var (
-	procCols = []tableCol{{"PID", 64}, {"Process", 120}, {"Command line", 200}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}, {"Limit", 150}}
-	connCols = []tableCol{{"PID", 64}, {"Proto", 60}, {"Remote", 200}, {"Local", 170}, {"Where", 76}, {"Download", 88}, {"Upload", 88}, {"Downloaded", 88}, {"Uploaded", 88}}
+	procCols = []tableCol{{"PID", 64, true}, {"Process", 120, true}, {"Command line", 200, true}, {"Download", 88, false}, {"Upload", 88, false},
+		{"Downloaded", 88, false}, {"Uploaded", 88, false}, {"Limit", 150, false}}
+	connCols = []tableCol{{"PID", 64, true}, {"Proto", 60, true}, {"Remote", 200, true}, {"Local", 170, true}, {"Where", 76, true},
+		{"Download", 88, false}, {"Upload", 88, false}, {"Downloaded", 88, false}, {"Uploaded", 88, false}}
 )
 
 func newDetailsPane(u *UI) *detailsPane {
@@ -59,7 +66,7 @@ func newDetailsPane(u *UI) *detailsPane {
 	p.info.Truncation = fyne.TextTruncateEllipsis
 	p.graph = NewGraph(fyne.NewSize(320, 140), true)
 
-	p.procs = newDetailTable(procCols, func() int { return len(p.d.Processes) }, p.procCell)
+	p.procs = newDetailTable(procCols, func() int { return len(p.d.Processes) }, p.procCell, &p.procSort, p.resort)
 	p.procs.OnSelected = func(id widget.TableCellID) {
 		if id.Row >= 0 && id.Row < len(p.d.Processes) {
 			p.selPID = p.d.Processes[id.Row].PID
@@ -69,7 +76,7 @@ func newDetailsPane(u *UI) *detailsPane {
 	p.limBtn = widget.NewButton("Limit selected process…", func() { p.u.showProcessLimitDialog(p.selPID) })
 	p.limBtn.Disable()
 
-	p.conns = newDetailTable(connCols, func() int { return len(p.d.Connections) }, p.connCell)
+	p.conns = newDetailTable(connCols, func() int { return len(p.d.Connections) }, p.connCell, &p.connSort, p.resort)
 	quotaBtn := widget.NewButton("Data quota…", func() { p.u.editQuota(p.d.App) })
 	p.procT = container.NewTabItem("Processes", container.NewBorder(nil, container.NewHBox(p.limBtn, quotaBtn), nil, nil, p.procs))
 	p.connT = container.NewTabItem("Connections", p.conns)
@@ -177,6 +184,7 @@ func limitText(l api.Limit, unit Unit) string {
 // show displays d (UI goroutine).
 func (p *detailsPane) show(d *api.AppDetails) {
 	p.d = d
+	p.sortRows()
 	a := &d.App
 	p.empty.Hide()
 	p.body.Show()
@@ -231,19 +239,133 @@ func (p *detailsPane) clear() {
 
 // newDetailTable returns a table of label cells with a header row of cols;
 // rows counts the rows, cell fills one.
-func newDetailTable(cols []tableCol, rows func() int, cell func(widget.TableCellID, *widget.Label)) *widget.Table {
+func newDetailTable(cols []tableCol, rows func() int, cell func(widget.TableCellID, *widget.Label), sort *tableSort, resort func()) *widget.Table {
 	t := widget.NewTableWithHeaders(
 		func() (int, int) { return rows(), len(cols) },
 		func() fyne.CanvasObject { l := widget.NewLabel(""); l.Truncation = fyne.TextTruncateEllipsis; return l },
 		func(id widget.TableCellID, o fyne.CanvasObject) { cell(id, o.(*widget.Label)) })
 	t.ShowHeaderColumn = false
+	t.CreateHeader = func() fyne.CanvasObject {
+		b := widget.NewButton("", nil)
+		b.Importance = widget.LowImportance
+		b.Alignment = widget.ButtonAlignLeading
+		return b
+	}
 	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
-		if id.Col >= 0 && id.Col < len(cols) {
-			o.(*widget.Label).SetText(cols[id.Col].title)
+		if id.Col < 0 || id.Col >= len(cols) {
+			return
+		}
+		b := o.(*widget.Button)
+		title := cols[id.Col].title
+		if sort.set && sort.col == id.Col {
+			title += map[bool]string{true: " ▲", false: " ▼"}[sort.asc]
+		}
+		b.SetText(title)
+		col := id.Col
+		b.OnTapped = func() {
+			sort.click(col, cols[col].text)
+			resort()
+			t.Refresh()
 		}
 	}
 	for i, c := range cols {
 		t.SetColumnWidth(i, c.width)
 	}
 	return t
+}
+
+// tableSort is how a details table is sorted: by col, ascending or not;
+// unset keeps the helper's order.
+type tableSort struct {
+	col      int
+	asc, set bool
+}
+
+// click sorts by col; clicking the sorted column again flips the order.
+// Text columns sort ascending first, numbers descending first.
+func (s *tableSort) click(col int, text bool) {
+	if s.set && s.col == col {
+		s.asc = !s.asc
+		return
+	}
+	*s = tableSort{col: col, asc: text, set: true}
+}
+
+// resort sorts the shown rows again after a click.
+func (p *detailsPane) resort() { p.sortRows() }
+
+// sortRows sorts the processes and connections as their tables say.
+func (p *detailsPane) sortRows() {
+	p.d.Processes = sortBy(p.d.Processes, p.procSort, procKey)
+	p.d.Connections = sortBy(p.d.Connections, p.connSort, connKey)
+}
+
+// sortBy returns rows sorted stably by column s.col's key (a number, else
+// text), in a copy: the rows may be shared with their sender.
+func sortBy[T any](rows []T, s tableSort, key func(*T, int) (float64, string)) []T {
+	if !s.set {
+		return rows
+	}
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b T) int {
+		na, ta := key(&a, s.col)
+		nb, tb := key(&b, s.col)
+		c := cmp.Compare(na, nb)
+		if c == 0 {
+			c = strings.Compare(strings.ToLower(ta), strings.ToLower(tb))
+		}
+		if !s.asc {
+			c = -c
+		}
+		return c
+	})
+	return rows
+}
+
+// procKey is a process row's sort key in column col (procCols).
+func procKey(pr *api.Process, col int) (float64, string) {
+	switch col {
+	case 0:
+		return float64(pr.PID), ""
+	case 1:
+		return 0, pr.Comm
+	case 2:
+		return 0, pr.Cmdline
+	case 3:
+		return float64(pr.RxRate), ""
+	case 4:
+		return float64(pr.TxRate), ""
+	case 5:
+		return float64(pr.RxBytes), ""
+	case 6:
+		return float64(pr.TxBytes), ""
+	case 7:
+		return float64(pr.Limit.Down + pr.Limit.Up), ""
+	}
+	return 0, ""
+}
+
+// connKey is a connection row's sort key in column col (connCols).
+func connKey(c *api.Connection, col int) (float64, string) {
+	switch col {
+	case 0:
+		return float64(c.PID), ""
+	case 1:
+		return 0, c.Proto
+	case 2:
+		return 0, c.Remote
+	case 3:
+		return 0, c.Local
+	case 4:
+		return 0, c.Traffic
+	case 5:
+		return float64(c.RxRate), ""
+	case 6:
+		return float64(c.TxRate), ""
+	case 7:
+		return float64(c.RxBytes), ""
+	case 8:
+		return float64(c.TxBytes), ""
+	}
+	return 0, ""
 }

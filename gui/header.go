@@ -32,14 +32,20 @@ func (u *UI) buildHeader() fyne.CanvasObject {
 	u.hdr.filter.OnSubmitted = func(string) { u.win.Canvas().Focus(u.apps.list) }
 	u.hdr.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
 	settingsBtn := widget.NewButtonWithIcon("Settings", theme.SettingsIcon(), u.showSettings)
-	statsBtn := widget.NewButtonWithIcon("Statistics", theme.HistoryIcon(), u.showStats)
-	totals := container.NewVBox(
-		container.NewHBox(u.hdr.totalDown, widget.NewLabel(" "), u.hdr.totalUp),
-	)
-	return container.NewBorder(nil, nil,
-		container.NewHBox(logo, totals, u.hdr.totalGraph),
-		container.NewHBox(container.New(fixedWidth{w: 250}, u.hdr.filter), u.hdr.pauseBtn, statsBtn, settingsBtn),
-	)
+	statsBtn := widget.NewButtonWithIcon("", theme.HistoryIcon(), u.showStats) // the Statistics window (stats.go)
+	totals := container.NewHBox(u.hdr.totalDown, widget.NewLabel(" "), u.hdr.totalUp)
+	// Left to right: logo, totals, graph, space, filter, pause, statistics,
+	// settings.
+	// A narrow window shrinks the graph and the filter, then drops the
+	// graph (the totals stay).
+	pauseW := max(u.hdr.pauseBtn.MinSize().Width, widget.NewButtonWithIcon("Resume limits", theme.MediaPlayIcon(), nil).MinSize().Width)
+	cols := &columns{
+		widths:   []float32{40, 270, 240, 0, 250, pauseW, statsBtn.MinSize().Width, settingsBtn.MinSize().Width},
+		mins:     []float32{40, 270, 120, 0, 150, pauseW, statsBtn.MinSize().Width, settingsBtn.MinSize().Width},
+		optional: []bool{2: true},
+		flex:     3, gap: 6,
+	}
+	return container.New(cols, logo, totals, u.hdr.totalGraph, layout.NewSpacer(), u.hdr.filter, u.hdr.pauseBtn, statsBtn, settingsBtn)
 }
 
 // buildColumnHeader makes the column titles; each sorts by its column.
@@ -56,6 +62,8 @@ func (u *UI) buildColumnHeader() fyne.CanvasObject {
 		b.IconPlacement = widget.ButtonIconTrailingText
 		b.OnTapped = func() {
 			u.view.setSort(c)
+			u.app.Preferences().SetInt(prefSortBy, int(u.view.sortBy))
+			u.app.Preferences().SetBool(prefSortAsc, u.view.asc)
 			u.updateSortButtons()
 			u.refreshList()
 		}

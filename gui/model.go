@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
@@ -47,13 +48,72 @@ type view struct {
 	// dupNames holds names more than one app has (their rows show the
 	// executable too)
 	dupNames map[string]bool
+	// hideIdle leaves out apps that are idle (see idle) unless a filter
+	// is typed; active is when each app last moved bytes, as this window
+	// saw it, and now the clock (tests set it).
+	hideIdle bool
+	active   map[string]activity
+	now      func() time.Time
 }
 
-func newView() *view { return &view{sortBy: ColDown} }
+// activity is an app's byte total and when it last changed.
+type activity struct {
+	bytes uint64
+	at    time.Time
+}
+
+// IdleAfter is how long an app without a limit or rule may move no bytes
+// before "hide idle apps" leaves it out.
+const IdleAfter = 3 * time.Minute
+
+func newView() *view {
+	return &view{sortBy: ColDown, hideIdle: true, active: map[string]activity{}, now: time.Now}
+}
+
+// noteActivity records, for each app, when its bytes last changed; an app
+// seen for the first time with bytes counts as active now.
+func (v *view) noteActivity(apps []api.App) {
+	now := v.now()
+	seen := make(map[string]bool, len(apps))
+	for i := range apps {
+		a := &apps[i]
+		seen[a.ID] = true
+		total := a.RxBytes + a.TxBytes
+		prev, ok := v.active[a.ID]
+		if a.RxRate+a.TxRate > 0 || (total != prev.bytes && (ok || total > 0)) {
+			prev.at = now
+		}
+		prev.bytes = total
+		v.active[a.ID] = prev
+	}
+	for id := range v.active {
+		if !seen[id] {
+			delete(v.active, id)
+		}
+	}
+}
+
+// idle reports whether a has no limit, no rule, and moved no bytes for
+// IdleAfter.
+func (v *view) idle(a *api.App) bool {
+	if limited(a) || a.Rule {
+		return false
+	}
+	at := v.active[a.ID].at
+	return at.IsZero() || v.now().Sub(at) > IdleAfter
+}
+
+// setHideIdle turns "hide idle apps" on or off.
+func (v *view) setHideIdle(on bool) {
+	v.hideIdle = on
+	v.frozen = false
+	v.recompute()
+}
 
 // setApps replaces the data and recomputes rows.
 func (v *view) setApps(apps []api.App) {
 	v.all = apps
+	v.noteActivity(apps)
 	seen := make(map[string]bool, len(apps))
 	clear(v.dupNames)
 	for _, a := range apps {
@@ -92,9 +152,13 @@ func limited(a *api.App) bool { return a.Limit.Down != 0 || a.Limit.Up != 0 }
 func (v *view) recompute() {
 	rows := v.rows[:0]
 	for _, a := range v.all {
-		if v.filter == "" || strings.Contains(strings.ToLower(a.Name), v.filter) ||
-			strings.Contains(strings.ToLower(a.Exe), v.filter) {
-			rows = append(rows, a)
+		switch {
+		case v.filter == "":
+			if !v.hideIdle || !v.idle(&a) {
+				rows = append(rows, a)
+			}
+		case strings.Contains(strings.ToLower(a.Name), v.filter) || strings.Contains(strings.ToLower(a.Exe), v.filter):
+			rows = append(rows, a) // a search finds idle apps too
 		}
 	}
 	v.rows = rows

@@ -35,7 +35,12 @@ func (d direction) String() string {
 // rowColumns is the shared layout of header and rows: limit mark, icon,
 // name (flexible), rates, totals, download limit, upload limit.
 func (u *UI) rowColumns() *columns {
-	return &columns{widths: []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84}, flex: 2, gap: 6}
+	return &columns{
+		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84},
+		mins:     []float32{4, 32, 120, 78, 78, 100, 100, 180, 180, 84},
+		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
+		flex:     2, gap: 6,
+	}
 }
 
 // appRow is one recycled row of the app list; id says which app it shows
@@ -156,7 +161,7 @@ func (r *appRow) newLimitControl(d direction) *limitControl {
 		r.u.edit(r.id, d, lim)
 		r.u.flushNow(r.id)
 	}
-	c.box = container.New(&columns{widths: []float32{170, 89}, flex: 0, gap: 6}, c.slider, c.entry)
+	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{85, 89}, flex: 0, gap: 6}, c.slider, c.entry)
 	return c
 }
 

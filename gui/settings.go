@@ -16,6 +16,7 @@ const (
 	prefUnit        = "unit"
 	prefAutostart   = "autostart"
 	prefStartHidden = "start-hidden"
+	prefShowIdle    = "show-idle-apps"
 	prefTraffic     = "traffic"
 	prefRecentHosts = "recent-hosts"
 )
@@ -55,6 +56,9 @@ type Settings struct {
 	Autostart   bool   // start at login (XDG autostart entry)
 	StartHidden bool   // start in the tray without a window
 	Traffic     string // traffic type of new limits: api.TrafficAll, …
+	// ShowIdle lists idle apps too (without a limit or rule, no traffic
+	// for IdleAfter); off by default.
+	ShowIdle bool
 }
 
 func loadSettings(p fyne.Preferences) Settings {
@@ -63,6 +67,7 @@ func loadSettings(p fyne.Preferences) Settings {
 		Autostart:   AutostartEnabled(),
 		StartHidden: p.Bool(prefStartHidden),
 		Traffic:     p.StringWithFallback(prefTraffic, api.TrafficAll),
+		ShowIdle:    p.Bool(prefShowIdle),
 	}
 	valid := false
 	for _, u := range Units {
@@ -84,6 +89,7 @@ func (s Settings) save(p fyne.Preferences) {
 	p.SetBool(prefAutostart, s.Autostart) // informational: the entries on disk decide
 	p.SetBool(prefStartHidden, s.StartHidden)
 	p.SetString(prefTraffic, s.Traffic)
+	p.SetBool(prefShowIdle, s.ShowIdle)
 }
 
 var trafficLabels = []struct{ value, label string }{

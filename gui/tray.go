@@ -129,7 +129,7 @@ func (u *UI) TrayMenu() *fyne.Menu {
 		pause = fyne.NewMenuItem("Resume limits", func() { u.setPaused(false) })
 	}
 	pause.Disabled = u.conn.state != stateConnected || u.readOnly()
-	quit := fyne.NewMenuItem("Quit", u.app.Quit)
+	quit := fyne.NewMenuItem("Quit", u.quit)
 	quit.IsQuit = true
 	items = append(items, pause, fyne.NewMenuItemSeparator(), quit)
 	return fyne.NewMenu("ChadThrottle", items...)

@@ -226,6 +226,7 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 		doWait:   fyne.DoAndWait,
 		host:     opts.Host,
 	}
+	u.view.hideIdle = !u.settings.ShowIdle
 	u.selectedID.Store("")
 	u.needStatus.Store(true)
 	u.shown.Store(true)
@@ -235,7 +236,7 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 	u.win = a.NewWindow(u.title())
 	u.win.SetIcon(assets.AppIcon)
 	u.win.SetContent(u.build())
-	u.win.Resize(fyne.NewSize(1240, 780))
+	u.restoreLayout()
 	u.win.SetCloseIntercept(u.closeWindow)
 	u.addShortcuts()
 	u.applyState()
@@ -349,7 +350,7 @@ func (u *UI) addShortcuts() {
 		c.Focus(u.hdr.filter)
 	})
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyQ, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
-		u.app.Quit()
+		u.quit()
 	})
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyW, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
 		u.closeWindow()

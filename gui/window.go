@@ -68,12 +68,13 @@ func (u *UI) trayAvailable() bool {
 
 // closeWindow hides to the tray when a tray host is there, else quits.
 func (u *UI) closeWindow() {
+	u.saveLayout()
 	if u.trayAvailable() {
 		u.win.Hide()
 		u.setVisible(false)
 		return
 	}
-	u.app.Quit()
+	u.quit()
 }
 
 // showWindow brings the window up (tray "Open", another launch) and polls

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/server"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
@@ -142,6 +143,10 @@ type mainFlag struct{ name, def, usage string }
 
 // mainFlags reads the package comment and the flag.X(...) calls of a
 // command's main.go.
+// contractConsts are the contract's constants a main may use as a flag's
+// default; the man page shows their values.
+var contractConsts = map[string]string{"api.StateDir": api.StateDir, "api.RuntimeDir": api.RuntimeDir}
+
 func mainFlags(path string) (doc string, flags []mainFlag, err error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
@@ -189,7 +194,11 @@ func mainFlags(path string) (doc string, flags []mainFlag, err error) {
 		case len(args) == 3 && sel.Sel.Name != "Func":
 			name, _ := str(args[0])
 			usage, _ := str(args[2])
-			flags = append(flags, mainFlag{name, text(args[1]), usage})
+			def := text(args[1])
+			if v, ok := contractConsts[def]; ok {
+				def = strconv.Quote(v)
+			}
+			flags = append(flags, mainFlag{name, def, usage})
 		}
 		return true
 	})
