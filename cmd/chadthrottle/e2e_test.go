@@ -162,9 +162,9 @@ func TestEndToEnd(t *testing.T) {
 	xdo(t, display, "type", "--delay", "30", app.Name)
 	time.Sleep(1500 * time.Millisecond)
 	const limit = 1_000_000
-	entryX := 920 // download limit entry of the first row
+	entryX := 845 // download limit entry of the first row (left of the Network/Block column)
 	if !down {
-		entryX = 1190 // upload limit entry
+		entryX = 1100 // upload limit entry
 	}
 	xdo(t, display, append(at(entryX, 128), "click", "1")...)
 	xdo(t, display, "type", "--delay", "30", "1MB/s")
