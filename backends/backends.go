@@ -280,6 +280,11 @@ type Target struct {
 	// Cgroup is the target's own cgroup, filled in by the manager's Placer
 	// before the throttlers see the target.
 	Cgroup Cgroup
+	// Exe and UID name an app target's program (as /proc/PID/exe names it)
+	// and owner: a Blocker uses them to refuse the app's processes before
+	// they are placed, even while none runs. Empty for a process target.
+	Exe string
+	UID uint32
 }
 
 // Cgroup is a cgroup v2 directory.

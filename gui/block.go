@@ -44,10 +44,7 @@ func (r *appRow) newBlockToggle() *widget.Button {
 func (r *appRow) showBlock(a *api.App, enabled bool) {
 	text, imp := "Block", widget.MediumImportance
 	if blocked(a) {
-		text, imp = "Blocked", widget.DangerImportance
-		if a.Limit.Block != api.TrafficAll {
-			text = "No " + a.Limit.Block
-		}
+		text, imp = "Blocked", widget.DangerImportance // the caption says which traffic
 	}
 	if r.block.Text != text || r.block.Importance != imp {
 		r.block.Text, r.block.Importance = text, imp

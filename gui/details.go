@@ -38,24 +38,56 @@ type detailsPane struct {
 	limBtn *widget.Button
 	// how each table is sorted (a click on a column title)
 	procSort, connSort tableSort
+	names              *rdns // remote host names
 }
 
-// tableCol is a column of the details tables.
-type tableCol struct {
+// detailCol is a column of a details table of rows of T: its title and
+// width, whether it sorts ascending first (text), its text in a cell and
+// its sort key (a number, or text when the number is 0 for all).
+type detailCol[T any] struct {
 	title string
 	width float32
-	text  bool // sorts ascending first (names, addresses; numbers sort largest first)
+	text  bool
+	show  func(r *T, unit Unit) string
+	key   func(r *T) (float64, string)
 }
 
-var (
-	procCols = []tableCol{{"PID", 64, true}, {"Process", 120, true}, {"Command line", 200, true}, {"Download", 88, false}, {"Upload", 88, false},
-		{"Downloaded", 88, false}, {"Uploaded", 88, false}, {"Limit", 150, false}}
-	connCols = []tableCol{{"PID", 64, true}, {"Proto", 60, true}, {"Remote", 200, true}, {"Local", 170, true}, {"Where", 76, true},
-		{"Download", 88, false}, {"Upload", 88, false}, {"Downloaded", 88, false}, {"Uploaded", 88, false}}
-)
+func num64[N ~int32 | ~uint64](v N) (float64, string) { return float64(v), "" }
+
+var procCols = []detailCol[api.Process]{
+	{"PID", 64, true, func(p *api.Process, _ Unit) string { return strconv.Itoa(int(p.PID)) }, func(p *api.Process) (float64, string) { return num64(p.PID) }},
+	{"Process", 120, true, func(p *api.Process, _ Unit) string { return p.Comm }, func(p *api.Process) (float64, string) { return 0, p.Comm }},
+	{"Command line", 200, true, func(p *api.Process, _ Unit) string { return p.Cmdline }, func(p *api.Process) (float64, string) { return 0, p.Cmdline }},
+	{"Download", 88, false, func(p *api.Process, u Unit) string { return FormatRate(p.RxRate, u) }, func(p *api.Process) (float64, string) { return num64(p.RxRate) }},
+	{"Upload", 88, false, func(p *api.Process, u Unit) string { return FormatRate(p.TxRate, u) }, func(p *api.Process) (float64, string) { return num64(p.TxRate) }},
+	{"Downloaded", 88, false, func(p *api.Process, u Unit) string { return FormatTotal(p.RxBytes, u) }, func(p *api.Process) (float64, string) { return num64(p.RxBytes) }},
+	{"Uploaded", 88, false, func(p *api.Process, u Unit) string { return FormatTotal(p.TxBytes, u) }, func(p *api.Process) (float64, string) { return num64(p.TxBytes) }},
+	{"Limit", 150, false, func(p *api.Process, u Unit) string { return limitText(p.Limit, u) }, func(p *api.Process) (float64, string) { return num64(p.Limit.Down + p.Limit.Up) }},
+}
+
+var connCols = []detailCol[api.Connection]{
+	{"PID", 64, true, func(c *api.Connection, _ Unit) string { return strconv.Itoa(int(c.PID)) }, func(c *api.Connection) (float64, string) { return num64(c.PID) }},
+	{"Proto", 60, true, func(c *api.Connection, _ Unit) string { return strings.ToUpper(c.Proto) }, func(c *api.Connection) (float64, string) { return 0, c.Proto }},
+	{"Remote", 200, true, func(c *api.Connection, _ Unit) string { return c.Remote }, func(c *api.Connection) (float64, string) { return 0, c.Remote }},
+	{"Local", 170, true, func(c *api.Connection, _ Unit) string { return c.Local }, func(c *api.Connection) (float64, string) { return 0, c.Local }},
+	{"Where", 76, true, func(c *api.Connection, _ Unit) string { return whereText(c.Traffic) }, func(c *api.Connection) (float64, string) { return 0, c.Traffic }},
+	{"Download", 88, false, func(c *api.Connection, u Unit) string { return FormatRate(c.RxRate, u) }, func(c *api.Connection) (float64, string) { return num64(c.RxRate) }},
+	{"Upload", 88, false, func(c *api.Connection, u Unit) string { return FormatRate(c.TxRate, u) }, func(c *api.Connection) (float64, string) { return num64(c.TxRate) }},
+	{"Downloaded", 88, false, func(c *api.Connection, u Unit) string { return FormatTotal(c.RxBytes, u) }, func(c *api.Connection) (float64, string) { return num64(c.RxBytes) }},
+	{"Uploaded", 88, false, func(c *api.Connection, u Unit) string { return FormatTotal(c.TxBytes, u) }, func(c *api.Connection) (float64, string) { return num64(c.TxBytes) }},
+}
+
+// whereText names a connection's zone.
+func whereText(traffic string) string {
+	if s := map[string]string{api.TrafficInternet: "Internet", api.TrafficLocal: "Local"}[traffic]; s != "" {
+		return s
+	}
+	return traffic
+}
 
 func newDetailsPane(u *UI) *detailsPane {
 	p := &detailsPane{u: u, d: &api.AppDetails{}}
+	p.names = newRDNS(func() { u.do(func() { p.conns.Refresh() }) })
 	p.empty = widget.NewLabel("Select an app to see its processes, connections and the last 60 seconds of traffic.")
 	p.empty.Alignment = fyne.TextAlignCenter
 	p.icon = canvas.NewImageFromResource(assets.GenericAppIcon)
@@ -100,70 +132,24 @@ func swatch(c color.Color) fyne.CanvasObject {
 }
 
 func (p *detailsPane) procCell(id widget.TableCellID, l *widget.Label) {
-	setText(l, cellText(p.d.Processes, id, p.u.settings.Unit, procCell))
+	setText(l, cellText(p.d.Processes, procCols, id, p.u.settings.Unit))
 }
 
 func (p *detailsPane) connCell(id widget.TableCellID, l *widget.Label) {
-	setText(l, cellText(p.d.Connections, id, p.u.settings.Unit, connCell))
+	if id.Col == 2 && id.Row >= 0 && id.Row < len(p.d.Connections) {
+		c := &p.d.Connections[id.Row]
+		setText(l, p.names.remoteText(c.Remote, c.Proto))
+		return
+	}
+	setText(l, cellText(p.d.Connections, connCols, id, p.u.settings.Unit))
 }
 
 // cellText is the text of cell id of a table of rows; "" outside them.
-func cellText[T any](rows []T, id widget.TableCellID, unit Unit, cell func(*T, int, Unit) string) string {
-	if id.Row < 0 || id.Row >= len(rows) {
+func cellText[T any](rows []T, cols []detailCol[T], id widget.TableCellID, unit Unit) string {
+	if id.Row < 0 || id.Row >= len(rows) || id.Col < 0 || id.Col >= len(cols) {
 		return ""
 	}
-	return cell(&rows[id.Row], id.Col, unit)
-}
-
-// procCell is column col of a process row.
-func procCell(pr *api.Process, col int, unit Unit) string {
-	switch col {
-	case 0:
-		return strconv.Itoa(int(pr.PID))
-	case 1:
-		return pr.Comm
-	case 2:
-		return pr.Cmdline
-	case 3:
-		return FormatRate(pr.RxRate, unit)
-	case 4:
-		return FormatRate(pr.TxRate, unit)
-	case 5:
-		return FormatBytes(pr.RxBytes)
-	case 6:
-		return FormatBytes(pr.TxBytes)
-	case 7:
-		return limitText(pr.Limit, unit)
-	}
-	return ""
-}
-
-// connCell is column col of a connection row.
-func connCell(c *api.Connection, col int, unit Unit) string {
-	switch col {
-	case 0:
-		return strconv.Itoa(int(c.PID))
-	case 1:
-		return strings.ToUpper(c.Proto)
-	case 2:
-		return c.Remote
-	case 3:
-		return c.Local
-	case 4:
-		if s := map[string]string{api.TrafficInternet: "Internet", api.TrafficLocal: "Local"}[c.Traffic]; s != "" {
-			return s
-		}
-		return c.Traffic
-	case 5:
-		return FormatRate(c.RxRate, unit)
-	case 6:
-		return FormatRate(c.TxRate, unit)
-	case 7:
-		return FormatBytes(c.RxBytes)
-	case 8:
-		return FormatBytes(c.TxBytes)
-	}
-	return ""
+	return cols[id.Col].show(&rows[id.Row], unit)
 }
 
 // limitText describes a limit in a table cell.
@@ -239,7 +225,7 @@ func (p *detailsPane) clear() {
 
 // newDetailTable returns a table of label cells with a header row of cols;
 // rows counts the rows, cell fills one.
-func newDetailTable(cols []tableCol, rows func() int, cell func(widget.TableCellID, *widget.Label), sort *tableSort, resort func()) *widget.Table {
+func newDetailTable[T any](cols []detailCol[T], rows func() int, cell func(widget.TableCellID, *widget.Label), sort *tableSort, resort func()) *widget.Table {
 	t := widget.NewTableWithHeaders(
 		func() (int, int) { return rows(), len(cols) },
 		func() fyne.CanvasObject { l := widget.NewLabel(""); l.Truncation = fyne.TextTruncateEllipsis; return l },
@@ -296,20 +282,21 @@ func (p *detailsPane) resort() { p.sortRows() }
 
 // sortRows sorts the processes and connections as their tables say.
 func (p *detailsPane) sortRows() {
-	p.d.Processes = sortBy(p.d.Processes, p.procSort, procKey)
-	p.d.Connections = sortBy(p.d.Connections, p.connSort, connKey)
+	p.d.Processes = sortBy(p.d.Processes, p.procSort, procCols)
+	p.d.Connections = sortBy(p.d.Connections, p.connSort, connCols)
 }
 
 // sortBy returns rows sorted stably by column s.col's key (a number, else
 // text), in a copy: the rows may be shared with their sender.
-func sortBy[T any](rows []T, s tableSort, key func(*T, int) (float64, string)) []T {
-	if !s.set {
+func sortBy[T any](rows []T, s tableSort, cols []detailCol[T]) []T {
+	if !s.set || s.col < 0 || s.col >= len(cols) {
 		return rows
 	}
+	key := cols[s.col].key
 	rows = slices.Clone(rows)
 	slices.SortStableFunc(rows, func(a, b T) int {
-		na, ta := key(&a, s.col)
-		nb, tb := key(&b, s.col)
+		na, ta := key(&a)
+		nb, tb := key(&b)
 		c := cmp.Compare(na, nb)
 		if c == 0 {
 			c = strings.Compare(strings.ToLower(ta), strings.ToLower(tb))
@@ -320,52 +307,4 @@ func sortBy[T any](rows []T, s tableSort, key func(*T, int) (float64, string)) [
 		return c
 	})
 	return rows
-}
-
-// procKey is a process row's sort key in column col (procCols).
-func procKey(pr *api.Process, col int) (float64, string) {
-	switch col {
-	case 0:
-		return float64(pr.PID), ""
-	case 1:
-		return 0, pr.Comm
-	case 2:
-		return 0, pr.Cmdline
-	case 3:
-		return float64(pr.RxRate), ""
-	case 4:
-		return float64(pr.TxRate), ""
-	case 5:
-		return float64(pr.RxBytes), ""
-	case 6:
-		return float64(pr.TxBytes), ""
-	case 7:
-		return float64(pr.Limit.Down + pr.Limit.Up), ""
-	}
-	return 0, ""
-}
-
-// connKey is a connection row's sort key in column col (connCols).
-func connKey(c *api.Connection, col int) (float64, string) {
-	switch col {
-	case 0:
-		return float64(c.PID), ""
-	case 1:
-		return 0, c.Proto
-	case 2:
-		return 0, c.Remote
-	case 3:
-		return 0, c.Local
-	case 4:
-		return 0, c.Traffic
-	case 5:
-		return float64(c.RxRate), ""
-	case 6:
-		return float64(c.TxRate), ""
-	case 7:
-		return float64(c.RxBytes), ""
-	case 8:
-		return float64(c.TxBytes), ""
-	}
-	return 0, ""
 }

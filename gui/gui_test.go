@@ -474,7 +474,7 @@ func TestDetails(t *testing.T) {
 		f        func(widget.TableCellID, *widget.Label)
 		want     string
 	}{
-		{"connection remote", d.conns, 0, 2, d.connCell, "203.0.113.7:443"},
+		{"connection remote", d.conns, 0, 2, d.connCell, "203.0.113.7 (https)"},
 		{"connection where", d.conns, 0, 4, d.connCell, "Internet"},
 		{"connection 2 where", d.conns, 1, 4, d.connCell, "Local"},
 		{"proto", d.conns, 1, 1, d.connCell, "UDP"},

@@ -33,7 +33,7 @@ func (d direction) String() string {
 }
 
 // rowColumns is the shared layout of header and rows: limit mark, icon,
-// name (flexible), rates, totals, download limit, upload limit.
+// name (flexible), rates, totals, download limit, upload limit, block.
 func (u *UI) rowColumns() *columns {
 	return &columns{
 		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84},
@@ -255,8 +255,8 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	fg := theme.Color(theme.ColorNameForeground)
 	setCanvasText(r.down, FormatRate(a.RxRate, unit), fg)
 	setCanvasText(r.up, FormatRate(a.TxRate, unit), fg)
-	setCanvasText(r.totDn, FormatBytes(a.RxBytes), fg)
-	setCanvasText(r.totUp, FormatBytes(a.TxBytes), fg)
+	setCanvasText(r.totDn, FormatTotal(a.RxBytes, r.u.settings.Unit), fg)
+	setCanvasText(r.totUp, FormatTotal(a.TxBytes, r.u.settings.Unit), fg)
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
 	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -103,4 +104,67 @@ func varied(img image.Image) bool {
 		}
 	}
 	return false
+}
+
+// TestMetainfoScreenshot renders the window as a person would see it on an
+// ordinary desktop — several everyday apps, one of them limited, their
+// processes and connections — for the AppStream screenshot
+// (docs/screenshot.png is this artifact, desktop.png).
+func TestMetainfoScreenshot(t *testing.T) {
+	apps := []api.App{
+		{ID: "1000:/usr/lib/firefox/firefox", Name: "Firefox", Exe: "/usr/lib/firefox/firefox", UID: 1000, User: "alex", PIDs: []int32{2211, 2290, 2301, 2317},
+			RxRate: 2_400_000, TxRate: 85_000, RxBytes: 1_840_000_000, TxBytes: 96_000_000},
+		{ID: "1000:/usr/games/steam", Name: "Steam", Exe: "/usr/games/steam", UID: 1000, User: "alex", PIDs: []int32{3120, 3188},
+			RxRate: 4_980_000, TxRate: 41_000, RxBytes: 23_700_000_000, TxBytes: 310_000_000, Limit: api.Limit{Down: 5_000_000, Traffic: api.TrafficInternet}, Rule: true},
+		{ID: "1000:/usr/share/spotify/spotify", Name: "Spotify", Exe: "/usr/share/spotify/spotify", UID: 1000, User: "alex", PIDs: []int32{2840},
+			RxRate: 320_000, TxRate: 6_000, RxBytes: 412_000_000, TxBytes: 9_000_000},
+		{ID: "1000:/usr/bin/transmission-gtk", Name: "Transmission", Exe: "/usr/bin/transmission-gtk", UID: 1000, User: "alex", PIDs: []int32{4001},
+			RxRate: 150_000, TxRate: 610_000, RxBytes: 3_100_000_000, TxBytes: 5_600_000_000},
+		{ID: "1000:/usr/bin/thunderbird", Name: "Thunderbird", Exe: "/usr/bin/thunderbird", UID: 1000, User: "alex", PIDs: []int32{2550},
+			RxRate: 12_000, TxRate: 3_000, RxBytes: 88_000_000, TxBytes: 4_000_000},
+		{ID: "0:/usr/sbin/chronyd", Name: "chronyd", Exe: "/usr/sbin/chronyd", UID: 0, User: "root", PIDs: []int32{712},
+			RxRate: 90, TxRate: 90, RxBytes: 310_000, TxBytes: 305_000},
+	}
+	fx := newFixture(t, apps)
+	fx.app.Settings().SetTheme(theme.DefaultTheme())
+	fx.ui.win.Resize(fyne.NewSize(1240, 780))
+	fx.fake.SetStatus(api.Status{Version: "0.9.0", Monitor: "ebpf", Upload: "ebpf_cgroup", Download: "ebpf_cgroup", Interfaces: "wlp2s0"})
+	fx.ui.needStatus.Store(true)
+	var hist []api.Sample
+	for i := 0; i < 60; i++ {
+		w := float64(i)
+		hist = append(hist, api.Sample{RxRate: uint64(4_700_000 + 300_000*math.Sin(w/3)), TxRate: uint64(40_000 + 10_000*math.Cos(w/5))})
+	}
+	fx.fake.SetDetails(api.AppDetails{
+		App: apps[1],
+		Processes: []api.Process{
+			{PID: 3120, PPID: 1, UID: 1000, Comm: "steam", Cmdline: "/usr/games/steam -silent", RxRate: 4_900_000, TxRate: 38_000, RxBytes: 23_600_000_000, TxBytes: 300_000_000},
+			{PID: 3188, PPID: 3120, UID: 1000, Comm: "steamwebhelper", Cmdline: "steamwebhelper -lang=en_US", RxRate: 80_000, TxRate: 3_000, RxBytes: 100_000_000, TxBytes: 10_000_000},
+		},
+		Connections: []api.Connection{
+			{PID: 3120, Proto: "tcp", Local: "192.168.1.23:51234", Remote: "93.184.216.34:443", Traffic: api.TrafficInternet, RxRate: 4_900_000, TxRate: 38_000},
+			{PID: 3188, Proto: "tcp", Local: "192.168.1.23:51240", Remote: "151.101.1.69:443", Traffic: api.TrafficInternet, RxRate: 80_000, TxRate: 3_000},
+		},
+		History: hist,
+	})
+	for i := 0; i < 40; i++ {
+		apps[0].RxRate = uint64(2_000_000 + 600_000*math.Sin(float64(i)/4))
+		fx.fake.SetApps(apps)
+		fx.poll()
+	}
+	fx.ui.apps.list.Select(fx.ui.view.index(apps[1].ID))
+	fx.poll()
+	fx.drain()
+	fx.ui.root.Refresh()
+	img := fx.ui.win.Canvas().Capture()
+	path := filepath.Join(t.ArtifactDir(), "desktop.png")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("desktop: %s", path)
 }

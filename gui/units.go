@@ -77,6 +77,18 @@ func FormatLimit(bps uint64, u Unit) string {
 	return FormatRate(bps, u)
 }
 
+// FormatTotal formats a byte count (totals) in the family of unit u: bits
+// for Mbit/s (kbit, Mbit, Gbit, Tbit as fits), bytes otherwise.
+func FormatTotal(n uint64, u Unit) string {
+	if u == UnitMbits {
+		if n > math.MaxUint64/8 {
+			n = math.MaxUint64 / 8
+		}
+		return decimal(n*8, "TGMk", "bit")
+	}
+	return FormatBytes(n)
+}
+
 // FormatBytes formats a byte count (totals).
 func FormatBytes(n uint64) string {
 	return decimal(n, "TGMK", "B")

@@ -248,3 +248,21 @@ func TestIconLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatTotal: totals follow the unit setting's family: bits for
+// Mbit/s, bytes otherwise, scaled to fit.
+func TestFormatTotal(t *testing.T) {
+	for _, c := range []struct {
+		n    uint64
+		u    Unit
+		want string
+	}{
+		{9_000_000_000, UnitAuto, "9 GB"}, {9_000_000_000, UnitMBps, "9 GB"}, {600_000, UnitKBps, "600 KB"},
+		{9_000_000_000, UnitMbits, "72 Gbit"}, {100, UnitMbits, "800 bit"}, {125_000, UnitMbits, "1 Mbit"},
+		{1 << 63, UnitMbits, "18446744 Tbit"}, // no overflow
+	} {
+		if got := FormatTotal(c.n, c.u); got != c.want {
+			t.Errorf("FormatTotal(%d, %s) = %q, want %q", c.n, c.u, got, c.want)
+		}
+	}
+}

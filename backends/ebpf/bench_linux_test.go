@@ -34,6 +34,8 @@ func TestBenchEBPF(t *testing.T) {
 	requireEBPF(t)
 	start := time.Now()
 	benchThrottle(t)
+	benchShown(t)
+	benchAttribution(t)
 	benchMonitors(t)
 	fmt.Printf("\nTestBenchEBPF took %s\n", time.Since(start).Round(time.Second))
 }
@@ -50,24 +52,22 @@ var benchRates = []struct {
 }
 
 type throttleResult struct {
-	ratio  float64 // goodput ÷ limit over the window
-	spread float64 // coefficient of variation of the per-second rates
-	err    error
+	ratio     float64 // goodput ÷ limit over the window
+	spread    float64 // coefficient of variation of the per-second rates
+	lo, hi    float64 // the slowest and fastest second ÷ limit
+	neighbour float64 // an unlimited neighbour's rate beside the limit ÷ alone (median of pairs)
+	err       error
 }
 
 func benchThrottle(t *testing.T) {
-	type row struct {
-		dir, name string
-		res       []throttleResult
-	}
-	var rows []row
+	var rows []throttleRow
 	ups := []*backends.Descriptor[backends.UploadThrottleBackend]{Upload, tc.HTBUpload}
 	downs := []*backends.Descriptor[backends.DownloadThrottleBackend]{Download, tc.IFBDownload}
 	for _, d := range ups {
 		if d == nil {
 			continue
 		}
-		rows = append(rows, row{"upload", d.Name, benchThrottler(t, "upload", func(o backends.Options) (backends.Throttler, error) {
+		rows = append(rows, throttleRow{"upload", d.Name, benchThrottler(t, "upload", func(o backends.Options) (backends.Throttler, error) {
 			if err := d.Probe(o); err != nil {
 				return nil, err
 			}
@@ -78,41 +78,14 @@ func benchThrottle(t *testing.T) {
 		if d == nil {
 			continue
 		}
-		rows = append(rows, row{"download", d.Name, benchThrottler(t, "download", func(o backends.Options) (backends.Throttler, error) {
+		rows = append(rows, throttleRow{"download", d.Name, benchThrottler(t, "download", func(o backends.Options) (backends.Throttler, error) {
 			if err := d.Probe(o); err != nil {
 				return nil, err
 			}
 			return d.New(o)
 		})})
 	}
-	fmt.Printf("\n== Throttle accuracy: payload goodput ÷ limit (target 0.97–1.03); (per-second spread, CV) ==\n")
-	fmt.Printf("   machine load: %s", loadavg())
-	fmt.Printf("%-9s %-12s", "direction", "backend")
-	for _, r := range benchRates {
-		fmt.Printf(" %18s", r.name)
-	}
-	fmt.Println()
-	for _, r := range rows {
-		fmt.Printf("%-9s %-12s", r.dir, r.name)
-		for _, c := range r.res {
-			if c.err != nil {
-				fmt.Printf(" %18s", "error")
-				continue
-			}
-			mark := " "
-			if c.ratio < 0.97 || c.ratio > 1.03 {
-				mark = "*"
-			}
-			fmt.Printf(" %10.3f%s(%4.1f%%)", c.ratio, mark, c.spread*100)
-		}
-		fmt.Println()
-		for i, c := range r.res {
-			if c.err != nil {
-				fmt.Printf("    %s %s at %s: %v\n", r.dir, r.name, benchRates[i].name, c.err)
-			}
-		}
-	}
-	fmt.Println("  * = outside 0.97–1.03. Goodput counted by the receiving application.")
+	printThrottle(rows)
 }
 
 // benchThrottler measures one backend at every rate on a fresh bed.
@@ -139,51 +112,8 @@ func benchThrottler(t *testing.T, dir string, mk func(backends.Options) (backend
 		if dir == "download" {
 			bed.StartServer(bed.Peer, "source", "[::]:5203", false)
 		}
-		for i, r := range benchRates {
-			total := func() uint64 { return 0 }
-			var target backends.Target
-			var kill func()
-			dur := 2*time.Second + r.window + 3*time.Second
-			if dir == "upload" {
-				s := newSink(t, bed)
-				l := bed.StartClient(bed.Local, "send", hostPort(bed.PeerIP, s.Port), dur, time.Second)
-				total, kill = s.Total, func() { l.Cmd.Process.Kill() }
-				target = backends.Target{ID: fmt.Sprintf("pid-%d", l.PID), PIDs: []int{l.PID}}
-			} else {
-				l := bed.StartClient(bed.Local, "recv", hostPort(bed.PeerIP, 5203), dur, 50*time.Millisecond)
-				total, kill = loadTotal(l), func() { l.Cmd.Process.Kill() }
-				target = backends.Target{ID: fmt.Sprintf("pid-%d", l.PID), PIDs: []int{l.PID}}
-			}
-			time.Sleep(300 * time.Millisecond)
-			cg, err := p.Place(target.ID, target.PIDs)
-			if err != nil {
-				out[i].err = err
-				kill()
-				continue
-			}
-			target.Cgroup = cg
-			if err := b.SetLimit(target, backends.Limit{Rate: r.rate}); err != nil {
-				out[i].err = err
-				kill()
-				p.Release(target.ID)
-				continue
-			}
-			time.Sleep(2 * time.Second) // the receive queue filled before the limit drains
-			var per []float64
-			first := total()
-			t0 := time.Now()
-			prev := first
-			for s := 1; s <= int(r.window/time.Second); s++ {
-				time.Sleep(time.Until(t0.Add(time.Duration(s) * time.Second)))
-				cur := total()
-				per = append(per, float64(cur-prev))
-				prev = cur
-			}
-			got := float64(prev-first) / time.Since(t0).Seconds()
-			out[i] = throttleResult{ratio: got / float64(r.rate), spread: cv(per)}
-			b.RemoveLimit(target.ID)
-			p.Release(target.ID)
-			kill()
+		for i := range benchRates {
+			out[i] = benchThrottleCell(t, bed, b, p, dir, i)
 		}
 	})
 	return out

@@ -40,6 +40,9 @@ func identityOf(netns string, t backends.Target, prev *targetIdentity) (targetId
 	id := targetIdentity{cgroup: t.Cgroup.ID, level: cgroupLevel(t.Cgroup.Path), exes: map[blockExeKey]bool{}}
 	if t.Kind == backends.TargetApp {
 		id.exes = exeKeysOf(t.PIDs)
+		if k, ok := exeKeyOf(t.Exe, t.UID); ok {
+			id.exes[k] = true // the program itself, running or not
+		}
 	}
 	id.inodes = procnet.SocketInodesOf(t.PIDs)
 	if prev != nil && maps.Equal(prev.inodes, id.inodes) {
@@ -67,8 +70,24 @@ func exeKeysOf(pids []int) map[blockExeKey]bool {
 		if unix.Stat(base+"/exe", &exe) != nil || unix.Stat(base, &dir) != nil {
 			continue // gone, or a kernel thread
 		}
-		dev := unix.Major(exe.Dev)<<20 | unix.Minor(exe.Dev)
-		keys[blockExeKey{Ino: exe.Ino, Dev: uint32(dev), Uid: dir.Uid}] = true
+		keys[exeKey(&exe, dir.Uid)] = true
 	}
 	return keys
+}
+
+// exeKeyOf is the key of program path run by uid ("" or missing: none).
+func exeKeyOf(path string, uid uint32) (blockExeKey, bool) {
+	var st unix.Stat_t
+	if path == "" || unix.Stat(path, &st) != nil {
+		return blockExeKey{}, false
+	}
+	return exeKey(&st, uid), true
+}
+
+// exeKey converts a stat's device number to the kernel's dev_t encoding
+// (major << 20 | minor), which the programs read from the inode's super
+// block.
+func exeKey(st *unix.Stat_t, uid uint32) blockExeKey {
+	dev := unix.Major(st.Dev)<<20 | unix.Minor(st.Dev)
+	return blockExeKey{Ino: st.Ino, Dev: uint32(dev), Uid: uid}
 }

@@ -25,9 +25,10 @@ func TestFollowAcceptedSockets(t *testing.T) {
 				New: func(t *testing.T, netns string) backends.Throttler {
 					return d.new(backends.Options{NetNS: netns})
 				},
-				Upload:  d.name == "upload",
-				Placer:  newPlacer(t),
-				Matched: matchedSockets,
+				Upload:         d.name == "upload",
+				Placer:         newPlacer(t),
+				Matched:        matchedSockets,
+				PacesProcesses: d.name == "upload",
 			})
 		})
 	}

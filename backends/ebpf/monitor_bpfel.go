@@ -42,6 +42,17 @@ type monitorOwner struct {
 	Comm       [16]int8
 }
 
+type monitorTcpVal struct {
+	_         structs.HostLayout
+	K         monitorConnKey
+	RxBase    uint64
+	TxBase    uint64
+	RxBytes   uint64
+	TxBytes   uint64
+	RxPackets uint64
+	TxPackets uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -49,7 +60,6 @@ const (
 	monitorMapEvents          = "events"
 	monitorMapOwners          = "owners"
 	monitorMapTcpConns        = "tcp_conns"
-	monitorMapTcpTuples       = "tcp_tuples"
 	monitorMapUdpConns        = "udp_conns"
 	monitorProgCtCountEgress  = "ct_count_egress"
 	monitorProgCtCountIngress = "ct_count_ingress"
@@ -110,11 +120,10 @@ type monitorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type monitorMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Owners    *ebpf.MapSpec `ebpf:"owners"`
-	TcpConns  *ebpf.MapSpec `ebpf:"tcp_conns"`
-	TcpTuples *ebpf.MapSpec `ebpf:"tcp_tuples"`
-	UdpConns  *ebpf.MapSpec `ebpf:"udp_conns"`
+	Events   *ebpf.MapSpec `ebpf:"events"`
+	Owners   *ebpf.MapSpec `ebpf:"owners"`
+	TcpConns *ebpf.MapSpec `ebpf:"tcp_conns"`
+	UdpConns *ebpf.MapSpec `ebpf:"udp_conns"`
 }
 
 // monitorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -144,11 +153,10 @@ func (o *monitorObjects) Close() error {
 //
 // It can be passed to loadMonitorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type monitorMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	Owners    *ebpf.Map `ebpf:"owners"`
-	TcpConns  *ebpf.Map `ebpf:"tcp_conns"`
-	TcpTuples *ebpf.Map `ebpf:"tcp_tuples"`
-	UdpConns  *ebpf.Map `ebpf:"udp_conns"`
+	Events   *ebpf.Map `ebpf:"events"`
+	Owners   *ebpf.Map `ebpf:"owners"`
+	TcpConns *ebpf.Map `ebpf:"tcp_conns"`
+	UdpConns *ebpf.Map `ebpf:"udp_conns"`
 }
 
 func (m *monitorMaps) Close() error {
@@ -156,7 +164,6 @@ func (m *monitorMaps) Close() error {
 		m.Events,
 		m.Owners,
 		m.TcpConns,
-		m.TcpTuples,
 		m.UdpConns,
 	)
 }

@@ -62,27 +62,21 @@ type counterRead struct {
 // kernel no longer has.
 func (m *monitorBackend) readCounters(owners *ownerCache, now time.Time) (counterRead, error) {
 	r := counterRead{seen: make(map[monitorConnKey]bool, len(m.mirror))}
-	tuples, err := m.readTuples()
-	if err != nil {
-		return counterRead{}, err
-	}
 	var ck uint64
-	var perCPU []monitorConnVal
+	var tv monitorTcpVal
 	it := m.objs.TcpConns.Iterate()
-	for it.Next(&ck, &perCPU) {
-		addr, ok := tuples[ck]
-		if !ok && m.objs.TcpTuples.Lookup(ck, &addr) != nil {
-			addr = monitorConnKey{Cookie: ck, Proto: 6} // addresses evicted
-		}
-		m.visit(&r, monitorConnKey{Cookie: ck, Proto: 6}, addr, perCPU, owners, now)
+	for it.Next(&ck, &tv) {
+		k := monitorConnKey{Cookie: ck, Proto: 6}
+		m.visit(&r, k, tv.K, tcpCounters(tv, m.mirror[k].val), owners, now)
 	}
 	if err := it.Err(); err != nil {
 		return counterRead{}, fmt.Errorf("read connection counters: %w", err)
 	}
+	var perCPU []monitorConnVal
 	var k monitorConnKey
 	it = m.objs.UdpConns.Iterate()
 	for it.Next(&k, &perCPU) {
-		m.visit(&r, k, k, perCPU, owners, now)
+		m.visit(&r, k, k, sumCPUs(perCPU), owners, now)
 	}
 	if err := it.Err(); err != nil {
 		return counterRead{}, fmt.Errorf("read connection counters: %w", err)
@@ -95,26 +89,30 @@ func (m *monitorBackend) readCounters(owners *ownerCache, now time.Time) (counte
 	return r, nil
 }
 
-// readTuples returns the addresses of the TCP connections by cookie.
-func (m *monitorBackend) readTuples() (map[uint64]monitorConnKey, error) {
-	tuples := map[uint64]monitorConnKey{}
-	var ck uint64
-	var tk monitorConnKey
-	it := m.objs.TcpTuples.Iterate()
-	for it.Next(&ck, &tk) {
-		tuples[ck] = tk
+// tcpCounters turns a TCP entry into counters since the entry was made. The
+// kernel's counters only grow, but two CPUs may store them out of order: a
+// value below the one read last time (prev) with the same base is such a
+// race and reads as prev; a new base is a new entry (made again after the
+// LRU evicted it) and reads from zero.
+func tcpCounters(tv monitorTcpVal, prev monitorConnVal) monitorConnVal {
+	v := monitorConnVal{
+		RxBytes: tv.RxBytes - tv.RxBase, TxBytes: tv.TxBytes - tv.TxBase,
+		RxPackets: tv.RxPackets, TxPackets: tv.TxPackets,
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read connection addresses: %w", err)
+	if tv.RxBytes < tv.RxBase || tv.TxBytes < tv.TxBase {
+		return prev
 	}
-	return tuples, nil
+	if v.RxBytes < prev.RxBytes && v.RxPackets >= prev.RxPackets {
+		v.RxBytes = prev.RxBytes
+	}
+	if v.TxBytes < prev.TxBytes && v.TxPackets >= prev.TxPackets {
+		v.TxBytes = prev.TxBytes
+	}
+	return v
 }
 
-// visit sums one connection's per-CPU counters and compares them with the
-// mirror: what moved becomes a delta; a connection idle for connIdle whose
-// socket is closed (or has no known owner) becomes stale.
-func (m *monitorBackend) visit(r *counterRead, k, addr monitorConnKey, perCPU []monitorConnVal, owners *ownerCache, now time.Time) {
-	r.seen[k] = true
+// sumCPUs adds up a UDP entry's per-CPU counters.
+func sumCPUs(perCPU []monitorConnVal) monitorConnVal {
 	var v monitorConnVal
 	for _, c := range perCPU {
 		v.RxBytes += c.RxBytes
@@ -122,6 +120,14 @@ func (m *monitorBackend) visit(r *counterRead, k, addr monitorConnKey, perCPU []
 		v.RxPackets += c.RxPackets
 		v.TxPackets += c.TxPackets
 	}
+	return v
+}
+
+// visit compares one connection's counters with the mirror: what moved
+// becomes a delta; a connection idle for connIdle whose socket is closed
+// (or has no known owner) becomes stale.
+func (m *monitorBackend) visit(r *counterRead, k, addr monitorConnKey, v monitorConnVal, owners *ownerCache, now time.Time) {
+	r.seen[k] = true
 	prev, known := m.mirror[k]
 	if v.RxBytes < prev.val.RxBytes || v.TxBytes < prev.val.TxBytes {
 		prev = mirrored{} // recreated after eviction
@@ -152,7 +158,6 @@ func (m *monitorBackend) forget(stale []monitorConnKey, now time.Time, mono uint
 	for _, k := range stale {
 		if k.Proto == 6 {
 			_ = m.objs.TcpConns.Delete(k.Cookie)
-			_ = m.objs.TcpTuples.Delete(k.Cookie)
 		} else {
 			_ = m.objs.UdpConns.Delete(k)
 		}

@@ -97,6 +97,7 @@ type throttler struct {
 	link    link.Link // nil while no limit is set
 	targets map[string]*target
 	nextIdx uint32
+	pace    *pacer // upload only: TCP pacing under the bucket (pace_linux.go)
 }
 
 type target struct {
@@ -119,7 +120,7 @@ type downloadThrottler struct {
 
 // NewUpload returns the ebpf_cgroup upload throttler.
 func NewUpload(opts backends.Options) backends.UploadThrottleBackend {
-	return uploadThrottler{throttler: &throttler{dir: egress, opts: opts}}
+	return uploadThrottler{throttler: &throttler{dir: egress, opts: opts, pace: newPacer()}}
 }
 
 // NewDownload returns the ebpf_cgroup download throttler.
@@ -215,6 +216,9 @@ func (t *throttler) Cleanup() error {
 	if t.objs == nil {
 		return nil
 	}
+	if t.pace != nil {
+		t.pace.close()
+	}
 	var errs []error
 	if err := t.detachLocked(); err != nil {
 		errs = append(errs, err)
@@ -303,6 +307,9 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	if !existed {
 		t.nextIdx++
 	}
+	if t.pace != nil {
+		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
+	}
 	return nil
 }
 
@@ -317,6 +324,9 @@ func (t *throttler) FollowSockets(tg backends.Target) error {
 	cur, ok := t.targets[tg.ID]
 	if !ok || t.objs == nil {
 		return nil
+	}
+	if t.pace != nil {
+		t.pace.follow(tg.ID, tg.PIDs)
 	}
 	inodes := procnet.SocketInodesOf(tg.PIDs)
 	if maps.Equal(inodes, cur.inodes) {
@@ -396,6 +406,9 @@ func (t *throttler) RemoveLimit(id string) error {
 		return nil
 	}
 	delete(t.targets, id)
+	if t.pace != nil {
+		t.pace.remove(id)
+	}
 	err := t.removeLocked(cur)
 	if len(t.targets) == 0 {
 		err = errors.Join(err, t.detachLocked())

@@ -138,14 +138,7 @@ func TestDownloadConformance(t *testing.T) {
 
 func initThrottler(t *testing.T, b backends.Throttler) {
 	t.Helper()
-	if err := b.Init(); err != nil {
-		t.Fatalf("Init: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Cleanup(); err != nil {
-			t.Errorf("Cleanup: %v", err)
-		}
-	})
+	backendtest.InitBackend(t, b)
 }
 
 func place(t *testing.T, p backends.Placer, tg backends.Target) backends.Target {

@@ -95,16 +95,16 @@ func realBlockAsUser(t *testing.T, extra []string) {
 	// New processes of the blocked app are refused at once, before the
 	// engine has placed them in the app's cgroup (the block programs know
 	// the app's executable and uid).
-	fresh := 0
-	for i := 0; i < 10; i++ {
-		cmd := exec.Command("nsenter", "--net="+testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(alice.UID)),
-			"--setgid", strconv.Itoa(int(alice.GID)), "--", "curl", "-sS", "-m", "2", "-o", "/dev/null", url)
-		if cmd.Run() != nil {
-			fresh++
-		}
+	if n := freshRefused(bed, alice, "curl", url); n != 10 {
+		t.Errorf("fresh curls of the blocked app refused: %d of 10", n)
 	}
-	if fresh != 10 {
-		t.Errorf("fresh curls of the blocked app refused: %d of 10", fresh)
+	// So is the first process of an app blocked while it does not run.
+	other := bustest.CopyExe(t, curl, filepath.Join(bustest.PublicDir(t), "ct-curl2"))
+	if out, code := run("block", "--app", other); code != 0 {
+		t.Fatalf("alice blocks a program that does not run: exit %d: %s", code, out)
+	}
+	if n := freshRefused(bed, alice, other, url); n != 10 {
+		t.Errorf("first runs of an app blocked before it ran refused: %d of 10\n%s", n, h.out.String())
 	}
 	if out, code := run("unblock", "--app", curl); code != 0 {
 		t.Fatalf("unblock: exit %d: %s", code, out)
@@ -116,3 +116,17 @@ func realBlockAsUser(t *testing.T, extra []string) {
 
 // exitCodeNotAuthorized is chadthrottlectl's exit status for polkit's no.
 const exitCodeNotAuthorized = 3
+
+// freshRefused runs program (a curl) ten times as u in the bed's local
+// namespace and counts the runs that failed.
+func freshRefused(bed *testenv.Bed, u bustest.User, program, url string) int {
+	n := 0
+	for i := 0; i < 10; i++ {
+		cmd := exec.Command("nsenter", "--net="+testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(u.UID)),
+			"--setgid", strconv.Itoa(int(u.GID)), "--", program, "-sS", "-m", "2", "-o", "/dev/null", url)
+		if cmd.Run() != nil {
+			n++
+		}
+	}
+	return n
+}

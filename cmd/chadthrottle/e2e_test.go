@@ -162,7 +162,7 @@ func TestEndToEnd(t *testing.T) {
 	xdo(t, display, "type", "--delay", "30", app.Name)
 	time.Sleep(1500 * time.Millisecond)
 	const limit = 1_000_000
-	entryX := 845 // download limit entry of the first row (left of the Network/Block column)
+	entryX := 845 // download limit entry of the first row
 	if !down {
 		entryX = 1100 // upload limit entry
 	}

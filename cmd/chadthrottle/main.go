@@ -27,7 +27,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
-	"fyne.io/systray"
 
 	"github.com/chadthrottle/chadthrottle/assets"
 	"github.com/chadthrottle/chadthrottle/gui"
@@ -99,7 +98,7 @@ func main() {
 	gui.Run(ctx, a, backend, gui.Options{
 		Hidden:         *hidden,
 		TrayAvailable:  trayAvailable,
-		TrayOpened:     systray.TrayOpenedCh,
+		TrayOpened:     trayOpened(),
 		Activate:       activate,
 		Notifier:       notify,
 		Executable:     exe,

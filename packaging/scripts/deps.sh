@@ -18,8 +18,8 @@ RUN=(
 TEST=(
   # sshd and systemd-stdio-bridge (from systemd) for the remote tests
   openssh-server systemd
-  # GUI end-to-end tests and screenshots
-  xvfb imagemagick x11-utils xdotool
+  # GUI end-to-end tests and screenshots; a real tray host (xfce4-panel's status tray)
+  xvfb imagemagick x11-utils xdotool xfce4-panel
   # benchmarks and side-by-side comparisons
   iperf3 nethogs trickle curl
   # eBPF code generation (make generate)

@@ -30,6 +30,7 @@ type packet struct {
 	src, dst netip.AddrPort
 	payload  uint64 // transport payload bytes
 	flags    uint8  // TCP flags (flagSYN …)
+	seq, ack uint32 // TCP sequence and acknowledgment numbers
 }
 
 // decoder decodes IP packets (starting at the network header) with
@@ -158,6 +159,7 @@ func (d *decoder) decodeTransport(pkt *packet) int {
 			pkt.dst = netip.AddrPortFrom(pkt.dst.Addr(), uint16(d.tcp.DstPort))
 			hdrLen += int(d.tcp.DataOffset) * 4
 			pkt.flags |= tcpFlags(&d.tcp)
+			pkt.seq, pkt.ack = d.tcp.Seq, d.tcp.Ack
 			transport = true
 		case layers.LayerTypeUDP:
 			pkt.proto = protoUDP

@@ -22,7 +22,9 @@
 // to a guess.
 //
 // Counters: bytes are transport payload bytes (what applications read and
-// write, as limits are meant), packets are packets as captured (a GSO/GRO
+// write, as limits are meant); for TCP, payload delivered, from sequence
+// and acknowledgment numbers (seqtrack.go): a retransmission or a packet a
+// limiter dropped after the capture saw it is not counted. Packets are packets as captured (a GSO/GRO
 // batch counts once). A process that exits is kept until its connections
 // have drained (2 s without traffic, at most 60 s), reported once with
 // Exited, then dropped.

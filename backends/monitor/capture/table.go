@@ -46,6 +46,7 @@ type flow struct {
 	first   time.Time
 	last    time.Time
 	retryAt time.Time // unknown flows are looked at again after this
+	seq     seqTrack  // TCP: bytes delivered, from sequence numbers
 }
 
 // proc is one process with traffic. It is keyed by pid and start time, so a
@@ -125,8 +126,8 @@ func (t *table) account(p *packet, tx bool, now time.Time) (fresh *flow) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.total.Add(c)
 	if p.proto != protoTCP && p.proto != protoUDP {
+		t.total.Add(c)
 		t.unknown.Add(c)
 		return nil
 	}
@@ -138,6 +139,7 @@ func (t *table) account(p *packet, tx bool, now time.Time) (fresh *flow) {
 		f = nil
 	}
 	if f == nil && len(t.flows) >= maxFlows {
+		t.total.Add(c)
 		t.unknown.Add(c) // table full (a scan or flood): count, do not track
 		return nil
 	}
@@ -156,6 +158,10 @@ func (t *table) account(p *packet, tx bool, now time.Time) (fresh *flow) {
 		}
 	}
 	f.last = now
+	if p.proto == protoTCP {
+		c.RxBytes, c.TxBytes = f.seq.bytes(p, tx)
+	}
+	t.total.Add(c)
 	f.c.Add(c)
 	if p.flags&(flagFIN|flagRST) != 0 {
 		f.closed = true

@@ -19,9 +19,24 @@ var (
 	remote = netip.MustParseAddrPort("192.0.2.1:443")
 )
 
+// seqs numbers the tests' TCP segments like a real connection's: each
+// direction's sequence numbers follow its payload (and SYN), and a segment
+// acknowledges everything the other direction sent before it.
+var seqs = map[[2]netip.AddrPort]uint32{}
+
 func tcpPkt(src, dst netip.AddrPort, payload uint64, flags uint8) *packet {
-	return &packet{proto: protoTCP, src: src, dst: dst, payload: payload, flags: flags}
+	k := [2]netip.AddrPort{src, dst}
+	p := &packet{proto: protoTCP, src: src, dst: dst, payload: payload, flags: flags, seq: seqs[k], ack: seqs[[2]netip.AddrPort{dst, src}]}
+	if flags&flagSYN != 0 {
+		seqs[k]++
+	}
+	seqs[k] += uint32(payload)
+	return p
 }
+
+// peerAck is the pure ACK with which the peer acknowledges everything the
+// local side of a flow sent: the capture counts sent bytes then.
+func peerAck(src, dst netip.AddrPort) *packet { return tcpPkt(dst, src, 0, flagACK) }
 
 func info(pid int) backends.ProcessInfo {
 	return backends.ProcessInfo{PID: pid, StartTime: uint64(pid) * 10, Comm: "p"}
@@ -42,12 +57,13 @@ func TestTableHeldBytesCreditedOnResolution(t *testing.T) {
 	}
 	tab.resolveNow(f, func(flowKey, bool) resolution { return resolution{info: info(7)} })
 	tab.account(tcpPkt(local, remote, 24, flagACK), true, now)
+	tab.account(peerAck(local, remote), false, now)
 	s = tab.snapshot(now)
 	if len(s.Processes) != 1 {
 		t.Fatalf("processes %+v", s.Processes)
 	}
 	p := s.Processes[0]
-	if p.PID != 7 || p.TxBytes != 1024 || p.RxBytes != 500 || p.TxPackets != 3 || p.RxPackets != 1 {
+	if p.PID != 7 || p.TxBytes != 1024 || p.RxBytes != 500 || p.TxPackets != 3 || p.RxPackets != 2 {
 		t.Errorf("process counters %+v", p.Counters)
 	}
 	if len(p.Conns) != 1 || p.Conns[0].Local != local || p.Conns[0].Remote != remote || p.Conns[0].TxBytes != 1024 || p.Conns[0].Proto != backends.TCP {
@@ -92,6 +108,7 @@ func TestResolverGivesUp(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	now := time.Now()
 	f := tab.account(tcpPkt(local, remote, 100, flagSYN), true, now)
+	tab.account(peerAck(local, remote), false, now)
 	tab.resolveNow(f, func(flowKey, bool) resolution { return resolution{retry: time.Millisecond} })
 	deadline := time.Now().Add(2 * time.Second)
 	for {
@@ -117,10 +134,12 @@ func TestTableExitedReportedOnce(t *testing.T) {
 	tab := newTable()
 	t0 := time.Now()
 	f := tab.account(tcpPkt(local, remote, 10, flagSYN), true, t0)
+	tab.account(peerAck(local, remote), false, t0)
 	tab.resolveNow(f, func(flowKey, bool) resolution { return resolution{info: info(9)} })
 	tab.exit(9, t0)
 	// Bytes sent after the exit (the orphaned socket drains) still count.
 	tab.account(tcpPkt(local, remote, 90, flagACK), true, t0.Add(time.Second))
+	tab.account(peerAck(local, remote), false, t0.Add(time.Second))
 	s := tab.snapshot(t0.Add(time.Second + drainIdle/2))
 	if len(s.Processes) != 1 || s.Processes[0].Exited || s.Processes[0].TxBytes != 100 {
 		t.Fatalf("while draining: %+v", s.Processes)
@@ -134,6 +153,7 @@ func TestTableExitedReportedOnce(t *testing.T) {
 	if g := tab.account(tcpPkt(local, remote, 5, flagACK|flagFIN), true, t0.Add(4*time.Second)); g != nil {
 		tab.resolveNow(g, func(flowKey, bool) resolution { return resolution{} })
 	}
+	tab.account(peerAck(local, remote), false, t0.Add(4*time.Second))
 	s = tab.snapshot(t0.Add(5 * time.Second))
 	if len(s.Processes) != 0 {
 		t.Fatalf("reported again after exit: %+v", s.Processes)
@@ -150,12 +170,14 @@ func TestTableFiveTupleReuse(t *testing.T) {
 	f := tab.account(tcpPkt(local, remote, 0, flagSYN), true, now)
 	tab.resolveNow(f, func(flowKey, bool) resolution { return resolution{info: info(11)} })
 	tab.account(tcpPkt(local, remote, 50, flagACK|flagFIN), true, now)
+	tab.account(peerAck(local, remote), false, now)
 	g := tab.account(tcpPkt(local, remote, 0, flagSYN), true, now)
 	if g == nil || g == f {
 		t.Fatal("SYN on a closed flow did not start a new flow")
 	}
 	tab.resolveNow(g, func(flowKey, bool) resolution { return resolution{info: info(12)} })
 	tab.account(tcpPkt(local, remote, 70, flagACK), true, now)
+	tab.account(peerAck(local, remote), false, now)
 	s := tab.snapshot(now)
 	got := map[int]uint64{}
 	for _, p := range s.Processes {
@@ -197,9 +219,11 @@ func TestTablePIDReuse(t *testing.T) {
 	tab := newTable()
 	now := time.Now()
 	f := tab.account(tcpPkt(local, remote, 10, flagSYN), true, now)
+	tab.account(peerAck(local, remote), false, now)
 	tab.resolveNow(f, func(flowKey, bool) resolution { return resolution{info: info(3)} })
 	other := netip.MustParseAddrPort("10.0.0.1:40001")
 	g := tab.account(tcpPkt(other, remote, 20, flagSYN), true, now)
+	tab.account(peerAck(other, remote), false, now)
 	reused := info(3)
 	reused.StartTime++
 	tab.resolveNow(g, func(flowKey, bool) resolution { return resolution{info: reused} })

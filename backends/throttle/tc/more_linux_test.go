@@ -256,6 +256,10 @@ func TestUserQdiscsRestored(t *testing.T) {
 		if err := b.RemoveLimit(target.ID); err != nil {
 			t.Fatalf("%s RemoveLimit: %v", b.Name(), err)
 		}
+		// The IFB devices go right after the call (releaseLater).
+		if err := b.(interface{ released() error }).released(); err != nil {
+			t.Errorf("%s: release after the last limit: %v", b.Name(), err)
+		}
 	}
 	if got := e.dump(t); got != before {
 		t.Errorf("after the last limit went:\n%s\nwant the user's setup back:\n%s", got, before)

@@ -216,3 +216,16 @@ func (e *Engine) ownProcess(c api.Caller, pid int, start uint64) (*proc, error) 
 	}
 	return p, nil
 }
+
+// appPIDs returns the processes of app key now (nil when none runs). Needs
+// stateMu.
+func (e *Engine) appPIDs(key appKey) map[int]struct{} {
+	if a := e.st.apps[key]; a != nil {
+		return a.pids
+	}
+	return nil
+}
+
+// keepsBlock reports whether target d stays applied without processes: an
+// app's block waits for the app's next process.
+func keepsBlock(d *desired) bool { return d.kind == backends.TargetApp && d.limits.Block.On }

@@ -162,3 +162,36 @@ func TestScheduleSwitches(t *testing.T) {
 	c.t = time.Date(2026, 12, 1, 9, 30, 0, 0, time.Local)
 	check("Tue 09:30", true, false)
 }
+
+// TestBlockBeforeItRuns: a block on an app that does not run is handed to
+// the blocker at once with the program and owner (so its first process is
+// refused before it is placed); rates wait for a process.
+func TestBlockBeforeItRuns(t *testing.T) {
+	b := newBench(t, firefoxProcs)
+	const exe = "/usr/bin/updater"
+	id := appTargetID(appKey{1000, exe})
+	if err := b.e.SetAppLimit(asUID(1000), exe, 1000, api.Limit{Up: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.up.Limit(id); ok {
+		t.Error("a rate limit was applied to an app with no process")
+	}
+	if err := b.e.SetAppBlock(asUID(1000), exe, 1000, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	tg, ok := b.block.Target(id)
+	if !ok || tg.Exe != exe || tg.UID != 1000 || len(tg.PIDs) != 0 {
+		t.Fatalf("blocker target %+v (%v), want %s of uid 1000 without processes", tg, ok, exe)
+	}
+	if _, ok := b.up.Limit(id); ok {
+		t.Error("a rate limit was applied to an app with no process")
+	}
+	b.proc.add(fp{pid: 300, ppid: 1, uid: 1000, exe: exe})
+	b.scan()
+	if tg, _ := b.block.Target(id); !slices.Equal(tg.PIDs, []int{300}) {
+		t.Errorf("after the first process: blocker pids %v", tg.PIDs)
+	}
+	if l, ok := b.up.Limit(id); !ok || l.Rate != 1000 {
+		t.Errorf("after the first process: upload limit %v %v", l, ok)
+	}
+}

@@ -20,6 +20,8 @@ type desired struct {
 	pids   []int
 	starts []uint64
 	limits backends.Limits
+	exe    string // an app's program and owner (backends.Target.Exe, UID)
+	uid    uint32
 }
 
 // desiredLocked computes every target the limits want, and the process
@@ -117,16 +119,15 @@ func (e *Engine) processTargetsLocked() (out map[string]*desired, excluded map[i
 // uid does not own). Needs limMu and stateMu.
 func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool) {
 	for key, r := range e.appLimitsLocked() {
-		a := e.st.apps[key]
-		if a == nil || len(a.pids) == 0 || e.lim.isPaused(key.uid, r.Admin) {
+		if e.lim.isPaused(key.uid, r.Admin) {
 			continue
 		}
 		bl := e.effective(r.Limit)
 		if bl.IsZero() {
 			continue
 		}
-		d := &desired{id: appTargetID(key), kind: backends.TargetApp, limits: bl}
-		for pid := range a.pids {
+		d := &desired{id: appTargetID(key), kind: backends.TargetApp, limits: bl, exe: key.exe, uid: key.uid}
+		for pid := range e.appPIDs(key) {
 			if excluded[pid] || pid == 1 || pid == e.self {
 				continue
 			}
@@ -136,7 +137,12 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 			d.pids = append(d.pids, pid)
 		}
 		if len(d.pids) == 0 {
-			continue
+			if !bl.Block.On {
+				continue
+			}
+			// Nothing runs: only the block waits for the app's first
+			// process (the blocker knows the program and owner).
+			d.limits = backends.Limits{Block: bl.Block}
 		}
 		sort.Ints(d.pids)
 		for _, pid := range d.pids {
@@ -212,12 +218,12 @@ func (e *Engine) reconcileLocked() (notify bool) {
 // dropped and the call retried; when none is left the target is removed
 // and errGone returned. Needs limMu.
 func (e *Engine) applyLocked(d *desired) error {
-	pids, starts := d.pids, d.starts
+	pids, starts, limits := d.pids, d.starts, d.limits
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		t := backends.Target{ID: d.id, Kind: d.kind, PIDs: pids}
-		if err = e.mgr.Apply(t, d.limits); err == nil {
-			e.lim.applied[d.id] = appliedTarget{kind: d.kind, pids: pids, limits: d.limits}
+		t := backends.Target{ID: d.id, Kind: d.kind, PIDs: pids, Exe: d.exe, UID: d.uid}
+		if err = e.mgr.Apply(t, limits); err == nil {
+			e.lim.applied[d.id] = appliedTarget{kind: d.kind, pids: pids, limits: limits}
 			return nil
 		}
 		var alivePIDs []int
@@ -234,6 +240,11 @@ func (e *Engine) applyLocked(d *desired) error {
 				return api.WithKind(api.ErrNotHere, err)
 			}
 			return err
+		}
+		if len(alivePIDs) == 0 && len(pids) > 0 && keepsBlock(d) {
+			// The app's processes are gone; its block waits for the next.
+			pids, starts, limits = nil, nil, backends.Limits{Block: d.limits.Block}
+			continue
 		}
 		if len(alivePIDs) == 0 {
 			_ = e.mgr.Remove(d.id)
