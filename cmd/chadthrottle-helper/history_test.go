@@ -121,7 +121,7 @@ func TestQuotaThrottlesInBed(t *testing.T) {
 	if err := c.SetQuota(ctx, q); err != nil {
 		t.Fatalf("SetQuota: %v", err)
 	}
-	load := bed.StartClient(bed.Local, "recv", bed.PeerIP+":5201", 14*time.Second, 200*time.Millisecond)
+	load := bed.StartClient(bed.Local, "recv", bed.PeerIP+":5201", 18*time.Second, 200*time.Millisecond)
 	reached := waitQuota(t, c, api.QuotaReached, 6*time.Second)
 	t.Logf("quota reached: %d of %d bytes", reached.Used, reached.Bytes)
 	time.Sleep(time.Second)
@@ -132,10 +132,12 @@ func TestQuotaThrottlesInBed(t *testing.T) {
 	if err := c.SetQuota(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	if after := load.RateOver(t, time.Second); after < 10*rate {
-		t.Errorf("after raising the quota: %.0f B/s, still throttled", after)
+	raised := time.Now()
+	var after float64
+	if !testenv.WaitUntil(8*time.Second, func() bool { after = load.RateOver(t, 500*time.Millisecond); return after > 10*rate }) {
+		t.Errorf("after raising the quota: %.0f B/s, still throttled 8 s later", after)
 	}
+	t.Logf("raising the quota lifted the throttle within %v (%.0f B/s)", time.Since(raised).Round(100*time.Millisecond), after)
 	samples := load.Wait()
 	counted := samples[len(samples)-1].Total
 	time.Sleep(2 * time.Second) // the helper's next samples
