@@ -118,7 +118,7 @@ func (e *Engine) processTargetsLocked() (out map[string]*desired, excluded map[i
 // processes except those excluded (and, for a rule a user set, those its
 // uid does not own). Needs limMu and stateMu.
 func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool) {
-	for key, r := range e.lim.rules {
+	for key, r := range e.appLimitsLocked() {
 		if e.lim.isPaused(key.uid, r.Admin) {
 			continue
 		}
