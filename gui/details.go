@@ -109,7 +109,8 @@ func newDetailsPane(u *UI) *detailsPane {
 	p.limBtn.Disable()
 
 	p.conns = newDetailTable(connCols, func() int { return len(p.d.Connections) }, p.connCell, &p.connSort, p.resort)
-	p.procT = container.NewTabItem("Processes", container.NewBorder(nil, container.NewHBox(p.limBtn), nil, nil, p.procs))
+	quotaBtn := widget.NewButton("Data quota…", func() { p.u.editQuota(p.d.App) })
+	p.procT = container.NewTabItem("Processes", container.NewBorder(nil, container.NewHBox(p.limBtn, quotaBtn), nil, nil, p.procs))
 	p.connT = container.NewTabItem("Connections", p.conns)
 	p.tabs = container.NewAppTabs(p.procT, p.connT)
 

@@ -19,6 +19,7 @@ type FakeCall struct {
 	PID    int32
 	Limit  api.Limit
 	Paused bool
+	Quota  api.Quota // SetQuota
 }
 
 // Fake is an in-memory Backend for tests and for the test-only synthetic
@@ -43,6 +44,8 @@ type Fake struct {
 	hook     func(FakeCall)
 	gone     bool // the helper left the bus (SetPresence(false))
 	reads    int  // Apps calls
+	history  []api.AppHistory
+	quotas   []api.Quota
 }
 
 // NewFake returns a Fake with no apps, a fully working helper status and

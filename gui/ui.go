@@ -49,6 +49,9 @@ type Options struct {
 	// Notifier sends desktop notifications: errors of actions taken in the
 	// tray go there instead of the (hidden) window's banner. nil: banner.
 	Notifier Notifier
+	// OpenStatistics opens the Statistics window at start on this period
+	// (PeriodToday, PeriodWeek…); "" does not.
+	OpenStatistics string
 	// Debounce is how long a slider must rest before its value is sent
 	// (default 400 ms).
 	Debounce time.Duration
@@ -127,6 +130,8 @@ type UI struct {
 	selected   string
 	visible    bool // the window is shown
 	lastSnap   api.Snapshot
+	stats      *statsView        // the Statistics window, when open (stats.go)
+	quotaSeen  map[string]string // quota@period → state notified (quotas.go)
 
 	// widgets and the parts' own state (UI goroutine)
 	root       *fyne.Container
@@ -266,6 +271,12 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 		u.win.Show()
 		u.sayNoTray()
 	}
+	if opts.OpenStatistics != "" {
+		u.showStats()
+		if u.stats != nil {
+			u.stats.periodSel.SetSelected(opts.OpenStatistics)
+		}
+	}
 	u.Start(ctx)
 	go func() {
 		<-ctx.Done()
@@ -282,6 +293,7 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 // that an idle helper may exit.
 func (u *UI) Start(ctx context.Context) {
 	c1 := u.b.OnLimitsChanged(u.requestPoll) // the helper runs: asking it starts nothing
+	c3 := u.watchQuotas(ctx)
 	c2 := u.b.OnHelperPresence(func(running bool) {
 		u.needStatus.Store(true)
 		if !running && !u.looking() {
@@ -301,6 +313,7 @@ func (u *UI) Start(ctx context.Context) {
 	go func() {
 		defer c1()
 		defer c2()
+		defer c3()
 		// nobody looks at start (hidden at login): ask only a helper
 		// that already runs, to learn whether limits exist
 		if u.looking() || u.helperRunning(ctx) {

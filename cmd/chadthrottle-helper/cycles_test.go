@@ -34,7 +34,7 @@ func inProcess(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, cfg *config) (*
 		cfg.monitor, cfg.upload, cfg.download = "auto", "auto", "auto"
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := build(*cfg, log)
+	eng, err := build(*cfg, log, nil)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

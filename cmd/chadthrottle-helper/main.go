@@ -36,7 +36,7 @@ func main() {
 	flag.StringVar(&cfg.monitor, "monitor", "auto", "monitor backend name, or auto")
 	flag.StringVar(&cfg.upload, "upload", "auto", "upload throttle backend name, or auto")
 	flag.StringVar(&cfg.download, "download", "auto", "download throttle backend name, auto, or none")
-	flag.StringVar(&cfg.stateDir, "state-dir", api.StateDir, "directory of the persisted rules")
+	flag.StringVar(&cfg.stateDir, "state-dir", api.StateDir, "directory of the persisted rules and the traffic history database (history.db)")
 	flag.StringVar(&cfg.runDir, "run-dir", api.RuntimeDir, "directory of the instance lock and cgroup origins")
 	flag.DurationVar(&cfg.idleExit, "idle-exit", 0, "exit after this long with no limits and no client calls (0: never; for D-Bus activation)")
 	flag.StringVar(&cfg.netns, "netns", "", "network namespace (path, e.g. /run/netns/NAME) to shape and monitor; empty: the helper's own")

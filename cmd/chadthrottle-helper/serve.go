@@ -51,7 +51,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer unlock()
 
-	eng, err := build(cfg, log)
+	feed := &usageFeed{}
+	eng, err := build(cfg, log, feed.add)
 	if err != nil {
 		return err
 	}
@@ -62,6 +63,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			log.Info("removed all limits and kernel state")
 		}
 	}()
+	hist := openHistory(cfg, log, eng, feed)
+	defer hist.close()
 
 	auth, err := authority(conn, cfg.bus)
 	if err != nil {
@@ -69,7 +72,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer auth.Close()
 	srv, err := server.New(server.Config{
-		Conn: conn, Engine: eng, Auth: auth, Log: log, CallRate: cfg.callRate,
+		Conn: conn, Engine: eng, History: hist.server(), Auth: auth, Log: log, CallRate: cfg.callRate,
 	})
 	if err != nil {
 		return err
@@ -78,13 +81,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
+	hist.onChange(srv.EmitChanged)
 	if err := claimName(conn); err != nil {
 		return err
 	}
 	defer conn.ReleaseName(api.BusName)
 	log.Info("serving", "bus", cfg.bus, "name", api.BusName, "status", fmt.Sprintf("%+v", eng.Status(0)))
 
-	return runUntilStopped(ctx, conn, eng, srv, cfg, log)
+	return runUntilStopped(ctx, conn, eng, srv, hist, cfg, log)
 }
 
 func idleTicker(d time.Duration) <-chan time.Time {
@@ -100,7 +104,7 @@ func idleTicker(d time.Duration) <-chan time.Time {
 
 // build selects the backends and builds the engine (which initialises them:
 // leftovers of a killed run are removed, then the rules are re-applied).
-func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
+func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage)) (*engine.Engine, error) {
 	opts := cfg.options()
 	reg := allBackends()
 	mon, err := backends.Select(backends.KindMonitor, reg.Monitors, cfg.monitor, opts)
@@ -150,6 +154,7 @@ func build(cfg config, log *slog.Logger) (*engine.Engine, error) {
 		Monitor: mon, Manager: mgr, Rules: store,
 		Backends:   append(reg.Statuses(opts), placementStatuses(opts)...),
 		Interfaces: cfg.interfaces,
+		Usage:      usage,
 		Log:        log,
 	})
 	if err != nil {
@@ -223,9 +228,10 @@ func claimName(conn *dbus.Conn) error {
 
 // runUntilStopped runs the engine until a signal, the loss of the bus, the
 // engine's end or, when idle exit is on, a long enough idle time.
-func runUntilStopped(ctx context.Context, conn *dbus.Conn, eng *engine.Engine, srv *server.Server, cfg config, log *slog.Logger) error {
+func runUntilStopped(ctx context.Context, conn *dbus.Conn, eng *engine.Engine, srv *server.Server, hist *historyService, cfg config, log *slog.Logger) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go hist.run(runCtx)
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(runCtx) }()
 	idle := idleTicker(cfg.idleExit)
@@ -243,7 +249,7 @@ func runUntilStopped(ctx context.Context, conn *dbus.Conn, eng *engine.Engine, s
 			log.Info("engine stopped")
 			return nil
 		case <-idle:
-			if eng.Idle() && time.Since(srv.LastCall()) >= cfg.idleExit {
+			if eng.Idle() && hist.idle() && time.Since(srv.LastCall()) >= cfg.idleExit {
 				log.Info("exiting: idle with no limits and no clients", "idle", time.Since(srv.LastCall()).Round(time.Second))
 				return nil
 			}

@@ -161,6 +161,8 @@ var importRules = []struct {
 	{"helper/daemon/polkit", nil, "authorization, knows nothing of the rest"},
 	{"helper/daemon/rules", []string{"helper/api"}, "the rules file"},
 	{"helper/daemon/engine", []string{"helper/api", "helper/daemon/rules", "backends"}, "the daemon's domain"},
+	{"helper/daemon/history", nil, "the traffic history database (SQLite): its own on-disk types"},
+	{"helper/daemon/quota", []string{"helper/api", "helper/daemon/history", "helper/daemon/engine"}, "data quotas: the history's usage, actions through the engine"},
 	{"helper/daemon/server", []string{"helper/api", "helper/daemon/polkit"}, "the D-Bus server: sees the engine through an interface"},
 	{"helper/testsupport", []string{"helper/api", "helper/client", "backends/testsupport"}, "bus, polkit and users for tests"},
 	{"gui", []string{"helper/api", "assets"}, "the window and tray: the contract only (headless, no client, no kernel)"},

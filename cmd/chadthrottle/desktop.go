@@ -111,9 +111,10 @@ func claimInstance(conn *dbus.Conn, name string, hidden bool) (<-chan struct{}, 
 // notifier sends desktop notifications over org.freedesktop.Notifications.
 // A new notification replaces the previous one rather than piling up.
 type notifier struct {
-	conn *dbus.Conn
-	mu   sync.Mutex
-	last uint32 // id of the previous notification
+	conn   *dbus.Conn
+	mu     sync.Mutex
+	last   uint32 // id of the previous notification
+	clicks clicks // notifyapp.go
 }
 
 const (
@@ -123,6 +124,13 @@ const (
 
 // Notify implements gui.Notifier.
 func (n *notifier) Notify(summary, body string) error {
+	_, err := n.send(summary, body, AppID, nil)
+	return err
+}
+
+// send shows a notification with icon (a name or path) and actions
+// (key, label pairs), replacing the previous one, and returns its id.
+func (n *notifier) send(summary, body, icon string, actions []string) (uint32, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -130,7 +138,7 @@ func (n *notifier) Notify(summary, body string) error {
 	obj := n.conn.Object(notifyName, notifyPath)
 	var caps []string
 	if err := obj.CallWithContext(ctx, notifyName+".GetCapabilities", 0).Store(&caps); err != nil {
-		return fmt.Errorf("desktop notifications: %w", err)
+		return 0, fmt.Errorf("desktop notifications: %w", err)
 	}
 	for _, c := range caps {
 		if c == "body-markup" { // the body is markup there: error texts may hold < and &
@@ -141,12 +149,15 @@ func (n *notifier) Notify(summary, body string) error {
 		"desktop-entry": dbus.MakeVariant(AppID),
 		"urgency":       dbus.MakeVariant(byte(1)), // normal
 	}
+	if actions == nil {
+		actions = []string{}
+	}
 	var id uint32
 	err := obj.CallWithContext(ctx, notifyName+".Notify", 0,
-		"ChadThrottle", n.last, AppID, summary, body, []string{}, hints, int32(-1)).Store(&id)
+		"ChadThrottle", n.last, icon, summary, body, actions, hints, int32(-1)).Store(&id)
 	if err != nil {
-		return fmt.Errorf("desktop notifications: %w", err)
+		return 0, fmt.Errorf("desktop notifications: %w", err)
 	}
 	n.last = id
-	return nil
+	return id, nil
 }

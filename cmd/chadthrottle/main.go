@@ -96,13 +96,14 @@ func main() {
 	a.SetIcon(assets.AppIconPNG)
 	exe, _ := os.Executable()
 	gui.Run(ctx, a, backend, gui.Options{
-		Hidden:        *hidden,
-		TrayAvailable: trayAvailable,
-		TrayOpened:    trayOpened(),
-		Activate:      activate,
-		Notifier:      notify,
-		Executable:    exe,
-		Host:          *host,
-		SwitchHost:    switcher(backend),
+		Hidden:         *hidden,
+		TrayAvailable:  trayAvailable,
+		TrayOpened:     trayOpened(),
+		Activate:       activate,
+		Notifier:       notify,
+		Executable:     exe,
+		Host:           *host,
+		SwitchHost:     switcher(backend),
+		OpenStatistics: openStatsHook(),
 	})
 }

@@ -9,3 +9,5 @@ import "github.com/chadthrottle/chadthrottle/gui"
 func testBackend() (b gui.Backend, closeB func(), ok bool, err error) { return nil, nil, false, nil }
 
 func startProfile() (stop func()) { return func() {} }
+
+func openStatsHook() string { return "" }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/gui"
+	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
 // Test hooks. They are compiled in only with -tags testhooks: the tests in
@@ -74,6 +75,7 @@ func testBackend() (b gui.Backend, closeB func(), ok bool, err error) {
 	}
 	fmt.Fprintf(os.Stderr, "chadthrottle: TEST MODE: %d synthetic apps, no helper\n", n)
 	f := gui.NewSyntheticFake(n)
+	seedHistory(f)
 	if path := os.Getenv(hookCallLog); path != "" {
 		log, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -88,4 +90,26 @@ func testBackend() (b gui.Backend, closeB func(), ok bool, err error) {
 		return f, func() { log.Close() }, true, nil
 	}
 	return f, func() {}, true, nil
+}
+
+// CHADTHROTTLE_TEST_HISTORY_DAYS=N gives the synthetic helper N days of
+// generated history and a quota, and opens the Statistics window on this
+// week at start.
+const hookHistory = "CHADTHROTTLE_TEST_HISTORY_DAYS"
+
+func seedHistory(f *gui.Fake) {
+	n, err := strconv.Atoi(os.Getenv(hookHistory))
+	if err != nil || n <= 0 || n > 400 {
+		return
+	}
+	f.SetHistory(gui.GeneratedHistory(time.Now(), n))
+	f.SetQuotas([]api.Quota{{Exe: "/usr/lib/steam/steam", UID: 1000, Period: api.QuotaDay, Bytes: 2e9, Used: 1.6e9,
+		Direction: api.QuotaDown, Action: api.QuotaThrottle, Rate: 500e3, State: api.QuotaWarning}})
+}
+
+func openStatsHook() string {
+	if os.Getenv(hookHistory) == "" {
+		return ""
+	}
+	return gui.PeriodWeek
 }

@@ -198,6 +198,7 @@ type opts struct {
 	down, up uint64
 	traffic  string
 	when     string
+	hist     histOpts // stats and quota commands (history.go)
 }
 
 // flagDef is one flag: the table below drives parsing, --help, the man

@@ -176,6 +176,7 @@ func init() {
 				return nil
 			}},
 	}
+	commands = insertBefore(commands, "status", historyCommands())
 	var names []string
 	for _, c := range commands {
 		names = append(names, c.name)

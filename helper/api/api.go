@@ -97,6 +97,10 @@ var Methods = []Method{
 	{MethodSetProcessLimit, ActionLimitOwn, true},
 	{MethodRemoveProcessLimit, ActionLimitOwn, true},
 	{MethodSetPaused, ActionLimitOwn, true},
+	{MethodGetHistory, ActionMonitor, true},
+	{MethodGetQuotas, ActionMonitor, false},
+	{MethodSetQuota, ActionLimitOwn, true},
+	{MethodRemoveQuota, ActionLimitOwn, true},
 }
 
 // Traffic types of a limit.

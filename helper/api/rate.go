@@ -45,25 +45,9 @@ func ParseRate(s string) (uint64, error) {
 	case "none", "unlimited":
 		return 0, nil
 	}
-	// Split the number from the unit.
-	i := 0
-	dots := 0
-	for i < len(in) && (in[i] >= '0' && in[i] <= '9' || in[i] == '.') {
-		if in[i] == '.' {
-			dots++
-		}
-		i++
-	}
-	num, unit := in[:i], strings.TrimSpace(in[i:])
-	if num == "" || num == "." || dots > 1 {
-		return 0, fmt.Errorf("%w %q: it must start with a number (write e.g. 500KB/s, 1.5MB/s, 8Mbit/s)", ErrRate, s)
-	}
-	if len(num) > 32 {
-		return 0, fmt.Errorf("%w %q: number too long", ErrRate, s)
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-		return 0, fmt.Errorf("%w %q: bad number", ErrRate, s)
+	v, unit, err := splitNumber(in)
+	if err != nil {
+		return 0, fmt.Errorf("%w %q: %v (write e.g. 500KB/s, 1.5MB/s, 8Mbit/s)", ErrRate, s, err)
 	}
 	unit = strings.TrimSuffix(unit, "/s")
 	mult := 1.0
@@ -129,4 +113,27 @@ func FormatBytes(n uint64) string {
 		num = strings.TrimRight(strings.TrimRight(num, "0"), ".")
 	}
 	return num + " " + units[u]
+}
+
+// splitNumber splits "1.5 MB" into 1.5 and "MB".
+func splitNumber(in string) (float64, string, error) {
+	i, dots := 0, 0
+	for i < len(in) && (in[i] >= '0' && in[i] <= '9' || in[i] == '.') {
+		if in[i] == '.' {
+			dots++
+		}
+		i++
+	}
+	num, unit := in[:i], strings.TrimSpace(in[i:])
+	if num == "" || num == "." || dots > 1 {
+		return 0, "", errors.New("it must start with a number")
+	}
+	if len(num) > 32 {
+		return 0, "", errors.New("number too long")
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0, "", errors.New("bad number")
+	}
+	return v, unit, nil
 }

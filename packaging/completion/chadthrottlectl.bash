@@ -6,7 +6,7 @@ _chadthrottlectl() {
 	local cmd="" nargs=0 i words
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--when|--uid) ((i++)) ;;
+		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--when|--uid|--since|--until|--by|--per|--bytes|--direction|--then) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((nargs++)); fi ;;
 		esac
@@ -42,10 +42,31 @@ _chadthrottlectl() {
 	--uid)
 		COMPREPLY=($(compgen -W "" -- "$cur"))
 		return ;;
+	--since)
+		COMPREPLY=($(compgen -W "1h 24h 7d 30d" -- "$cur"))
+		return ;;
+	--until)
+		COMPREPLY=($(compgen -W "1h 24h" -- "$cur"))
+		return ;;
+	--by)
+		COMPREPLY=($(compgen -W "minute hour day month" -- "$cur"))
+		return ;;
+	--per)
+		COMPREPLY=($(compgen -W "day week month" -- "$cur"))
+		return ;;
+	--bytes)
+		COMPREPLY=($(compgen -W "500MB 1GB 10GB" -- "$cur"))
+		return ;;
+	--direction)
+		COMPREPLY=($(compgen -W "down up both" -- "$cur"))
+		return ;;
+	--then)
+		COMPREPLY=($(compgen -W "block 100KB/s 1MB/s" -- "$cur"))
+		return ;;
 	esac
 	case $cmd in
 	"")
-		words="top details limit unlimit block unblock rules pause resume status backends version completion help --bus --host -H --help -h" ;;
+		words="top details limit unlimit block unblock rules pause resume stats quota unquota quotas status backends version completion help --bus --host -H --help -h" ;;
 	top)
 		words="--json --watch --interval --bus --host -H --help -h" ;;
 	details)
@@ -64,6 +85,14 @@ _chadthrottlectl() {
 		words="--bus --host -H --help -h" ;;
 	resume)
 		words="--bus --host -H --help -h" ;;
+	stats)
+		words="--app --uid --since --until --by --json --bus --host -H --help -h" ;;
+	quota)
+		words="--app --per --bytes --direction --then --uid --bus --host -H --help -h" ;;
+	unquota)
+		words="--app --uid --bus --host -H --help -h" ;;
+	quotas)
+		words="--json --bus --host -H --help -h" ;;
 	status)
 		words="--json --bus --host -H --help -h" ;;
 	backends)
@@ -75,7 +104,7 @@ _chadthrottlectl() {
 		[[ $cur == -* || $nargs -ge 1 ]] || words="bash zsh fish" ;;
 	help)
 		words="--bus --host -H --help -h"
-		[[ $cur == -* || $nargs -ge 1 ]] || words="top details limit unlimit block unblock rules pause resume status backends version completion help" ;;
+		[[ $cur == -* || $nargs -ge 1 ]] || words="top details limit unlimit block unblock rules pause resume stats quota unquota quotas status backends version completion help" ;;
 	*) words="" ;;
 	esac
 	COMPREPLY=($(compgen -W "$words" -- "$cur"))

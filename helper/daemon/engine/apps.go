@@ -63,6 +63,7 @@ type app struct {
 	exited  backends.Counters
 	live    backends.Counters // counters of monitored live processes (since they joined)
 	total   backends.Counters
+	fed     backends.Counters // total when last reported to Config.Usage
 	rx, tx  uint64
 	hist    ring
 }

@@ -87,6 +87,9 @@ type Config struct {
 	// processes are found by scanning /proc every ScanInterval only. The
 	// connector is used only with the real /proc.
 	NoProcConnector bool
+	// Usage, when set, gets each app's bytes since the last sample once a
+	// second, with no engine lock held (history and quotas: quota.go).
+	Usage func(t time.Time, usage []AppUsage)
 	// Now is the clock schedules are read against (local time); nil means
 	// time.Now. Tests inject one.
 	Now func() time.Time
@@ -442,7 +445,7 @@ func (e *Engine) Backends() []api.Backend {
 func (e *Engine) Idle() bool {
 	e.limMu.Lock()
 	defer e.limMu.Unlock()
-	return len(e.lim.rules) == 0 && len(e.lim.procLimits) == 0
+	return len(e.lim.rules) == 0 && len(e.lim.procLimits) == 0 && len(e.lim.quotas) == 0
 }
 
 // userName caches uid → login name lookups.

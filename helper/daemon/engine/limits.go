@@ -39,6 +39,7 @@ type appliedTarget struct {
 // limitState is everything limMu guards.
 type limitState struct {
 	rules      map[appKey]api.Rule
+	quotas     map[appKey]QuotaLimit // limits data quotas put on apps (quota.go)
 	procLimits map[int]*procLimit
 	applied    map[string]appliedTarget
 	paused     map[uint32]bool
@@ -53,6 +54,7 @@ type limitState struct {
 
 func (l *limitState) init() {
 	l.rules = map[appKey]api.Rule{}
+	l.quotas = map[appKey]QuotaLimit{}
 	l.procLimits = map[int]*procLimit{}
 	l.applied = map[string]appliedTarget{}
 	l.paused = map[uint32]bool{}

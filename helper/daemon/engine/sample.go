@@ -39,7 +39,6 @@ func (e *Engine) sample(now time.Time) {
 		}
 	}
 	e.stateMu.Lock()
-	defer e.stateMu.Unlock()
 	t := snap.Time
 	if t.IsZero() {
 		t = now
@@ -67,6 +66,11 @@ func (e *Engine) sample(now time.Time) {
 	e.sampleAppsLocked()
 	if e.monitor != nil {
 		e.sampleTotalsLocked(&snap, dt)
+	}
+	usage := e.usageLocked()
+	e.stateMu.Unlock()
+	if e.cfg.Usage != nil {
+		e.cfg.Usage(t, usage)
 	}
 }
 

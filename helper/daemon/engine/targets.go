@@ -123,7 +123,7 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 	// any of its processes runs (its first socket is the app's), when its
 	// executable is installed.
 	early := e.mgr.TagsAtCreation()
-	for key, r := range e.lim.rules {
+	for key, r := range e.appLimitsLocked() {
 		if e.lim.isPaused(key.uid, r.Admin) {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -78,7 +79,9 @@ type Config struct {
 	Conn   *dbus.Conn
 	Engine Engine
 	Auth   Authorizer
-	Log    *slog.Logger
+	// History serves the history and quota methods; nil: unavailable.
+	History History
+	Log     *slog.Logger
 	// CallRate is how many calls a second one uid other than root may
 	// make (bursts of twice that); 0 means DefaultCallRate.
 	CallRate float64
@@ -90,10 +93,11 @@ const DefaultCallRate = 50
 
 // Server is the exported object.
 type Server struct {
-	conn   *dbus.Conn
-	engine Engine
-	auth   Authorizer
-	log    *slog.Logger
+	conn    *dbus.Conn
+	engine  Engine
+	history History
+	auth    Authorizer
+	log     *slog.Logger
 
 	lastCall atomic.Int64 // unix nanoseconds of the last method call
 	calls    atomic.Int64
@@ -113,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CallRate <= 0 {
 		cfg.CallRate = DefaultCallRate
 	}
-	s := &Server{conn: cfg.Conn, engine: cfg.Engine, auth: cfg.Auth, log: cfg.Log,
+	s := &Server{conn: cfg.Conn, engine: cfg.Engine, history: cfg.History, auth: cfg.Auth, log: cfg.Log,
 		limiter: newCallLimiter(cfg.CallRate, 2*cfg.CallRate)}
 	s.lastCall.Store(time.Now().UnixNano())
 	return s, nil
@@ -144,6 +148,7 @@ func (s *Server) Export() error {
 		api.MethodRemoveProcessBlock: s.RemoveProcessBlock,
 		api.MethodSetAppLimitWhen:    s.SetAppLimitWhen,
 	}
+	maps.Copy(methods, s.historyMethods())
 	if len(methods) != len(api.Methods) {
 		return fmt.Errorf("server exports %d methods, api.Methods lists %d", len(methods), len(api.Methods))
 	}

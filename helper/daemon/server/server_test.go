@@ -33,7 +33,7 @@ func newTestServer(t *testing.T) (*Server, *fakeEngine, *fakeAuth) {
 			carol: {api.ActionMonitor: true, api.ActionLimitOwn: true, api.ActionManage: false},
 		},
 	}
-	s, err := New(Config{Engine: eng, Auth: auth})
+	s, err := New(Config{Engine: eng, History: &fakeHistory{}, Auth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +125,13 @@ func TestAuthorizationTable(t *testing.T) {
 		"RemoveProcessBlock(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
 		"SetAppLimitWhen(own)":        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
 		"SetAppLimitWhen(other)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+	}
+	hcalls, hwant := historyCalls(s)
+	for k, c := range hcalls {
+		calls[k] = c
+	}
+	for k, w := range hwant {
+		want[k] = w
 	}
 	for name, c := range calls {
 		for sender, w := range want[name] {

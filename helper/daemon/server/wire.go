@@ -91,7 +91,7 @@ func IntrospectNode() *introspect.Node {
 		Name: api.ObjectPath,
 		Interfaces: []introspect.Interface{{
 			Name: api.Interface,
-			Methods: []introspect.Method{
+			Methods: append([]introspect.Method{
 				m(api.MethodGetStatus, arg("status", sig(api.Status{}), "out")),
 				m(api.MethodGetPermissions, arg("permissions", sig(api.Permissions{}), "out")),
 				m(api.MethodListBackends, arg("backends", sig([]api.Backend{}), "out")),
@@ -108,7 +108,7 @@ func IntrospectNode() *introspect.Node {
 				m(api.MethodSetProcessBlock, arg("pid", "u", "in"), arg("traffic", "s", "in")),
 				m(api.MethodRemoveProcessBlock, arg("pid", "u", "in")),
 				m(api.MethodSetAppLimitWhen, arg("exe", "s", "in"), arg("uid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in"), arg("when", "s", "in")),
-			},
+			}, historyIntrospection(arg, sig)...),
 			Signals: []introspect.Signal{{Name: api.SignalLimitsChanged}},
 		}},
 	}

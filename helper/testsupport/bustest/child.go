@@ -134,7 +134,10 @@ func Do(c *client.Client, call Call) Answer {
 	case api.MethodSetPaused:
 		err = c.SetPaused(ctx, arg(0) == "true")
 	default:
-		return Answer{Error: "client", Message: "unknown method " + call.Method}
+		var ok bool
+		if res, err, ok = doHistory(ctx, c, call, arg); !ok {
+			return Answer{Error: "client", Message: "unknown method " + call.Method}
+		}
 	}
 	if err != nil {
 		var ce *client.Error

@@ -163,6 +163,8 @@ func (g *fuzzArgs) call() (method string, args []any, flags dbus.Flags) {
 		args = []any{g.pid()}
 	case api.MethodSetPaused:
 		args = []any{g.rng.Intn(2) == 0}
+	default:
+		args = g.historyArgs(method)
 	}
 	if g.rng.Intn(10) == 0 { // a wrong signature
 		args = append(args, g.str())

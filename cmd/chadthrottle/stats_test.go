@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+)
+
+// TestStatisticsScreenshot runs the real binary under Xvfb with a synthetic
+// helper holding a week of generated history, opens the Statistics window
+// and saves a screenshot of it (go test -artifacts keeps it).
+func TestStatisticsScreenshot(t *testing.T) {
+	testenv.RequireTool(t, "xdotool", "import")
+	display := testenv.StartXvfb(t)
+	env := []string{"DISPLAY=" + display, envSynthetic + "=12", envHookPrefix + "HISTORY_DAYS=7",
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/chadthrottle-test"}
+	g := startGUI(t, env)
+	var id string
+	deadline := time.Now().Add(60 * time.Second)
+	for id == "" {
+		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "Statistics")
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		out, _ := cmd.Output()
+		if f := strings.Fields(string(out)); len(f) > 0 {
+			id = f[0]
+			break
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("chadthrottle exited:\n%s", g.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Statistics window:\n%s", g.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // loaded and drawn
+	path := filepath.Join(t.ArtifactDir(), "statistics.png")
+	cmd := exec.Command("import", "-window", id, path)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("screenshot: %v\n%s", err, out)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Size() < 10_000 {
+		t.Fatalf("screenshot %s: %v, %v bytes", path, err, st)
+	}
+	t.Logf("screenshot: %s", path)
+}
