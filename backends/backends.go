@@ -53,6 +53,9 @@ const (
 	KindMonitor  Kind = "monitor"
 	KindUpload   Kind = "upload"
 	KindDownload Kind = "download"
+	// KindPlacement is not a backend but how targets are recognised
+	// (Manager.PlacementMode), listed with the backends so status shows it.
+	KindPlacement Kind = "placement"
 )
 
 // TrafficType restricts a limit to some destinations (NetLimiter calls them zones).
@@ -281,10 +284,18 @@ type Target struct {
 	// before the throttlers see the target.
 	Cgroup Cgroup
 	// Exe and UID name an app target's program (as /proc/PID/exe names it)
-	// and owner: a Blocker uses them to refuse the app's processes before
-	// they are placed, even while none runs. Empty for a process target.
+	// and owner (the effective uid its processes run as): a Blocker uses
+	// them to refuse the app's processes before they are placed, even while
+	// none runs, and a placer that recognises apps in the kernel (the
+	// socket tagger) by the program's file. Empty for a process target.
 	Exe string
 	UID uint32
+	// Tag is the target's number in the socket tagger
+	// (backends/kernel/socktarget), filled in by a TargetPlacer that tags
+	// sockets when they are created; 0 when sockets are not tagged.
+	// Throttlers key on it: a packet whose socket carries the tag is the
+	// target's.
+	Tag uint32
 }
 
 // Cgroup is a cgroup v2 directory.
@@ -363,6 +374,16 @@ type Placer interface {
 	Release(id string) error
 	// Cleanup releases every target.
 	Cleanup() error
+}
+
+// TargetPlacer is a Placer that needs the whole target (kind, executable)
+// and marks it instead of moving processes: PlaceTarget returns the target
+// with Tag (or Cgroup) filled in. The manager prefers it to Place.
+type TargetPlacer interface {
+	Placer
+	PlaceTarget(t Target) (Target, error)
+	// Mode names how targets are recognised, for status lines.
+	Mode() string
 }
 
 // SafeName makes s usable in kernel object and file names (cgroups, target

@@ -260,7 +260,58 @@ func (p *FakePlacer) Cleanup() error {
 	return nil
 }
 
+// FakeTagPlacer is a FakePlacer that recognises targets as the socket
+// tagger does (a TargetPlacer): nobody is placed, each target is recorded
+// whole and numbered.
+type FakeTagPlacer struct {
+	*FakePlacer
+	tmu     sync.Mutex
+	Targets map[string]Target
+	tags    map[string]uint32
+}
+
+// NewFakeTagPlacer returns an empty fake tagging placer.
+func NewFakeTagPlacer() *FakeTagPlacer {
+	return &FakeTagPlacer{FakePlacer: NewFakePlacer(), Targets: map[string]Target{}, tags: map[string]uint32{}}
+}
+
+// PlaceTarget implements TargetPlacer.
+func (p *FakeTagPlacer) PlaceTarget(t Target) (Target, error) {
+	p.tmu.Lock()
+	defer p.tmu.Unlock()
+	if p.PlaceErr != nil {
+		return t, p.PlaceErr
+	}
+	if p.tags[t.ID] == 0 {
+		p.tags[t.ID] = uint32(len(p.tags) + 1)
+	}
+	t.Tag = p.tags[t.ID]
+	p.Targets[t.ID] = t
+	return t, nil
+}
+
+// Mode implements TargetPlacer.
+func (p *FakeTagPlacer) Mode() string { return "fake_tags" }
+
+// Release implements Placer.
+func (p *FakeTagPlacer) Release(id string) error {
+	p.tmu.Lock()
+	delete(p.Targets, id)
+	delete(p.tags, id)
+	p.tmu.Unlock()
+	return p.FakePlacer.Release(id)
+}
+
+// Target returns the target last placed with this ID.
+func (p *FakeTagPlacer) Target(id string) (Target, bool) {
+	p.tmu.Lock()
+	defer p.tmu.Unlock()
+	t, ok := p.Targets[id]
+	return t, ok
+}
+
 var (
+	_ TargetPlacer            = (*FakeTagPlacer)(nil)
 	_ MonitorBackend          = (*FakeMonitor)(nil)
 	_ UploadThrottleBackend   = (*FakeUpload)(nil)
 	_ DownloadThrottleBackend = (*FakeDownload)(nil)

@@ -161,14 +161,14 @@ func (m *Manager) Apply(t Target, l Limits) error {
 	}
 	prev, existed := m.targets[t.ID]
 	if m.placer != nil {
-		cg, err := m.placer.Place(t.ID, t.PIDs)
+		placed, err := m.place(t)
 		if err != nil {
 			if !existed {
 				_ = m.placer.Release(t.ID)
 			}
 			return fmt.Errorf("place target %s: %w", t.ID, err)
 		}
-		t.Cgroup = cg
+		t = placed
 	}
 	if err := m.applyLocked(t, l); err != nil {
 		// Roll back to what was there before.
@@ -188,6 +188,37 @@ func (m *Manager) Apply(t Target, l Limits) error {
 	}
 	m.targets[t.ID] = &managedTarget{target: t, limits: l}
 	return nil
+}
+
+// place has the placer mark t (TargetPlacer) or move its processes into
+// the target's cgroup (Placer).
+func (m *Manager) place(t Target) (Target, error) {
+	if tp, ok := m.placer.(TargetPlacer); ok {
+		return tp.PlaceTarget(t)
+	}
+	cg, err := m.placer.Place(t.ID, t.PIDs)
+	t.Cgroup = cg
+	return t, err
+}
+
+// TagsAtCreation reports whether the placer marks targets in the kernel
+// (a TargetPlacer): then an app target is worth applying before any of its
+// processes runs, since its first socket is recognised.
+func (m *Manager) TagsAtCreation() bool {
+	_, ok := m.placer.(TargetPlacer)
+	return ok
+}
+
+// PlacementMode names how the manager's placer recognises targets: the
+// TargetPlacer's Mode, or "cgroup" for a placer that moves processes.
+func (m *Manager) PlacementMode() string {
+	if tp, ok := m.placer.(TargetPlacer); ok {
+		return tp.Mode()
+	}
+	if m.placer == nil {
+		return ""
+	}
+	return "cgroup"
 }
 
 func (m *Manager) applyLocked(t Target, l Limits) error {

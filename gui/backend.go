@@ -21,6 +21,10 @@ type Backend interface {
 	// Status reports the helper's version, its active backends and why
 	// download limiting is unavailable, if it is.
 	Status(ctx context.Context) (api.Status, error)
+	// Backends lists the helper's backends and placement modes (kind
+	// "placement"), the active ones marked; the status line names the
+	// active placement (do limited processes stay in their cgroups?).
+	Backends(ctx context.Context) ([]api.Backend, error)
 	// Permissions reports what the caller may do; LimitOwn == api.PermNo
 	// makes the window read-only.
 	Permissions(ctx context.Context) (api.Permissions, error)

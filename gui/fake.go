@@ -31,6 +31,7 @@ type Fake struct {
 	snap     api.Snapshot
 	details  map[string]api.AppDetails
 	status   api.Status
+	backends []api.Backend
 	perms    api.Permissions
 	readErr  error
 	setErr   error
@@ -166,6 +167,23 @@ func (f *Fake) read() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.readErr
+}
+
+// SetBackends sets what Backends returns.
+func (f *Fake) SetBackends(bs []api.Backend) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.backends = slices.Clone(bs)
+}
+
+// Backends implements Backend.
+func (f *Fake) Backends(ctx context.Context) ([]api.Backend, error) {
+	if err := f.read(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.backends), nil
 }
 
 // Status implements Backend.

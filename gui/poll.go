@@ -17,6 +17,7 @@ type pollResult struct {
 	snap       api.Snapshot
 	err        error
 	status     *api.Status
+	placement  *string // the active placement mode, when the helper lists one
 	perms      *api.Permissions
 	details    *api.AppDetails
 	detailsFor string
@@ -44,6 +45,11 @@ func (u *UI) Poll(ctx context.Context) {
 			r.status = &st
 		} else {
 			u.needStatus.Store(true)
+		}
+		var bs []api.Backend
+		if err := call(func(ctx context.Context) (err error) { bs, err = u.b.Backends(ctx); return }); err == nil {
+			p := activePlacement(bs)
+			r.placement = &p
 		}
 		if err := call(func(ctx context.Context) (err error) { p, err = u.b.Permissions(ctx); return }); err == nil {
 			r.perms = &p
@@ -84,6 +90,9 @@ func (u *UI) apply(r *pollResult) {
 		}
 		u.needStatus.Store(true)
 		return
+	}
+	if r.placement != nil {
+		u.conn.placement = *r.placement
 	}
 	if r.status != nil {
 		u.conn.status = *r.status
@@ -284,6 +293,9 @@ func (u *UI) statusText() string {
 	if u.conn.status.Interfaces != "" {
 		parts = append(parts, "interfaces: "+u.conn.status.Interfaces)
 	}
+	if p := placementWords(u.conn.placement); p != "" {
+		parts = append(parts, p)
+	}
 	if u.readOnly() {
 		parts = append(parts, "read-only")
 	}
@@ -332,6 +344,29 @@ func explain(err error) string {
 // printable makes the text other users' processes and .desktop files chose
 // safe to show (api.Printable); Exe stays exact (limits name it) and is
 // passed through Printable where it is shown.
+// activePlacement returns the name of the active placement mode in bs.
+func activePlacement(bs []api.Backend) string {
+	for _, b := range bs {
+		if b.Kind == "placement" && b.Active {
+			return api.Printable(b.Name)
+		}
+	}
+	return ""
+}
+
+// placementWords says on the status line how limits find their processes.
+func placementWords(mode string) string {
+	switch mode {
+	case "":
+		return ""
+	case "socket_tags":
+		return "limited apps stay in their cgroups (sockets tagged in the kernel)"
+	case "cgroup":
+		return "limited apps are moved to the helper's cgroups (kernel cannot tag sockets)"
+	}
+	return "placement: " + mode
+}
+
 func printable(r *pollResult) {
 	for i := range r.snap.Apps {
 		a := &r.snap.Apps[i]

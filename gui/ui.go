@@ -174,6 +174,7 @@ type connPart struct {
 	state        connState
 	stateDetail  string
 	status       api.Status
+	placement    string // the helper's active placement mode ("" unknown)
 	perms        api.Permissions
 	permsKnown   bool
 	haveData     bool

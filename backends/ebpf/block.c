@@ -21,6 +21,7 @@
 // cgroup. Re-point these functions when the throttlers' identity changes.
 #include "common.h"
 #include "zone.h"
+#include "../kernel/socktarget/socktarget.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -51,6 +52,15 @@ struct {
 	__type(key, __u64);
 	__type(value, __u32);
 } block_cgroup SEC(".maps");
+
+// block_tag: a socket tag (socktarget.h: the target number the socket
+// tagger gave the socket at its creation) → the block.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} block_tag SEC(".maps");
 
 // block_exe matches the tasks of a blocked app: executable and uid.
 struct exe_key {
@@ -105,6 +115,13 @@ static __always_inline struct block *block_by(__u32 *tid)
 	return tid ? bpf_map_lookup_elem(&blocks, tid) : 0;
 }
 
+// block_by_tag finds the block of a socket by the tag it got at creation.
+static __always_inline struct block *block_by_tag(__u64 cookie)
+{
+	__u32 tag = socket_target(cookie);
+	return tag ? block_by(bpf_map_lookup_elem(&block_tag, &tag)) : 0;
+}
+
 // block_target_skb finds the block of a packet's socket.
 static __always_inline struct block *block_target_skb(struct __sk_buff *skb)
 {
@@ -112,6 +129,9 @@ static __always_inline struct block *block_target_skb(struct __sk_buff *skb)
 	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
 	if (tid)
 		return block_by(tid);
+	struct block *bt = block_by_tag(cookie);
+	if (bt)
+		return bt;
 	__u64 cg = bpf_skb_cgroup_id(skb);
 	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
 	if (tid)
@@ -145,6 +165,9 @@ static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx
 	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
 	if (tid)
 		return block_by(tid);
+	struct block *bt = block_by_tag(cookie);
+	if (bt)
+		return bt;
 	__u64 cg = bpf_get_current_cgroup_id();
 	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
 	if (tid)

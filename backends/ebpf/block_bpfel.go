@@ -36,7 +36,9 @@ const (
 	blockMapBlockExe         = "block_exe"
 	blockMapBlockSettings    = "block_settings"
 	blockMapBlockSock        = "block_sock"
+	blockMapBlockTag         = "block_tag"
 	blockMapBlocks           = "blocks"
+	blockMapSocketTargets    = "socket_targets"
 	blockProgCtBlockConnect4 = "ct_block_connect4"
 	blockProgCtBlockConnect6 = "ct_block_connect6"
 	blockProgCtBlockEgress   = "ct_block_egress"
@@ -103,7 +105,9 @@ type blockMapSpecs struct {
 	BlockExe      *ebpf.MapSpec `ebpf:"block_exe"`
 	BlockSettings *ebpf.MapSpec `ebpf:"block_settings"`
 	BlockSock     *ebpf.MapSpec `ebpf:"block_sock"`
+	BlockTag      *ebpf.MapSpec `ebpf:"block_tag"`
 	Blocks        *ebpf.MapSpec `ebpf:"blocks"`
+	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
 }
 
 // blockVariableSpecs contains global variables before they are loaded into the kernel.
@@ -136,7 +140,9 @@ type blockMaps struct {
 	BlockExe      *ebpf.Map `ebpf:"block_exe"`
 	BlockSettings *ebpf.Map `ebpf:"block_settings"`
 	BlockSock     *ebpf.Map `ebpf:"block_sock"`
+	BlockTag      *ebpf.Map `ebpf:"block_tag"`
 	Blocks        *ebpf.Map `ebpf:"blocks"`
+	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
 }
 
 func (m *blockMaps) Close() error {
@@ -145,7 +151,9 @@ func (m *blockMaps) Close() error {
 		m.BlockExe,
 		m.BlockSettings,
 		m.BlockSock,
+		m.BlockTag,
 		m.Blocks,
+		m.SocketTargets,
 	)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
 )
 
 func probeBlock() error {
@@ -39,6 +40,7 @@ type blocker struct {
 	links   []link.Link // empty while nothing is blocked
 	targets map[string]*blockedTarget
 	nextIdx uint32
+	tagger  *socktarget.Tagger // whose socket_targets the programs read; nil when the kernel cannot tag
 }
 
 type blockedTarget struct {
@@ -76,12 +78,15 @@ func (b *blocker) Init() error {
 		return fmt.Errorf("read block object: %w", err)
 	}
 	objs := &blockObjects{}
-	if err := spec.LoadAndAssign(objs, nil); err != nil {
+	tagger, opts := acquireTagger(b.opts.Tag)
+	if err := spec.LoadAndAssign(objs, opts); err != nil {
+		closeTagger(tagger)
 		return fmt.Errorf("load block programs: %w", err)
 	}
 	root, err := cgroupv2.Mount()
 	if err != nil {
 		objs.Close()
+		closeTagger(tagger)
 		return err
 	}
 	b.objs, b.root = objs, root
@@ -91,11 +96,13 @@ func (b *blocker) Init() error {
 	}
 	if err != nil {
 		objs.Close()
+		closeTagger(tagger)
 		b.objs = nil
 		return err
 	}
 	b.targets = map[string]*blockedTarget{}
 	b.nextIdx = 1
+	b.tagger = tagger
 	return nil
 }
 
@@ -147,7 +154,8 @@ func (b *blocker) Cleanup() error {
 	}
 	err := b.detachLocked()
 	err = errors.Join(err, b.objs.Close())
-	b.objs, b.targets = nil, nil
+	closeTagger(b.tagger)
+	b.objs, b.targets, b.tagger = nil, nil, nil
 	return err
 }
 
@@ -207,6 +215,11 @@ func (b *blocker) writeLocked(cur, old *blockedTarget) error {
 	if err := b.objs.Blocks.Put(cur.idx, &v); err != nil {
 		return fmt.Errorf("write block %d: %w", cur.idx, err)
 	}
+	if cur.id.tag != 0 {
+		if err := b.objs.BlockTag.Put(cur.id.tag, cur.idx); err != nil {
+			return fmt.Errorf("match socket tag %d: %w", cur.id.tag, err)
+		}
+	}
 	if cur.id.cgroup != 0 {
 		if err := b.objs.BlockCgroup.Put(cur.id.cgroup, cur.idx); err != nil {
 			return fmt.Errorf("match cgroup %d: %w", cur.id.cgroup, err)
@@ -241,6 +254,9 @@ func (b *blocker) writeLocked(cur, old *blockedTarget) error {
 	if old.id.cgroup != 0 && old.id.cgroup != cur.id.cgroup {
 		_ = b.objs.BlockCgroup.Delete(old.id.cgroup)
 	}
+	if old.id.tag != 0 && old.id.tag != cur.id.tag {
+		_ = b.objs.BlockTag.Delete(old.id.tag)
+	}
 	for c := range old.id.cookies {
 		if !cur.id.cookies[c] {
 			_ = b.objs.BlockSock.Delete(c)
@@ -263,7 +279,7 @@ func (b *blocker) FollowSockets(t backends.Target) error {
 	if err != nil {
 		return err
 	}
-	id.level = cur.id.level
+	id.level, id.tag = cur.id.level, cur.id.tag
 	next := &blockedTarget{idx: cur.idx, traffic: cur.traffic, id: id}
 	if err := b.writeLocked(next, cur); err != nil {
 		return err
@@ -303,6 +319,9 @@ func (b *blocker) removeLocked(cur *blockedTarget) error {
 	}
 	if cur.id.cgroup != 0 {
 		del(b.objs.BlockCgroup, cur.id.cgroup)
+	}
+	if cur.id.tag != 0 {
+		del(b.objs.BlockTag, cur.id.tag)
 	}
 	del(b.objs.Blocks, cur.idx)
 	if len(errs) > 0 {

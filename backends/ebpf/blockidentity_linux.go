@@ -16,8 +16,10 @@ import (
 // targetIdentity is how the block programs recognise a target, kept to this
 // one type (Go) and the block_target_* functions of block.c (BPF) so it can
 // be re-pointed when the throttlers change how they find a socket's target.
-// Today it is the throttlers' identity: the target's cgroup (the placer put
-// its processes there; sockets made there and tasks in it carry it), the
+// Today it is the throttlers' identity: the target's socket tag (sockets
+// the socket tagger tagged at creation, backends/kernel/socktarget), the
+// target's cgroup (where the placer moves processes instead: sockets made
+// there and tasks in it carry it), the
 // cgroup's depth below the cgroup2 root (for cgroups the processes made
 // below it), and the cookies of the sockets its processes hold (sockets
 // made before the processes were placed keep their old cgroup). For an app
@@ -25,6 +27,7 @@ import (
 // which the connect and sendmsg programs read from the calling task: a new
 // process of the app is refused before it is placed in the app's cgroup.
 type targetIdentity struct {
+	tag     uint32 // the socket tag (backends.Target.Tag): sockets tagged at creation
 	cgroup  uint64
 	level   int
 	cookies map[uint64]bool
@@ -37,7 +40,7 @@ type targetIdentity struct {
 // the identity read last time: with the same open sockets nothing but
 // /proc/PID/fd is read.
 func identityOf(netns string, t backends.Target, prev *targetIdentity) (targetIdentity, error) {
-	id := targetIdentity{cgroup: t.Cgroup.ID, level: cgroupLevel(t.Cgroup.Path), exes: map[blockExeKey]bool{}}
+	id := targetIdentity{tag: t.Tag, cgroup: t.Cgroup.ID, level: cgroupLevel(t.Cgroup.Path), exes: map[blockExeKey]bool{}}
 	if t.Kind == backends.TargetApp {
 		id.exes = exeKeysOf(t.PIDs)
 		if k, ok := exeKeyOf(t.Exe, t.UID); ok {

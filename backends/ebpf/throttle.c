@@ -4,8 +4,10 @@
 // ChadThrottle's eBPF throttlers: one token bucket per limited target,
 // counted in payload bytes (what the application sees). A packet belongs to
 // a target when its socket's cookie is in sock_target (connections that were
-// open before the limit) or its socket's cgroup is in cgroup_target (the
-// target's own cgroup, for sockets created there).
+// open before the limit), when the socket tagger tagged it with the target's
+// number at its creation (socket_targets; the number is the bucket's key),
+// or when its socket's cgroup is in cgroup_target (the target's own cgroup,
+// where processes are placed in cgroups).
 //
 // Egress (upload) shapes without loss: over the limit the program returns
 // 2 (drop + congestion notification), the kernel keeps the segment in TCP's
@@ -15,6 +17,7 @@
 // Ingress (download) can only police: over the limit the packet is dropped
 // and the sender retransmits.
 #include "common.h"
+#include "../kernel/socktarget/socktarget.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -102,6 +105,8 @@ static __always_inline struct bucket *target_bucket(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	__u32 *tid = bpf_map_lookup_elem(&sock_target, &cookie);
+	if (!tid) // tagged at creation: the tag is the bucket's key
+		tid = bpf_map_lookup_elem(&socket_targets, &cookie);
 	if (!tid) {
 		__u64 cg = bpf_skb_cgroup_id(skb);
 		tid = bpf_map_lookup_elem(&cgroup_target, &cg);
@@ -128,8 +133,15 @@ static __always_inline int take(struct bucket *b, __u32 n, int *low)
 	int ok;
 	bpf_spin_lock(&b->lock);
 	__u64 dt = now - b->last_ns;
-	if (dt > 1000000000ULL)
-		dt = 1000000000ULL;
+	if (dt > 1000000000ULL) {
+		// Idle for over a second (or new, for a rule set before its
+		// program started): what the bucket saved meanwhile is cut to
+		// 100 ms, so it cannot push the next second over the limit.
+		if (b->tokens > (__s64)(b->rate / 10))
+			b->tokens = b->rate / 10;
+		b->last_ns = now;
+		dt = 0;
+	}
 	__u64 add = b->rate * dt / 1000000000ULL;
 	if (add > 0) {
 		// Advance the clock only by the time the added tokens stand for,

@@ -40,6 +40,7 @@ const (
 	throttleMapCgroupTarget       = "cgroup_target"
 	throttleMapSettings           = "settings"
 	throttleMapSockTarget         = "sock_target"
+	throttleMapSocketTargets      = "socket_targets"
 	throttleProgCtThrottleEgress  = "ct_throttle_egress"
 	throttleProgCtThrottleIngress = "ct_throttle_ingress"
 )
@@ -94,10 +95,11 @@ type throttleProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type throttleMapSpecs struct {
-	Buckets      *ebpf.MapSpec `ebpf:"buckets"`
-	CgroupTarget *ebpf.MapSpec `ebpf:"cgroup_target"`
-	Settings     *ebpf.MapSpec `ebpf:"settings"`
-	SockTarget   *ebpf.MapSpec `ebpf:"sock_target"`
+	Buckets       *ebpf.MapSpec `ebpf:"buckets"`
+	CgroupTarget  *ebpf.MapSpec `ebpf:"cgroup_target"`
+	Settings      *ebpf.MapSpec `ebpf:"settings"`
+	SockTarget    *ebpf.MapSpec `ebpf:"sock_target"`
+	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
 }
 
 // throttleVariableSpecs contains global variables before they are loaded into the kernel.
@@ -126,10 +128,11 @@ func (o *throttleObjects) Close() error {
 //
 // It can be passed to loadThrottleObjects or ebpf.CollectionSpec.LoadAndAssign.
 type throttleMaps struct {
-	Buckets      *ebpf.Map `ebpf:"buckets"`
-	CgroupTarget *ebpf.Map `ebpf:"cgroup_target"`
-	Settings     *ebpf.Map `ebpf:"settings"`
-	SockTarget   *ebpf.Map `ebpf:"sock_target"`
+	Buckets       *ebpf.Map `ebpf:"buckets"`
+	CgroupTarget  *ebpf.Map `ebpf:"cgroup_target"`
+	Settings      *ebpf.Map `ebpf:"settings"`
+	SockTarget    *ebpf.Map `ebpf:"sock_target"`
+	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
 }
 
 func (m *throttleMaps) Close() error {
@@ -138,6 +141,7 @@ func (m *throttleMaps) Close() error {
 		m.CgroupTarget,
 		m.Settings,
 		m.SockTarget,
+		m.SocketTargets,
 	)
 }
 

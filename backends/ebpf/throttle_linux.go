@@ -16,6 +16,7 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
 )
 
 type direction int
@@ -98,7 +99,15 @@ type throttler struct {
 	targets map[string]*target
 	nextIdx uint32
 	pace    *pacer // upload only: TCP pacing under the bucket (pace_linux.go)
+	// tagger is the socket tagger whose socket_targets the program reads
+	// (nil when the kernel cannot tag sockets: the program has its own,
+	// empty map then).
+	tagger *socktarget.Tagger
 }
+
+// untagged is the first bucket key of targets without a socket tag; tags
+// (socktarget numbers, the keys of tagged targets' buckets) stay below it.
+const untagged = 1 << 31
 
 type target struct {
 	idx     uint32
@@ -157,28 +166,46 @@ func (t *throttler) Init() error {
 		return fmt.Errorf("read throttle object: %w", err)
 	}
 	objs := &throttleObjects{}
-	if err := spec.LoadAndAssign(objs, nil); err != nil {
+	tagger, opts := acquireTagger(t.opts.Tag)
+	if err := spec.LoadAndAssign(objs, opts); err != nil {
+		closeTagger(tagger)
 		return fmt.Errorf("load %s throttle programs: %w", t.dir, err)
 	}
 	root, err := cgroupv2.Mount()
+	if err == nil {
+		t.objs, t.root = objs, root
+		if err = t.attachLocked(); err == nil {
+			err = t.detachLocked()
+		}
+	}
 	if err != nil {
 		objs.Close()
-		return err
-	}
-	t.objs, t.root = objs, root
-	if err := t.attachLocked(); err != nil {
-		objs.Close()
-		t.objs = nil
-		return err
-	}
-	if err := t.detachLocked(); err != nil {
-		objs.Close()
+		closeTagger(tagger)
 		t.objs = nil
 		return err
 	}
 	t.targets = map[string]*target{}
-	t.nextIdx = 1
+	t.nextIdx = untagged
+	t.tagger = tagger
 	return nil
+}
+
+// acquireTagger returns the process's socket tagger for tag and the load
+// options that make a program read its socket_targets, or nil and nil
+// when the kernel cannot tag sockets (the program keeps its own, empty
+// map, and targets are matched by cgroup and cookie only).
+func acquireTagger(tag string) (*socktarget.Tagger, *cilium.CollectionOptions) {
+	tg, err := socktarget.Acquire(tag)
+	if err != nil {
+		return nil, nil
+	}
+	return tg, &cilium.CollectionOptions{MapReplacements: tg.Replacements()}
+}
+
+func closeTagger(tg *socktarget.Tagger) {
+	if tg != nil {
+		_ = tg.Close()
+	}
 }
 
 func (t *throttler) attachLocked() error {
@@ -226,7 +253,8 @@ func (t *throttler) Cleanup() error {
 	if err := t.objs.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	t.objs, t.targets = nil, nil
+	closeTagger(t.tagger)
+	t.objs, t.targets, t.tagger = nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -252,11 +280,9 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		return fmt.Errorf("find open sockets of target %s: %w", tg.ID, err)
 	}
 	old, existed := t.targets[tg.ID]
-	cur := &target{limit: l, cgroup: tg.Cgroup.ID, inodes: inodes}
-	if existed {
-		cur.idx = old.idx
-	} else {
-		cur.idx = t.nextIdx
+	cur := &target{limit: l, cgroup: tg.Cgroup.ID, inodes: inodes, idx: t.bucketKey(tg, old)}
+	if existed && old.idx != cur.idx {
+		return fmt.Errorf("target %s changed its socket tag (%d to %d)", tg.ID, old.idx, cur.idx)
 	}
 	if err := t.writeBucket(cur.idx, l, existed); err != nil {
 		return err
@@ -304,13 +330,28 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		return rollback(err)
 	}
 	t.targets[tg.ID] = cur
-	if !existed {
+	if !existed && tg.Tag == 0 {
 		t.nextIdx++
 	}
 	if t.pace != nil {
 		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
 	}
 	return nil
+}
+
+// bucketKey is the key of tg's bucket: its socket tag, which the program
+// finds on the sockets tagged at creation, else a number of its own.
+func (t *throttler) bucketKey(tg backends.Target, old *target) uint32 {
+	switch {
+	case old != nil:
+		if tg.Tag != 0 {
+			return tg.Tag
+		}
+		return old.idx
+	case tg.Tag != 0:
+		return tg.Tag
+	}
+	return t.nextIdx
 }
 
 // FollowSockets matches the sockets tg's processes hold now and forgets the

@@ -95,7 +95,7 @@ func TestLimitUnlimitCycles(t *testing.T) {
 			load := bed.StartClient(bed.Local, "send", bed.PeerIP+":5201", 110*time.Second, time.Second)
 			cfg := v.cfg
 			_, c := inProcess(t, bus, bed, &cfg)
-			in := &instance{tag: cfg.tag}
+			in := &instance{tag: cfg.tag, pid: os.Getpid()}
 			ctx := context.Background()
 			// An anchor limit stays in place throughout, so the cycles add
 			// and remove one target's kernel objects (cgroup, classes, map
@@ -132,8 +132,8 @@ func TestLimitUnlimitCycles(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			runtime.GC()
 			fds1, gr1, cl1 := countFDs(t), runtime.NumGoroutine(), countClasses(t, bed)
-			cgs := len(readKernelState(t, bed, in).Cgroups) - 1 + cgroupChildren(t, bed, load.PID) // minus the anchor
-			t.Logf("%d cycles in %v: fds %d→%d, goroutines %d→%d, tc classes %d→%d, cycled target cgroups left %d",
+			cgs := readKernelState(t, bed, in).targets() - 1 + cgroupChildren(t, bed, load.PID) // minus the anchor
+			t.Logf("%d cycles in %v: fds %d→%d, goroutines %d→%d, tc classes %d→%d, cycled targets left %d",
 				v.cycles, took.Round(time.Millisecond), fds0, fds1, gr0, gr1, cl0, cl1, cgs)
 			if fds1 > fds0+3 {
 				t.Errorf("fds grew from %d to %d", fds0, fds1)
@@ -145,7 +145,7 @@ func TestLimitUnlimitCycles(t *testing.T) {
 				t.Errorf("tc classes grew from %d to %d", cl0, cl1)
 			}
 			if cgs != 0 {
-				t.Errorf("%d target cgroups remain after the last unlimit", cgs)
+				t.Errorf("%d targets (cgroups or socket tags) remain after the last unlimit", cgs)
 			}
 		})
 	}

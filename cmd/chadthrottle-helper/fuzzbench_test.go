@@ -83,7 +83,7 @@ func TestBenchFuzzBusAsUser(t *testing.T) {
 	// The user's processes are gone with the fuzzing child: no target is
 	// left, and after SIGTERM nothing at all.
 	deadline := time.Now().Add(5 * time.Second)
-	for k := readKernelState(t, bed, in); len(k.Cgroups) > 0; k = readKernelState(t, bed, in) {
+	for k := readKernelState(t, bed, in); k.targets() > 0; k = readKernelState(t, bed, in) {
 		if time.Now().After(deadline) {
 			t.Errorf("targets left after the fuzzing user's processes exited: %+v", k)
 			break

@@ -52,6 +52,7 @@ type instance struct {
 	tag      string
 	extra    []string
 	wrap     []string // e.g. nsenter --net=… --
+	pid      int      // the helper started last (the test process for an in-process one)
 }
 
 func newInstance(t *testing.T, bus *bustest.Bus, extra ...string) *instance {
@@ -125,6 +126,7 @@ func (in *instance) start(t *testing.T) *helperProc {
 func (in *instance) tryStart(t *testing.T) (*helperProc, error) {
 	t.Helper()
 	h := in.spawn(t)
+	in.pid = h.cmd.Process.Pid
 	deadline := time.Now().Add(20 * time.Second)
 	c, err := client.Connect(in.bus.Address)
 	if err != nil {

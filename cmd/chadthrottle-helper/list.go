@@ -12,7 +12,7 @@ import (
 func listBackends(out io.Writer, opts backends.Options) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "KIND\tNAME\tPRIORITY\tAVAILABLE\tREASON")
-	for _, s := range allBackends().Statuses(opts) {
+	for _, s := range append(allBackends().Statuses(opts), placementStatuses(opts)...) {
 		avail := "yes"
 		if !s.Available {
 			avail = "no"

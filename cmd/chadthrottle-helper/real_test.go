@@ -8,12 +8,15 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
@@ -45,13 +48,19 @@ func realInstance(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, extra ...str
 type kernelState struct {
 	Qdiscs  []string // product qdiscs (htb, ingress, clsact) on the bed's devices
 	IFBs    []string // the product's IFB devices in the bed
-	Cgroups []string // target cgroups below chadthrottle-TAG
+	Cgroups []string // target cgroups below chadthrottle-TAG (placement cgroup)
 	Subtree bool     // chadthrottle-TAG exists
+	// Tags are the target numbers in the socket tagger's maps the helper
+	// holds (placement socket_tags: a target is a tag, not a cgroup).
+	Tags []uint32
 }
 
 func (k kernelState) empty() bool {
-	return len(k.Qdiscs) == 0 && len(k.IFBs) == 0 && len(k.Cgroups) == 0 && !k.Subtree
+	return len(k.Qdiscs) == 0 && len(k.IFBs) == 0 && len(k.Cgroups) == 0 && !k.Subtree && len(k.Tags) == 0
 }
+
+// targets counts the helper's targets in the kernel, in either placement.
+func (k kernelState) targets() int { return len(k.Cgroups) + len(k.Tags) }
 
 func readKernelState(t *testing.T, bed *testenv.Bed, in *instance) kernelState {
 	t.Helper()
@@ -88,7 +97,53 @@ func readKernelState(t *testing.T, bed *testenv.Bed, in *instance) kernelState {
 		}
 	}
 	sort.Strings(k.Cgroups)
+	k.Tags = taggedTargets(in.pid)
 	return k
+}
+
+// taggedTargets returns the target numbers in the socket tagger maps
+// (exe_targets, pid_targets) that process pid holds, found from its
+// fdinfo: the helper's targets in placement socket_tags. A process that
+// is gone holds none.
+func taggedTargets(pid int) []uint32 {
+	if pid <= 0 {
+		return nil
+	}
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	fds, _ := os.ReadDir(dir)
+	seen := map[ebpf.MapID]bool{}
+	nums := map[uint32]bool{}
+	for _, fd := range fds {
+		b, _ := os.ReadFile(filepath.Join(dir, fd.Name()))
+		var id ebpf.MapID
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "map_id:"); ok {
+				fmt.Sscan(strings.TrimSpace(v), &id)
+			}
+		}
+		if id == 0 || seen[id] {
+			continue
+		}
+		seen[id] = true
+		m, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			continue
+		}
+		if info, err := m.Info(); err == nil && (info.Name == "exe_targets" || info.Name == "pid_targets") {
+			var k []byte
+			var v uint32
+			for it := m.Iterate(); it.Next(&k, &v); {
+				nums[v] = true
+			}
+		}
+		m.Close()
+	}
+	out := make([]uint32, 0, len(nums))
+	for n := range nums {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func cgroupOf(t *testing.T, pid int) string {
@@ -140,8 +195,11 @@ func TestRealHelperLimitsInBed(t *testing.T) {
 		return tcp.Rate(t, true, 3*time.Second, load.PID)
 	}, limit, 0.75, 1.15)
 	k := readKernelState(t, bed, in)
-	if len(k.Cgroups) != 1 {
-		t.Errorf("one limited process, cgroups %v", k.Cgroups)
+	if k.targets() != 1 {
+		t.Errorf("one limited process, targets: cgroups %v, socket tags %v", k.Cgroups, k.Tags)
+	}
+	if cg := cgroupOf(t, load.PID); len(k.Tags) > 0 && cg != origin {
+		t.Errorf("limited with socket tags, the process is in %s, want %s (where it started)", cg, origin)
 	}
 	snap, err := c.Apps(ctx)
 	if err != nil {
@@ -249,11 +307,11 @@ func kill9(t *testing.T, extra []string) {
 			deadline := time.Now().Add(3 * time.Second)
 			for {
 				k := readKernelState(t, bed, in)
-				if len(k.Cgroups) == 1 {
+				if k.targets() == 1 {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("round %d: after restart cgroups %v, want exactly the ctload rule's", i, k.Cgroups)
+					t.Fatalf("round %d: after restart cgroups %v, socket tags %v, want exactly the ctload rule's", i, k.Cgroups, k.Tags)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}

@@ -13,7 +13,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/daemon/engine"
@@ -135,11 +134,9 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 	var blocker backends.Blocker = backends.NewFakeBlocker() // with fake placement: fake blocks too
 	var blockWhy error
 	if placer == nil {
-		p, err := cgroupv2.New(opts, cfg.runDir)
-		if err != nil {
-			return nil, fmt.Errorf("cgroup placement: %w", err)
+		if placer, err = placement(cfg.placement, opts, cfg.runDir, log); err != nil {
+			return nil, err
 		}
-		placer = p
 		if blocker, blockWhy = backends.Select(backends.KindBlock, reg.Blockers, "", opts); blockWhy != nil {
 			log.Warn("blocking is unavailable", "reason", blockWhy)
 		}
@@ -155,7 +152,7 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 	}
 	eng, err := engine.New(engine.Config{
 		Monitor: mon, Manager: mgr, Rules: store,
-		Backends:   reg.Statuses(opts),
+		Backends:   append(reg.Statuses(opts), placementStatuses(opts)...),
 		Interfaces: cfg.interfaces,
 		Usage:      usage,
 		Log:        log,

@@ -134,6 +134,11 @@ func (h *helperBackend) Status(ctx context.Context) (s api.Status, err error) {
 	return
 }
 
+func (h *helperBackend) Backends(ctx context.Context) (bs []api.Backend, err error) {
+	err = h.do(func(c *client.Client) (err error) { bs, err = c.Backends(ctx); return })
+	return
+}
+
 func (h *helperBackend) Permissions(ctx context.Context) (p api.Permissions, err error) {
 	err = h.do(func(c *client.Client) (err error) { p, err = c.Permissions(ctx); return })
 	return

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
 )
 
 // The product's marks on kernel objects. Init removes objects carrying them
@@ -63,6 +65,7 @@ type base struct {
 	ns      netns.NsHandle
 	rtnl    *nl.SocketHandle // for the filters netlink.Handle cannot express
 	objs    *classifyObjects
+	tagger  *socktarget.Tagger // whose socket_targets the programs read; nil when the kernel cannot tag
 	ifaces  []netlink.Link
 	targets map[string]*target
 	inited  bool
@@ -149,7 +152,12 @@ func (b *base) Init() (err error) {
 		return fmt.Errorf("remove leftovers of an earlier run: %w", err)
 	}
 	var objs classifyObjects
-	if err := loadClassifyObjects(&objs, nil); err != nil {
+	var opts *ebpf.CollectionOptions
+	if tg, err := socktarget.Acquire(b.opts.Tag); err == nil {
+		b.tagger = tg // closed by closeLocked, also when Init fails
+		opts = &ebpf.CollectionOptions{MapReplacements: tg.Replacements()}
+	}
+	if err := loadClassifyObjects(&objs, opts); err != nil {
 		return fmt.Errorf("load classifier: %w", err)
 	}
 	b.objs = &objs
@@ -189,6 +197,10 @@ func (b *base) closeLocked() {
 	if b.objs != nil {
 		b.objs.Close()
 		b.objs = nil
+	}
+	if b.tagger != nil {
+		_ = b.tagger.Close()
+		b.tagger = nil
 	}
 	if b.h != nil {
 		b.h.Close()

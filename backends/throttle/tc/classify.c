@@ -9,8 +9,9 @@
 // mark_egress  (upload, cls_bpf on clsact egress of the real interface, with
 //              an act_mirred redirect to the product's IFB device): finds the
 //              target by the sending socket's cookie (connections open before
-//              the limit was set), else the socket's cgroup id (sockets
-//              created in the target's cgroup afterwards).
+//              the limit was set), else by the tag the socket tagger gave
+//              the socket at its creation (socktarget.h), else the socket's
+//              cgroup id (sockets created in a target's cgroup).
 // mark_ingress (download, the same on clsact ingress): finds the receiving
 //              socket with bpf_sk_lookup_{tcp,udp} and reads its cookie (the
 //              one sock_diag reported) or its cgroup id.
@@ -38,6 +39,7 @@
 #include <linux/socket.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "../../kernel/socktarget/socktarget.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -69,6 +71,26 @@ struct {
 	__type(value, struct target);
 	__uint(max_entries, 4096);
 } cgroups SEC(".maps");
+
+// Socket tag (socktarget.h: the number the socket tagger gave the socket
+// at its creation) → the same.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct target);
+	__uint(max_entries, 4096);
+} tags SEC(".maps");
+
+// by_cookie finds the target of a socket by its cookie: connections open
+// when the limit was set, then sockets tagged at their creation.
+static __always_inline struct target *by_cookie(__u64 cookie)
+{
+	struct target *t = bpf_map_lookup_elem(&cookies, &cookie);
+	if (t)
+		return t;
+	__u32 tag = socket_target(cookie);
+	return tag ? bpf_map_lookup_elem(&tags, &tag) : 0;
+}
 
 // Offset of the network header per ifindex (14 for Ethernet, 0 for devices
 // without a link-layer header); missing means 14.
@@ -198,7 +220,7 @@ int mark_egress(struct __sk_buff *skb)
 	struct target *t = 0;
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	if (cookie)
-		t = bpf_map_lookup_elem(&cookies, &cookie);
+		t = by_cookie(cookie);
 	if (!t) {
 		__u64 cg = bpf_skb_cgroup_id(skb);
 		if (cg)
@@ -304,7 +326,7 @@ static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
 
 	struct target *t = 0;
 	if (cookie)
-		t = bpf_map_lookup_elem(&cookies, &cookie);
+		t = by_cookie(cookie);
 	if (!t && cg)
 		t = bpf_map_lookup_elem(&cgroups, &cg);
 	return mark(skb, t, 0);

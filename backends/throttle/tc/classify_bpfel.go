@@ -26,6 +26,8 @@ const (
 	classifyMapCgroups        = "cgroups"
 	classifyMapCookies        = "cookies"
 	classifyMapL3off          = "l3off"
+	classifyMapSocketTargets  = "socket_targets"
+	classifyMapTags           = "tags"
 	classifyProgMarkEgress    = "mark_egress"
 	classifyProgMarkIngress   = "mark_ingress"
 	classifyProgPoliceIngress = "police_ingress"
@@ -85,9 +87,11 @@ type classifyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyMapSpecs struct {
-	Cgroups *ebpf.MapSpec `ebpf:"cgroups"`
-	Cookies *ebpf.MapSpec `ebpf:"cookies"`
-	L3off   *ebpf.MapSpec `ebpf:"l3off"`
+	Cgroups       *ebpf.MapSpec `ebpf:"cgroups"`
+	Cookies       *ebpf.MapSpec `ebpf:"cookies"`
+	L3off         *ebpf.MapSpec `ebpf:"l3off"`
+	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
+	Tags          *ebpf.MapSpec `ebpf:"tags"`
 }
 
 // classifyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -117,9 +121,11 @@ func (o *classifyObjects) Close() error {
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyMaps struct {
-	Cgroups *ebpf.Map `ebpf:"cgroups"`
-	Cookies *ebpf.Map `ebpf:"cookies"`
-	L3off   *ebpf.Map `ebpf:"l3off"`
+	Cgroups       *ebpf.Map `ebpf:"cgroups"`
+	Cookies       *ebpf.Map `ebpf:"cookies"`
+	L3off         *ebpf.Map `ebpf:"l3off"`
+	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
+	Tags          *ebpf.Map `ebpf:"tags"`
 }
 
 func (m *classifyMaps) Close() error {
@@ -127,6 +133,8 @@ func (m *classifyMaps) Close() error {
 		m.Cgroups,
 		m.Cookies,
 		m.L3off,
+		m.SocketTargets,
+		m.Tags,
 	)
 }
 

@@ -11,8 +11,10 @@ import (
 
 // The classifier's maps and programs. Every program of the product's tc
 // filters finds a packet's target through the same maps: cookies (socket
-// cookie → class and traffic type), cgroups (cgroup id → the same) and
-// l3off (interface → link-layer header length).
+// cookie → class and traffic type), tags (socket tag → the same; the tags
+// are in the socket tagger's socket_targets, shared when the kernel can tag
+// sockets), cgroups (cgroup id → the same) and l3off (interface →
+// link-layer header length).
 
 // entry is the value the maps hold for t's sockets and cgroup.
 func (b *base) entry(t *target) classifyTarget {
@@ -27,6 +29,14 @@ func (b *base) mapTarget(nt, prev *target) error {
 		if err := m.Cgroups.Put(nt.cgroup, b.entry(nt)); err != nil {
 			return fmt.Errorf("map cgroup %d: %w", nt.cgroup, err)
 		}
+	}
+	if nt.t.Tag != 0 {
+		if err := m.Tags.Put(nt.t.Tag, b.entry(nt)); err != nil {
+			return fmt.Errorf("map socket tag %d: %w", nt.t.Tag, err)
+		}
+	}
+	if prev != nil && prev.t.Tag != 0 && prev.t.Tag != nt.t.Tag {
+		_ = m.Tags.Delete(prev.t.Tag)
 	}
 	if err := b.mapCookies(nt, prev); err != nil {
 		return err
@@ -57,6 +67,9 @@ func (b *base) unmapStale(nt, prev *target) {
 	if prev.cgroup != 0 && prev.cgroup != nt.cgroup {
 		_ = b.objs.Cgroups.Delete(prev.cgroup)
 	}
+	if prev.t.Tag != 0 && prev.t.Tag != nt.t.Tag {
+		_ = b.objs.Tags.Delete(prev.t.Tag)
+	}
 	b.unmapStaleCookies(nt, prev)
 }
 
@@ -76,6 +89,9 @@ func (b *base) unmapStaleCookies(nt, prev *target) {
 func (b *base) unmapTarget(t *target) {
 	if t.cgroup != 0 {
 		_ = b.objs.Cgroups.Delete(t.cgroup)
+	}
+	if t.t.Tag != 0 {
+		_ = b.objs.Tags.Delete(t.t.Tag)
 	}
 	for _, c := range t.keys.cookies {
 		_ = b.objs.Cookies.Delete(c)
@@ -102,7 +118,8 @@ func (b *base) clearL3Offset(l netlink.Link) {
 // must use instead of its own.
 func (b *base) sharedMaps() map[string]*ebpf.Map {
 	m := b.objs.classifyMaps
-	return map[string]*ebpf.Map{"cookies": m.Cookies, "cgroups": m.Cgroups, "l3off": m.L3off}
+	return map[string]*ebpf.Map{"cookies": m.Cookies, "cgroups": m.Cgroups, "l3off": m.L3off,
+		"tags": m.Tags, "socket_targets": m.SocketTargets}
 }
 
 // markProg is the program that marks and redirects a target's packets on

@@ -66,6 +66,9 @@ func livePIDs(t backends.Target) ([]int, error) {
 			}
 		}
 	}
+	if len(out) == 0 && t.Tag != 0 {
+		return nil, nil // sockets are tagged when its processes make them
+	}
 	if len(out) == 0 && t.Cgroup.ID == 0 {
 		if len(missing) > 0 {
 			return nil, fmt.Errorf("process %d does not exist", missing[0])

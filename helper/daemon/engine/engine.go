@@ -429,6 +429,7 @@ func (e *Engine) Backends() []api.Backend {
 	if d, _ := e.mgr.Download(); d != nil {
 		active[backends.KindDownload] = d.Name()
 	}
+	active[backends.KindPlacement] = e.mgr.PlacementMode()
 	out := make([]api.Backend, 0, len(e.cfg.Backends))
 	for _, b := range e.cfg.Backends {
 		out = append(out, api.Backend{

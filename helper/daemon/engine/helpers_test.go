@@ -140,7 +140,8 @@ type bench struct {
 	up    *backends.FakeUpload
 	down  *backends.FakeDownload
 	place *backends.FakePlacer
-	block *backends.FakeBlocker // nil: no blocker
+	tags  *backends.FakeTagPlacer // set by withTagPlacer: the manager's placer
+	block *backends.FakeBlocker   // nil: no blocker
 	mgr   *backends.Manager
 	store *rules.Store
 	state string
@@ -152,6 +153,12 @@ type bench struct {
 }
 
 type benchOpt func(*bench, *Config)
+
+// withTagPlacer gives the manager a placer that tags sockets (nobody is
+// placed in cgroups).
+func withTagPlacer() benchOpt {
+	return func(b *bench, c *Config) { b.tags = backends.NewFakeTagPlacer() }
+}
 
 func withoutDownload() benchOpt {
 	return func(b *bench, c *Config) { b.down = nil }
@@ -183,7 +190,11 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	if b.down != nil {
 		down = b.down
 	}
-	mgr, err := backends.NewManager(b.up, down, nil, b.place)
+	var placer backends.Placer = b.place
+	if b.tags != nil {
+		placer = b.tags
+	}
+	mgr, err := backends.NewManager(b.up, down, nil, placer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -808,3 +808,47 @@ func TestUserLimitEndsWhenCredentialsChange(t *testing.T) {
 		t.Errorf("pid 100 still shows a limit: %+v", d.Processes[0])
 	}
 }
+
+// TestRuleAppliedBeforeProcessWithTags: with a placer that tags sockets in
+// the kernel, a rule is applied before any process of its app runs (its
+// first socket is then the app's), with the executable and uid that
+// recognise the app; without one, a rule waits for a process.
+func TestRuleAppliedBeforeProcessWithTags(t *testing.T) {
+	absent, err := os.Executable() // installed, not among the fake processes
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBench(t, firefoxProcs, withTagPlacer())
+	if err := b.e.SetAppLimit(admin, absent, 1001, api.Limit{Down: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	id := appTargetID(appKey{uid: 1001, exe: absent})
+	tg, ok := b.tags.Target(id)
+	if !ok || tg.Kind != backends.TargetApp || tg.Exe != absent || tg.UID != 1001 || len(tg.PIDs) != 0 || tg.Tag == 0 {
+		t.Fatalf("rule on an app not running: target %+v (placed %v)", tg, ok)
+	}
+	if l, ok := b.down.Limit(id); !ok || l.Rate != 5000 {
+		t.Errorf("download limit = %+v, %v", l, ok)
+	}
+	if err := b.e.RemoveAppLimit(admin, absent, 1001); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.tags.Target(id); ok {
+		t.Error("target left after the rule was removed")
+	}
+	const missing = "/usr/bin/not-installed-here"
+	if err := b.e.SetAppLimit(admin, missing, 1001, api.Limit{Down: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.tags.Target(appTargetID(appKey{uid: 1001, exe: missing})); ok {
+		t.Error("a rule on a program not installed was applied")
+	}
+
+	plain := newBench(t, firefoxProcs)
+	if err := plain.e.SetAppLimit(admin, absent, 1001, api.Limit{Down: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plain.down.Limit(id); ok {
+		t.Error("without socket tags a rule on an app not running was applied")
+	}
+}

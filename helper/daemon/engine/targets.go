@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"sort"
 	"time"
@@ -118,6 +119,10 @@ func (e *Engine) processTargetsLocked() (out map[string]*desired, excluded map[i
 // processes except those excluded (and, for a rule a user set, those its
 // uid does not own). Needs limMu and stateMu.
 func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool) {
+	// With sockets tagged in the kernel an app's rule is applied before
+	// any of its processes runs (its first socket is the app's), when its
+	// executable is installed.
+	early := e.mgr.TagsAtCreation()
 	for key, r := range e.appLimitsLocked() {
 		if e.lim.isPaused(key.uid, r.Admin) {
 			continue
@@ -136,12 +141,13 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 			}
 			d.pids = append(d.pids, pid)
 		}
-		if len(d.pids) == 0 {
+		if len(d.pids) == 0 && !(early && installed(key)) {
 			if !bl.Block.On {
 				continue
 			}
-			// Nothing runs: only the block waits for the app's first
-			// process (the blocker knows the program and owner).
+			// Nothing runs and its sockets cannot be recognised before
+			// a process is seen: only the block waits for the app's
+			// first process (the blocker knows the program and owner).
 			d.limits = backends.Limits{Block: bl.Block}
 		}
 		sort.Ints(d.pids)
@@ -150,6 +156,16 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 		}
 		out[d.id] = d
 	}
+}
+
+// installed reports whether an app's executable is a file on this system,
+// so sockets of a process that runs it can be recognised.
+func installed(key appKey) bool {
+	if key.bracketed() {
+		return false
+	}
+	st, err := os.Stat(key.exe)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // reconcileLocked brings the manager in line with the limits: targets no

@@ -47,9 +47,12 @@ var buf = make([]byte, 64<<10)
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	listen := fs.String("listen", "[::]:5201", "address")
-	mode := fs.String("mode", "sink", "sink (read and discard) or source (write)")
+	mode := fs.String("mode", "sink", "sink (read and discard), source (write) or http (GET /N answers N bytes, N ≤ 1 GB)")
 	udp := fs.Bool("udp", false, "UDP instead of TCP (sink only)")
 	fs.Parse(args)
+	if *mode == "http" {
+		return serveHTTP(*listen)
+	}
 	if *udp {
 		pc, err := net.ListenPacket("udp", *listen)
 		if err != nil {

@@ -1,0 +1,170 @@
+//go:build linux
+
+package socktarget_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+)
+
+const crashEnv = "CHADTHROTTLE_SOCKTARGET_CRASH_CHILD" // "PID NETNS"
+
+// TestMain lets TestHelperKilledLeavesEveryoneInScope run the test binary
+// again as a stand-in helper (crashEnv set) that limits a process until it
+// is killed.
+func TestMain(m *testing.M) {
+	if v := os.Getenv(crashEnv); v != "" {
+		crashChild(v)
+	}
+	os.Exit(m.Run())
+}
+
+func crashChild(arg string) {
+	fail := func(err error) {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	f := strings.Fields(arg)
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || len(f) != 2 {
+		fail(fmt.Errorf("bad %s %q", crashEnv, arg))
+	}
+	o := backends.Options{NetNS: f[1], Tag: "crash" + f[0]}
+	up, down := pairs[0].up, pairs[0].down
+	u, err := up.New(o)
+	if err != nil {
+		fail(err)
+	}
+	d, err := down.New(o)
+	if err != nil {
+		fail(err)
+	}
+	pl := socktarget.NewPlacer(o)
+	m, err := backends.NewManager(u, d, nil, pl)
+	if err != nil {
+		fail(err)
+	}
+	if err := m.Init(); err != nil {
+		fail(err)
+	}
+	l := backends.Limits{Down: backends.Limit{Rate: 1_000_000}}
+	if err := m.Apply(backends.Target{ID: "pid", Kind: backends.TargetProcess, PIDs: []int{pid}}, l); err != nil {
+		fail(err)
+	}
+	if err := m.Apply(backends.Target{ID: "app-sleep", Kind: backends.TargetApp, Exe: "/bin/sleep"}, l); err != nil {
+		fail(err)
+	}
+	for _, id := range pl.Tagger().ProgramIDs() {
+		fmt.Println("prog", id)
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+// TestHelperKilledLeavesEveryoneInScope: a stand-in helper limiting a
+// process in a scope (and its children) is killed with SIGKILL: the
+// process and its children are still in their scope, the tagger's programs
+// are gone, and a new helper limits them again without moving them.
+func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
+	requireTagger(t)
+	bed := testenv.NewBed(t)
+	dir, rel := scope(t)
+	// A process in the scope that forks children while limited.
+	sh := inScope(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
+	waitCgroup(t, sh.Process.Pid, rel)
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), crashEnv+"="+strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	var ids []ebpf.ProgramID
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "error") {
+			t.Fatalf("stand-in helper: %s", line)
+		}
+		var id ebpf.ProgramID
+		if _, err := fmt.Sscanf(line, "prog %d", &id); err == nil {
+			ids = append(ids, id)
+		}
+		if line == "ready" {
+			break
+		}
+	}
+	if len(ids) != 4 {
+		t.Fatalf("stand-in helper reported programs %v", ids)
+	}
+	time.Sleep(300 * time.Millisecond) // children are born while limited
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	checkScope(t, dir, rel, sh.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for {
+			p, err := ebpf.NewProgramFromID(id)
+			if err != nil {
+				break
+			}
+			p.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("program %d of the killed helper is still loaded", id)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// A new helper limits the same process: nobody moves.
+	m, _ := newManager(t, bed, pairs[0])
+	if err := m.Apply(backends.Target{ID: "pid", Kind: backends.TargetProcess, PIDs: []int{sh.Process.Pid}},
+		backends.Limits{Down: backends.Limit{Rate: 1_000_000}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	checkScope(t, dir, rel, sh.Process.Pid)
+	if err := m.Remove("pid"); err != nil {
+		t.Fatal(err)
+	}
+	checkScope(t, dir, rel, sh.Process.Pid)
+}
+
+// checkScope checks that pid and every process in the scope's cgroup are in
+// the scope, and that pid is among them.
+func checkScope(t *testing.T, dir, rel string, pid int) {
+	t.Helper()
+	if cg := cgroupOf(pid); cg != rel {
+		t.Errorf("process %d is in %q, it started in %q", pid, cg, rel)
+	}
+	for _, p := range cgroupv2.Procs(dir) {
+		if cg := cgroupOf(p); cg != "" && cg != rel {
+			t.Errorf("process %d is in %q, not in its scope %q", p, cg, rel)
+		}
+	}
+}

@@ -1,0 +1,202 @@
+//go:build linux
+
+package socktarget_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+)
+
+// scope makes a systemd-like tree, <cgroup2>/test-X.slice/user-1000.slice/
+// session-1.scope, and returns the scope's path relative to the cgroup2
+// root (as /proc/PID/cgroup names it). Processes left in it are killed and
+// the tree removed at cleanup.
+func scope(t testing.TB) (abs, rel string) {
+	t.Helper()
+	root, err := cgroupv2.Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slice := filepath.Join(root, testenv.UniqueName("test")+".slice")
+	abs = filepath.Join(slice, "user-1000.slice", "session-1.scope")
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50 && len(cgroupv2.Procs(abs)) > 0; i++ {
+			for _, p := range cgroupv2.Procs(abs) {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for _, d := range []string{abs, filepath.Dir(abs), slice} {
+			if err := os.Remove(d); err != nil {
+				t.Errorf("remove test cgroup: %v", err)
+			}
+		}
+	})
+	return abs, strings.TrimPrefix(abs, root)
+}
+
+// inScope returns a command that runs name args in the bed's local network
+// namespace from inside the cgroup at dir.
+func inScope(bed *testenv.Bed, dir, name string, args ...string) *exec.Cmd {
+	sh := `d=$0 n=$1; shift; echo $$ > "$d/cgroup.procs" && exec nsenter --net="$n" -- "$@"`
+	return exec.Command("sh", append([]string{"-c", sh, dir, testenv.Path(bed.Local), name}, args...)...)
+}
+
+// cgroupOf returns pid's cgroup v2 path; "" once it has exited.
+func cgroupOf(pid int) string {
+	cg, err := cgroupv2.ProcessCgroup(pid)
+	if err != nil {
+		return ""
+	}
+	return cg
+}
+
+// watchCgroup checks every 50 ms until stop that each live pid of pids()
+// is in want (or below it), and reports the first departure.
+func watchCgroup(t *testing.T, want string, pids func() []int, stop <-chan struct{}) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		defer close(out)
+		for {
+			for _, p := range pids() {
+				if cg := cgroupOf(p); cg != "" && cg != want && !strings.HasPrefix(cg, want+"/") {
+					out <- "process " + strconv.Itoa(p) + " moved to " + cg
+					return
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}
+
+// TestLimitedProcessesStayInScope: a process limited by pid (and a child it
+// forks while limited, also once the parent exited) or by app rule keeps its scope in /proc/PID/cgroup
+// the whole time, the limit bites at the receiver (within 10 %), and
+// unlimit leaves it where it started; a process that execs another program
+// leaves the first program's rule for the second's.
+func TestLimitedProcessesStayInScope(t *testing.T) {
+	requireTagger(t)
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			bed := testenv.NewBed(t)
+			m, _ := newManager(t, bed, p)
+			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
+			dir, rel := scope(t)
+			addr := bed.PeerIP + ":5201"
+			ctload := copyExe(t, testenv.Ctload(t)) // a file of its own: the server's copy is another app
+			stop := make(chan struct{})
+			moved := watchCgroup(t, rel, func() []int { return cgroupv2.Procs(dir) }, stop)
+			defer func() {
+				close(stop)
+				if msg, ok := <-moved; ok {
+					t.Errorf("left its scope: %s", msg)
+				}
+			}()
+
+			// By pid: a shell, limited, forks the download afterwards.
+			gate := filepath.Join(t.TempDir(), "gate")
+			shPID := filepath.Join(t.TempDir(), "pid")
+			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, addr, shPID, gate)
+			loaded := make(chan *testenv.Load, 1)
+			go func() { loaded <- testenv.StartLoad(t, sh) }()
+			pid := readPID(t, shPID)
+			waitCgroup(t, pid, rel)
+			const limit = 2_000_000
+			id := "pid-" + strconv.Itoa(pid)
+			if err := m.Apply(backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{pid}},
+				backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(gate, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			load := <-loaded // the child's
+			if load.PID == pid {
+				t.Fatalf("the download runs in the limited process %d itself, not in a child", pid)
+			}
+			time.Sleep(time.Second)
+			checkRate(t, "limited by pid", load, limit)
+			// The parent exits before unlimit: the child stays limited
+			// and in the scope.
+			syscall.Kill(pid, syscall.SIGKILL)
+			checkRate(t, "child of an exited limited parent", load, limit)
+			if cg := cgroupOf(load.PID); cg != rel {
+				t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, rel)
+			}
+			if err := m.Remove(id); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []int{pid, load.PID} {
+				if cg := cgroupOf(p); cg != "" && cg != rel {
+					t.Errorf("after unlimit process %d is in %s, it started in %s", p, cg, rel)
+				}
+			}
+
+			syscall.Kill(load.PID, syscall.SIGKILL) // unlimited now: not to crowd the next part
+
+			// By app rule, before the program starts.
+			rid := appRule(t, m, ctload, backends.Limits{Down: backends.Limit{Rate: limit}})
+			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "5s", "-interval", "250ms"))
+			time.Sleep(time.Second)
+			checkRate(t, "limited by app rule", load, limit)
+			if err := m.Remove(rid); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// readPID waits for a pid in file.
+func readPID(t *testing.T, file string) int {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if b, err := os.ReadFile(file); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				return pid
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no pid in %s", file)
+	return 0
+}
+
+// waitCgroup waits until pid reports cgroup want.
+func waitCgroup(t *testing.T, pid int, want string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if cgroupOf(pid) == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d is in %q, not %q", pid, cgroupOf(pid), want)
+}
+
+// checkRate checks the load's rate over the next 2 s against limit
+// (receiver side, within 10 %, a second look allowed for a transient: the
+// eBPF download policer swings by ±20 % over single seconds here).
+func checkRate(t *testing.T, what string, load *testenv.Load, limit float64) {
+	t.Helper()
+	got := load.RateOver(t, 2*time.Second)
+	testenv.Settles(t, what, got, func() float64 { return load.RateOver(t, 2*time.Second) }, limit, 0.85, 1.10)
+	t.Logf("%s: %s (limit %s)", what, mb(got), mb(limit))
+}
