@@ -229,7 +229,7 @@ func TestTray(t *testing.T) {
 		}
 	}
 	firefox, _ := root.find("Firefox")
-	if got := strings.Join(firefox.labels(), "|"); got != "Limit download to:|100 KB/s|1 MB/s|5 MB/s|Custom…||Unlimited" {
+	if got := strings.Join(firefox.labels(), "|"); got != "Limit download to:|100 KB/s|1 MB/s|5 MB/s|Custom…||Unlimited||Block" {
 		t.Errorf("Firefox submenu = %q", got)
 	}
 	quick, ok := firefox.find("1 MB/s")

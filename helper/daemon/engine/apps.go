@@ -2,7 +2,9 @@ package engine
 
 import (
 	"net/netip"
+	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -283,4 +285,30 @@ func (e *Engine) refreshLocked(p *proc, scan int64, creds bool) {
 		e.appLocked(k, p).pids[p.pid] = struct{}{}
 		e.st.procsChanged = true
 	}
+}
+func userName(uid uint32) string {
+	names.mu.Lock()
+	defer names.mu.Unlock()
+	if n, ok := names.m[uid]; ok {
+		return n
+	}
+	n := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(n); err == nil && u.Username != "" {
+		n = u.Username
+	}
+	names.m[uid] = n
+	return n
+}
+
+func sortApps(apps []api.App) {
+	sort.Slice(apps, func(i, j int) bool {
+		a, b := &apps[i], &apps[j]
+		if a.RxRate != b.RxRate {
+			return a.RxRate > b.RxRate
+		}
+		if a.TxRate != b.TxRate {
+			return a.TxRate > b.TxRate
+		}
+		return a.ID < b.ID
+	})
 }

@@ -17,9 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/user"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,33 +452,6 @@ type userNames struct {
 }
 
 var names = userNames{m: map[uint32]string{}}
-
-func userName(uid uint32) string {
-	names.mu.Lock()
-	defer names.mu.Unlock()
-	if n, ok := names.m[uid]; ok {
-		return n
-	}
-	n := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(n); err == nil && u.Username != "" {
-		n = u.Username
-	}
-	names.m[uid] = n
-	return n
-}
-
-func sortApps(apps []api.App) {
-	sort.Slice(apps, func(i, j int) bool {
-		a, b := &apps[i], &apps[j]
-		if a.RxRate != b.RxRate {
-			return a.RxRate > b.RxRate
-		}
-		if a.TxRate != b.TxRate {
-			return a.TxRate > b.TxRate
-		}
-		return a.ID < b.ID
-	})
-}
 
 // reconcile applies the desired limits after processes changed and tells
 // listeners when targets did.
