@@ -27,23 +27,7 @@ func TestScreens(t *testing.T) {
 	save := func(name string) {
 		t.Helper()
 		fx.drain()
-		// The desktop driver lays out again each frame when a text's
-		// size changed; the test canvas does not.
-		fx.ui.root.Refresh()
-		img := fx.ui.win.Canvas().Capture()
-		if !varied(img) {
-			t.Errorf("%s: the capture is one flat colour", name)
-		}
-		path := filepath.Join(t.ArtifactDir(), name+".png")
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := png.Encode(f, img); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: %s", name, path)
+		captureWindow(t, fx, name)
 	}
 	fx.ui.apps.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
 	fx.poll()
@@ -155,9 +139,21 @@ func TestMetainfoScreenshot(t *testing.T) {
 	fx.ui.apps.list.Select(fx.ui.view.index(apps[1].ID))
 	fx.poll()
 	fx.drain()
+	captureWindow(t, fx, "desktop")
+}
+
+// captureWindow saves the window, rendered by Fyne's software painter, as
+// name.png in the test's artifacts (go test -artifacts keeps them).
+func captureWindow(t *testing.T, fx *fixture, name string) {
+	t.Helper()
+	// The desktop driver lays out again each frame when a text's size
+	// changed; the test canvas does not.
 	fx.ui.root.Refresh()
 	img := fx.ui.win.Canvas().Capture()
-	path := filepath.Join(t.ArtifactDir(), "desktop.png")
+	if !varied(img) {
+		t.Errorf("%s: the capture is one flat colour", name)
+	}
+	path := filepath.Join(t.ArtifactDir(), name+".png")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -166,5 +162,5 @@ func TestMetainfoScreenshot(t *testing.T) {
 	if err := png.Encode(f, img); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("desktop: %s", path)
+	t.Logf("%s: %s", name, path)
 }

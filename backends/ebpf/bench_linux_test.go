@@ -327,9 +327,9 @@ func inProcess(d *backends.Descriptor[backends.MonitorBackend]) func(t *testing.
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for {
-				c0 := threadCPU()
+				c0 := testenv.ThreadCPU()
 				s, err := m.Update()
-				updateCPU.Add(int64(threadCPU() - c0))
+				updateCPU.Add(int64(testenv.ThreadCPU() - c0))
 				if err == nil {
 					mu.Lock()
 					for _, p := range s.Processes {
@@ -379,7 +379,7 @@ func inProcess(d *backends.Descriptor[backends.MonitorBackend]) func(t *testing.
 				return out
 			},
 			cpu: func() time.Duration {
-				c := selfCPU()
+				c := testenv.SelfCPU()
 				if em, ok := m.(*monitorBackend); ok {
 					c += em.bpfRuntime()
 				}
@@ -413,18 +413,6 @@ func (m *monitorBackend) bpfRuntime() time.Duration {
 		}
 	}
 	return d
-}
-
-func threadCPU() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_THREAD, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func selfCPU() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // nethogs runs nethogs -t -v 2 (cumulative bytes) on the bed's local veth.
