@@ -17,13 +17,10 @@
 // Ingress (download) can only police: over the limit the packet is dropped
 // and the sender retransmits.
 #include "common.h"
+#include "zone.h"
 #include "../kernel/socktarget/socktarget.h"
 
 char __license[] SEC("license") = "GPL";
-
-#define TRAFFIC_ALL 0
-#define TRAFFIC_INTERNET 1
-#define TRAFFIC_LOCAL 2
 
 struct bucket {
 	struct bpf_spin_lock lock;
@@ -69,37 +66,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } settings SEC(".maps");
-
-static __always_inline int local4(const __u8 *a)
-{
-	return a[0] == 127 || a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
-	       (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) ||
-	       (a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0) ||
-	       (a[0] == 224 && a[1] == 0 && a[2] == 0);
-}
-
-// is_local mirrors backends.IsLocal.
-static __always_inline int is_local(const __u8 *a, __u8 family)
-{
-	if (family == 4)
-		return local4(a);
-	int zero10 = 1;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		if (a[i])
-			zero10 = 0;
-	if (zero10 && a[10] == 0xff && a[11] == 0xff)
-		return local4(a + 12);
-	if (zero10 && a[10] == 0 && a[11] == 0 && a[12] == 0 && a[13] == 0 && a[14] == 0 && (a[15] == 0 || a[15] == 1))
-		return 1; // :: and ::1
-	if ((a[0] & 0xfe) == 0xfc)
-		return 1; // fc00::/7
-	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
-		return 1; // fe80::/10
-	if (a[0] == 0xff && ((a[1] & 0x0f) == 0x02 || (a[1] & 0x0f) == 0x01))
-		return 1; // link- and interface-local multicast
-	return 0;
-}
 
 static __always_inline struct bucket *target_bucket(struct __sk_buff *skb)
 {
@@ -178,9 +144,9 @@ int ct_throttle_egress(struct __sk_buff *skb)
 	struct pkt p;
 	if (parse(skb, &p) || p.payload == 0)
 		return 1;
-	if (b->traffic == TRAFFIC_INTERNET && is_local(p.daddr, p.family))
+	if (b->traffic == TRAFFIC_INTERNET && zone_is_local(p.daddr, p.family))
 		return 1;
-	if (b->traffic == TRAFFIC_LOCAL && !is_local(p.daddr, p.family))
+	if (b->traffic == TRAFFIC_LOCAL && !zone_is_local(p.daddr, p.family))
 		return 1;
 	int low = 0;
 	if (!take(b, p.payload, &low))
@@ -197,9 +163,9 @@ int ct_throttle_ingress(struct __sk_buff *skb)
 	struct pkt p;
 	if (parse(skb, &p) || p.payload == 0)
 		return 1;
-	if (b->traffic == TRAFFIC_INTERNET && is_local(p.saddr, p.family))
+	if (b->traffic == TRAFFIC_INTERNET && zone_is_local(p.saddr, p.family))
 		return 1;
-	if (b->traffic == TRAFFIC_LOCAL && !is_local(p.saddr, p.family))
+	if (b->traffic == TRAFFIC_LOCAL && !zone_is_local(p.saddr, p.family))
 		return 1;
 	int low = 0;
 	return take(b, p.payload, &low);
