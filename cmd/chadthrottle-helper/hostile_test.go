@@ -125,7 +125,7 @@ func chownAll(t *testing.T, u bustest.User, paths ...string) {
 
 // Attack 1: a user's .desktop files — a FIFO, a symlink loop, a 1 GB file,
 // a dangling link and a link to a file only root may read — neither hang
-// the helper at start (it answers within 2 s) nor let root read the
+// the helper at start (it answers within 10 s; ~0.3 s here) nor let root read the
 // private file for the user; a Name= with terminal escapes reaches
 // `chadthrottlectl top` escaped (attack 7).
 func TestHostileDesktopFilesAtStart(t *testing.T) {
@@ -184,8 +184,11 @@ func TestHostileDesktopFilesAtStart(t *testing.T) {
 	}
 	took := time.Since(begin)
 	t.Logf("helper answered %v after it was started with a FIFO, a symlink loop, a 1 GB file, a dangling link and a link to root's file among the user's .desktop files", took.Round(time.Millisecond))
-	if took > 2*time.Second {
-		t.Errorf("helper took %v to answer (want ≤ 2 s)", took)
+	// ~0.3 s here; 2.5 s seen with five test runs on 2 cores. The bug
+	// this guards against was a hang with no end (a FIFO: 10 minutes and
+	// on), so a bound wide enough for a loaded CI machine still shows it.
+	if took > 10*time.Second {
+		t.Errorf("helper took %v to answer (want ≤ 10 s)", took)
 	}
 	// The user's readable entry names its app once the background index
 	// is built; the entry behind the link to root's file never does.
