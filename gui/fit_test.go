@@ -1,9 +1,11 @@
 package gui
 
 import (
+	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
+	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
 // TestWindowFits: at 1024 px (1×) and 1366 px at 125 % (1093 logical px)
@@ -47,6 +49,25 @@ func TestWindowFits(t *testing.T) {
 		cols := o.(*rowBox).content.(*fyne.Container).Objects
 		if got := cols[5].Visible() && cols[6].Visible(); got != c.withTotals {
 			t.Errorf("%v px: totals column shown %v, want %v", c.width, got, c.withTotals)
+		}
+	}
+}
+
+// TestLimitZoneShown: a row's caption says which zone its limit covers
+// when it is not all traffic.
+func TestLimitZoneShown(t *testing.T) {
+	apps := testApps()
+	apps[0].Limit = api.Limit{Down: 1_000_000, Traffic: api.TrafficInternet}
+	apps[1].Limit = api.Limit{Up: 500_000, Traffic: api.TrafficLocal}
+	apps[2].Limit = api.Limit{Down: 100_000, Traffic: api.TrafficAll}
+	fx := newFixture(t, apps)
+	for name, want := range map[string]string{"Steam": "limited (internet)", "Firefox": "limited (local network)", "curl": "limited"} {
+		r := fx.row(name)
+		if r == nil {
+			t.Fatalf("no row %s", name)
+		}
+		if !strings.Contains(r.subRaw, want) || (want == "limited" && strings.Contains(r.subRaw, "limited (")) {
+			t.Errorf("%s caption %q, want %q", name, r.subRaw, want)
 		}
 	}
 }

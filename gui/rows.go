@@ -234,6 +234,12 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	if on {
 		sub += " · limited"
+		switch a.Limit.Traffic { // the zone the limit covers
+		case api.TrafficInternet:
+			sub += " (internet)"
+		case api.TrafficLocal:
+			sub += " (local network)"
+		}
 		if u.conn.status.Paused {
 			sub += " (paused)"
 		}
