@@ -118,7 +118,10 @@ type Engine struct {
 	cbMu     sync.Mutex
 	onChange []func()
 	dirty    atomic.Bool // a reconcile is due
-	timed    atomic.Bool // some limit has a schedule: reconcile on every tick
+	// schedules are the rules' parsed schedules (publishLimitsLocked);
+	// tick reconciles when which of them are active changes.
+	schedules atomic.Pointer[[]api.Schedule]
+	schedOn   atomic.Pointer[string]
 
 	execMu  sync.Mutex
 	execs   map[int]struct{} // pids that exec'd, from the proc connector
@@ -303,7 +306,7 @@ func (e *Engine) tick(now time.Time, sample, full bool) {
 	if err != nil {
 		e.logOnce("scan", err)
 	}
-	if changed || e.dirty.Swap(false) || e.timed.Load() {
+	if changed || e.dirty.Swap(false) || e.scheduleSwitched() {
 		e.reconcile()
 	}
 	if sample {
@@ -468,4 +471,25 @@ func (e *Engine) reconcile() {
 // logf logs a warning the engine handled by itself.
 func (e *Engine) logf(format string, args ...any) {
 	e.log.Warn(fmt.Sprintf(format, args...))
+}
+
+// scheduleSwitched reports whether a rule's schedule opened or closed
+// since the last call (at most one ScanInterval late).
+func (e *Engine) scheduleSwitched() bool {
+	ss := e.schedules.Load()
+	if ss == nil || len(*ss) == 0 {
+		return false
+	}
+	now := e.now()
+	on := make([]byte, len(*ss))
+	for i, s := range *ss {
+		if s.Active(now) {
+			on[i] = 1
+		}
+	}
+	key := string(on)
+	if prev := e.schedOn.Swap(&key); prev != nil && *prev == key {
+		return false
+	}
+	return true
 }

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -153,14 +156,23 @@ func (e *Engine) publishLimitsLocked() {
 	for k, r := range e.lim.rules {
 		v.rules[k] = r.Limit
 	}
-	timed := false
-	for _, r := range e.lim.rules {
-		timed = timed || r.Limit.When != "" || r.Limit.BlockWhen != ""
+	// In a fixed order (by rule), so scheduleSwitched compares like with like.
+	keys := slices.SortedFunc(maps.Keys(e.lim.rules), func(a, b appKey) int {
+		return cmp.Or(cmp.Compare(a.uid, b.uid), cmp.Compare(a.exe, b.exe))
+	})
+	var schedules []api.Schedule
+	for _, k := range keys {
+		r := e.lim.rules[k]
+		for _, w := range []string{r.Limit.When, r.Limit.BlockWhen} {
+			if s, err := api.ParseSchedule(w); w != "" && err == nil {
+				schedules = append(schedules, s)
+			}
+		}
 	}
 	for pid, pl := range e.lim.procLimits {
 		v.procs[pid] = procLimitView{start: pl.start, limit: pl.limit}
 	}
-	e.timed.Store(timed)
+	e.schedules.Store(&schedules)
 	for uid, p := range e.lim.paused {
 		v.paused[uid] = p
 	}
