@@ -7,9 +7,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // benchApps is the number of active apps of the benchmarks.
@@ -24,18 +25,12 @@ func benchDeltas() []Delta {
 	return ds
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // ioCounter reads a /proc/self/io field (wchar: bytes passed to write
 // calls; write_bytes: bytes sent to storage).
 func ioCounter(t *testing.T, field string) int64 {
 	b, err := os.ReadFile("/proc/self/io")
 	if err != nil {
-		t.Skipf("no /proc/self/io: %v", err)
+		testenv.Skip(t, "no /proc/self/io: %v", err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, field+": "); ok {
@@ -65,7 +60,7 @@ func TestBenchHistoryHour(t *testing.T) {
 	// warm up: the apps exist
 	s.Add(c.now(), ds)
 	s.Flush()
-	cpu0, w0, d0 := cpuTime(), ioCounter(t, "wchar"), ioCounter(t, "write_bytes")
+	cpu0, w0, d0 := testenv.SelfCPU(), ioCounter(t, "wchar"), ioCounter(t, "write_bytes")
 	start := time.Now()
 	for sec := 0; sec < 3600; sec++ {
 		s.Add(c.add(time.Second), ds)
@@ -75,7 +70,7 @@ func TestBenchHistoryHour(t *testing.T) {
 			}
 		}
 	}
-	cpu, wchar, disk := cpuTime()-cpu0, ioCounter(t, "wchar")-w0, ioCounter(t, "write_bytes")-d0
+	cpu, wchar, disk := testenv.SelfCPU()-cpu0, ioCounter(t, "wchar")-w0, ioCounter(t, "write_bytes")-d0
 	fi, _ := os.Stat(s.Path())
 	t.Logf("history, %d active apps, one hour (3600 samples, 360 transactions) in %v wall: CPU %v (%.3f %% of one core), "+
 		"written %.1f MB (write calls) / %.1f MB (to storage), database %.1f MB",
