@@ -61,6 +61,7 @@ type pacedSock struct {
 	acked   uint64 // tcpi_bytes_acked at the last round
 	set     uint64 // the pacing rate set; 0 before the first
 	orig    uint64 // the socket's own maximum pacing rate
+	dup     int    // during a round: this process's copy of the socket (0: none)
 }
 
 func newPacer() *pacer { return &pacer{targets: map[string]*paceTarget{}} }
@@ -158,9 +159,11 @@ func (pt *paceTarget) round() {
 	pt.socks = found
 	share := pt.paceRate() / uint64(max(len(active), 1))
 	for _, s := range found {
-		if s.set != share {
-			s.apply(share)
+		if s.set != share && setMaxPacing(s.dup, share) == nil {
+			s.set = share
 		}
+		unix.Close(s.dup)
+		s.dup = 0
 	}
 }
 
@@ -232,14 +235,21 @@ func socketFD(dir, name string) (ino uint64, fd int, ok bool) {
 }
 
 // inspect reads a socket through a copy of its descriptor: ok when it is a
-// connected TCP socket whose peer matches the target's traffic type; sent
-// when it sent (or has data waiting to be sent) since the last round.
+// connected TCP socket whose peer matches the target's traffic type (the
+// copy is then kept in s.dup for round to set the rate through and close);
+// sent when it sent (or has data waiting to be sent) since the last round.
 func (pt *paceTarget) inspect(pidfd int, s *pacedSock) (sent, ok bool) {
 	fd, err := unix.PidfdGetfd(pidfd, s.fd, 0)
 	if err != nil {
 		return false, false
 	}
-	defer unix.Close(fd)
+	defer func() {
+		if ok {
+			s.dup = fd
+		} else {
+			unix.Close(fd)
+		}
+	}()
 	if proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil || proto != unix.IPPROTO_TCP {
 		return false, false
 	}
@@ -282,13 +292,6 @@ func (pt *paceTarget) wants(fd int) bool {
 	return backends.IsLocal(addr) == (pt.traffic == backends.TrafficLocal)
 }
 
-// apply sets the socket's maximum pacing rate.
-func (s *pacedSock) apply(rate uint64) {
-	if setPacing(s.pid, s.fd, rate) == nil {
-		s.set = rate
-	}
-}
-
 // restore gives the socket back the maximum pacing rate it had, if its
 // process still holds it at the same descriptor.
 func (s *pacedSock) restore(ino uint64) {
@@ -309,7 +312,13 @@ func setPacing(pid, targetFD int, rate uint64) error {
 		return err
 	}
 	defer unix.Close(fd)
-	err = unix.SetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, rate)
+	return setMaxPacing(fd, rate)
+}
+
+// setMaxPacing sets SO_MAX_PACING_RATE on fd (a 32-bit value where the
+// kernel takes no 64-bit one).
+func setMaxPacing(fd int, rate uint64) error {
+	err := unix.SetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, rate)
 	if errors.Is(err, unix.EINVAL) {
 		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, int(min(rate, 1<<32-1)))
 	}
