@@ -171,8 +171,11 @@ func waitCh(l *testenv.Load) <-chan struct{} {
 // reported exited exactly once. A process that lives ~1 ms can close its
 // socket before the SYN thread looks it up; on this VM, whose hypervisor
 // takes 3–8 % of the vCPUs' time (/proc/stat steal), a single trial missed
-// the criterion in about one run in five, with misses in bursts. So the
-// trial runs up to three times, each logged with the steal time it saw,
+// the criterion in about one run in five, with misses in bursts (on
+// 2026-12-03, ten runs of the session's first commit and of its last gave
+// the same spread: 34–40 and 35–40 of 40 in the first trial; one CI run
+// missed three trials in a row). So the trial runs up to five times, each
+// logged with the steal time it saw,
 // and the test passes when one trial meets the criterion; the exited-once
 // checks hold in every trial. The capture bench reports single trials.
 func TestShortLived(t *testing.T) {
@@ -186,8 +189,8 @@ func TestShortLived(t *testing.T) {
 		if seen >= 38 && share >= 0.97 {
 			return
 		}
-		if trial == 3 {
-			t.Fatalf("no trial of 3 saw ≥ 38 of 40 processes and ≥ 97 %% of their bytes (last: %d, %.2f %%)", seen, 100*share)
+		if trial == 5 {
+			t.Fatalf("no trial of 5 saw ≥ 38 of 40 processes and ≥ 97 %% of their bytes (last: %d, %.2f %%)", seen, 100*share)
 		}
 	}
 }
