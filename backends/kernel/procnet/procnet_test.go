@@ -247,9 +247,17 @@ func TestReadProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	info, err := ReadProcess(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
+	// exec sets the comm before the new program's arguments are in place:
+	// read again while the command line is not there yet (seen once in CI).
+	var info backends.ProcessInfo
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if info, err = ReadProcess(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Cmdline) > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if info.Comm != "sleep" || info.Exe == "" || len(info.Cmdline) != 2 || info.Cmdline[1] != "5" || info.StartTime == 0 || info.PPID == 0 {
 		t.Errorf("ReadProcess = %+v", info)
