@@ -12,6 +12,10 @@ import (
 
 // StartXvfb starts a virtual X server (1280×800, 24 bit) on a free display
 // and returns its DISPLAY value; it is stopped when the test ends.
+// -noreset: without it the server regenerates whenever its last client
+// leaves (each xdotool poll), and a client connecting during that reset
+// fails to open the display (8 of 300 xdpyinfo runs beside an xdotool
+// loop here; 0 of 300 with -noreset) — make run's window died so in CI.
 func StartXvfb(t testing.TB) string {
 	t.Helper()
 	RequireTool(t, "Xvfb")
@@ -19,7 +23,7 @@ func StartXvfb(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset")
 	cmd.ExtraFiles = []*os.File{w}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start Xvfb: %v", err)
