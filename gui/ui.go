@@ -123,8 +123,8 @@ type UI struct {
 	selected   string
 	visible    bool // the window is shown
 	lastSnap   api.Snapshot
-	stats      *statsView        // the Statistics window, when open (stats.go)
-	next       Next              // what Run returns: NextTray once the window closed to the tray-only mode
+	stats      *statsView // the Statistics window, when open (stats.go)
+	next       Next       // what Run returns: NextTray once the window closed to the tray-only mode
 
 	// widgets and the parts' own state (UI goroutine)
 	root       *fyne.Container
