@@ -185,7 +185,7 @@ func (t *trayOnly) apply(r *pollResult) {
 	}
 	t.limitsSeen.Store(anyLimit)
 	t.setState(stateConnected, "")
-	t.refreshTray(r.status != nil || r.perms != nil)
+	t.refreshTray(false)
 }
 
 // setState records the helper's state; the menu shows a change at once.

@@ -3,10 +3,7 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +12,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
-	"github.com/chadthrottle/chadthrottle/gui"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
@@ -239,36 +235,13 @@ func TestTray(t *testing.T) {
 	iconBefore := fmt.Sprint(item.prop("IconPixmap").Value())
 	item.click(quick)
 
-	var got gui.FakeCall
-	deadline := time.Now().Add(20 * time.Second)
-	for got.Method == "" {
-		if f, err := os.Open(callLog); err == nil {
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				json.Unmarshal(sc.Bytes(), &got)
-			}
-			f.Close()
-		}
-		if got.Method == "" {
-			if time.Now().After(deadline) {
-				t.Fatal("the backend received no call after the quick-limit click")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if got.Method != "SetAppLimit" || got.Exe != "/usr/lib/firefox/firefox" || got.Limit.Down != 1_000_000 || got.Limit.Up != 0 {
+	if got := lastCall(t, callLog, 20*time.Second); got.Method != "SetAppLimit" || got.Exe != "/usr/lib/firefox/firefox" || got.Limit.Down != 1_000_000 || got.Limit.Up != 0 {
 		t.Fatalf("backend received %+v, want SetAppLimit firefox down 1000000", got)
 	}
 
 	// limits active: the icon changes and the app shows as limited
-	deadline = time.Now().Add(20 * time.Second)
-	for fmt.Sprint(item.prop("IconPixmap").Value()) == iconBefore {
-		if time.Now().After(deadline) {
-			t.Fatal("tray icon did not change after a limit was set")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	deadline = time.Now().Add(20 * time.Second)
+	item.awaitIconChange(iconBefore, 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		f, _ := item.layout().find("Firefox")
 		if strings.Contains(f.label(), "(limited)") {
