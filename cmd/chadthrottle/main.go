@@ -13,6 +13,11 @@
 // io.github.chadthrottle; launching ChadThrottle again shows its window
 // (a --hidden launch changes nothing) and exits 0. A window for another
 // machine (--host) is an instance of its own.
+//
+// Hidden in the tray (--hidden, the "start hidden" setting, or the window
+// closed to the tray) it runs the tray only, without Fyne's driver
+// (gui.RunTray); showing the window executes the binary again in the same
+// process (reexec.go), and so does closing it to the tray.
 package main
 
 import (
