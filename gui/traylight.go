@@ -100,8 +100,9 @@ func StartsInTray(a fyne.App, opts Options) bool {
 // loop goroutine (RunTray's) that stands for Fyne's UI goroutine.
 type trayOnly struct {
 	trayCore
-	queue chan func()
-	next  *Handover // set: RunTray returns it
+	queue  chan func()
+	next   *Handover // set: RunTray returns it
+	notice string    // a quota event not notified (no notification server): the window's banner says it
 }
 
 // RunTray runs the tray-only mode on tray (a StatusNotifierItem that does
@@ -200,6 +201,9 @@ func (t *trayOnly) setState(s connState, detail string) {
 // handOver ends RunTray with h.
 func (t *trayOnly) handOver(h Handover) {
 	if t.next == nil {
+		if h.Notice == "" {
+			h.Notice = t.notice
+		}
 		t.next = &h
 	}
 }
@@ -246,10 +250,12 @@ func (t *trayOnly) report(_ bool, summary, detail string) {
 func (t *trayOnly) quotaEvents(qs []api.Quota) {
 	for _, q := range t.quotaNotes(qs) {
 		an, ok := t.opts.Notifier.(AppNotifier)
-		if !ok { // no notification server (or a plain one): the window's banner tells when it opens
-			if t.opts.Notifier != nil {
-				go t.opts.Notifier.Notify(q.summary, q.body)
-			}
+		switch {
+		case t.opts.Notifier == nil: // no session bus: the window's banner says it when it opens
+			t.notice = q.summary + ": " + q.body
+			continue
+		case !ok:
+			go t.opts.Notifier.Notify(q.summary, q.body)
 			continue
 		}
 		open := func() { t.do(func() { t.handOver(Handover{Next: NextWindow, App: q.appID}) }) }
