@@ -79,8 +79,8 @@ func (u *trayCore) trayKey() string {
 	for _, id := range u.trayS.trayListed { // the apps the menu lists now
 		if cur, ok := u.view.app(id); ok {
 			fmt.Fprintf(&b, "%s %v;", cur.ID, cur.Limit)
-		} else {
-			fmt.Fprintf(&b, "%s gone;", id)
+		} else { // not urgent: its items still work (limits are rules on the executable), and a rebuild resets an open menu
+			fmt.Fprintf(&r, "%s gone;", id)
 		}
 	}
 	for _, a := range top {
