@@ -203,21 +203,11 @@ func (n menuNode) labels() []string {
 	return l
 }
 
-// TestTray runs the real GUI binary (with its test-only synthetic data
-// source) against a StatusNotifierWatcher on a private session bus: the
-// item registers, its menu (found through the item's Menu property) lists
-// the top apps with quick limits, clicking "1 MB/s" reaches the backend,
-// the icon changes to the limits-active one, and Quit ends the program.
-func TestTray(t *testing.T) {
-	display := testenv.StartXvfb(t)
-	host := startTrayHost(t)
-	callLog := filepath.Join(t.TempDir(), "calls.jsonl")
-	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr,
-		envSynthetic + "=30", envCallLog + "=" + callLog})
-	item := host.waitItem(t, g)
-
-	// the menu fills once the first snapshot is in
-	root := item.waitFor("Firefox", 30*time.Second)
+// synthQuickLimit checks the tray menu over the synthetic helper (open,
+// the top apps with their quick limits, pause, quit) and returns
+// Firefox's "1 MB/s".
+func synthQuickLimit(t *testing.T, root menuNode) menuNode {
+	t.Helper()
 	t.Logf("tray menu: %q", root.labels())
 	for _, want := range []string{"Open ChadThrottle", "Firefox", "Pause all limits", "Quit"} {
 		if _, ok := root.find(want); !ok {
@@ -232,6 +222,24 @@ func TestTray(t *testing.T) {
 	if !ok {
 		t.Fatal("no 1 MB/s quick limit")
 	}
+	return quick
+}
+
+// TestTray runs the real GUI binary (with its test-only synthetic data
+// source) against a StatusNotifierWatcher on a private session bus: the
+// item registers, its menu (found through the item's Menu property) lists
+// the top apps with quick limits, clicking "1 MB/s" reaches the backend,
+// the icon changes to the limits-active one, and Quit ends the program.
+func TestTray(t *testing.T) {
+	display := testenv.StartXvfb(t)
+	host := startTrayHost(t)
+	callLog := filepath.Join(t.TempDir(), "calls.jsonl")
+	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr,
+		envSynthetic + "=30", envCallLog + "=" + callLog})
+	item := host.waitItem(t, g)
+
+	// the menu fills once the first snapshot is in
+	quick := synthQuickLimit(t, item.waitFor("Firefox", 30*time.Second))
 	iconBefore := fmt.Sprint(item.prop("IconPixmap").Value())
 	item.click(quick)
 
