@@ -264,11 +264,5 @@ func TestTray(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	quit, _ := item.waitFor("Quit", 20*time.Second).find("Quit")
-	item.click(quit)
-	select {
-	case <-g.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Quit did not end the program")
-	}
+	item.quit(g, "Quit")
 }

@@ -108,6 +108,18 @@ func (ti *trayItem) openMenu() {
 	}
 }
 
+// quit chooses Quit once the menu lists prefix and waits for g to end.
+func (ti *trayItem) quit(g *guiProc, prefix string) {
+	ti.t.Helper()
+	quit, _ := ti.waitFor(prefix, 30*time.Second).find("Quit")
+	ti.click(quit)
+	select {
+	case <-g.exited:
+	case <-time.After(20 * time.Second):
+		ti.t.Fatal("Quit did not end the program")
+	}
+}
+
 // TestTrayOnly runs the real GUI binary --hidden (the login autostart)
 // under Xvfb with a tray host: it runs the tray without Fyne's driver, so
 // the process holds no X connection; its menu lists the apps with the
@@ -167,13 +179,7 @@ func TestTrayOnly(t *testing.T) {
 		return !xConnected(t, pid, display) && len(visibleWindows(t, display)) == 0
 	})
 	item.openMenu()
-	quit, _ := item.waitFor("Firefox", 30*time.Second).find("Quit")
-	item.click(quit)
-	select {
-	case <-g.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Quit did not end the program")
-	}
+	item.quit(g, "Firefox")
 	if code := g.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("exit code %d after Quit", code)
 	}
