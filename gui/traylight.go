@@ -85,9 +85,12 @@ func DecodeHandover(s string) (Handover, error) {
 
 // StartsInTray reports whether a start with opts runs in the tray only: when
 // asked to (--hidden, or the "start hidden" setting with a tray host
-// present). The window's Run decides the same way (startHidden).
+// present), unless the tray-only mode handed over to the window. The
+// window's Run decides the same way (startHidden).
 func StartsInTray(a fyne.App, opts Options) bool {
 	switch {
+	case opts.Resume.Next == NextWindow || opts.OpenStatistics != "":
+		return false
 	case opts.Hidden:
 		return true
 	case loadSettings(a.Preferences()).StartHidden:

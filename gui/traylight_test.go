@@ -221,12 +221,68 @@ func TestHandover(t *testing.T) {
 }
 
 // TestCloseWindowHandsOver: with TrayHandOver, closing the window to a
-// tray ends the Fyne app and Run says NextTray.
+// tray ends the Fyne app and Run says NextTray; a hand-over to the window
+// shows it although the setting says start hidden.
 func TestCloseWindowHandsOver(t *testing.T) {
 	fx := newFixture(t, testApps())
+	fx.ui.settings.StartHidden = true // and a tray host: a fresh start stays in the tray
+	fx.app.Preferences().SetBool(prefStartHidden, true)
+	if !fx.ui.startHidden() || !StartsInTray(fx.app, fx.ui.opts) {
+		t.Error("the start-hidden setting with a tray host shows the window")
+	}
+	fx.ui.opts.Resume = Handover{Next: NextWindow} // but the tray asked for the window
+	if fx.ui.startHidden() {
+		t.Error("the window stays hidden after the tray-only mode asked for it")
+	}
+	if StartsInTray(fx.app, fx.ui.opts) {
+		t.Error("StartsInTray after the tray-only mode asked for the window")
+	}
+	fx.ui.opts.Resume = Handover{}
 	fx.ui.opts.TrayHandOver = true
 	fx.ui.closeWindow()
 	if fx.app.quits != 1 || fx.ui.next != NextTray {
 		t.Errorf("close with TrayHandOver: quits %d, next %v", fx.app.quits, fx.ui.next)
+	}
+}
+
+// appNotifier records app notifications and their click functions.
+type appNotifier struct {
+	fakeNotifier
+	clicks chan func()
+}
+
+func (n *appNotifier) NotifyApp(summary, body, icon string, onClick func()) error {
+	n.clicks <- onClick
+	return n.Notify(summary, body)
+}
+
+// TestTrayOnlyQuotaClick: a click on a quota notification sent by the
+// tray-only mode hands over to the window on the app's row; without a
+// notification server the window's banner says it when it opens.
+func TestTrayOnlyQuotaClick(t *testing.T) {
+	n := &appNotifier{fakeNotifier{ch: make(chan string, 4)}, make(chan func(), 4)}
+	to := &trayOnly{}
+	to.view = newView()
+	to.opts.Notifier = n
+	to.do = func(fn func()) { fn() }
+	q := api.Quota{Exe: "/usr/bin/steam", UID: 1000, Period: api.QuotaDay, Bytes: 1e9, Used: 1e9, State: api.QuotaReached,
+		Action: api.QuotaBlock, PeriodStart: 1}
+	to.quotaEvents([]api.Quota{q})
+	select {
+	case click := <-n.clicks:
+		click()
+	case <-time.After(5 * time.Second):
+		t.Fatal("no quota notification")
+	}
+	if to.next == nil || to.next.Next != NextWindow || to.next.App != "1000:/usr/bin/steam" {
+		t.Errorf("click handed over %+v, want the window on 1000:/usr/bin/steam", to.next)
+	}
+
+	quiet := &trayOnly{}
+	quiet.view = newView()
+	quiet.quotaEvents([]api.Quota{q})
+	quiet.showWindow()
+	if quiet.next == nil || !strings.Contains(quiet.next.Notice, "steam reached its quota and is blocked") {
+		t.Errorf("without notifications the window gets %+v", quiet.next)
 	}
 }

@@ -14,6 +14,8 @@ import (
 // with the app started by hand, shows the window when there is no tray.
 func (u *UI) startHidden() bool {
 	switch {
+	case u.opts.Resume.Next == NextWindow: // the tray-only mode was asked for the window
+		return false
 	case u.opts.Hidden:
 		return true
 	case u.settings.StartHidden:

@@ -127,7 +127,7 @@ func run(bus, host string, hidden bool, resume gui.Handover) gui.Handover {
 		TrayHandOver:   true,
 		Resume:         resume,
 	}
-	if resume.Next != gui.NextWindow && opts.OpenStatistics == "" && gui.StartsInTray(a, opts) {
+	if gui.StartsInTray(a, opts) {
 		return gui.RunTray(ctx, a, gui.NewSystray("ChadThrottle"), backend, opts)
 	}
 	return gui.Run(ctx, a, backend, opts)
