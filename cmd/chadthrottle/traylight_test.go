@@ -168,6 +168,7 @@ func TestTrayOnly(t *testing.T) {
 	if p := host.ownerPID(t, item.obj.Destination()); p != pid {
 		t.Errorf("the tray item now belongs to pid %d, want %d", p, pid)
 	}
+	time.Sleep(1500 * time.Millisecond) // the first poll of the new image
 	screenshot(t, display, "tray-only-opened")
 
 	// close: back to the tray only, without X
