@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,9 +29,10 @@ type trayCore struct {
 	// what the poll loop reads to decide how often to poll (any goroutine)
 	pollNow       chan struct{}
 	needStatus    atomic.Bool
-	shown         atomic.Bool  // the window is shown (mirrors visible)
-	trayOpenUntil atomic.Int64 // unix nanoseconds: the tray menu opened lately
-	limitsSeen    atomic.Bool  // the last snapshot had a limited app
+	shown         atomic.Bool    // the window is shown (mirrors visible)
+	trayOpenUntil atomic.Int64   // unix nanoseconds: the tray menu opened lately
+	limitsSeen    atomic.Bool    // the last snapshot had a limited app
+	inflight      sync.WaitGroup // helper calls made by call
 
 	// UI goroutine
 	settings  Settings
@@ -120,10 +122,12 @@ func (u *trayCore) appLook(uid uint32, exe string) (string, string) {
 // call runs fn off the UI goroutine with the long timeout of limit
 // changes, then done(err) on the UI goroutine, then polls.
 func (u *trayCore) call(fn func(ctx context.Context) error, done func(error)) {
+	u.inflight.Add(1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), setTimeout)
 		err := fn(ctx)
 		cancel()
+		u.inflight.Done()
 		u.do(func() { done(err) })
 		u.needStatus.Store(true)
 		u.requestPoll()
@@ -191,4 +195,16 @@ func (u *trayCore) watchHelper(restarting func()) (cancels []func()) {
 		u.requestPoll()
 	})
 	return []func(){c1, c2}
+}
+
+// waitCalls waits up to d for the helper calls in flight (call) to end,
+// so that a change chosen just before quitting or handing over to the
+// other mode (which executes the binary again) reaches the helper.
+func (u *trayCore) waitCalls(d time.Duration) {
+	idle := make(chan struct{})
+	go func() { u.inflight.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-time.After(d):
+	}
 }

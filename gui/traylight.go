@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
@@ -55,6 +56,9 @@ type Handover struct {
 	// not notify them again.
 	QuotaSeen map[string]string `json:"quota_seen,omitempty"`
 }
+
+// callsAtExit bounds how long a mode that ends waits for its helper calls.
+const callsAtExit = 5 * time.Second
 
 // maxHandover bounds an encoded Handover (it travels in the environment).
 const maxHandover = 64 << 10
@@ -152,6 +156,7 @@ func RunTray(ctx context.Context, a fyne.App, tray desktop.App, b Backend, opts 
 	}
 	h := *t.next
 	h.Host, h.QuotaSeen = t.host, t.quotaSeen
+	t.waitCalls(callsAtExit)
 	return h
 }
 

@@ -270,6 +270,7 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) Handover {
 		fyne.Do(a.Quit)
 	}()
 	a.Run()
+	u.waitCalls(callsAtExit)
 	return Handover{Next: u.next, Host: u.host, QuotaSeen: u.quotaSeen}
 }
 
