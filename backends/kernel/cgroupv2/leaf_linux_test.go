@@ -68,8 +68,12 @@ func (f *leafFixture) startIn(t *testing.T, dir string, args ...string) int {
 // wantIn checks that pid is in the cgroup at abs.
 func (f *leafFixture) wantIn(t *testing.T, what string, pid int, abs string) {
 	t.Helper()
-	if got := cgroupOfPID(t, pid); got != f.rel(abs) {
-		t.Errorf("%s: process %d is in %s, want %s", what, pid, got, f.rel(abs))
+	want := f.rel(abs)
+	if want == "" {
+		want = "/"
+	}
+	if got := cgroupOfPID(t, pid); got != want {
+		t.Errorf("%s: process %d is in %s, want %s", what, pid, got, want)
 	}
 }
 
