@@ -1,0 +1,200 @@
+//go:build linux
+
+package socktarget_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+)
+
+// The same checks as TestLimitedProcessesStayInScope for placement cgroup
+// (the fallback where sockets cannot be tagged): a limited process moves
+// into a child of its own scope's cgroup, never out of the scope.
+
+// newLeafManager returns an initialised manager with p's throttlers and the
+// cgroup (leaf) placer.
+func newLeafManager(t testing.TB, bed *testenv.Bed, p pair) (*backends.Manager, *cgroupv2.Leaf) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	var pl *cgroupv2.Leaf
+	m := managerWith(t, bed, p, "leaf", func(o backends.Options) backends.Placer {
+		var err error
+		if pl, err = cgroupv2.NewLeaf(o); err != nil {
+			t.Fatal(err)
+		}
+		return pl
+	})
+	return m, pl
+}
+
+// scopeWatch checks every 50 ms that every process it was told of (and
+// every process in the scope's subtree) is in the scope or below it.
+type scopeWatch struct {
+	mu   sync.Mutex
+	pids map[int]bool
+	stop chan struct{}
+	out  <-chan string
+}
+
+func watchScope(dir, rel string) *scopeWatch {
+	w := &scopeWatch{pids: map[int]bool{}, stop: make(chan struct{})}
+	w.out = watchCgroup(nil, rel, func() []int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		out := subtreeProcs(dir)
+		for p := range w.pids {
+			out = append(out, p)
+		}
+		return out
+	}, w.stop)
+	return w
+}
+
+func (w *scopeWatch) add(pids ...int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range pids {
+		w.pids[p] = true
+	}
+}
+
+// end stops the watch and fails the test if anyone left the scope.
+func (w *scopeWatch) end(t *testing.T) {
+	t.Helper()
+	close(w.stop)
+	if msg, ok := <-w.out; ok {
+		t.Errorf("left its scope: %s", msg)
+	}
+}
+
+// subtreeProcs returns the processes in the cgroup at dir and below it.
+func subtreeProcs(dir string) []int {
+	var out []int
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			out = append(out, cgroupv2.Procs(path)...)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestCgroupPlacementKeepsScope: in placement cgroup a process limited by
+// pid (and a child it forks while limited, also once the parent exited) or
+// by app rule is in a child of its scope the whole time (polled every
+// 50 ms), the limit bites at the receiver (within 10 %), and unlimit puts
+// it back in the scope exactly and removes the child cgroup.
+func TestCgroupPlacementKeepsScope(t *testing.T) {
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			bed := testenv.NewBed(t)
+			dir, rel := scope(t) // before the manager: its cleanup runs after the manager's
+			m, pl := newLeafManager(t, bed, p)
+			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
+			addr := bed.PeerIP + ":5201"
+			ctload := copyExe(t, testenv.Ctload(t))
+			w := watchScope(dir, rel)
+			defer w.end(t)
+
+			gate := filepath.Join(t.TempDir(), "gate")
+			shPID := filepath.Join(t.TempDir(), "pid")
+			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, addr, shPID, gate)
+			loaded := make(chan *testenv.Load, 1)
+			go func() { loaded <- testenv.StartLoad(t, sh) }()
+			pid := readPID(t, shPID)
+			waitCgroup(t, pid, rel)
+			w.add(pid)
+			const limit = 2_000_000
+			id := "pid-" + strconv.Itoa(pid)
+			child := rel + "/" + pl.ChildName(id)
+			if err := m.Apply(backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{pid}},
+				backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
+				t.Fatal(err)
+			}
+			if cg := cgroupOf(pid); cg != child {
+				t.Errorf("limited process %d is in %q, want %q (a child of its scope)", pid, cg, child)
+			}
+			if err := os.WriteFile(gate, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			load := <-loaded
+			w.add(load.PID)
+			if cg := cgroupOf(load.PID); cg != child {
+				t.Errorf("child %d born while limited is in %q, want %q", load.PID, cg, child)
+			}
+			time.Sleep(time.Second)
+			checkRate(t, "limited by pid", load, limit)
+			syscall.Kill(pid, syscall.SIGKILL)
+			checkRate(t, "child of an exited limited parent", load, limit)
+			if cg := cgroupOf(load.PID); cg != child {
+				t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, child)
+			}
+			if err := m.Remove(id); err != nil {
+				t.Fatal(err)
+			}
+			backInScope(t, dir, rel, pl, pid, load.PID)
+			syscall.Kill(load.PID, syscall.SIGKILL)
+
+			// By app rule: the app's running process (the engine applies
+			// a rule to the processes it finds).
+			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "5s", "-interval", "250ms"))
+			w.add(load.PID)
+			waitCgroup(t, load.PID, rel)
+			rid := "app-" + filepath.Base(ctload)
+			if err := m.Apply(backends.Target{ID: rid, Kind: backends.TargetApp, Exe: ctload, PIDs: []int{load.PID}},
+				backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
+				t.Fatal(err)
+			}
+			if cg := cgroupOf(load.PID); cg != rel+"/"+pl.ChildName(rid) {
+				t.Errorf("app process %d is in %q, want a child of %q", load.PID, cg, rel)
+			}
+			time.Sleep(time.Second)
+			checkRate(t, "limited by app rule", load, limit)
+			if err := m.Remove(rid); err != nil {
+				t.Fatal(err)
+			}
+			backInScope(t, dir, rel, pl, load.PID)
+		})
+	}
+}
+
+// zombie reports whether pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// backInScope checks that each live pid is in the scope exactly and that
+// none of pl's child cgroups is left in it.
+func backInScope(t *testing.T, dir, rel string, pl *cgroupv2.Leaf, pids ...int) {
+	t.Helper()
+	for _, p := range pids {
+		if zombie(p) {
+			continue // exited, not yet reaped: it keeps the cgroup it died in
+		}
+		if cg := cgroupOf(p); cg != "" && cg != rel {
+			t.Errorf("after unlimit process %d is in %s, it started in %s", p, cg, rel)
+		}
+	}
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && pl.Ours(d.Name()) {
+			t.Errorf("cgroup %s is left after unlimit", strings.TrimPrefix(path, dir))
+		}
+		return nil
+	})
+}
