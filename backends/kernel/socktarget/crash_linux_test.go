@@ -20,7 +20,7 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
-const crashEnv = "CHADTHROTTLE_SOCKTARGET_CRASH_CHILD" // "PID NETNS"
+const crashEnv = "CHADTHROTTLE_SOCKTARGET_CRASH_CHILD" // "PID NETNS [cgroup]"
 
 // TestMain lets TestHelperKilledLeavesEveryoneInScope run the test binary
 // again as a stand-in helper (crashEnv set) that limits a process until it
@@ -39,7 +39,7 @@ func crashChild(arg string) {
 	}
 	f := strings.Fields(arg)
 	pid, err := strconv.Atoi(f[0])
-	if err != nil || len(f) != 2 {
+	if err != nil || len(f) < 2 || len(f) > 3 {
 		fail(fmt.Errorf("bad %s %q", crashEnv, arg))
 	}
 	o := backends.Options{NetNS: f[1], Tag: "crash" + f[0]}
@@ -51,6 +51,9 @@ func crashChild(arg string) {
 	d, err := down.New(o)
 	if err != nil {
 		fail(err)
+	}
+	if len(f) == 3 {
+		crashChildCgroup(o, u, d, pid, fail)
 	}
 	pl := socktarget.NewPlacer(o)
 	m, err := backends.NewManager(u, d, nil, pl)

@@ -3,7 +3,10 @@
 package socktarget_test
 
 import (
+	"bufio"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -197,4 +200,85 @@ func backInScope(t *testing.T, dir, rel string, pl *cgroupv2.Leaf, pids ...int) 
 		}
 		return nil
 	})
+}
+
+// crashChildCgroup is the stand-in helper in placement cgroup: it limits
+// pid until it is killed.
+func crashChildCgroup(o backends.Options, u backends.UploadThrottleBackend, d backends.DownloadThrottleBackend, pid int, fail func(error)) {
+	pl, err := cgroupv2.NewLeaf(o)
+	if err != nil {
+		fail(err)
+	}
+	m, err := backends.NewManager(u, d, nil, pl)
+	if err != nil {
+		fail(err)
+	}
+	if err := m.Init(); err != nil {
+		fail(err)
+	}
+	if err := m.Apply(backends.Target{ID: "pid", Kind: backends.TargetProcess, PIDs: []int{pid}},
+		backends.Limits{Down: backends.Limit{Rate: 1_000_000}}); err != nil {
+		fail(err)
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+// TestHelperKilledCgroupPlacement: a stand-in helper in placement cgroup,
+// limiting a process in a scope that forks children while limited, is
+// killed with SIGKILL: everyone is still inside the scope (in the child
+// cgroup); the next start with the same tag moves them back into the scope
+// exactly and leaves no cgroup of ours.
+func TestHelperKilledCgroupPlacement(t *testing.T) {
+	testenv.RequireRoot(t)
+	bed := testenv.NewBed(t)
+	dir, rel := scope(t)
+	sh := inScope(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
+	waitCgroup(t, sh.Process.Pid, rel)
+	w := watchScope(dir, rel)
+	w.add(sh.Process.Pid)
+	defer w.end(t)
+
+	pid := strconv.Itoa(sh.Process.Pid)
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), crashEnv+"="+pid+" "+testenv.Path(bed.Local)+" cgroup")
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	// The next helper's placer: the stand-in's tag (crashChild's).
+	pl, err := cgroupv2.NewLeaf(backends.Options{Tag: "crash" + pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pl.Init() }) // nothing of ours left, even on failure
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "ready" {
+		if strings.HasPrefix(sc.Text(), "error") {
+			t.Fatalf("stand-in helper: %s", sc.Text())
+		}
+	}
+	if cg := cgroupOf(sh.Process.Pid); cg != rel+"/"+pl.ChildName("pid") {
+		t.Errorf("limited process is in %q, want a child of %q", cg, rel)
+	}
+	time.Sleep(300 * time.Millisecond) // children are born while limited
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	time.Sleep(100 * time.Millisecond) // the watch looks at everyone once more
+	if err := pl.Init(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	backInScope(t, dir, rel, pl, append(subtreeProcs(dir), sh.Process.Pid)...)
 }
