@@ -58,7 +58,8 @@ func NewLeaf(opts backends.Options) (*Leaf, error) {
 	}
 	prefix := Prefix + "."
 	if opts.Tag != "" {
-		prefix = Prefix + "-" + backends.SafeName(opts.Tag) + "."
+		// No '.' in the tag: the prefix of one tag is never another's.
+		prefix = Prefix + "-" + strings.ReplaceAll(backends.SafeName(opts.Tag), ".", "_") + "."
 	}
 	return &Leaf{root: root, prefix: prefix, children: map[string]map[string]bool{}, placed: map[string]map[int]bool{}}, nil
 }
@@ -353,3 +354,17 @@ func drainUp(child string) error {
 	walk(child, 0)
 	return errors.Join(errs...)
 }
+
+// RemoveLeftovers moves the processes of the children a placer with tag
+// left (a helper that was killed) back into their parents and removes the
+// children, as the next start would (Init).
+func RemoveLeftovers(tag string) error {
+	p, err := NewLeaf(backends.Options{Tag: tag})
+	if err != nil {
+		return err
+	}
+	return p.Init()
+}
+
+// Find returns every child cgroup of this placer's tag in the tree.
+func (p *Leaf) Find() ([]string, error) { return p.findOurs() }
