@@ -76,7 +76,7 @@ func countFDs(t *testing.T) int {
 }
 
 // 1,000 limit/unlimit cycles over the bus (auto-selected backends, then
-// tc) leave no growth in fds,
+// tc; 300 in placement cgroup) leave no growth in fds,
 // goroutines, cgroups or tc classes.
 func TestLimitUnlimitCycles(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -87,6 +87,9 @@ func TestLimitUnlimitCycles(t *testing.T) {
 	}{
 		{"auto", config{}, 1000},
 		{"tc", config{monitor: "auto", upload: "tc_htb", download: "ifb_tc"}, 1000},
+		// Placement cgroup: each cycle moves the process into a child of
+		// its cgroup and back (fewer cycles: CI time).
+		{"cgroup", config{placement: "cgroup"}, 300},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			bed := testenv.NewBed(t)
