@@ -94,19 +94,8 @@ func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
 	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
 	waitCgroup(t, sh.Process.Pid, rel)
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), crashEnv+"="+strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	child, sc := startStandIn(t, strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
 	var ids []ebpf.ProgramID
-	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "error") {
@@ -156,6 +145,25 @@ func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkScope(t, dir, rel, sh.Process.Pid)
+}
+
+// startStandIn runs the test binary as a stand-in helper (crashChild) with
+// crashEnv set to arg and returns it and a scanner of its output; it is
+// killed at cleanup.
+func startStandIn(t *testing.T, arg string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), crashEnv+"="+arg)
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	return child, bufio.NewScanner(out)
 }
 
 // checkScope checks that pid and every process in the scope's cgroup are in

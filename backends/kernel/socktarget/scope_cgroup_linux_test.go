@@ -3,10 +3,8 @@
 package socktarget_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,7 +49,7 @@ type scopeWatch struct {
 
 func watchScope(dir, rel string) *scopeWatch {
 	w := &scopeWatch{pids: map[int]bool{}, stop: make(chan struct{})}
-	w.out = watchCgroup(nil, rel, func() []int {
+	w.out = watchCgroup(rel, func() []int {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		out := subtreeProcs(dir)
@@ -63,12 +61,10 @@ func watchScope(dir, rel string) *scopeWatch {
 	return w
 }
 
-func (w *scopeWatch) add(pids ...int) {
+func (w *scopeWatch) add(pid int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, p := range pids {
-		w.pids[p] = true
-	}
+	w.pids[pid] = true
 }
 
 // end stops the watch and fails the test if anyone left the scope.
@@ -109,42 +105,9 @@ func TestCgroupPlacementKeepsScope(t *testing.T) {
 			w := watchScope(dir, rel)
 			defer w.end(t)
 
-			gate := filepath.Join(t.TempDir(), "gate")
-			shPID := filepath.Join(t.TempDir(), "pid")
-			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, addr, shPID, gate)
-			loaded := make(chan *testenv.Load, 1)
-			go func() { loaded <- testenv.StartLoad(t, sh) }()
-			pid := readPID(t, shPID)
-			waitCgroup(t, pid, rel)
-			w.add(pid)
 			const limit = 2_000_000
-			id := "pid-" + strconv.Itoa(pid)
-			child := rel + "/" + pl.ChildName(id)
-			if err := m.Apply(backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{pid}},
-				backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
-				t.Fatal(err)
-			}
-			if cg := cgroupOf(pid); cg != child {
-				t.Errorf("limited process %d is in %q, want %q (a child of its scope)", pid, cg, child)
-			}
-			if err := os.WriteFile(gate, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			load := <-loaded
-			w.add(load.PID)
-			if cg := cgroupOf(load.PID); cg != child {
-				t.Errorf("child %d born while limited is in %q, want %q", load.PID, cg, child)
-			}
-			time.Sleep(time.Second)
-			checkRate(t, "limited by pid", load, limit)
-			syscall.Kill(pid, syscall.SIGKILL)
-			checkRate(t, "child of an exited limited parent", load, limit)
-			if cg := cgroupOf(load.PID); cg != child {
-				t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, child)
-			}
-			if err := m.Remove(id); err != nil {
-				t.Fatal(err)
-			}
+			pid, load := limitByPID(t, bed, m, dir, rel, ctload, limit,
+				func(id string) string { return rel + "/" + pl.ChildName(id) }, w.add)
 			backInScope(t, dir, rel, pl, pid, load.PID)
 			syscall.Kill(load.PID, syscall.SIGKILL)
 
@@ -183,7 +146,7 @@ func zombie(pid int) bool {
 }
 
 // backInScope checks that each live pid is in the scope exactly and that
-// none of pl's child cgroups is left in it.
+// none of pl's child cgroups (pl may be nil) is left in it.
 func backInScope(t *testing.T, dir, rel string, pl *cgroupv2.Leaf, pids ...int) {
 	t.Helper()
 	for _, p := range pids {
@@ -193,6 +156,9 @@ func backInScope(t *testing.T, dir, rel string, pl *cgroupv2.Leaf, pids ...int) 
 		if cg := cgroupOf(p); cg != "" && cg != rel {
 			t.Errorf("after unlimit process %d is in %s, it started in %s", p, cg, rel)
 		}
+	}
+	if pl == nil {
+		return
 	}
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() && pl.Ours(d.Name()) {
@@ -245,24 +211,13 @@ func TestHelperKilledCgroupPlacement(t *testing.T) {
 	defer w.end(t)
 
 	pid := strconv.Itoa(sh.Process.Pid)
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), crashEnv+"="+pid+" "+testenv.Path(bed.Local)+" cgroup")
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	child, sc := startStandIn(t, pid+" "+testenv.Path(bed.Local)+" cgroup")
 	// The next helper's placer: the stand-in's tag (crashChild's).
 	pl, err := cgroupv2.NewLeaf(backends.Options{Tag: "crash" + pid})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pl.Init() }) // nothing of ours left, even on failure
-	sc := bufio.NewScanner(out)
 	for sc.Scan() && sc.Text() != "ready" {
 		if strings.HasPrefix(sc.Text(), "error") {
 			t.Fatalf("stand-in helper: %s", sc.Text())

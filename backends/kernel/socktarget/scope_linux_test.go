@@ -66,7 +66,7 @@ func cgroupOf(pid int) string {
 
 // watchCgroup checks every 50 ms until stop that each live pid of pids()
 // is in want (or below it), and reports the first departure.
-func watchCgroup(t *testing.T, want string, pids func() []int, stop <-chan struct{}) <-chan string {
+func watchCgroup(want string, pids func() []int, stop <-chan struct{}) <-chan string {
 	out := make(chan string, 1)
 	go func() {
 		defer close(out)
@@ -100,61 +100,20 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			m, _ := newManager(t, bed, p)
 			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
 			dir, rel := scope(t)
-			addr := bed.PeerIP + ":5201"
 			ctload := copyExe(t, testenv.Ctload(t)) // a file of its own: the server's copy is another app
-			stop := make(chan struct{})
-			moved := watchCgroup(t, rel, func() []int { return cgroupv2.Procs(dir) }, stop)
-			defer func() {
-				close(stop)
-				if msg, ok := <-moved; ok {
-					t.Errorf("left its scope: %s", msg)
-				}
-			}()
+			w := watchScope(dir, rel)
+			defer w.end(t)
 
 			// By pid: a shell, limited, forks the download afterwards.
-			gate := filepath.Join(t.TempDir(), "gate")
-			shPID := filepath.Join(t.TempDir(), "pid")
-			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, addr, shPID, gate)
-			loaded := make(chan *testenv.Load, 1)
-			go func() { loaded <- testenv.StartLoad(t, sh) }()
-			pid := readPID(t, shPID)
-			waitCgroup(t, pid, rel)
 			const limit = 2_000_000
-			id := "pid-" + strconv.Itoa(pid)
-			if err := m.Apply(backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{pid}},
-				backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(gate, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			load := <-loaded // the child's
-			if load.PID == pid {
-				t.Fatalf("the download runs in the limited process %d itself, not in a child", pid)
-			}
-			time.Sleep(time.Second)
-			checkRate(t, "limited by pid", load, limit)
-			// The parent exits before unlimit: the child stays limited
-			// and in the scope.
-			syscall.Kill(pid, syscall.SIGKILL)
-			checkRate(t, "child of an exited limited parent", load, limit)
-			if cg := cgroupOf(load.PID); cg != rel {
-				t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, rel)
-			}
-			if err := m.Remove(id); err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range []int{pid, load.PID} {
-				if cg := cgroupOf(p); cg != "" && cg != rel {
-					t.Errorf("after unlimit process %d is in %s, it started in %s", p, cg, rel)
-				}
-			}
+			pid, load := limitByPID(t, bed, m, dir, rel, ctload, limit, func(string) string { return rel }, w.add)
+			backInScope(t, dir, rel, nil, pid, load.PID)
 
 			syscall.Kill(load.PID, syscall.SIGKILL) // unlimited now: not to crowd the next part
 
 			// By app rule, before the program starts.
 			rid := appRule(t, m, ctload, backends.Limits{Down: backends.Limit{Rate: limit}})
-			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "5s", "-interval", "250ms"))
+			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", bed.PeerIP+":5201", "-duration", "5s", "-interval", "250ms"))
 			time.Sleep(time.Second)
 			checkRate(t, "limited by app rule", load, limit)
 			if err := m.Remove(rid); err != nil {
@@ -162,6 +121,61 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			}
 		})
 	}
+}
+
+// limitByPID starts a shell in the scope at dir (rel), limits it by pid
+// (download, limit) with m, has it fork a download from the bed's peer
+// (port 5201) and checks: the shell and then its child are in want(target
+// id) once limited, the limit bites on the child (also after the parent is
+// killed), and the child stays in want. Then it removes the limit and
+// returns both pids' shell and the child's load. seen (may be nil) is told
+// each pid.
+func limitByPID(t *testing.T, bed *testenv.Bed, m *backends.Manager, dir, rel, ctload string, limit float64,
+	want func(id string) string, seen func(int)) (int, *testenv.Load) {
+	t.Helper()
+	if seen == nil {
+		seen = func(int) {}
+	}
+	gate := filepath.Join(t.TempDir(), "gate")
+	shPID := filepath.Join(t.TempDir(), "pid")
+	sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, bed.PeerIP+":5201", shPID, gate)
+	loaded := make(chan *testenv.Load, 1)
+	go func() { loaded <- testenv.StartLoad(t, sh) }()
+	pid := readPID(t, shPID)
+	waitCgroup(t, pid, rel)
+	seen(pid)
+	id := "pid-" + strconv.Itoa(pid)
+	if err := m.Apply(backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{pid}},
+		backends.Limits{Down: backends.Limit{Rate: backends.Rate(limit)}}); err != nil {
+		t.Fatal(err)
+	}
+	if cg := cgroupOf(pid); cg != want(id) {
+		t.Errorf("limited process %d is in %q, want %q", pid, cg, want(id))
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	load := <-loaded // the child's
+	seen(load.PID)
+	if load.PID == pid {
+		t.Fatalf("the download runs in the limited process %d itself, not in a child", pid)
+	}
+	if cg := cgroupOf(load.PID); cg != want(id) {
+		t.Errorf("child %d born while limited is in %q, want %q", load.PID, cg, want(id))
+	}
+	time.Sleep(time.Second)
+	checkRate(t, "limited by pid", load, limit)
+	// The parent exits before unlimit: the child stays limited and in the
+	// scope.
+	syscall.Kill(pid, syscall.SIGKILL)
+	checkRate(t, "child of an exited limited parent", load, limit)
+	if cg := cgroupOf(load.PID); cg != want(id) {
+		t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, want(id))
+	}
+	if err := m.Remove(id); err != nil {
+		t.Fatal(err)
+	}
+	return pid, load
 }
 
 // readPID waits for a pid in file.
