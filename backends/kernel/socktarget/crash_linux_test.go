@@ -84,15 +84,7 @@ func crashChild(arg string) {
 // are gone, and a new helper limits them again without moving them.
 func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
 	requireTagger(t)
-	bed := testenv.NewBed(t)
-	dir, rel := scope(t)
-	// A process in the scope that forks children while limited.
-	sh := inScope(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
-	if err := sh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
-	waitCgroup(t, sh.Process.Pid, rel)
+	bed, dir, rel, sh := forkingInScope(t)
 
 	child, sc := startStandIn(t, strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
 	var ids []ebpf.ProgramID
@@ -145,6 +137,21 @@ func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkScope(t, dir, rel, sh.Process.Pid)
+}
+
+// forkingInScope makes a bed and a scope with a shell in it that forks
+// children all the time (killed at cleanup).
+func forkingInScope(t *testing.T) (bed *testenv.Bed, dir, rel string, sh *exec.Cmd) {
+	t.Helper()
+	bed = testenv.NewBed(t)
+	dir, rel = scope(t)
+	sh = inScope(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
+	waitCgroup(t, sh.Process.Pid, rel)
+	return bed, dir, rel, sh
 }
 
 // startStandIn runs the test binary as a stand-in helper (crashChild) with

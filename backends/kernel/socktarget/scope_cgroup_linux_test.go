@@ -198,14 +198,7 @@ func crashChildCgroup(o backends.Options, u backends.UploadThrottleBackend, d ba
 // exactly and leaves no cgroup of ours.
 func TestHelperKilledCgroupPlacement(t *testing.T) {
 	testenv.RequireRoot(t)
-	bed := testenv.NewBed(t)
-	dir, rel := scope(t)
-	sh := inScope(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
-	if err := sh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
-	waitCgroup(t, sh.Process.Pid, rel)
+	bed, dir, rel, sh := forkingInScope(t)
 	w := watchScope(dir, rel)
 	w.add(sh.Process.Pid)
 	defer w.end(t)
