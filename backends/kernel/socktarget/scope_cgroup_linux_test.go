@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,56 +37,6 @@ func newLeafManager(t testing.TB, bed *testenv.Bed, p pair) (*backends.Manager, 
 	return m, pl
 }
 
-// scopeWatch checks every 50 ms that every process it was told of (and
-// every process in the scope's subtree) is in the scope or below it.
-type scopeWatch struct {
-	mu   sync.Mutex
-	pids map[int]bool
-	stop chan struct{}
-	out  <-chan string
-}
-
-func watchScope(dir, rel string) *scopeWatch {
-	w := &scopeWatch{pids: map[int]bool{}, stop: make(chan struct{})}
-	w.out = watchCgroup(rel, func() []int {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		out := subtreeProcs(dir)
-		for p := range w.pids {
-			out = append(out, p)
-		}
-		return out
-	}, w.stop)
-	return w
-}
-
-func (w *scopeWatch) add(pid int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.pids[pid] = true
-}
-
-// end stops the watch and fails the test if anyone left the scope.
-func (w *scopeWatch) end(t *testing.T) {
-	t.Helper()
-	close(w.stop)
-	if msg, ok := <-w.out; ok {
-		t.Errorf("left its scope: %s", msg)
-	}
-}
-
-// subtreeProcs returns the processes in the cgroup at dir and below it.
-func subtreeProcs(dir string) []int {
-	var out []int
-	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			out = append(out, cgroupv2.Procs(path)...)
-		}
-		return nil
-	})
-	return out
-}
-
 // TestCgroupPlacementKeepsScope: in placement cgroup a process limited by
 // pid (and a child it forks while limited, also once the parent exited) or
 // by app rule is in a child of its scope the whole time (polled every
@@ -102,19 +51,19 @@ func TestCgroupPlacementKeepsScope(t *testing.T) {
 			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
 			addr := bed.PeerIP + ":5201"
 			ctload := copyExe(t, testenv.Ctload(t))
-			w := watchScope(dir, rel)
-			defer w.end(t)
+			w := testenv.WatchScope(dir, rel)
+			defer w.End(t)
 
 			const limit = 2_000_000
 			pid, load := limitByPID(t, bed, m, dir, rel, ctload, limit,
-				func(id string) string { return rel + "/" + pl.ChildName(id) }, w.add)
+				func(id string) string { return rel + "/" + pl.ChildName(id) }, w.Add)
 			backInScope(t, dir, rel, pl, pid, load.PID)
 			syscall.Kill(load.PID, syscall.SIGKILL)
 
 			// By app rule: the app's running process (the engine applies
 			// a rule to the processes it finds).
 			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "5s", "-interval", "250ms"))
-			w.add(load.PID)
+			w.Add(load.PID)
 			waitCgroup(t, load.PID, rel)
 			rid := "app-" + filepath.Base(ctload)
 			if err := m.Apply(backends.Target{ID: rid, Kind: backends.TargetApp, Exe: ctload, PIDs: []int{load.PID}},
@@ -134,23 +83,12 @@ func TestCgroupPlacementKeepsScope(t *testing.T) {
 	}
 }
 
-// zombie reports whether pid has exited and waits to be reaped.
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
-}
-
 // backInScope checks that each live pid is in the scope exactly and that
 // none of pl's child cgroups (pl may be nil) is left in it.
 func backInScope(t *testing.T, dir, rel string, pl *cgroupv2.Leaf, pids ...int) {
 	t.Helper()
 	for _, p := range pids {
-		if zombie(p) {
+		if testenv.Zombie(p) {
 			continue // exited, not yet reaped: it keeps the cgroup it died in
 		}
 		if cg := cgroupOf(p); cg != "" && cg != rel {
@@ -199,9 +137,9 @@ func crashChildCgroup(o backends.Options, u backends.UploadThrottleBackend, d ba
 func TestHelperKilledCgroupPlacement(t *testing.T) {
 	testenv.RequireRoot(t)
 	bed, dir, rel, sh := forkingInScope(t)
-	w := watchScope(dir, rel)
-	w.add(sh.Process.Pid)
-	defer w.end(t)
+	w := testenv.WatchScope(dir, rel)
+	w.Add(sh.Process.Pid)
+	defer w.End(t)
 
 	pid := strconv.Itoa(sh.Process.Pid)
 	child, sc := startStandIn(t, pid+" "+testenv.Path(bed.Local)+" cgroup")
@@ -228,5 +166,5 @@ func TestHelperKilledCgroupPlacement(t *testing.T) {
 	if err := pl.Init(); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	backInScope(t, dir, rel, pl, append(subtreeProcs(dir), sh.Process.Pid)...)
+	backInScope(t, dir, rel, pl, append(testenv.SubtreeProcs(dir), sh.Process.Pid)...)
 }

@@ -17,42 +17,13 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
-// scope makes a systemd-like tree, <cgroup2>/test-X.slice/user-1000.slice/
-// session-1.scope, and returns the scope's path relative to the cgroup2
-// root (as /proc/PID/cgroup names it). Processes left in it are killed and
-// the tree removed at cleanup.
-func scope(t testing.TB) (abs, rel string) {
-	t.Helper()
-	root, err := cgroupv2.Mount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slice := filepath.Join(root, testenv.UniqueName("test")+".slice")
-	abs = filepath.Join(slice, "user-1000.slice", "session-1.scope")
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for i := 0; i < 50 && len(cgroupv2.Procs(abs)) > 0; i++ {
-			for _, p := range cgroupv2.Procs(abs) {
-				syscall.Kill(p, syscall.SIGKILL)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		for _, d := range []string{abs, filepath.Dir(abs), slice} {
-			if err := os.Remove(d); err != nil {
-				t.Errorf("remove test cgroup: %v", err)
-			}
-		}
-	})
-	return abs, strings.TrimPrefix(abs, root)
-}
+// scope makes a systemd-like tree of the test's own (testenv.Scope).
+func scope(t testing.TB) (abs, rel string) { return testenv.Scope(t) }
 
 // inScope returns a command that runs name args in the bed's local network
 // namespace from inside the cgroup at dir.
 func inScope(bed *testenv.Bed, dir, name string, args ...string) *exec.Cmd {
-	sh := `d=$0 n=$1; shift; echo $$ > "$d/cgroup.procs" && exec nsenter --net="$n" -- "$@"`
-	return exec.Command("sh", append([]string{"-c", sh, dir, testenv.Path(bed.Local), name}, args...)...)
+	return testenv.InCgroup(bed, dir, name, args...)
 }
 
 // cgroupOf returns pid's cgroup v2 path; "" once it has exited.
@@ -62,29 +33,6 @@ func cgroupOf(pid int) string {
 		return ""
 	}
 	return cg
-}
-
-// watchCgroup checks every 50 ms until stop that each live pid of pids()
-// is in want (or below it), and reports the first departure.
-func watchCgroup(want string, pids func() []int, stop <-chan struct{}) <-chan string {
-	out := make(chan string, 1)
-	go func() {
-		defer close(out)
-		for {
-			for _, p := range pids() {
-				if cg := cgroupOf(p); cg != "" && cg != want && !strings.HasPrefix(cg, want+"/") {
-					out <- "process " + strconv.Itoa(p) + " moved to " + cg
-					return
-				}
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	return out
 }
 
 // TestLimitedProcessesStayInScope: a process limited by pid (and a child it
@@ -101,12 +49,12 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
 			dir, rel := scope(t)
 			ctload := copyExe(t, testenv.Ctload(t)) // a file of its own: the server's copy is another app
-			w := watchScope(dir, rel)
-			defer w.end(t)
+			w := testenv.WatchScope(dir, rel)
+			defer w.End(t)
 
 			// By pid: a shell, limited, forks the download afterwards.
 			const limit = 2_000_000
-			pid, load := limitByPID(t, bed, m, dir, rel, ctload, limit, func(string) string { return rel }, w.add)
+			pid, load := limitByPID(t, bed, m, dir, rel, ctload, limit, func(string) string { return rel }, w.Add)
 			backInScope(t, dir, rel, nil, pid, load.PID)
 
 			syscall.Kill(load.PID, syscall.SIGKILL) // unlimited now: not to crowd the next part
