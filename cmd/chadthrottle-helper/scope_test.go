@@ -11,6 +11,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/scopetest"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
@@ -26,13 +27,13 @@ import (
 func TestRealHelperCgroupPlacementKeepsScope(t *testing.T) {
 	testenv.RequireRoot(t)
 	bed := testenv.NewBed(t)
-	dir, rel := testenv.Scope(t) // before the helper: cleaned up after it
+	dir, rel := scopetest.Scope(t) // before the helper: cleaned up after it
 	bus := bustest.StartBus(t)
 	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
 	in := realInstance(t, bus, bed, "--placement", "cgroup")
-	load := testenv.StartLoad(t, testenv.InCgroup(bed, dir, testenv.Ctload(t), "client", "-mode", "send",
+	load := testenv.StartLoad(t, scopetest.InCgroup(bed, dir, testenv.Ctload(t), "client", "-mode", "send",
 		"-connect", bed.PeerIP+":5201", "-duration", "40s", "-interval", "200ms"))
-	sh := testenv.InCgroup(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
+	sh := scopetest.InCgroup(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
 	if err := sh.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestRealHelperCgroupPlacementKeepsScope(t *testing.T) {
 	for _, p := range pids {
 		waitIn(t, p, rel, 2*time.Second)
 	}
-	w := testenv.WatchScope(dir, rel)
+	w := scopetest.WatchScope(dir, rel)
 	for _, p := range pids {
 		w.Add(p)
 	}
@@ -84,7 +85,7 @@ func TestRealHelperCgroupPlacementKeepsScope(t *testing.T) {
 	// back exactly (process limits do not persist) and leaves nothing.
 	h.stop(t, syscall.SIGKILL)
 	h = in.start(t)
-	for _, p := range append(pids, testenv.SubtreeProcs(dir)...) {
+	for _, p := range append(pids, scopetest.SubtreeProcs(dir)...) {
 		waitIn(t, p, rel, 3*time.Second)
 	}
 	if k := readKernelState(t, bed, in); len(k.Cgroups) != 0 {
@@ -98,8 +99,8 @@ func TestRealHelperCgroupPlacementKeepsScope(t *testing.T) {
 	if err := c.RemoveProcessLimit(ctx, int32(sh.Process.Pid)); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range append([]int{sh.Process.Pid}, testenv.SubtreeProcs(dir)...) {
-		if cg, err := cgroupv2.ProcessCgroup(p); err == nil && cg != rel && !testenv.Zombie(p) {
+	for _, p := range append([]int{sh.Process.Pid}, scopetest.SubtreeProcs(dir)...) {
+		if cg, err := cgroupv2.ProcessCgroup(p); err == nil && cg != rel && !scopetest.Zombie(p) {
 			t.Errorf("after unlimit process %d is in %s, want %s", p, cg, rel)
 		}
 	}
@@ -117,7 +118,7 @@ func waitIn(t *testing.T, pid int, rel string, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for {
 		cg, err := cgroupv2.ProcessCgroup(pid)
-		if err != nil || cg == rel || testenv.Zombie(pid) {
+		if err != nil || cg == rel || scopetest.Zombie(pid) {
 			return
 		}
 		if time.Now().After(deadline) {

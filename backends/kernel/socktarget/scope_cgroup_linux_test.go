@@ -14,6 +14,7 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/scopetest"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
@@ -51,7 +52,7 @@ func TestCgroupPlacementKeepsScope(t *testing.T) {
 			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
 			addr := bed.PeerIP + ":5201"
 			ctload := copyExe(t, testenv.Ctload(t))
-			w := testenv.WatchScope(dir, rel)
+			w := scopetest.WatchScope(dir, rel)
 			defer w.End(t)
 
 			const limit = 2_000_000
@@ -88,7 +89,7 @@ func TestCgroupPlacementKeepsScope(t *testing.T) {
 func backInScope(t *testing.T, dir, rel string, pl *cgroupv2.Leaf, pids ...int) {
 	t.Helper()
 	for _, p := range pids {
-		if testenv.Zombie(p) {
+		if scopetest.Zombie(p) {
 			continue // exited, not yet reaped: it keeps the cgroup it died in
 		}
 		if cg := cgroupOf(p); cg != "" && cg != rel {
@@ -137,7 +138,7 @@ func crashChildCgroup(o backends.Options, u backends.UploadThrottleBackend, d ba
 func TestHelperKilledCgroupPlacement(t *testing.T) {
 	testenv.RequireRoot(t)
 	bed, dir, rel, sh := forkingInScope(t)
-	w := testenv.WatchScope(dir, rel)
+	w := scopetest.WatchScope(dir, rel)
 	w.Add(sh.Process.Pid)
 	defer w.End(t)
 
@@ -166,5 +167,5 @@ func TestHelperKilledCgroupPlacement(t *testing.T) {
 	if err := pl.Init(); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	backInScope(t, dir, rel, pl, append(testenv.SubtreeProcs(dir), sh.Process.Pid)...)
+	backInScope(t, dir, rel, pl, append(scopetest.SubtreeProcs(dir), sh.Process.Pid)...)
 }

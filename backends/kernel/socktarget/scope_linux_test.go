@@ -14,16 +14,17 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/scopetest"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // scope makes a systemd-like tree of the test's own (testenv.Scope).
-func scope(t testing.TB) (abs, rel string) { return testenv.Scope(t) }
+func scope(t testing.TB) (abs, rel string) { return scopetest.Scope(t) }
 
 // inScope returns a command that runs name args in the bed's local network
 // namespace from inside the cgroup at dir.
 func inScope(bed *testenv.Bed, dir, name string, args ...string) *exec.Cmd {
-	return testenv.InCgroup(bed, dir, name, args...)
+	return scopetest.InCgroup(bed, dir, name, args...)
 }
 
 // cgroupOf returns pid's cgroup v2 path; "" once it has exited.
@@ -49,7 +50,7 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
 			dir, rel := scope(t)
 			ctload := copyExe(t, testenv.Ctload(t)) // a file of its own: the server's copy is another app
-			w := testenv.WatchScope(dir, rel)
+			w := scopetest.WatchScope(dir, rel)
 			defer w.End(t)
 
 			// By pid: a shell, limited, forks the download afterwards.

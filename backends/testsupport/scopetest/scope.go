@@ -1,6 +1,8 @@
 //go:build linux
 
-package testenv
+// Package scopetest makes systemd-like cgroup trees for tests and watches
+// that processes stay inside them.
+package scopetest
 
 import (
 	"os"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
 // Scope makes a systemd-like cgroup tree of the test's own,
@@ -24,12 +27,12 @@ import (
 // leave cgroups in it (a placer), so its cleanup runs after theirs.
 func Scope(t testing.TB) (abs, rel string) {
 	t.Helper()
-	RequireRoot(t)
+	testenv.RequireRoot(t)
 	root, err := cgroupv2.Mount()
 	if err != nil {
 		t.Fatal(err)
 	}
-	slice := filepath.Join(root, UniqueName("test")+".slice")
+	slice := filepath.Join(root, testenv.UniqueName("test")+".slice")
 	abs = filepath.Join(slice, "user-1000.slice", "session-1.scope")
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		t.Fatal(err)
@@ -66,9 +69,9 @@ func Scope(t testing.TB) (abs, rel string) {
 
 // InCgroup returns a command that runs name args in the bed's local
 // network namespace from inside the cgroup at dir.
-func InCgroup(bed *Bed, dir, name string, args ...string) *exec.Cmd {
+func InCgroup(bed *testenv.Bed, dir, name string, args ...string) *exec.Cmd {
 	sh := `d=$0 n=$1; shift; echo $$ > "$d/cgroup.procs" && exec nsenter --net="$n" -- "$@"`
-	return exec.Command("sh", append([]string{"-c", sh, dir, Path(bed.Local), name}, args...)...)
+	return exec.Command("sh", append([]string{"-c", sh, dir, testenv.Path(bed.Local), name}, args...)...)
 }
 
 // ScopeWatch checks every 50 ms that every process it was told of (Add)
