@@ -87,9 +87,7 @@ func TestLimitUnlimitCycles(t *testing.T) {
 	}{
 		{"auto", config{}, 1000},
 		{"tc", config{monitor: "auto", upload: "tc_htb", download: "ifb_tc"}, 1000},
-		// Placement cgroup: each cycle moves the process into a child of
-		// its cgroup and back.
-		{"cgroup", config{placement: "cgroup"}, 1000},
+		{"cgroup", config{placement: "cgroup"}, 1000}, // into a child of its cgroup and back
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			bed := testenv.NewBed(t)

@@ -14,6 +14,7 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/scopetest"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
+	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
@@ -50,20 +51,7 @@ func TestRealHelperCgroupPlacementKeepsScope(t *testing.T) {
 
 	h, c := in.startClient(t)
 	ctx := context.Background()
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := c.Backends(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range bs {
-		if b.Kind == string(backends.KindPlacement) && b.Active && b.Name != cgroupv2.LeafMode {
-			t.Errorf("active placement %s, want %s", b.Name, cgroupv2.LeafMode)
-		}
-	}
-	t.Logf("backends: upload %s, download %s", st.Upload, st.Download)
+	wantPlacement(t, c, cgroupv2.LeafMode)
 	const limit = 1_000_000
 	for _, p := range pids {
 		if err := c.SetProcessLimit(ctx, int32(p), api.Limit{Up: limit}); err != nil {
@@ -109,6 +97,20 @@ func TestRealHelperCgroupPlacementKeepsScope(t *testing.T) {
 	}
 	if k := readKernelState(t, bed, in); !k.empty() {
 		t.Errorf("kernel state after SIGTERM: %+v", k)
+	}
+}
+
+// wantPlacement checks that the helper's active placement is mode.
+func wantPlacement(t *testing.T, c *client.Client, mode string) {
+	t.Helper()
+	bs, err := c.Backends(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if b.Kind == string(backends.KindPlacement) && b.Active && b.Name != mode {
+			t.Errorf("active placement %s, want %s", b.Name, mode)
+		}
 	}
 }
 
