@@ -24,14 +24,27 @@ import (
 // scope (a child cgroup of it) the whole time, checked every 50 ms; the
 // limit bites; the helper killed with SIGKILL mid-limit leaves them in the
 // scope, and its next start puts them back exactly and leaves no cgroup of
-// its own; unlimit after a limit again puts them back too.
+// its own; unlimit after a limit again puts them back too. With the
+// backends auto picks (ebpf_cgroup) and with tc.
 func TestRealHelperCgroupPlacementKeepsScope(t *testing.T) {
 	testenv.RequireRoot(t)
+	for _, v := range []struct {
+		name  string
+		extra []string
+	}{
+		{"auto", nil},
+		{"tc", []string{"--upload", "tc_htb", "--download", "ifb_tc"}},
+	} {
+		t.Run(v.name, func(t *testing.T) { cgroupPlacementKeepsScope(t, v.extra) })
+	}
+}
+
+func cgroupPlacementKeepsScope(t *testing.T, extra []string) {
 	bed := testenv.NewBed(t)
 	dir, rel := scopetest.Scope(t) // before the helper: cleaned up after it
 	bus := bustest.StartBus(t)
 	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
-	in := realInstance(t, bus, bed, "--placement", "cgroup")
+	in := realInstance(t, bus, bed, append([]string{"--placement", "cgroup"}, extra...)...)
 	load := testenv.StartLoad(t, scopetest.InCgroup(bed, dir, testenv.Ctload(t), "client", "-mode", "send",
 		"-connect", bed.PeerIP+":5201", "-duration", "40s", "-interval", "200ms"))
 	sh := scopetest.InCgroup(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
