@@ -108,35 +108,16 @@ func taggedTargets(pid int) []uint32 {
 	if pid <= 0 {
 		return nil
 	}
-	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
-	fds, _ := os.ReadDir(dir)
-	seen := map[ebpf.MapID]bool{}
 	nums := map[uint32]bool{}
-	for _, fd := range fds {
-		b, _ := os.ReadFile(filepath.Join(dir, fd.Name()))
-		var id ebpf.MapID
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "map_id:"); ok {
-				fmt.Sscan(strings.TrimSpace(v), &id)
-			}
-		}
-		if id == 0 || seen[id] {
-			continue
-		}
-		seen[id] = true
-		m, err := ebpf.NewMapFromID(id)
-		if err != nil {
-			continue
-		}
-		if info, err := m.Info(); err == nil && (info.Name == "exe_targets" || info.Name == "pid_targets") {
+	testenv.EachMap(pid, func(name string, m *ebpf.Map) {
+		if name == "exe_targets" || name == "pid_targets" {
 			var k []byte
 			var v uint32
 			for it := m.Iterate(); it.Next(&k, &v); {
 				nums[v] = true
 			}
 		}
-		m.Close()
-	}
+	})
 	out := make([]uint32, 0, len(nums))
 	for n := range nums {
 		out = append(out, n)

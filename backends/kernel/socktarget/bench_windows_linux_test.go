@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -100,7 +98,7 @@ func passedReader(t *testing.T, bed *testenv.Bed, pair string) func() uint64 {
 	if pair == "tc" {
 		return func() uint64 { return ifbClassBytes(bed) }
 	}
-	return func() uint64 { return bucketPassed(t) }
+	return func() uint64 { return bucketPassed() }
 }
 
 // ifbClassBytes returns the bytes of the busiest class on the download IFB
@@ -128,36 +126,19 @@ func ifbClassBytes(bed *testenv.Bed) uint64 {
 
 // bucketPassed reads the passed counter (payload bytes) of the busiest
 // ebpf_cgroup bucket this process holds.
-func bucketPassed(t *testing.T) uint64 {
-	fds, _ := os.ReadDir("/proc/self/fdinfo")
+func bucketPassed() uint64 {
 	var best uint64
-	seen := map[ebpf.MapID]bool{}
-	for _, fd := range fds {
-		b, _ := os.ReadFile(filepath.Join("/proc/self/fdinfo", fd.Name()))
-		var id ebpf.MapID
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "map_id:"); ok {
-				fmt.Sscan(strings.TrimSpace(v), &id)
+	testenv.EachMap(0, func(name string, m *ebpf.Map) {
+		if name != "buckets" {
+			return
+		}
+		var k uint32
+		var v []byte
+		for it := m.Iterate(); it.Next(&k, &v); {
+			if len(v) >= 64 {
+				best = max(best, binary.LittleEndian.Uint64(v[56:64]))
 			}
 		}
-		if id == 0 || seen[id] {
-			continue
-		}
-		seen[id] = true
-		m, err := ebpf.NewMapFromID(id)
-		if err != nil {
-			continue
-		}
-		if info, err := m.Info(); err == nil && info.Name == "buckets" {
-			var k uint32
-			var v []byte
-			for it := m.Iterate(); it.Next(&k, &v); {
-				if len(v) >= 64 {
-					best = max(best, binary.LittleEndian.Uint64(v[56:64]))
-				}
-			}
-		}
-		m.Close()
-	}
+	})
 	return best
 }
