@@ -164,6 +164,9 @@ func TestTrayOnly(t *testing.T) {
 	if got := xdo(t, display, "getwindowpid", wins[0]); got != strconv.Itoa(pid) {
 		t.Errorf("the window belongs to pid %s, not the tray's %d", got, pid)
 	}
+	if !xConnected(t, pid, display) { // the check's positive control
+		t.Error("with its window shown the process has no X connection: the check does not see it")
+	}
 	item = host.waitItem(t, g) // registered again by the new image
 	if p := host.ownerPID(t, item.obj.Destination()); p != pid {
 		t.Errorf("the tray item now belongs to pid %d, want %d", p, pid)
