@@ -61,6 +61,7 @@ func (f *FakeBudgeter) SetBudget(t Target, b Budget) error {
 		f.left[t.ID] = b.Bytes
 	}
 	f.budgets[t.ID] = b
+	f.targets[t.ID] = t
 	return nil
 }
 
@@ -70,6 +71,9 @@ func (f *FakeBudgeter) RemoveBudget(id string) error {
 	defer f.mu.Unlock()
 	delete(f.budgets, id)
 	delete(f.left, id)
+	if _, blocked := f.blocked[id]; !blocked {
+		delete(f.targets, id)
+	}
 	return nil
 }
 

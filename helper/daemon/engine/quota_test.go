@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// TestQuotaBudgetAndAction: a quota not reached puts its byte budget on the
+// app's target (processes included) and reads back what the kernel left;
+// its action replaces the budget; with a rule, per direction the stricter
+// rate applies and the rule keeps its traffic type where the quota does
+// not count; without a budgeting blocker no budget is applied and the
+// budget row says why.
+func TestQuotaBudgetAndAction(t *testing.T) {
+	b := newBench(t, firefoxProcs)
+	bg := QuotaBudget{On: true, Bytes: 5000, Down: true, Gen: 7}
+	b.e.SetQuotaLimits([]QuotaLimit{{UID: 1000, Exe: firefox, Budget: bg}})
+	got, ok := b.block.Budget(appA)
+	if want := (backends.Budget{On: true, Bytes: 5000, Down: true, Gen: 7}); !ok || got != want {
+		t.Fatalf("budget %+v %v, want %+v", got, ok, want)
+	}
+	if tg, _ := b.block.Target(appA); len(tg.PIDs) != 2 {
+		t.Errorf("budget target's processes %v, want firefox's two", tg.PIDs)
+	}
+	b.block.Spend(appA, 4000)
+	if left, gen, ok := b.e.QuotaBudgetLeft(1000, firefox); !ok || left != 1000 || gen != 7 {
+		t.Errorf("QuotaBudgetLeft = %d, %d, %v; want 1000, 7, true", left, gen, ok)
+	}
+	if err := b.e.SetAppLimit(asUID(1000), firefox, 1000, api.Limit{Up: 1000, Down: 9000, Traffic: api.TrafficInternet}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.block.Budget(appA); !ok {
+		t.Fatal("a rule removed the quota's budget")
+	}
+	b.e.SetQuotaLimits([]QuotaLimit{{UID: 1000, Exe: firefox, Limit: api.Limit{Down: 500, Traffic: api.TrafficAll}}})
+	if _, ok := b.block.Budget(appA); ok {
+		t.Error("the quota's action left its budget in place")
+	}
+	l, _ := b.mgr.Limits(appA)
+	if l.Down != (backends.Limit{Rate: 500, Traffic: backends.TrafficAll}) || l.Up != (backends.Limit{Rate: 1000, Traffic: backends.TrafficInternet}) {
+		t.Errorf("rule and quota: down %+v up %+v; want the quota's 500 for all, the rule's 1000 internet", l.Down, l.Up)
+	}
+	b.e.SetQuotaLimits(nil)
+	if l, _ := b.mgr.Limits(appA); l.Down != (backends.Limit{Rate: 9000, Traffic: backends.TrafficInternet}) {
+		t.Errorf("after the quota: down %+v, want the rule's", l.Down)
+	}
+
+	nb := newBench(t, firefoxProcs, withoutBlocker())
+	nb.e.SetQuotaLimits([]QuotaLimit{{UID: 1000, Exe: firefox, Budget: bg}})
+	if ids := nb.mgr.Targets(); len(ids) != 0 {
+		t.Errorf("without a blocker a budget made targets %v", ids)
+	}
+	if bk := nb.e.Backends(); bk[len(bk)-1].Active || bk[len(bk)-1].Reason == "" {
+		t.Errorf("budget row without a blocker: %+v", bk[len(bk)-1])
+	}
+}
