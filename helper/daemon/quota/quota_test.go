@@ -28,7 +28,7 @@ func (f *fakeEngine) ResolveExe(c api.Caller, exe string, uid uint32) (string, e
 }
 func (f *fakeEngine) CheckQuotaRate(api.Limit) error { return nil }
 func (f *fakeEngine) BlockAvailable() error          { return f.noBlock }
-func (f *fakeEngine) BudgetAvailable() error          { return f.noBudget }
+func (f *fakeEngine) BudgetAvailable() error         { return f.noBudget }
 func (f *fakeEngine) SetQuotaLimits(ls []engine.QuotaLimit) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
