@@ -68,3 +68,26 @@ func (m *Manager) PollBudgets() {
 		m.notify()
 	}
 }
+
+// carryBudget lowers e's new budget (a quota set again over prev) to what
+// the kernel has left of prev's plus the change of the cap, when prev
+// counted the same period and directions: the kernel's count runs up to a
+// sample ahead of the usage the new budget was computed from, and a
+// changed cap must not forgive those bytes. Needs mu.
+func (m *Manager) carryBudget(e, prev *entry) {
+	if prev == nil || prev.spent || prev.q.State == api.QuotaReached || prev.q.Period != e.q.Period ||
+		prev.q.Direction != e.q.Direction || !prev.start.Equal(e.start) {
+		return
+	}
+	left, gen, ok := m.cfg.Engine.QuotaBudgetLeft(prev.q.UID, prev.q.Exe)
+	if !ok || gen != prev.gen {
+		return
+	}
+	carried := left + e.q.Bytes
+	if carried < prev.q.Bytes {
+		carried = 0
+	} else {
+		carried -= prev.q.Bytes
+	}
+	e.budget = min(e.budget, carried)
+}

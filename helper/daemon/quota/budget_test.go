@@ -11,7 +11,8 @@ import (
 // given anew only on set/raise, rollover and restart (samples keep it);
 // when the kernel uses it up first the quota is reached at once (before
 // the samples say so) and its action replaces the budget; raising the cap
-// gives a new budget and lifts the action.
+// gives a new budget and lifts the action; a cap raised while the kernel
+// counts ahead of the samples keeps the kernel's count.
 func TestBudget(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: time.Date(2026, 12, 3, 22, 0, 0, 0, loc)}
@@ -31,7 +32,7 @@ func TestBudget(t *testing.T) {
 	}
 	fe.spend(exe, 1000) // the kernel counts faster than the samples
 	m.PollBudgets()
-	if s := m.Quotas()[0]; s.State != api.QuotaReached || s.Used != 300 {
+	if s := m.Quotas()[0]; s.State != api.QuotaReached || s.Used != 1000 {
 		t.Fatalf("after the kernel used the budget up: %+v", s)
 	}
 	if got := fe.current(); len(got) != 1 || got[0].Limit.Down != 500 || got[0].Budget.On {
@@ -57,6 +58,15 @@ func TestBudget(t *testing.T) {
 	m.Tick()
 	if b := fe2.budget(exe); !b.On || b.Bytes != 2000 {
 		t.Fatalf("budget after midnight: %+v", b)
+	}
+	// Raised while the kernel is a sample ahead: what it has left carries.
+	fe2.spend(exe, 500)
+	q.Bytes = 3000
+	if err := m.SetQuota(api.Caller{UID: 1000}, q); err != nil {
+		t.Fatal(err)
+	}
+	if b := fe2.budget(exe); b.Bytes != 2500 {
+		t.Fatalf("raised by 1000 with 1500 left in the kernel: budget %+v, want 2500", b)
 	}
 	q.Action, q.Direction = api.QuotaBlock, api.QuotaBoth
 	if err := m.SetQuota(api.Caller{UID: 1000}, q); err != nil {

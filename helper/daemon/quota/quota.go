@@ -210,7 +210,8 @@ func (m *Manager) evaluateLocked(now time.Time) bool {
 		e.q.PeriodStart, e.q.PeriodEnd = e.start.Unix(), e.end.Unix()
 		e.q.State = state(e.q.Used, e.q.Bytes)
 		if e.spent {
-			e.q.State = api.QuotaReached // the kernel counted the cap first
+			// The kernel counted the cap before the samples did.
+			e.q.Used, e.q.State = max(e.q.Used, e.q.Bytes), api.QuotaReached
 		}
 		if e.q.State != prev {
 			changed = true
