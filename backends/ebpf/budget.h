@@ -35,33 +35,15 @@ struct {
 	__type(value, __u32);
 } budget_seq SEC(".maps");
 
-// tcp_seq_of reads the sequence number of a TCP packet.
-static __always_inline int tcp_seq_of(struct __sk_buff *skb, struct pkt *p, __u32 *seq)
-{
-	__u32 l4off = 40;
-	if (p->family == 4) {
-		__u8 vihl;
-		if (bpf_skb_load_bytes(skb, 0, &vihl, 1))
-			return -1;
-		l4off = (vihl & 0x0f) * 4;
-	}
-	__u8 h[4]; // bytes 4–7 of the TCP header
-	if (bpf_skb_load_bytes(skb, (l4off & 0x3f) + 4, h, sizeof(h)))
-		return -1;
-	*seq = ((__u32)h[0] << 24) | ((__u32)h[1] << 16) | ((__u32)h[2] << 8) | h[3];
-	return 0;
-}
-
 // budget_bytes returns the bytes a packet moves for the application: UDP
 // payload; TCP payload beyond what was counted on the socket before.
 static __always_inline __u64 budget_bytes(struct __sk_buff *skb, struct pkt *p, int egress)
 {
 	if (p->payload == 0)
 		return 0;
-	__u32 seq;
-	if (p->proto != IPPROTO_TCP || tcp_seq_of(skb, p, &seq))
+	if (p->proto != IPPROTO_TCP)
 		return p->payload;
-	__u32 end = seq + p->payload;
+	__u32 end = p->seq + p->payload;
 	struct seq_key k = {};
 	k.cookie = bpf_get_socket_cookie(skb);
 	k.egress = egress;
