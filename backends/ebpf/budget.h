@@ -28,6 +28,8 @@ struct seq_key {
 	__u32 pad;
 };
 
+// budget_seq: per socket and direction, the end of the highest sequence
+// counted.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -35,14 +37,14 @@ struct {
 	__type(value, __u32);
 } budget_seq SEC(".maps");
 
-// budget_bytes returns the bytes a packet moves for the application: UDP
-// payload; TCP payload beyond what was counted on the socket before.
-static __always_inline __u64 budget_bytes(struct __sk_buff *skb, struct pkt *p, int egress)
+// budget_tcp returns the sequence space a TCP packet takes beyond the
+// highest counted on its socket in its direction, so each byte counts once:
+// a segment sent again (a retransmission, one another program dropped)
+// counts nothing, and a segment that overtakes another (packets of one
+// socket are handled on several CPUs at once, or wait in the socket's
+// backlog) counts the hole before it too, which the late one then does not.
+static __always_inline __u64 budget_tcp(struct __sk_buff *skb, struct pkt *p, int egress)
 {
-	if (p->payload == 0)
-		return 0;
-	if (p->proto != IPPROTO_TCP)
-		return p->payload;
 	__u32 end = p->seq + p->payload;
 	struct seq_key k = {};
 	k.cookie = bpf_get_socket_cookie(skb);
@@ -56,7 +58,18 @@ static __always_inline __u64 budget_bytes(struct __sk_buff *skb, struct pkt *p, 
 	if (ahead <= 0)
 		return 0;
 	*hi = end;
-	return (__u32)ahead < p->payload ? (__u32)ahead : p->payload;
+	return (__u32)ahead;
+}
+
+// budget_bytes returns the bytes a packet moves for the application: UDP
+// payload; TCP payload not counted before.
+static __always_inline __u64 budget_bytes(struct __sk_buff *skb, struct pkt *p, int egress)
+{
+	if (p->payload == 0)
+		return 0;
+	if (p->proto != IPPROTO_TCP)
+		return p->payload;
+	return budget_tcp(skb, p, egress);
 }
 
 // budget_used_up says whether the budget of b is spent.

@@ -28,12 +28,18 @@ func copyProgram(t *testing.T, name string) string {
 	return prog
 }
 
-// download has prog (a curl) fetch url into a file; it returns the bytes
-// written and curl's output.
+// download has prog (a curl) fetch url into a file, giving up after 1 s
+// without progress or 4 s in all; it returns the bytes written and curl's
+// output.
 func download(t *testing.T, bed *testenv.Bed, prog, url string) (int64, fetch) {
+	return downloadFor(t, bed, prog, url, "4")
+}
+
+// downloadFor is download giving up after maxSeconds.
+func downloadFor(t *testing.T, bed *testenv.Bed, prog, url, maxSeconds string) (int64, fetch) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "got")
-	out, err := bed.Command(bed.Local, prog, "-v", "-sS", "-m", "4", "--speed-time", "1", "--speed-limit", "1000",
+	out, err := bed.Command(bed.Local, prog, "-v", "-sS", "-m", maxSeconds, "--speed-time", "1", "--speed-limit", "1000",
 		"-o", file, url).CombinedOutput()
 	f := fetch{stderr: string(out)}
 	if err != nil {

@@ -48,7 +48,7 @@ func TestBenchBudget(t *testing.T) {
 	timed := func(what, p string) {
 		before, _ := b.objs.CtBlockIngress.Stats()
 		t0 := time.Now()
-		n, f := download(t, bed, p, url(size))
+		n, f := downloadFor(t, bed, p, url(size), "30")
 		took := time.Since(t0)
 		if n != size {
 			t.Errorf("%s: wrote %d of %d bytes: %s", what, n, size, f.stderr)
@@ -69,4 +69,8 @@ func TestBenchBudget(t *testing.T) {
 	}
 	timed("of another app beside a budget", other)
 	timed("of the budgeted app", prog)
+	if err := b.RemoveBudget(tg.ID); err != nil {
+		t.Fatal(err)
+	}
+	timed("with no budget again (detached)", other)
 }
