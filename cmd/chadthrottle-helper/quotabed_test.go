@@ -63,7 +63,7 @@ func quotaBlocksInBed(t *testing.T, extra []string) {
 		t.Errorf("the app wrote %d bytes (curl exit %d) under a 10 MB quota, want ≤ 10.6 MB and a stopped download\n%s", got, code, out)
 	}
 	reached := waitQuota(t, c, api.QuotaReached, 5*time.Second)
-	t.Logf("quota reached, %d bytes used by the samples", reached.Used)
+	t.Logf("quota reached, %d bytes used", reached.Used)
 	got, out, _ = curlInto(t, bed, prog, url)
 	if got != 0 || !strings.Contains(out, "Operation not permitted") {
 		t.Errorf("the next download wrote %d bytes, want refused with EPERM:\n%s", got, out)
