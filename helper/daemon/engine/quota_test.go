@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -54,5 +55,26 @@ func TestQuotaBudgetAndAction(t *testing.T) {
 	}
 	if bk := nb.e.Backends(); bk[len(bk)-1].Active || bk[len(bk)-1].Reason == "" {
 		t.Errorf("budget row without a blocker: %+v", bk[len(bk)-1])
+	}
+}
+
+// TestQuotaKeepsRuleSchedule: a quota's rate beside a scheduled rule: out
+// of the rule's hours the quota's rate alone, in them the stricter one.
+func TestQuotaKeepsRuleSchedule(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 30, 8, 0, 0, 0, time.Local)} // a Monday
+	b := newBench(t, firefoxProcs, withClock(c))
+	if err := b.e.SetAppLimit(admin, firefox, 1000, api.Limit{Down: 50, When: "Mon-Fri 09:00-17:00"}); err != nil {
+		t.Fatal(err)
+	}
+	b.e.SetQuotaLimits([]QuotaLimit{{UID: 1000, Exe: firefox, Limit: api.Limit{Down: 500, Traffic: api.TrafficAll}}})
+	for _, at := range []struct {
+		hour int
+		down backends.Rate
+	}{{8, 500}, {10, 50}, {18, 500}} {
+		c.t = time.Date(2026, 11, 30, at.hour, 0, 0, 0, time.Local)
+		b.scan()
+		if l, _ := b.mgr.Limits(appA); l.Down.Rate != at.down {
+			t.Errorf("%02d:00: download limit %+v, want %d", at.hour, l.Down, at.down)
+		}
 	}
 }
