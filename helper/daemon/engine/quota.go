@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"cmp"
+	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -77,6 +80,7 @@ func (e *Engine) SetQuotaLimits(ls []QuotaLimit) {
 		next[appKey{l.UID, l.Exe}] = l
 	}
 	e.limMu.Lock()
+	e.boundBudgetsLocked(next)
 	if e.closed.Load() || maps.EqualFunc(next, e.lim.quotas, func(a, b QuotaLimit) bool { return a == b }) {
 		e.limMu.Unlock()
 		return
@@ -86,6 +90,35 @@ func (e *Engine) SetQuotaLimits(ls []QuotaLimit) {
 	e.publishLimitsLocked()
 	e.limMu.Unlock()
 	e.notify()
+}
+
+// boundBudgetsLocked keeps the targets users' quotas add (a budget on an
+// app with no rule) within the room users' limits leave of the kernel's
+// tables (targetCapacity less adminReserve): beyond it a quota acts on the
+// samples alone. Needs limMu.
+func (e *Engine) boundBudgetsLocked(next map[appKey]QuotaLimit) {
+	_, _, all := e.lim.userLimitsLocked(0)
+	room := targetCapacity - adminReserve - all
+	keys := slices.SortedFunc(maps.Keys(next), func(a, b appKey) int {
+		return cmp.Or(cmp.Compare(a.uid, b.uid), cmp.Compare(a.exe, b.exe))
+	})
+	dropped := 0
+	for _, k := range keys {
+		q := next[k]
+		if _, ruled := e.lim.rules[k]; !q.Budget.On || q.Admin || ruled {
+			continue
+		}
+		if room > 0 {
+			room--
+			continue
+		}
+		q.Budget = QuotaBudget{}
+		next[k] = q
+		dropped++
+	}
+	if dropped > 0 {
+		e.logOnce("quota budgets", fmt.Errorf("%d users' quotas have no byte budget in the kernel: users' limits fill the room kept for them", dropped))
+	}
 }
 
 // ResolveExe checks exe (an absolute path or an app id "<uid>:<exe>") as

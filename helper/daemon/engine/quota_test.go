@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -76,5 +77,32 @@ func TestQuotaKeepsRuleSchedule(t *testing.T) {
 		if l, _ := b.mgr.Limits(appA); l.Down.Rate != at.down {
 			t.Errorf("%02d:00: download limit %+v, want %d", at.hour, l.Down, at.down)
 		}
+	}
+}
+
+// TestQuotaBudgetsBounded: users' quotas add targets only within the room
+// users' limits have in the kernel's tables; an administrator's always.
+func TestQuotaBudgetsBounded(t *testing.T) {
+	b := newBench(t, firefoxProcs)
+	n := targetCapacity - adminReserve + 2
+	ls := make([]QuotaLimit, 0, n+1)
+	for i := 0; i < n; i++ {
+		ls = append(ls, QuotaLimit{UID: 1000, Exe: fmt.Sprintf("/opt/app%04d", i), Budget: QuotaBudget{On: true, Bytes: 1, Down: true}})
+	}
+	ls = append(ls, QuotaLimit{UID: 1000, Exe: "/opt/zz-admin", Admin: true, Budget: QuotaBudget{On: true, Bytes: 1, Down: true}})
+	b.e.SetQuotaLimits(ls)
+	b.e.limMu.Lock()
+	without := 0
+	for k, q := range b.e.lim.quotas {
+		if !q.Budget.On {
+			without++
+			if q.Admin {
+				t.Errorf("an administrator's quota on %s lost its budget", k.exe)
+			}
+		}
+	}
+	b.e.limMu.Unlock()
+	if without != 2 {
+		t.Errorf("%d users' quotas without a budget, want 2 (beyond %d)", without, targetCapacity-adminReserve)
 	}
 }
