@@ -136,14 +136,16 @@ static __always_inline struct block *block_by_tag(__u64 cookie)
 static __always_inline struct block *block_target_skb(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
-	if (tid)
-		return block_by(tid);
-	struct block *bt = block_by_tag(cookie);
+	// A socket remembered for a target that is gone (its entry removed
+	// and the target added again under a new index) is looked up further.
+	struct block *bt = block_by(bpf_map_lookup_elem(&block_sock, &cookie));
+	if (bt)
+		return bt;
+	bt = block_by_tag(cookie);
 	if (bt)
 		return bt;
 	__u64 cg = bpf_skb_cgroup_id(skb);
-	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
+	__u32 *tid = bpf_map_lookup_elem(&block_cgroup, &cg);
 	if (tid)
 		return block_by(tid);
 	__u32 lvl = block_level();
@@ -174,7 +176,7 @@ static __always_inline __u32 block_idx_task(struct bpf_sock_addr *ctx, __u64 coo
 {
 	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
 	*by_sock = 1;
-	if (tid)
+	if (tid && bpf_map_lookup_elem(&blocks, tid))
 		return *tid;
 	__u32 tag = socket_target(cookie);
 	tid = tag ? bpf_map_lookup_elem(&block_tag, &tag) : 0;
