@@ -100,6 +100,8 @@ func quotaThrottlesCurl(t *testing.T, bed *testenv.Bed, c *client.Client, prog s
 		}
 		return float64(st.Size())
 	}
+	stall := make(chan time.Duration, 1)
+	go func() { stall <- longestStall(size, more*9/10, 2500*time.Millisecond) }()
 	waitQuota(t, c, api.QuotaReached, 6*time.Second)
 	atCap := size()
 	t.Logf("after the quota was removed the app wrote %.0f bytes until a %d byte throttle quota was reached", atCap, q.Bytes)
@@ -111,10 +113,28 @@ func quotaThrottlesCurl(t *testing.T, bed *testenv.Bed, c *client.Client, prog s
 		time.Sleep(3 * time.Second)
 		return (size() - a) / 3
 	}
-	time.Sleep(time.Second)
+	t.Logf("the download stalled at most %v between its budget and the quota's rate", (<-stall).Round(time.Millisecond))
 	got := rateOver()
 	t.Logf("then it received at %.0f B/s under the quota's %d B/s (%.2f)", got, rate, got/rate)
 	testenv.Settles(t, "download after the quota's cap", got, rateOver, rate, 0.6, 1.2)
+}
+
+// longestStall watches size (every 5 ms) from when it passes from for
+// span and returns the longest time it did not grow.
+func longestStall(size func() float64, from float64, span time.Duration) time.Duration {
+	deadline := time.Now().Add(10 * time.Second)
+	for size() < from && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	var longest time.Duration
+	last, lastAt := size(), time.Now()
+	for end := time.Now().Add(span); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if v := size(); v != last {
+			longest = max(longest, time.Since(lastAt))
+			last, lastAt = v, time.Now()
+		}
+	}
+	return max(longest, time.Since(lastAt))
 }
 
 // budgetRow returns the helper's backends row of the quotas' byte budgets.
