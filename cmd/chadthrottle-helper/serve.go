@@ -134,7 +134,7 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 	var blocker backends.Blocker = backends.NewFakeBudgeter() // with fake placement: fake blocks (and budgets) too
 	var blockWhy error
 	if placer == nil {
-		if placer, err = placement(cfg.placement, opts, cfg.runDir, log); err != nil {
+		if placer, err = placement(cfg.placement, opts, log); err != nil {
 			return nil, err
 		}
 		if blocker, blockWhy = backends.Select(backends.KindBlock, reg.Blockers, "", opts); blockWhy != nil {
