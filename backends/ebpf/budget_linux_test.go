@@ -5,28 +5,12 @@ package ebpf
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
-
-// copyProgram copies program name to a file of the test's own, so a target
-// known by its program matches this test's runs only.
-func copyProgram(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog := filepath.Join(t.TempDir(), "ct-"+name+"-"+testenv.UniqueName("b"))
-	if out, err := exec.Command("cp", path, prog).CombinedOutput(); err != nil {
-		t.Fatalf("copy %s: %v %s", name, err, out)
-	}
-	return prog
-}
 
 // download has prog (a curl) fetch url into a file, giving up after 1 s
 // without progress or 4 s in all; it returns the bytes written and curl's
@@ -62,7 +46,7 @@ func TestBudget(t *testing.T) {
 	bed := testenv.NewBed(t)
 	testenv.RequireTool(t, "curl")
 	b := newTestBlocker(t, bed)
-	prog := copyProgram(t, "curl")
+	prog := testenv.CopyProgram(t, "curl")
 	bed.StartServer(bed.Peer, "http", "[::]:8091", false)
 	url := fmt.Sprintf("http://%s:8091/200000000", bed.PeerIP)
 	const budget = 10_000_000

@@ -24,7 +24,7 @@ func TestBenchBudget(t *testing.T) {
 	bed := testenv.NewBed(t)
 	testenv.RequireTool(t, "curl")
 	b := newTestBlocker(t, bed)
-	prog, other := copyProgram(t, "curl"), copyProgram(t, "curl")
+	prog, other := testenv.CopyProgram(t, "curl"), testenv.CopyProgram(t, "curl")
 	bed.StartServer(bed.Peer, "http", "[::]:8093", false)
 	url := func(n int) string { return fmt.Sprintf("http://%s:8093/%d", bed.PeerIP, n) }
 	tg := backends.Target{ID: "bench", Kind: backends.TargetApp, Exe: prog, UID: 0}

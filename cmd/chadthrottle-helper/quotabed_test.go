@@ -51,7 +51,7 @@ func quotaBlocksInBed(t *testing.T, extra []string) {
 	if bk := budgetRow(t, c); !bk.Active {
 		testenv.KernelLacks(t, "the quotas' byte budgets", fmt.Errorf("%s", bk.Reason))
 	}
-	prog := ownCopy(t, "curl")
+	prog := testenv.CopyProgram(t, "curl")
 	q := api.Quota{Exe: prog, UID: 0, Period: api.QuotaDay, Bytes: 10_000_000, Direction: api.QuotaDown, Action: api.QuotaBlock}
 	if err := c.SetQuota(ctx, q); err != nil {
 		t.Fatalf("SetQuota: %v", err)
@@ -151,20 +151,6 @@ func budgetRow(t *testing.T, c *client.Client) api.Backend {
 	}
 	t.Fatalf("no budget row among the backends: %+v", bs)
 	return api.Backend{}
-}
-
-// ownCopy copies program name to a file of the test's own.
-func ownCopy(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog := filepath.Join(t.TempDir(), "ct-"+name+"-"+testenv.UniqueName("q"))
-	if out, err := exec.Command("cp", path, prog).CombinedOutput(); err != nil {
-		t.Fatalf("copy %s: %v %s", name, err, out)
-	}
-	return prog
 }
 
 // curlInto has prog (a curl) fetch url into a file in the bed's local
