@@ -214,6 +214,11 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	}
 	// The engine's first sample is one second after the monitor started.
 	b.e.st.lastSample = b.mon.now
+	// The helper's own pid, which it refuses to limit, is the fake
+	// processes' world's: 299 (below 300 the kernel never hands out a pid
+	// again, and no fake uses it). The test binary's real pid once was one
+	// of the fakes (pid_max is 32768 here).
+	b.e.self = selfPID
 	t.Cleanup(func() { b.e.Close() })
 	return b
 }
@@ -292,3 +297,6 @@ func (c logCollector) Handle(_ context.Context, r slog.Record) error {
 
 // testLog is a logger writing to the test's output.
 func testLog(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+// selfPID is the helper's pid in the fake process tables.
+const selfPID = 299
