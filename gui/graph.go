@@ -124,8 +124,7 @@ func (r *graphRenderer) applyTheme() {
 }
 
 func (r *graphRenderer) Layout(size fyne.Size) {
-	r.bg.Resize(size)
-	r.bg.Move(fyne.NewPos(0, 0))
+	place(r.bg, fyne.NewPos(0, 0), size)
 	const pad = 3
 	w, h := size.Width-2*pad, size.Height-2*pad
 	for i, l := range r.grid {
@@ -145,24 +144,23 @@ func (r *graphRenderer) Layout(size fyne.Size) {
 	y := func(v uint64) float32 { return pad + h - float32(v)*scale }
 	for i := range r.down {
 		if i+1 >= n {
-			r.down[i].Hide()
-			r.up[i].Hide()
+			setShown(r.down[i], false)
+			setShown(r.up[i], false)
 			continue
 		}
 		a, b := r.g.samples[i], r.g.samples[i+1]
 		r.down[i].Position1, r.down[i].Position2 = fyne.NewPos(x(i), y(a.RxRate)), fyne.NewPos(x(i+1), y(b.RxRate))
 		r.up[i].Position1, r.up[i].Position2 = fyne.NewPos(x(i), y(a.TxRate)), fyne.NewPos(x(i+1), y(b.TxRate))
-		r.down[i].Show()
-		r.up[i].Show()
+		setShown(r.down[i], true)
+		setShown(r.up[i], true)
 	}
 	if r.g.caption && peak > 0 {
 		r.caption.Text = "peak " + FormatRate(peak, r.g.unit) + " · 60 s"
-		r.caption.Show()
+		setShown(r.caption, true)
 	} else {
-		r.caption.Hide()
+		setShown(r.caption, false)
 	}
-	r.caption.Move(fyne.NewPos(pad+2, pad))
-	r.caption.Resize(r.caption.MinSize())
+	place(r.caption, fyne.NewPos(pad+2, pad), r.caption.MinSize())
 }
 
 func (r *graphRenderer) MinSize() fyne.Size { return r.g.min }

@@ -33,7 +33,7 @@ func (u *UI) buildHeader() fyne.CanvasObject {
 	u.hdr.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
 	settingsBtn := widget.NewButtonWithIcon("Settings", theme.SettingsIcon(), u.showSettings)
 	statsBtn := widget.NewButtonWithIcon("", theme.HistoryIcon(), u.showStats) // the Statistics window (stats.go)
-	totals := container.NewHBox(u.hdr.totalDown, widget.NewLabel(" "), u.hdr.totalUp)
+	totals := container.New(&stickyRow{}, u.hdr.totalDown, widget.NewLabel(" "), u.hdr.totalUp)
 	// Left to right: logo, totals, graph, space, filter, pause, statistics,
 	// settings.
 	// A narrow window shrinks the graph and the filter, then drops the

@@ -95,17 +95,16 @@ func (c *columns) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	for i, o := range objs {
 		if c.opt(i) {
 			if ws[i] == 0 {
-				o.Hide()
+				setShown(o, false)
 				continue
 			}
-			o.Show()
+			setShown(o, true)
 		}
 		h := o.MinSize().Height
 		if h < 1 { // rectangles and spacers fill the height
 			h = size.Height
 		}
-		o.Resize(fyne.NewSize(ws[i], h))
-		o.Move(fyne.NewPos(x, (size.Height-h)/2))
+		place(o, fyne.NewPos(x, (size.Height-h)/2), fyne.NewSize(ws[i], h))
 		x += ws[i] + c.gap
 	}
 }
@@ -123,7 +122,6 @@ func (f fixedWidth) MinSize(objs []fyne.CanvasObject) fyne.Size {
 
 func (f fixedWidth) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	for _, o := range objs {
-		o.Resize(size)
-		o.Move(fyne.NewPos(0, 0))
+		place(o, fyne.NewPos(0, 0), size)
 	}
 }

@@ -118,11 +118,12 @@ func (nameLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
 func (nameLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	n, s := objs[0].MinSize(), objs[1].MinSize()
 	top := (size.Height - (n.Height + s.Height - 6)) / 2
-	objs[0].Move(fyne.NewPos(0, top))
-	objs[0].Resize(fyne.NewSize(size.Width, n.Height))
+	place(objs[0], fyne.NewPos(0, top), fyne.NewSize(size.Width, n.Height))
 	pad := theme.InnerPadding()
-	objs[1].Move(fyne.NewPos(pad, top+n.Height-6-s.Height/4))
-	objs[1].Resize(s)
+	// the caption's width is the column's, not its text's: a new text
+	// then changes no size during the frame's layout pass (a resize there
+	// would refresh the text and paint the whole window a second time)
+	place(objs[1], fyne.NewPos(pad, top+n.Height-6-s.Height/4), fyne.NewSize(max(size.Width-pad, s.Width), s.Height))
 }
 
 // rowBox is the row's widget; it carries the row so updateRow finds it.
