@@ -32,6 +32,7 @@ type Tagger struct {
 	links   []link.Link
 	next    uint32
 	targets map[string]*entry
+	rw      rwndState // the receive window clamp (rwnd_linux.go)
 }
 
 // entry is what the tagger wrote for one target.
@@ -119,7 +120,7 @@ func (t *Tagger) Close() error {
 	delete(registry, t.tag)
 	err := t.detachLocked()
 	t.targets = map[string]*entry{}
-	return errors.Join(err, t.objs.Close())
+	return errors.Join(err, t.closeRwndLocked(), t.objs.Close())
 }
 
 // Replacements are the map replacements (ebpf.CollectionOptions) that make

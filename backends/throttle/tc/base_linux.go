@@ -273,6 +273,7 @@ func (b *base) SetLimit(t backends.Target, l backends.Limit) error {
 		return err
 	}
 	b.targets[t.ID] = nt
+	b.clampReceive(nt)
 	return nil
 }
 
@@ -351,6 +352,7 @@ func (b *base) removeLocked(id string) error {
 		return nil
 	}
 	delete(b.targets, id)
+	b.unclampReceive(t)
 	return b.lim.uninstall(t)
 }
 
