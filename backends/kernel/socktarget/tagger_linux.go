@@ -441,7 +441,13 @@ func mountDevice(mountinfo string, id uint64) (maj, min uint32, ok bool) {
 // diagnostics and tests (a crashed helper's must be gone).
 func (t *Tagger) ProgramIDs() []ebpf.ProgramID {
 	var ids []ebpf.ProgramID
-	for _, p := range []*ebpf.Program{t.objs.CtTagSock, t.objs.CtUntagSock, t.objs.CtFork, t.objs.CtExit} {
+	progs := []*ebpf.Program{t.objs.CtTagSock, t.objs.CtUntagSock, t.objs.CtFork, t.objs.CtExit}
+	t.mu.Lock()
+	if t.rw.objs != nil {
+		progs = append(progs, t.rw.objs.CtClampRwnd) // the receive window clamp, once loaded
+	}
+	t.mu.Unlock()
+	for _, p := range progs {
 		if info, err := p.Info(); err == nil {
 			if id, ok := info.ID(); ok {
 				ids = append(ids, id)
