@@ -83,9 +83,9 @@ func laterWindows(t *testing.T, p pair) {
 		p.name, took.Seconds(), ratios(windows(s), limit), ratios(windows(shaper), limit),
 		worstWindow(s, time.Second)/limit, worstWindow(shaper, time.Second)/limit,
 		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"])
-	win, _ := socktarget.ReceiveClamp(limit)
+	win := socktarget.ReceiveClamp(limit, 0)
 	clamped, failed := pl.Tagger().ClampCounts()
-	fmt.Printf("      receive window clamp %d B (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)
+	fmt.Printf("      receive window clamp %d B + the limit over the round trip (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)
 }
 
 func ratios(r []float64, limit float64) []string {

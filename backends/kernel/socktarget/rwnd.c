@@ -12,11 +12,10 @@
 // to 1.2-1.4x the limit at the receiver while the shaper itself stays at
 // the limit.
 //
-// ct_clamp_rwnd (sockops on the cgroup2 root): on connect (before the SYN,
-// so the window scale fits) and when a connection is established, looks up
-// the socket's target and that target's clamp in rwnd_clamps and sets
-// SO_RCVBUF (which also stops receive buffer autotuning, which would raise
-// the clamp again) and TCP_WINDOW_CLAMP.
+// ct_clamp_rwnd (sockops on the cgroup2 root): when a connection is
+// established, looks up the socket's target and that target's clamp in
+// rwnd_clamps and sets SO_RCVBUF (which also stops receive buffer
+// autotuning, which would raise the clamp again) and TCP_WINDOW_CLAMP.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "socktarget.h"
@@ -28,11 +27,14 @@ char __license[] SEC("license") = "GPL";
 #define SOL_TCP 6
 #define TCP_WINDOW_CLAMP 10
 
-// rwnd_clamp is what a target's sockets get: the window clamp, and the
-// receive buffer (0: leave it to autotuning).
+// rwnd_clamp is a target's clamp: a connection's window is window plus
+// what rate brings in over the connection's round trip (srtt from the
+// handshake), so a distant server still fills the limit; a window of at
+// most rcvbuf_max is also set as the receive buffer.
 struct rwnd_clamp {
+	__u64 rate; // bytes per second
 	__u32 window;
-	__u32 rcvbuf;
+	__u32 rcvbuf_max;
 };
 
 // rwnd_clamps: target number → its clamp.
@@ -43,7 +45,7 @@ struct {
 	__type(value, struct rwnd_clamp);
 } rwnd_clamps SEC(".maps");
 
-// rwnd_counts[0]: clamps set (a connect and its establishment each count), [1]: setsockopt failures.
+// rwnd_counts[0]: sockets clamped, [1]: setsockopt failures.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 2);
@@ -61,23 +63,26 @@ static __always_inline void count(__u32 i)
 SEC("sockops")
 int ct_clamp_rwnd(struct bpf_sock_ops *skops)
 {
-	switch (skops->op) {
-	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		break;
-	default:
+	// Once established: the round trip is known, and the window scale,
+	// chosen at connect, stays large enough for any later window.
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
-	}
 	__u32 t = socket_target(bpf_get_socket_cookie(skops));
 	if (!t)
 		return 1;
 	struct rwnd_clamp *c = bpf_map_lookup_elem(&rwnd_clamps, &t);
 	if (!c)
 		return 1;
-	int buf = c->rcvbuf, win = c->window, err = 0;
-	if (buf)
-		err = bpf_setsockopt(skops, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	__u64 rtt_us = skops->srtt_us >> 3; // srtt_us is kept times 8
+	if (rtt_us > 2000000)
+		rtt_us = 2000000;
+	__u64 w = c->window + c->rate * rtt_us / 1000000;
+	if (w > (1 << 30))
+		w = 1 << 30;
+	int win = w, err = 0;
+	if (w <= c->rcvbuf_max)
+		err = bpf_setsockopt(skops, SOL_SOCKET, SO_RCVBUF, &win, sizeof(win));
 	if (!err)
 		err = bpf_setsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &win, sizeof(win));
 	count(err ? 1 : 0);

@@ -14,9 +14,10 @@ import (
 )
 
 type rwndRwndClamp struct {
-	_      structs.HostLayout
-	Window uint32
-	Rcvbuf uint32
+	_         structs.HostLayout
+	Rate      uint64
+	Window    uint32
+	RcvbufMax uint32
 }
 
 // Names of all BPF objects in the ELF.
