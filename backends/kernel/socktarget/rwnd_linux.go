@@ -146,14 +146,6 @@ func (t *Tagger) ClampCounts() (clamped, failed uint64) {
 	if t.rw.objs == nil {
 		return 0, 0
 	}
-	var out [2]uint64
-	for i := range out {
-		var per []uint64
-		if err := t.rw.objs.RwndCounts.Lookup(uint32(i), &per); err == nil {
-			for _, v := range per {
-				out[i] += v
-			}
-		}
-	}
+	out := sumPerCPU(t.rw.objs.RwndCounts, 2)
 	return out[0], out[1]
 }

@@ -19,15 +19,7 @@ import (
 // ReceiveClamp gives; after Unclamp new connections are not clamped and the
 // program is detached.
 func TestClampReceive(t *testing.T) {
-	testenv.RequireRoot(t)
-	if err := Probe(); err != nil {
-		testenv.KernelLacks(t, "socket tagging at creation", err)
-	}
-	tg, err := Acquire(testenv.UniqueName("rwnd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := testTagger(t, "rwnd")
 	num, err := tg.Set(backends.Target{ID: "self", Kind: backends.TargetProcess, PIDs: []int{os.Getpid()}})
 	if err != nil {
 		t.Fatal(err)

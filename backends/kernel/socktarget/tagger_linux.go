@@ -153,16 +153,23 @@ func (t *Tagger) TargetOf(cookie uint64) (uint32, bool) {
 // and how many children inherited a process target, since the tagger
 // loaded.
 func (t *Tagger) Counts() (byProcess, byExe, children uint64) {
-	var out [3]uint64
+	out := sumPerCPU(t.objs.Counters, 3)
+	return out[0], out[1], out[2]
+}
+
+// sumPerCPU returns the first n counters of a per-CPU array, summed over
+// the CPUs.
+func sumPerCPU(m *ebpf.Map, n int) []uint64 {
+	out := make([]uint64, n)
 	for i := range out {
 		var per []uint64
-		if err := t.objs.Counters.Lookup(uint32(i), &per); err == nil {
+		if err := m.Lookup(uint32(i), &per); err == nil {
 			for _, v := range per {
 				out[i] += v
 			}
 		}
 	}
-	return out[0], out[1], out[2]
+	return out
 }
 
 // Set registers tg or updates it: an app target by its executable (tg.Exe,
