@@ -76,10 +76,10 @@ const firstTol = 1.15
 // laterTol is the tolerance of the seconds after the first. A tc (ifb_tc)
 // download's connections get a receive window clamped to the limit
 // (socktarget.ClampReceive), so the shaper's queue never drops and every
-// second holds the first one's +15 % (5 runs: later seconds 0.82–1.03x).
+// second holds the first one's +15 % (10 runs: later seconds 0.82–1.03x).
 // An ebpf_cgroup download is policed: the sender overruns the bucket and
 // retransmits, and the receiver gets data that arrived out of order in one
-// piece (later seconds up to 1.29x with the clamp, 1.55x without). A tc
+// piece (later seconds up to 1.35x with the clamp in 10 runs, 1.55x without). A tc
 // upload's second second follows a slow first (up to 1.23x).
 func laterTol(pair string, download bool) float64 {
 	if pair == "tc" && download {
