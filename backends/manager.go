@@ -19,11 +19,16 @@ type Limits struct {
 	// Block refuses the target's network (see Blocker); it applies beside
 	// the rates.
 	Block Block
+	// Priority is the target's share of the global limit (GlobalShaper);
+	// normal needs nothing applied.
+	Priority AppPriority
 }
 
 // IsZero reports whether neither direction is limited and nothing is
 // blocked.
-func (l Limits) IsZero() bool { return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On }
+func (l Limits) IsZero() bool {
+	return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On && l.Priority == PriorityNormal
+}
 
 // Validate checks rates against MaxRate (0 is no limit here).
 func (l Limits) Validate() error {
@@ -69,6 +74,7 @@ type Manager struct {
 	downWhy  error
 	placer   Placer
 	blocks   blockSlot
+	global   globalSlot
 	targets  map[string]*managedTarget
 	initDone bool
 }
@@ -113,6 +119,7 @@ func (m *Manager) Init() error {
 		}
 	}
 	m.blocks.init()
+	m.global.init()
 	m.initDone = true
 	return nil
 }
@@ -159,6 +166,9 @@ func (m *Manager) Apply(t Target, l Limits) error {
 	if err := m.blocks.check(l.Block); err != nil {
 		return err
 	}
+	if err := m.global.check(l.Priority); err != nil {
+		return err
+	}
 	prev, existed := m.targets[t.ID]
 	if m.placer != nil {
 		placed, err := m.place(t)
@@ -180,6 +190,7 @@ func (m *Manager) Apply(t Target, l Limits) error {
 				_ = m.down.RemoveLimit(t.ID)
 			}
 			_ = m.blocks.apply(t, Block{})
+			_ = m.global.apply(t, PriorityNormal)
 			if m.placer != nil {
 				_ = m.placer.Release(t.ID)
 			}
@@ -225,6 +236,9 @@ func (m *Manager) applyLocked(t Target, l Limits) error {
 	if err := m.blocks.apply(t, l.Block); err != nil {
 		return err
 	}
+	if err := m.global.apply(t, l.Priority); err != nil {
+		return err
+	}
 	if l.Up.Rate > 0 {
 		if err := m.up.SetLimit(t, l.Up); err != nil {
 			return fmt.Errorf("set upload limit on %s with %s: %w", t.ID, m.up.Name(), err)
@@ -261,7 +275,8 @@ func (m *Manager) FollowSockets(id string, pids []int) error {
 	for _, b := range []struct {
 		th Backend
 		on bool
-	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On}} {
+	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On},
+		{m.global.g, mt.limits.Priority != PriorityNormal}} {
 		if f, ok := b.th.(SocketFollower); ok && b.on {
 			if err := f.FollowSockets(t); err != nil {
 				errs = append(errs, fmt.Errorf("follow sockets of %s with %s: %w", id, b.th.Name(), err))
@@ -291,6 +306,9 @@ func (m *Manager) removeLocked(id string) error {
 	}
 	if err := m.blocks.apply(Target{ID: id}, Block{}); err != nil {
 		errs = append(errs, fmt.Errorf("unblock %s: %w", id, err))
+	}
+	if err := m.global.apply(Target{ID: id}, PriorityNormal); err != nil {
+		errs = append(errs, err)
 	}
 	if m.placer != nil {
 		if err := m.placer.Release(id); err != nil {
@@ -344,6 +362,9 @@ func (m *Manager) Cleanup() error {
 		}
 	}
 	if err := m.blocks.cleanup(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.global.cleanup(); err != nil {
 		errs = append(errs, err)
 	}
 	if m.placer != nil {

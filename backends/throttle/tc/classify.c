@@ -201,8 +201,8 @@ static __always_inline int bare_tcp(struct __sk_buff *skb)
 
 static __always_inline int mark(struct __sk_buff *skb, const struct target *t, int egress)
 {
-	if (!t)
-		return NO_MATCH;
+	if (!t || skb->tc_index)
+		return NO_MATCH; // none, or back from an IFB of ours (tc_index set)
 	if (bare_tcp(skb))
 		return NO_MATCH;
 	if (t->traffic != TRAFFIC_ALL) {
@@ -214,8 +214,8 @@ static __always_inline int mark(struct __sk_buff *skb, const struct target *t, i
 	return MATCH;
 }
 
-SEC("tc")
-int mark_egress(struct __sk_buff *skb)
+// find_egress finds the target of the socket sending an egress packet.
+static __always_inline struct target *find_egress(struct __sk_buff *skb)
 {
 	struct target *t = 0;
 	__u64 cookie = bpf_get_socket_cookie(skb);
@@ -226,7 +226,13 @@ int mark_egress(struct __sk_buff *skb)
 		if (cg)
 			t = bpf_map_lookup_elem(&cgroups, &cg);
 	}
-	return mark(skb, t, 1);
+	return t;
+}
+
+SEC("tc")
+int mark_egress(struct __sk_buff *skb)
+{
+	return mark(skb, find_egress(skb), 1);
 }
 
 // Just enough of the kernel's socket and cgroup structures to read a
@@ -305,12 +311,14 @@ static __always_inline struct bpf_sock *lookup(struct __sk_buff *skb, __u8 *prot
 	return 0;
 }
 
-static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
+// find_ingress finds the target of the local socket an ingress packet is
+// for.
+static __always_inline struct target *find_ingress(struct __sk_buff *skb)
 {
 	__u8 proto = 0;
 	struct bpf_sock *sk = lookup(skb, &proto);
 	if (!sk)
-		return NO_MATCH;
+		return 0;
 
 	struct sock___ct *ks = sock_of(sk);
 	__u64 cookie = 0, cg = 0;
@@ -329,7 +337,12 @@ static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
 		t = by_cookie(cookie);
 	if (!t && cg)
 		t = bpf_map_lookup_elem(&cgroups, &cg);
-	return mark(skb, t, 0);
+	return t;
+}
+
+static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
+{
+	return mark(skb, find_ingress(skb), 0);
 }
 
 SEC("tc")
@@ -363,6 +376,58 @@ int to_class(struct __sk_buff *skb)
 	// filter's classid (the HTB root's handle).
 	skb->tc_classid = skb->tc_index;
 	return TC_ACT_OK;
+}
+
+// The global limit (global_linux.go): a copy of these programs whose maps
+// hold each prioritised target's priority class (minor GLOBAL_MINOR +
+// priority) instead of a per-target class. Packets of no target are in the
+// normal class.
+//
+// global_egress  (cls_bpf direct action on the HTB root the global limit
+//                puts on the interface itself): the packet's class.
+// global_ingress (cls_bpf direct action on clsact ingress, after the
+//                per-app filters): redirects the packet (bpf_redirect, not
+//                act_mirred, whose action an IFB's returning packet skips)
+//                to the global IFB with its class minor in tc_index; a
+//                packet back from it (tc_index >= GLOBAL_MINOR) passes.
+// Pure TCP ACKs are not shaped (the HTB's direct queue, or no redirect).
+#define GLOBAL_MINOR 0xfff0
+#define GLOBAL_NORMAL (GLOBAL_MINOR + 1)
+
+// Shaped interface → the global IFB its download is redirected to.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 256);
+} global_ifb SEC(".maps");
+
+static __always_inline __u32 global_minor(const struct target *t)
+{
+	__u32 m = t ? (t->classid & 0xffff) : 0;
+	return m > GLOBAL_MINOR ? m : GLOBAL_NORMAL;
+}
+
+SEC("tc")
+int global_egress(struct __sk_buff *skb)
+{
+	if (bare_tcp(skb) || remote_local(skb, 1) < 0)
+		return TC_ACT_UNSPEC;
+	skb->tc_classid = global_minor(find_egress(skb));
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int global_ingress(struct __sk_buff *skb)
+{
+	if (skb->tc_index >= GLOBAL_MINOR || bare_tcp(skb) || remote_local(skb, 0) < 0)
+		return TC_ACT_UNSPEC;
+	__u32 idx = skb->ifindex;
+	__u32 *ifb = bpf_map_lookup_elem(&global_ifb, &idx);
+	if (!ifb)
+		return TC_ACT_UNSPEC;
+	skb->tc_index = global_minor(find_ingress(skb));
+	return bpf_redirect(*ifb, 0);
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

@@ -25,9 +25,12 @@ type classifyTarget struct {
 const (
 	classifyMapCgroups        = "cgroups"
 	classifyMapCookies        = "cookies"
+	classifyMapGlobalIfb      = "global_ifb"
 	classifyMapL3off          = "l3off"
 	classifyMapSocketTargets  = "socket_targets"
 	classifyMapTags           = "tags"
+	classifyProgGlobalEgress  = "global_egress"
+	classifyProgGlobalIngress = "global_ingress"
 	classifyProgMarkEgress    = "mark_egress"
 	classifyProgMarkIngress   = "mark_ingress"
 	classifyProgPoliceIngress = "police_ingress"
@@ -77,6 +80,8 @@ type classifySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyProgramSpecs struct {
+	GlobalEgress  *ebpf.ProgramSpec `ebpf:"global_egress"`
+	GlobalIngress *ebpf.ProgramSpec `ebpf:"global_ingress"`
 	MarkEgress    *ebpf.ProgramSpec `ebpf:"mark_egress"`
 	MarkIngress   *ebpf.ProgramSpec `ebpf:"mark_ingress"`
 	PoliceIngress *ebpf.ProgramSpec `ebpf:"police_ingress"`
@@ -89,6 +94,7 @@ type classifyProgramSpecs struct {
 type classifyMapSpecs struct {
 	Cgroups       *ebpf.MapSpec `ebpf:"cgroups"`
 	Cookies       *ebpf.MapSpec `ebpf:"cookies"`
+	GlobalIfb     *ebpf.MapSpec `ebpf:"global_ifb"`
 	L3off         *ebpf.MapSpec `ebpf:"l3off"`
 	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
 	Tags          *ebpf.MapSpec `ebpf:"tags"`
@@ -123,6 +129,7 @@ func (o *classifyObjects) Close() error {
 type classifyMaps struct {
 	Cgroups       *ebpf.Map `ebpf:"cgroups"`
 	Cookies       *ebpf.Map `ebpf:"cookies"`
+	GlobalIfb     *ebpf.Map `ebpf:"global_ifb"`
 	L3off         *ebpf.Map `ebpf:"l3off"`
 	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
 	Tags          *ebpf.Map `ebpf:"tags"`
@@ -132,6 +139,7 @@ func (m *classifyMaps) Close() error {
 	return _ClassifyClose(
 		m.Cgroups,
 		m.Cookies,
+		m.GlobalIfb,
 		m.L3off,
 		m.SocketTargets,
 		m.Tags,
@@ -149,6 +157,8 @@ type classifyVariables struct {
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyPrograms struct {
+	GlobalEgress  *ebpf.Program `ebpf:"global_egress"`
+	GlobalIngress *ebpf.Program `ebpf:"global_ingress"`
 	MarkEgress    *ebpf.Program `ebpf:"mark_egress"`
 	MarkIngress   *ebpf.Program `ebpf:"mark_ingress"`
 	PoliceIngress *ebpf.Program `ebpf:"police_ingress"`
@@ -157,6 +167,8 @@ type classifyPrograms struct {
 
 func (p *classifyPrograms) Close() error {
 	return _ClassifyClose(
+		p.GlobalEgress,
+		p.GlobalIngress,
 		p.MarkEgress,
 		p.MarkIngress,
 		p.PoliceIngress,
