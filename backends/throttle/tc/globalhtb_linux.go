@@ -162,7 +162,9 @@ func (d *globalDir) setClasses(dev *globalDev, rate backends.Rate) error {
 	}
 	for _, p := range backends.Priorities {
 		c := d.htbSpec(idx, root.Handle, globalMinor(p), wire*uint64(p.Weight())/uint64(total), wire, frame)
-		c.Quantum = uint32(p.Weight()) * uint32(frame) * 2
+		// DRR turns of at least one 64 KiB GRO/GSO packet per weight, so
+		// borrowed rate divides by weight, not by packet.
+		c.Quantum = uint32(p.Weight()) * 64 << 10
 		c.Prio = 1
 		if p == backends.PriorityCritical {
 			c.Prio = 0 // borrows first
