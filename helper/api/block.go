@@ -24,7 +24,7 @@ func init() {
 }
 
 // Limited reports whether l limits or blocks anything.
-func (l Limit) Limited() bool { return l.Down > 0 || l.Up > 0 || l.Block != "" }
+func (l Limit) Limited() bool { return l.Down > 0 || l.Up > 0 || l.Block != "" || l.Priority != "" }
 
 // validateBlock checks the block part and the schedules of l and spells
 // the block's traffic type out.
@@ -41,5 +41,5 @@ func validateBlock(l Limit) (Limit, error) {
 			return l, Errorf(ErrInvalid, "%v", err)
 		}
 	}
-	return l, nil
+	return validatePriority(l) // global.go
 }
