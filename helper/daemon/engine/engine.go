@@ -430,6 +430,9 @@ func (e *Engine) Backends() []api.Backend {
 	if d, _ := e.mgr.Download(); d != nil {
 		active[backends.KindDownload] = d.Name()
 	}
+	if g, _ := e.mgr.GlobalShaper(); g != nil {
+		active[backends.KindGlobal] = g.Name()
+	}
 	active[backends.KindPlacement] = e.mgr.PlacementMode()
 	out := make([]api.Backend, 0, len(e.cfg.Backends))
 	for _, b := range e.cfg.Backends {
