@@ -18,10 +18,12 @@ type FakeGlobal struct {
 // NewFakeGlobal returns a fake global shaper named "fake_global".
 func NewFakeGlobal() *FakeGlobal { return &FakeGlobal{prios: map[string]AppPriority{}} }
 
-func (f *FakeGlobal) Name() string               { return "fake_global" }
-func (f *FakeGlobal) Priority() Priority         { return Fallback - 1 }
-func (f *FakeGlobal) Init() error                { return nil }
-func (f *FakeGlobal) Capabilities() Capabilities { return Capabilities{IPv4: true, IPv6: true, PerApp: true} }
+func (f *FakeGlobal) Name() string       { return "fake_global" }
+func (f *FakeGlobal) Priority() Priority { return Fallback - 1 }
+func (f *FakeGlobal) Init() error        { return nil }
+func (f *FakeGlobal) Capabilities() Capabilities {
+	return Capabilities{IPv4: true, IPv6: true, PerApp: true}
+}
 
 // Cleanup forgets everything.
 func (f *FakeGlobal) Cleanup() error {

@@ -199,8 +199,8 @@ type opts struct {
 	down, up uint64
 	traffic  string
 	when     string
-	global   bool   // limit/unlimit --global (global.go)
-	iface    string // with --global
+	global   bool     // limit/unlimit --global (global.go)
+	iface    string   // with --global
 	hist     histOpts // stats and quota commands (history.go)
 }
 
