@@ -17,13 +17,7 @@ import (
 // dialog.
 
 // BlockBackend is what the window needs of the helper to block apps.
-type BlockBackend interface {
-	// SetAppBlock blocks an executable run by uid from all, internet or
-	// local traffic (traffic), at the times when says ("" = always).
-	SetAppBlock(ctx context.Context, exe string, uid uint32, traffic, when string) error
-	// RemoveAppBlock lifts it; the app's limit stays.
-	RemoveAppBlock(ctx context.Context, exe string, uid uint32) error
-}
+type BlockBackend = api.AppBlocker
 
 // blocked reports whether the app is blocked (by its rule).
 func blocked(a *api.App) bool { return a.Limit.Block != "" }

@@ -22,17 +22,7 @@ import (
 // StatsBackend is what the Statistics window needs beyond Backend: the
 // helper's traffic history and data quotas. cmd/chadthrottle's backend and
 // Fake implement it; a Backend without it shows no Statistics.
-type StatsBackend interface {
-	// History returns the apps' bytes over [from, until) in buckets of by
-	// (api.History*), most used first; exe "" means every app.
-	History(ctx context.Context, exe string, uid uint32, from, until time.Time, by string) ([]api.AppHistory, error)
-	// Quotas returns the data quotas the caller may see, with usage.
-	Quotas(ctx context.Context) ([]api.Quota, error)
-	// SetQuota creates or replaces a quota.
-	SetQuota(ctx context.Context, q api.Quota) error
-	// RemoveQuota removes the quota on exe of uid.
-	RemoveQuota(ctx context.Context, exe string, uid uint32) error
-}
+type StatsBackend = api.Stats
 
 // Periods of the Statistics window.
 const (

@@ -60,32 +60,26 @@ type throttleResult struct {
 }
 
 func benchThrottle(t *testing.T) {
-	var rows []throttleRow
-	ups := []*backends.Descriptor[backends.UploadThrottleBackend]{Upload, tc.HTBUpload}
-	downs := []*backends.Descriptor[backends.DownloadThrottleBackend]{Download, tc.IFBDownload}
-	for _, d := range ups {
-		if d == nil {
-			continue
-		}
-		rows = append(rows, throttleRow{"upload", d.Name, benchThrottler(t, "upload", func(o backends.Options) (backends.Throttler, error) {
-			if err := d.Probe(o); err != nil {
-				return nil, err
-			}
-			return d.New(o)
-		})})
-	}
-	for _, d := range downs {
-		if d == nil {
-			continue
-		}
-		rows = append(rows, throttleRow{"download", d.Name, benchThrottler(t, "download", func(o backends.Options) (backends.Throttler, error) {
-			if err := d.Probe(o); err != nil {
-				return nil, err
-			}
-			return d.New(o)
-		})})
-	}
+	rows := throttleRows(t, "upload", Upload, tc.HTBUpload)
+	rows = append(rows, throttleRows(t, "download", Download, tc.IFBDownload)...)
 	printThrottle(rows)
+}
+
+// throttleRows measures each registered backend of one direction.
+func throttleRows[B backends.Throttler](t *testing.T, dir string, ds ...*backends.Descriptor[B]) []throttleRow {
+	var rows []throttleRow
+	for _, d := range ds {
+		if d == nil {
+			continue
+		}
+		rows = append(rows, throttleRow{dir, d.Name, benchThrottler(t, dir, func(o backends.Options) (backends.Throttler, error) {
+			if err := d.Probe(o); err != nil {
+				return nil, err
+			}
+			return d.New(o)
+		})})
+	}
+	return rows
 }
 
 // benchThrottler measures one backend at every rate on a fresh bed.

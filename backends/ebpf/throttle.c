@@ -135,18 +135,27 @@ static __always_inline int take(struct bucket *b, __u32 n, int *low)
 	return ok;
 }
 
-SEC("cgroup_skb/egress")
-int ct_throttle_egress(struct __sk_buff *skb)
+// packet_bucket returns the bucket a packet with payload is counted in, or
+// NULL when it is not a limited target's or outside the limit's zone;
+// remote is the far end's address (destination on egress).
+static __always_inline struct bucket *packet_bucket(struct __sk_buff *skb, struct pkt *p, int egress)
 {
 	struct bucket *b = target_bucket(skb);
 	if (!b)
-		return 1;
+		return NULL;
+	if (parse(skb, p) || p->payload == 0)
+		return NULL;
+	if (!zone_matches(b->traffic, egress ? p->daddr : p->saddr, p->family))
+		return NULL;
+	return b;
+}
+
+SEC("cgroup_skb/egress")
+int ct_throttle_egress(struct __sk_buff *skb)
+{
 	struct pkt p;
-	if (parse(skb, &p) || p.payload == 0)
-		return 1;
-	if (b->traffic == TRAFFIC_INTERNET && zone_is_local(p.daddr, p.family))
-		return 1;
-	if (b->traffic == TRAFFIC_LOCAL && !zone_is_local(p.daddr, p.family))
+	struct bucket *b = packet_bucket(skb, &p, 1);
+	if (!b)
 		return 1;
 	int low = 0;
 	if (!take(b, p.payload, &low))
@@ -157,15 +166,9 @@ int ct_throttle_egress(struct __sk_buff *skb)
 SEC("cgroup_skb/ingress")
 int ct_throttle_ingress(struct __sk_buff *skb)
 {
-	struct bucket *b = target_bucket(skb);
-	if (!b)
-		return 1;
 	struct pkt p;
-	if (parse(skb, &p) || p.payload == 0)
-		return 1;
-	if (b->traffic == TRAFFIC_INTERNET && zone_is_local(p.saddr, p.family))
-		return 1;
-	if (b->traffic == TRAFFIC_LOCAL && !zone_is_local(p.saddr, p.family))
+	struct bucket *b = packet_bucket(skb, &p, 0);
+	if (!b)
 		return 1;
 	int low = 0;
 	return take(b, p.payload, &low);

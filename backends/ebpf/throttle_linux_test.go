@@ -91,47 +91,48 @@ func (d *downloadBed) receiver(t *testing.T, peer string) (backends.Target, *tes
 func TestUploadConformance(t *testing.T) {
 	requireEBPF(t)
 	u := newUploadBed(t)
-	backendtest.RunThrottler(t, backendtest.ThrottlerHarness{
-		New: func(t *testing.T) backends.Throttler {
-			return NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
-		},
-		Target: func(t *testing.T) backends.Target {
-			tg, _ := u.sender(t, u.bed.PeerIP)
-			return tg
-		},
-		Placer: newPlacer(t),
-		Measure: func(t *testing.T, tg backends.Target, dur time.Duration) float64 {
-			u.mu.Lock()
-			s := u.sinks[tg.ID]
-			u.mu.Unlock()
-			// The sink's receive queue holds megabytes sent at full speed
-			// before the limit; let it drain before measuring.
-			time.Sleep(time.Second)
-			return rateOf(s.Total, dur)
-		},
+	runConformance(t, func() backends.Throttler {
+		return NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
+	}, func(t *testing.T) (backends.Target, func() uint64) {
+		tg, s := u.sender(t, u.bed.PeerIP)
+		return tg, s.Total
 	})
 }
 
 func TestDownloadConformance(t *testing.T) {
 	requireEBPF(t)
 	d := newDownloadBed(t)
+	runConformance(t, func() backends.Throttler {
+		return NewDownload(backends.Options{NetNS: testenv.Path(d.bed.Local)})
+	}, func(t *testing.T) (backends.Target, func() uint64) {
+		tg, l := d.receiver(t, d.bed.PeerIP)
+		return tg, loadTotal(l)
+	})
+}
+
+// runConformance runs the shared throttler suite; target starts a
+// transfer and returns its target and the byte counter that measures it.
+func runConformance(t *testing.T, newT func() backends.Throttler, target func(t *testing.T) (backends.Target, func() uint64)) {
+	var mu sync.Mutex
+	totals := map[string]func() uint64{}
 	backendtest.RunThrottler(t, backendtest.ThrottlerHarness{
-		New: func(t *testing.T) backends.Throttler {
-			return NewDownload(backends.Options{NetNS: testenv.Path(d.bed.Local)})
-		},
+		New: func(*testing.T) backends.Throttler { return newT() },
 		Target: func(t *testing.T) backends.Target {
-			tg, _ := d.receiver(t, d.bed.PeerIP)
+			tg, total := target(t)
+			mu.Lock()
+			totals[tg.ID] = total
+			mu.Unlock()
 			return tg
 		},
 		Placer: newPlacer(t),
 		Measure: func(t *testing.T, tg backends.Target, dur time.Duration) float64 {
-			d.mu.Lock()
-			l := d.loads[tg.ID]
-			d.mu.Unlock()
-			// Data that arrived at full speed before the limit waits in the
-			// socket's receive queue; let the reader drain it first.
+			mu.Lock()
+			total := totals[tg.ID]
+			mu.Unlock()
+			// Data sent at full speed before the limit waits in the
+			// receiver's socket queue; let it drain before measuring.
 			time.Sleep(time.Second)
-			return rateOf(loadTotal(l), dur)
+			return rateOf(total, dur)
 		},
 	})
 }

@@ -244,14 +244,7 @@ func TestRulesCannotBrickHelper(t *testing.T) {
 	}
 	calls = append(calls, bustest.Call{Method: api.MethodSetAppLimit, Args: []string{"/opt/" + strings.Repeat("y", 2000), strconv.Itoa(int(b.own.UID)), "0", "1000", "all"}})
 	answers := bustest.NewPeer(t, b.bus, &b.own).Calls(t, calls...)
-	for i, a := range answers[:256] {
-		if !a.OK {
-			t.Fatalf("rule %d: %s %s", i, a.Error, a.Message)
-		}
-	}
-	if a := answers[256]; a.Error != api.ErrQuotaExceeded {
-		t.Errorf("rule 257: %+v, want %s", a, api.ErrQuotaExceeded)
-	}
+	wantBound(t, "rule", answers, 256)
 	if a := answers[257]; a.Error != api.ErrInvalidArgument {
 		t.Errorf("a 2 KB path: %+v, want %s", a, api.ErrInvalidArgument)
 	}
@@ -384,16 +377,7 @@ func TestUserCannotExhaustTargets(t *testing.T) {
 	}
 	time.Sleep(400 * time.Millisecond)
 	answers := bustest.NewPeer(t, b.bus, &b.own).Calls(t, calls...)
-	for i, a := range answers[:64] {
-		if !a.OK {
-			t.Fatalf("limit %d: %s %s", i, a.Error, a.Message)
-		}
-	}
-	if a := answers[64]; a.Error != api.ErrQuotaExceeded {
-		t.Errorf("limit 65: %+v, want %s", a, api.ErrQuotaExceeded)
-	} else {
-		t.Logf("limit 65: %s", a.Message)
-	}
+	wantBound(t, "limit", answers, 64)
 	if err := b.root.SetProcessLimit(context.Background(), int32(pids[64]), api.Limit{Up: 1000}); err != nil {
 		t.Errorf("root after the user's bound: %v", err)
 	}
@@ -586,5 +570,21 @@ func TestFloodIsThrottledAndBounded(t *testing.T) {
 	}
 	if _, err := b.root.Status(context.Background()); err != nil {
 		t.Errorf("root after the flood: %v", err)
+	}
+}
+
+// wantBound checks that the first n answers succeeded and answer n+1 was
+// refused with QuotaExceeded.
+func wantBound(t *testing.T, what string, answers []bustest.Answer, n int) {
+	t.Helper()
+	for i, a := range answers[:n] {
+		if !a.OK {
+			t.Fatalf("%s %d: %s %s", what, i+1, a.Error, a.Message)
+		}
+	}
+	if a := answers[n]; a.Error != api.ErrQuotaExceeded {
+		t.Errorf("%s %d: %+v, want %s", what, n+1, a, api.ErrQuotaExceeded)
+	} else {
+		t.Logf("%s %d: %s", what, n+1, a.Message)
 	}
 }

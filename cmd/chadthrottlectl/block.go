@@ -11,8 +11,7 @@ import (
 
 // blockHelper is what block and unblock need of *client.Client.
 type blockHelper interface {
-	SetAppBlock(ctx context.Context, exe string, uid uint32, traffic, when string) error
-	RemoveAppBlock(ctx context.Context, exe string, uid uint32) error
+	api.AppBlocker
 	SetProcessBlock(ctx context.Context, pid int32, traffic string) error
 	RemoveProcessBlock(ctx context.Context, pid int32) error
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,12 +13,7 @@ import (
 // Traffic history (stats) and data quotas (quota, unquota, quotas).
 
 // historyHelper is what these commands need beyond helper.
-type historyHelper interface {
-	History(ctx context.Context, exe string, uid uint32, from, until time.Time, by string) ([]api.AppHistory, error)
-	Quotas(ctx context.Context) ([]api.Quota, error)
-	SetQuota(ctx context.Context, q api.Quota) error
-	RemoveQuota(ctx context.Context, exe string, uid uint32) error
-}
+type historyHelper = api.Stats
 
 // histOpts are the flags of these commands.
 type histOpts struct {

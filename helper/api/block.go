@@ -1,5 +1,7 @@
 package api
 
+import "context"
+
 // Blocking and schedules (issue #16): an app or process may be refused the
 // network (all of it, internet or local only), and a rule's rates and block
 // may each carry a schedule (ParseSchedule). A block on an app is part of
@@ -42,4 +44,14 @@ func validateBlock(l Limit) (Limit, error) {
 		}
 	}
 	return validatePriority(l) // global.go
+}
+
+// AppBlocker is the client side of blocking apps (helper/client implements
+// it): the window's Block toggle and the CLI's block and unblock use it.
+type AppBlocker interface {
+	// SetAppBlock blocks an executable run by uid from all, internet or
+	// local traffic (traffic), at the times when says ("" = always).
+	SetAppBlock(ctx context.Context, exe string, uid uint32, traffic, when string) error
+	// RemoveAppBlock lifts it; the app's limit stays.
+	RemoveAppBlock(ctx context.Context, exe string, uid uint32) error
 }
