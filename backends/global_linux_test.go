@@ -39,7 +39,7 @@ var pairs = []struct {
 	escapes bool
 }{
 	{"ebpf_cgroup", ebpf.Upload, ebpf.Download, false},
-	{"tc", tc.HTBUpload, tc.IFBDownload, true},
+	{"tc", tc.HTBUpload, tc.IFBDownload, false},
 }
 
 func newGlobalBed(t *testing.T, up *backends.Descriptor[backends.UploadThrottleBackend], down *backends.Descriptor[backends.DownloadThrottleBackend]) *globalBed {
@@ -75,6 +75,7 @@ func newGlobalBed(t *testing.T, up *backends.Descriptor[backends.UploadThrottleB
 		t.Fatalf("global shaper: %v", err)
 	}
 	bed.StartServer(bed.Peer, "source", "[::]:5401", false)
+	bed.StartServer(bed.Peer, "sink", "[::]:5402", false)
 	return &globalBed{bed: bed, mgr: mgr, tcp: testenv.NewTCPCounter(t, bed.Local)}
 }
 
@@ -82,6 +83,14 @@ func newGlobalBed(t *testing.T, up *backends.Descriptor[backends.UploadThrottleB
 func (g *globalBed) download(t *testing.T, name string, l backends.Limits) int {
 	t.Helper()
 	c := g.bed.StartClient(g.bed.Local, "recv", g.bed.PeerIP+":5401", time.Minute, 100*time.Millisecond)
+	g.apply(t, name, c.PID, l)
+	return c.PID
+}
+
+// upload starts a sending client as a process target with limits l.
+func (g *globalBed) upload(t *testing.T, name string, l backends.Limits) int {
+	t.Helper()
+	c := g.bed.StartClient(g.bed.Local, "send", g.bed.PeerIP+":5402", time.Minute, 100*time.Millisecond)
 	g.apply(t, name, c.PID, l)
 	return c.PID
 }
@@ -107,17 +116,23 @@ func (g *globalBed) stop(t *testing.T, name string, pid int) {
 
 // rates returns each pid's download rate over d.
 func (g *globalBed) rates(t *testing.T, d time.Duration, pids ...int) []float64 {
+	return g.ratesDir(t, false, d, pids...)
+}
+
+// ratesDir returns each pid's upload (sent: acknowledged) or download rate
+// over d.
+func (g *globalBed) ratesDir(t *testing.T, sent bool, d time.Duration, pids ...int) []float64 {
 	t.Helper()
 	b0 := make([]uint64, len(pids))
 	for i, p := range pids {
-		b0[i] = g.tcp.Bytes(t, false, p)
+		b0[i] = g.tcp.Bytes(t, sent, p)
 	}
 	t0 := time.Now()
 	time.Sleep(d)
 	out := make([]float64, len(pids))
 	secs := time.Since(t0).Seconds()
 	for i, p := range pids {
-		out[i] = float64(g.tcp.Bytes(t, false, p)-b0[i]) / secs
+		out[i] = float64(g.tcp.Bytes(t, sent, p)-b0[i]) / secs
 	}
 	return out
 }

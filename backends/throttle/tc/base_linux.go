@@ -176,10 +176,13 @@ func (b *base) Init() (err error) {
 		return fmt.Errorf("remove leftovers of an earlier run: %w", err)
 	}
 	var objs classifyObjects
-	var opts *ebpf.CollectionOptions
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}
 	if tg, err := socktarget.Acquire(b.opts.Tag); err == nil {
 		b.tagger = tg // closed by closeLocked, also when Init fails
-		opts = &ebpf.CollectionOptions{MapReplacements: tg.Replacements()}
+		maps.Copy(opts.MapReplacements, tg.Replacements())
+	}
+	if b.global && b.dir == ingress {
+		maps.Copy(opts.MapReplacements, nestedMaps(b.opts.Tag)) // globalnest_linux.go
 	}
 	if err := loadClassifyObjects(&objs, opts); err != nil {
 		return fmt.Errorf("load classifier: %w", err)

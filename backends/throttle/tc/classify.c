@@ -311,9 +311,9 @@ static __always_inline struct bpf_sock *lookup(struct __sk_buff *skb, __u8 *prot
 	return 0;
 }
 
-// find_ingress finds the target of the local socket an ingress packet is
-// for.
-static __always_inline struct target *find_ingress(struct __sk_buff *skb)
+// ingress_ids finds the local socket an ingress packet is for and reads
+// its cookie and cgroup id; 0: no socket.
+static __always_inline int ingress_ids(struct __sk_buff *skb, __u64 *cookie, __u64 *cg)
 {
 	__u8 proto = 0;
 	struct bpf_sock *sk = lookup(skb, &proto);
@@ -321,17 +321,25 @@ static __always_inline struct target *find_ingress(struct __sk_buff *skb)
 		return 0;
 
 	struct sock___ct *ks = sock_of(sk);
-	__u64 cookie = 0, cg = 0;
 	struct cgroup___ct *cgrp = 0;
 	struct kernfs_node___ct *kn = 0;
-	bpf_probe_read_kernel(&cookie, sizeof(cookie), &ks->__sk_common.skc_cookie.counter);
+	bpf_probe_read_kernel(cookie, sizeof(*cookie), &ks->__sk_common.skc_cookie.counter);
 	bpf_probe_read_kernel(&cgrp, sizeof(cgrp), &ks->sk_cgrp_data.cgroup);
 	if (cgrp)
 		bpf_probe_read_kernel(&kn, sizeof(kn), &cgrp->kn);
 	if (kn)
-		bpf_probe_read_kernel(&cg, sizeof(cg), &kn->id);
+		bpf_probe_read_kernel(cg, sizeof(*cg), &kn->id);
 	bpf_sk_release(sk);
+	return 1;
+}
 
+// find_ingress finds the target of the local socket an ingress packet is
+// for.
+static __always_inline struct target *find_ingress(struct __sk_buff *skb)
+{
+	__u64 cookie = 0, cg = 0;
+	if (!ingress_ids(skb, &cookie, &cg))
+		return 0;
 	struct target *t = 0;
 	if (cookie)
 		t = by_cookie(cookie);
@@ -345,9 +353,24 @@ static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
 	return mark(skb, find_ingress(skb), 0);
 }
 
+// defer_marks[0] != 0: the global limit nests this backend's app limits
+// in its own IFB (global_ingress), so mark_ingress redirects nothing: a
+// packet an IFB returns is not classified at ingress again, so it could
+// not meet the global limit after this backend's IFB.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} defer_marks SEC(".maps");
+
 SEC("tc")
 int mark_ingress(struct __sk_buff *skb)
 {
+	__u32 zero = 0;
+	__u32 *d = bpf_map_lookup_elem(&defer_marks, &zero);
+	if (d && *d)
+		return NO_MATCH;
 	return find_and_mark_ingress(skb);
 }
 
@@ -386,13 +409,39 @@ int to_class(struct __sk_buff *skb)
 // global_egress  (cls_bpf direct action on the HTB root the global limit
 //                puts on the interface itself): the packet's class.
 // global_ingress (cls_bpf direct action on clsact ingress, after the
-//                per-app filters): redirects the packet (bpf_redirect, not
-//                act_mirred, whose action an IFB's returning packet skips)
-//                to the global IFB with its class minor in tc_index; a
-//                packet back from it (tc_index >= GLOBAL_MINOR) passes.
+//                per-app filters): redirects the packet (bpf_redirect) to
+//                the global IFB with its class minor in tc_index: its
+//                priority's, or, for an app with its own ifb_tc limit, that
+//                app's class in the global tree (ifb_tc's own redirect is
+//                then off: defer_marks). A packet back from the IFB
+//                (tc_index >= GLOBAL_MINOR) passes.
 // Pure TCP ACKs are not shaped (the HTB's direct queue, or no redirect).
 #define GLOBAL_MINOR 0xfff0
 #define GLOBAL_NORMAL (GLOBAL_MINOR + 1)
+
+// The download throttler's maps (ifb_tc's cookies, tags and cgroups,
+// replaced at load): global_ingress puts a packet of an app with its own
+// download limit in that app's class of the global tree.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, struct target);
+	__uint(max_entries, 65536);
+} app_cookies SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct target);
+	__uint(max_entries, 4096);
+} app_tags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, struct target);
+	__uint(max_entries, 4096);
+} app_cgroups SEC(".maps");
 
 // Shaped interface → the global IFB its download is redirected to.
 struct {
@@ -417,16 +466,49 @@ int global_egress(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
+// app_target is the download throttler's target of a socket.
+static __always_inline struct target *app_target(__u64 cookie, __u64 cg)
+{
+	struct target *t = 0;
+	if (cookie) {
+		t = bpf_map_lookup_elem(&app_cookies, &cookie);
+		if (!t) {
+			__u32 tag = socket_target(cookie);
+			if (tag)
+				t = bpf_map_lookup_elem(&app_tags, &tag);
+		}
+	}
+	if (!t && cg)
+		t = bpf_map_lookup_elem(&app_cgroups, &cg);
+	return t;
+}
+
 SEC("tc")
 int global_ingress(struct __sk_buff *skb)
 {
-	if (skb->tc_index >= GLOBAL_MINOR || bare_tcp(skb) || remote_local(skb, 0) < 0)
+	int is_local = remote_local(skb, 0);
+	if (skb->tc_index >= GLOBAL_MINOR || bare_tcp(skb) || is_local < 0)
 		return TC_ACT_UNSPEC;
 	__u32 idx = skb->ifindex;
 	__u32 *ifb = bpf_map_lookup_elem(&global_ifb, &idx);
 	if (!ifb)
 		return TC_ACT_UNSPEC;
-	skb->tc_index = global_minor(find_ingress(skb));
+	__u64 cookie = 0, cg = 0;
+	struct target *t = 0, *app = 0;
+	if (ingress_ids(skb, &cookie, &cg)) {
+		if (cookie)
+			t = by_cookie(cookie);
+		if (!t && cg)
+			t = bpf_map_lookup_elem(&cgroups, &cg);
+		app = app_target(cookie, cg);
+	}
+	__u32 minor = global_minor(t);
+	if (app && traffic_ok(app, is_local)) {
+		__u32 m = app->classid & 0xffff;
+		if (m && m < GLOBAL_MINOR)
+			minor = m; // the app's own class, under the global class
+	}
+	skb->tc_index = minor;
 	return bpf_redirect(*ifb, 0);
 }
 

@@ -23,8 +23,12 @@ type classifyTarget struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	classifyMapAppCgroups     = "app_cgroups"
+	classifyMapAppCookies     = "app_cookies"
+	classifyMapAppTags        = "app_tags"
 	classifyMapCgroups        = "cgroups"
 	classifyMapCookies        = "cookies"
+	classifyMapDeferMarks     = "defer_marks"
 	classifyMapGlobalIfb      = "global_ifb"
 	classifyMapL3off          = "l3off"
 	classifyMapSocketTargets  = "socket_targets"
@@ -92,8 +96,12 @@ type classifyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyMapSpecs struct {
+	AppCgroups    *ebpf.MapSpec `ebpf:"app_cgroups"`
+	AppCookies    *ebpf.MapSpec `ebpf:"app_cookies"`
+	AppTags       *ebpf.MapSpec `ebpf:"app_tags"`
 	Cgroups       *ebpf.MapSpec `ebpf:"cgroups"`
 	Cookies       *ebpf.MapSpec `ebpf:"cookies"`
+	DeferMarks    *ebpf.MapSpec `ebpf:"defer_marks"`
 	GlobalIfb     *ebpf.MapSpec `ebpf:"global_ifb"`
 	L3off         *ebpf.MapSpec `ebpf:"l3off"`
 	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
@@ -127,8 +135,12 @@ func (o *classifyObjects) Close() error {
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyMaps struct {
+	AppCgroups    *ebpf.Map `ebpf:"app_cgroups"`
+	AppCookies    *ebpf.Map `ebpf:"app_cookies"`
+	AppTags       *ebpf.Map `ebpf:"app_tags"`
 	Cgroups       *ebpf.Map `ebpf:"cgroups"`
 	Cookies       *ebpf.Map `ebpf:"cookies"`
+	DeferMarks    *ebpf.Map `ebpf:"defer_marks"`
 	GlobalIfb     *ebpf.Map `ebpf:"global_ifb"`
 	L3off         *ebpf.Map `ebpf:"l3off"`
 	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
@@ -137,8 +149,12 @@ type classifyMaps struct {
 
 func (m *classifyMaps) Close() error {
 	return _ClassifyClose(
+		m.AppCgroups,
+		m.AppCookies,
+		m.AppTags,
 		m.Cgroups,
 		m.Cookies,
+		m.DeferMarks,
 		m.GlobalIfb,
 		m.L3off,
 		m.SocketTargets,

@@ -73,12 +73,14 @@ func (g *Global) Init() error {
 		_ = g.up.Cleanup()
 		return err
 	}
+	nestGlobal(g.down.opts.Tag, g.down)
 	return nil
 }
 
 // Cleanup removes the global limit, the priorities and everything they
 // installed.
 func (g *Global) Cleanup() error {
+	nestGlobal(g.down.opts.Tag, nil)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	errs := []error{g.up.setRate(0, nil), g.down.setRate(0, nil)}
@@ -264,6 +266,10 @@ func (d *globalDir) setRate(rate backends.Rate, links []netlink.Link) error {
 		if err := d.setClasses(dev, rate); err != nil {
 			return err
 		}
+		d.syncApps(dev) // globalnest_linux.go
+	}
+	if d.dir == ingress {
+		deferMarks(d.opts.Tag, true)
 	}
 	return nil
 }

@@ -101,6 +101,9 @@ func (d *globalDir) installRedirect(dev *globalDev) error {
 
 // teardownLocked removes what setupLocked installed.
 func (d *globalDir) teardownLocked() error {
+	if d.dir == ingress && len(d.devs) > 0 {
+		deferMarks(d.opts.Tag, false) // ifb_tc redirects its apps again
+	}
 	var errs []error
 	for _, dev := range d.devs {
 		name := dev.real.Attrs().Name

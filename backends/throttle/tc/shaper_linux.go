@@ -60,11 +60,17 @@ func (s *shaper) install(nt, prev *target) error {
 		}
 		return err
 	}
+	if s.dir == ingress {
+		nestApp(s.opts.Tag, nt.minor, nt.limit.Rate) // globalnest_linux.go
+	}
 	return nil
 }
 
 // uninstall implements limiter.
 func (s *shaper) uninstall(t *target) error {
+	if s.dir == ingress {
+		nestApp(s.opts.Tag, t.minor, 0)
+	}
 	if err := s.unapplyLocked(t); err != nil {
 		return fmt.Errorf("remove limit of %s: %w", t.t.ID, err)
 	}
