@@ -79,22 +79,12 @@ func TestBenchGlobal(t *testing.T) {
 func TestBenchGlobalUpload(t *testing.T) {
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
-			g := newGlobalBed(t, p.up, p.down)
-			const limit = 10_000_000
-			if err := g.mgr.SetGlobal(backends.GlobalLimit{Up: limit}); err != nil {
-				t.Fatal(err)
-			}
-			hi := g.upload(t, "hi", backends.Limits{Priority: backends.PriorityHigh})
-			lo := g.upload(t, "lo", backends.Limits{Priority: backends.PriorityLow})
-			time.Sleep(2 * time.Second)
-			r := g.ratesDir(t, true, 5*time.Second, hi, lo)
+			g, hi, lo, r := highLow(t, p, true, 5*time.Second)
 			t.Logf("%-11s upload high %.0f B/s, low %.0f B/s: %.2f:1 (model 4:1), together %.3f of 10 MB/s",
-				p.name, r[0], r[1], r[0]/r[1], (r[0]+r[1])/limit)
-			g.apply(t, "hi", hi, backends.Limits{Priority: backends.PriorityHigh, Up: backends.Limit{Rate: 2_000_000}})
-			time.Sleep(2 * time.Second)
-			r = g.ratesDir(t, true, 5*time.Second, hi, lo)
+				p.name, r[0], r[1], r[0]/r[1], (r[0]+r[1])/shareLimit)
+			r = g.ownLimit(t, true, hi, lo, 5*time.Second)
 			t.Logf("%-11s upload high with its own 2 MB/s limit %.0f B/s, low %.0f B/s, together %.3f of 10 MB/s",
-				p.name, r[0], r[1], (r[0]+r[1])/limit)
+				p.name, r[0], r[1], (r[0]+r[1])/shareLimit)
 		})
 	}
 }

@@ -16,6 +16,14 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/throttle/tc"
 )
 
+// throttlerPair is an upload and a download throttler.
+type throttlerPair struct {
+	name    string
+	up      *backends.Descriptor[backends.UploadThrottleBackend]
+	down    *backends.Descriptor[backends.DownloadThrottleBackend]
+	escapes bool
+}
+
 // globalBed is a bed with a manager (socket tagger placement, a throttler
 // pair, tc_global) and a download source in the peer.
 type globalBed struct {
@@ -32,12 +40,7 @@ type globalBed struct {
 // cannot then meet the global IFB: such an app's download is outside the
 // global pool (escapes). Upload has no such limit (the global HTB is the
 // interface's own root qdisc, after tc_htb's IFB).
-var pairs = []struct {
-	name    string
-	up      *backends.Descriptor[backends.UploadThrottleBackend]
-	down    *backends.Descriptor[backends.DownloadThrottleBackend]
-	escapes bool
-}{
+var pairs = []throttlerPair{
 	{"ebpf_cgroup", ebpf.Upload, ebpf.Download, false},
 	{"tc", tc.HTBUpload, tc.IFBDownload, false},
 }
@@ -154,34 +157,58 @@ func checkGlobalGone(t *testing.T, bed *testenv.Bed) {
 func TestGlobalShare(t *testing.T) {
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
-			g := newGlobalBed(t, p.up, p.down)
-			const limit = 10_000_000
-			if err := g.mgr.SetGlobal(backends.GlobalLimit{Down: limit}); err != nil {
-				t.Fatal(err)
-			}
-			hi := g.download(t, "hi", backends.Limits{Priority: backends.PriorityHigh})
-			lo := g.download(t, "lo", backends.Limits{Priority: backends.PriorityLow})
-			time.Sleep(2 * time.Second)
-			r := g.rates(t, 4*time.Second, hi, lo)
-			ratio, use := r[0]/r[1], (r[0]+r[1])/limit
+			g, hi, lo, r := highLow(t, p, false, 4*time.Second)
+			ratio, use := r[0]/r[1], (r[0]+r[1])/shareLimit
 			t.Logf("%s: high %.0f B/s, low %.0f B/s: %.2f:1, together %.3f of the limit", p.name, r[0], r[1], ratio, use)
 			if ratio < 3.4 || ratio > 4.6 || use < 0.95 || use > 1.03 {
 				t.Errorf("high:low %.2f:1 (want 4:1 ± 15 %%), together %.3f of the limit (want 0.95–1.03)", ratio, use)
 			}
-
-			g.apply(t, "hi", hi, backends.Limits{Priority: backends.PriorityHigh, Down: backends.Limit{Rate: 2_000_000}})
-			time.Sleep(2 * time.Second)
-			r = g.rates(t, 4*time.Second, hi, lo)
-			use = (r[0] + r[1]) / limit
+			r = g.ownLimit(t, false, hi, lo, 4*time.Second)
+			use = (r[0] + r[1]) / shareLimit
 			t.Logf("%s: high with its own 2 MB/s limit %.0f B/s, low %.0f B/s, together %.3f of the limit", p.name, r[0], r[1], use)
 			if r[0] < 1_700_000 || r[0] > 2_300_000 {
 				t.Errorf("the app's own limit inside the pool: %.0f B/s (want 2 MB/s within 15 %%)", r[0])
 			}
 			if p.escapes {
-				t.Logf("%s: known: an app with its own ifb_tc download limit is outside the global pool (together %.3f)", p.name, use)
+				t.Logf("%s: known: an app with its own download limit is outside the global pool (together %.3f)", p.name, use)
 			} else if use > 1.03 {
 				t.Errorf("together %.3f of the global limit (want at most 1.03)", use)
 			}
 		})
 	}
+}
+
+// shareLimit is the global limit of the share tests: 10 MB/s.
+const shareLimit = 10_000_000
+
+// highLow starts, in a fresh bed beside throttler pair p, a high and a
+// low app moving data in one direction under a 10 MB/s global limit of
+// that direction, and returns their rates over window after 2 s.
+func highLow(t *testing.T, p throttlerPair, upload bool, window time.Duration) (g *globalBed, hi, lo int, r []float64) {
+	t.Helper()
+	g = newGlobalBed(t, p.up, p.down)
+	gl, start := backends.GlobalLimit{Down: shareLimit}, g.download
+	if upload {
+		gl, start = backends.GlobalLimit{Up: shareLimit}, g.upload
+	}
+	if err := g.mgr.SetGlobal(gl); err != nil {
+		t.Fatal(err)
+	}
+	hi = start(t, "hi", backends.Limits{Priority: backends.PriorityHigh})
+	lo = start(t, "lo", backends.Limits{Priority: backends.PriorityLow})
+	time.Sleep(2 * time.Second)
+	return g, hi, lo, g.ratesDir(t, upload, window, hi, lo)
+}
+
+// ownLimit gives the high app of highLow its own 2 MB/s limit in that
+// direction and returns both rates over window after 2 s.
+func (g *globalBed) ownLimit(t *testing.T, upload bool, hi, lo int, window time.Duration) []float64 {
+	t.Helper()
+	l := backends.Limits{Priority: backends.PriorityHigh, Down: backends.Limit{Rate: 2_000_000}}
+	if upload {
+		l.Down, l.Up = backends.Limit{}, backends.Limit{Rate: 2_000_000}
+	}
+	g.apply(t, "hi", hi, l)
+	time.Sleep(2 * time.Second)
+	return g.ratesDir(t, upload, window, hi, lo)
 }

@@ -21,12 +21,7 @@ import (
 // user's, and unlimit --global removes every object it made.
 func TestRealGlobalAsUser(t *testing.T) {
 	testenv.RequireRoot(t)
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bustest.InstallPolicy(t)
-	alice, bob := bustest.AddUser(t), bustest.AddUser(t)
-	bustest.WriteRules(t, ownRules(alice, false))
-	bustest.StartPolkit(t, bus)
+	bed, bus, alice, bob := userBed(t)
 	in := realInstance(t, bus, bed)
 	h := in.start(t)
 	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")
@@ -94,4 +89,17 @@ func TestRealGlobalAsUser(t *testing.T) {
 	if q := qdiscs(); !strings.Contains(q, "pfifo 77:") || strings.Contains(q, "c7a") {
 		t.Errorf("the user's root qdisc was touched:\n%s", q)
 	}
+}
+
+// userBed is a bed with a real bus and polkitd, two throwaway users, and
+// the limit-own permission for alice.
+func userBed(t *testing.T) (*testenv.Bed, *bustest.Bus, bustest.User, bustest.User) {
+	t.Helper()
+	bed := testenv.NewBed(t)
+	bus := bustest.StartBus(t)
+	bustest.InstallPolicy(t)
+	alice, bob := bustest.AddUser(t), bustest.AddUser(t)
+	bustest.WriteRules(t, ownRules(alice, false))
+	bustest.StartPolkit(t, bus)
+	return bed, bus, alice, bob
 }
