@@ -114,3 +114,15 @@ func cmdGlobalUnlimit(c *call) error {
 	fmt.Fprintln(c.w, "removed the global limit")
 	return nil
 }
+
+// globalCell is the global limit in status: "none" or its rates.
+func globalCell(g api.GlobalLimit) string {
+	if g.IsZero() {
+		return "none"
+	}
+	s := fmt.Sprintf("down %s, up %s", api.FormatRate(g.Down), api.FormatRate(g.Up))
+	if g.Interface != "" {
+		s += " on " + g.Interface
+	}
+	return s
+}

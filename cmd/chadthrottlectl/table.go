@@ -158,7 +158,7 @@ func init() {
 		{name: "resume", summary: "apply paused limits again", help: "Applies the limits 'pause' lifted.",
 			run: func(c *call) error { return cmdPause(c, false) }},
 		{name: "status", synopsis: "[--json]", summary: "the helper: version, active backends, interfaces, pause, your permissions",
-			help:  "Shows the helper's version, the active monitor, upload and download backends (and why download limiting is unavailable), the shaped interfaces, whether your limits are paused, and what polkit lets you do (yes, auth: after a password, no).",
+			help:  "Shows the helper's version, the active monitor, upload and download backends (and why download limiting is unavailable), the shaped interfaces, whether your limits are paused, the global limit, and what polkit lets you do (yes, auth: after a password, no).",
 			flags: []*flagDef{fJSON}, run: cmdStatus},
 		{name: "backends", synopsis: "[--json]", summary: "every compiled backend: kind, name, priority, available, active, reason",
 			help:  "Lists every backend compiled into the helper with its priority (1 fallback … 4 best), whether it can work here (and why not) and whether it is in use.",
