@@ -74,7 +74,7 @@ func (u *UI) showGlobalDialog() {
 	}
 	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up)}
 	items[1].HintText = "One cap for the whole machine, shared among apps by their priority (low 1, normal 2, high 4, critical 8). Needs administrator rights."
-	var d dialog.Dialog
+	var d *dialog.FormDialog
 	remove := widget.NewButton("Remove", func() {
 		d.Hide()
 		u.setGlobal(api.GlobalLimit{})
@@ -92,6 +92,9 @@ func (u *UI) showGlobalDialog() {
 		upv, _ := ParseLimit(up.Text, u.settings.Unit)
 		u.setGlobal(api.GlobalLimit{Down: dn, Up: upv, Interface: g.Interface})
 	}, u.win)
+	for _, e := range []*widget.Entry{down, up} {
+		e.OnSubmitted = func(string) { d.Submit() } // Enter sets it
+	}
 	d.Resize(fyne.NewSize(480, 300))
 	d.Show()
 }
