@@ -17,7 +17,7 @@ import (
 // (limit-own) but may not set the global limit or another user's
 // priority (exit 3); root sets the global limit with chadthrottlectl and
 // the global HTB appears on the bed's interface; it is persisted and comes
-// back with the next helper, refuses an interface whose root qdisc is the
+// back with the next helper (also after one was killed), refuses an interface whose root qdisc is the
 // user's, and unlimit --global removes every object it made.
 func TestRealGlobalAsUser(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -74,6 +74,13 @@ func TestRealGlobalAsUser(t *testing.T) {
 	h = in.start(t)
 	if q := qdiscs(); !strings.Contains(q, "c7a3:") || !strings.Contains(q, "c7a4:") {
 		t.Errorf("the global limit was not restored at start:\n%s\n%s", q, h.out.String())
+	}
+	// A killed helper leaves its objects; the next one removes them and
+	// puts the limit back once.
+	h.stop(t, syscall.SIGKILL)
+	h = in.start(t)
+	if q := qdiscs(); strings.Count(q, "htb c7a3:") != 1 || strings.Count(q, "htb c7a4:") != 1 {
+		t.Errorf("after a killed helper, the next one has:\n%s\n%s", q, h.out.String())
 	}
 	if out, c := asRoot("unlimit", "--global"); c != 0 {
 		t.Fatalf("unlimit --global: exit %d: %s", c, out)
