@@ -55,7 +55,7 @@ func (f *FakeGlobal) Global() GlobalLimit {
 }
 
 // SetPriority implements GlobalShaper.
-func (f *FakeGlobal) SetPriority(t Target, p AppPriority) error {
+func (f *FakeGlobal) SetPriority(t Target, p AppPriority, _ Rate) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if t.ID == "" || !p.Valid() {

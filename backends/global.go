@@ -114,9 +114,14 @@ type GlobalShaper interface {
 	SetGlobal(g GlobalLimit) error
 	// Global returns the global limit in force.
 	Global() GlobalLimit
-	// SetPriority gives the target a priority (PriorityNormal removes it);
-	// called again it updates the priority and the target's processes.
-	SetPriority(t Target, p AppPriority) error
+	// SetPriority gives the target a priority and tells the shaper the
+	// target's own download limit (down, 0: none), which a download
+	// throttler enforces after the global shaper has passed the packets:
+	// the shaper limits the target to it in its own tree too, so the pool
+	// is not spent on packets the throttler then drops. PriorityNormal
+	// with down 0 removes the target; called again it updates the
+	// priority, the limit and the target's processes.
+	SetPriority(t Target, p AppPriority, down Rate) error
 	// RemovePriority forgets the target; unknown IDs are not an error.
 	RemovePriority(id string) error
 }

@@ -87,18 +87,18 @@ func (s *globalSlot) check(p AppPriority) error {
 	return nil
 }
 
-// apply sets or removes t's priority.
-func (s *globalSlot) apply(t Target, p AppPriority) error {
+// apply sets or removes t's priority and own download limit.
+func (s *globalSlot) apply(t Target, p AppPriority, down Rate) error {
 	if s.g == nil {
 		return nil
 	}
-	if p == PriorityNormal {
+	if p == PriorityNormal && down == 0 {
 		if err := s.g.RemovePriority(t.ID); err != nil {
 			return fmt.Errorf("remove priority of %s with %s: %w", t.ID, s.g.Name(), err)
 		}
 		return nil
 	}
-	if err := s.g.SetPriority(t, p); err != nil {
+	if err := s.g.SetPriority(t, p, down); err != nil {
 		return fmt.Errorf("set priority of %s with %s: %w", t.ID, s.g.Name(), err)
 	}
 	return nil

@@ -190,7 +190,7 @@ func (m *Manager) Apply(t Target, l Limits) error {
 				_ = m.down.RemoveLimit(t.ID)
 			}
 			_ = m.blocks.apply(t, Block{})
-			_ = m.global.apply(t, PriorityNormal)
+			_ = m.global.apply(t, PriorityNormal, 0)
 			if m.placer != nil {
 				_ = m.placer.Release(t.ID)
 			}
@@ -236,7 +236,7 @@ func (m *Manager) applyLocked(t Target, l Limits) error {
 	if err := m.blocks.apply(t, l.Block); err != nil {
 		return err
 	}
-	if err := m.global.apply(t, l.Priority); err != nil {
+	if err := m.global.apply(t, l.Priority, l.Down.Rate); err != nil {
 		return err
 	}
 	if l.Up.Rate > 0 {
@@ -276,7 +276,7 @@ func (m *Manager) FollowSockets(id string, pids []int) error {
 		th Backend
 		on bool
 	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On},
-		{m.global.g, mt.limits.Priority != PriorityNormal}} {
+		{m.global.g, mt.limits.Priority != PriorityNormal || mt.limits.Down.Rate > 0}} {
 		if f, ok := b.th.(SocketFollower); ok && b.on {
 			if err := f.FollowSockets(t); err != nil {
 				errs = append(errs, fmt.Errorf("follow sockets of %s with %s: %w", id, b.th.Name(), err))
@@ -307,7 +307,7 @@ func (m *Manager) removeLocked(id string) error {
 	if err := m.blocks.apply(Target{ID: id}, Block{}); err != nil {
 		errs = append(errs, fmt.Errorf("unblock %s: %w", id, err))
 	}
-	if err := m.global.apply(Target{ID: id}, PriorityNormal); err != nil {
+	if err := m.global.apply(Target{ID: id}, PriorityNormal, 0); err != nil {
 		errs = append(errs, err)
 	}
 	if m.placer != nil {

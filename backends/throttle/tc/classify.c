@@ -451,10 +451,12 @@ struct {
 	__uint(max_entries, 256);
 } global_ifb SEC(".maps");
 
+// global_minor is a target's class in the global tree: its priority's, or
+// (download) its own class when it has a download limit of its own.
 static __always_inline __u32 global_minor(const struct target *t)
 {
 	__u32 m = t ? (t->classid & 0xffff) : 0;
-	return m > GLOBAL_MINOR ? m : GLOBAL_NORMAL;
+	return m ? m : GLOBAL_NORMAL;
 }
 
 SEC("tc")

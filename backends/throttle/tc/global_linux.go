@@ -120,19 +120,34 @@ func (g *Global) Global() backends.GlobalLimit {
 	return g.limit
 }
 
-// SetPriority implements backends.GlobalShaper.
-func (g *Global) SetPriority(t backends.Target, p backends.AppPriority) error {
+// SetPriority implements backends.GlobalShaper: the target's packets go
+// to its priority's class, and a download limit of its own (when ifb_tc
+// does not nest it already) to a class of the target's under the global
+// class with that ceil (globalnest_linux.go).
+func (g *Global) SetPriority(t backends.Target, p backends.AppPriority, down backends.Rate) error {
 	if !p.Valid() {
 		return fmt.Errorf("unknown priority %d", p)
 	}
-	if p == backends.PriorityNormal {
+	if p == backends.PriorityNormal && down == 0 {
 		return g.RemovePriority(t.ID)
 	}
-	l := backends.Limit{Rate: 1} // unused: the class is the priority's
-	if err := g.up.setTarget(t, l, globalMinor(p)); err != nil {
+	prio := backends.Limit{Rate: 1} // unused: the class is the priority's
+	if p == backends.PriorityNormal {
+		if err := g.up.RemoveLimit(t.ID); err != nil {
+			return err
+		}
+	} else if err := g.up.setTarget(t, prio, globalMinor(p)); err != nil {
 		return err
 	}
-	if err := g.down.setTarget(t, l, globalMinor(p)); err != nil {
+	l, minor := prio, globalMinor(p)
+	if down > 0 && nestedMaps(g.down.opts.Tag) == nil {
+		var err error
+		if minor, err = g.down.ownMinor(t.ID); err != nil {
+			return err
+		}
+		l.Rate = down
+	}
+	if err := g.down.setTarget(t, l, minor); err != nil {
 		_ = g.up.RemoveLimit(t.ID)
 		return err
 	}
@@ -192,12 +207,27 @@ func newGlobalDir(dir direction, opts backends.Options) *globalDir {
 	return d
 }
 
-// install implements limiter: a prioritised target is map entries only.
-func (d *globalDir) install(nt, prev *target) error { return d.mapTarget(nt, prev) }
+// install implements limiter: a prioritised target is map entries, a
+// target with its own download limit a class of its own too.
+func (d *globalDir) install(nt, prev *target) error {
+	if err := d.mapTarget(nt, prev); err != nil {
+		return err
+	}
+	if prev != nil && ownMinor(prev.minor) && prev.minor != nt.minor {
+		d.ownClasses(prev.minor, 0)
+	}
+	if ownMinor(nt.minor) {
+		d.ownClasses(nt.minor, nt.limit.Rate)
+	}
+	return nil
+}
 
 // uninstall implements limiter.
 func (d *globalDir) uninstall(t *target) error {
 	d.unmapTarget(t)
+	if ownMinor(t.minor) {
+		d.ownClasses(t.minor, 0)
+	}
 	return nil
 }
 
@@ -267,6 +297,11 @@ func (d *globalDir) setRate(rate backends.Rate, links []netlink.Link) error {
 			return err
 		}
 		d.syncApps(dev) // globalnest_linux.go
+		for _, t := range d.targets {
+			if ownMinor(t.minor) {
+				d.appClass(dev, t.minor, t.limit.Rate)
+			}
+		}
 	}
 	if d.dir == ingress {
 		deferMarks(d.opts.Tag, true)

@@ -3,6 +3,7 @@
 package tc
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -11,7 +12,7 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends"
 )
 
-// Nesting ifb_tc's app limits in the global download limit.
+// Nesting app download limits in the global download limit.
 //
 // A packet an IFB returns to an interface's ingress is not classified
 // there again (the kernel skips ingress classification for it), so a
@@ -153,6 +154,40 @@ func (d *globalDir) appClass(dev *globalDev, minor uint16, rate backends.Rate) {
 // ifb_tc's redirect off. Needs d.mu.
 func (d *globalDir) syncApps(dev *globalDev) {
 	for minor, rate := range nestedApps(d.opts.Tag) {
+		d.appClass(dev, minor, rate)
+	}
+}
+
+// Targets with their own download limit get class minors from
+// ownMinorBase up, apart from ifb_tc's (from 2) and the priorities'.
+const ownMinorBase = 0x8000
+
+func ownMinor(m uint16) bool { return m >= ownMinorBase && m < globalNormalMinor-1 }
+
+// ownMinor returns the class minor of target id's own class: the one it
+// has, or a free one.
+func (d *globalDir) ownMinor(id string) (uint16, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t := d.targets[id]; t != nil && ownMinor(t.minor) {
+		return t.minor, nil
+	}
+	used := map[uint16]bool{}
+	for _, t := range d.targets {
+		used[t.minor] = true
+	}
+	for m := uint16(ownMinorBase); ownMinor(m); m++ {
+		if !used[m] {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("too many targets with a download limit in the global limit")
+}
+
+// ownClasses sets (rate > 0) or removes a target's own class on every
+// shaped device. Needs d.mu.
+func (d *globalDir) ownClasses(minor uint16, rate backends.Rate) {
+	for _, dev := range d.devs {
 		d.appClass(dev, minor, rate)
 	}
 }
