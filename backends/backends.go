@@ -283,6 +283,10 @@ type Target struct {
 	// Cgroup is the target's own cgroup, filled in by the manager's Placer
 	// before the throttlers see the target.
 	Cgroup Cgroup
+	// Cgroups are all of the target's cgroups when a CgroupsPlacer gives
+	// it several (one child cgroup in each cgroup its processes came
+	// from); Cgroup is then the first. Throttlers read AllCgroups.
+	Cgroups []Cgroup
 	// Exe and UID name an app target's program (as /proc/PID/exe names it)
 	// and owner (the effective uid its processes run as): a Blocker uses
 	// them to refuse the app's processes before they are placed, even while
@@ -296,6 +300,29 @@ type Target struct {
 	// Throttlers key on it: a packet whose socket carries the tag is the
 	// target's.
 	Tag uint32
+}
+
+// AllCgroups returns every cgroup of the target: Cgroups, else Cgroup
+// when it is set, else none.
+func (t Target) AllCgroups() []Cgroup {
+	if len(t.Cgroups) > 0 {
+		return t.Cgroups
+	}
+	if t.Cgroup.ID != 0 {
+		return []Cgroup{t.Cgroup}
+	}
+	return nil
+}
+
+// CgroupIDs returns the ids of AllCgroups.
+func (t Target) CgroupIDs() []uint64 {
+	var out []uint64
+	for _, cg := range t.AllCgroups() {
+		if cg.ID != 0 {
+			out = append(out, cg.ID)
+		}
+	}
+	return out
 }
 
 // Cgroup is a cgroup v2 directory.
@@ -374,6 +401,17 @@ type Placer interface {
 	Release(id string) error
 	// Cleanup releases every target.
 	Cleanup() error
+}
+
+// CgroupsPlacer is a Placer that may give one target several cgroups
+// (backends/kernel/cgroupv2's Leaf: a child cgroup inside each cgroup the
+// target's processes are in). The manager prefers PlaceCgroups to Place
+// and fills Target.Cgroups.
+type CgroupsPlacer interface {
+	Placer
+	PlaceCgroups(id string, pids []int) ([]Cgroup, error)
+	// Mode names how targets are recognised, for status lines.
+	Mode() string
 }
 
 // TargetPlacer is a Placer that needs the whole target (kind, executable)

@@ -207,6 +207,14 @@ func (m *Manager) place(t Target) (Target, error) {
 	if tp, ok := m.placer.(TargetPlacer); ok {
 		return tp.PlaceTarget(t)
 	}
+	if cp, ok := m.placer.(CgroupsPlacer); ok {
+		cgs, err := cp.PlaceCgroups(t.ID, t.PIDs)
+		t.Cgroups, t.Cgroup = cgs, Cgroup{}
+		if len(cgs) > 0 {
+			t.Cgroup = cgs[0]
+		}
+		return t, err
+	}
 	cg, err := m.placer.Place(t.ID, t.PIDs)
 	t.Cgroup = cg
 	return t, err
@@ -225,6 +233,9 @@ func (m *Manager) TagsAtCreation() bool {
 func (m *Manager) PlacementMode() string {
 	if tp, ok := m.placer.(TargetPlacer); ok {
 		return tp.Mode()
+	}
+	if cp, ok := m.placer.(CgroupsPlacer); ok {
+		return cp.Mode()
 	}
 	if m.placer == nil {
 		return ""

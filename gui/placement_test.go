@@ -13,7 +13,7 @@ func TestStatusLineNamesPlacement(t *testing.T) {
 	fx := newFixture(t, testApps())
 	for _, c := range []struct{ mode, want string }{
 		{"socket_tags", "limited apps stay in their cgroups"},
-		{"cgroup", "limited apps are moved to the helper's cgroups"},
+		{"cgroup", "cgroup (child of each process's own cgroup"},
 	} {
 		fx.fake.SetBackends([]api.Backend{
 			{Kind: "upload", Name: "ebpf_cgroup", Active: true},

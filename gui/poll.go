@@ -370,7 +370,7 @@ func placementWords(mode string) string {
 	case "socket_tags":
 		return "limited apps stay in their cgroups (sockets tagged in the kernel)"
 	case "cgroup":
-		return "limited apps are moved to the helper's cgroups (kernel cannot tag sockets)"
+		return "limited apps stay in their cgroups: placement cgroup (child of each process's own cgroup; kernel cannot tag sockets)"
 	}
 	return "placement: " + mode
 }

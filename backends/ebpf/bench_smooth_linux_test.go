@@ -75,7 +75,7 @@ func startBenchFlow(t *testing.T, bed *testenv.Bed, dir string, dur time.Duratio
 
 // benchThrottleCell limits one transfer at benchRates[i], measures it once
 // a second over the rate's window, then an unlimited neighbour beside it.
-func benchThrottleCell(t *testing.T, bed *testenv.Bed, b backends.Throttler, p *cgroupv2.Placer, dir string, i int) throttleResult {
+func benchThrottleCell(t *testing.T, bed *testenv.Bed, b backends.Throttler, p *cgroupv2.Leaf, dir string, i int) throttleResult {
 	r := benchRates[i]
 	const pairs = 6
 	f := startBenchFlow(t, bed, dir, 2*time.Second+r.window+(3*pairs+6)*time.Second)

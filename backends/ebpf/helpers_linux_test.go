@@ -111,9 +111,9 @@ func loadTotal(l *testenv.Load) func() uint64 {
 	}
 }
 
-func newPlacer(t testing.TB) *cgroupv2.Placer {
+func newPlacer(t testing.TB) *cgroupv2.Leaf {
 	t.Helper()
-	p, err := cgroupv2.New(backends.Options{Tag: testenv.UniqueName("ebpf")}, t.TempDir())
+	p, err := cgroupv2.NewLeaf(backends.Options{Tag: testenv.UniqueName("ebpf")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path/filepath"
-	"strings"
 	"sync"
 
 	cilium "github.com/cilium/ebpf"
@@ -112,7 +110,7 @@ const untagged = 1 << 31
 type target struct {
 	idx     uint32
 	limit   backends.Limit
-	cgroup  uint64
+	cgroups []uint64 // its cgroups' ids (backends.Target.AllCgroups)
 	cookies []uint64
 	inodes  map[uint64]bool // the sockets its processes held when last matched
 }
@@ -280,7 +278,7 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		return fmt.Errorf("find open sockets of target %s: %w", tg.ID, err)
 	}
 	old, existed := t.targets[tg.ID]
-	cur := &target{limit: l, cgroup: tg.Cgroup.ID, inodes: inodes, idx: t.bucketKey(tg, old)}
+	cur := &target{limit: l, cgroups: tg.CgroupIDs(), inodes: inodes, idx: t.bucketKey(tg, old)}
 	if existed && old.idx != cur.idx {
 		return fmt.Errorf("target %s changed its socket tag (%d to %d)", tg.ID, old.idx, cur.idx)
 	}
@@ -296,18 +294,8 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		}
 		return err
 	}
-	if tg.Cgroup.ID != 0 {
-		if err := t.objs.CgroupTarget.Put(tg.Cgroup.ID, cur.idx); err != nil {
-			return rollback(fmt.Errorf("match cgroup %s of target %s: %w", tg.Cgroup.Path, tg.ID, err))
-		}
-		if lvl := cgroupLevel(tg.Cgroup.Path); lvl > 0 {
-			if err := t.objs.Settings.Put(uint32(0), uint32(lvl)); err != nil {
-				return rollback(fmt.Errorf("set cgroup level: %w", err))
-			}
-		}
-	}
-	if existed && old.cgroup != 0 && old.cgroup != cur.cgroup {
-		_ = t.objs.CgroupTarget.Delete(old.cgroup)
+	if err := t.mapCgroups(tg, cur, old); err != nil {
+		return rollback(err)
 	}
 	seen := map[uint64]bool{}
 	if existed {
@@ -426,18 +414,6 @@ func (t *throttler) writeBucket(idx uint32, l backends.Limit, existed bool) erro
 	return nil
 }
 
-func cgroupLevel(path string) int {
-	root, err := cgroupv2.Mount()
-	if err != nil {
-		return 0
-	}
-	rel, err := filepath.Rel(root, path)
-	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-		return 0
-	}
-	return len(strings.Split(rel, "/"))
-}
-
 // RemoveLimit implements backends.Throttler.
 func (t *throttler) RemoveLimit(id string) error {
 	t.mu.Lock()
@@ -464,8 +440,8 @@ func (t *throttler) removeLocked(cur *target) error {
 			errs = append(errs, err)
 		}
 	}
-	if cur.cgroup != 0 {
-		if err := t.objs.CgroupTarget.Delete(cur.cgroup); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {
+	for _, cg := range cur.cgroups {
+		if err := t.objs.CgroupTarget.Delete(cg); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {
 			errs = append(errs, err)
 		}
 	}

@@ -76,7 +76,7 @@ func countFDs(t *testing.T) int {
 }
 
 // 1,000 limit/unlimit cycles over the bus (auto-selected backends, then
-// tc) leave no growth in fds,
+// tc, then placement cgroup) leave no growth in fds,
 // goroutines, cgroups or tc classes.
 func TestLimitUnlimitCycles(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -87,6 +87,7 @@ func TestLimitUnlimitCycles(t *testing.T) {
 	}{
 		{"auto", config{}, 1000},
 		{"tc", config{monitor: "auto", upload: "tc_htb", download: "ifb_tc"}, 1000},
+		{"cgroup", config{placement: "cgroup"}, 1000}, // into a child of its cgroup and back
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			bed := testenv.NewBed(t)

@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&cfg.runDir, "run-dir", api.RuntimeDir, "directory of the instance lock and cgroup origins")
 	flag.DurationVar(&cfg.idleExit, "idle-exit", 0, "exit after this long with no limits and no client calls (0: never; for D-Bus activation)")
 	flag.StringVar(&cfg.netns, "netns", "", "network namespace (path, e.g. /run/netns/NAME) to shape and monitor; empty: the helper's own")
-	flag.StringVar(&cfg.placement, "placement", "auto", "how limits find their processes: auto, socket_tags (tag sockets in the kernel, nobody moves) or cgroup (move limited processes; the fallback)")
+	flag.StringVar(&cfg.placement, "placement", "auto", "how limits find their processes: auto, socket_tags (tag sockets in the kernel, nobody moves) or cgroup (move a limited process into a child cgroup of its own cgroup, inside its systemd unit; the fallback)")
 	flag.StringVar(&cfg.tag, "tag", "", "suffix for kernel object names (parallel test instances); empty in production")
 	flag.Float64Var(&cfg.callRate, "user-call-rate", server.DefaultCallRate, "D-Bus calls per second one user (not root) may make; more get io.github.chadthrottle.Error.TooManyCalls")
 	list := flag.Bool("list-backends", false, "print every compiled backend (kind, name, priority, available, reason) and exit")

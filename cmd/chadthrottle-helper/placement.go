@@ -12,13 +12,14 @@ import (
 // Placement modes, in order of preference (see docs/placement.md):
 //   - socket_tags: the kernel tags every socket with its target when it is
 //     created (backends/kernel/socktarget); no process changes cgroup.
-//   - cgroup: limited processes are moved into a cgroup of the helper's,
-//     out of their systemd scope; only for kernels that cannot tag.
-const placementCgroup = "cgroup"
+//   - cgroup: a limited process moves into a child cgroup of its own
+//     cgroup (backends/kernel/cgroupv2's Leaf), inside its systemd scope;
+//     only for kernels that cannot tag.
+const placementCgroup = cgroupv2.LeafMode
 
 // placement returns the placer of mode (--placement): auto is the best
 // mode the kernel allows.
-func placement(mode string, opts backends.Options, runDir string, log *slog.Logger) (backends.Placer, error) {
+func placement(mode string, opts backends.Options, log *slog.Logger) (backends.Placer, error) {
 	switch mode {
 	case "", "auto", socktarget.Mode:
 		err := socktarget.Probe()
@@ -28,12 +29,12 @@ func placement(mode string, opts backends.Options, runDir string, log *slog.Logg
 		if mode == socktarget.Mode {
 			return nil, fmt.Errorf("placement %s: %w", mode, err)
 		}
-		log.Warn("the kernel cannot tag sockets at creation: limited processes will be moved into the helper's cgroups", "reason", err)
+		log.Warn("the kernel cannot tag sockets at creation: limited processes will be moved into a child cgroup of their own cgroup", "placement", cgroupv2.LeafModeText, "reason", err)
 	case placementCgroup:
 	default:
 		return nil, fmt.Errorf("unknown placement %q (want auto, %s or %s)", mode, socktarget.Mode, placementCgroup)
 	}
-	p, err := cgroupv2.New(opts, runDir)
+	p, err := cgroupv2.NewLeaf(opts)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup placement: %w", err)
 	}
@@ -52,6 +53,9 @@ func placementStatuses(backends.Options) []backends.Status {
 	}
 	if err := cgroupv2.Probe(); err != nil {
 		out[1].Available, out[1].Reason = false, err.Error()
+	} else {
+		// Available: say what it does (status lines show the mode).
+		out[1].Reason = "child of each process's own cgroup, inside its systemd unit; only where sockets cannot be tagged"
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -48,15 +49,14 @@ func realInstance(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, extra ...str
 type kernelState struct {
 	Qdiscs  []string // product qdiscs (htb, ingress, clsact) on the bed's devices
 	IFBs    []string // the product's IFB devices in the bed
-	Cgroups []string // target cgroups below chadthrottle-TAG (placement cgroup)
-	Subtree bool     // chadthrottle-TAG exists
+	Cgroups []string // the helper's child cgroups, chadthrottle-TAG.<target> (placement cgroup)
 	// Tags are the target numbers in the socket tagger's maps the helper
 	// holds (placement socket_tags: a target is a tag, not a cgroup).
 	Tags []uint32
 }
 
 func (k kernelState) empty() bool {
-	return len(k.Qdiscs) == 0 && len(k.IFBs) == 0 && len(k.Cgroups) == 0 && !k.Subtree && len(k.Tags) == 0
+	return len(k.Qdiscs) == 0 && len(k.IFBs) == 0 && len(k.Cgroups) == 0 && len(k.Tags) == 0
 }
 
 // targets counts the helper's targets in the kernel, in either placement.
@@ -84,17 +84,16 @@ func readKernelState(t *testing.T, bed *testenv.Bed, in *instance) kernelState {
 			k.IFBs = append(k.IFBs, strings.TrimSuffix(f[1], ":"))
 		}
 	}
-	mount, err := cgroupv2.Mount()
+	pl, err := cgroupv2.NewLeaf(backends.Options{Tag: in.tag})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(mount, cgroupv2.Prefix+"-"+in.tag)
-	entries, err := os.ReadDir(dir)
-	k.Subtree = err == nil
-	for _, e := range entries {
-		if e.IsDir() {
-			k.Cgroups = append(k.Cgroups, e.Name())
-		}
+	dirs, err := pl.Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		k.Cgroups = append(k.Cgroups, filepath.Base(d))
 	}
 	sort.Strings(k.Cgroups)
 	k.Tags = taggedTargets(in.pid)
@@ -109,35 +108,16 @@ func taggedTargets(pid int) []uint32 {
 	if pid <= 0 {
 		return nil
 	}
-	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
-	fds, _ := os.ReadDir(dir)
-	seen := map[ebpf.MapID]bool{}
 	nums := map[uint32]bool{}
-	for _, fd := range fds {
-		b, _ := os.ReadFile(filepath.Join(dir, fd.Name()))
-		var id ebpf.MapID
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "map_id:"); ok {
-				fmt.Sscan(strings.TrimSpace(v), &id)
-			}
-		}
-		if id == 0 || seen[id] {
-			continue
-		}
-		seen[id] = true
-		m, err := ebpf.NewMapFromID(id)
-		if err != nil {
-			continue
-		}
-		if info, err := m.Info(); err == nil && (info.Name == "exe_targets" || info.Name == "pid_targets") {
+	testenv.EachMap(pid, func(name string, m *ebpf.Map) {
+		if name == "exe_targets" || name == "pid_targets" {
 			var k []byte
 			var v uint32
 			for it := m.Iterate(); it.Next(&k, &v); {
 				nums[v] = true
 			}
 		}
-		m.Close()
-	}
+	})
 	out := make([]uint32, 0, len(nums))
 	for n := range nums {
 		out = append(out, n)
@@ -252,6 +232,7 @@ func TestKill9WhileApplying(t *testing.T) {
 	}{
 		{"auto", nil},
 		{"tc", []string{"--upload", "tc_htb", "--download", "ifb_tc"}},
+		{"cgroup", []string{"--placement", "cgroup"}},
 	} {
 		t.Run(variant.name, func(t *testing.T) { kill9(t, variant.extra) })
 	}

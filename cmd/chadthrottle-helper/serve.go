@@ -139,7 +139,7 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 		if global, globalWhy = backends.Select(backends.KindGlobal, reg.Globals, "", opts); globalWhy != nil {
 			log.Warn("the global limit is unavailable", "reason", globalWhy)
 		}
-		if placer, err = placement(cfg.placement, opts, cfg.runDir, log); err != nil {
+		if placer, err = placement(cfg.placement, opts, log); err != nil {
 			return nil, err
 		}
 		if blocker, blockWhy = backends.Select(backends.KindBlock, reg.Blockers, "", opts); blockWhy != nil {

@@ -42,11 +42,11 @@ func TestBenchSocketTags(t *testing.T) {
 	fmt.Printf("TestBenchSocketTags took %s\n", time.Since(start).Round(time.Second))
 }
 
-// oldManager is newManager with the cgroup placer of the old path.
+// oldManager is newManager with the placer of placement cgroup (moving
+// processes, into a child of their own cgroup).
 func oldManager(t *testing.T, bed *testenv.Bed, p pair) *backends.Manager {
-	dir := t.TempDir()
 	return managerWith(t, bed, p, "old", func(o backends.Options) backends.Placer {
-		pl, err := cgroupv2.New(o, dir)
+		pl, err := cgroupv2.NewLeaf(o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,7 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
-const crashEnv = "CHADTHROTTLE_SOCKTARGET_CRASH_CHILD" // "PID NETNS"
+const crashEnv = "CHADTHROTTLE_SOCKTARGET_CRASH_CHILD" // "PID NETNS [cgroup]"
 
 // TestMain lets TestHelperKilledLeavesEveryoneInScope run the test binary
 // again as a stand-in helper (crashEnv set) that limits a process until it
@@ -39,7 +39,7 @@ func crashChild(arg string) {
 	}
 	f := strings.Fields(arg)
 	pid, err := strconv.Atoi(f[0])
-	if err != nil || len(f) != 2 {
+	if err != nil || len(f) < 2 || len(f) > 3 {
 		fail(fmt.Errorf("bad %s %q", crashEnv, arg))
 	}
 	o := backends.Options{NetNS: f[1], Tag: "crash" + f[0]}
@@ -51,6 +51,9 @@ func crashChild(arg string) {
 	d, err := down.New(o)
 	if err != nil {
 		fail(err)
+	}
+	if len(f) == 3 {
+		crashChildCgroup(o, u, d, pid, fail)
 	}
 	pl := socktarget.NewPlacer(o)
 	m, err := backends.NewManager(u, d, nil, pl)
@@ -81,29 +84,10 @@ func crashChild(arg string) {
 // are gone, and a new helper limits them again without moving them.
 func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
 	requireTagger(t)
-	bed := testenv.NewBed(t)
-	dir, rel := scope(t)
-	// A process in the scope that forks children while limited.
-	sh := inScope(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
-	if err := sh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
-	waitCgroup(t, sh.Process.Pid, rel)
+	bed, dir, rel, sh := forkingInScope(t)
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), crashEnv+"="+strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	child, sc := startStandIn(t, strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
 	var ids []ebpf.ProgramID
-	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "error") {
@@ -153,6 +137,40 @@ func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkScope(t, dir, rel, sh.Process.Pid)
+}
+
+// forkingInScope makes a bed and a scope with a shell in it that forks
+// children all the time (killed at cleanup).
+func forkingInScope(t *testing.T) (bed *testenv.Bed, dir, rel string, sh *exec.Cmd) {
+	t.Helper()
+	bed = testenv.NewBed(t)
+	dir, rel = scope(t)
+	sh = inScope(bed, dir, "sh", "-c", "while :; do sleep 0.1; done")
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
+	waitCgroup(t, sh.Process.Pid, rel)
+	return bed, dir, rel, sh
+}
+
+// startStandIn runs the test binary as a stand-in helper (crashChild) with
+// crashEnv set to arg and returns it and a scanner of its output; it is
+// killed at cleanup.
+func startStandIn(t *testing.T, arg string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), crashEnv+"="+arg)
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	return child, bufio.NewScanner(out)
 }
 
 // checkScope checks that pid and every process in the scope's cgroup are in

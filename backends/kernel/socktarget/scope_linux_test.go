@@ -14,45 +14,17 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/scopetest"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
-// scope makes a systemd-like tree, <cgroup2>/test-X.slice/user-1000.slice/
-// session-1.scope, and returns the scope's path relative to the cgroup2
-// root (as /proc/PID/cgroup names it). Processes left in it are killed and
-// the tree removed at cleanup.
-func scope(t testing.TB) (abs, rel string) {
-	t.Helper()
-	root, err := cgroupv2.Mount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slice := filepath.Join(root, testenv.UniqueName("test")+".slice")
-	abs = filepath.Join(slice, "user-1000.slice", "session-1.scope")
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for i := 0; i < 50 && len(cgroupv2.Procs(abs)) > 0; i++ {
-			for _, p := range cgroupv2.Procs(abs) {
-				syscall.Kill(p, syscall.SIGKILL)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		for _, d := range []string{abs, filepath.Dir(abs), slice} {
-			if err := os.Remove(d); err != nil {
-				t.Errorf("remove test cgroup: %v", err)
-			}
-		}
-	})
-	return abs, strings.TrimPrefix(abs, root)
-}
+// scope makes a systemd-like tree of the test's own (testenv.Scope).
+func scope(t testing.TB) (abs, rel string) { return scopetest.Scope(t) }
 
 // inScope returns a command that runs name args in the bed's local network
 // namespace from inside the cgroup at dir.
 func inScope(bed *testenv.Bed, dir, name string, args ...string) *exec.Cmd {
-	sh := `d=$0 n=$1; shift; echo $$ > "$d/cgroup.procs" && exec nsenter --net="$n" -- "$@"`
-	return exec.Command("sh", append([]string{"-c", sh, dir, testenv.Path(bed.Local), name}, args...)...)
+	return scopetest.InCgroup(bed, dir, name, args...)
 }
 
 // cgroupOf returns pid's cgroup v2 path; "" once it has exited.
@@ -62,29 +34,6 @@ func cgroupOf(pid int) string {
 		return ""
 	}
 	return cg
-}
-
-// watchCgroup checks every 50 ms until stop that each live pid of pids()
-// is in want (or below it), and reports the first departure.
-func watchCgroup(t *testing.T, want string, pids func() []int, stop <-chan struct{}) <-chan string {
-	out := make(chan string, 1)
-	go func() {
-		defer close(out)
-		for {
-			for _, p := range pids() {
-				if cg := cgroupOf(p); cg != "" && cg != want && !strings.HasPrefix(cg, want+"/") {
-					out <- "process " + strconv.Itoa(p) + " moved to " + cg
-					return
-				}
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	return out
 }
 
 // TestLimitedProcessesStayInScope: a process limited by pid (and a child it
@@ -100,61 +49,20 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			m, _ := newManager(t, bed, p)
 			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
 			dir, rel := scope(t)
-			addr := bed.PeerIP + ":5201"
 			ctload := copyExe(t, testenv.Ctload(t)) // a file of its own: the server's copy is another app
-			stop := make(chan struct{})
-			moved := watchCgroup(t, rel, func() []int { return cgroupv2.Procs(dir) }, stop)
-			defer func() {
-				close(stop)
-				if msg, ok := <-moved; ok {
-					t.Errorf("left its scope: %s", msg)
-				}
-			}()
+			w := scopetest.WatchScope(dir, rel)
+			defer w.End(t)
 
 			// By pid: a shell, limited, forks the download afterwards.
-			gate := filepath.Join(t.TempDir(), "gate")
-			shPID := filepath.Join(t.TempDir(), "pid")
-			sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, addr, shPID, gate)
-			loaded := make(chan *testenv.Load, 1)
-			go func() { loaded <- testenv.StartLoad(t, sh) }()
-			pid := readPID(t, shPID)
-			waitCgroup(t, pid, rel)
 			const limit = 2_000_000
-			id := "pid-" + strconv.Itoa(pid)
-			if err := m.Apply(backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{pid}},
-				backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(gate, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			load := <-loaded // the child's
-			if load.PID == pid {
-				t.Fatalf("the download runs in the limited process %d itself, not in a child", pid)
-			}
-			time.Sleep(time.Second)
-			checkRate(t, "limited by pid", load, limit)
-			// The parent exits before unlimit: the child stays limited
-			// and in the scope.
-			syscall.Kill(pid, syscall.SIGKILL)
-			checkRate(t, "child of an exited limited parent", load, limit)
-			if cg := cgroupOf(load.PID); cg != rel {
-				t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, rel)
-			}
-			if err := m.Remove(id); err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range []int{pid, load.PID} {
-				if cg := cgroupOf(p); cg != "" && cg != rel {
-					t.Errorf("after unlimit process %d is in %s, it started in %s", p, cg, rel)
-				}
-			}
+			pid, load := limitByPID(t, bed, m, dir, rel, ctload, limit, func(string) string { return rel }, w.Add)
+			backInScope(t, dir, rel, nil, pid, load.PID)
 
 			syscall.Kill(load.PID, syscall.SIGKILL) // unlimited now: not to crowd the next part
 
 			// By app rule, before the program starts.
 			rid := appRule(t, m, ctload, backends.Limits{Down: backends.Limit{Rate: limit}})
-			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", addr, "-duration", "5s", "-interval", "250ms"))
+			load = testenv.StartLoad(t, inScope(bed, dir, ctload, "client", "-mode", "recv", "-connect", bed.PeerIP+":5201", "-duration", "5s", "-interval", "250ms"))
 			time.Sleep(time.Second)
 			checkRate(t, "limited by app rule", load, limit)
 			if err := m.Remove(rid); err != nil {
@@ -162,6 +70,61 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 			}
 		})
 	}
+}
+
+// limitByPID starts a shell in the scope at dir (rel), limits it by pid
+// (download, limit) with m, has it fork a download from the bed's peer
+// (port 5201) and checks: the shell and then its child are in want(target
+// id) once limited, the limit bites on the child (also after the parent is
+// killed), and the child stays in want. Then it removes the limit and
+// returns both pids' shell and the child's load. seen (may be nil) is told
+// each pid.
+func limitByPID(t *testing.T, bed *testenv.Bed, m *backends.Manager, dir, rel, ctload string, limit float64,
+	want func(id string) string, seen func(int)) (int, *testenv.Load) {
+	t.Helper()
+	if seen == nil {
+		seen = func(int) {}
+	}
+	gate := filepath.Join(t.TempDir(), "gate")
+	shPID := filepath.Join(t.TempDir(), "pid")
+	sh := inScope(bed, dir, "sh", "-c", `echo $$ > "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; "$0" client -mode recv -connect "$1" -duration 7s -interval 250ms`, ctload, bed.PeerIP+":5201", shPID, gate)
+	loaded := make(chan *testenv.Load, 1)
+	go func() { loaded <- testenv.StartLoad(t, sh) }()
+	pid := readPID(t, shPID)
+	waitCgroup(t, pid, rel)
+	seen(pid)
+	id := "pid-" + strconv.Itoa(pid)
+	if err := m.Apply(backends.Target{ID: id, Kind: backends.TargetProcess, PIDs: []int{pid}},
+		backends.Limits{Down: backends.Limit{Rate: backends.Rate(limit)}}); err != nil {
+		t.Fatal(err)
+	}
+	if cg := cgroupOf(pid); cg != want(id) {
+		t.Errorf("limited process %d is in %q, want %q", pid, cg, want(id))
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	load := <-loaded // the child's
+	seen(load.PID)
+	if load.PID == pid {
+		t.Fatalf("the download runs in the limited process %d itself, not in a child", pid)
+	}
+	if cg := cgroupOf(load.PID); cg != want(id) {
+		t.Errorf("child %d born while limited is in %q, want %q", load.PID, cg, want(id))
+	}
+	time.Sleep(time.Second)
+	checkRate(t, "limited by pid", load, limit)
+	// The parent exits before unlimit: the child stays limited and in the
+	// scope.
+	syscall.Kill(pid, syscall.SIGKILL)
+	checkRate(t, "child of an exited limited parent", load, limit)
+	if cg := cgroupOf(load.PID); cg != want(id) {
+		t.Errorf("child %d of an exited limited parent is in %q, not %q", load.PID, cg, want(id))
+	}
+	if err := m.Remove(id); err != nil {
+		t.Fatal(err)
+	}
+	return pid, load
 }
 
 // readPID waits for a pid in file.

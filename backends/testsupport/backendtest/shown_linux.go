@@ -60,7 +60,7 @@ func ShownPairs(t *testing.T, up *backends.Descriptor[backends.UploadThrottleBac
 		InitBackend(t, th)
 		ths[upload] = th
 	}
-	placer, err := cgroupv2.New(backends.Options{Tag: tag}, t.TempDir())
+	placer, err := cgroupv2.NewLeaf(backends.Options{Tag: tag})
 	if err != nil {
 		t.Fatal(err)
 	}

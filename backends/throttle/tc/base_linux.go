@@ -101,11 +101,11 @@ type limiter interface {
 
 // target is one limited target as installed.
 type target struct {
-	t      backends.Target
-	limit  backends.Limit
-	minor  uint16 // its class minor (HTB class, police filter handle)
-	cgroup uint64
-	keys   sockKeys
+	t       backends.Target
+	limit   backends.Limit
+	minor   uint16   // its class minor (HTB class, police filter handle)
+	cgroups []uint64 // its cgroups' ids (backends.Target.AllCgroups)
+	keys    sockKeys
 }
 
 func newBase(name string, dir direction, opts backends.Options) *base {
@@ -296,7 +296,7 @@ func (b *base) setTarget(t backends.Target, l backends.Limit, minor uint16) erro
 		return fmt.Errorf("find sockets of target %s: %w", t.ID, err)
 	}
 	prev := b.targets[t.ID]
-	nt := &target{t: t, limit: l, cgroup: t.Cgroup.ID, keys: keys}
+	nt := &target{t: t, limit: l, cgroups: t.CgroupIDs(), keys: keys}
 	if minor != 0 {
 		nt.minor = minor
 	} else if prev != nil {

@@ -4,6 +4,7 @@ package tc
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -25,9 +26,9 @@ func (b *base) entry(t *target) classifyTarget {
 // the entries prev (nil for a new target) had and nt has not.
 func (b *base) mapTarget(nt, prev *target) error {
 	m := b.objs.classifyMaps
-	if nt.cgroup != 0 {
-		if err := m.Cgroups.Put(nt.cgroup, b.entry(nt)); err != nil {
-			return fmt.Errorf("map cgroup %d: %w", nt.cgroup, err)
+	for _, cg := range nt.cgroups {
+		if err := m.Cgroups.Put(cg, b.entry(nt)); err != nil {
+			return fmt.Errorf("map cgroup %d: %w", cg, err)
 		}
 	}
 	if nt.t.Tag != 0 {
@@ -41,8 +42,8 @@ func (b *base) mapTarget(nt, prev *target) error {
 	if err := b.mapCookies(nt, prev); err != nil {
 		return err
 	}
-	if prev != nil && prev.cgroup != 0 && prev.cgroup != nt.cgroup {
-		_ = m.Cgroups.Delete(prev.cgroup)
+	if prev != nil {
+		b.unmapStaleCgroups(nt, prev)
 	}
 	return nil
 }
@@ -64,13 +65,20 @@ func (b *base) mapCookies(nt, prev *target) error {
 
 // unmapStale drops the map entries prev had and nt has not.
 func (b *base) unmapStale(nt, prev *target) {
-	if prev.cgroup != 0 && prev.cgroup != nt.cgroup {
-		_ = b.objs.Cgroups.Delete(prev.cgroup)
-	}
+	b.unmapStaleCgroups(nt, prev)
 	if prev.t.Tag != 0 && prev.t.Tag != nt.t.Tag {
 		_ = b.objs.Tags.Delete(prev.t.Tag)
 	}
 	b.unmapStaleCookies(nt, prev)
+}
+
+// unmapStaleCgroups drops the cgroups prev had and nt has not.
+func (b *base) unmapStaleCgroups(nt, prev *target) {
+	for _, cg := range prev.cgroups {
+		if !slices.Contains(nt.cgroups, cg) {
+			_ = b.objs.Cgroups.Delete(cg)
+		}
+	}
 }
 
 func (b *base) unmapStaleCookies(nt, prev *target) {
@@ -87,8 +95,8 @@ func (b *base) unmapStaleCookies(nt, prev *target) {
 
 // unmapTarget drops t's cgroup and socket cookies from the maps.
 func (b *base) unmapTarget(t *target) {
-	if t.cgroup != 0 {
-		_ = b.objs.Cgroups.Delete(t.cgroup)
+	for _, cg := range t.cgroups {
+		_ = b.objs.Cgroups.Delete(cg)
 	}
 	if t.t.Tag != 0 {
 		_ = b.objs.Tags.Delete(t.t.Tag)

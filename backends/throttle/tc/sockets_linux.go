@@ -58,8 +58,8 @@ func livePIDs(t backends.Target) ([]int, error) {
 			out = append(out, p)
 		}
 	}
-	if t.Cgroup.Path != "" {
-		for _, p := range cgroupv2.Procs(t.Cgroup.Path) {
+	for _, cg := range t.AllCgroups() {
+		for _, p := range cgroupv2.Procs(cg.Path) {
 			if !seen[p] {
 				seen[p] = true
 				out = append(out, p)
@@ -69,7 +69,7 @@ func livePIDs(t backends.Target) ([]int, error) {
 	if len(out) == 0 && t.Tag != 0 {
 		return nil, nil // sockets are tagged when its processes make them
 	}
-	if len(out) == 0 && t.Cgroup.ID == 0 {
+	if len(out) == 0 && len(t.AllCgroups()) == 0 {
 		if len(missing) > 0 {
 			return nil, fmt.Errorf("process %d does not exist", missing[0])
 		}

@@ -26,7 +26,7 @@ const (
 // cgroup placer with a unique tag.
 type env struct {
 	bed    *testenv.Bed
-	placer *cgroupv2.Placer
+	placer *cgroupv2.Leaf
 	tag    string
 	tcp    *testenv.TCPCounter // tcp_info of the local namespace's sockets
 }
@@ -37,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	bed.StartServer(bed.Peer, "sink", "[::]:"+sinkPort, false)
 	bed.StartServer(bed.Peer, "source", "[::]:"+sourcePort, false)
 	tag := testenv.UniqueName("tc")
-	p, err := cgroupv2.New(backends.Options{Tag: tag}, t.TempDir())
+	p, err := cgroupv2.NewLeaf(backends.Options{Tag: tag})
 	if err != nil {
 		t.Fatalf("cgroup placer: %v", err)
 	}

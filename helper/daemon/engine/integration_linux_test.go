@@ -78,7 +78,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.
 	return time.Since(start)
 }
 
-func newPlacer(t *testing.T, tag string) *cgroupv2.Placer {
+func newPlacer(t *testing.T, tag string) *cgroupv2.Leaf {
 	t.Helper()
 	if err := cgroupv2.Probe(); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
@@ -86,7 +86,7 @@ func newPlacer(t *testing.T, tag string) *cgroupv2.Placer {
 		}
 		t.Fatal(err)
 	}
-	p, err := cgroupv2.New(backends.Options{Tag: tag}, t.TempDir())
+	p, err := cgroupv2.NewLeaf(backends.Options{Tag: tag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +148,8 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 		t.Fatalf("target %+v (found %v), want pids %v", tgt, ok, want)
 	}
 	appCg := strings.TrimPrefix(tgt.Cgroup.Path, placer.Root())
-	if !strings.Contains(appCg, "chadthrottle-"+tag) {
-		t.Fatalf("app cgroup %q is not in the placer's subtree", appCg)
+	if want := filepath.Join(origin, placer.ChildName(id)); appCg != want {
+		t.Fatalf("app cgroup %q, want %q (a child of the processes' own cgroup)", appCg, want)
 	}
 	for _, pid := range want {
 		if got := cgroupOfPID(t, pid); got != appCg {
@@ -219,6 +219,7 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 	}
 	p4 := startProc(t, exe, "30")
 	waitFor(t, time.Second, "rule re-applied to a new process", inTarget(p4.Process.Pid))
+	execAway(t, e, placer, origin, sleepBin, tag)
 
 	// Close: everything back where it came from.
 	stop()
@@ -231,8 +232,35 @@ func TestRealProcessesAndCgroups(t *testing.T) {
 			t.Errorf("after Close process %d is in %s, want %s", pid, got, origin)
 		}
 	}
-	if _, err := os.Stat(placer.Dir()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("placer subtree %s left after Close: %v", placer.Dir(), err)
+	entries, _ := os.ReadDir(filepath.Join(placer.Root(), origin))
+	for _, d := range entries {
+		if placer.Ours(d.Name()) {
+			t.Errorf("cgroup %s left in %s after Close", d.Name(), origin)
+		}
+	}
+}
+
+// execAway: a process of a ruled app (a copy of sh) that execs another
+// program leaves the app's cgroup for the cgroup it came from, while the
+// app's other process stays limited.
+func execAway(t *testing.T, e *Engine, placer *cgroupv2.Leaf, origin, sleepBin, tag string) {
+	t.Helper()
+	shExe := copyExe(t, "/bin/sh", "ct-sh-"+tag)
+	if err := e.SetAppLimit(admin, shExe, 0, api.Limit{Up: 1_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	stays := startProc(t, shExe, "-c", sleepBin+" 30; exit 0")
+	leaves := startProc(t, shExe, "-c", sleepBin+" 0.7; exec "+sleepBin+" 30")
+	child := filepath.Join(origin, placer.ChildName(appTargetID(appKey{0, shExe})))
+	waitFor(t, 600*time.Millisecond, "both processes of the sh copy in its cgroup", func() bool {
+		return cgroupOfPID(t, stays.Process.Pid) == child && cgroupOfPID(t, leaves.Process.Pid) == child
+	})
+	took := waitFor(t, 3*time.Second, "the process that exec'd sleep back in its own cgroup", func() bool {
+		return cgroupOfPID(t, leaves.Process.Pid) == origin
+	})
+	t.Logf("back %v after start (0.7 s of it before exec)", took.Round(time.Millisecond))
+	if got := cgroupOfPID(t, stays.Process.Pid); got != child {
+		t.Errorf("the app's other process is in %s, want %s", got, child)
 	}
 }
 

@@ -1,0 +1,144 @@
+//go:build linux && bench
+
+package socktarget_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+)
+
+// TestBenchLaterWindows prints, for a 10 MB wget download under a 2 MB/s
+// rule set before it starts, the 1-s windows of what the throttler let
+// through (ebpf_cgroup: the bucket's passed bytes; ifb_tc: the HTB class's
+// bytes on the IFB) beside what the receiving socket got in order
+// (tcp_info), and the receiver's out-of-order queueing and the sender's
+// retransmissions (nstat): where a later window over the limit comes from.
+func TestBenchLaterWindows(t *testing.T) {
+	requireTagger(t)
+	testenv.RequireTool(t, "wget", "nstat", "tc")
+	fmt.Println("\nlater 1-s windows of a 10 MB wget download under a 2 MB/s rule (× limit)")
+	for _, p := range pairs {
+		for run := 0; run < 3; run++ {
+			laterWindows(t, p)
+		}
+	}
+}
+
+func laterWindows(t *testing.T, p pair) {
+	const limit = 2_000_000
+	bed := testenv.NewBed(t)
+	m, _ := newManager(t, bed, p)
+	bed.StartServer(bed.Peer, "http", "[::]:8080", false)
+	appRule(t, m, "/usr/bin/wget", backends.Limits{Down: backends.Limit{Rate: limit}})
+	counter := testenv.NewTCPCounter(t, bed.Local)
+	passed := passedReader(t, bed, p.name)
+	nstat := func(ns string) map[string]float64 {
+		out, _ := bed.Command(ns, "nstat", "-a", "-z", "-j").Output()
+		var doc map[string]map[string]float64
+		json.Unmarshal(out, &doc)
+		return doc["kernel"]
+	}
+	before, sBefore := nstat(bed.Local), nstat(bed.Peer)
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var shaper []testenv.Sample
+	start := time.Now()
+	go func() {
+		for {
+			n := passed()
+			mu.Lock()
+			shaper = append(shaper, testenv.Sample{T: time.Since(start).Seconds(), Total: n})
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	s, took, err := download(bed, counter, "wget", 10_000_000)
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, sAfter := nstat(bed.Local), nstat(bed.Peer)
+	mu.Lock()
+	defer mu.Unlock()
+	base := shaper[0].Total
+	for i := range shaper {
+		shaper[i].Total -= base
+	}
+	fmt.Printf("%-5s took %.2f s; receiver in order %v; throttler passed %v; worst sliding 1 s: receiver %.2f, throttler %.2f; receiver OFO-queued %v segs, sender retransmitted %v segs\n",
+		p.name, took.Seconds(), ratios(windows(s), limit), ratios(windows(shaper), limit),
+		worstWindow(s, time.Second)/limit, worstWindow(shaper, time.Second)/limit,
+		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"])
+}
+
+func ratios(r []float64, limit float64) []string {
+	out := make([]string, len(r))
+	for i, x := range r {
+		out[i] = fmt.Sprintf("%.2f", x/limit)
+	}
+	return out
+}
+
+// passedReader returns a function reading the payload bytes the pair's
+// download throttler passed for its one target.
+func passedReader(t *testing.T, bed *testenv.Bed, pair string) func() uint64 {
+	if pair == "tc" {
+		return func() uint64 { return ifbClassBytes(bed) }
+	}
+	return func() uint64 { return bucketPassed() }
+}
+
+// ifbClassBytes returns the bytes of the busiest class on the download IFB
+// (wire bytes: Ethernet frames; scaled to payload by 1448/1514).
+func ifbClassBytes(bed *testenv.Bed) uint64 {
+	out, _ := bed.Command(bed.Local, "ip", "-o", "link", "show").Output()
+	var n uint64
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.HasPrefix(f[1], "ctifbd") {
+			continue
+		}
+		dev := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+		// This tc has no JSON for classes: " Sent N bytes" under each.
+		txt, _ := bed.Command(bed.Local, "tc", "-s", "class", "show", "dev", dev).Output()
+		for _, l := range strings.Split(string(txt), "\n") {
+			var sent uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(l), "Sent %d bytes", &sent); err == nil {
+				n = max(n, sent) // one target: its class (a parent holds the same)
+			}
+		}
+	}
+	return n * 1448 / 1514
+}
+
+// bucketPassed reads the passed counter (payload bytes) of the busiest
+// ebpf_cgroup bucket this process holds.
+func bucketPassed() uint64 {
+	var best uint64
+	testenv.EachMap(0, func(name string, m *ebpf.Map) {
+		if name != "buckets" {
+			return
+		}
+		var k uint32
+		var v []byte
+		for it := m.Iterate(); it.Next(&k, &v); {
+			if len(v) >= 64 {
+				best = max(best, binary.LittleEndian.Uint64(v[56:64]))
+			}
+		}
+	})
+	return best
+}
