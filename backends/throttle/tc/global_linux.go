@@ -159,16 +159,6 @@ func (g *Global) RemovePriority(id string) error {
 	return errors.Join(g.up.RemoveLimit(id), g.down.RemoveLimit(id))
 }
 
-// PriorityOf returns the target's priority.
-func (g *Global) PriorityOf(id string) backends.AppPriority {
-	g.up.mu.Lock()
-	defer g.up.mu.Unlock()
-	if t := g.up.targets[id]; t != nil {
-		return backends.AppPriority(t.minor - globalNormalMinor)
-	}
-	return backends.PriorityNormal
-}
-
 // FollowSockets implements backends.SocketFollower.
 func (g *Global) FollowSockets(t backends.Target) error {
 	return errors.Join(g.up.FollowSockets(t), g.down.FollowSockets(t))
