@@ -19,6 +19,8 @@ type Limits struct {
 	// Block refuses the target's network (see Blocker); it applies beside
 	// the rates.
 	Block Block
+	// Budget is a byte budget the blocker keeps (see Budget).
+	Budget Budget
 	// Priority is the target's share of the global limit (GlobalShaper);
 	// normal needs nothing applied.
 	Priority AppPriority
@@ -27,7 +29,7 @@ type Limits struct {
 // IsZero reports whether neither direction is limited and nothing is
 // blocked.
 func (l Limits) IsZero() bool {
-	return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On && l.Priority == PriorityNormal
+	return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On && !l.Budget.On && l.Priority == PriorityNormal
 }
 
 // Validate checks rates against MaxRate (0 is no limit here).
@@ -166,6 +168,9 @@ func (m *Manager) Apply(t Target, l Limits) error {
 	if err := m.blocks.check(l.Block); err != nil {
 		return err
 	}
+	if _, err := m.blocks.budgeter(); err != nil && l.Budget.On {
+		return err
+	}
 	if err := m.global.check(l.Priority); err != nil {
 		return err
 	}
@@ -190,6 +195,7 @@ func (m *Manager) Apply(t Target, l Limits) error {
 				_ = m.down.RemoveLimit(t.ID)
 			}
 			_ = m.blocks.apply(t, Block{})
+			_ = m.blocks.applyBudget(t, Budget{})
 			_ = m.global.apply(t, PriorityNormal, 0)
 			if m.placer != nil {
 				_ = m.placer.Release(t.ID)
@@ -258,7 +264,7 @@ func (m *Manager) applyLocked(t Target, l Limits) error {
 		return fmt.Errorf("remove upload limit on %s with %s: %w", t.ID, m.up.Name(), err)
 	}
 	if m.down == nil {
-		return nil
+		return m.blocks.applyBudget(t, l.Budget)
 	}
 	if l.Down.Rate > 0 {
 		if err := m.down.SetLimit(t, l.Down); err != nil {
@@ -267,7 +273,9 @@ func (m *Manager) applyLocked(t Target, l Limits) error {
 	} else if err := m.down.RemoveLimit(t.ID); err != nil {
 		return fmt.Errorf("remove download limit on %s with %s: %w", t.ID, m.down.Name(), err)
 	}
-	return nil
+	// After the rates: a used-up budget drops the target's packets until
+	// the rate that follows it is in place.
+	return m.blocks.applyBudget(t, l.Budget)
 }
 
 // FollowSockets has the active throttlers that implement SocketFollower
@@ -286,7 +294,7 @@ func (m *Manager) FollowSockets(id string, pids []int) error {
 	for _, b := range []struct {
 		th Backend
 		on bool
-	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On},
+	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On || mt.limits.Budget.On},
 		{m.global.g, mt.limits.Priority != PriorityNormal || mt.limits.Down.Rate > 0}} {
 		if f, ok := b.th.(SocketFollower); ok && b.on {
 			if err := f.FollowSockets(t); err != nil {
@@ -317,6 +325,9 @@ func (m *Manager) removeLocked(id string) error {
 	}
 	if err := m.blocks.apply(Target{ID: id}, Block{}); err != nil {
 		errs = append(errs, fmt.Errorf("unblock %s: %w", id, err))
+	}
+	if err := m.blocks.applyBudget(Target{ID: id}, Budget{}); err != nil {
+		errs = append(errs, err)
 	}
 	if err := m.global.apply(Target{ID: id}, PriorityNormal, 0); err != nil {
 		errs = append(errs, err)

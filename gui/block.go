@@ -68,7 +68,7 @@ func blockCaption(a *api.App) string {
 
 // toggleBlock blocks app a from all traffic, or lifts its block; fromTray:
 // an error goes out as a notification.
-func (u *UI) toggleBlock(a api.App, fromTray bool) {
+func (u *trayCore) toggleBlock(a api.App, fromTray bool) {
 	if cur, ok := u.view.app(a.ID); ok {
 		a = cur
 	}
@@ -84,7 +84,7 @@ func (u *UI) toggleBlock(a api.App, fromTray bool) {
 			if !block {
 				verb = "unblock"
 			}
-			u.report(fromTray, fmt.Sprintf("Could not %s %s", verb, a.Name), explain(err))
+			u.act.report(fromTray, fmt.Sprintf("Could not %s %s", verb, a.Name), explain(err))
 			return
 		}
 		u.updateLocal(a.ID, func(l *api.Limit) {
@@ -93,13 +93,13 @@ func (u *UI) toggleBlock(a api.App, fromTray bool) {
 				l.Block = api.TrafficAll
 			}
 		})
-		u.apps.list.Refresh()
+		u.act.refreshLimits()
 		u.refreshTray(false)
 	})
 }
 
 // blockMenuItem is "Block"/"Unblock" in an app's tray submenu.
-func (u *UI) blockMenuItem(a api.App) *fyne.MenuItem {
+func (u *trayCore) blockMenuItem(a api.App) *fyne.MenuItem {
 	label := "Block"
 	if blocked(&a) {
 		label = "Unblock"
@@ -109,7 +109,7 @@ func (u *UI) blockMenuItem(a api.App) *fyne.MenuItem {
 
 // updateLocal changes an app's limit in the window's copy until the next
 // poll; a limit left limiting nothing becomes the zero limit.
-func (u *UI) updateLocal(id string, change func(*api.Limit)) {
+func (u *trayCore) updateLocal(id string, change func(*api.Limit)) {
 	apply := func(apps []api.App) {
 		for i := range apps {
 			if apps[i].ID == id {

@@ -709,6 +709,8 @@ func TestTrayMenu(t *testing.T) {
 	}
 
 	// the menu is rebuilt when its content changes, not on every poll
+	fx.ui.waitCalls(3 * time.Second) // the call's outcome is queued for the UI goroutine
+	fx.run(50 * time.Millisecond)
 	fx.poll()
 	fx.app.mu.Lock()
 	n := fx.app.menus

@@ -30,6 +30,30 @@ type pollResult struct {
 // it every Interval; tests call it directly.
 func (u *UI) Poll(ctx context.Context) {
 	var r pollResult
+	if !u.fetch(ctx, &r) {
+		return
+	}
+	if sel, _ := u.selectedID.Load().(string); r.err == nil && sel != "" {
+		cctx, cancel := context.WithTimeout(ctx, u.opts.CallTimeout)
+		d, err := u.b.AppDetails(cctx, sel)
+		cancel()
+		if err == nil {
+			r.details, r.detailsFor = &d, sel
+		}
+	}
+	printable(&r)
+	r.icons = map[string]fyne.Resource{}
+	for _, a := range r.snap.Apps {
+		if _, ok := r.icons[a.Icon]; !ok && a.Icon != "" {
+			r.icons[a.Icon] = u.icons.resolve(a.Icon)
+		}
+	}
+	u.doWait(func() { u.apply(&r) })
+}
+
+// fetch reads one snapshot into r, and status, placement and permissions
+// when due; false when ctx ended meanwhile.
+func (u *trayCore) fetch(ctx context.Context, r *pollResult) bool {
 	call := func(f func(ctx context.Context) error) error {
 		cctx, cancel := context.WithTimeout(ctx, u.opts.CallTimeout)
 		defer cancel()
@@ -37,7 +61,7 @@ func (u *UI) Poll(ctx context.Context) {
 	}
 	r.err = call(func(ctx context.Context) (err error) { r.snap, err = u.b.Apps(ctx); return })
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	if r.err == nil && u.needStatus.Swap(false) {
 		var st api.Status
@@ -62,37 +86,13 @@ func (u *UI) Poll(ctx context.Context) {
 			r.global = &g
 		}
 	}
-	if sel, _ := u.selectedID.Load().(string); r.err == nil && sel != "" {
-		var d api.AppDetails
-		if err := call(func(ctx context.Context) (err error) { d, err = u.b.AppDetails(ctx, sel); return }); err == nil {
-			r.details, r.detailsFor = &d, sel
-		}
-	}
-	printable(&r)
-	r.icons = map[string]fyne.Resource{}
-	for _, a := range r.snap.Apps {
-		if _, ok := r.icons[a.Icon]; !ok && a.Icon != "" {
-			r.icons[a.Icon] = u.icons.resolve(a.Icon)
-		}
-	}
-	u.doWait(func() { u.apply(&r) })
+	return true
 }
 
 // apply takes a poll result in (UI goroutine).
 func (u *UI) apply(r *pollResult) {
 	if r.err != nil {
-		switch {
-		case errors.Is(r.err, ErrUnreachable):
-			u.setState(stateUnreachable, explain(r.err))
-		case errors.Is(r.err, ErrHelperMissing):
-			u.setState(stateMissing, explain(r.err))
-		case errors.Is(r.err, ErrNotAuthorized):
-			u.setState(stateUnauthorized, explain(r.err))
-		case u.conn.state == stateRestarting:
-			u.setState(stateRestarting, explain(r.err))
-		default:
-			u.setState(stateNoAnswer, explain(r.err))
-		}
+		u.setState(errorState(r.err, u.conn.state))
 		u.needStatus.Store(true)
 		return
 	}
@@ -150,6 +150,22 @@ func (u *UI) apply(r *pollResult) {
 	}
 }
 
+// errorState is the helper's state after a poll failed with err (cur:
+// the state before) and the words for it.
+func errorState(err error, cur connState) (connState, string) {
+	switch {
+	case errors.Is(err, ErrUnreachable):
+		return stateUnreachable, explain(err)
+	case errors.Is(err, ErrHelperMissing):
+		return stateMissing, explain(err)
+	case errors.Is(err, ErrNotAuthorized):
+		return stateUnauthorized, explain(err)
+	case cur == stateRestarting:
+		return stateRestarting, explain(err)
+	}
+	return stateNoAnswer, explain(err)
+}
+
 // redraw shows the latest data in the window (UI goroutine). Polls skip it
 // while the window is hidden: a hidden window costs no drawing.
 func (u *UI) redraw() {
@@ -185,7 +201,7 @@ func (u *UI) setState(s connState, detail string) {
 
 // stateWords returns the overlay title and text for the current state, or
 // "" when connected.
-func (u *UI) stateWords() (string, string) {
+func (u *trayCore) stateWords() (string, string) {
 	on := u.onHost()
 	switch u.conn.state {
 	case stateConnecting:
@@ -228,7 +244,7 @@ func (u *UI) stateWords() (string, string) {
 }
 
 // onHost is " on HOST" for a remote machine, "" here.
-func (u *UI) onHost() string {
+func (u *trayCore) onHost() string {
 	if u.host == "" {
 		return ""
 	}

@@ -3,7 +3,6 @@ package gui
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -168,10 +167,10 @@ type AppNotifier interface {
 
 // watchQuotas has quota events reach the desktop: when the helper says
 // limits changed (it does when a quota passes 80 %, is reached or lifted),
-// the quotas are read and each new state notified once per period. It
-// asks the helper nothing otherwise, so an idle helper may still exit.
-func (u *UI) watchQuotas(ctx context.Context) (cancel func()) {
-	sb, ok := u.b.(StatsBackend)
+// the quotas are read and handed to apply. It asks the helper nothing
+// otherwise, so an idle helper may still exit.
+func watchQuotas(ctx context.Context, b Backend, running func(context.Context) bool, apply func([]api.Quota)) (cancel func()) {
+	sb, ok := b.(StatsBackend)
 	if !ok {
 		return func() {}
 	}
@@ -180,56 +179,31 @@ func (u *UI) watchQuotas(ctx context.Context) (cancel func()) {
 		defer stop()
 		qs, err := sb.Quotas(c)
 		if err == nil {
-			u.do(func() { u.quotaEvents(qs) })
+			apply(qs)
 		}
 	}
 	go func() {
-		if u.helperRunning(ctx) {
+		if running(ctx) {
 			check()
 		}
 	}()
-	return u.b.OnLimitsChanged(func() { go check() })
+	return b.OnLimitsChanged(func() { go check() })
+}
+
+// watchQuotas notifies quota events each once per period (watchQuotas).
+func (u *UI) watchQuotas(ctx context.Context) (cancel func()) {
+	return watchQuotas(ctx, u.b, u.helperRunning, func(qs []api.Quota) { u.do(func() { u.quotaEvents(qs) }) })
 }
 
 // quotaEvents notifies the quotas whose state changed (UI goroutine).
 func (u *UI) quotaEvents(qs []api.Quota) {
-	if u.quotaSeen == nil {
-		u.quotaSeen = map[string]string{}
-	}
 	if u.stats != nil {
 		u.stats.setQuotas(qs)
 		u.stats.table.Refresh()
 	}
-	for _, q := range qs {
-		key := strconv.FormatUint(uint64(q.UID), 10) + ":" + q.Exe
-		seen := key + "@" + strconv.FormatInt(q.PeriodStart, 10)
-		prev := u.quotaSeen[seen]
-		u.quotaSeen[seen] = q.State
-		if q.State == prev || q.State == api.QuotaOK || (prev == api.QuotaReached && q.State == api.QuotaWarning) {
-			continue
-		}
-		name, icon := u.appLook(q.UID, q.Exe)
-		var summary string
-		if q.State == api.QuotaWarning {
-			summary = fmt.Sprintf("%s used 80 %% of its quota", name)
-		} else if q.Action == api.QuotaBlock {
-			summary = fmt.Sprintf("%s reached its quota and is blocked", name)
-		} else {
-			summary = fmt.Sprintf("%s reached its quota: throttled to %s", name, api.FormatRate(q.Rate))
-		}
-		body := quotaUsage(q) + fmt.Sprintf(" (until %s)", time.Unix(q.PeriodEnd, 0).Format("Mon 2 Jan 15:04"))
-		u.notifyQuota(summary, body, icon, key)
+	for _, n := range u.quotaNotes(qs) {
+		u.notifyQuota(n.summary, n.body, n.icon, n.appID)
 	}
-}
-
-// appLook returns an app's display name and icon from the last snapshot.
-func (u *UI) appLook(uid uint32, exe string) (string, string) {
-	for _, a := range u.lastSnap.Apps {
-		if a.UID == uid && a.Exe == exe {
-			return api.Printable(a.Name), a.Icon
-		}
-	}
-	return api.Printable(baseNameOf(exe)), ""
 }
 
 func baseNameOf(exe string) string {

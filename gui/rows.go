@@ -451,8 +451,11 @@ func (u *UI) flush(id string, seq int) {
 	u.requestPoll()
 }
 
+// refreshLimits shows limits changed in the tray or a dialog in the list.
+func (u *UI) refreshLimits() { u.apps.list.Refresh() }
+
 // setLocalLimit shows a limit the helper accepted before the next poll
 // confirms it.
-func (u *UI) setLocalLimit(id string, lim api.Limit) {
+func (u *trayCore) setLocalLimit(id string, lim api.Limit) {
 	u.updateLocal(id, func(l *api.Limit) { l.Down, l.Up, l.Traffic, l.When = lim.Down, lim.Up, lim.Traffic, lim.When })
 }

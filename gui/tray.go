@@ -31,7 +31,7 @@ const trayRateRefresh = 15 * time.Second
 
 // refreshTray rebuilds the tray menu and icon when their content changed
 // (UI goroutine). Rates alone refresh at most every trayRateRefresh.
-func (u *UI) refreshTray(force bool) {
+func (u *trayCore) refreshTray(force bool) {
 	if u.tray == nil {
 		return
 	}
@@ -72,15 +72,15 @@ func (u *UI) refreshTray(force bool) {
 
 // trayKey summarises the menu: what must show at once (state, pause,
 // limits of the listed apps) before "|", order and rates after it.
-func (u *UI) trayKey() string {
+func (u *trayCore) trayKey() string {
 	var b, r strings.Builder
 	fmt.Fprintf(&b, "%d %v %v %v;", u.conn.state, u.conn.status.Paused, u.readOnly(), u.downloadAvailable())
 	top := topApps(u.view.all, trayTopApps)
 	for _, id := range u.trayS.trayListed { // the apps the menu lists now
 		if cur, ok := u.view.app(id); ok {
 			fmt.Fprintf(&b, "%s %v;", cur.ID, cur.Limit)
-		} else {
-			fmt.Fprintf(&b, "%s gone;", id)
+		} else { // not urgent: its items still work (limits are rules on the executable), and a rebuild resets an open menu
+			fmt.Fprintf(&r, "%s gone;", id)
 		}
 	}
 	for _, a := range top {
@@ -95,8 +95,8 @@ func trayRates(a *api.App, unit Unit) string {
 
 // TrayMenu builds the tray menu from the current state: open, the top
 // apps with quick limits, pause/resume, quit.
-func (u *UI) TrayMenu() *fyne.Menu {
-	open := fyne.NewMenuItem("Open ChadThrottle", u.showWindow)
+func (u *trayCore) TrayMenu() *fyne.Menu {
+	open := fyne.NewMenuItem("Open ChadThrottle", u.act.showWindow)
 	items := []*fyne.MenuItem{open, fyne.NewMenuItemSeparator()}
 	if u.conn.state != stateConnected {
 		t, _ := u.stateWords()
@@ -124,12 +124,12 @@ func (u *UI) TrayMenu() *fyne.Menu {
 		}
 	}
 	items = append(items, fyne.NewMenuItemSeparator())
-	pause := fyne.NewMenuItem("Pause all limits", func() { u.setPaused(true) })
+	pause := fyne.NewMenuItem("Pause all limits", func() { u.act.setPaused(true) })
 	if u.conn.status.Paused {
-		pause = fyne.NewMenuItem("Resume limits", func() { u.setPaused(false) })
+		pause = fyne.NewMenuItem("Resume limits", func() { u.act.setPaused(false) })
 	}
 	pause.Disabled = u.conn.state != stateConnected || u.readOnly()
-	quit := fyne.NewMenuItem("Quit", u.quit)
+	quit := fyne.NewMenuItem("Quit", u.act.quit)
 	quit.IsQuit = true
 	items = append(items, pause, fyne.NewMenuItemSeparator(), quit)
 	return fyne.NewMenu("ChadThrottle", items...)
@@ -137,7 +137,7 @@ func (u *UI) TrayMenu() *fyne.Menu {
 
 // quickLimitMenu is an app's submenu: download limits (upload limits where
 // download limiting is unavailable), custom, unlimited.
-func (u *UI) quickLimitMenu(a api.App) *fyne.Menu {
+func (u *trayCore) quickLimitMenu(a api.App) *fyne.Menu {
 	dir := dirDown
 	cur := a.Limit.Down
 	if !u.downloadAvailable() {
@@ -152,7 +152,7 @@ func (u *UI) quickLimitMenu(a api.App) *fyne.Menu {
 		items = append(items, it)
 	}
 	items = append(items,
-		fyne.NewMenuItem("Custom…", func() { u.showLimitDialog(a) }),
+		fyne.NewMenuItem("Custom…", func() { u.act.showLimitDialog(a) }),
 		fyne.NewMenuItemSeparator(),
 	)
 	un := fyne.NewMenuItem("Unlimited", func() { u.quickLimit(a, dir, 0) })
@@ -163,7 +163,7 @@ func (u *UI) quickLimitMenu(a api.App) *fyne.Menu {
 
 // quickLimit sets direction dir of app a to lim (0 = unlimited), keeping
 // the other direction as it is.
-func (u *UI) quickLimit(a api.App, dir direction, lim uint64) {
+func (u *trayCore) quickLimit(a api.App, dir direction, lim uint64) {
 	l := a.Limit
 	if cur, ok := u.view.app(a.ID); ok {
 		l = cur.Limit
@@ -181,7 +181,7 @@ func (u *UI) quickLimit(a api.App, dir direction, lim uint64) {
 
 // setAppLimit sends l for app a now (no debounce) and reports the outcome;
 // fromTray: the tray asked, so an error goes out as a notification.
-func (u *UI) setAppLimit(a api.App, l api.Limit, fromTray bool) {
+func (u *trayCore) setAppLimit(a api.App, l api.Limit, fromTray bool) {
 	u.call(func(ctx context.Context) error {
 		if l.Down == 0 && l.Up == 0 {
 			return u.b.RemoveAppLimit(ctx, a.Exe, a.UID)
@@ -189,11 +189,11 @@ func (u *UI) setAppLimit(a api.App, l api.Limit, fromTray bool) {
 		return u.b.SetAppLimit(ctx, a.Exe, a.UID, l)
 	}, func(err error) {
 		if err != nil {
-			u.report(fromTray, "Could not limit "+a.Name, explain(err))
+			u.act.report(fromTray, "Could not limit "+a.Name, explain(err))
 			return
 		}
 		u.setLocalLimit(a.ID, l)
-		u.apps.list.Refresh()
+		u.act.refreshLimits()
 		u.refreshTray(false)
 	})
 }

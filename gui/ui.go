@@ -66,6 +66,12 @@ type Options struct {
 	// computer); it returns an error for a host it cannot parse. nil: the
 	// window cannot switch (Settings does not offer it).
 	SwitchHost func(host string) error
+	// TrayHandOver: closing the window to the tray ends Run with
+	// NextTray (the caller runs RunTray) instead of hiding the window in
+	// a running Fyne app (traylight.go).
+	TrayHandOver bool
+	// Resume is what the previous mode of this process handed over.
+	Resume Handover
 }
 
 func (o *Options) defaults() {
@@ -96,33 +102,20 @@ type Notifier interface {
 // UI is the main window, its tray icon and the loop that feeds them.
 // Fields below "UI goroutine" are touched only there.
 type UI struct {
+	// trayCore is what the tray menu is built from: settings, the apps,
+	// the connection, the host and the tray (traycore.go; UI goroutine).
+	trayCore
 	app   fyne.App
-	b     Backend
-	opts  Options
 	win   fyne.Window
-	tray  desktop.App // nil without tray support
 	icons *iconCache
 
-	// do and doWait run a function on the UI goroutine (fyne.Do and
-	// fyne.DoAndWait; tests substitute a queue they drain themselves).
-	do, doWait func(func())
-
-	pollNow    chan struct{}
-	needStatus atomic.Bool
 	selectedID atomic.Value // string: the app whose details are polled
-	// what the poll loop reads to decide how often to poll
-	shown         atomic.Bool  // the window is shown (mirrors visible)
-	trayOpenUntil atomic.Int64 // unix nanoseconds: the tray menu opened lately
-	limitsSeen    atomic.Bool  // the last snapshot had a limited app
 
 	mu      sync.Mutex // guards pending
 	pending map[string]*pendingEdit
 
 	// UI goroutine
-	host       string // remote machine, "" for this computer
 	remembered string // the host last added to the recent ones
-	settings   Settings
-	view       *view
 	snapTime   int64
 	totals     history
 	appIcons   map[string]fyne.Resource // App.Icon → resource
@@ -130,8 +123,8 @@ type UI struct {
 	selected   string
 	visible    bool // the window is shown
 	lastSnap   api.Snapshot
-	stats      *statsView        // the Statistics window, when open (stats.go)
-	quotaSeen  map[string]string // quota@period → state notified (quotas.go)
+	stats      *statsView // the Statistics window, when open (stats.go)
+	next       Next       // what Run returns: NextTray once the window closed to the tray-only mode
 
 	// widgets and the parts' own state (UI goroutine)
 	root       *fyne.Container
@@ -140,8 +133,6 @@ type UI struct {
 	split      *container.Split
 	hdr        headerPart // the header: totals, graph, filter, pause (UI goroutine)
 	apps       listPart   // the app list: rows, column titles, the frozen order (UI goroutine)
-	trayS      trayPart   // the tray menu as last built (UI goroutine)
-	conn       connPart   // the connection to the helper and what it said of itself (UI goroutine)
 	bnr        bannerPart // the banner of notices (UI goroutine)
 }
 
@@ -216,22 +207,14 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 	opts.defaults()
 	u := &UI{
 		app:      a,
-		b:        b,
-		opts:     opts,
 		icons:    newIconCache(),
-		pollNow:  make(chan struct{}, 1),
 		pending:  map[string]*pendingEdit{},
-		settings: loadSettings(a.Preferences()),
-		view:     newView(),
 		appIcons: map[string]fyne.Resource{},
 		visible:  true,
-		do:       fyne.Do,
-		doWait:   fyne.DoAndWait,
-		host:     opts.Host,
 	}
-	u.view.hideIdle = !u.settings.ShowIdle
+	u.trayCore.init(a.Preferences(), b, opts, u)
+	u.do, u.doWait = fyne.Do, fyne.DoAndWait
 	u.selectedID.Store("")
-	u.needStatus.Store(true)
 	u.shown.Store(true)
 	if d, ok := a.(desktop.App); ok {
 		u.tray = d
@@ -262,11 +245,14 @@ func (u *UI) title() string {
 func (u *UI) Window() fyne.Window { return u.win }
 
 // Run shows the window (unless hidden into a tray), polls the helper until
-// ctx ends, and runs the Fyne event loop until the app quits.
-func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
+// ctx ends, and runs the Fyne event loop until the app quits. It returns
+// what comes next: NextTray when the window closed to the tray with
+// TrayHandOver, otherwise NextQuit.
+func Run(ctx context.Context, a fyne.App, b Backend, opts Options) Handover {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	u := New(a, b, opts)
+	u.quotaSeen = opts.Resume.QuotaSeen
 	if u.startHidden() {
 		u.setVisible(false)
 	} else {
@@ -279,12 +265,15 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 			u.stats.periodSel.SetSelected(opts.OpenStatistics)
 		}
 	}
+	u.resume(opts.Resume)
 	u.Start(ctx)
 	go func() {
 		<-ctx.Done()
 		fyne.Do(a.Quit)
 	}()
 	a.Run()
+	u.waitCalls(callsAtExit)
+	return Handover{Next: u.next, Host: u.host, QuotaSeen: u.quotaSeen}
 }
 
 // Start subscribes to the helper's signals and polls it until ctx ends:
@@ -294,57 +283,13 @@ func Run(ctx context.Context, a fyne.App, b Backend, opts Options) {
 // happened (a limit changed, the helper appeared, an action was taken), so
 // that an idle helper may exit.
 func (u *UI) Start(ctx context.Context) {
-	c1 := u.b.OnLimitsChanged(u.requestPoll) // the helper runs: asking it starts nothing
-	c3 := u.watchQuotas(ctx)
-	c2 := u.b.OnHelperPresence(func(running bool) {
-		u.needStatus.Store(true)
-		if !running && !u.looking() {
-			// most likely its idle exit: polling now would start it
-			// again for nobody; the next look polls
-			return
+	cancels := u.watchHelper(func() {
+		if u.conn.state != stateMissing {
+			u.setState(stateRestarting, "")
 		}
-		if !running {
-			u.do(func() {
-				if u.conn.state != stateMissing {
-					u.setState(stateRestarting, "")
-				}
-			})
-		}
-		u.requestPoll()
 	})
-	go func() {
-		defer c1()
-		defer c2()
-		defer c3()
-		// nobody looks at start (hidden at login): ask only a helper
-		// that already runs, to learn whether limits exist
-		if u.looking() || u.helperRunning(ctx) {
-			u.Poll(ctx)
-		}
-		for {
-			var timer *time.Timer
-			var tick <-chan time.Time
-			if d := u.pollWait(); d > 0 {
-				timer = time.NewTimer(d)
-				tick = timer.C
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick:
-			case <-u.pollNow:
-			}
-			if timer != nil {
-				timer.Stop()
-			}
-			u.Poll(ctx)
-		}
-	}()
-	onSignal(ctx, u.opts.TrayOpened, func() {
-		u.trayOpenUntil.Store(time.Now().Add(u.opts.TrayOpenPoll).UnixNano())
-		u.requestPoll()
-	})
-	onSignal(ctx, u.opts.Activate, func() { u.do(u.showWindow) })
+	go u.pollLoop(ctx, u.Poll, append(cancels, u.watchQuotas(ctx))...)
+	u.onTraySignals(ctx)
 }
 
 func (u *UI) addShortcuts() {
@@ -425,11 +370,11 @@ func (u *UI) buildOverlay() {
 	u.conn.overlay.Hide()
 }
 
-func (u *UI) readOnly() bool {
+func (u *trayCore) readOnly() bool {
 	return u.conn.permsKnown && u.conn.perms.LimitOwn == api.PermNo
 }
 
-func (u *UI) downloadAvailable() bool {
+func (u *trayCore) downloadAvailable() bool {
 	return u.conn.state != stateConnected || u.conn.status.Download != ""
 }
 
@@ -445,19 +390,6 @@ func (u *UI) togglePause(fromTray bool) {
 		u.conn.status.Paused = paused
 		u.applyState()
 	})
-}
-
-// call runs fn off the UI goroutine with the long timeout of limit
-// changes, then done(err) on the UI goroutine, then polls.
-func (u *UI) call(fn func(ctx context.Context) error, done func(error)) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), setTimeout)
-		err := fn(ctx)
-		cancel()
-		u.do(func() { done(err) })
-		u.needStatus.Store(true)
-		u.requestPoll()
-	}()
 }
 
 // onSignal calls fn for every value received on ch (none when ch is nil)

@@ -14,6 +14,8 @@ import (
 // with the app started by hand, shows the window when there is no tray.
 func (u *UI) startHidden() bool {
 	switch {
+	case u.opts.Resume.Next == NextWindow: // the tray-only mode was asked for the window
+		return false
 	case u.opts.Hidden:
 		return true
 	case u.settings.StartHidden:
@@ -30,13 +32,13 @@ func (u *UI) setVisible(v bool) {
 
 // looking reports whether someone looks at the data: the window is shown
 // or the tray menu opened lately (any goroutine).
-func (u *UI) looking() bool {
+func (u *trayCore) looking() bool {
 	return u.shown.Load() || time.Now().UnixNano() < u.trayOpenUntil.Load()
 }
 
 // pollWait is how long the poll loop waits for the next poll; 0 means
 // until something asks for one (any goroutine).
-func (u *UI) pollWait() time.Duration {
+func (u *trayCore) pollWait() time.Duration {
 	switch {
 	case u.looking():
 		return u.opts.Interval
@@ -48,27 +50,32 @@ func (u *UI) pollWait() time.Duration {
 
 // helperRunning asks, without starting it, whether the helper runs; when
 // that cannot be told it answers true (one poll tells more).
-func (u *UI) helperRunning(ctx context.Context) bool {
+func (u *trayCore) helperRunning(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, u.opts.CallTimeout)
 	defer cancel()
 	up, err := u.b.Running(cctx)
 	return up || err != nil
 }
 
-func (u *UI) requestPoll() {
+func (u *trayCore) requestPoll() {
 	select {
 	case u.pollNow <- struct{}{}:
 	default:
 	}
 }
 
-func (u *UI) trayAvailable() bool {
+func (u *trayCore) trayAvailable() bool {
 	return u.tray != nil && u.opts.TrayAvailable != nil && u.opts.TrayAvailable()
 }
 
 // closeWindow hides to the tray when a tray host is there, else quits.
 func (u *UI) closeWindow() {
 	u.saveLayout()
+	if u.trayAvailable() && u.opts.TrayHandOver {
+		u.next = NextTray
+		u.app.Quit()
+		return
+	}
 	if u.trayAvailable() {
 		u.win.Hide()
 		u.setVisible(false)
@@ -110,3 +117,18 @@ const NoTrayNotice = "No system tray found. Without one, closing this window qui
 	"login it stays out of sight until you open it from the applications menu. On GNOME, install the AppIndicator " +
 	"extension (package gnome-shell-extension-appindicator) and turn it on in Extensions; KDE Plasma, Xfce, " +
 	"Cinnamon and MATE have a tray."
+
+// resume takes in what the tray-only mode handed over: the app to show,
+// its limit dialog, a notice for the banner (UI goroutine). The host is
+// the caller's: Options.Host.
+func (u *UI) resume(h Handover) {
+	if h.Notice != "" {
+		u.notify(h.Notice)
+	}
+	switch {
+	case h.LimitApp != nil:
+		u.showLimitDialog(*h.LimitApp)
+	case h.App != "":
+		u.selectApp(h.App)
+	}
+}

@@ -19,6 +19,12 @@
 // calling task's executable (inode, device) and uid, so a new process of a
 // blocked app is refused before the helper has placed it in the app's
 // cgroup. Re-point these functions when the throttlers' identity changes.
+//
+// A target may also (or only) have a byte budget (budget.h): a data quota's
+// hard stop, counted by the cgroup_skb programs, which act once it is used
+// up. A socket a budgeted target's task connects or sends from that was
+// found by the task alone (its executable or cgroup) is remembered by
+// cookie, so its packets count from the first.
 #include "common.h"
 #include "zone.h"
 #include "../kernel/socktarget/socktarget.h"
@@ -26,11 +32,15 @@
 char __license[] SEC("license") = "GPL";
 
 struct block {
-	__u32 traffic; // TRAFFIC_*
-	__u32 pad;
+	__u32 traffic; // TRAFFIC_* the block refuses (with F_BLOCK)
+	__u32 flags;   // F_* (budget.h)
 	__u64 refused; // connect/sendmsg calls refused
 	__u64 dropped; // packets dropped
+	__u64 budget;  // bytes the target may move (with F_BUDGET)
+	__u64 spent;   // bytes counted against budget
 };
+
+#include "budget.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -126,14 +136,16 @@ static __always_inline struct block *block_by_tag(__u64 cookie)
 static __always_inline struct block *block_target_skb(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
-	if (tid)
-		return block_by(tid);
-	struct block *bt = block_by_tag(cookie);
+	// A socket remembered for a target that is gone (its entry removed
+	// and the target added again under a new index) is looked up further.
+	struct block *bt = block_by(bpf_map_lookup_elem(&block_sock, &cookie));
+	if (bt)
+		return bt;
+	bt = block_by_tag(cookie);
 	if (bt)
 		return bt;
 	__u64 cg = bpf_skb_cgroup_id(skb);
-	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
+	__u32 *tid = bpf_map_lookup_elem(&block_cgroup, &cg);
 	if (tid)
 		return block_by(tid);
 	__u32 lvl = block_level();
@@ -157,29 +169,46 @@ static __always_inline __u32 *block_exe_of_task(void)
 	return bpf_map_lookup_elem(&block_exe, &k);
 }
 
-// block_target_task finds the block of a connect/sendmsg call: its socket's
-// cookie, else the calling task's cgroup.
-static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx)
+// block_idx_task finds the target of a connect/sendmsg call: its socket's
+// cookie or tag (*by_sock set), else the calling task's cgroup or its
+// executable. It returns the target's index, 0 for none.
+static __always_inline __u32 block_idx_task(struct bpf_sock_addr *ctx, __u64 cookie, int *by_sock)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
 	__u32 *tid = bpf_map_lookup_elem(&block_sock, &cookie);
+	*by_sock = 1;
+	if (tid && bpf_map_lookup_elem(&blocks, tid))
+		return *tid;
+	__u32 tag = socket_target(cookie);
+	tid = tag ? bpf_map_lookup_elem(&block_tag, &tag) : 0;
 	if (tid)
-		return block_by(tid);
-	struct block *bt = block_by_tag(cookie);
-	if (bt)
-		return bt;
+		return *tid;
+	*by_sock = 0;
 	__u64 cg = bpf_get_current_cgroup_id();
 	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
 	if (tid)
-		return block_by(tid);
+		return *tid;
 	__u32 lvl = block_level();
-	if (!lvl)
-		return block_by(block_exe_of_task());
-	cg = bpf_get_current_ancestor_cgroup_id(lvl);
-	tid = bpf_map_lookup_elem(&block_cgroup, &cg);
-	if (tid)
-		return block_by(tid);
-	return block_by(block_exe_of_task());
+	if (lvl) {
+		cg = bpf_get_current_ancestor_cgroup_id(lvl);
+		tid = bpf_map_lookup_elem(&block_cgroup, &cg);
+		if (tid)
+			return *tid;
+	}
+	tid = block_exe_of_task();
+	return tid ? *tid : 0;
+}
+
+// block_target_task finds the block of a connect/sendmsg call; a budgeted
+// target's socket found by the task alone is remembered by cookie.
+static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	int by_sock;
+	__u32 idx = block_idx_task(ctx, cookie, &by_sock);
+	struct block *b = idx ? bpf_map_lookup_elem(&blocks, &idx) : 0;
+	if (b && !by_sock && (b->flags & F_BUDGET))
+		bpf_map_update_elem(&block_sock, &cookie, &idx, BPF_ANY);
+	return b;
 }
 
 // refuse says whether a connect/sendmsg to address a (family 4 or 6) is
@@ -187,7 +216,10 @@ static __always_inline struct block *block_target_task(struct bpf_sock_addr *ctx
 static __always_inline int refuse(struct bpf_sock_addr *ctx, const __u8 *a, __u8 family)
 {
 	struct block *b = block_target_task(ctx);
-	if (!b || !zone_matches(b->traffic, a, family))
+	if (!b)
+		return 1;
+	if (!(budget_used_up(b) && (b->flags & F_BUDGET_REFUSE)) &&
+	    !((b->flags & F_BLOCK) && zone_matches(b->traffic, a, family)))
 		return 1;
 	__sync_fetch_and_add(&b->refused, 1);
 	return 0;
@@ -225,6 +257,12 @@ static __always_inline int drop(struct __sk_buff *skb, int egress)
 {
 	struct block *b = block_target_skb(skb);
 	if (!b)
+		return 1;
+	if ((b->flags & F_BUDGET) && budget_drop(skb, b, egress)) {
+		__sync_fetch_and_add(&b->dropped, 1);
+		return 0;
+	}
+	if (!(b->flags & F_BLOCK))
 		return 1;
 	struct pkt p;
 	if (parse(skb, &p)) {

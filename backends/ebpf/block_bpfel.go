@@ -16,9 +16,11 @@ import (
 type blockBlock struct {
 	_       structs.HostLayout
 	Traffic uint32
-	Pad     uint32
+	Flags   uint32
 	Refused uint64
 	Dropped uint64
+	Budget  uint64
+	Spent   uint64
 }
 
 type blockExeKey struct {
@@ -26,6 +28,13 @@ type blockExeKey struct {
 	Ino uint64
 	Dev uint32
 	Uid uint32
+}
+
+type blockSeqKey struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Egress uint32
+	Pad    uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -38,6 +47,7 @@ const (
 	blockMapBlockSock        = "block_sock"
 	blockMapBlockTag         = "block_tag"
 	blockMapBlocks           = "blocks"
+	blockMapBudgetSeq        = "budget_seq"
 	blockMapSocketTargets    = "socket_targets"
 	blockProgCtBlockConnect4 = "ct_block_connect4"
 	blockProgCtBlockConnect6 = "ct_block_connect6"
@@ -107,6 +117,7 @@ type blockMapSpecs struct {
 	BlockSock     *ebpf.MapSpec `ebpf:"block_sock"`
 	BlockTag      *ebpf.MapSpec `ebpf:"block_tag"`
 	Blocks        *ebpf.MapSpec `ebpf:"blocks"`
+	BudgetSeq     *ebpf.MapSpec `ebpf:"budget_seq"`
 	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
 }
 
@@ -142,6 +153,7 @@ type blockMaps struct {
 	BlockSock     *ebpf.Map `ebpf:"block_sock"`
 	BlockTag      *ebpf.Map `ebpf:"block_tag"`
 	Blocks        *ebpf.Map `ebpf:"blocks"`
+	BudgetSeq     *ebpf.Map `ebpf:"budget_seq"`
 	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
 }
 
@@ -153,6 +165,7 @@ func (m *blockMaps) Close() error {
 		m.BlockSock,
 		m.BlockTag,
 		m.Blocks,
+		m.BudgetSeq,
 		m.SocketTargets,
 	)
 }

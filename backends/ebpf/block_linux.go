@@ -43,9 +43,13 @@ type blocker struct {
 	tagger  *socktarget.Tagger // whose socket_targets the programs read; nil when the kernel cannot tag
 }
 
+// blockedTarget is a target the programs know: blocked, budgeted
+// (budget_linux.go) or both.
 type blockedTarget struct {
 	idx     uint32
+	blocked bool
 	traffic backends.TrafficType
+	budget  backends.Budget
 	id      targetIdentity
 }
 
@@ -161,11 +165,17 @@ func (b *blocker) Cleanup() error {
 
 // Block implements backends.Blocker.
 func (b *blocker) Block(t backends.Target, traffic backends.TrafficType) error {
-	if t.ID == "" {
-		return errors.New("target has no id")
-	}
 	if traffic < backends.TrafficAll || traffic > backends.TrafficLocal {
 		return fmt.Errorf("unknown traffic type %d", traffic)
+	}
+	return b.upsert(t, func(cur *blockedTarget) { cur.blocked, cur.traffic = true, traffic })
+}
+
+// upsert adds target t, or updates its identity, with change made to its
+// entry.
+func (b *blocker) upsert(t backends.Target, change func(*blockedTarget)) error {
+	if t.ID == "" {
+		return errors.New("target has no id")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -181,10 +191,13 @@ func (b *blocker) Block(t backends.Target, traffic backends.TrafficType) error {
 	if err != nil {
 		return err
 	}
-	cur := &blockedTarget{idx: b.nextIdx, traffic: traffic, id: id}
+	cur := &blockedTarget{idx: b.nextIdx, id: id}
 	if existed {
-		cur.idx = old.idx
+		c := *old
+		cur = &c
+		cur.id = id
 	}
+	change(cur)
 	if err := b.writeLocked(cur, old); err != nil {
 		if !existed {
 			_ = b.removeLocked(cur)
@@ -207,13 +220,8 @@ func (b *blocker) Block(t backends.Target, traffic backends.TrafficType) error {
 // writeLocked puts cur's entry and identity in the maps; old (nil for a
 // new target) is what was there, whose keys cur no longer has are deleted.
 func (b *blocker) writeLocked(cur, old *blockedTarget) error {
-	var v blockBlock
-	if old != nil {
-		_ = b.objs.Blocks.Lookup(cur.idx, &v)
-	}
-	v.Traffic = uint32(cur.traffic)
-	if err := b.objs.Blocks.Put(cur.idx, &v); err != nil {
-		return fmt.Errorf("write block %d: %w", cur.idx, err)
+	if err := b.putEntryLocked(cur, old); err != nil {
+		return err
 	}
 	if cur.id.tag != 0 {
 		if err := b.objs.BlockTag.Put(cur.id.tag, cur.idx); err != nil {
@@ -280,7 +288,9 @@ func (b *blocker) FollowSockets(t backends.Target) error {
 		return err
 	}
 	id.level, id.tag = cur.id.level, cur.id.tag
-	next := &blockedTarget{idx: cur.idx, traffic: cur.traffic, id: id}
+	c := *cur
+	next := &c
+	next.id = id
 	if err := b.writeLocked(next, cur); err != nil {
 		return err
 	}
@@ -288,12 +298,28 @@ func (b *blocker) FollowSockets(t backends.Target) error {
 	return nil
 }
 
-// Unblock implements backends.Blocker.
+// Unblock implements backends.Blocker; a budget the target has stays.
 func (b *blocker) Unblock(id string) error {
+	return b.lift(id, func(cur *blockedTarget) { cur.blocked, cur.traffic = false, 0 })
+}
+
+// lift makes change to target id's entry and removes the target when it is
+// left neither blocked nor budgeted.
+func (b *blocker) lift(id string, change func(*blockedTarget)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cur, ok := b.targets[id]
+	old, ok := b.targets[id]
 	if !ok || b.objs == nil {
+		return nil
+	}
+	c := *old
+	cur := &c
+	change(cur)
+	if cur.blocked || cur.budget.On {
+		if err := b.putEntryLocked(cur, old); err != nil {
+			return err
+		}
+		b.targets[id] = cur
 		return nil
 	}
 	delete(b.targets, id)
@@ -335,7 +361,7 @@ func (b *blocker) Blocked(id string) (backends.TrafficType, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cur, ok := b.targets[id]
-	if !ok {
+	if !ok || !cur.blocked {
 		return 0, false
 	}
 	return cur.traffic, true

@@ -23,6 +23,7 @@ struct pkt {
 	__u8 proto;  // IPPROTO_TCP or IPPROTO_UDP
 	__u8 family; // 4 or 6
 	__u32 payload; // bytes after the IP and transport headers
+	__u32 seq;     // TCP: the sequence number (host order)
 };
 
 struct ip4hdr {
@@ -104,6 +105,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	}
 	p->sport = (h[0] << 8) | h[1];
 	p->dport = (h[2] << 8) | h[3];
+	p->seq = p->proto == IPPROTO_TCP ? ((__u32)h[4] << 24) | ((__u32)h[5] << 16) | ((__u32)h[6] << 8) | h[7] : 0;
 	l4len = p->proto == IPPROTO_TCP ? (h[12] >> 4) * 4 : 8;
 	__u32 hdrs = l4off + l4len;
 	p->payload = skb->len > hdrs ? skb->len - hdrs : 0;

@@ -37,6 +37,10 @@ func (f *usageFeed) add(t time.Time, us []engine.AppUsage) {
 // traffic is reported.
 const quotaTick = 5 * time.Second
 
+// budgetPoll is how often the kernel's quota budgets are read: a used-up
+// budget's action (a throttle) follows within it.
+const budgetPoll = 250 * time.Millisecond
+
 func openHistory(cfg config, log *slog.Logger, eng *engine.Engine, feed *usageFeed) *historyService {
 	logf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
 	st, err := history.Open(history.Config{Dir: cfg.stateDir, Logf: logf})
@@ -72,12 +76,16 @@ func (h *historyService) run(ctx context.Context) {
 	go h.store.Run(ctx)
 	t := time.NewTicker(quotaTick)
 	defer t.Stop()
+	poll := time.NewTicker(budgetPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			h.quotas.Tick()
+		case <-poll.C:
+			h.quotas.PollBudgets()
 		}
 	}
 }

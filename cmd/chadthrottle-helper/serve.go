@@ -131,7 +131,7 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 		}
 	}
 	placer := testPlacer(up)
-	var blocker backends.Blocker = backends.NewFakeBlocker() // with fake placement: fake blocks too
+	var blocker backends.Blocker = backends.NewFakeBudgeter() // with fake placement: fake blocks (and budgets) too
 	var blockWhy error
 	var global backends.GlobalShaper = backends.NewFakeGlobal()
 	var globalWhy error

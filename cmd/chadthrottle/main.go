@@ -13,7 +13,15 @@
 // io.github.chadthrottle; launching ChadThrottle again shows its window
 // (a --hidden launch changes nothing) and exits 0. A window for another
 // machine (--host) is an instance of its own.
+//
+// Hidden in the tray (--hidden, the "start hidden" setting, or the window
+// closed to the tray) it runs the tray icon and its menu only, with no
+// connection to the display: next to no CPU and about 26 MB. Showing the
+// window starts the program again in the same process (same pid), and so
+// does closing the window to the tray; the icon is registered again then.
 package main
+
+// (The tray-only mode is gui.RunTray, the switch reexec.go.)
 
 import (
 	"context"
@@ -47,24 +55,33 @@ func main() {
 		fmt.Fprintf(os.Stderr, "chadthrottle: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
-
 	if *host != "" {
 		if _, err := client.ParseHost(*host); err != nil {
 			fmt.Fprintln(os.Stderr, "chadthrottle: --host:", err)
 			os.Exit(2)
 		}
 	}
+	resume := takeHandover() // reexec.go: what the previous mode of this process handed over
+	next := run(*bus, *host, *hidden || resume.Next == gui.NextTray, resume)
+	if next.Next != gui.NextQuit {
+		reexec(*bus, *host, next) // does not return
+	}
+}
+
+// run runs ChadThrottle until it quits or hands over to its other mode:
+// the tray only (no Fyne driver: gui.RunTray) or the window (gui.Run).
+func run(bus, host string, hidden bool, resume gui.Handover) gui.Handover {
 	// the session bus: single instance, notifications, tray host
 	session, err := sessionBus(5 * time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chadthrottle: no session bus, so no single instance and no notifications:", err)
 	}
 	var activate <-chan struct{}
-	if session != nil && *host == "" {
-		activate, err = claimInstance(session, AppID, *hidden)
+	if session != nil && host == "" {
+		activate, err = claimInstance(session, AppID, hidden)
 		switch {
 		case errors.Is(err, errRunning):
-			if !*hidden {
+			if !hidden {
 				fmt.Fprintln(os.Stderr, "chadthrottle: already running in this session: showed its window")
 			}
 			os.Exit(0)
@@ -77,12 +94,17 @@ func main() {
 		notify = &notifier{conn: session}
 	}
 
-	backend, closeBackend, err := newBackend(*bus, *host)
+	backend, closeBackend, err := newBackend(bus, host)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chadthrottle:", err)
 		os.Exit(1)
 	}
 	defer closeBackend()
+	if resume.Next != gui.NextQuit && resume.Host != host { // the window had switched to another machine
+		if sw := switcher(backend); sw != nil && sw(resume.Host) == nil {
+			host = resume.Host
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -92,18 +114,24 @@ func main() {
 	// its per-call thread checks, which cost a stack trace each.
 	app.SetMetadata(fyne.AppMetadata{ID: AppID, Name: "ChadThrottle", Version: api.Version,
 		Migrations: map[string]bool{"fyneDo": true}})
-	a := app.NewWithID(AppID)
+	a := app.NewWithID(AppID) // starts nothing: Fyne's driver runs in gui.Run only
 	a.SetIcon(assets.AppIconPNG)
 	exe, _ := os.Executable()
-	gui.Run(ctx, a, backend, gui.Options{
-		Hidden:         *hidden,
+	opts := gui.Options{
+		Hidden:         hidden,
 		TrayAvailable:  trayAvailable,
 		TrayOpened:     trayOpened(),
 		Activate:       activate,
 		Notifier:       notify,
 		Executable:     exe,
-		Host:           *host,
+		Host:           host,
 		SwitchHost:     switcher(backend),
 		OpenStatistics: openStatsHook(),
-	})
+		TrayHandOver:   true,
+		Resume:         resume,
+	}
+	if gui.StartsInTray(a, opts) {
+		return gui.RunTray(ctx, a, gui.NewSystray("ChadThrottle"), backend, opts)
+	}
+	return gui.Run(ctx, a, backend, opts)
 }

@@ -3,10 +3,7 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +12,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
-	"github.com/chadthrottle/chadthrottle/gui"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
@@ -207,21 +203,11 @@ func (n menuNode) labels() []string {
 	return l
 }
 
-// TestTray runs the real GUI binary (with its test-only synthetic data
-// source) against a StatusNotifierWatcher on a private session bus: the
-// item registers, its menu (found through the item's Menu property) lists
-// the top apps with quick limits, clicking "1 MB/s" reaches the backend,
-// the icon changes to the limits-active one, and Quit ends the program.
-func TestTray(t *testing.T) {
-	display := testenv.StartXvfb(t)
-	host := startTrayHost(t)
-	callLog := filepath.Join(t.TempDir(), "calls.jsonl")
-	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr,
-		envSynthetic + "=30", envCallLog + "=" + callLog})
-	item := host.waitItem(t, g)
-
-	// the menu fills once the first snapshot is in
-	root := item.waitFor("Firefox", 30*time.Second)
+// synthQuickLimit checks the tray menu over the synthetic helper (open,
+// the top apps with their quick limits, pause, quit) and returns
+// Firefox's "1 MB/s".
+func synthQuickLimit(t *testing.T, root menuNode) menuNode {
+	t.Helper()
 	t.Logf("tray menu: %q", root.labels())
 	for _, want := range []string{"Open ChadThrottle", "Firefox", "Pause all limits", "Quit"} {
 		if _, ok := root.find(want); !ok {
@@ -236,39 +222,34 @@ func TestTray(t *testing.T) {
 	if !ok {
 		t.Fatal("no 1 MB/s quick limit")
 	}
+	return quick
+}
+
+// TestTray runs the real GUI binary (with its test-only synthetic data
+// source) against a StatusNotifierWatcher on a private session bus: the
+// item registers, its menu (found through the item's Menu property) lists
+// the top apps with quick limits, clicking "1 MB/s" reaches the backend,
+// the icon changes to the limits-active one, and Quit ends the program.
+func TestTray(t *testing.T) {
+	display := testenv.StartXvfb(t)
+	host := startTrayHost(t)
+	callLog := filepath.Join(t.TempDir(), "calls.jsonl")
+	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr,
+		envSynthetic + "=30", envCallLog + "=" + callLog})
+	item := host.waitItem(t, g)
+
+	// the menu fills once the first snapshot is in
+	quick := synthQuickLimit(t, item.waitFor("Firefox", 30*time.Second))
 	iconBefore := fmt.Sprint(item.prop("IconPixmap").Value())
 	item.click(quick)
 
-	var got gui.FakeCall
-	deadline := time.Now().Add(20 * time.Second)
-	for got.Method == "" {
-		if f, err := os.Open(callLog); err == nil {
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				json.Unmarshal(sc.Bytes(), &got)
-			}
-			f.Close()
-		}
-		if got.Method == "" {
-			if time.Now().After(deadline) {
-				t.Fatal("the backend received no call after the quick-limit click")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if got.Method != "SetAppLimit" || got.Exe != "/usr/lib/firefox/firefox" || got.Limit.Down != 1_000_000 || got.Limit.Up != 0 {
+	if got := lastCall(t, callLog, 20*time.Second); got.Method != "SetAppLimit" || got.Exe != "/usr/lib/firefox/firefox" || got.Limit.Down != 1_000_000 || got.Limit.Up != 0 {
 		t.Fatalf("backend received %+v, want SetAppLimit firefox down 1000000", got)
 	}
 
 	// limits active: the icon changes and the app shows as limited
-	deadline = time.Now().Add(20 * time.Second)
-	for fmt.Sprint(item.prop("IconPixmap").Value()) == iconBefore {
-		if time.Now().After(deadline) {
-			t.Fatal("tray icon did not change after a limit was set")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	deadline = time.Now().Add(20 * time.Second)
+	item.awaitIconChange(iconBefore, 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		f, _ := item.layout().find("Firefox")
 		if strings.Contains(f.label(), "(limited)") {
@@ -283,11 +264,5 @@ func TestTray(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	quit, _ := item.waitFor("Quit", 20*time.Second).find("Quit")
-	item.click(quit)
-	select {
-	case <-g.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Quit did not end the program")
-	}
+	item.quit(g, "Quit")
 }

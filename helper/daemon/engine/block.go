@@ -228,4 +228,6 @@ func (e *Engine) appPIDs(key appKey) map[int]struct{} {
 
 // keepsBlock reports whether target d stays applied without processes: an
 // app's block waits for the app's next process.
-func keepsBlock(d *desired) bool { return d.kind == backends.TargetApp && d.limits.Block.On }
+func keepsBlock(d *desired) bool {
+	return d.kind == backends.TargetApp && (d.limits.Block.On || d.limits.Budget.On)
+}

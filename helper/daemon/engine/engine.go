@@ -434,14 +434,17 @@ func (e *Engine) Backends() []api.Backend {
 		active[backends.KindGlobal] = g.Name()
 	}
 	active[backends.KindPlacement] = e.mgr.PlacementMode()
-	out := make([]api.Backend, 0, len(e.cfg.Backends))
+	if bl, _ := e.mgr.Blocker(); bl != nil {
+		active[backends.KindBlock] = bl.Name()
+	}
+	out := make([]api.Backend, 0, len(e.cfg.Backends)+1)
 	for _, b := range e.cfg.Backends {
 		out = append(out, api.Backend{
 			Kind: string(b.Kind), Name: b.Name, Priority: int32(b.Priority), Available: b.Available,
 			Active: active[b.Kind] == b.Name, Reason: b.Reason,
 		})
 	}
-	return out
+	return append(out, e.budgetBackend())
 }
 
 // Idle reports whether no limit is active and no rule exists (the helper

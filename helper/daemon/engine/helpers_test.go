@@ -141,7 +141,7 @@ type bench struct {
 	down  *backends.FakeDownload
 	place *backends.FakePlacer
 	tags  *backends.FakeTagPlacer // set by withTagPlacer: the manager's placer
-	block *backends.FakeBlocker   // nil: no blocker
+	block *backends.FakeBudgeter  // nil: no blocker
 	glob  *backends.FakeGlobal    // nil: no global shaper
 	mgr   *backends.Manager
 	store *rules.Store
@@ -168,7 +168,7 @@ func withoutDownload() benchOpt {
 func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	t.Helper()
 	b := &bench{t: t, proc: newFakeProc(t), up: backends.NewFakeUpload(), down: backends.NewFakeDownload(),
-		place: backends.NewFakePlacer(), block: backends.NewFakeBlocker(), glob: backends.NewFakeGlobal(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
+		place: backends.NewFakePlacer(), block: backends.NewFakeBudgeter(), glob: backends.NewFakeGlobal(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
 		apps: filepath.Join(t.TempDir(), "applications")}
 	os.MkdirAll(b.apps, 0o755)
 	b.mon = &clockMonitor{FakeMonitor: backends.NewFakeMonitor(), now: time.Unix(1_000_000, 0)}

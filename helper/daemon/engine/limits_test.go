@@ -510,8 +510,11 @@ func TestStatusAndBackends(t *testing.T) {
 		t.Errorf("status %+v, want %+v", st, want)
 	}
 	got := b.e.Backends()
-	if len(got) != 4 || !got[0].Active || !got[1].Active || got[2].Active || got[2].Reason != "no BTF" || !got[3].Active || got[2].Priority != 4 {
+	if len(got) != 5 || !got[0].Active || !got[1].Active || got[2].Active || got[2].Reason != "no BTF" || !got[3].Active || got[2].Priority != 4 {
 		t.Errorf("backends %+v", got)
+	}
+	if bg := got[4]; bg.Kind != KindBudget || !bg.Active {
+		t.Errorf("the quotas' byte budgets: %+v, want active (the fake blocker keeps them)", bg)
 	}
 }
 

@@ -127,7 +127,7 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 		if e.lim.isPaused(key.uid, r.Admin) {
 			continue
 		}
-		bl := e.effective(r.Limit)
+		bl := e.appQuotaLimitsLocked(key, r)
 		if bl.IsZero() {
 			continue
 		}
@@ -142,13 +142,14 @@ func (e *Engine) appTargetsLocked(out map[string]*desired, excluded map[int]bool
 			d.pids = append(d.pids, pid)
 		}
 		if len(d.pids) == 0 && !(early && installed(key)) {
-			if !bl.Block.On {
+			if !bl.Block.On && !bl.Budget.On {
 				continue
 			}
 			// Nothing runs and its sockets cannot be recognised before
-			// a process is seen: only the block waits for the app's
-			// first process (the blocker knows the program and owner).
-			d.limits = backends.Limits{Block: bl.Block}
+			// a process is seen: only the block and the budget wait for
+			// the app's first process (the blocker knows the program
+			// and owner).
+			d.limits = backends.Limits{Block: bl.Block, Budget: bl.Budget}
 		}
 		sort.Ints(d.pids)
 		for _, pid := range d.pids {
@@ -259,7 +260,7 @@ func (e *Engine) applyLocked(d *desired) error {
 		}
 		if len(alivePIDs) == 0 && len(pids) > 0 && keepsBlock(d) {
 			// The app's processes are gone; its block waits for the next.
-			pids, starts, limits = nil, nil, backends.Limits{Block: d.limits.Block}
+			pids, starts, limits = nil, nil, backends.Limits{Block: d.limits.Block, Budget: d.limits.Budget}
 			continue
 		}
 		if len(alivePIDs) == 0 {

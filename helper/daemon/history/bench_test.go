@@ -42,7 +42,7 @@ func ioCounter(t *testing.T, field string) int64 {
 }
 
 // TestBenchHistoryHour: one simulated hour of 200 active apps (one sample
-// a second, one transaction every 10 s): CPU and bytes written, as the
+// a second, one transaction every FlushInterval): CPU and bytes written, as the
 // helper would spend them per hour.
 func TestBenchHistoryHour(t *testing.T) {
 	dir, err := os.MkdirTemp("/var/tmp", "history-bench-") // a disk, not tmpfs
@@ -62,9 +62,10 @@ func TestBenchHistoryHour(t *testing.T) {
 	s.Flush()
 	cpu0, w0, d0 := testenv.SelfCPU(), ioCounter(t, "wchar"), ioCounter(t, "write_bytes")
 	start := time.Now()
+	flushEvery := int(FlushInterval / time.Second)
 	for sec := 0; sec < 3600; sec++ {
 		s.Add(c.add(time.Second), ds)
-		if sec%10 == 9 {
+		if (sec+1)%flushEvery == 0 {
 			if err := s.Flush(); err != nil {
 				t.Fatal(err)
 			}
@@ -72,9 +73,9 @@ func TestBenchHistoryHour(t *testing.T) {
 	}
 	cpu, wchar, disk := testenv.SelfCPU()-cpu0, ioCounter(t, "wchar")-w0, ioCounter(t, "write_bytes")-d0
 	fi, _ := os.Stat(s.Path())
-	t.Logf("history, %d active apps, one hour (3600 samples, 360 transactions) in %v wall: CPU %v (%.3f %% of one core), "+
+	t.Logf("history, %d active apps, one hour (3600 samples, %d transactions, one every %v) in %v wall: CPU %v (%.3f %% of one core), "+
 		"written %.1f MB (write calls) / %.1f MB (to storage), database %.1f MB",
-		benchApps, time.Since(start).Round(time.Millisecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/3600,
+		benchApps, 3600/flushEvery, FlushInterval, time.Since(start).Round(time.Millisecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/3600,
 		float64(wchar)/1e6, float64(disk)/1e6, float64(fi.Size())/1e6)
 }
 

@@ -36,7 +36,7 @@ const (
 	MinuteRetention = 48 * time.Hour
 	HourRetention   = 90 * 24 * time.Hour
 	DayRetention    = 5 * 366 * 24 * time.Hour
-	FlushInterval   = 10 * time.Second
+	FlushInterval   = 30 * time.Second
 	// DefaultMaxBytes caps the database's size: when the data outgrow it,
 	// the oldest per-minute, then per-hour rows are deleted (logged).
 	DefaultMaxBytes = 256 << 20

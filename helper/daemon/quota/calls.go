@@ -107,6 +107,7 @@ func (m *Manager) SetQuota(c api.Caller, q api.Quota) error {
 		m.mu.Unlock()
 		return err
 	}
+	m.carryBudget(e, prev)
 	if err := m.cfg.Store.PutQuota(history.QuotaRecord{Key: k, Period: q.Period, Cap: q.Bytes, Direction: q.Direction,
 		Action: q.Action, Rate: q.Rate, Admin: q.Admin}); err != nil {
 		m.mu.Unlock()

@@ -44,8 +44,13 @@ type Engine interface {
 	CheckQuotaRate(l api.Limit) error
 	// BlockAvailable returns nil when apps can be blocked, else why not.
 	BlockAvailable() error
-	// SetQuotaLimits replaces the limits of reached quotas.
+	// SetQuotaLimits replaces the limits and budgets of the quotas.
 	SetQuotaLimits(ls []engine.QuotaLimit)
+	// QuotaBudgetLeft returns the bytes the kernel's budget of an app has
+	// left and the budget's Gen, ok when one is in force.
+	QuotaBudgetLeft(uid uint32, exe string) (left, gen uint64, ok bool)
+	// BudgetAvailable returns nil when the kernel keeps byte budgets.
+	BudgetAvailable() error
 }
 
 // Config configures a Manager.
@@ -66,6 +71,7 @@ type Manager struct {
 	mu       sync.Mutex
 	quotas   map[history.Key]*entry
 	onChange []func()
+	lastGen  uint64
 }
 
 type entry struct {
@@ -73,6 +79,10 @@ type entry struct {
 	rx, tx uint64    // bytes in the period
 	start  time.Time
 	end    time.Time
+	// The kernel's byte budget (budget.go): what was left of the cap when
+	// it was given, its generation, and whether the kernel used it up.
+	budget, gen uint64
+	spent       bool
 }
 
 // New loads the persisted quotas and their usage in the current periods,
@@ -88,6 +98,9 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	m := &Manager{cfg: cfg, quotas: map[history.Key]*entry{}}
+	if err := cfg.Engine.BudgetAvailable(); err != nil {
+		cfg.Logf("quota: %v: quotas act on the helper's one-second samples and may overshoot by a second of traffic", err)
+	}
 	recs, err := cfg.Store.Quotas()
 	if err != nil {
 		return nil, err
@@ -134,6 +147,7 @@ func (m *Manager) reload(e *entry, now time.Time) error {
 		return fmt.Errorf("usage of %s: %w", e.q.Exe, err)
 	}
 	e.rx, e.tx = rx, tx
+	m.refreshBudget(e)
 	return nil
 }
 
@@ -183,7 +197,7 @@ func (m *Manager) notify() {
 // the engine the limits of reached throttle quotas. It reports whether a
 // state changed. Needs mu.
 func (m *Manager) evaluateLocked(now time.Time) bool {
-	changed := false
+	changed := m.budgetsSpentLocked()
 	var limits []engine.QuotaLimit
 	for _, e := range m.quotas {
 		if !now.Before(e.end) || now.Before(e.start) {
@@ -195,6 +209,10 @@ func (m *Manager) evaluateLocked(now time.Time) bool {
 		e.q.Used = used(e.q.Direction, e.rx, e.tx)
 		e.q.PeriodStart, e.q.PeriodEnd = e.start.Unix(), e.end.Unix()
 		e.q.State = state(e.q.Used, e.q.Bytes)
+		if e.spent {
+			// The kernel counted the cap before the samples did.
+			e.q.Used, e.q.State = max(e.q.Used, e.q.Bytes), api.QuotaReached
+		}
 		if e.q.State != prev {
 			changed = true
 			if e.q.State == api.QuotaReached {
@@ -203,9 +221,7 @@ func (m *Manager) evaluateLocked(now time.Time) bool {
 				m.cfg.Logf("quota: uid %d %s: %s lifted (%d of %d bytes this %s)", e.q.UID, e.q.Exe, actionText(e.q), e.q.Used, e.q.Bytes, e.q.Period)
 			}
 		}
-		if e.q.State == api.QuotaReached {
-			limits = append(limits, engine.QuotaLimit{UID: e.q.UID, Exe: e.q.Exe, Limit: actionLimit(e.q), Admin: e.q.Admin})
-		}
+		limits = append(limits, e.limit())
 	}
 	m.cfg.Engine.SetQuotaLimits(limits)
 	return changed

@@ -14,25 +14,79 @@ import (
 // fakeEngine records the quota limits it is given (unit tests of the
 // manager's logic; the kernel test is in cmd/chadthrottle-helper).
 type fakeEngine struct {
-	noBlock error
-	mu      sync.Mutex
-	limits  []engine.QuotaLimit
+	noBlock  error
+	noBudget error
+	mu       sync.Mutex
+	limits   []engine.QuotaLimit
+	budgets  map[string]*fakeBudget // by exe
 }
+
+type fakeBudget struct{ left, gen uint64 }
 
 func (f *fakeEngine) ResolveExe(c api.Caller, exe string, uid uint32) (string, error) {
 	return exe, nil
 }
 func (f *fakeEngine) CheckQuotaRate(api.Limit) error { return nil }
 func (f *fakeEngine) BlockAvailable() error          { return f.noBlock }
+func (f *fakeEngine) BudgetAvailable() error         { return f.noBudget }
 func (f *fakeEngine) SetQuotaLimits(ls []engine.QuotaLimit) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.limits = ls
-	f.mu.Unlock()
+	next := map[string]*fakeBudget{}
+	for _, l := range ls {
+		if !l.Budget.On || f.noBudget != nil {
+			continue
+		}
+		if b := f.budgets[l.Exe]; b != nil && b.gen == l.Budget.Gen {
+			next[l.Exe] = b
+		} else {
+			next[l.Exe] = &fakeBudget{left: l.Budget.Bytes, gen: l.Budget.Gen}
+		}
+	}
+	f.budgets = next
 }
+func (f *fakeEngine) QuotaBudgetLeft(uid uint32, exe string) (uint64, uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b := f.budgets[exe]; b != nil {
+		return b.left, b.gen, true
+	}
+	return 0, 0, false
+}
+
+// spend has the kernel count n bytes against exe's budget.
+func (f *fakeEngine) spend(exe string, n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b := f.budgets[exe]; b != nil {
+		b.left -= min(n, b.left)
+	}
+}
+
+// current returns the limits of the quotas whose action is in force.
 func (f *fakeEngine) current() []engine.QuotaLimit {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.limits
+	var out []engine.QuotaLimit
+	for _, l := range f.limits {
+		if l.Limit != (api.Limit{}) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// budget returns the budget the engine was given for exe.
+func (f *fakeEngine) budget(exe string) engine.QuotaBudget {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range f.limits {
+		if l.Exe == exe {
+			return l.Budget
+		}
+	}
+	return engine.QuotaBudget{}
 }
 
 type clock struct {
