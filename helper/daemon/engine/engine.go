@@ -430,9 +430,7 @@ func (e *Engine) Backends() []api.Backend {
 	if d, _ := e.mgr.Download(); d != nil {
 		active[backends.KindDownload] = d.Name()
 	}
-	if g, _ := e.mgr.GlobalShaper(); g != nil {
-		active[backends.KindGlobal] = g.Name()
-	}
+	active[backends.KindGlobal] = e.globalName() // global.go
 	active[backends.KindPlacement] = e.mgr.PlacementMode()
 	if bl, _ := e.mgr.Blocker(); bl != nil {
 		active[backends.KindBlock] = bl.Name()

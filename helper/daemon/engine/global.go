@@ -110,3 +110,11 @@ func toPriority(p string) backends.AppPriority {
 	bp, _ := backends.ParseAppPriority(p)
 	return bp
 }
+
+// globalName is the active global shaper's name, "" for none.
+func (e *Engine) globalName() string {
+	if g, _ := e.mgr.GlobalShaper(); g != nil {
+		return g.Name()
+	}
+	return ""
+}
