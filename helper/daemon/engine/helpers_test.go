@@ -142,6 +142,7 @@ type bench struct {
 	place *backends.FakePlacer
 	tags  *backends.FakeTagPlacer // set by withTagPlacer: the manager's placer
 	block *backends.FakeBudgeter  // nil: no blocker
+	glob  *backends.FakeGlobal    // nil: no global shaper
 	mgr   *backends.Manager
 	store *rules.Store
 	state string
@@ -167,7 +168,7 @@ func withoutDownload() benchOpt {
 func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	t.Helper()
 	b := &bench{t: t, proc: newFakeProc(t), up: backends.NewFakeUpload(), down: backends.NewFakeDownload(),
-		place: backends.NewFakePlacer(), block: backends.NewFakeBudgeter(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
+		place: backends.NewFakePlacer(), block: backends.NewFakeBudgeter(), glob: backends.NewFakeGlobal(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
 		apps: filepath.Join(t.TempDir(), "applications")}
 	os.MkdirAll(b.apps, 0o755)
 	b.mon = &clockMonitor{FakeMonitor: backends.NewFakeMonitor(), now: time.Unix(1_000_000, 0)}
@@ -198,6 +199,9 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if b.glob != nil {
+		mgr.SetGlobalShaper(b.glob, nil)
+	}
 	if b.block != nil {
 		mgr.SetBlocker(b.block, nil)
 	}
@@ -214,6 +218,11 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	}
 	// The engine's first sample is one second after the monitor started.
 	b.e.st.lastSample = b.mon.now
+	// The helper's own pid, which it refuses to limit, is the fake
+	// processes' world's: 299 (below 300 the kernel never hands out a pid
+	// again, and no fake uses it). The test binary's real pid once was one
+	// of the fakes (pid_max is 32768 here).
+	b.e.self = selfPID
 	t.Cleanup(func() { b.e.Close() })
 	return b
 }
@@ -292,3 +301,6 @@ func (c logCollector) Handle(_ context.Context, r slog.Record) error {
 
 // testLog is a logger writing to the test's output.
 func testLog(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+// selfPID is the helper's pid in the fake process tables.
+const selfPID = 299

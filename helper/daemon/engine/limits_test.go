@@ -274,7 +274,7 @@ func TestValidation(t *testing.T) {
 		firefoxProcs(p)
 		p.add(fp{pid: 2, ppid: 0, uid: 0, comm: "kthreadd", kthread: true})
 	})
-	b.proc.add(fp{pid: os.Getpid(), ppid: 1, uid: 0, exe: "/usr/bin/chadthrottle-helper"})
+	b.proc.add(fp{pid: selfPID, ppid: 1, uid: 0, exe: "/usr/bin/chadthrottle-helper"})
 	ok := api.Limit{Up: 1000}
 	long := "/" + strings.Repeat("a", 4100)
 	cases := []struct {
@@ -286,7 +286,7 @@ func TestValidation(t *testing.T) {
 		{"pid 0", func() error { return b.e.SetProcessLimit(admin, 0, 0, ok) }, ErrInvalid, "not a process id"},
 		{"pid -5", func() error { return b.e.SetProcessLimit(admin, -5, 0, ok) }, ErrInvalid, "not a process id"},
 		{"pid 1", func() error { return b.e.SetProcessLimit(admin, 1, 0, ok) }, ErrInvalid, "init"},
-		{"helper", func() error { return b.e.SetProcessLimit(admin, os.Getpid(), 0, ok) }, ErrInvalid, "helper itself"},
+		{"helper", func() error { return b.e.SetProcessLimit(admin, selfPID, 0, ok) }, ErrInvalid, "helper itself"},
 		{"kernel thread", func() error { return b.e.SetProcessLimit(admin, 2, 0, ok) }, ErrInvalid, "kernel thread"},
 		{"missing pid", func() error { return b.e.SetProcessLimit(admin, 99999, 0, ok) }, ErrNotFound, "no process 99999"},
 		{"rate too high", func() error { return b.e.SetProcessLimit(admin, 100, 0, api.Limit{Up: uint64(backends.MaxRate) + 1}) }, ErrInvalid, "maximum"},
