@@ -21,12 +21,15 @@ type Limits struct {
 	Block Block
 	// Budget is a byte budget the blocker keeps (see Budget).
 	Budget Budget
+	// Priority is the target's share of the global limit (GlobalShaper);
+	// normal needs nothing applied.
+	Priority AppPriority
 }
 
 // IsZero reports whether neither direction is limited and nothing is
 // blocked.
 func (l Limits) IsZero() bool {
-	return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On && !l.Budget.On
+	return l.Down.Rate == 0 && l.Up.Rate == 0 && !l.Block.On && !l.Budget.On && l.Priority == PriorityNormal
 }
 
 // Validate checks rates against MaxRate (0 is no limit here).
@@ -73,6 +76,7 @@ type Manager struct {
 	downWhy  error
 	placer   Placer
 	blocks   blockSlot
+	global   globalSlot
 	targets  map[string]*managedTarget
 	initDone bool
 }
@@ -117,6 +121,7 @@ func (m *Manager) Init() error {
 		}
 	}
 	m.blocks.init()
+	m.global.init()
 	m.initDone = true
 	return nil
 }
@@ -166,6 +171,9 @@ func (m *Manager) Apply(t Target, l Limits) error {
 	if _, err := m.blocks.budgeter(); err != nil && l.Budget.On {
 		return err
 	}
+	if err := m.global.check(l.Priority); err != nil {
+		return err
+	}
 	prev, existed := m.targets[t.ID]
 	if m.placer != nil {
 		placed, err := m.place(t)
@@ -188,6 +196,7 @@ func (m *Manager) Apply(t Target, l Limits) error {
 			}
 			_ = m.blocks.apply(t, Block{})
 			_ = m.blocks.applyBudget(t, Budget{})
+			_ = m.global.apply(t, PriorityNormal, 0)
 			if m.placer != nil {
 				_ = m.placer.Release(t.ID)
 			}
@@ -244,6 +253,9 @@ func (m *Manager) applyLocked(t Target, l Limits) error {
 	if err := m.blocks.apply(t, l.Block); err != nil {
 		return err
 	}
+	if err := m.global.apply(t, l.Priority, l.Down.Rate); err != nil {
+		return err
+	}
 	if l.Up.Rate > 0 {
 		if err := m.up.SetLimit(t, l.Up); err != nil {
 			return fmt.Errorf("set upload limit on %s with %s: %w", t.ID, m.up.Name(), err)
@@ -282,7 +294,8 @@ func (m *Manager) FollowSockets(id string, pids []int) error {
 	for _, b := range []struct {
 		th Backend
 		on bool
-	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On || mt.limits.Budget.On}} {
+	}{{m.up, mt.limits.Up.Rate > 0}, {m.down, mt.limits.Down.Rate > 0}, {m.blocks.b, mt.limits.Block.On || mt.limits.Budget.On},
+		{m.global.g, mt.limits.Priority != PriorityNormal || mt.limits.Down.Rate > 0}} {
 		if f, ok := b.th.(SocketFollower); ok && b.on {
 			if err := f.FollowSockets(t); err != nil {
 				errs = append(errs, fmt.Errorf("follow sockets of %s with %s: %w", id, b.th.Name(), err))
@@ -314,6 +327,9 @@ func (m *Manager) removeLocked(id string) error {
 		errs = append(errs, fmt.Errorf("unblock %s: %w", id, err))
 	}
 	if err := m.blocks.applyBudget(Target{ID: id}, Budget{}); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.global.apply(Target{ID: id}, PriorityNormal, 0); err != nil {
 		errs = append(errs, err)
 	}
 	if m.placer != nil {
@@ -368,6 +384,9 @@ func (m *Manager) Cleanup() error {
 		}
 	}
 	if err := m.blocks.cleanup(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.global.cleanup(); err != nil {
 		errs = append(errs, err)
 	}
 	if m.placer != nil {

@@ -36,16 +36,18 @@ type Registry struct {
 	Uploads   []Descriptor[UploadThrottleBackend]
 	Downloads []Descriptor[DownloadThrottleBackend]
 	Blockers  []Descriptor[Blocker]
+	Globals   []Descriptor[GlobalShaper]
 }
 
 // Statuses probes every compiled backend and returns the results, sorted by
-// kind (monitor, upload, download, block) then priority (highest first).
+// kind (monitor, upload, download, block, global) then priority (highest first).
 func (r *Registry) Statuses(opts Options) []Status {
 	var out []Status
 	out = append(out, statuses(KindMonitor, r.Monitors, opts)...)
 	out = append(out, statuses(KindUpload, r.Uploads, opts)...)
 	out = append(out, statuses(KindDownload, r.Downloads, opts)...)
 	out = append(out, statuses(KindBlock, r.Blockers, opts)...)
+	out = append(out, statuses(KindGlobal, r.Globals, opts)...)
 	return out
 }
 

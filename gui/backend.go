@@ -54,6 +54,8 @@ type Backend interface {
 	OnHelperPresence(fn func(running bool)) (cancel func())
 	// BlockBackend blocks apps (block.go).
 	BlockBackend
+	// GlobalBackend has the global limit and priorities (global.go).
+	GlobalBackend
 }
 
 // Errors a Backend wraps so the window can explain the situation in plain

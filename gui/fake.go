@@ -13,7 +13,7 @@ import (
 
 // FakeCall is one limit-changing call a Fake received.
 type FakeCall struct {
-	Method string // "SetAppLimit", "RemoveAppLimit", "SetProcessLimit", "RemoveProcessLimit", "SetPaused", "SetAppBlock", "RemoveAppBlock"
+	Method string // "SetAppLimit", "RemoveAppLimit", "SetProcessLimit", "RemoveProcessLimit", "SetPaused", "SetAppBlock", "RemoveAppBlock", "SetGlobalLimit", "RemoveGlobalLimit", "SetAppPriority"
 	Exe    string
 	UID    uint32
 	PID    int32
@@ -46,6 +46,7 @@ type Fake struct {
 	reads    int  // Apps calls
 	history  []api.AppHistory
 	quotas   []api.Quota
+	global   api.GlobalLimit
 }
 
 // NewFake returns a Fake with no apps, a fully working helper status and

@@ -32,6 +32,7 @@ func (u *UI) buildHeader() fyne.CanvasObject {
 	u.hdr.filter.OnSubmitted = func(string) { u.win.Canvas().Focus(u.apps.list) }
 	u.hdr.pauseBtn = widget.NewButtonWithIcon("Pause limits", theme.MediaPauseIcon(), func() { u.togglePause(false) })
 	settingsBtn := widget.NewButtonWithIcon("Settings", theme.SettingsIcon(), u.showSettings)
+	globalBtn := u.newGlobalButton()
 	statsBtn := widget.NewButtonWithIcon("", theme.HistoryIcon(), u.showStats) // the Statistics window (stats.go)
 	totals := container.New(&stickyRow{}, u.hdr.totalDown, widget.NewLabel(" "), u.hdr.totalUp)
 	// Left to right: logo, totals, graph, space, filter, pause, statistics,
@@ -39,13 +40,14 @@ func (u *UI) buildHeader() fyne.CanvasObject {
 	// A narrow window shrinks the graph and the filter, then drops the
 	// graph (the totals stay).
 	pauseW := max(u.hdr.pauseBtn.MinSize().Width, widget.NewButtonWithIcon("Resume limits", theme.MediaPlayIcon(), nil).MinSize().Width)
+	globalW := widget.NewButtonWithIcon("Global ↓100.0 MB/s ↑100.0 MB/s", theme.ComputerIcon(), nil).MinSize().Width
 	cols := &columns{
-		widths:   []float32{40, 270, 240, 0, 250, pauseW, statsBtn.MinSize().Width, settingsBtn.MinSize().Width},
-		mins:     []float32{40, 270, 120, 0, 150, pauseW, statsBtn.MinSize().Width, settingsBtn.MinSize().Width},
+		widths:   []float32{40, 270, 240, 0, 250, globalW, pauseW, statsBtn.MinSize().Width, settingsBtn.MinSize().Width},
+		mins:     []float32{40, 270, 120, 0, 150, 120, pauseW, statsBtn.MinSize().Width, settingsBtn.MinSize().Width},
 		optional: []bool{2: true},
 		flex:     3, gap: 6,
 	}
-	return container.New(cols, logo, totals, u.hdr.totalGraph, layout.NewSpacer(), u.hdr.filter, u.hdr.pauseBtn, statsBtn, settingsBtn)
+	return container.New(cols, logo, totals, u.hdr.totalGraph, layout.NewSpacer(), u.hdr.filter, globalBtn, u.hdr.pauseBtn, statsBtn, settingsBtn)
 }
 
 // buildColumnHeader makes the column titles; each sorts by its column.
@@ -73,7 +75,7 @@ func (u *UI) buildColumnHeader() fyne.CanvasObject {
 	upHdr := widget.NewButton("Upload limit", func() { u.apps.headerBtns[ColLimit].OnTapped() })
 	upHdr.Importance = widget.LowImportance
 	upHdr.Alignment = widget.ButtonAlignLeading
-	hdr = append(hdr, upHdr, widget.NewLabel("Network"))
+	hdr = append(hdr, upHdr, widget.NewLabel("Network"), widget.NewLabel("Priority"))
 	u.updateSortButtons()
 	return container.New(cols, hdr...)
 }

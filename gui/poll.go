@@ -19,6 +19,7 @@ type pollResult struct {
 	status     *api.Status
 	placement  *string // the active placement mode, when the helper lists one
 	perms      *api.Permissions
+	global     *api.GlobalLimit
 	details    *api.AppDetails
 	detailsFor string
 	icons      map[string]fyne.Resource
@@ -80,6 +81,10 @@ func (u *trayCore) fetch(ctx context.Context, r *pollResult) bool {
 		} else {
 			u.needStatus.Store(true)
 		}
+		var g api.GlobalLimit
+		if err := call(func(ctx context.Context) (err error) { g, err = u.b.GlobalLimit(ctx); return }); err == nil {
+			r.global = &g
+		}
 	}
 	return true
 }
@@ -102,6 +107,9 @@ func (u *UI) apply(r *pollResult) {
 	}
 	if r.perms != nil {
 		u.conn.perms, u.conn.permsKnown = *r.perms, true
+	}
+	if r.global != nil {
+		u.showGlobal(*r.global)
 	}
 	if u.conn.permsKnown && u.conn.perms.Monitor == api.PermNo {
 		u.setState(stateUnauthorized, "")

@@ -33,11 +33,12 @@ func (d direction) String() string {
 }
 
 // rowColumns is the shared layout of header and rows: limit mark, icon,
-// name (flexible), rates, totals, download limit, upload limit, block.
+// name (flexible), rates, totals, download limit, upload limit, block,
+// priority.
 func (u *UI) rowColumns() *columns {
 	return &columns{
-		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84},
-		mins:     []float32{4, 32, 120, 78, 78, 100, 100, 180, 180, 84},
+		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84, 104},
+		mins:     []float32{4, 32, 100, 72, 72, 100, 100, 140, 140, 84, 100},
 		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
 		flex:     2, gap: 6,
 	}
@@ -59,6 +60,7 @@ type appRow struct {
 	limDn  *limitControl
 	limUp  *limitControl
 	block  *widget.Button
+	prio   *widget.Select // the share of the global limit (global.go)
 	iconOf string
 	subRaw string  // caption before fitting
 	subW   float32 // width it was fitted to
@@ -100,8 +102,10 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r.limDn = r.newLimitControl(dirDown)
 	r.limUp = r.newLimitControl(dirUp)
 	r.block = r.newBlockToggle()
+	r.prio = r.newPrioritySelect()
 	b := &rowBox{row: r, content: container.New(u.rowColumns(), r.mark, container.NewCenter(r.icon), nameBox,
-		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box, container.NewCenter(r.block))}
+		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box, container.NewCenter(r.block),
+		container.NewCenter(r.prio))}
 	b.ExtendBaseWidget(b)
 	return b
 }
@@ -162,7 +166,7 @@ func (r *appRow) newLimitControl(d direction) *limitControl {
 		r.u.edit(r.id, d, lim)
 		r.u.flushNow(r.id)
 	}
-	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{85, 89}, flex: 0, gap: 6}, c.slider, c.entry)
+	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{45, 89}, flex: 0, gap: 6}, c.slider, c.entry)
 	return c
 }
 
@@ -270,6 +274,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
 	r.limUp.show(lim.Up, !ro, editing)
 	r.showBlock(a, !ro)
+	r.showPriority(a, !ro)
 }
 
 func setText(l *widget.Label, s string) {

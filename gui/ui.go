@@ -143,6 +143,8 @@ type headerPart struct {
 	totalGraph *Graph
 	filter     *widget.Entry
 	pauseBtn   *widget.Button
+	globalBtn  *widget.Button  // the global limit (global.go)
+	global     api.GlobalLimit // the global limit in force
 }
 
 // listPart is the app list: rows, column titles, the frozen order.

@@ -42,12 +42,7 @@ func TestRealBlockAsUser(t *testing.T) {
 
 func realBlockAsUser(t *testing.T, extra []string) {
 	testenv.RequireTool(t, "curl", "nsenter")
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bustest.InstallPolicy(t)
-	alice, bob := bustest.AddUser(t), bustest.AddUser(t)
-	bustest.WriteRules(t, ownRules(alice, false))
-	bustest.StartPolkit(t, bus)
+	bed, bus, alice, bob := userBed(t)
 	in := realInstance(t, bus, bed, extra...)
 	h := in.start(t)
 	ctl := bustest.BuildBinary(t, "./cmd/chadthrottlectl")

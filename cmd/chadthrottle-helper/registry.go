@@ -16,6 +16,7 @@ import (
 //	no_tc_htb     upload tc_htb
 //	no_ifb_tc     download ifb_tc
 //	no_tc_police  download tc_police
+//	no_tc_global  global tc_global (the global limit with priorities)
 func registry() *backends.Registry {
 	return &backends.Registry{
 		Monitors: compiled[backends.MonitorBackend](
@@ -37,6 +38,10 @@ func registry() *backends.Registry {
 		Blockers: compiled[backends.Blocker](
 			// BACKENDS:block
 			ebpf.Blocker,
+		),
+		Globals: compiled[backends.GlobalShaper](
+			// BACKENDS:global
+			tc.GlobalShaper,
 		),
 	}
 }

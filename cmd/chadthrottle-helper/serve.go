@@ -133,7 +133,12 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 	placer := testPlacer(up)
 	var blocker backends.Blocker = backends.NewFakeBudgeter() // with fake placement: fake blocks (and budgets) too
 	var blockWhy error
+	var global backends.GlobalShaper = backends.NewFakeGlobal()
+	var globalWhy error
 	if placer == nil {
+		if global, globalWhy = backends.Select(backends.KindGlobal, reg.Globals, "", opts); globalWhy != nil {
+			log.Warn("the global limit is unavailable", "reason", globalWhy)
+		}
 		if placer, err = placement(cfg.placement, opts, log); err != nil {
 			return nil, err
 		}
@@ -146,6 +151,7 @@ func build(cfg config, log *slog.Logger, usage func(time.Time, []engine.AppUsage
 		return nil, err
 	}
 	mgr.SetBlocker(blocker, blockWhy)
+	mgr.SetGlobalShaper(global, globalWhy)
 	store, err := rules.Open(cfg.stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("open rules: %w", err)

@@ -32,10 +32,10 @@ func blockFromRow(t *testing.T, display string, at func(x, y int) []string, ctl,
 		}
 		return ""
 	}
-	xdo(t, display, append(at(860, 30), "click", "1")...) // filter: the app is the first row
+	xdo(t, display, append(at(650, 30), "click", "1")...) // filter: the app is the first row
 	xdo(t, display, "type", "--delay", "30", app.Name)
 	time.Sleep(1500 * time.Millisecond)
-	xdo(t, display, append(at(1194, 128), "click", "1")...) // the first row's Block button
+	xdo(t, display, append(at(1084, 128), "click", "1")...) // the first row's Block button
 	if !testenv.WaitUntil(10*time.Second, func() bool { return ruleBlock() == api.TrafficAll }) {
 		screenshot(t, display, "error-no-block")
 		t.Fatal("the row's Block button did not block the app in the helper")
@@ -45,7 +45,7 @@ func blockFromRow(t *testing.T, display string, at func(x, y int) []string, ctl,
 		t.Errorf("blocked app's open download still moves %.0f B/s", rate)
 	}
 	screenshot(t, display, "4-blocked")
-	xdo(t, display, append(at(1194, 128), "click", "1")...) // "Blocked": unblock
+	xdo(t, display, append(at(1084, 128), "click", "1")...) // "Blocked": unblock
 	if !testenv.WaitUntil(10*time.Second, func() bool { return ruleBlock() == "" }) {
 		t.Fatal("a second click did not unblock the app")
 	}

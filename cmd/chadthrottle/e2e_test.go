@@ -158,13 +158,13 @@ func TestEndToEnd(t *testing.T) {
 	screenshot(t, display, "1-window")
 
 	// filter for the app, then type the limit into the first row's entry
-	xdo(t, display, append(at(860, 30), "click", "1")...)
+	xdo(t, display, append(at(650, 30), "click", "1")...)
 	xdo(t, display, "type", "--delay", "30", app.Name)
 	time.Sleep(1500 * time.Millisecond)
 	const limit = 1_000_000
-	entryX := 845 // download limit entry of the first row
+	entryX := 770 // download limit entry of the first row
 	if !down {
-		entryX = 1100 // upload limit entry
+		entryX = 991 // upload limit entry
 	}
 	xdo(t, display, append(at(entryX, 128), "click", "1")...)
 	xdo(t, display, "type", "--delay", "30", "1MB/s")
@@ -213,7 +213,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("limited flow runs at %.0f B/s, want about %d", rate, limit)
 	}
 	xdo(t, display, append(at(150, 128), "click", "1")...) // select the row: details and graph
-	xdo(t, display, append(at(860, 30), "click", "1")...)  // clear the filter
+	xdo(t, display, append(at(650, 30), "click", "1")...)  // clear the filter
 	xdo(t, display, "key", "ctrl+a", "BackSpace")
 	time.Sleep(5 * time.Second)
 	screenshot(t, display, "2-limited")
@@ -236,4 +236,5 @@ func TestEndToEnd(t *testing.T) {
 	}
 	screenshot(t, display, "3-tray-limit")
 	blockFromRow(t, display, at, ctl, bus.Address, app, load)
+	globalFromHeader(t, display, at, ctl, bus.Address, app)
 }

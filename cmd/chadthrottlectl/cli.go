@@ -27,6 +27,7 @@ type helper interface {
 	RemoveProcessLimit(ctx context.Context, pid int32) error
 	SetPaused(ctx context.Context, paused bool) error
 	blockHelper
+	globalHelper
 	// CallerUID is the uid the helper's bus knows us by (the login user
 	// on a remote host).
 	CallerUID(ctx context.Context) (uint32, error)
@@ -198,6 +199,8 @@ type opts struct {
 	down, up uint64
 	traffic  string
 	when     string
+	global   bool     // limit/unlimit --global (global.go)
+	iface    string   // with --global
 	hist     histOpts // stats and quota commands (history.go)
 }
 
@@ -333,6 +336,9 @@ func checkTop(o *opts) error {
 
 func checkTarget(o *opts) error {
 	n := o.cmd.name
+	if err := checkGlobal(o); err != nil || o.global {
+		return err
+	}
 	switch {
 	case o.seen["pid"] == o.seen["app"]:
 		return usageErr("%s: give exactly one of --pid N or --app EXE", n)
@@ -343,7 +349,7 @@ func checkTarget(o *opts) error {
 }
 
 func checkLimit(o *opts) error {
-	if err := checkTarget(o); err != nil {
+	if err := checkTarget(o); err != nil || o.global {
 		return err
 	}
 	if !o.seen["down"] && !o.seen["up"] {

@@ -152,8 +152,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"top", "extra"}, "unexpected argument"},
 		{[]string{"--bogus", "top"}, "unknown flag --bogus"},
 		// Contract commands the product does not have yet: exit 2.
-		{[]string{"priority", "--app", "/bin/x", "high"}, `unknown command "priority"`},
-		{[]string{"limit", "--global", "--up", "1"}, "limit: unknown flag --global"},
 		{[]string{"limit", "--pid", "3", "--up", "1", "--when", "Mon-Fri 09:00-17:00"}, "--when goes with --app"},
 	} {
 		f := &fakeHelper{}

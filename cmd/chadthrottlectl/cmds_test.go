@@ -60,7 +60,7 @@ func TestStatus(t *testing.T) {
 		DownloadReason: "no ifb module", Interfaces: "eth0,wlan0", Paused: true}}
 	code, out, errOut := runCLI(t, f, "status")
 	for _, w := range []string{"1.2.3 on this machine (system bus)", "ebpf_cgroup", "unavailable: no ifb module", "eth0,wlan0",
-		"paused:", "yes", "limit your apps: yes; manage everyone's: auth", api.Version} {
+		"paused:", "yes", "global limit:", "none", "limit your apps: yes; manage everyone's: auth", api.Version} {
 		if code != 0 || !strings.Contains(out, w) {
 			t.Errorf("status has no %q: %d\n%s%s", w, code, out, errOut)
 		}
@@ -70,14 +70,14 @@ func TestStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil {
 		t.Fatalf("status --json: %d %v %s", code, err, out)
 	}
-	want := []string{"bus", "client_version", "download", "download_reason", "host", "interfaces", "monitor", "paused", "permissions", "upload", "version"}
+	want := []string{"bus", "client_version", "download", "download_reason", "global", "host", "interfaces", "monitor", "paused", "permissions", "upload", "version"}
 	if got := keysOf(doc); !reflect.DeepEqual(got, want) {
 		t.Errorf("status --json keys %v, want %v", got, want)
 	}
 	if doc["paused"] != true || doc["host"] != "box" || doc["permissions"].(map[string]any)["manage"] != "auth" || doc["download_reason"] != "no ifb module" {
 		t.Errorf("status --json: %s", out)
 	}
-	if !reflect.DeepEqual(f.calls, []string{"Status", "Permissions", "Status", "Permissions"}) {
+	if !reflect.DeepEqual(f.calls, []string{"Status", "Permissions", "GlobalLimit", "Status", "Permissions", "GlobalLimit"}) {
 		t.Errorf("calls %v", f.calls)
 	}
 }

@@ -285,6 +285,7 @@ type statusDoc struct {
 	ClientVersion string          `json:"client_version"`
 	Host          string          `json:"host"` // "" for this machine
 	Bus           string          `json:"bus"`
+	Global        api.GlobalLimit `json:"global"` // the global limit (zero: none)
 }
 
 func cmdStatus(c *call) error {
@@ -297,6 +298,7 @@ func cmdStatus(c *call) error {
 		return err
 	}
 	doc := statusDoc{Status: st, Permissions: perm, ClientVersion: api.Version, Host: c.o.host, Bus: c.o.bus}
+	doc.Global, _ = c.h.GlobalLimit(c.ctx) // an older helper has none
 	if c.o.json {
 		return writeJSON(c.w, doc)
 	}
@@ -316,6 +318,7 @@ func cmdStatus(c *call) error {
 		{"download", download},
 		{"interfaces", st.Interfaces},
 		{"paused", yesNo(st.Paused)},
+		{"global limit", globalCell(doc.Global)},
 		{"you may", fmt.Sprintf("see traffic: %s; limit your apps: %s; manage everyone's: %s", perm.Monitor, perm.LimitOwn, perm.Manage)},
 		{"chadthrottlectl", api.Version},
 	} {

@@ -185,6 +185,9 @@ func ruleUID(c *call) (uint32, string, error) {
 
 func cmdLimit(c *call) error {
 	o := c.o
+	if o.global {
+		return cmdGlobalLimit(c)
+	}
 	l := api.Limit{Down: o.down, Up: o.up, Traffic: o.traffic, When: o.when}
 	if l.Down == 0 && l.Up == 0 {
 		return cmdUnlimit(c)
@@ -211,6 +214,9 @@ func cmdLimit(c *call) error {
 
 func cmdUnlimit(c *call) error {
 	o := c.o
+	if o.global {
+		return cmdGlobalUnlimit(c)
+	}
 	if o.seen["pid"] {
 		err := withAgent(c, func() error { return c.h.RemoveProcessLimit(c.ctx, o.pid) })
 		if err != nil {

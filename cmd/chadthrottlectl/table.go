@@ -124,7 +124,7 @@ func init() {
 				"app), or an executable's path or name, or an app's name, matched against the running apps.",
 			examples: []string{"chadthrottlectl details firefox", "chadthrottlectl details 1000:/usr/lib/firefox/firefox --json"},
 			minArgs:  1, maxArgs: 1, argName: "APP", flags: []*flagDef{fJSON}, run: cmdDetails},
-		{name: "limit", synopsis: "(--pid N | --app EXE) [--down RATE] [--up RATE] [--traffic all|internet|local] [--when SCHEDULE] [--uid N]",
+		{name: "limit", synopsis: "(--pid N | --app EXE) [--down RATE] [--up RATE] [--traffic all|internet|local] [--when SCHEDULE] [--uid N] | --global [--down RATE] [--up RATE] [--interface IFACE]",
 			summary: "limit a process or an app (a rule)",
 			help: "Limits a process and its children (--pid) or an app (--app: a rule that applies to its running and future " +
 				"processes of one user and persists across restarts). A direction not given is unlimited; both 0 removes the " +
@@ -132,17 +132,22 @@ func init() {
 				"An --app that is a script (#!, like many distributions' /usr/bin/firefox) is never a process's executable: " +
 				"the command names the program the script runs (or that runs now) and, in a terminal, asks which to limit. " +
 				"Limiting your own apps needs the limit-own permission; in a terminal without a graphical authentication " +
-				"agent (SSH), polkit asks for a password there (pkttyagent).",
+				"agent (SSH), polkit asks for a password there (pkttyagent). With --global it sets the global limit instead: " +
+				"one cap for the whole machine (or --interface), shared among apps by priority (see priority); it needs " +
+				"the manage permission.",
 			examples: []string{"chadthrottlectl limit --app /usr/bin/firefox --down 1MB/s --up 200KB/s",
 				"chadthrottlectl limit --pid 4242 --down 500KB/s --traffic internet", "sudo chadthrottlectl limit --app rsync --up 5MB/s --uid 0",
 				"chadthrottlectl -H admin@fileserver:2222 limit --app /usr/bin/rsync --up 5MB/s",
-				"chadthrottlectl limit --app /usr/bin/rsync --down 2MB/s --when 'Mon-Fri 09:00-17:00,Sat 10:00-12:00'"},
-			flags: []*flagDef{fPID, fApp, fDown, fUp, fTraffic, fWhen, fUID}, check: checkLimit, run: cmdLimit},
-		{name: "unlimit", synopsis: "(--pid N | --app EXE) [--uid N]", summary: "remove a process's limit or an app's rule",
-			help:     "Removes the limit of a process or the rule of an app (for your user, the user who ran sudo, or --uid N).",
-			examples: []string{"chadthrottlectl unlimit --app /usr/bin/firefox", "chadthrottlectl unlimit --pid 4242"},
-			flags:    []*flagDef{fPID, fApp, fUID}, check: checkTarget, run: cmdUnlimit},
-		blockCommand, unblockCommand,
+				"chadthrottlectl limit --app /usr/bin/rsync --down 2MB/s --when 'Mon-Fri 09:00-17:00,Sat 10:00-12:00'",
+				"chadthrottlectl limit --global --down 10MB/s --up 2MB/s"},
+			flags: []*flagDef{fPID, fApp, fGlobal, fDown, fUp, fTraffic, fWhen, fUID, fInterface}, check: checkLimit, run: cmdLimit},
+		{name: "unlimit", synopsis: "(--pid N | --app EXE | --global) [--uid N]", summary: "remove a process's limit, an app's rule or the global limit",
+			help: "Removes the limit of a process, the rule of an app (for your user, the user who ran sudo, or --uid N) " +
+				"or, with --global, the global limit (manage).",
+			examples: []string{"chadthrottlectl unlimit --app /usr/bin/firefox", "chadthrottlectl unlimit --pid 4242",
+				"chadthrottlectl unlimit --global"},
+			flags: []*flagDef{fPID, fApp, fGlobal, fUID}, check: checkTarget, run: cmdUnlimit},
+		blockCommand, unblockCommand, priorityCommand,
 		{name: "rules", synopsis: "[--json]", summary: "the saved per-app rules",
 			help:  "Lists the rules that persist: yours, or every user's with the manage permission. ADMIN rules were set by an administrator and bind their user.",
 			flags: []*flagDef{fJSON}, run: cmdRules},
@@ -153,7 +158,7 @@ func init() {
 		{name: "resume", summary: "apply paused limits again", help: "Applies the limits 'pause' lifted.",
 			run: func(c *call) error { return cmdPause(c, false) }},
 		{name: "status", synopsis: "[--json]", summary: "the helper: version, active backends, interfaces, pause, your permissions",
-			help:  "Shows the helper's version, the active monitor, upload and download backends (and why download limiting is unavailable), the shaped interfaces, whether your limits are paused, and what polkit lets you do (yes, auth: after a password, no).",
+			help:  "Shows the helper's version, the active monitor, upload and download backends (and why download limiting is unavailable), the shaped interfaces, whether your limits are paused, the global limit, and what polkit lets you do (yes, auth: after a password, no).",
 			flags: []*flagDef{fJSON}, run: cmdStatus},
 		{name: "backends", synopsis: "[--json]", summary: "every compiled backend: kind, name, priority, available, active, reason",
 			help:  "Lists every backend compiled into the helper with its priority (1 fallback … 4 best), whether it can work here (and why not) and whether it is in use.",

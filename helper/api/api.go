@@ -122,6 +122,9 @@ type Limit struct {
 	// local); "" = not blocked. BlockWhen is its schedule.
 	Block     string `json:"block,omitempty"`
 	BlockWhen string `json:"block_when,omitempty"`
+	// Priority is the target's share of the global limit (low, high,
+	// critical); "" = normal.
+	Priority string `json:"priority,omitempty"`
 }
 
 // App is a group of processes of one executable and one user.

@@ -26,7 +26,7 @@ func init() {
 }
 
 // Limited reports whether l limits or blocks anything.
-func (l Limit) Limited() bool { return l.Down > 0 || l.Up > 0 || l.Block != "" }
+func (l Limit) Limited() bool { return l.Down > 0 || l.Up > 0 || l.Block != "" || l.Priority != "" }
 
 // validateBlock checks the block part and the schedules of l and spells
 // the block's traffic type out.
@@ -43,7 +43,7 @@ func validateBlock(l Limit) (Limit, error) {
 			return l, Errorf(ErrInvalid, "%v", err)
 		}
 	}
-	return l, nil
+	return validatePriority(l) // global.go
 }
 
 // AppBlocker is the client side of blocking apps (helper/client implements

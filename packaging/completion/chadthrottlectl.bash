@@ -6,7 +6,7 @@ _chadthrottlectl() {
 	local cmd="" nargs=0 i words
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--when|--uid|--since|--until|--by|--per|--bytes|--direction|--then) ((i++)) ;;
+		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--when|--uid|--interface|--since|--until|--by|--per|--bytes|--direction|--then) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((nargs++)); fi ;;
 		esac
@@ -42,6 +42,9 @@ _chadthrottlectl() {
 	--uid)
 		COMPREPLY=($(compgen -W "" -- "$cur"))
 		return ;;
+	--interface)
+		COMPREPLY=($(compgen -W "" -- "$cur"))
+		return ;;
 	--since)
 		COMPREPLY=($(compgen -W "1h 24h 7d 30d" -- "$cur"))
 		return ;;
@@ -66,19 +69,22 @@ _chadthrottlectl() {
 	esac
 	case $cmd in
 	"")
-		words="top details limit unlimit block unblock rules pause resume stats quota unquota quotas status backends version completion help --bus --host -H --help -h" ;;
+		words="top details limit unlimit block unblock priority rules pause resume stats quota unquota quotas status backends version completion help --bus --host -H --help -h" ;;
 	top)
 		words="--json --watch --interval --bus --host -H --help -h" ;;
 	details)
 		words="--json --bus --host -H --help -h" ;;
 	limit)
-		words="--pid --app --down --up --traffic --when --uid --bus --host -H --help -h" ;;
+		words="--pid --app --global --down --up --traffic --when --uid --interface --bus --host -H --help -h" ;;
 	unlimit)
-		words="--pid --app --uid --bus --host -H --help -h" ;;
+		words="--pid --app --global --uid --bus --host -H --help -h" ;;
 	block)
 		words="--pid --app --traffic --when --uid --bus --host -H --help -h" ;;
 	unblock)
 		words="--pid --app --uid --bus --host -H --help -h" ;;
+	priority)
+		words="--app --uid --bus --host -H --help -h"
+		[[ $cur == -* || $nargs -ge 1 ]] || words="low normal high critical" ;;
 	rules)
 		words="--json --bus --host -H --help -h" ;;
 	pause)
@@ -104,7 +110,7 @@ _chadthrottlectl() {
 		[[ $cur == -* || $nargs -ge 1 ]] || words="bash zsh fish" ;;
 	help)
 		words="--bus --host -H --help -h"
-		[[ $cur == -* || $nargs -ge 1 ]] || words="top details limit unlimit block unblock rules pause resume stats quota unquota quotas status backends version completion help" ;;
+		[[ $cur == -* || $nargs -ge 1 ]] || words="top details limit unlimit block unblock priority rules pause resume stats quota unquota quotas status backends version completion help" ;;
 	*) words="" ;;
 	esac
 	COMPREPLY=($(compgen -W "$words" -- "$cur"))

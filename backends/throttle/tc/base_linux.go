@@ -33,6 +33,17 @@ const (
 	FilterPrio = 0xc7a
 	// PolicePrio is the priority of tc_police's filters on clsact ingress.
 	PolicePrio = FilterPrio + 1
+	// GlobalPrio is the priority of the global limit's filters: after the
+	// per-app ones, so a packet meets its app's limit first.
+	GlobalPrio = FilterPrio + 2
+	// GlobalUpMajor and GlobalDownMajor are the handle majors of the global
+	// limit's HTB roots: on the interface itself (upload) and on its IFB
+	// device (download).
+	GlobalUpMajor   = 0xc7a3
+	GlobalDownMajor = 0xc7a4
+	// GlobalIFBPrefix starts the names of the global limit's IFB devices.
+	GlobalIFBPrefix = "ctglb"
+
 	// FilterName names the product's cls_bpf filters.
 	FilterName = "chadthrottle"
 	// IFBPrefix starts the names of the product's IFB devices.
@@ -54,10 +65,11 @@ const (
 // (tc_htb, ifb_tc) or Police's policers (tc_police). One mutex guards it
 // all; the limiter runs under it.
 type base struct {
-	name string
-	dir  direction
-	opts backends.Options
-	lim  limiter
+	name   string
+	dir    direction
+	opts   backends.Options
+	lim    limiter
+	global bool // the global limit's half of this direction (global_linux.go)
 
 	mu      sync.Mutex
 	h       *netlink.Handle
@@ -110,6 +122,12 @@ func (b *base) hook() uint32 {
 
 // major is the handle major of this direction's HTB roots and classes.
 func (b *base) major() uint16 {
+	if b.global {
+		if b.dir == ingress {
+			return GlobalDownMajor
+		}
+		return GlobalUpMajor
+	}
 	if b.dir == ingress {
 		return DownloadMajor
 	}
@@ -122,6 +140,12 @@ func (b *base) classID(minor uint16) uint32 { return netlink.MakeHandle(b.major(
 
 // ifbPrefix starts the names of this direction's IFB devices.
 func (b *base) ifbPrefix() string {
+	if b.global && b.dir == ingress {
+		return GlobalIFBPrefix + "d"
+	}
+	if b.global {
+		return GlobalIFBPrefix + "u"
+	}
 	if b.dir == ingress {
 		return IFBPrefix + "d"
 	}
@@ -152,10 +176,13 @@ func (b *base) Init() (err error) {
 		return fmt.Errorf("remove leftovers of an earlier run: %w", err)
 	}
 	var objs classifyObjects
-	var opts *ebpf.CollectionOptions
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}
 	if tg, err := socktarget.Acquire(b.opts.Tag); err == nil {
 		b.tagger = tg // closed by closeLocked, also when Init fails
-		opts = &ebpf.CollectionOptions{MapReplacements: tg.Replacements()}
+		maps.Copy(opts.MapReplacements, tg.Replacements())
+	}
+	if b.global && b.dir == ingress {
+		maps.Copy(opts.MapReplacements, nestedMaps(b.opts.Tag)) // globalnest_linux.go
 	}
 	if err := loadClassifyObjects(&objs, opts); err != nil {
 		return fmt.Errorf("load classifier: %w", err)
@@ -246,6 +273,12 @@ func (b *base) Cleanup() error {
 // SetLimit creates or updates a target's limit on every interface. On error
 // the kernel is left as it was before the call.
 func (b *base) SetLimit(t backends.Target, l backends.Limit) error {
+	return b.setTarget(t, l, 0)
+}
+
+// setTarget is SetLimit with the target's class minor given (0: one of its
+// own).
+func (b *base) setTarget(t backends.Target, l backends.Limit, minor uint16) error {
 	if err := b.validate(t, l); err != nil {
 		return err
 	}
@@ -264,7 +297,9 @@ func (b *base) SetLimit(t backends.Target, l backends.Limit) error {
 	}
 	prev := b.targets[t.ID]
 	nt := &target{t: t, limit: l, cgroups: t.CgroupIDs(), keys: keys}
-	if prev != nil {
+	if minor != 0 {
+		nt.minor = minor
+	} else if prev != nil {
 		nt.minor = prev.minor
 	} else if nt.minor, err = b.allocMinor(); err != nil {
 		return err
@@ -273,6 +308,7 @@ func (b *base) SetLimit(t backends.Target, l backends.Limit) error {
 		return err
 	}
 	b.targets[t.ID] = nt
+	b.clampReceive(nt)
 	return nil
 }
 
@@ -351,6 +387,7 @@ func (b *base) removeLocked(id string) error {
 		return nil
 	}
 	delete(b.targets, id)
+	b.unclampReceive(t)
 	return b.lim.uninstall(t)
 }
 

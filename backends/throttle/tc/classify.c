@@ -201,8 +201,8 @@ static __always_inline int bare_tcp(struct __sk_buff *skb)
 
 static __always_inline int mark(struct __sk_buff *skb, const struct target *t, int egress)
 {
-	if (!t)
-		return NO_MATCH;
+	if (!t || skb->tc_index)
+		return NO_MATCH; // none, or back from an IFB of ours (tc_index set)
 	if (bare_tcp(skb))
 		return NO_MATCH;
 	if (t->traffic != TRAFFIC_ALL) {
@@ -214,8 +214,8 @@ static __always_inline int mark(struct __sk_buff *skb, const struct target *t, i
 	return MATCH;
 }
 
-SEC("tc")
-int mark_egress(struct __sk_buff *skb)
+// find_egress finds the target of the socket sending an egress packet.
+static __always_inline struct target *find_egress(struct __sk_buff *skb)
 {
 	struct target *t = 0;
 	__u64 cookie = bpf_get_socket_cookie(skb);
@@ -226,7 +226,13 @@ int mark_egress(struct __sk_buff *skb)
 		if (cg)
 			t = bpf_map_lookup_elem(&cgroups, &cg);
 	}
-	return mark(skb, t, 1);
+	return t;
+}
+
+SEC("tc")
+int mark_egress(struct __sk_buff *skb)
+{
+	return mark(skb, find_egress(skb), 1);
 }
 
 // Just enough of the kernel's socket and cgroup structures to read a
@@ -305,36 +311,66 @@ static __always_inline struct bpf_sock *lookup(struct __sk_buff *skb, __u8 *prot
 	return 0;
 }
 
-static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
+// ingress_ids finds the local socket an ingress packet is for and reads
+// its cookie and cgroup id; 0: no socket.
+static __always_inline int ingress_ids(struct __sk_buff *skb, __u64 *cookie, __u64 *cg)
 {
 	__u8 proto = 0;
 	struct bpf_sock *sk = lookup(skb, &proto);
 	if (!sk)
-		return NO_MATCH;
+		return 0;
 
 	struct sock___ct *ks = sock_of(sk);
-	__u64 cookie = 0, cg = 0;
 	struct cgroup___ct *cgrp = 0;
 	struct kernfs_node___ct *kn = 0;
-	bpf_probe_read_kernel(&cookie, sizeof(cookie), &ks->__sk_common.skc_cookie.counter);
+	bpf_probe_read_kernel(cookie, sizeof(*cookie), &ks->__sk_common.skc_cookie.counter);
 	bpf_probe_read_kernel(&cgrp, sizeof(cgrp), &ks->sk_cgrp_data.cgroup);
 	if (cgrp)
 		bpf_probe_read_kernel(&kn, sizeof(kn), &cgrp->kn);
 	if (kn)
-		bpf_probe_read_kernel(&cg, sizeof(cg), &kn->id);
+		bpf_probe_read_kernel(cg, sizeof(*cg), &kn->id);
 	bpf_sk_release(sk);
+	return 1;
+}
 
+// find_ingress finds the target of the local socket an ingress packet is
+// for.
+static __always_inline struct target *find_ingress(struct __sk_buff *skb)
+{
+	__u64 cookie = 0, cg = 0;
+	if (!ingress_ids(skb, &cookie, &cg))
+		return 0;
 	struct target *t = 0;
 	if (cookie)
 		t = by_cookie(cookie);
 	if (!t && cg)
 		t = bpf_map_lookup_elem(&cgroups, &cg);
-	return mark(skb, t, 0);
+	return t;
 }
+
+static __always_inline int find_and_mark_ingress(struct __sk_buff *skb)
+{
+	return mark(skb, find_ingress(skb), 0);
+}
+
+// defer_marks[0] != 0: the global limit nests this backend's app limits
+// in its own IFB (global_ingress), so mark_ingress redirects nothing: a
+// packet an IFB returns is not classified at ingress again, so it could
+// not meet the global limit after this backend's IFB.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} defer_marks SEC(".maps");
 
 SEC("tc")
 int mark_ingress(struct __sk_buff *skb)
 {
+	__u32 zero = 0;
+	__u32 *d = bpf_map_lookup_elem(&defer_marks, &zero);
+	if (d && *d)
+		return NO_MATCH;
 	return find_and_mark_ingress(skb);
 }
 
@@ -363,6 +399,119 @@ int to_class(struct __sk_buff *skb)
 	// filter's classid (the HTB root's handle).
 	skb->tc_classid = skb->tc_index;
 	return TC_ACT_OK;
+}
+
+// The global limit (global_linux.go): a copy of these programs whose maps
+// hold each prioritised target's priority class (minor GLOBAL_MINOR +
+// priority) instead of a per-target class. Packets of no target are in the
+// normal class.
+//
+// global_egress  (cls_bpf direct action on the HTB root the global limit
+//                puts on the interface itself): the packet's class.
+// global_ingress (cls_bpf direct action on clsact ingress, after the
+//                per-app filters): redirects the packet (bpf_redirect) to
+//                the global IFB with its class minor in tc_index: its
+//                priority's, or, for an app with its own ifb_tc limit, that
+//                app's class in the global tree (ifb_tc's own redirect is
+//                then off: defer_marks). A packet back from the IFB
+//                (tc_index >= GLOBAL_MINOR) passes.
+// Pure TCP ACKs are not shaped (the HTB's direct queue, or no redirect).
+#define GLOBAL_MINOR 0xfff0
+#define GLOBAL_NORMAL (GLOBAL_MINOR + 1)
+
+// The download throttler's maps (ifb_tc's cookies, tags and cgroups,
+// replaced at load): global_ingress puts a packet of an app with its own
+// download limit in that app's class of the global tree.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, struct target);
+	__uint(max_entries, 65536);
+} app_cookies SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct target);
+	__uint(max_entries, 4096);
+} app_tags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, struct target);
+	__uint(max_entries, 4096);
+} app_cgroups SEC(".maps");
+
+// Shaped interface → the global IFB its download is redirected to.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 256);
+} global_ifb SEC(".maps");
+
+// global_minor is a target's class in the global tree: its priority's, or
+// (download) its own class when it has a download limit of its own.
+static __always_inline __u32 global_minor(const struct target *t)
+{
+	__u32 m = t ? (t->classid & 0xffff) : 0;
+	return m ? m : GLOBAL_NORMAL;
+}
+
+SEC("tc")
+int global_egress(struct __sk_buff *skb)
+{
+	if (bare_tcp(skb) || remote_local(skb, 1) < 0)
+		return TC_ACT_UNSPEC;
+	skb->tc_classid = global_minor(find_egress(skb));
+	return TC_ACT_OK;
+}
+
+// app_target is the download throttler's target of a socket.
+static __always_inline struct target *app_target(__u64 cookie, __u64 cg)
+{
+	struct target *t = 0;
+	if (cookie) {
+		t = bpf_map_lookup_elem(&app_cookies, &cookie);
+		if (!t) {
+			__u32 tag = socket_target(cookie);
+			if (tag)
+				t = bpf_map_lookup_elem(&app_tags, &tag);
+		}
+	}
+	if (!t && cg)
+		t = bpf_map_lookup_elem(&app_cgroups, &cg);
+	return t;
+}
+
+SEC("tc")
+int global_ingress(struct __sk_buff *skb)
+{
+	int is_local = remote_local(skb, 0);
+	if (skb->tc_index >= GLOBAL_MINOR || bare_tcp(skb) || is_local < 0)
+		return TC_ACT_UNSPEC;
+	__u32 idx = skb->ifindex;
+	__u32 *ifb = bpf_map_lookup_elem(&global_ifb, &idx);
+	if (!ifb)
+		return TC_ACT_UNSPEC;
+	__u64 cookie = 0, cg = 0;
+	struct target *t = 0, *app = 0;
+	if (ingress_ids(skb, &cookie, &cg)) {
+		if (cookie)
+			t = by_cookie(cookie);
+		if (!t && cg)
+			t = bpf_map_lookup_elem(&cgroups, &cg);
+		app = app_target(cookie, cg);
+	}
+	__u32 minor = global_minor(t);
+	if (app && traffic_ok(app, is_local)) {
+		__u32 m = app->classid & 0xffff;
+		if (m && m < GLOBAL_MINOR)
+			minor = m; // the app's own class, under the global class
+	}
+	skb->tc_index = minor;
+	return bpf_redirect(*ifb, 0);
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

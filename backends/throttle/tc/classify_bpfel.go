@@ -23,11 +23,18 @@ type classifyTarget struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	classifyMapAppCgroups     = "app_cgroups"
+	classifyMapAppCookies     = "app_cookies"
+	classifyMapAppTags        = "app_tags"
 	classifyMapCgroups        = "cgroups"
 	classifyMapCookies        = "cookies"
+	classifyMapDeferMarks     = "defer_marks"
+	classifyMapGlobalIfb      = "global_ifb"
 	classifyMapL3off          = "l3off"
 	classifyMapSocketTargets  = "socket_targets"
 	classifyMapTags           = "tags"
+	classifyProgGlobalEgress  = "global_egress"
+	classifyProgGlobalIngress = "global_ingress"
 	classifyProgMarkEgress    = "mark_egress"
 	classifyProgMarkIngress   = "mark_ingress"
 	classifyProgPoliceIngress = "police_ingress"
@@ -77,6 +84,8 @@ type classifySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyProgramSpecs struct {
+	GlobalEgress  *ebpf.ProgramSpec `ebpf:"global_egress"`
+	GlobalIngress *ebpf.ProgramSpec `ebpf:"global_ingress"`
 	MarkEgress    *ebpf.ProgramSpec `ebpf:"mark_egress"`
 	MarkIngress   *ebpf.ProgramSpec `ebpf:"mark_ingress"`
 	PoliceIngress *ebpf.ProgramSpec `ebpf:"police_ingress"`
@@ -87,8 +96,13 @@ type classifyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type classifyMapSpecs struct {
+	AppCgroups    *ebpf.MapSpec `ebpf:"app_cgroups"`
+	AppCookies    *ebpf.MapSpec `ebpf:"app_cookies"`
+	AppTags       *ebpf.MapSpec `ebpf:"app_tags"`
 	Cgroups       *ebpf.MapSpec `ebpf:"cgroups"`
 	Cookies       *ebpf.MapSpec `ebpf:"cookies"`
+	DeferMarks    *ebpf.MapSpec `ebpf:"defer_marks"`
+	GlobalIfb     *ebpf.MapSpec `ebpf:"global_ifb"`
 	L3off         *ebpf.MapSpec `ebpf:"l3off"`
 	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
 	Tags          *ebpf.MapSpec `ebpf:"tags"`
@@ -121,8 +135,13 @@ func (o *classifyObjects) Close() error {
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyMaps struct {
+	AppCgroups    *ebpf.Map `ebpf:"app_cgroups"`
+	AppCookies    *ebpf.Map `ebpf:"app_cookies"`
+	AppTags       *ebpf.Map `ebpf:"app_tags"`
 	Cgroups       *ebpf.Map `ebpf:"cgroups"`
 	Cookies       *ebpf.Map `ebpf:"cookies"`
+	DeferMarks    *ebpf.Map `ebpf:"defer_marks"`
+	GlobalIfb     *ebpf.Map `ebpf:"global_ifb"`
 	L3off         *ebpf.Map `ebpf:"l3off"`
 	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
 	Tags          *ebpf.Map `ebpf:"tags"`
@@ -130,8 +149,13 @@ type classifyMaps struct {
 
 func (m *classifyMaps) Close() error {
 	return _ClassifyClose(
+		m.AppCgroups,
+		m.AppCookies,
+		m.AppTags,
 		m.Cgroups,
 		m.Cookies,
+		m.DeferMarks,
+		m.GlobalIfb,
 		m.L3off,
 		m.SocketTargets,
 		m.Tags,
@@ -149,6 +173,8 @@ type classifyVariables struct {
 //
 // It can be passed to loadClassifyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type classifyPrograms struct {
+	GlobalEgress  *ebpf.Program `ebpf:"global_egress"`
+	GlobalIngress *ebpf.Program `ebpf:"global_ingress"`
 	MarkEgress    *ebpf.Program `ebpf:"mark_egress"`
 	MarkIngress   *ebpf.Program `ebpf:"mark_ingress"`
 	PoliceIngress *ebpf.Program `ebpf:"police_ingress"`
@@ -157,6 +183,8 @@ type classifyPrograms struct {
 
 func (p *classifyPrograms) Close() error {
 	return _ClassifyClose(
+		p.GlobalEgress,
+		p.GlobalIngress,
 		p.MarkEgress,
 		p.MarkIngress,
 		p.PoliceIngress,

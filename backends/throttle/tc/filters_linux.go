@@ -55,7 +55,7 @@ func (b *base) onlyOurFilters(l netlink.Link) (bool, error) {
 			return false, fmt.Errorf("list filters of %s: %w", l.Attrs().Name, err)
 		}
 		for _, f := range fs {
-			if p := f.Attrs().Priority; p != FilterPrio && p != PolicePrio {
+			if p := f.Attrs().Priority; p != FilterPrio && p != PolicePrio && p != GlobalPrio {
 				return false, nil
 			}
 			n++

@@ -24,6 +24,24 @@ func NewDownload(opts backends.Options) (*Download, error) {
 // Name implements backends.Backend.
 func (*Download) Name() string { return "ifb_tc" }
 
+// Init implements backends.Backend; the global limit may then nest this
+// backend's app limits (globalnest_linux.go).
+func (d *Download) Init() error {
+	if err := d.shaper.Init(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	nestShaper(d.opts.Tag, d.objs)
+	d.mu.Unlock()
+	return nil
+}
+
+// Cleanup implements backends.Backend.
+func (d *Download) Cleanup() error {
+	nestShaper(d.opts.Tag, nil)
+	return d.shaper.Cleanup()
+}
+
 // Priority implements backends.Backend.
 func (*Download) Priority() backends.Priority { return backends.Good }
 

@@ -60,7 +60,7 @@ func (b *base) removeStaleMarks(l netlink.Link) error {
 	removed := map[uint16]bool{}
 	for _, f := range fs {
 		prio := f.Attrs().Priority
-		if prio != FilterPrio && prio != PolicePrio || removed[prio] {
+		if !b.ownPrio(prio) || removed[prio] {
 			continue
 		}
 		if err := b.delFilter(l, prio, 0); err != nil {
@@ -72,4 +72,13 @@ func (b *base) removeStaleMarks(l netlink.Link) error {
 		return nil
 	}
 	return b.removeClsactIfEmpty(l)
+}
+
+// ownPrio reports whether a filter with prio is this backend's kind's: the
+// global limit's or the per-app backends'.
+func (b *base) ownPrio(prio uint16) bool {
+	if b.global {
+		return prio == GlobalPrio
+	}
+	return prio == FilterPrio || prio == PolicePrio
 }

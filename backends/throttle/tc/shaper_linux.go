@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -59,11 +60,17 @@ func (s *shaper) install(nt, prev *target) error {
 		}
 		return err
 	}
+	if s.dir == ingress {
+		nestApp(s.opts.Tag, nt.minor, nt.limit.Rate) // globalnest_linux.go
+	}
 	return nil
 }
 
 // uninstall implements limiter.
 func (s *shaper) uninstall(t *target) error {
+	if s.dir == ingress {
+		nestApp(s.opts.Tag, t.minor, 0)
+	}
 	if err := s.unapplyLocked(t); err != nil {
 		return fmt.Errorf("remove limit of %s: %w", t.t.ID, err)
 	}
@@ -109,28 +116,7 @@ func (s *shaper) unapplyLocked(t *target) error {
 func (s *shaper) htbClass(d *shapedDev, minor uint16, rate backends.Rate) *netlink.HtbClass {
 	wire := uint64(float64(rate) * wireFactor(d.real))
 	frame := uint64(d.real.Attrs().MTU + l2Header(d.real))
-	burst := wire / 20
-	if burst < 4*frame {
-		burst = 4 * frame
-	}
-	if burst > 4<<20 {
-		burst = 4 << 20
-	}
-	quantum := wire / 10
-	if quantum < frame {
-		quantum = frame
-	}
-	if quantum > 200000 {
-		quantum = 200000
-	}
-	return &netlink.HtbClass{
-		ClassAttrs: netlink.ClassAttrs{LinkIndex: d.shaped.Attrs().Index, Parent: s.rootHandle(), Handle: s.classID(minor)},
-		Rate:       wire,
-		Ceil:       wire,
-		Buffer:     netlink.Xmittime(wire, uint32(burst)),
-		Cbuffer:    netlink.Xmittime(wire, uint32(burst)),
-		Quantum:    uint32(quantum),
-	}
+	return s.htbSpec(d.shaped.Attrs().Index, s.rootHandle(), minor, wire, wire, frame)
 }
 
 // leafLimit sizes a class's queue in bytes: the IFB sits after the socket
@@ -199,10 +185,11 @@ func (s *shaper) setupLocked() (err error) {
 	for _, l := range s.ifaces {
 		d := &shapedDev{real: l}
 		s.devs = append(s.devs, d)
-		if err := s.createIFB(d); err != nil {
+		var err error
+		if d.shaped, err = s.createIFB(d.real); err != nil {
 			return err
 		}
-		if err := s.installRoot(d); err != nil {
+		if err := s.installRoot(d.shaped, s.toClassProg()); err != nil {
 			return err
 		}
 		if err := s.installMark(d); err != nil {
@@ -212,27 +199,27 @@ func (s *shaper) setupLocked() (err error) {
 	return nil
 }
 
-// installRoot puts the HTB root and the to_class classifier on the IFB.
+// installRoot puts the HTB root and a classifier running prog on l.
 //
 // Equivalent to: tc qdisc add dev ctifbX root handle c7a1: htb;
 // tc filter add dev ctifbX parent c7a1: prio 3194 bpf da obj … sec to_class
 // classid c7a1:
-func (s *shaper) installRoot(d *shapedDev) error {
-	name := d.shaped.Attrs().Name
-	idx := d.shaped.Attrs().Index
-	htb := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT, Handle: s.rootHandle()})
-	htb.Defcls = 0 // unclassified packets (none are expected) pass unshaped
+func (b *base) installRoot(l netlink.Link, prog *ebpf.Program) error {
+	name := l.Attrs().Name
+	idx := l.Attrs().Index
+	htb := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT, Handle: b.rootHandle()})
+	htb.Defcls = 0 // unclassified packets pass unshaped
 	ql := uint32(1000)
 	htb.DirectQlen = &ql
-	if err := s.h.QdiscReplace(htb); err != nil {
+	if err := b.h.QdiscReplace(htb); err != nil {
 		return fmt.Errorf("add htb root qdisc to %s: %w", name, err)
 	}
 	f := &netlink.BpfFilter{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: s.rootHandle(), Priority: FilterPrio,
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: b.rootHandle(), Priority: FilterPrio,
 			Protocol: unix.ETH_P_ALL},
-		ClassId: s.rootHandle(), Fd: s.toClassProg().FD(), Name: FilterName, DirectAction: true,
+		ClassId: b.rootHandle(), Fd: prog.FD(), Name: FilterName, DirectAction: true,
 	}
-	if err := s.h.FilterReplace(f); err != nil {
+	if err := b.h.FilterReplace(f); err != nil {
 		return fmt.Errorf("attach classifier to %s: %w", name, err)
 	}
 	return nil
@@ -297,10 +284,10 @@ func (s *shaper) teardownLocked() error {
 }
 
 // ifbName is the name of the product's IFB device for interface index idx.
-func (s *shaper) ifbName(idx int) string {
-	n := s.ifbPrefix() + strconv.Itoa(idx)
-	if s.opts.Tag != "" {
-		n += "-" + s.opts.Tag
+func (b *base) ifbName(idx int) string {
+	n := b.ifbPrefix() + strconv.Itoa(idx)
+	if b.opts.Tag != "" {
+		n += "-" + b.opts.Tag
 	}
 	if len(n) > 15 {
 		n = n[:15]
@@ -308,27 +295,27 @@ func (s *shaper) ifbName(idx int) string {
 	return n
 }
 
-func (s *shaper) createIFB(d *shapedDev) error {
-	name := s.ifbName(d.real.Attrs().Index)
-	if old, err := s.h.LinkByName(name); err == nil {
-		if err := s.h.LinkDel(old); err != nil {
-			return fmt.Errorf("remove stale %s: %w", name, err)
+// createIFB creates and brings up the product's IFB device for real.
+func (b *base) createIFB(real netlink.Link) (netlink.Link, error) {
+	name := b.ifbName(real.Attrs().Index)
+	if old, err := b.h.LinkByName(name); err == nil {
+		if err := b.h.LinkDel(old); err != nil {
+			return nil, fmt.Errorf("remove stale %s: %w", name, err)
 		}
 	}
 	la := netlink.NewLinkAttrs()
 	la.Name = name
 	la.TxQLen = 1000
-	la.MTU = d.real.Attrs().MTU
-	if err := s.h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
-		return fmt.Errorf("create ifb device %s: %w", name, err)
+	la.MTU = real.Attrs().MTU
+	if err := b.h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
+		return nil, fmt.Errorf("create ifb device %s: %w", name, err)
 	}
-	l, err := s.h.LinkByName(name)
+	l, err := b.h.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("find ifb device %s: %w", name, err)
+		return nil, fmt.Errorf("find ifb device %s: %w", name, err)
 	}
-	d.shaped = l
-	if err := s.h.LinkSetUp(l); err != nil {
-		return fmt.Errorf("bring up %s: %w", name, err)
+	if err := b.h.LinkSetUp(l); err != nil {
+		return l, fmt.Errorf("bring up %s: %w", name, err)
 	}
-	return nil
+	return l, nil
 }

@@ -176,6 +176,7 @@ func New(cfg Config) (*Engine, error) {
 	for _, r := range cfg.Rules.All() {
 		e.lim.rules[appKey{r.UID, r.Exe}] = r
 	}
+	e.restoreGlobal() // global.go
 	e.stateMu.Lock()
 	err := e.scanLocked(true)
 	e.stateMu.Unlock()
@@ -429,6 +430,7 @@ func (e *Engine) Backends() []api.Backend {
 	if d, _ := e.mgr.Download(); d != nil {
 		active[backends.KindDownload] = d.Name()
 	}
+	active[backends.KindGlobal] = e.globalName() // global.go
 	active[backends.KindPlacement] = e.mgr.PlacementMode()
 	if bl, _ := e.mgr.Blocker(); bl != nil {
 		active[backends.KindBlock] = bl.Name()
@@ -448,7 +450,7 @@ func (e *Engine) Backends() []api.Backend {
 func (e *Engine) Idle() bool {
 	e.limMu.Lock()
 	defer e.limMu.Unlock()
-	return len(e.lim.rules) == 0 && len(e.lim.procLimits) == 0 && len(e.lim.quotas) == 0
+	return len(e.lim.rules) == 0 && len(e.lim.procLimits) == 0 && len(e.lim.quotas) == 0 && e.mgr.Global().IsZero()
 }
 
 // userName caches uid → login name lookups.

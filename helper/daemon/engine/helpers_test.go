@@ -142,6 +142,7 @@ type bench struct {
 	place *backends.FakePlacer
 	tags  *backends.FakeTagPlacer // set by withTagPlacer: the manager's placer
 	block *backends.FakeBudgeter  // nil: no blocker
+	glob  *backends.FakeGlobal    // nil: no global shaper
 	mgr   *backends.Manager
 	store *rules.Store
 	state string
@@ -167,7 +168,7 @@ func withoutDownload() benchOpt {
 func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	t.Helper()
 	b := &bench{t: t, proc: newFakeProc(t), up: backends.NewFakeUpload(), down: backends.NewFakeDownload(),
-		place: backends.NewFakePlacer(), block: backends.NewFakeBudgeter(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
+		place: backends.NewFakePlacer(), block: backends.NewFakeBudgeter(), glob: backends.NewFakeGlobal(), state: filepath.Join(t.TempDir(), "state"), users: map[uint32]string{},
 		apps: filepath.Join(t.TempDir(), "applications")}
 	os.MkdirAll(b.apps, 0o755)
 	b.mon = &clockMonitor{FakeMonitor: backends.NewFakeMonitor(), now: time.Unix(1_000_000, 0)}
@@ -197,6 +198,9 @@ func newBench(t testing.TB, setup func(*fakeProc), opts ...benchOpt) *bench {
 	mgr, err := backends.NewManager(b.up, down, nil, placer)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if b.glob != nil {
+		mgr.SetGlobalShaper(b.glob, nil)
 	}
 	if b.block != nil {
 		mgr.SetBlocker(b.block, nil)

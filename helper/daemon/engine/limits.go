@@ -203,6 +203,7 @@ func toLimits(l api.Limit) backends.Limits {
 		bt, _ := backends.ParseTrafficType(l.Block)
 		bl.Block = backends.Block{On: true, Traffic: bt}
 	}
+	bl.Priority = toPriority(l.Priority) // global.go
 	return bl
 }
 

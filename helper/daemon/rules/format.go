@@ -13,12 +13,21 @@ import (
 // The on-disk format: its own types, so a change of the D-Bus wire types
 // never silently changes the file.
 //
-//	{"version": 3, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
+//	{"version": 4, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
 //	  "limit": {"down": 2000000, "up": 0, "traffic": "all", "when": "Mon-Fri 09:00-17:00",
-//	  "block": "internet", "block_when": "Sat+Sun 00:00-24:00"}, "admin": true}]}
+//	  "block": "internet", "block_when": "Sat+Sun 00:00-24:00", "priority": "high"}, "admin": true}],
+//	 "global": {"down": 10000000, "up": 0, "interface": "eth0"}}
 type file struct {
 	Version int        `json:"version"`
 	Rules   []diskRule `json:"rules"`
+	// Since version 4: the global limit (issue #16).
+	Global *diskGlobal `json:"global,omitempty"`
+}
+
+type diskGlobal struct {
+	Down      uint64 `json:"down"`
+	Up        uint64 `json:"up"`
+	Interface string `json:"interface,omitempty"`
 }
 
 type diskLimit struct {
@@ -30,6 +39,8 @@ type diskLimit struct {
 	When      string `json:"when,omitempty"`
 	Block     string `json:"block,omitempty"`
 	BlockWhen string `json:"block_when,omitempty"`
+	// Since version 4: the share of the global limit.
+	Priority string `json:"priority,omitempty"`
 }
 
 type diskRule struct {
@@ -61,6 +72,13 @@ func Decode(data []byte) ([]api.Rule, error) {
 // a torn or oversized part are kept; limit is how much of r is the file
 // (more means the file was cut there).
 func decode(r io.Reader, limit int64) ([]api.Rule, error) {
+	rules, _, err := decodeFile(r, limit)
+	return rules, err
+}
+
+// decodeFile is decode that also returns the global limit (zero when the
+// file has none or an invalid one, which is reported).
+func decodeFile(r io.Reader, limit int64) ([]api.Rule, api.GlobalLimit, error) {
 	cr := &countingReader{r: r}
 	d := decoder{dec: json.NewDecoder(cr), seen: map[key]bool{}, version: -1}
 	err := d.file()
@@ -68,13 +86,13 @@ func decode(r io.Reader, limit int64) ([]api.Rule, error) {
 		err = fmt.Errorf("file is larger than the %d bytes read: %w", limit, err)
 	}
 	if d.version != -1 && (d.version < 1 || d.version > formatVersion) || d.version == -1 && err == nil {
-		return nil, fmt.Errorf("decode rules: unsupported format version %d (want %d)", d.version, formatVersion)
+		return nil, api.GlobalLimit{}, fmt.Errorf("decode rules: unsupported format version %d (want %d)", d.version, formatVersion)
 	}
 	if err != nil {
 		d.errs = append(d.errs, fmt.Errorf("decode rules: %w", err))
 	}
 	sortRules(d.out)
-	return d.out, errors.Join(d.errs...)
+	return d.out, d.global, errors.Join(d.errs...)
 }
 
 // decoder holds one decode's state: the valid rules so far and what was
@@ -86,6 +104,7 @@ type decoder struct {
 	seen    map[key]bool
 	version int
 	i       int
+	global  api.GlobalLimit
 }
 
 // file reads the top-level object; an error means the JSON itself broke
@@ -104,6 +123,8 @@ func (d *decoder) file() error {
 			err = d.dec.Decode(&d.version)
 		case "rules":
 			err = d.rules()
+		case "global":
+			err = d.globalLimit()
 		default:
 			var skip json.RawMessage
 			err = d.dec.Decode(&skip)
@@ -118,6 +139,26 @@ func (d *decoder) file() error {
 	if _, err := d.dec.Token(); err != io.EOF {
 		return errors.New("data after the rules object")
 	}
+	return nil
+}
+
+// globalLimit reads the global limit, keeping it when valid.
+func (d *decoder) globalLimit() error {
+	var g diskGlobal
+	if err := d.dec.Decode(&g); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			d.errs = append(d.errs, fmt.Errorf("global limit: %w", err))
+			return nil
+		}
+		return err
+	}
+	v, err := api.ValidateGlobalLimit(api.GlobalLimit(g))
+	if err != nil {
+		d.errs = append(d.errs, fmt.Errorf("global limit: %w", err))
+		return nil
+	}
+	d.global = v
 	return nil
 }
 
@@ -175,10 +216,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // Encode renders rules in the file format.
-func Encode(rules []api.Rule) ([]byte, error) {
+func Encode(rules []api.Rule) ([]byte, error) { return encode(rules, api.GlobalLimit{}) }
+
+// encode renders rules and the global limit (none when zero).
+func encode(rules []api.Rule, g api.GlobalLimit) ([]byte, error) {
 	rs := append([]api.Rule(nil), rules...)
 	sortRules(rs)
 	f := file{Version: formatVersion, Rules: make([]diskRule, 0, len(rs))}
+	if !g.IsZero() {
+		dg := diskGlobal(g)
+		f.Global = &dg
+	}
 	for _, r := range rs {
 		f.Rules = append(f.Rules, toDisk(r))
 	}

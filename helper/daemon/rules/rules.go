@@ -33,7 +33,7 @@ const FileName = "rules.json"
 // formatVersion is the version of the file format written. Version 1 had
 // no "admin" field; its rules load as set by their owner. Version 2 had no
 // schedules or blocks.
-const formatVersion = 3
+const formatVersion = 4
 
 // MaxExeLen is the longest executable path accepted (PATH_MAX).
 const MaxExeLen = api.MaxExeLen
@@ -60,6 +60,7 @@ type Store struct {
 	dir      string
 	path     string
 	rules    map[key]api.Rule
+	global   api.GlobalLimit
 	problems []string
 	// syncDir is replaced in tests; it fsyncs a directory.
 	syncDir func(dir string) error
@@ -100,7 +101,7 @@ func Open(stateDir string) (*Store, error) {
 		if st, serr := f.Stat(); serr != nil || !st.Mode().IsRegular() {
 			decErr = fmt.Errorf("%s is not a regular file", s.path)
 		} else {
-			rules, decErr = decode(io.LimitReader(f, maxFileSize+1), maxFileSize)
+			rules, s.global, decErr = decodeFile(io.LimitReader(f, maxFileSize+1), maxFileSize)
 		}
 		f.Close()
 	} else {
@@ -120,7 +121,7 @@ func Open(stateDir string) (*Store, error) {
 	}
 	s.problems = append(s.problems, fmt.Sprintf("rules file %s was unreadable (%v); kept as %s, %d valid rule(s) restored",
 		s.path, decErr, aside, len(rules)))
-	if len(rules) > 0 {
+	if len(rules) > 0 || !s.global.IsZero() {
 		if err := s.saveLocked(); err != nil {
 			s.problems = append(s.problems, err.Error())
 		}
@@ -248,7 +249,7 @@ func (s *Store) Remove(exe string, uid uint32) (bool, error) {
 // saveLocked writes the rules atomically: temp file, fsync, rename, fsync
 // of the directory.
 func (s *Store) saveLocked() error {
-	data, err := Encode(s.allLocked())
+	data, err := encode(s.allLocked(), s.global)
 	if err != nil {
 		return fmt.Errorf("encode rules: %w", err)
 	}
@@ -294,4 +295,29 @@ func fsyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// Global returns the persisted global limit (zero: none).
+func (s *Store) Global() api.GlobalLimit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.global
+}
+
+// SetGlobal persists the global limit (zero removes it); on error the
+// previous one stays.
+func (s *Store) SetGlobal(g api.GlobalLimit) error {
+	g, err := api.ValidateGlobalLimit(g)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.global
+	s.global = g
+	if err := s.saveLocked(); err != nil {
+		s.global = prev
+		return err
+	}
+	return nil
 }

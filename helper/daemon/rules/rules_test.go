@@ -176,9 +176,9 @@ func TestPartlyInvalidFileKeepsValidRules(t *testing.T) {
 
 func TestUnknownVersionIsKeptAside(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, FileName), []byte(`{"version":4,"rules":[]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, FileName), []byte(`{"version":5,"rules":[]}`), 0o644)
 	s := open(t, dir)
-	if len(asideFiles(t, dir)) != 1 || !strings.Contains(strings.Join(s.Problems(), ""), "version 4") {
+	if len(asideFiles(t, dir)) != 1 || !strings.Contains(strings.Join(s.Problems(), ""), "version 5") {
 		t.Errorf("problems %v", s.Problems())
 	}
 }
@@ -282,7 +282,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, FileName))
-	if !strings.Contains(string(b), `"version": 3`) || !strings.Contains(string(b), `"admin": true`) {
+	if !strings.Contains(string(b), `"version": 4`) || !strings.Contains(string(b), `"admin": true`) {
 		t.Errorf("rewritten file:\n%s", b)
 	}
 	got := open(t, dir).All()
@@ -344,5 +344,35 @@ func TestNotARegularFileIsSetAside(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("Open blocked on a %s named %s", kind, FileName)
 		}
+	}
+}
+
+// The global limit and a rule's priority (version 4) survive a reopen; a
+// version 3 file has neither and loads as before.
+func TestGlobalAndPriorityPersist(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	g := api.GlobalLimit{Down: 10_000_000, Up: 2_000_000, Interface: "eth0"}
+	if err := s.SetGlobal(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(api.Rule{Exe: "/usr/bin/game", UID: 1000, Limit: api.Limit{Priority: "high"}}); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, dir)
+	if s2.Global() != g || len(s2.All()) != 1 || s2.All()[0].Limit.Priority != "high" || len(s2.Problems()) != 0 {
+		t.Errorf("reopened: global %+v rules %+v problems %v", s2.Global(), s2.All(), s2.Problems())
+	}
+	if err := s2.SetGlobal(api.GlobalLimit{Interface: "bad/name"}); err == nil || s2.Global() != g {
+		t.Errorf("a bad global limit: %v, kept %+v", err, s2.Global())
+	}
+	if err := s2.SetGlobal(api.GlobalLimit{}); err != nil || open(t, dir).Global() != (api.GlobalLimit{}) {
+		t.Errorf("removing the global limit: %v", err)
+	}
+	v3 := `{"version":3,"rules":[{"exe":"/usr/bin/curl","uid":1000,"limit":{"down":100,"up":0,"traffic":"all","block":"all"}}]}`
+	dir3 := t.TempDir()
+	os.WriteFile(filepath.Join(dir3, FileName), []byte(v3), 0o644)
+	if s3 := open(t, dir3); len(s3.All()) != 1 || s3.All()[0].Limit.Priority != "" || len(s3.Problems()) != 0 {
+		t.Errorf("v3 file: %+v %v", s3.All(), s3.Problems())
 	}
 }

@@ -26,6 +26,7 @@ type fakeEngine struct {
 	onChange []func()
 	panicOn  string
 	calls    []string
+	global   api.GlobalLimit
 }
 
 func newFakeEngine() *fakeEngine {

@@ -59,6 +59,8 @@ type Engine interface {
 	OnChange(fn func())
 	// BlockEngine blocks apps and processes (block.go).
 	BlockEngine
+	// GlobalEngine has the global limit and priorities (global.go).
+	GlobalEngine
 }
 
 // Authorizer answers polkit questions about bus peers; *polkit.Authority
@@ -149,6 +151,7 @@ func (s *Server) Export() error {
 		api.MethodSetAppLimitWhen:    s.SetAppLimitWhen,
 	}
 	maps.Copy(methods, s.historyMethods())
+	maps.Copy(methods, s.globalMethods())
 	if len(methods) != len(api.Methods) {
 		return fmt.Errorf("server exports %d methods, api.Methods lists %d", len(methods), len(api.Methods))
 	}

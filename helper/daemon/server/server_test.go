@@ -1,6 +1,7 @@
 package server
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -127,6 +128,9 @@ func TestAuthorizationTable(t *testing.T) {
 		"SetAppLimitWhen(other)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
 	}
 	hcalls, hwant := historyCalls(s)
+	gcalls, gwant := globalCalls(s)
+	maps.Copy(hcalls, gcalls)
+	maps.Copy(hwant, gwant)
 	for k, c := range hcalls {
 		calls[k] = c
 	}
