@@ -15,8 +15,8 @@ func (f *fakeHelper) SetAppBlock(_ context.Context, exe string, uid uint32, traf
 func (f *fakeHelper) RemoveAppBlock(_ context.Context, exe string, uid uint32) error {
 	return f.rec(fmtCall("RemoveAppBlock", exe, uid))
 }
-func (f *fakeHelper) SetProcessBlock(_ context.Context, pid int32, traffic string) error {
-	return f.rec(fmtCall("SetProcessBlock", pid, traffic))
+func (f *fakeHelper) SetProcessBlock(_ context.Context, pid int32, traffic, when string) error {
+	return f.rec(fmtCall("SetProcessBlock", pid, traffic, when))
 }
 func (f *fakeHelper) RemoveProcessBlock(_ context.Context, pid int32) error {
 	return f.rec(fmtCall("RemoveProcessBlock", pid))
@@ -28,7 +28,10 @@ func TestBlockCommands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"block", "--pid", "42"}, fmtCall("SetProcessBlock", 42, "all")},
+		{[]string{"block", "--pid", "42"}, fmtCall("SetProcessBlock", 42, "all", "")},
+		{[]string{"block", "--pid", "42", "--when", "Mon 09:00-10:00"}, fmtCall("SetProcessBlock", 42, "all", "Mon 09:00-10:00")},
+		{[]string{"limit", "--pid", "42", "--up", "1", "--when", "Mon 09:00-10:00"},
+			fmtCall("SetProcessLimit", 42, api.Limit{Up: 1, Traffic: "all", When: "Mon 09:00-10:00"})},
 		{[]string{"block", "--app", "/usr/bin/sleep", "--traffic", "internet", "--when", "Mon-Fri 09:00-17:00"},
 			fmtCall("SetAppBlock", "/usr/bin/sleep", uid, "internet", "Mon-Fri 09:00-17:00")},
 		{[]string{"block", "--app", "/usr/bin/sleep", "--uid", "1234"}, fmtCall("SetAppBlock", "/usr/bin/sleep", 1234, "all", "")},
@@ -44,9 +47,9 @@ func TestBlockCommands(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]string{
-		{"block"}, {"block", "--pid", "1", "--app", "/x"}, {"block", "--pid", "42", "--when", "Mon 09:00-10:00"},
+		{"block"}, {"block", "--pid", "1", "--app", "/x"}, {"block", "--pid", "42", "--when", "Mon 9-10"},
 		{"block", "--app", "/x", "--when", "Mon 9-10"}, {"block", "--app", "/x", "--traffic", "lan"},
-		{"limit", "--pid", "42", "--up", "1", "--when", "Mon 09:00-10:00"}, {"unblock", "--pid", "42", "--uid", "3"},
+		{"limit", "--global", "--up", "1", "--when", "Mon 09:00-10:00"}, {"unblock", "--pid", "42", "--uid", "3"},
 	} {
 		f := &fakeHelper{}
 		code, _, errOut := runCLI(t, f, bad...)

@@ -197,7 +197,7 @@ func cmdLimit(c *call) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.w, "limited process %d: %s\n", o.pid, describe(l))
+		fmt.Fprintf(c.w, "limited process %d: %s%s\n", o.pid, describe(l), whenText(l.When))
 		return nil
 	}
 	exe, uid, who, err := programTarget(c)

@@ -290,6 +290,9 @@ func (c *Client) SetProcessLimit(ctx context.Context, pid int32, l api.Limit) er
 	if pid <= 0 {
 		return &Error{Name: api.ErrInvalidArgument, Message: fmt.Sprintf("pid %d is out of range", pid)}
 	}
+	if l.When != "" {
+		return c.call(ctx, api.MethodSetProcessLimitWhen, true, nil, uint32(pid), l.Down, l.Up, l.Traffic, l.When)
+	}
 	return c.call(ctx, api.MethodSetProcessLimit, true, nil, uint32(pid), l.Down, l.Up, l.Traffic)
 }
 

@@ -90,13 +90,13 @@ func TestAppBlock(t *testing.T) {
 func TestProcessBlock(t *testing.T) {
 	b := newBench(t, firefoxProcs)
 	user := asUID(1000)
-	if err := b.e.SetProcessBlock(user, 200, 0, "all"); !errors.Is(err, ErrNeedsManage) {
+	if err := b.e.SetProcessBlock(user, 200, 0, "all", ""); !errors.Is(err, ErrNeedsManage) {
 		t.Errorf("blocking another user's process: %v, want ErrNeedsManage", err)
 	}
 	if err := b.e.SetProcessLimit(user, 101, 0, api.Limit{Down: 500}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.e.SetProcessBlock(user, 101, 0, "local"); err != nil {
+	if err := b.e.SetProcessBlock(user, 101, 0, "local", ""); err != nil {
 		t.Fatal(err)
 	}
 	id := pidTargetID(101, 1010)

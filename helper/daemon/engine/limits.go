@@ -156,27 +156,34 @@ func (e *Engine) publishLimitsLocked() {
 	for k, r := range e.lim.rules {
 		v.rules[k] = r.Limit
 	}
-	// In a fixed order (by rule), so scheduleSwitched compares like with like.
+	// In a fixed order (by rule, then by pid), so scheduleSwitched compares like with like.
 	keys := slices.SortedFunc(maps.Keys(e.lim.rules), func(a, b appKey) int {
 		return cmp.Or(cmp.Compare(a.uid, b.uid), cmp.Compare(a.exe, b.exe))
 	})
 	var schedules []api.Schedule
 	for _, k := range keys {
-		r := e.lim.rules[k]
-		for _, w := range []string{r.Limit.When, r.Limit.BlockWhen} {
-			if s, err := api.ParseSchedule(w); w != "" && err == nil {
-				schedules = append(schedules, s)
-			}
-		}
+		schedules = appendSchedules(schedules, e.lim.rules[k].Limit)
 	}
-	for pid, pl := range e.lim.procLimits {
+	for _, pid := range slices.Sorted(maps.Keys(e.lim.procLimits)) {
+		pl := e.lim.procLimits[pid]
 		v.procs[pid] = procLimitView{start: pl.start, limit: pl.limit}
+		schedules = appendSchedules(schedules, pl.limit)
 	}
 	e.schedules.Store(&schedules)
 	for uid, p := range e.lim.paused {
 		v.paused[uid] = p
 	}
 	e.limView.Store(v)
+}
+
+// appendSchedules appends l's schedules (of its rates and of its block).
+func appendSchedules(ss []api.Schedule, l api.Limit) []api.Schedule {
+	for _, w := range []string{l.When, l.BlockWhen} {
+		if s, err := api.ParseSchedule(w); w != "" && err == nil {
+			ss = append(ss, s)
+		}
+	}
+	return ss
 }
 
 // appTargetID names an app's target: app-<uid>-<exe basename>-<hash>,
