@@ -173,7 +173,7 @@ func (e *Engine) SetProcessBlock(c api.Caller, pid int, start uint64, traffic, w
 		return err
 	}
 	return e.setProcess(c, p, func(l *api.Limit) {
-		if l.Traffic == "" {
+		if l.Traffic == "" && l.DownTraffic == "" {
 			l.Traffic = api.TrafficAll
 		}
 		l.Block, l.BlockWhen = b.Block, b.BlockWhen

@@ -201,10 +201,11 @@ func pidTargetID(pid int, start uint64) string { return fmt.Sprintf("pid-%d-%d",
 
 // toLimits converts a validated api.Limit.
 func toLimits(l api.Limit) backends.Limits {
-	tt, _ := backends.ParseTrafficType(l.Traffic)
+	dt, _ := backends.ParseTrafficType(l.DownZone())
+	ut, _ := backends.ParseTrafficType(l.UpZone())
 	bl := backends.Limits{
-		Down: backends.Limit{Rate: backends.Rate(l.Down), Traffic: tt},
-		Up:   backends.Limit{Rate: backends.Rate(l.Up), Traffic: tt},
+		Down: backends.Limit{Rate: backends.Rate(l.Down), Traffic: dt},
+		Up:   backends.Limit{Rate: backends.Rate(l.Up), Traffic: ut},
 	}
 	if l.Block != "" {
 		bt, _ := backends.ParseTrafficType(l.Block)
@@ -221,17 +222,17 @@ func (e *Engine) checkLimit(l api.Limit) (api.Limit, error) {
 	if err != nil {
 		return l, err
 	}
-	tt, _ := backends.ParseTrafficType(l.Traffic)
+	bl := toLimits(l)
 	if l.Down > 0 {
 		d, why := e.mgr.Download()
 		if d == nil {
 			return l, api.WithKind(api.ErrNotHere, fmt.Errorf("%w: %v", backends.ErrDownloadUnavailable, why))
 		}
-		if !d.Capabilities().Supports(tt) {
+		if tt := bl.Down.Traffic; !d.Capabilities().Supports(tt) {
 			return l, fmt.Errorf("%w: download backend %s cannot limit %s traffic", ErrInvalid, d.Name(), tt)
 		}
 	}
-	if l.Up > 0 && !e.mgr.Upload().Capabilities().Supports(tt) {
+	if tt := bl.Up.Traffic; l.Up > 0 && !e.mgr.Upload().Capabilities().Supports(tt) {
 		return l, fmt.Errorf("%w: upload backend %s cannot limit %s traffic", ErrInvalid, e.mgr.Upload().Name(), tt)
 	}
 	return e.checkBlock(l)
