@@ -58,3 +58,37 @@ func TestBlockCommands(t *testing.T) {
 		}
 	}
 }
+
+// Zones per direction: --down-traffic and --up-traffic give each direction
+// its own zone (--traffic the default of both), and the output says so.
+func TestLimitZonesPerDirection(t *testing.T) {
+	uid := os.Getuid()
+	for _, c := range []struct {
+		args []string
+		want string
+		out  string
+	}{
+		{[]string{"limit", "--app", "/opt/x", "--down", "1MB/s", "--down-traffic", "internet", "--up", "200KB/s"},
+			fmtCall("SetAppLimit", "/opt/x", uid, api.Limit{Down: 1_000_000, Up: 200_000, DownTraffic: "internet", UpTraffic: "all"}),
+			"(internet traffic), up 200 KB/s (all traffic)"},
+		{[]string{"limit", "--pid", "42", "--up", "1", "--traffic", "local", "--down-traffic", "all"},
+			fmtCall("SetProcessLimit", 42, api.Limit{Up: 1, DownTraffic: "all", UpTraffic: "local"}), "(local traffic)"},
+		{[]string{"limit", "--pid", "42", "--up", "1", "--up-traffic", "internet", "--down-traffic", "internet"},
+			fmtCall("SetProcessLimit", 42, api.Limit{Up: 1, Traffic: "internet"}), "internet traffic only"},
+	} {
+		f := &fakeHelper{}
+		code, out, errOut := runCLI(t, f, c.args...)
+		if code != 0 || len(f.calls) != 1 || f.calls[0] != c.want || !strings.Contains(out, c.out) {
+			t.Errorf("%v: code %d calls %v (%s%s), want %s and %q", c.args, code, f.calls, out, errOut, c.want, c.out)
+		}
+	}
+	for _, bad := range [][]string{
+		{"limit", "--app", "/x", "--down", "1", "--down-traffic", "lan"},
+		{"limit", "--global", "--down", "1", "--up-traffic", "local"},
+	} {
+		f := &fakeHelper{}
+		if code, _, _ := runCLI(t, f, bad...); code != exitUsage || len(f.calls) != 0 {
+			t.Errorf("%v: code %d calls %v, want a usage error", bad, code, f.calls)
+		}
+	}
+}

@@ -90,16 +90,8 @@ var (
 	fUp = &flagDef{name: "up", arg: "RATE", values: []string{"none", "100KB/s", "500KB/s", "1MB/s", "10MB/s"},
 		help: "upload limit: bytes a second the app sends; 0 or none = unlimited",
 		set:  func(o *opts, v string) (err error) { o.up, err = api.ParseRate(v); return err }}
-	fTraffic = &flagDef{name: "traffic", arg: "KIND", values: []string{api.TrafficAll, api.TrafficInternet, api.TrafficLocal},
-		help: "which traffic the limit applies to: all (default), internet (not private, link-local or loopback addresses) or local",
-		set: func(o *opts, v string) error {
-			switch v {
-			case api.TrafficAll, api.TrafficInternet, api.TrafficLocal:
-				o.traffic = v
-				return nil
-			}
-			return fmt.Errorf("%q: want all, internet or local", v)
-		}}
+	fTraffic = trafficFlag("traffic", "which traffic the limit applies to: all (default), internet (not private, "+
+		"link-local or loopback addresses) or local", func(o *opts) *string { return &o.traffic })
 )
 
 // globalFlags go before or after the command.
@@ -139,8 +131,10 @@ func init() {
 				"chadthrottlectl limit --pid 4242 --down 500KB/s --traffic internet", "sudo chadthrottlectl limit --app rsync --up 5MB/s --uid 0",
 				"chadthrottlectl -H admin@fileserver:2222 limit --app /usr/bin/rsync --up 5MB/s",
 				"chadthrottlectl limit --app /usr/bin/rsync --down 2MB/s --when 'Mon-Fri 09:00-17:00,Sat 10:00-12:00'",
+				"chadthrottlectl limit --app /usr/bin/steam --down 1MB/s --down-traffic internet --up 200KB/s",
 				"chadthrottlectl limit --global --down 10MB/s --up 2MB/s"},
-			flags: []*flagDef{fPID, fApp, fGlobal, fDown, fUp, fTraffic, fWhen, fUID, fInterface}, check: checkLimit, run: cmdLimit},
+			flags: []*flagDef{fPID, fApp, fGlobal, fDown, fUp, fTraffic, fDownTraffic, fUpTraffic, fWhen, fUID, fInterface},
+			check: checkLimit, run: cmdLimit},
 		{name: "unlimit", synopsis: "(--pid N | --app EXE | --global) [--uid N]", summary: "remove a process's limit, an app's rule or the global limit",
 			help: "Removes the limit of a process, the rule of an app (for your user, the user who ran sudo, or --uid N) " +
 				"or, with --global, the global limit (manage).",

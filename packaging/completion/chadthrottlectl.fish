@@ -34,6 +34,8 @@ complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l global -d 
 complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l down -x -a 'none 100KB/s 500KB/s 1MB/s 10MB/s' -d 'download limit: bytes a second delivered to the app'
 complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l up -x -a 'none 100KB/s 500KB/s 1MB/s 10MB/s' -d 'upload limit: bytes a second the app sends'
 complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l traffic -x -a 'all internet local' -d 'which traffic the limit applies to: all'
+complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l down-traffic -x -a 'all internet local' -d 'which traffic the download limit applies to'
+complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l up-traffic -x -a 'all internet local' -d 'which traffic the upload limit applies to'
 complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l when -x -a 'Mon-Fri 09:00-17:00' -d 'only at these times, local time: windows \'DAYS HH:MM-HH:MM\' separated by commas, DAYS a day, a range'
 complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l uid -x -a '' -d 'the user whose rule it is'
 complete -c chadthrottlectl -n '__fish_seen_subcommand_from limit' -l interface -x -a '' -d 'with --global: cap only this network interface'
