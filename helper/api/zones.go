@@ -40,6 +40,14 @@ func (l Limit) SplitZones(down, up string) Limit {
 	return l
 }
 
+// WithRates returns l with the rates' part of r — rates, zones and
+// schedule; l's block and priority stay.
+func (l Limit) WithRates(r Limit) Limit {
+	l.Down, l.Up, l.When = r.Down, r.Up, r.When
+	l.Traffic, l.DownTraffic, l.UpTraffic = r.Traffic, r.DownTraffic, r.UpTraffic
+	return l
+}
+
 // WireTraffic is l's traffic argument on the bus: its zone, or "DOWN/UP"
 // when the directions' zones differ.
 func (l Limit) WireTraffic() string {

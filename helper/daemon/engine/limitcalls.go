@@ -54,14 +54,7 @@ func (e *Engine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) 
 	if l, err = e.checkLimit(l); err != nil {
 		return err
 	}
-	return e.changeRule(c, exe, uid, func(cur *api.Limit) { setRates(cur, l) })
-}
-
-// setRates sets the rates' part of cur (rates, zones, schedule) to l's;
-// its block and priority stay.
-func setRates(cur *api.Limit, l api.Limit) {
-	cur.Down, cur.Up, cur.When = l.Down, l.Up, l.When
-	cur.Traffic, cur.DownTraffic, cur.UpTraffic = l.Traffic, l.DownTraffic, l.UpTraffic
+	return e.changeRule(c, exe, uid, func(cur *api.Limit) { *cur = cur.WithRates(l) })
 }
 
 // ruleExe checks and resolves the executable of a rule caller c asks for.
@@ -256,7 +249,7 @@ func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limi
 	if l, err = e.checkLimit(l); err != nil {
 		return err
 	}
-	return e.setProcess(c, p, func(cur *api.Limit) { setRates(cur, l) })
+	return e.setProcess(c, p, func(cur *api.Limit) { *cur = cur.WithRates(l) })
 }
 
 // setProcess sets the limit of process p (read by checkPID) for caller c
