@@ -25,32 +25,46 @@ func TestProcessScheduleSwitches(t *testing.T) {
 		t.Error("a bad schedule was accepted")
 	}
 	id := pidTargetID(101, 1010)
-	check := func(at string, limited, blocked bool) {
-		t.Helper()
-		b.scan()
-		_, hasLimit := b.up.Limit(id)
-		_, hasBlock := b.block.Blocked(id)
-		if hasLimit != limited || hasBlock != blocked {
-			t.Errorf("%s: limited=%v blocked=%v, want %v %v", at, hasLimit, hasBlock, limited, blocked)
-		}
-	}
-	check("Mon 08:59:59", false, false)
-	c.t = c.t.Add(time.Second)
-	check("Mon 09:00:00", true, false)
-	c.t = time.Date(2026, 11, 30, 16, 59, 59, 0, time.Local)
-	check("Mon 16:59:59", true, false)
-	c.t = c.t.Add(time.Second)
-	check("Mon 17:00:00", false, false)
-	c.t = time.Date(2026, 11, 30, 22, 0, 0, 0, time.Local)
-	check("Mon 22:00", false, true)
-	c.t = time.Date(2026, 12, 1, 6, 0, 0, 0, time.Local)
-	check("Tue 06:00", false, false)
-	c.t = time.Date(2026, 12, 1, 9, 30, 0, 0, time.Local)
-	check("Tue 09:30", true, false)
-	// The schedule stays with the limit: the engine reports it.
+	scheduleTimeline(t, b, c, id)
+	// Without its block the process's limit still switches.
 	if err := b.e.RemoveProcessBlock(user, 101, 0); err != nil {
 		t.Fatal(err)
 	}
-	c.t = time.Date(2026, 11, 30, 23, 0, 0, 0, time.Local)
-	check("Mon 23:00 after unblock", false, false)
+	c.t = time.Date(2026, 12, 1, 17, 0, 0, 0, time.Local)
+	b.scan()
+	_, hasLimit := b.up.Limit(id)
+	_, hasBlock := b.block.Blocked(id)
+	if hasLimit || hasBlock {
+		t.Errorf("Tue 17:00 after unblock: limited=%v blocked=%v", hasLimit, hasBlock)
+	}
+}
+
+// scheduleTimeline steps clock c through a Monday and a Tuesday and checks
+// that target id has an upload limit on Mon-Fri 09:00-17:00 and a block on
+// Mon 22:00-06:00.
+func scheduleTimeline(t *testing.T, b *bench, c *clock, id string) {
+	t.Helper()
+	at := func(day, h, m, s int) time.Time { return time.Date(2026, 11, 29+day, h, m, s, 0, time.Local) }
+	for _, st := range []struct {
+		name             string
+		t                time.Time
+		limited, blocked bool
+	}{
+		{"Mon 08:59:59", at(1, 8, 59, 59), false, false},
+		{"Mon 09:00:00", at(1, 9, 0, 0), true, false},
+		{"Mon 16:59:59", at(1, 16, 59, 59), true, false},
+		{"Mon 17:00:00", at(1, 17, 0, 0), false, false},
+		{"Mon 22:00", at(1, 22, 0, 0), false, true},
+		{"Tue 05:59:59 (past midnight)", at(2, 5, 59, 59), false, true},
+		{"Tue 06:00", at(2, 6, 0, 0), false, false},
+		{"Tue 09:30", at(2, 9, 30, 0), true, false},
+	} {
+		c.t = st.t
+		b.scan()
+		_, hasLimit := b.up.Limit(id)
+		_, hasBlock := b.block.Blocked(id)
+		if hasLimit != st.limited || hasBlock != st.blocked {
+			t.Errorf("%s: limited=%v blocked=%v, want %v %v", st.name, hasLimit, hasBlock, st.limited, st.blocked)
+		}
+	}
 }

@@ -98,50 +98,45 @@ func TestAuthorizationTable(t *testing.T) {
 		"SetAppLimitWhen(other)": func(m dbus.Message) *dbus.Error {
 			return s.SetAppLimitWhen(m, "/bin/other", uidOf(m)+7, 1000, 0, "", "")
 		},
-		"SetProcessLimitWhen(alice's)": func(m dbus.Message) *dbus.Error {
-			return s.SetProcessLimitWhen(m, alicePID, 0, 5000, "all", "Mon-Fri 09:00-17:00")
-		},
-		"SetProcessLimitWhen(bob's)": func(m dbus.Message) *dbus.Error {
-			return s.SetProcessLimitWhen(m, bobPID, 0, 5000, "all", "Mon-Fri 09:00-17:00")
-		},
-		"SetProcessBlockWhen(alice's)": func(m dbus.Message) *dbus.Error {
-			return s.SetProcessBlockWhen(m, alicePID, "all", "Sat+Sun 00:00-24:00")
-		},
-		"SetProcessBlockWhen(bob's)": func(m dbus.Message) *dbus.Error {
-			return s.SetProcessBlockWhen(m, bobPID, "all", "Sat+Sun 00:00-24:00")
-		},
 	}
 	na := api.ErrNotAuthorized
 	want := map[string]map[string]string{ // method → sender → error name ("" ok)
-		api.MethodGetStatus:            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		api.MethodGetPermissions:       {rootSender: "", aliceSender: "", bobSender: "", carolSender: ""},
-		api.MethodListBackends:         {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		api.MethodGetApps:              {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		api.MethodGetAppDetails:        {rootSender: "", aliceSender: "", bobSender: na, carolSender: na}, // alice's app by its real id: only alice and managers
-		api.MethodGetRules:             {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppLimit(own)":             {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppLimit(other)":           {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveAppLimit(own)":          {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"RemoveAppLimit(other)":        {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetProcessLimit(alice's)":     {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"SetProcessLimit(bob's)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveProcessLimit(alice's)":  {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"RemoveProcessLimit(bob's)":    {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		api.MethodSetPaused:            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppBlock(own)":             {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppBlock(other)":           {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveAppBlock(own)":          {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"RemoveAppBlock(other)":        {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetProcessBlock(alice's)":     {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"SetProcessBlock(bob's)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveProcessBlock(alice's)":  {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"RemoveProcessBlock(bob's)":    {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetAppLimitWhen(own)":         {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppLimitWhen(other)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetProcessLimitWhen(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"SetProcessLimitWhen(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetProcessBlockWhen(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"SetProcessBlockWhen(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		api.MethodGetStatus:           {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		api.MethodGetPermissions:      {rootSender: "", aliceSender: "", bobSender: "", carolSender: ""},
+		api.MethodListBackends:        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		api.MethodGetApps:             {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		api.MethodGetAppDetails:       {rootSender: "", aliceSender: "", bobSender: na, carolSender: na}, // alice's app by its real id: only alice and managers
+		api.MethodGetRules:            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppLimit(own)":            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppLimit(other)":          {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"RemoveAppLimit(own)":         {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"RemoveAppLimit(other)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"SetProcessLimit(alice's)":    {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
+		"SetProcessLimit(bob's)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"RemoveProcessLimit(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
+		"RemoveProcessLimit(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		api.MethodSetPaused:           {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppBlock(own)":            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppBlock(other)":          {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"RemoveAppBlock(own)":         {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"RemoveAppBlock(other)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"SetProcessBlock(alice's)":    {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
+		"SetProcessBlock(bob's)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"RemoveProcessBlock(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
+		"RemoveProcessBlock(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		"SetAppLimitWhen(own)":        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
+		"SetAppLimitWhen(other)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+	}
+	// The process methods with a schedule authorize like those without.
+	for who, pid := range map[string]uint32{"alice's": alicePID, "bob's": bobPID} {
+		calls["SetProcessLimitWhen("+who+")"] = func(m dbus.Message) *dbus.Error {
+			return s.SetProcessLimitWhen(m, pid, 0, 5000, "all", "Mon-Fri 09:00-17:00")
+		}
+		calls["SetProcessBlockWhen("+who+")"] = func(m dbus.Message) *dbus.Error {
+			return s.SetProcessBlockWhen(m, pid, "all", "Sat+Sun 00:00-24:00")
+		}
+		want["SetProcessLimitWhen("+who+")"] = want["SetProcessLimit("+who+")"]
+		want["SetProcessBlockWhen("+who+")"] = want["SetProcessBlock("+who+")"]
 	}
 	hcalls, hwant := historyCalls(s)
 	gcalls, gwant := globalCalls(s)
