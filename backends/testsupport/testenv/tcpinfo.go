@@ -87,7 +87,9 @@ func (c *TCPCounter) Poll(sent bool, interval time.Duration, stop <-chan struct{
 		defer tick.Stop()
 		var last uint64
 		for {
-			if n, err := c.Read(sent, pids...); err == nil {
+			// A reading below the last: the socket closed as the
+			// process exited; readings stay monotonic.
+			if n, err := c.Read(sent, pids...); err == nil && n >= last {
 				mu.Lock()
 				samples = append(samples, Sample{T: time.Since(start).Seconds(), Bytes: n - min(n, last), Total: n})
 				mu.Unlock()
