@@ -86,5 +86,8 @@ func TestZoneCaption(t *testing.T) {
 		if got := zoneCaption(c.l); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.l, got, c.want)
 		}
+		if got := limitText(c.l, Units[0]); !strings.HasSuffix(got, c.want) {
+			t.Errorf("%+v: process limit cell %q, want it to end %q", c.l, got, c.want)
+		}
 	}
 }
