@@ -152,37 +152,23 @@ func (u *UI) applySettings(s Settings) {
 	u.refreshTray(true)
 }
 
-// showLimitDialog asks for an app's download and upload limits (tray
-// "Custom…").
+// showLimitDialog asks for an app's download and upload limits, the zone
+// each covers and their schedule (tray "Custom…").
 func (u *UI) showLimitDialog(a api.App) {
 	u.showWindow()
 	if cur, ok := u.view.app(a.ID); ok {
 		a = cur
 	}
-	down, up := widget.NewEntry(), widget.NewEntry()
-	down.SetPlaceHolder("unlimited")
-	up.SetPlaceHolder("unlimited")
-	down.SetText(entryText(a.Limit.Down, u.settings.Unit))
-	up.SetText(entryText(a.Limit.Up, u.settings.Unit))
-	if !u.downloadAvailable() {
-		down.Disable()
-	}
-	sched, when := scheduleItem(a.Limit.When)
-	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up), sched}
-	items[1].HintText = `For example 500 KB/s, 1.5 MB/s or 8 Mbit/s; empty = unlimited.`
-	dialog.ShowForm("Limit "+a.Name, "Set limit", "Cancel", items, func(ok bool) {
+	f := u.newLimitForm(a.Limit) // zones.go
+	dialog.ShowForm("Limit "+a.Name, "Set limit", "Cancel", f.items, func(ok bool) {
 		if !ok {
 			return
 		}
-		l, err := u.parseLimits(down.Text, up.Text, a.Limit.Traffic)
-		if err == nil {
-			err = when.Validate()
-		}
+		l, err := f.read(u)
 		if err != nil {
 			dialog.ShowError(err, u.win)
 			return
 		}
-		l.When = strings.TrimSpace(when.Text)
 		u.setAppLimit(a, l, false)
 	}, u.win)
 }
@@ -198,23 +184,15 @@ func (u *UI) showProcessLimitDialog(pid int32) {
 			cur = p.Limit
 		}
 	}
-	down, up := widget.NewEntry(), widget.NewEntry()
-	down.SetPlaceHolder("unlimited")
-	up.SetPlaceHolder("unlimited")
-	down.SetText(entryText(cur.Down, u.settings.Unit))
-	up.SetText(entryText(cur.Up, u.settings.Unit))
-	if !u.downloadAvailable() {
-		down.Disable()
-	}
+	f := u.newLimitForm(cur)
 	note := widget.NewLabel("A process limit lasts until the process exits. To limit every run of the app, use the sliders in the list.")
 	note.Wrapping = fyne.TextWrapWord
-	items := []*widget.FormItem{widget.NewFormItem("Download", down), widget.NewFormItem("Upload", up),
-		widget.NewFormItem("", note)}
+	items := append(f.items, widget.NewFormItem("", note))
 	dialog.ShowForm(fmt.Sprintf("Limit process %d", pid), "Set limit", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
 		}
-		l, err := u.parseLimits(down.Text, up.Text, cur.Traffic)
+		l, err := f.read(u)
 		if err != nil {
 			dialog.ShowError(err, u.win)
 			return
@@ -230,19 +208,4 @@ func (u *UI) showProcessLimitDialog(pid int32) {
 			}
 		})
 	}, u.win)
-}
-
-func (u *UI) parseLimits(down, up, traffic string) (api.Limit, error) {
-	d, err := ParseLimit(down, u.settings.Unit)
-	if err != nil {
-		return api.Limit{}, fmt.Errorf("download: %w", err)
-	}
-	p, err := ParseLimit(up, u.settings.Unit)
-	if err != nil {
-		return api.Limit{}, fmt.Errorf("upload: %w", err)
-	}
-	if traffic == "" {
-		traffic = u.settings.Traffic
-	}
-	return api.Limit{Down: d, Up: p, Traffic: traffic}, nil
 }

@@ -152,7 +152,7 @@ func cellText[T any](rows []T, cols []detailCol[T], id widget.TableCellID, unit 
 	return cols[id.Col].show(&rows[id.Row], unit)
 }
 
-// limitText describes a limit in a table cell.
+// limitText describes a limit in a table cell, with its zones (zones.go).
 func limitText(l api.Limit, unit Unit) string {
 	if l.Down == 0 && l.Up == 0 {
 		return "–"
@@ -164,7 +164,7 @@ func limitText(l api.Limit, unit Unit) string {
 	if l.Up != 0 {
 		parts = append(parts, "↑ "+FormatRate(l.Up, unit))
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(parts, " ") + zoneCaption(l)
 }
 
 // show displays d (UI goroutine).

@@ -239,12 +239,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	if on {
 		sub += " · limited"
-		switch a.Limit.Traffic { // the zone the limit covers
-		case api.TrafficInternet:
-			sub += " (internet)"
-		case api.TrafficLocal:
-			sub += " (local network)"
-		}
+		sub += zoneCaption(a.Limit) // zones.go
 		if u.conn.status.Paused {
 			sub += " (paused)"
 		}
@@ -369,8 +364,8 @@ func (u *UI) edit(id string, d direction, lim uint64) {
 	p, ok := u.pending[id]
 	if !ok {
 		p = &pendingEdit{exe: a.Exe, uid: a.UID, name: a.Name, limit: a.Limit}
-		if p.limit.Traffic == "" || (p.limit.Down == 0 && p.limit.Up == 0) {
-			p.limit.Traffic = u.settings.Traffic
+		if (p.limit.Traffic == "" && p.limit.DownTraffic == "") || (p.limit.Down == 0 && p.limit.Up == 0) {
+			p.limit = p.limit.SplitZones(u.settings.Traffic, u.settings.Traffic)
 		}
 		u.pending[id] = p
 	}
@@ -458,5 +453,5 @@ func (u *UI) refreshLimits() { u.apps.list.Refresh() }
 // setLocalLimit shows a limit the helper accepted before the next poll
 // confirms it.
 func (u *trayCore) setLocalLimit(id string, lim api.Limit) {
-	u.updateLocal(id, func(l *api.Limit) { l.Down, l.Up, l.Traffic, l.When = lim.Down, lim.Up, lim.Traffic, lim.When })
+	u.updateLocal(id, func(l *api.Limit) { *l = l.WithRates(lim) })
 }

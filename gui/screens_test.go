@@ -21,6 +21,7 @@ import (
 func TestScreens(t *testing.T) {
 	apps := testApps()
 	apps[1].Limit = api.Limit{Down: 1_000_000, Traffic: api.TrafficAll}
+	apps[0].Limit = api.Limit{Down: 2_000_000, Up: 500_000, DownTraffic: api.TrafficInternet, UpTraffic: api.TrafficAll}
 	fx := newFixture(t, apps)
 	fx.app.Settings().SetTheme(theme.DefaultTheme())
 	fx.ui.win.Resize(fyne.NewSize(1240, 780))

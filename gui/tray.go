@@ -169,7 +169,7 @@ func (u *trayCore) quickLimit(a api.App, dir direction, lim uint64) {
 		l = cur.Limit
 	}
 	if l.Down == 0 && l.Up == 0 {
-		l.Traffic = u.settings.Traffic
+		l = l.SplitZones(u.settings.Traffic, u.settings.Traffic)
 	}
 	if dir == dirDown {
 		l.Down = lim

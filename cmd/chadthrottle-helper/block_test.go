@@ -17,9 +17,18 @@ import (
 // five times a second for at most 40 s.
 func startCurlLoop(t *testing.T, bed *testenv.Bed, u bustest.User, url string) *testenv.CurlLoop {
 	t.Helper()
+	l, _ := startCurlLoopPID(t, bed, u, url)
+	return l
+}
+
+// startCurlLoopPID is startCurlLoop that also returns the curl's pid.
+func startCurlLoopPID(t *testing.T, bed *testenv.Bed, u bustest.User, url string) (*testenv.CurlLoop, int) {
+	t.Helper()
 	args := append([]string{"--net=" + testenv.Path(bed.Local), "--setuid", strconv.Itoa(int(u.UID)),
 		"--setgid", strconv.Itoa(int(u.GID)), "--", "curl"}, testenv.CurlLoopArgs(url, 200, 5)...)
-	return testenv.StartCurlLoop(t, exec.Command("nsenter", args...))
+	cmd := exec.Command("nsenter", args...)
+	l := testenv.StartCurlLoop(t, cmd)
+	return l, cmd.Process.Pid
 }
 
 // TestRealBlockAsUser: the real helper (auto selection: ebpf_block) in a
@@ -55,17 +64,7 @@ func realBlockAsUser(t *testing.T, extra []string) {
 	if !testenv.WaitUntil(5*time.Second, func() bool { a, _ := aliceCurl.Counts(); b, _ := bobCurl.Counts(); return a >= 2 && b >= 2 }) {
 		t.Fatal("the curl loops do not fetch")
 	}
-	ctx := context.Background()
-	run := func(args ...string) (string, int) {
-		out, errOut, err := bustest.RunAs(ctx, &alice, nil, ctl, append(args, "--bus", bus.Address)...)
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out + errOut, code
-	}
+	run := func(args ...string) (string, int) { return ctlAs(t, alice, ctl, bus.Address, args...) }
 	if out, code := run("block", "--app", curl); code != 0 {
 		t.Fatalf("alice blocks her curl: exit %d: %s\n%s", code, out, h.out.String())
 	}
@@ -107,6 +106,20 @@ func realBlockAsUser(t *testing.T, extra []string) {
 	if !testenv.WaitUntil(3*time.Second, func() bool { a, _ := aliceCurl.Counts(); return a >= okBefore+2 }) {
 		t.Errorf("alice's curl does not fetch again within 3 s of unblock")
 	}
+}
+
+// ctlAs runs chadthrottlectl as u on the bus at addr and returns its
+// output and exit status.
+func ctlAs(t *testing.T, u bustest.User, ctl, addr string, args ...string) (string, int) {
+	t.Helper()
+	out, errOut, err := bustest.RunAs(context.Background(), &u, nil, ctl, append(args, "--bus", addr)...)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out + errOut, code
 }
 
 // exitCodeNotAuthorized is chadthrottlectl's exit status for polkit's no.

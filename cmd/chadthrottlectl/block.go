@@ -12,12 +12,12 @@ import (
 // blockHelper is what block and unblock need of *client.Client.
 type blockHelper interface {
 	api.AppBlocker
-	SetProcessBlock(ctx context.Context, pid int32, traffic string) error
+	SetProcessBlock(ctx context.Context, pid int32, traffic, when string) error
 	RemoveProcessBlock(ctx context.Context, pid int32) error
 }
 
 var fWhen = &flagDef{name: "when", arg: "SCHEDULE", values: []string{"Mon-Fri 09:00-17:00"},
-	help: "with --app: only at these times, local time: windows 'DAYS HH:MM-HH:MM' separated by commas, DAYS a day, " +
+	help: "only at these times, local time: windows 'DAYS HH:MM-HH:MM' separated by commas, DAYS a day, " +
 		"a range (Mon-Fri) or days joined by + (Sat+Sun), none = daily; a window ending before it starts runs past midnight " +
 		"(Fri 22:00-06:00); default always",
 	set: func(o *opts, v string) error {
@@ -51,10 +51,11 @@ func checkBlock(o *opts) error {
 	return checkWhen(o)
 }
 
-// checkWhen: a schedule is part of a rule, so it needs --app.
+// checkWhen: a schedule goes with an app's or a process's limit or block,
+// not with the global limit.
 func checkWhen(o *opts) error {
-	if o.seen["when"] && !o.seen["app"] {
-		return usageErr("%s: --when goes with --app (a process's limit or block lasts as long as the process)", o.cmd.name)
+	if o.seen["when"] && !o.seen["app"] && !o.seen["pid"] {
+		return usageErr("%s: --when goes with --app or --pid", o.cmd.name)
 	}
 	return nil
 }
@@ -73,10 +74,10 @@ func cmdBlock(c *call) error {
 		what = o.traffic + " traffic"
 	}
 	if o.seen["pid"] {
-		if err := withAgent(c, func() error { return c.h.SetProcessBlock(c.ctx, o.pid, o.traffic) }); err != nil {
+		if err := withAgent(c, func() error { return c.h.SetProcessBlock(c.ctx, o.pid, o.traffic, o.when) }); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.w, "blocked %s of process %d\n", what, o.pid)
+		fmt.Fprintf(c.w, "blocked %s of process %d%s\n", what, o.pid, whenText(o.when))
 		return nil
 	}
 	exe, uid, who, err := programTarget(c)

@@ -198,6 +198,7 @@ type opts struct {
 	uid      uint32
 	down, up uint64
 	traffic  string
+	zones    [2]string // --down-traffic, --up-traffic (zones.go)
 	when     string
 	global   bool     // limit/unlimit --global (global.go)
 	iface    string   // with --global

@@ -151,8 +151,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"unlimit", "--app", "no-such-program-anywhere"}, "not found in PATH"},
 		{[]string{"top", "extra"}, "unexpected argument"},
 		{[]string{"--bogus", "top"}, "unknown flag --bogus"},
-		// Contract commands the product does not have yet: exit 2.
-		{[]string{"limit", "--pid", "3", "--up", "1", "--when", "Mon-Fri 09:00-17:00"}, "--when goes with --app"},
+		{[]string{"limit", "--global", "--up", "1MB/s", "--when", "Mon-Fri 09:00-17:00"}, "--when does not go with --global"},
 	} {
 		f := &fakeHelper{}
 		code, _, errOut := runCLI(t, f, c.args...)

@@ -154,8 +154,8 @@ func writeTop(w io.Writer, snap api.Snapshot, apps []api.App, maxRows int) error
 			break
 		}
 		cells := []string{appLabel(a), userLabel(a), pidList(a.PIDs), rateCell(a.RxRate), rateCell(a.TxRate),
-			api.FormatBytes(a.RxBytes), api.FormatBytes(a.TxBytes), limitCell(a.Limit, a.Limit.Down, a.Rule),
-			limitCell(a.Limit, a.Limit.Up, a.Rule), api.Printable(a.ID)}
+			api.FormatBytes(a.RxBytes), api.FormatBytes(a.TxBytes), limitCell(a.Limit, a.Limit.Down, a.Limit.DownZone(), a.Rule),
+			limitCell(a.Limit, a.Limit.Up, a.Limit.UpZone(), a.Rule), api.Printable(a.ID)}
 		if narrow {
 			name := a.Name
 			if name == "" {
@@ -191,9 +191,9 @@ func rateCell(r uint64) string {
 	return api.FormatRate(r)
 }
 
-// limitCell shows one direction of a limit: "-" for none, the traffic
-// type when not all, "(rule)" when a saved rule sets it.
-func limitCell(l api.Limit, r uint64, rule bool) string {
+// limitCell shows one direction of a limit (rate r, zone): "-" for none,
+// the zone when not all, "(rule)" when a saved rule sets it.
+func limitCell(l api.Limit, r uint64, zone string, rule bool) string {
 	if l.Block != "" {
 		return blockCell(l)
 	}
@@ -201,8 +201,8 @@ func limitCell(l api.Limit, r uint64, rule bool) string {
 		return "-"
 	}
 	s := api.FormatRate(r)
-	if t := trafficOf(l); t != api.TrafficAll {
-		s += " " + t
+	if zone != api.TrafficAll {
+		s += " " + zone
 	}
 	if rule {
 		s += " (rule)"
@@ -210,11 +210,12 @@ func limitCell(l api.Limit, r uint64, rule bool) string {
 	return s
 }
 
+// trafficOf is a limit's zone, or DOWN/UP when its directions differ.
 func trafficOf(l api.Limit) string {
-	if l.Traffic == "" {
-		return api.TrafficAll
+	if d, u := l.DownZone(), l.UpZone(); d != u {
+		return d + "/" + u
 	}
-	return l.Traffic
+	return l.DownZone()
 }
 
 // appLabel and the other text output pass what processes and .desktop

@@ -77,7 +77,7 @@ func checkGlobal(o *opts) error {
 		}
 		return nil
 	}
-	for _, f := range []string{"pid", "app", "uid", "traffic", "when"} {
+	for _, f := range []string{"pid", "app", "uid", "traffic", "down-traffic", "up-traffic", "when"} {
 		if o.seen[f] {
 			return usageErr("%s: --%s does not go with --global", n, f)
 		}

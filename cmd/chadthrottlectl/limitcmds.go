@@ -56,7 +56,7 @@ func cmdDetails(c *call) error {
 	for _, p := range d.Processes {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.PID, p.PPID, p.UID, api.Printable(p.Comm),
 			rateCell(p.RxRate), rateCell(p.TxRate), api.FormatBytes(p.RxBytes), api.FormatBytes(p.TxBytes),
-			limitCell(p.Limit, p.Limit.Down, false), limitCell(p.Limit, p.Limit.Up, false), api.Printable(p.Cmdline))
+			limitCell(p.Limit, p.Limit.Down, p.Limit.DownZone(), false), limitCell(p.Limit, p.Limit.Up, p.Limit.UpZone(), false), api.Printable(p.Cmdline))
 	}
 	tw.Flush()
 	fmt.Fprintf(c.w, "\nconnections (%d):\n", len(d.Connections))
@@ -119,9 +119,12 @@ func appID(c *call, arg string) (string, error) {
 }
 
 func describe(l api.Limit) string {
+	if d, u := l.DownZone(), l.UpZone(); d != u {
+		return fmt.Sprintf("down %s (%s traffic), up %s (%s traffic)", api.FormatRate(l.Down), d, api.FormatRate(l.Up), u)
+	}
 	s := fmt.Sprintf("down %s, up %s", api.FormatRate(l.Down), api.FormatRate(l.Up))
-	if l.Traffic != "" && l.Traffic != api.TrafficAll {
-		s += ", " + l.Traffic + " traffic only"
+	if t := l.DownZone(); t != api.TrafficAll {
+		s += ", " + t + " traffic only"
 	}
 	return s
 }
@@ -188,7 +191,7 @@ func cmdLimit(c *call) error {
 	if o.global {
 		return cmdGlobalLimit(c)
 	}
-	l := api.Limit{Down: o.down, Up: o.up, Traffic: o.traffic, When: o.when}
+	l := withZones(o, api.Limit{Down: o.down, Up: o.up, Traffic: o.traffic, When: o.when})
 	if l.Down == 0 && l.Up == 0 {
 		return cmdUnlimit(c)
 	}
@@ -197,7 +200,7 @@ func cmdLimit(c *call) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.w, "limited process %d: %s\n", o.pid, describe(l))
+		fmt.Fprintf(c.w, "limited process %d: %s%s\n", o.pid, describe(l), whenText(l.When))
 		return nil
 	}
 	exe, uid, who, err := programTarget(c)

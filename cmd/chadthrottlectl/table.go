@@ -90,16 +90,8 @@ var (
 	fUp = &flagDef{name: "up", arg: "RATE", values: []string{"none", "100KB/s", "500KB/s", "1MB/s", "10MB/s"},
 		help: "upload limit: bytes a second the app sends; 0 or none = unlimited",
 		set:  func(o *opts, v string) (err error) { o.up, err = api.ParseRate(v); return err }}
-	fTraffic = &flagDef{name: "traffic", arg: "KIND", values: []string{api.TrafficAll, api.TrafficInternet, api.TrafficLocal},
-		help: "which traffic the limit applies to: all (default), internet (not private, link-local or loopback addresses) or local",
-		set: func(o *opts, v string) error {
-			switch v {
-			case api.TrafficAll, api.TrafficInternet, api.TrafficLocal:
-				o.traffic = v
-				return nil
-			}
-			return fmt.Errorf("%q: want all, internet or local", v)
-		}}
+	fTraffic = trafficFlag("traffic", "which traffic the limit applies to: all (default), internet (not private, "+
+		"link-local or loopback addresses) or local", func(o *opts) *string { return &o.traffic })
 )
 
 // globalFlags go before or after the command.
@@ -107,6 +99,35 @@ var globalFlags = []*flagDef{fBus, fHost, fHelp}
 
 // commands is the table of commands, in the order help lists them.
 var commands []*command
+
+// limitCommand and unlimitCommand are limit and unlimit (the table in init
+// would pass 80 lines with them inline).
+var limitCommand = &command{name: "limit", synopsis: "(--pid N | --app EXE) [--down RATE] [--up RATE] [--traffic all|internet|local] [--when SCHEDULE] [--uid N] | --global [--down RATE] [--up RATE] [--interface IFACE]",
+	summary: "limit a process or an app (a rule)",
+	help: "Limits a process and its children (--pid) or an app (--app: a rule that applies to its running and future " +
+		"processes of one user and persists across restarts). A direction not given is unlimited; both 0 removes the " +
+		"limit. Under sudo the rule is for the user who ran sudo (SUDO_UID), not root; --uid 0 makes it root's. " +
+		"An --app that is a script (#!, like many distributions' /usr/bin/firefox) is never a process's executable: " +
+		"the command names the program the script runs (or that runs now) and, in a terminal, asks which to limit. " +
+		"Limiting your own apps needs the limit-own permission; in a terminal without a graphical authentication " +
+		"agent (SSH), polkit asks for a password there (pkttyagent). With --global it sets the global limit instead: " +
+		"one cap for the whole machine (or --interface), shared among apps by priority (see priority); it needs " +
+		"the manage permission.",
+	examples: []string{"chadthrottlectl limit --app /usr/bin/firefox --down 1MB/s --up 200KB/s",
+		"chadthrottlectl limit --pid 4242 --down 500KB/s --traffic internet", "sudo chadthrottlectl limit --app rsync --up 5MB/s --uid 0",
+		"chadthrottlectl -H admin@fileserver:2222 limit --app /usr/bin/rsync --up 5MB/s",
+		"chadthrottlectl limit --app /usr/bin/rsync --down 2MB/s --when 'Mon-Fri 09:00-17:00,Sat 10:00-12:00'",
+		"chadthrottlectl limit --app /usr/bin/steam --down 1MB/s --down-traffic internet --up 200KB/s",
+		"chadthrottlectl limit --global --down 10MB/s --up 2MB/s"},
+	flags: []*flagDef{fPID, fApp, fGlobal, fDown, fUp, fTraffic, fDownTraffic, fUpTraffic, fWhen, fUID, fInterface},
+	check: checkLimit, run: cmdLimit}
+
+var unlimitCommand = &command{name: "unlimit", synopsis: "(--pid N | --app EXE | --global) [--uid N]", summary: "remove a process's limit, an app's rule or the global limit",
+	help: "Removes the limit of a process, the rule of an app (for your user, the user who ran sudo, or --uid N) " +
+		"or, with --global, the global limit (manage).",
+	examples: []string{"chadthrottlectl unlimit --app /usr/bin/firefox", "chadthrottlectl unlimit --pid 4242",
+		"chadthrottlectl unlimit --global"},
+	flags: []*flagDef{fPID, fApp, fGlobal, fUID}, check: checkTarget, run: cmdUnlimit}
 
 func init() {
 	commands = []*command{
@@ -124,29 +145,7 @@ func init() {
 				"app), or an executable's path or name, or an app's name, matched against the running apps.",
 			examples: []string{"chadthrottlectl details firefox", "chadthrottlectl details 1000:/usr/lib/firefox/firefox --json"},
 			minArgs:  1, maxArgs: 1, argName: "APP", flags: []*flagDef{fJSON}, run: cmdDetails},
-		{name: "limit", synopsis: "(--pid N | --app EXE) [--down RATE] [--up RATE] [--traffic all|internet|local] [--when SCHEDULE] [--uid N] | --global [--down RATE] [--up RATE] [--interface IFACE]",
-			summary: "limit a process or an app (a rule)",
-			help: "Limits a process and its children (--pid) or an app (--app: a rule that applies to its running and future " +
-				"processes of one user and persists across restarts). A direction not given is unlimited; both 0 removes the " +
-				"limit. Under sudo the rule is for the user who ran sudo (SUDO_UID), not root; --uid 0 makes it root's. " +
-				"An --app that is a script (#!, like many distributions' /usr/bin/firefox) is never a process's executable: " +
-				"the command names the program the script runs (or that runs now) and, in a terminal, asks which to limit. " +
-				"Limiting your own apps needs the limit-own permission; in a terminal without a graphical authentication " +
-				"agent (SSH), polkit asks for a password there (pkttyagent). With --global it sets the global limit instead: " +
-				"one cap for the whole machine (or --interface), shared among apps by priority (see priority); it needs " +
-				"the manage permission.",
-			examples: []string{"chadthrottlectl limit --app /usr/bin/firefox --down 1MB/s --up 200KB/s",
-				"chadthrottlectl limit --pid 4242 --down 500KB/s --traffic internet", "sudo chadthrottlectl limit --app rsync --up 5MB/s --uid 0",
-				"chadthrottlectl -H admin@fileserver:2222 limit --app /usr/bin/rsync --up 5MB/s",
-				"chadthrottlectl limit --app /usr/bin/rsync --down 2MB/s --when 'Mon-Fri 09:00-17:00,Sat 10:00-12:00'",
-				"chadthrottlectl limit --global --down 10MB/s --up 2MB/s"},
-			flags: []*flagDef{fPID, fApp, fGlobal, fDown, fUp, fTraffic, fWhen, fUID, fInterface}, check: checkLimit, run: cmdLimit},
-		{name: "unlimit", synopsis: "(--pid N | --app EXE | --global) [--uid N]", summary: "remove a process's limit, an app's rule or the global limit",
-			help: "Removes the limit of a process, the rule of an app (for your user, the user who ran sudo, or --uid N) " +
-				"or, with --global, the global limit (manage).",
-			examples: []string{"chadthrottlectl unlimit --app /usr/bin/firefox", "chadthrottlectl unlimit --pid 4242",
-				"chadthrottlectl unlimit --global"},
-			flags: []*flagDef{fPID, fApp, fGlobal, fUID}, check: checkTarget, run: cmdUnlimit},
+		limitCommand, unlimitCommand,
 		blockCommand, unblockCommand, priorityCommand,
 		{name: "rules", synopsis: "[--json]", summary: "the saved per-app rules",
 			help:  "Lists the rules that persist: yours, or every user's with the manage permission. ADMIN rules were set by an administrator and bind their user.",

@@ -125,6 +125,10 @@ type Limit struct {
 	// Priority is the target's share of the global limit (low, high,
 	// critical); "" = normal.
 	Priority string `json:"priority,omitempty"`
+	// DownTraffic and UpTraffic are the zones of the download and the
+	// upload limit when they differ (issue #16, zones.go); "" = Traffic's.
+	DownTraffic string `json:"down_traffic,omitempty"`
+	UpTraffic   string `json:"up_traffic,omitempty"`
 }
 
 // App is a group of processes of one executable and one user.

@@ -13,6 +13,10 @@ const (
 	MethodRemoveProcessBlock = "RemoveProcessBlock" // (pid u) → ()
 	// MethodSetAppLimitWhen is SetAppLimit with a schedule for the rates.
 	MethodSetAppLimitWhen = "SetAppLimitWhen" // (exe s, uid u, down t, up t, traffic s, when s) → ()
+	// MethodSetProcessLimitWhen and MethodSetProcessBlockWhen are
+	// SetProcessLimit and SetProcessBlock with a schedule.
+	MethodSetProcessLimitWhen = "SetProcessLimitWhen" // (pid u, down t, up t, traffic s, when s) → ()
+	MethodSetProcessBlockWhen = "SetProcessBlockWhen" // (pid u, traffic s, when s) → ()
 )
 
 func init() {
@@ -22,6 +26,8 @@ func init() {
 		Method{MethodSetProcessBlock, ActionLimitOwn, true},
 		Method{MethodRemoveProcessBlock, ActionLimitOwn, true},
 		Method{MethodSetAppLimitWhen, ActionLimitOwn, true},
+		Method{MethodSetProcessLimitWhen, ActionLimitOwn, true},
+		Method{MethodSetProcessBlockWhen, ActionLimitOwn, true},
 	)
 }
 

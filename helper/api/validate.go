@@ -51,15 +51,15 @@ func NormalTraffic(t string) (string, error) {
 	return "", Errorf(ErrInvalid, "unknown traffic type %q (want all, internet or local)", t)
 }
 
-// ValidateLimit checks a limit's rates, traffic type, block and schedules
-// and returns it with the traffic types spelled out. Both rates 0 is valid
+// ValidateLimit checks a limit's rates, traffic types (a "DOWN/UP" Traffic
+// included), block and schedules and returns it with the traffic types
+// spelled out in their canonical form (validateZones). Both rates 0 is valid
 // (no limit).
 func ValidateLimit(l Limit) (Limit, error) {
-	tt, err := NormalTraffic(l.Traffic)
+	l, err := validateZones(l) // zones.go
 	if err != nil {
 		return l, err
 	}
-	l.Traffic = tt
 	if l.Down > MaxRate {
 		return l, Errorf(ErrInvalid, "download limit %d B/s is above the maximum of %d B/s (100 Gbit/s)", l.Down, MaxRate)
 	}

@@ -18,10 +18,14 @@ func (c *Client) RemoveAppBlock(ctx context.Context, exe string, uid uint32) err
 	return c.call(ctx, api.MethodRemoveAppBlock, true, nil, exe, uid)
 }
 
-// SetProcessBlock blocks one process and its children.
-func (c *Client) SetProcessBlock(ctx context.Context, pid int32, traffic string) error {
+// SetProcessBlock blocks one process and its children, at the times when
+// says ("" = always).
+func (c *Client) SetProcessBlock(ctx context.Context, pid int32, traffic, when string) error {
 	if pid <= 0 {
 		return &Error{Name: api.ErrInvalidArgument, Message: fmt.Sprintf("pid %d is out of range", pid)}
+	}
+	if when != "" {
+		return c.call(ctx, api.MethodSetProcessBlockWhen, true, nil, uint32(pid), traffic, when)
 	}
 	return c.call(ctx, api.MethodSetProcessBlock, true, nil, uint32(pid), traffic)
 }

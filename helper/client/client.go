@@ -275,9 +275,9 @@ func (c *Client) Rules(ctx context.Context) ([]api.Rule, error) {
 // caller's uid, manage otherwise). Zero rates are unlimited.
 func (c *Client) SetAppLimit(ctx context.Context, exe string, uid uint32, l api.Limit) error {
 	if l.When != "" {
-		return c.call(ctx, api.MethodSetAppLimitWhen, true, nil, exe, uid, l.Down, l.Up, l.Traffic, l.When)
+		return c.call(ctx, api.MethodSetAppLimitWhen, true, nil, exe, uid, l.Down, l.Up, l.WireTraffic(), l.When)
 	}
-	return c.call(ctx, api.MethodSetAppLimit, true, nil, exe, uid, l.Down, l.Up, l.Traffic)
+	return c.call(ctx, api.MethodSetAppLimit, true, nil, exe, uid, l.Down, l.Up, l.WireTraffic())
 }
 
 // RemoveAppLimit removes the rule on exe for uid.
@@ -290,7 +290,10 @@ func (c *Client) SetProcessLimit(ctx context.Context, pid int32, l api.Limit) er
 	if pid <= 0 {
 		return &Error{Name: api.ErrInvalidArgument, Message: fmt.Sprintf("pid %d is out of range", pid)}
 	}
-	return c.call(ctx, api.MethodSetProcessLimit, true, nil, uint32(pid), l.Down, l.Up, l.Traffic)
+	if l.When != "" {
+		return c.call(ctx, api.MethodSetProcessLimitWhen, true, nil, uint32(pid), l.Down, l.Up, l.WireTraffic(), l.When)
+	}
+	return c.call(ctx, api.MethodSetProcessLimit, true, nil, uint32(pid), l.Down, l.Up, l.WireTraffic())
 }
 
 // RemoveProcessLimit removes a process's limit.

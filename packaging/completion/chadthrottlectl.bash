@@ -6,7 +6,7 @@ _chadthrottlectl() {
 	local cmd="" nargs=0 i words
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--when|--uid|--interface|--since|--until|--by|--per|--bytes|--direction|--then) ((i++)) ;;
+		--interval|--bus|--host|-H|--pid|--app|--down|--up|--traffic|--down-traffic|--up-traffic|--when|--uid|--interface|--since|--until|--by|--per|--bytes|--direction|--then) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((nargs++)); fi ;;
 		esac
@@ -34,6 +34,12 @@ _chadthrottlectl() {
 		COMPREPLY=($(compgen -W "none 100KB/s 500KB/s 1MB/s 10MB/s" -- "$cur"))
 		return ;;
 	--traffic)
+		COMPREPLY=($(compgen -W "all internet local" -- "$cur"))
+		return ;;
+	--down-traffic)
+		COMPREPLY=($(compgen -W "all internet local" -- "$cur"))
+		return ;;
+	--up-traffic)
 		COMPREPLY=($(compgen -W "all internet local" -- "$cur"))
 		return ;;
 	--when)
@@ -75,7 +81,7 @@ _chadthrottlectl() {
 	details)
 		words="--json --bus --host -H --help -h" ;;
 	limit)
-		words="--pid --app --global --down --up --traffic --when --uid --interface --bus --host -H --help -h" ;;
+		words="--pid --app --global --down --up --traffic --down-traffic --up-traffic --when --uid --interface --bus --host -H --help -h" ;;
 	unlimit)
 		words="--pid --app --global --uid --bus --host -H --help -h" ;;
 	block)

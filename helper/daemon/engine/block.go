@@ -19,7 +19,9 @@ import (
 //	                                         ("" = all); when is a schedule (api.ParseSchedule, "" = always).
 //	                                         Persisted as part of the app's rule; its rates stay.
 //	RemoveAppBlock(c, exe, uid)              lift it (the rule's rates stay; a rule with nothing left goes)
-//	SetProcessBlock(c, pid, start, traffic)  block one process and its children (not persisted)
+//	SetProcessBlock(c, pid, start, traffic, when)
+//	                                         block one process and its children (not persisted), at the
+//	                                         times when says ("" = always)
 //	RemoveProcessBlock(c, pid, start)        lift it
 //	BlockAvailable() error                   nil when a blocker runs, else why not (wraps backends.ErrBlockUnavailable)
 //
@@ -161,20 +163,20 @@ func (e *Engine) RemoveAppBlock(c api.Caller, exe string, uid uint32) error {
 // SetProcessBlock blocks process pid (and the children it starts) for
 // caller c; see BLOCK API above. start, when not 0, is the start time the
 // caller was authorized for.
-func (e *Engine) SetProcessBlock(c api.Caller, pid int, start uint64, traffic string) error {
+func (e *Engine) SetProcessBlock(c api.Caller, pid int, start uint64, traffic, when string) error {
 	p, err := e.ownProcess(c, pid, start)
 	if err != nil {
 		return err
 	}
-	b, err := e.blockLimit(traffic, "")
+	b, err := e.blockLimit(traffic, when)
 	if err != nil {
 		return err
 	}
 	return e.setProcess(c, p, func(l *api.Limit) {
-		if l.Traffic == "" {
+		if l.Traffic == "" && l.DownTraffic == "" {
 			l.Traffic = api.TrafficAll
 		}
-		l.Block = b.Block
+		l.Block, l.BlockWhen = b.Block, b.BlockWhen
 	})
 }
 
@@ -198,7 +200,7 @@ func (e *Engine) RemoveProcessBlock(c api.Caller, pid int, start uint64) error {
 		}
 		return err
 	}
-	return e.setProcess(c, p, func(l *api.Limit) { l.Block = "" })
+	return e.setProcess(c, p, func(l *api.Limit) { l.Block, l.BlockWhen = "", "" })
 }
 
 // ownProcess reads process pid for caller c: it must exist with start

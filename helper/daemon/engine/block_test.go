@@ -90,13 +90,13 @@ func TestAppBlock(t *testing.T) {
 func TestProcessBlock(t *testing.T) {
 	b := newBench(t, firefoxProcs)
 	user := asUID(1000)
-	if err := b.e.SetProcessBlock(user, 200, 0, "all"); !errors.Is(err, ErrNeedsManage) {
+	if err := b.e.SetProcessBlock(user, 200, 0, "all", ""); !errors.Is(err, ErrNeedsManage) {
 		t.Errorf("blocking another user's process: %v, want ErrNeedsManage", err)
 	}
 	if err := b.e.SetProcessLimit(user, 101, 0, api.Limit{Down: 500}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.e.SetProcessBlock(user, 101, 0, "local"); err != nil {
+	if err := b.e.SetProcessBlock(user, 101, 0, "local", ""); err != nil {
 		t.Fatal(err)
 	}
 	id := pidTargetID(101, 1010)
@@ -137,30 +137,7 @@ func TestScheduleSwitches(t *testing.T) {
 	if err := b.e.SetAppBlock(admin, firefox, 1000, "all", "Mon 22:00-06:00"); err != nil {
 		t.Fatal(err)
 	}
-	check := func(at string, limited, blocked bool) {
-		t.Helper()
-		b.scan()
-		_, hasLimit := b.up.Limit(appA)
-		_, hasBlock := b.block.Blocked(appA)
-		if hasLimit != limited || hasBlock != blocked {
-			t.Errorf("%s: limited=%v blocked=%v, want %v %v", at, hasLimit, hasBlock, limited, blocked)
-		}
-	}
-	check("Mon 08:59:59", false, false)
-	c.t = c.t.Add(time.Second)
-	check("Mon 09:00:00", true, false)
-	c.t = time.Date(2026, 11, 30, 16, 59, 59, 0, time.Local)
-	check("Mon 16:59:59", true, false)
-	c.t = c.t.Add(time.Second)
-	check("Mon 17:00:00", false, false)
-	c.t = time.Date(2026, 11, 30, 22, 0, 0, 0, time.Local)
-	check("Mon 22:00", false, true)
-	c.t = time.Date(2026, 12, 1, 5, 59, 59, 0, time.Local)
-	check("Tue 05:59:59 (past midnight)", false, true)
-	c.t = c.t.Add(time.Second)
-	check("Tue 06:00", false, false)
-	c.t = time.Date(2026, 12, 1, 9, 30, 0, 0, time.Local)
-	check("Tue 09:30", true, false)
+	scheduleTimeline(t, b, c, appA)
 }
 
 // TestBlockBeforeItRuns: a block on an app that does not run is handed to

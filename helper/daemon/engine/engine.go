@@ -118,7 +118,7 @@ type Engine struct {
 	cbMu     sync.Mutex
 	onChange []func()
 	dirty    atomic.Bool // a reconcile is due
-	// schedules are the rules' parsed schedules (publishLimitsLocked);
+	// schedules are the rules' and process limits' schedules (publishLimitsLocked);
 	// tick reconciles when which of them are active changes.
 	schedules atomic.Pointer[[]api.Schedule]
 	schedOn   atomic.Pointer[string]

@@ -54,9 +54,7 @@ func (e *Engine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Limit) 
 	if l, err = e.checkLimit(l); err != nil {
 		return err
 	}
-	return e.changeRule(c, exe, uid, func(cur *api.Limit) {
-		cur.Down, cur.Up, cur.Traffic, cur.When = l.Down, l.Up, l.Traffic, l.When
-	})
+	return e.changeRule(c, exe, uid, func(cur *api.Limit) { *cur = cur.WithRates(l) })
 }
 
 // ruleExe checks and resolves the executable of a rule caller c asks for.
@@ -251,9 +249,7 @@ func (e *Engine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limi
 	if l, err = e.checkLimit(l); err != nil {
 		return err
 	}
-	return e.setProcess(c, p, func(cur *api.Limit) {
-		cur.Down, cur.Up, cur.Traffic, cur.When = l.Down, l.Up, l.Traffic, l.When
-	})
+	return e.setProcess(c, p, func(cur *api.Limit) { *cur = cur.WithRates(l) })
 }
 
 // setProcess sets the limit of process p (read by checkPID) for caller c

@@ -156,27 +156,34 @@ func (e *Engine) publishLimitsLocked() {
 	for k, r := range e.lim.rules {
 		v.rules[k] = r.Limit
 	}
-	// In a fixed order (by rule), so scheduleSwitched compares like with like.
+	// In a fixed order (by rule, then by pid), so scheduleSwitched compares like with like.
 	keys := slices.SortedFunc(maps.Keys(e.lim.rules), func(a, b appKey) int {
 		return cmp.Or(cmp.Compare(a.uid, b.uid), cmp.Compare(a.exe, b.exe))
 	})
 	var schedules []api.Schedule
 	for _, k := range keys {
-		r := e.lim.rules[k]
-		for _, w := range []string{r.Limit.When, r.Limit.BlockWhen} {
-			if s, err := api.ParseSchedule(w); w != "" && err == nil {
-				schedules = append(schedules, s)
-			}
-		}
+		schedules = appendSchedules(schedules, e.lim.rules[k].Limit)
 	}
-	for pid, pl := range e.lim.procLimits {
+	for _, pid := range slices.Sorted(maps.Keys(e.lim.procLimits)) {
+		pl := e.lim.procLimits[pid]
 		v.procs[pid] = procLimitView{start: pl.start, limit: pl.limit}
+		schedules = appendSchedules(schedules, pl.limit)
 	}
 	e.schedules.Store(&schedules)
 	for uid, p := range e.lim.paused {
 		v.paused[uid] = p
 	}
 	e.limView.Store(v)
+}
+
+// appendSchedules appends l's schedules (of its rates and of its block).
+func appendSchedules(ss []api.Schedule, l api.Limit) []api.Schedule {
+	for _, w := range []string{l.When, l.BlockWhen} {
+		if s, err := api.ParseSchedule(w); w != "" && err == nil {
+			ss = append(ss, s)
+		}
+	}
+	return ss
 }
 
 // appTargetID names an app's target: app-<uid>-<exe basename>-<hash>,
@@ -194,10 +201,11 @@ func pidTargetID(pid int, start uint64) string { return fmt.Sprintf("pid-%d-%d",
 
 // toLimits converts a validated api.Limit.
 func toLimits(l api.Limit) backends.Limits {
-	tt, _ := backends.ParseTrafficType(l.Traffic)
+	dt, _ := backends.ParseTrafficType(l.DownZone())
+	ut, _ := backends.ParseTrafficType(l.UpZone())
 	bl := backends.Limits{
-		Down: backends.Limit{Rate: backends.Rate(l.Down), Traffic: tt},
-		Up:   backends.Limit{Rate: backends.Rate(l.Up), Traffic: tt},
+		Down: backends.Limit{Rate: backends.Rate(l.Down), Traffic: dt},
+		Up:   backends.Limit{Rate: backends.Rate(l.Up), Traffic: ut},
 	}
 	if l.Block != "" {
 		bt, _ := backends.ParseTrafficType(l.Block)
@@ -214,17 +222,17 @@ func (e *Engine) checkLimit(l api.Limit) (api.Limit, error) {
 	if err != nil {
 		return l, err
 	}
-	tt, _ := backends.ParseTrafficType(l.Traffic)
+	bl := toLimits(l)
 	if l.Down > 0 {
 		d, why := e.mgr.Download()
 		if d == nil {
 			return l, api.WithKind(api.ErrNotHere, fmt.Errorf("%w: %v", backends.ErrDownloadUnavailable, why))
 		}
-		if !d.Capabilities().Supports(tt) {
+		if tt := bl.Down.Traffic; !d.Capabilities().Supports(tt) {
 			return l, fmt.Errorf("%w: download backend %s cannot limit %s traffic", ErrInvalid, d.Name(), tt)
 		}
 	}
-	if l.Up > 0 && !e.mgr.Upload().Capabilities().Supports(tt) {
+	if tt := bl.Up.Traffic; l.Up > 0 && !e.mgr.Upload().Capabilities().Supports(tt) {
 		return l, fmt.Errorf("%w: upload backend %s cannot limit %s traffic", ErrInvalid, e.mgr.Upload().Name(), tt)
 	}
 	return e.checkBlock(l)

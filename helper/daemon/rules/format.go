@@ -13,7 +13,7 @@ import (
 // The on-disk format: its own types, so a change of the D-Bus wire types
 // never silently changes the file.
 //
-//	{"version": 4, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
+//	{"version": 5, "rules": [{"exe": "/usr/bin/curl", "uid": 1000,
 //	  "limit": {"down": 2000000, "up": 0, "traffic": "all", "when": "Mon-Fri 09:00-17:00",
 //	  "block": "internet", "block_when": "Sat+Sun 00:00-24:00", "priority": "high"}, "admin": true}],
 //	 "global": {"down": 10000000, "up": 0, "interface": "eth0"}}
@@ -41,6 +41,10 @@ type diskLimit struct {
 	BlockWhen string `json:"block_when,omitempty"`
 	// Since version 4: the share of the global limit.
 	Priority string `json:"priority,omitempty"`
+	// Since version 5: the download's and the upload's zones when they
+	// differ (then traffic is absent); see api.Limit.
+	DownTraffic string `json:"down_traffic,omitempty"`
+	UpTraffic   string `json:"up_traffic,omitempty"`
 }
 
 type diskRule struct {

@@ -32,8 +32,9 @@ const FileName = "rules.json"
 
 // formatVersion is the version of the file format written. Version 1 had
 // no "admin" field; its rules load as set by their owner. Version 2 had no
-// schedules or blocks.
-const formatVersion = 4
+// schedules or blocks, version 3 no global limit or priorities, version 4
+// no zones per direction (down_traffic, up_traffic).
+const formatVersion = 5
 
 // MaxExeLen is the longest executable path accepted (PATH_MAX).
 const MaxExeLen = api.MaxExeLen

@@ -14,9 +14,10 @@ type BlockEngine interface {
 	SetAppBlock(c api.Caller, exe string, uid uint32, traffic, when string) error
 	// RemoveAppBlock lifts it, as c.
 	RemoveAppBlock(c api.Caller, exe string, uid uint32) error
-	// SetProcessBlock blocks one process (and its children), as c; start
-	// is the start time the caller was authorized for.
-	SetProcessBlock(c api.Caller, pid int, start uint64, traffic string) error
+	// SetProcessBlock blocks one process (and its children), as c, at the
+	// times when says; start is the start time the caller was authorized
+	// for.
+	SetProcessBlock(c api.Caller, pid int, start uint64, traffic, when string) error
 	// RemoveProcessBlock lifts it, as c.
 	RemoveProcessBlock(c api.Caller, pid int, start uint64) error
 }
@@ -81,15 +82,36 @@ func (s *Server) SetAppLimitWhen(msg dbus.Message, exe string, uid uint32, down,
 // authorized for, like SetProcessLimit.
 func (s *Server) SetProcessBlock(msg dbus.Message, pid uint32, traffic string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetProcessBlock, &derr)
+	return s.setProcessBlock(msg, pid, traffic, "")
+}
+
+// SetProcessBlockWhen implements api.MethodSetProcessBlockWhen:
+// SetProcessBlock with a schedule.
+func (s *Server) SetProcessBlockWhen(msg dbus.Message, pid uint32, traffic, when string) (derr *dbus.Error) {
+	defer s.guard(api.MethodSetProcessBlockWhen, &derr)
+	return s.setProcessBlock(msg, pid, traffic, when)
+}
+
+// SetProcessLimitWhen implements api.MethodSetProcessLimitWhen:
+// SetProcessLimit with a schedule for the rates.
+func (s *Server) SetProcessLimitWhen(msg dbus.Message, pid uint32, down, up uint64, traffic, when string) (derr *dbus.Error) {
+	defer s.guard(api.MethodSetProcessLimitWhen, &derr)
+	return s.setProcessLimit(msg, pid, down, up, traffic, when)
+}
+
+func (s *Server) setProcessBlock(msg dbus.Message, pid uint32, traffic, when string) *dbus.Error {
 	var id processID
 	check := func() error {
-		if _, err := api.ValidateLimit(api.Limit{Block: orAll(traffic)}); err != nil {
+		if err := validWhen(when); err != nil {
+			return err
+		}
+		if _, err := api.ValidateLimit(api.Limit{Block: orAll(traffic), BlockWhen: when}); err != nil {
 			return err
 		}
 		return s.sameProcess(pid, id)
 	}
 	return s.ownerChange(msg, s.processOwner(pid, &id), check, func(ac api.Caller) error {
-		return s.engine.SetProcessBlock(ac, int(pid), id.start, traffic)
+		return s.engine.SetProcessBlock(ac, int(pid), id.start, traffic, when)
 	})
 }
 

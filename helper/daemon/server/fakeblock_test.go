@@ -32,11 +32,11 @@ func (f *fakeEngine) RemoveAppBlock(c api.Caller, exe string, uid uint32) error 
 	return nil
 }
 
-func (f *fakeEngine) SetProcessBlock(c api.Caller, pid int, start uint64, traffic string) error {
+func (f *fakeEngine) SetProcessBlock(c api.Caller, pid int, start uint64, traffic, when string) error {
 	f.record("SetProcessBlock")
 	f.mu.Lock()
 	l := f.plimits[pid]
-	l.Block = traffic
+	l.Block, l.BlockWhen = traffic, when
 	f.plimits[pid] = l
 	f.mu.Unlock()
 	f.changed()

@@ -159,10 +159,19 @@ func (s *Server) RemoveAppLimit(msg dbus.Message, exe string, uid uint32) (derr 
 // engine acts only on a process with that start time.
 func (s *Server) SetProcessLimit(msg dbus.Message, pid uint32, down, up uint64, traffic string) (derr *dbus.Error) {
 	defer s.guard(api.MethodSetProcessLimit, &derr)
+	return s.setProcessLimit(msg, pid, down, up, traffic, "")
+}
+
+// setProcessLimit is SetProcessLimit with a schedule for the rates.
+func (s *Server) setProcessLimit(msg dbus.Message, pid uint32, down, up uint64, traffic, when string) *dbus.Error {
 	var id processID
 	var l api.Limit
 	return s.ownerChange(msg, s.processOwner(pid, &id), func() (err error) {
-		if l, err = validLimit(down, up, traffic); err == nil {
+		if err = validWhen(when); err == nil {
+			l, err = validLimit(down, up, traffic)
+			l.When = when
+		}
+		if err == nil {
 			err = s.sameProcess(pid, id)
 		}
 		return err

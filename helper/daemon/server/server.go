@@ -144,11 +144,13 @@ func (s *Server) Export() error {
 		api.MethodRemoveProcessLimit: s.RemoveProcessLimit,
 		api.MethodSetPaused:          s.SetPaused,
 		// Blocking and schedules (block.go).
-		api.MethodSetAppBlock:        s.SetAppBlock,
-		api.MethodRemoveAppBlock:     s.RemoveAppBlock,
-		api.MethodSetProcessBlock:    s.SetProcessBlock,
-		api.MethodRemoveProcessBlock: s.RemoveProcessBlock,
-		api.MethodSetAppLimitWhen:    s.SetAppLimitWhen,
+		api.MethodSetAppBlock:         s.SetAppBlock,
+		api.MethodRemoveAppBlock:      s.RemoveAppBlock,
+		api.MethodSetProcessBlock:     s.SetProcessBlock,
+		api.MethodRemoveProcessBlock:  s.RemoveProcessBlock,
+		api.MethodSetAppLimitWhen:     s.SetAppLimitWhen,
+		api.MethodSetProcessLimitWhen: s.SetProcessLimitWhen,
+		api.MethodSetProcessBlockWhen: s.SetProcessBlockWhen,
 	}
 	maps.Copy(methods, s.historyMethods())
 	maps.Copy(methods, s.globalMethods())

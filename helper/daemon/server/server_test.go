@@ -127,6 +127,17 @@ func TestAuthorizationTable(t *testing.T) {
 		"SetAppLimitWhen(own)":        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
 		"SetAppLimitWhen(other)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
 	}
+	// The process methods with a schedule authorize like those without.
+	for who, pid := range map[string]uint32{"alice's": alicePID, "bob's": bobPID} {
+		calls["SetProcessLimitWhen("+who+")"] = func(m dbus.Message) *dbus.Error {
+			return s.SetProcessLimitWhen(m, pid, 0, 5000, "all", "Mon-Fri 09:00-17:00")
+		}
+		calls["SetProcessBlockWhen("+who+")"] = func(m dbus.Message) *dbus.Error {
+			return s.SetProcessBlockWhen(m, pid, "all", "Sat+Sun 00:00-24:00")
+		}
+		want["SetProcessLimitWhen("+who+")"] = want["SetProcessLimit("+who+")"]
+		want["SetProcessBlockWhen("+who+")"] = want["SetProcessBlock("+who+")"]
+	}
 	hcalls, hwant := historyCalls(s)
 	gcalls, gwant := globalCalls(s)
 	maps.Copy(hcalls, gcalls)

@@ -108,6 +108,8 @@ func IntrospectNode() *introspect.Node {
 				m(api.MethodSetProcessBlock, arg("pid", "u", "in"), arg("traffic", "s", "in")),
 				m(api.MethodRemoveProcessBlock, arg("pid", "u", "in")),
 				m(api.MethodSetAppLimitWhen, arg("exe", "s", "in"), arg("uid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in"), arg("when", "s", "in")),
+				m(api.MethodSetProcessLimitWhen, arg("pid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in"), arg("when", "s", "in")),
+				m(api.MethodSetProcessBlockWhen, arg("pid", "u", "in"), arg("traffic", "s", "in"), arg("when", "s", "in")),
 			}, append(historyIntrospection(arg, sig), globalIntrospection(arg, sig)...)...),
 			Signals: []introspect.Signal{{Name: api.SignalLimitsChanged}},
 		}},

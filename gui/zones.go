@@ -1,0 +1,104 @@
+package gui
+
+import (
+	"fmt"
+	"strings"
+
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/chadthrottle/chadthrottle/helper/api"
+)
+
+// Zones per direction (issue #16): the limit dialogs let the download and
+// the upload limit each cover all traffic, the internet or the local
+// network, and a row's caption says which zone a limit covers.
+
+// limitForm is a limit dialog's fields: each direction's rate and zone,
+// and the rates' schedule.
+type limitForm struct {
+	down, up, when   *widget.Entry
+	downZone, upZone *widget.Select
+	items            []*widget.FormItem
+}
+
+// newLimitForm makes the fields showing cur; a limit without rates starts
+// on the zone the settings give new limits.
+func (u *UI) newLimitForm(cur api.Limit) *limitForm {
+	f := &limitForm{down: widget.NewEntry(), up: widget.NewEntry()}
+	for _, e := range []*widget.Entry{f.down, f.up} {
+		e.SetPlaceHolder("unlimited")
+	}
+	f.down.SetText(entryText(cur.Down, u.settings.Unit))
+	f.up.SetText(entryText(cur.Up, u.settings.Unit))
+	if !u.downloadAvailable() {
+		f.down.Disable()
+	}
+	dz, uz := cur.DownZone(), cur.UpZone()
+	if cur.Down == 0 && cur.Up == 0 {
+		dz, uz = u.settings.Traffic, u.settings.Traffic
+	}
+	f.downZone, f.upZone = zoneSelect(dz), zoneSelect(uz)
+	sched, when := scheduleItem(cur.When)
+	f.when = when
+	f.items = []*widget.FormItem{widget.NewFormItem("Download", f.down), widget.NewFormItem("Download counts", f.downZone),
+		widget.NewFormItem("Upload", f.up), widget.NewFormItem("Upload counts", f.upZone), sched}
+	f.items[2].HintText = `For example 500 KB/s, 1.5 MB/s or 8 Mbit/s; empty = unlimited.`
+	return f
+}
+
+func zoneSelect(zone string) *widget.Select {
+	var labels []string
+	for _, t := range trafficLabels {
+		labels = append(labels, t.label)
+	}
+	s := widget.NewSelect(labels, nil)
+	s.SetSelected(trafficLabel(zone))
+	return s
+}
+
+// read returns the limit the fields ask for, or what is wrong with them.
+func (f *limitForm) read(u *UI) (api.Limit, error) {
+	d, err := ParseLimit(f.down.Text, u.settings.Unit)
+	if err != nil {
+		return api.Limit{}, fmt.Errorf("download: %w", err)
+	}
+	p, err := ParseLimit(f.up.Text, u.settings.Unit)
+	if err != nil {
+		return api.Limit{}, fmt.Errorf("upload: %w", err)
+	}
+	if err := f.when.Validate(); err != nil {
+		return api.Limit{}, err
+	}
+	l := api.Limit{Down: d, Up: p, When: strings.TrimSpace(f.when.Text)}
+	return l.SplitZones(trafficValue(f.downZone.Selected), trafficValue(f.upZone.Selected)), nil
+}
+
+// zoneCaption says which zone a row's limit covers: nothing for all
+// traffic, one zone when its limited directions agree, else each
+// direction's.
+func zoneCaption(l api.Limit) string {
+	d, u := l.DownZone(), l.UpZone()
+	switch {
+	case l.Down == 0 && l.Up != 0:
+		d = u
+	case l.Up == 0:
+		u = d
+	}
+	if d == u {
+		if d == api.TrafficAll {
+			return ""
+		}
+		return " (" + zoneName(d) + ")"
+	}
+	return " (down " + zoneName(d) + ", up " + zoneName(u) + ")"
+}
+
+func zoneName(z string) string {
+	switch z {
+	case api.TrafficInternet:
+		return "internet"
+	case api.TrafficLocal:
+		return "local network"
+	}
+	return "all"
+}
