@@ -104,6 +104,7 @@ func (u *UI) switchHost(host string) {
 		return
 	}
 	u.host = host
+	u.retryAfter.Store(0) // a new machine: poll at once, no back-off carried over
 	u.win.SetTitle(u.title())
 	u.conn.status, u.conn.perms, u.conn.permsKnown, u.conn.haveData = api.Status{}, api.Permissions{}, false, false
 	u.lastSnap, u.snapTime = api.Snapshot{}, 0
