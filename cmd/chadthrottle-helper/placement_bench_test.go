@@ -11,7 +11,6 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
@@ -44,11 +43,7 @@ func ruleBeforeStart(t *testing.T, extra []string) (tookMedian, aheadMax float64
 	in := realInstance(t, bus, bed, extra...)
 	h := in.start(t)
 	defer h.stop(t, 15)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	wget, err := exec.LookPath("wget")
 	if err != nil {
 		t.Fatal(err)

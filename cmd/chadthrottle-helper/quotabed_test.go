@@ -42,11 +42,7 @@ func quotaBlocksInBed(t *testing.T, extra []string) {
 	bed.StartServer(bed.Peer, "http", "[::]:8092", false)
 	in := realInstance(t, bus, bed, extra...)
 	h := in.start(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	ctx := context.Background()
 	if bk := budgetRow(t, c); !bk.Active {
 		testenv.KernelLacks(t, "the quotas' byte budgets", fmt.Errorf("%s", bk.Reason))

@@ -22,7 +22,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
@@ -248,11 +247,7 @@ func kill9(t *testing.T, extra []string) {
 	// The sink runs to the end and is placed by the ctload rule too.
 	sinkOrigin := cgroupOf(t, sink.Process.Pid)
 	ctload := testenv.Ctload(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	ctx := context.Background()
 
 	acked := map[string]api.Limit{} // rules the helper acknowledged
