@@ -97,10 +97,7 @@ func TestHistoryAndQuotasAuthorization(t *testing.T) {
 // restart and a SIGKILL.
 func TestQuotaThrottlesInBed(t *testing.T) {
 	testenv.RequireRoot(t)
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bed.StartServer(bed.Peer, "source", "[::]:5201", false)
-	in := realInstance(t, bus, bed)
+	bed, bus, in := realBed(t, "source", "[::]:5201")
 	h := in.start(t)
 	c := connect(t, bus.Address)
 	ctx := context.Background()

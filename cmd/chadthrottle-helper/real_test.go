@@ -27,6 +27,17 @@ import (
 
 // realInstance is the production helper (real registry, auto selection
 // unless extra says otherwise) running in the bed's local namespace.
+// realBed makes a namespace bed with a ctload server (kind, listening on
+// addr) in its peer namespace, a bus, and a real helper instance for them,
+// not started yet.
+func realBed(t *testing.T, kind, addr string, extra ...string) (*testenv.Bed, *bustest.Bus, *instance) {
+	t.Helper()
+	bed := testenv.NewBed(t)
+	bus := bustest.StartBus(t)
+	bed.StartServer(bed.Peer, kind, addr, false)
+	return bed, bus, realInstance(t, bus, bed, extra...)
+}
+
 func realInstance(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, extra ...string) *instance {
 	t.Helper()
 	testenv.RequireTool(t, "nsenter", "tc", "ip")
@@ -145,10 +156,7 @@ func cgroupOf(t *testing.T, pid int) string {
 // removes every kernel object and moves the process back.
 func TestRealHelperLimitsInBed(t *testing.T) {
 	testenv.RequireRoot(t)
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
-	in := realInstance(t, bus, bed)
+	bed, _, in := realBed(t, "sink", "[::]:5201")
 	h, c := in.startClient(t)
 	ctx := context.Background()
 	st, err := c.Status(ctx)
