@@ -219,7 +219,7 @@ func timeToLimit(t *testing.T, bed *testenv.Bed, c *client.Client, backend strin
 		}
 		time.Sleep(time.Second)
 		var settle, bite []time.Duration
-		var ratios, atRecv []string
+		var ratios, atRecv, recvMean []string
 		reached := 0
 		for rep := 0; rep < 5; rep++ {
 			const limit = 2_000_000
@@ -238,13 +238,21 @@ func timeToLimit(t *testing.T, bed *testenv.Bed, c *client.Client, backend strin
 				reached++
 			}
 			ratios = append(ratios, fmt.Sprintf("%.3f", r.steady))
-			atRecv = append(atRecv, fmt.Sprintf("%.3f", settleTime(received()[r0:], limit).steady))
+			rr := settleTime(received()[r0:], limit)
+			atRecv = append(atRecv, fmt.Sprintf("%.3f", rr.steady))
+			recvMean = append(recvMean, fmt.Sprintf("%.3f", rr.mean))
 		}
 		close(stopPoll)
 		c.RemoveProcessLimit(ctx, int32(load.PID))
 		load.Cmd.Process.Kill()
 		rows = append(rows, benchRow{backend, "time to ≤ 1.05×limit, " + dir.name, ms(percentile(bite, .5)), "", ms(percentile(bite, 1)), "2 MB/s limit on a free-running flow"})
-		note := fmt.Sprintf("reached in %d of 5; steady rate/limit %s (receiver %s)", reached, strings.Join(ratios, " "), strings.Join(atRecv, " "))
+		// The last 2 s can hold the clamp's loss recovery: data that
+		// reached the receiver out of order is delivered in order in a
+		// rush (1.17 × the limit at both ends in the 2–4 s window under
+		// load, the class passing 1.00); the mean since the call counts
+		// each byte once.
+		note := fmt.Sprintf("reached in %d of 5; rate/limit 2–4 s after the call %s (receiver %s; receiver's mean since the call %s)",
+			reached, strings.Join(ratios, " "), strings.Join(atRecv, " "), strings.Join(recvMean, " "))
 		if reached > 0 {
 			rows = append(rows, benchRow{backend, "time to within ±5 %, " + dir.name, ms(percentile(settle, .5)), "", ms(percentile(settle, 1)), note})
 		} else {
@@ -260,6 +268,7 @@ type settled struct {
 	settle  time.Duration // first 500 ms window within ±5 % that stays so for the next second
 	settled bool
 	steady  float64 // mean rate / limit over the last 2 s
+	mean    float64 // mean rate / limit since the call
 }
 
 // settleTime analyses the readings after a limit was set. samples start
@@ -273,6 +282,7 @@ func settleTime(samples []testenv.Sample, limit float64) settled {
 	start := samples[0].T - 0.05
 	last := samples[len(samples)-1].T
 	r.steady = testenv.RateBetween(samples, last-2, last) / limit
+	r.mean = testenv.RateBetween(samples, start, last) / limit
 	r.bite = -1
 	for _, s := range samples {
 		from := s.T
