@@ -113,6 +113,7 @@ type target struct {
 	cgroups []uint64 // its cgroups' ids (backends.Target.AllCgroups)
 	cookies []uint64
 	inodes  map[uint64]bool // the sockets its processes held when last matched
+	clamped uint32          // the tag whose receive window is clamped (rwnd_linux.go)
 }
 
 type uploadThrottler struct {
@@ -321,6 +322,7 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	if !existed && tg.Tag == 0 {
 		t.nextIdx++
 	}
+	t.clampReceive(cur, tg.Tag)
 	if t.pace != nil {
 		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
 	}
@@ -434,6 +436,7 @@ func (t *throttler) RemoveLimit(id string) error {
 }
 
 func (t *throttler) removeLocked(cur *target) error {
+	t.unclampReceive(cur)
 	var errs []error
 	for _, c := range cur.cookies {
 		if err := t.objs.SockTarget.Delete(c); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {

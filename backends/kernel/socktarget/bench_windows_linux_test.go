@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
@@ -37,7 +38,7 @@ func TestBenchLaterWindows(t *testing.T) {
 func laterWindows(t *testing.T, p pair) {
 	const limit = 2_000_000
 	bed := testenv.NewBed(t)
-	m, _ := newManager(t, bed, p)
+	m, pl := newManager(t, bed, p)
 	bed.StartServer(bed.Peer, "http", "[::]:8080", false)
 	appRule(t, m, "/usr/bin/wget", backends.Limits{Down: backends.Limit{Rate: limit}})
 	counter := testenv.NewTCPCounter(t, bed.Local)
@@ -82,6 +83,9 @@ func laterWindows(t *testing.T, p pair) {
 		p.name, took.Seconds(), ratios(windows(s), limit), ratios(windows(shaper), limit),
 		worstWindow(s, time.Second)/limit, worstWindow(shaper, time.Second)/limit,
 		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"])
+	win := socktarget.ReceiveClamp(limit, 0)
+	clamped, failed := pl.Tagger().ClampCounts()
+	fmt.Printf("      receive window clamp %d B + the limit over the round trip (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)
 }
 
 func ratios(r []float64, limit float64) []string {

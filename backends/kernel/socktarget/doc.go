@@ -33,6 +33,17 @@
 // connections are not created by a task (they are cloned from their
 // listener) and are followed the same way.
 //
+// # Receive window clamp
+//
+// A download throttler calls Tagger.ClampReceive with a target's number and
+// download limit: rwnd.c (sockops on the cgroup2 root, attached while a
+// clamp exists) gives that target's new TCP connections, once established,
+// a receive buffer and window clamp of 50 ms at the limit plus the limit
+// over the connection's round trip (ReceiveClamp), so the sender never
+// overruns the shaper's queue and the receiver gets no bursts of data held
+// out of order. Unclamp stops it for new connections; open ones keep their
+// clamp until they close.
+//
 // The Tagger is shared per Options.Tag within a process (Acquire/Close):
 // the Placer registers targets, the throttlers read the map.
 package socktarget
