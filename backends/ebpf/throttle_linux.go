@@ -114,6 +114,7 @@ type target struct {
 	cookies []uint64
 	inodes  map[uint64]bool // the sockets its processes held when last matched
 	clamped uint32          // the tag whose receive window is clamped (rwnd_linux.go)
+	pids    []int           // its processes (backends.Target.PIDs), whose clamped sockets an unclamp finds
 }
 
 type uploadThrottler struct {
@@ -245,6 +246,9 @@ func (t *throttler) Cleanup() error {
 	if t.pace != nil {
 		t.pace.close()
 	}
+	for _, cur := range t.targets {
+		t.unclampReceive(cur)
+	}
 	var errs []error
 	if err := t.detachLocked(); err != nil {
 		errs = append(errs, err)
@@ -279,7 +283,7 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		return fmt.Errorf("find open sockets of target %s: %w", tg.ID, err)
 	}
 	old, existed := t.targets[tg.ID]
-	cur := &target{limit: l, cgroups: tg.CgroupIDs(), inodes: inodes, idx: t.bucketKey(tg, old)}
+	cur := &target{limit: l, cgroups: tg.CgroupIDs(), inodes: inodes, idx: t.bucketKey(tg, old), pids: tg.PIDs}
 	if existed && old.idx != cur.idx {
 		return fmt.Errorf("target %s changed its socket tag (%d to %d)", tg.ID, old.idx, cur.idx)
 	}
@@ -322,7 +326,7 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	if !existed && tg.Tag == 0 {
 		t.nextIdx++
 	}
-	t.clampReceive(cur, tg.Tag)
+	t.clampReceive(cur, old, tg.Tag)
 	if t.pace != nil {
 		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
 	}
@@ -359,6 +363,7 @@ func (t *throttler) FollowSockets(tg backends.Target) error {
 	if t.pace != nil {
 		t.pace.follow(tg.ID, tg.PIDs)
 	}
+	cur.pids = tg.PIDs
 	inodes := procnet.SocketInodesOf(tg.PIDs)
 	if maps.Equal(inodes, cur.inodes) {
 		return nil

@@ -45,6 +45,26 @@ struct {
 	__type(value, struct rwnd_clamp);
 } rwnd_clamps SEC(".maps");
 
+// rwnd_sock is what a clamped socket got, kept with the socket (freed
+// with it) so that user space can raise, lower or undo the clamp through a
+// copy of the socket's descriptor (pidfd_getfd) when the limit changes or
+// goes: the clamp and SO_RCVBUF's lock on autotuning would otherwise stay
+// until the connection closes.
+struct rwnd_sock {
+	__u32 target;  // the target number whose clamp it got
+	__u32 window;  // the window clamp set
+	__u32 rtt_us;  // the round trip at the handshake
+	__u32 rcvbuf;  // 1: SO_RCVBUF set (autotuning locked) by the clamp
+};
+
+// rwnd_socks: socket → what it got (user space keys it by descriptor).
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct rwnd_sock);
+} rwnd_socks SEC(".maps");
+
 // rwnd_counts[0]: sockets clamped, [1]: setsockopt failures.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -81,10 +101,23 @@ int ct_clamp_rwnd(struct bpf_sock_ops *skops)
 	if (w > (1 << 30))
 		w = 1 << 30;
 	int win = w, err = 0;
-	if (w <= c->rcvbuf_max)
+	__u32 locked = w <= c->rcvbuf_max;
+	if (locked)
 		err = bpf_setsockopt(skops, SOL_SOCKET, SO_RCVBUF, &win, sizeof(win));
 	if (!err)
 		err = bpf_setsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &win, sizeof(win));
+	struct bpf_sock *sk = skops->sk;
+	if (!err && sk) {
+		struct rwnd_sock *r = bpf_sk_storage_get(&rwnd_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (r) {
+			r->target = t;
+			r->window = win;
+			r->rtt_us = rtt_us;
+			r->rcvbuf = locked;
+		} else {
+			err = 1;
+		}
+	}
 	count(err ? 1 : 0);
 	return 1;
 }

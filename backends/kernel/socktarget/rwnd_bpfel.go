@@ -20,12 +20,21 @@ type rwndRwndClamp struct {
 	RcvbufMax uint32
 }
 
+type rwndRwndSock struct {
+	_      structs.HostLayout
+	Target uint32
+	Window uint32
+	RttUs  uint32
+	Rcvbuf uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	rwndMapRwndClamps    = "rwnd_clamps"
 	rwndMapRwndCounts    = "rwnd_counts"
+	rwndMapRwndSocks     = "rwnd_socks"
 	rwndMapSocketTargets = "socket_targets"
 	rwndProgCtClampRwnd  = "ct_clamp_rwnd"
 )
@@ -81,6 +90,7 @@ type rwndProgramSpecs struct {
 type rwndMapSpecs struct {
 	RwndClamps    *ebpf.MapSpec `ebpf:"rwnd_clamps"`
 	RwndCounts    *ebpf.MapSpec `ebpf:"rwnd_counts"`
+	RwndSocks     *ebpf.MapSpec `ebpf:"rwnd_socks"`
 	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
 }
 
@@ -112,6 +122,7 @@ func (o *rwndObjects) Close() error {
 type rwndMaps struct {
 	RwndClamps    *ebpf.Map `ebpf:"rwnd_clamps"`
 	RwndCounts    *ebpf.Map `ebpf:"rwnd_counts"`
+	RwndSocks     *ebpf.Map `ebpf:"rwnd_socks"`
 	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
 }
 
@@ -119,6 +130,7 @@ func (m *rwndMaps) Close() error {
 	return _RwndClose(
 		m.RwndClamps,
 		m.RwndCounts,
+		m.RwndSocks,
 		m.SocketTargets,
 	)
 }

@@ -18,7 +18,7 @@ import (
 type rwndState struct {
 	objs *rwndObjects
 	link link.Link
-	nums map[uint32]bool
+	rates map[uint32]backends.Rate // target number → its download limit
 }
 
 // Receive window rule (ReceiveClamp). A download shaper queues what the
@@ -56,11 +56,12 @@ func baseWindow(rate backends.Rate) uint32 {
 // ClampReceive makes the TCP connections the target numbered num opens from
 // now on (sockets tagged at creation, see socktarget.h) get, once
 // established, the receive window ReceiveClamp gives for a download limit
-// of rate and their round trip. A rate of 0 is Unclamp. Connections open
-// before are not clamped.
-func (t *Tagger) ClampReceive(num uint32, rate backends.Rate) error {
+// of rate and their round trip. When the target had another clamp, its
+// open connections that got one (held by pids) are re-clamped to rate
+// before it returns (rwnd_open_linux.go). A rate of 0 is Unclamp.
+func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int) error {
 	if rate == 0 || RwndTime <= 0 {
-		return t.Unclamp(num)
+		return t.Unclamp(num, pids)
 	}
 	if num == 0 {
 		return errors.New("clamp receive window: target has no tag number")
@@ -74,42 +75,51 @@ func (t *Tagger) ClampReceive(num uint32, rate backends.Rate) error {
 	if err := t.rw.objs.RwndClamps.Put(num, c); err != nil {
 		return fmt.Errorf("clamp receive window of target %d: %w", num, err)
 	}
-	t.rw.nums[num] = true
+	prev, had := t.rw.rates[num]
+	t.rw.rates[num] = rate
 	if t.rw.link == nil {
 		l, err := t.attach(t.rw.objs.CtClampRwnd, ebpf.AttachCGroupSockOps)
 		if err != nil {
-			t.unclampLocked(num)
+			t.unclampLocked(num, nil)
 			return err
 		}
 		t.rw.link = l
 	}
+	if had && prev != rate {
+		_, err := t.adjustOpenLocked(num, rate, pids)
+		return err
+	}
 	return nil
 }
 
-// Unclamp stops clamping the target's new connections; when no clamp is
-// left the program is detached. Connections opened under the clamp keep
-// it until they close.
-func (t *Tagger) Unclamp(num uint32) error {
+// Unclamp stops clamping the target's new connections and undoes the clamp
+// of its open ones held by pids (their window and receive buffer grow
+// again as on a connection never clamped); when no clamp is left the
+// program is detached.
+func (t *Tagger) Unclamp(num uint32, pids []int) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.unclampLocked(num)
+	return t.unclampLocked(num, pids)
 }
 
-func (t *Tagger) unclampLocked(num uint32) error {
-	if t.rw.objs == nil || !t.rw.nums[num] {
+func (t *Tagger) unclampLocked(num uint32, pids []int) error {
+	if t.rw.objs == nil {
 		return nil
 	}
-	delete(t.rw.nums, num)
+	if _, ok := t.rw.rates[num]; !ok {
+		return nil
+	}
+	delete(t.rw.rates, num)
 	_ = t.rw.objs.RwndClamps.Delete(num)
-	if len(t.rw.nums) > 0 || t.rw.link == nil {
-		return nil
+	_, err := t.adjustOpenLocked(num, 0, pids)
+	if len(t.rw.rates) > 0 || t.rw.link == nil {
+		return err
 	}
-	err := t.rw.link.Close()
+	if cerr := t.rw.link.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("detach receive window clamp: %w", cerr))
+	}
 	t.rw.link = nil
-	if err != nil {
-		return fmt.Errorf("detach receive window clamp: %w", err)
-	}
-	return nil
+	return err
 }
 
 func (t *Tagger) loadRwndLocked() error {
@@ -121,7 +131,7 @@ func (t *Tagger) loadRwndLocked() error {
 	if err := loadRwndObjects(objs, opts); err != nil {
 		return backends.Unavailable("load receive window clamp (sockops with bpf_setsockopt): %v", err)
 	}
-	t.rw = rwndState{objs: objs, nums: map[uint32]bool{}}
+	t.rw = rwndState{objs: objs, rates: map[uint32]backends.Rate{}}
 	return nil
 }
 
