@@ -89,8 +89,8 @@ func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, rate backends.Rate) erro
 		lock = win <= RwndBufMax
 	}
 	if lock {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, int(win)); err != nil {
-			return fmt.Errorf("SO_RCVBUF: %w", err)
+		if err := lockRcvbuf(fd, win); err != nil {
+			return err
 		}
 	} else if s.Rcvbuf != 0 {
 		if err := unlockRcvbuf(fd); err != nil {
@@ -108,6 +108,30 @@ func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, rate backends.Rate) erro
 		s.Rcvbuf = 1
 	}
 	return m.Update(uint32(fd), s, ebpf.UpdateAny)
+}
+
+// lockRcvbuf stops autotuning from raising the window clamp of fd again:
+// SO_RCVBUF locks the buffer size, set to at least twice win (as at the
+// handshake) but never below what the buffer has now: a connection lowered
+// from a higher limit was already offered its old window, which a clamp
+// cannot take back, and what the peer sends into it must still fit (a
+// first version that shrank the buffer saw one ebpf_cgroup download stall
+// at 0.03 MB/s after 1 → 10 → 1 MB/s, in 1 of 2 runs; not seen in 7 runs
+// since). SO_RCVBUFFORCE passes net.core.rmem_max (the helper is root);
+// without the privilege SO_RCVBUF caps it there.
+func lockRcvbuf(fd int, win uint32) error {
+	val := int(win)
+	if cur, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
+		val = max(val, cur/2) // the kernel doubles what is set
+	}
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, val)
+	if errors.Is(err, unix.EPERM) {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, val)
+	}
+	if err != nil {
+		return fmt.Errorf("SO_RCVBUF: %w", err)
+	}
+	return nil
 }
 
 // unlockRcvbuf lets autotuning size fd's receive buffer again: SO_BUF_LOCK
