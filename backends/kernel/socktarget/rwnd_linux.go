@@ -16,8 +16,8 @@ import (
 // rwndState is the receive window clamp (rwnd.c): loaded with the first
 // clamp, attached (a BPF link the helper owns) while at least one exists.
 type rwndState struct {
-	objs *rwndObjects
-	link link.Link
+	objs  *rwndObjects
+	link  link.Link
 	rates map[uint32]backends.Rate // target number → its download limit
 }
 

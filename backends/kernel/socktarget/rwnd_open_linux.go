@@ -116,7 +116,7 @@ func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, rate backends.Rate) erro
 // from a higher limit was already offered its old window, which a clamp
 // cannot take back, and what the peer sends into it must still fit (a
 // first version that shrank the buffer saw one ebpf_cgroup download stall
-// at 0.03 MB/s after 1 → 10 → 1 MB/s, in 1 of 2 runs; not seen in 7 runs
+// at 0.03 MB/s after 1 → 10 → 1 MB/s, in 1 of 2 runs; not seen in 8 runs
 // since). SO_RCVBUFFORCE passes net.core.rmem_max (the helper is root);
 // without the privilege SO_RCVBUF caps it there.
 func lockRcvbuf(fd int, win uint32) error {

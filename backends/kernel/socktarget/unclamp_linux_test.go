@@ -44,6 +44,7 @@ func TestClampFollowsLimit(t *testing.T) {
 			limit(low)
 			time.Sleep(500 * time.Millisecond)
 			checkClamp(t, "at 1 MB/s", load.PID, low, true)
+			_, _, clampedBuf := sockState(t, load.PID)
 
 			limit(high)
 			checkClamp(t, "raised to 10 MB/s", load.PID, high, false)
@@ -65,7 +66,13 @@ func TestClampFollowsLimit(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 			free := counter.Rate(t, false, time.Second, load.PID)
-			t.Logf("%s: %s at 1 MB/s, %s 1–2 s after Remove", p.name, mb(lowRate), mb(free))
+			// Autotuning runs again: the buffer grows past the clamped one.
+			_, _, buf := sockState(t, load.PID)
+			t.Logf("%s: %s at 1 MB/s, %s 1–2 s after Remove; receive buffer %d B clamped, %d B 2 s after Remove",
+				p.name, mb(lowRate), mb(free), clampedBuf, buf)
+			if buf < 4*clampedBuf {
+				t.Errorf("receive buffer %d B 2 s after Remove, %d B clamped: autotuning did not resume", buf, clampedBuf)
+			}
 			if free < 5*low {
 				t.Errorf("1–2 s after Remove the download runs at %s, want > %s", mb(free), mb(5*low))
 			}
@@ -87,6 +94,13 @@ func checkClamp(t *testing.T, what string, pid int, rate backends.Rate, locked b
 // clampOf returns TCP_WINDOW_CLAMP and SO_BUF_LOCK of pid's established TCP
 // connection, read through a copy of its descriptor.
 func clampOf(t *testing.T, pid int) (clamp, locks int) {
+	clamp, locks, _ = sockState(t, pid)
+	return clamp, locks
+}
+
+// sockState returns TCP_WINDOW_CLAMP, SO_BUF_LOCK and SO_RCVBUF of pid's
+// established TCP connection, read through a copy of its descriptor.
+func sockState(t *testing.T, pid int) (clamp, locks, rcvbuf int) {
 	t.Helper()
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
@@ -108,10 +122,13 @@ func clampOf(t *testing.T, pid int) (clamp, locks int) {
 		if err == nil {
 			locks, err = unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_BUF_LOCK)
 		}
+		if err == nil {
+			rcvbuf, err = unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_RCVBUF)
+		}
 		found = err == nil
 	})
 	if !found {
 		t.Fatalf("process %d has no established TCP connection", pid)
 	}
-	return clamp, locks
+	return clamp, locks, rcvbuf
 }
