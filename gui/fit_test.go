@@ -53,21 +53,34 @@ func TestWindowFits(t *testing.T) {
 	}
 }
 
-// TestLimitZoneShown: a row's caption says which zone its limit covers
-// when it is not all traffic.
+// TestLimitZoneShown: under each limit's slider a row says which zone
+// the limit covers when it is not all traffic, per direction.
 func TestLimitZoneShown(t *testing.T) {
 	apps := testApps()
 	apps[0].Limit = api.Limit{Down: 1_000_000, Traffic: api.TrafficInternet}
 	apps[1].Limit = api.Limit{Up: 500_000, Traffic: api.TrafficLocal}
 	apps[2].Limit = api.Limit{Down: 100_000, Traffic: api.TrafficAll}
+	apps = append(apps, api.App{ID: "1000:/usr/bin/wget", Name: "wget", Exe: "/usr/bin/wget", UID: 1000, PIDs: []int32{41},
+		Limit: api.Limit{Down: 1_000_000, Up: 200_000, DownTraffic: api.TrafficInternet, UpTraffic: api.TrafficAll}})
 	fx := newFixture(t, apps)
-	for name, want := range map[string]string{"Steam": "limited (internet)", "Firefox": "limited (local network)", "curl": "limited"} {
+	for name, want := range map[string][2]string{
+		"Steam":   {"internet only", ""},
+		"Firefox": {"", "local only"},
+		"curl":    {"", ""},
+		"wget":    {"internet only", ""},
+	} {
 		r := fx.row(name)
 		if r == nil {
 			t.Fatalf("no row %s", name)
 		}
-		if !strings.Contains(r.subRaw, want) || (want == "limited" && strings.Contains(r.subRaw, "limited (")) {
-			t.Errorf("%s caption %q, want %q", name, r.subRaw, want)
+		if got := [2]string{r.limDn.zone.Text, r.limUp.zone.Text}; got != want {
+			t.Errorf("%s zones under the sliders %q, want %q", name, got, want)
+		}
+		if !strings.Contains(r.subRaw, "limited") || strings.Contains(r.subRaw, "limited (") {
+			t.Errorf("%s caption %q, want plain \"limited\"", name, r.subRaw)
+		}
+		if r.limDn.zone.Visible() && r.limDn.zone.Position().X+r.limDn.zone.MinSize().Width > r.limDn.slider.Size().Width+6 {
+			t.Errorf("%s zone word overruns its slider cell", name)
 		}
 	}
 }

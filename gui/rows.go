@@ -72,6 +72,7 @@ type limitControl struct {
 	row    *appRow
 	dir    direction
 	slider *widget.Slider
+	zone   *canvas.Text // under the slider: the zone a limit covers (zones.go)
 	entry  *widget.Entry
 	box    *fyne.Container
 }
@@ -166,7 +167,10 @@ func (r *appRow) newLimitControl(d direction) *limitControl {
 		r.u.edit(r.id, d, lim)
 		r.u.flushNow(r.id)
 	}
-	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{45, 89}, flex: 0, gap: 6}, c.slider, c.entry)
+	c.zone = canvas.NewText("", color.Gray{Y: 0x80})
+	c.zone.TextSize = 10
+	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{45, 89}, flex: 0, gap: 6},
+		container.New(underSlider{}, c.slider, c.zone), c.entry)
 	return c
 }
 
@@ -186,8 +190,9 @@ func (c *limitControl) setSlider(lim uint64) {
 	}
 }
 
-// show displays limit lim unless the person is editing this control.
-func (c *limitControl) show(lim uint64, enabled bool, editing bool) {
+// show displays limit lim, covering zone, unless the person is editing
+// this control.
+func (c *limitControl) show(lim uint64, zone string, enabled bool, editing bool) {
 	if enabled {
 		c.slider.Enable()
 		c.entry.Enable()
@@ -195,6 +200,10 @@ func (c *limitControl) show(lim uint64, enabled bool, editing bool) {
 		c.slider.Disable()
 		c.entry.Disable()
 	}
+	if lim == 0 {
+		zone = api.TrafficAll
+	}
+	setCanvasText(c.zone, zoneTag(zone), color.Gray{Y: 0x80})
 	if editing {
 		return
 	}
@@ -238,8 +247,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 		sub += " · " + a.User
 	}
 	if on {
-		sub += " · limited"
-		sub += zoneCaption(a.Limit) // zones.go
+		sub += " · limited" // the zone shows under each limit's slider
 		if u.conn.status.Paused {
 			sub += " (paused)"
 		}
@@ -266,8 +274,8 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
 	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
-	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
-	r.limUp.show(lim.Up, !ro, editing)
+	r.limDn.show(lim.Down, lim.DownZone(), !ro && u.downloadAvailable(), editing)
+	r.limUp.show(lim.Up, lim.UpZone(), !ro, editing)
 	r.showBlock(a, !ro)
 	r.showPriority(a, !ro)
 }
