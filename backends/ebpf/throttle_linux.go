@@ -72,17 +72,18 @@ func probeThrottle(d direction) error {
 // strict gave 0.99–1.03 and 0.99–1.005.
 const maxSKB = 64 << 10
 
-const (
-	egressBurstMS  = 600
-	ingressBurstMS = 600
-)
+const egressBurstMS = 600
+
+// IngressBurstMS is the download bucket's depth in milliseconds at the
+// limit (a variable for benchmarks that compare depths).
+var IngressBurstMS int64 = 600
 
 func bucketFor(d direction, r backends.Rate) (burst int64, strict bool) {
 	rate := int64(r)
 	if d == egress {
 		return rate/1000*egressBurstMS + 2*maxSKB, false
 	}
-	return rate/1000*ingressBurstMS + 2*maxSKB, true
+	return rate/1000*IngressBurstMS + 2*maxSKB, true
 }
 
 // throttler is the ebpf_cgroup upload or download backend.
