@@ -24,10 +24,7 @@ func TestClampFollowsLimit(t *testing.T) {
 	requireTagger(t)
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
-			bed := testenv.NewBed(t)
-			m, _ := newManager(t, bed, p)
-			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
-			ct := copyExe(t, testenv.Ctload(t)) // the server's copy is another app
+			bed, m, ct := sourceBed(t, p)
 			const low, high = 1_000_000, 10_000_000
 			id := appRule(t, m, ct, backends.Limits{Down: backends.Limit{Rate: low}})
 			load := testenv.StartLoad(t, bed.Command(bed.Local, ct, "client", "-mode", "recv",
