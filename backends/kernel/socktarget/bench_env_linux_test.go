@@ -1,4 +1,4 @@
-//go:build linux && bench
+//go:build linux && bench && !no_ebpf
 
 package socktarget_test
 

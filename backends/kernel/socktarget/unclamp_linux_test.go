@@ -54,9 +54,11 @@ func TestClampFollowsLimit(t *testing.T) {
 			time.Sleep(time.Second)
 			lowRate := counter.Rate(t, false, time.Second, load.PID)
 
+			t0 := time.Now()
 			if err := m.Remove(id); err != nil {
 				t.Fatal(err)
 			}
+			took := time.Since(t0)
 			clamp, locks := clampOf(t, load.PID)
 			if clamp < 1<<29 || locks&unix.SOCK_RCVBUF_LOCK != 0 {
 				t.Errorf("after Remove: window clamp %d, buffer locks %#x; want the largest window, autotuning unlocked", clamp, locks)
@@ -65,8 +67,8 @@ func TestClampFollowsLimit(t *testing.T) {
 			free := counter.Rate(t, false, time.Second, load.PID)
 			// Autotuning runs again: the buffer grows past the clamped one.
 			_, _, buf := sockState(t, load.PID)
-			t.Logf("%s: %s at 1 MB/s, %s 1–2 s after Remove; receive buffer %d B clamped, %d B 2 s after Remove",
-				p.name, mb(lowRate), mb(free), clampedBuf, buf)
+			t.Logf("%s: %s at 1 MB/s, %s 1–2 s after Remove (the call took %v); receive buffer %d B clamped, %d B 2 s after Remove",
+				p.name, mb(lowRate), mb(free), took.Round(time.Microsecond), clampedBuf, buf)
 			if buf < 4*clampedBuf {
 				t.Errorf("receive buffer %d B 2 s after Remove, %d B clamped: autotuning did not resume", buf, clampedBuf)
 			}
