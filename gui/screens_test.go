@@ -141,6 +141,11 @@ func TestMetainfoScreenshot(t *testing.T) {
 	fx.poll()
 	fx.drain()
 	captureWindow(t, fx, "desktop")
+	// the narrowest window the layout is made for (issue #17), hide-idle on
+	// (the default)
+	fx.ui.win.Resize(fyne.NewSize(1024, 700))
+	fx.poll()
+	captureWindow(t, fx, "desktop-1024")
 }
 
 // captureWindow saves the window, rendered by Fyne's software painter, as
