@@ -332,8 +332,11 @@ func (u *UI) countText() string {
 		return "" // the last answer's count would be stale
 	}
 	n, all := len(u.view.rows), len(u.view.all)
-	if n == all {
+	switch {
+	case n == all:
 		return strconv.Itoa(all) + " apps"
+	case u.view.filter == "" && u.view.hideIdle: // only idle apps are left out
+		return strconv.Itoa(n) + " apps · " + strconv.Itoa(all-n) + " idle hidden"
 	}
 	return strconv.Itoa(n) + " of " + strconv.Itoa(all) + " apps"
 }
