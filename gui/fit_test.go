@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
 
@@ -17,7 +18,7 @@ func TestWindowFits(t *testing.T) {
 	for _, c := range []struct {
 		width      float32
 		withTotals bool
-	}{{1024, true}, {1093, true}, {1240, true}, {760, false}} {
+	}{{1024, false}, {1093, true}, {1240, true}, {760, false}} {
 		fx.ui.win.Resize(fyne.NewSize(c.width, 700))
 		fx.drain()
 		fx.ui.root.Refresh()
@@ -49,6 +50,26 @@ func TestWindowFits(t *testing.T) {
 		cols := o.(*rowBox).content.(*fyne.Container).Objects
 		if got := cols[5].Visible() && cols[6].Visible(); got != c.withTotals {
 			t.Errorf("%v px: totals column shown %v, want %v", c.width, got, c.withTotals)
+		}
+		// every column title fits its column (sort arrow included), so no
+		// title runs into the next
+		fx.ui.view.setSort(ColDown)
+		fx.ui.updateSortButtons()
+		for _, b := range fx.ui.apps.headerBtns {
+			// what shows of a flat button: its title and arrow (its
+			// padding is transparent)
+			ink := fyne.MeasureText(b.Text, theme.TextSize(), fyne.TextStyle{Bold: true}).Width
+			if b.Icon != nil {
+				ink += theme.IconInlineSize() + theme.InnerPadding()/2
+			}
+			if b.Visible() && b.Size().Width > 0 && ink > b.Size().Width+0.5 {
+				t.Errorf("%v px: column title %q needs %.0f px, has %.0f", c.width, b.Text, ink, b.Size().Width)
+			}
+		}
+		// the zone word under a limit's slider stays in the slider's cell
+		row.limDn.show(1_000_000, api.TrafficInternet, true, false)
+		if z := row.limDn.zone; z.MinSize().Width > row.limDn.slider.Size().Width {
+			t.Errorf("%v px: zone word %q needs %.0f px under a slider of %.0f", c.width, z.Text, z.MinSize().Width, row.limDn.slider.Size().Width)
 		}
 	}
 }

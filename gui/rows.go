@@ -37,8 +37,8 @@ func (d direction) String() string {
 // priority.
 func (u *UI) rowColumns() *columns {
 	return &columns{
-		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84, 104},
-		mins:     []float32{4, 32, 100, 72, 72, 100, 100, 140, 140, 84, 100},
+		widths:   []float32{4, 32, 190, 100, 100, 100, 100, 265, 265, 84, 104},
+		mins:     []float32{4, 32, 100, 96, 96, 100, 100, 140, 140, 84, 100}, // a rate's title with its sort arrow needs 96
 		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
 		flex:     2, gap: 6,
 	}
@@ -168,7 +168,7 @@ func (r *appRow) newLimitControl(d direction) *limitControl {
 		r.u.flushNow(r.id)
 	}
 	c.zone = canvas.NewText("", color.Gray{Y: 0x80})
-	c.zone.TextSize = 10
+	c.zone.TextSize = zoneTextSize
 	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{45, 89}, flex: 0, gap: 6},
 		container.New(underSlider{}, c.slider, c.zone), c.entry)
 	return c
@@ -203,7 +203,7 @@ func (c *limitControl) show(lim uint64, zone string, enabled bool, editing bool)
 	if lim == 0 {
 		zone = api.TrafficAll
 	}
-	setCanvasText(c.zone, zoneTag(zone), color.Gray{Y: 0x80})
+	setCanvasText(c.zone, zoneTag(zone, c.slider.Size().Width), color.Gray{Y: 0x80})
 	if editing {
 		return
 	}
@@ -332,8 +332,11 @@ func (u *UI) countText() string {
 		return "" // the last answer's count would be stale
 	}
 	n, all := len(u.view.rows), len(u.view.all)
-	if n == all {
+	switch {
+	case n == all:
 		return strconv.Itoa(all) + " apps"
+	case u.view.filter == "" && u.view.hideIdle: // only idle apps are left out
+		return strconv.Itoa(n) + " apps · " + strconv.Itoa(all-n) + " idle hidden"
 	}
 	return strconv.Itoa(n) + " of " + strconv.Itoa(all) + " apps"
 }

@@ -106,16 +106,25 @@ func zoneName(z string) string {
 	return "all"
 }
 
-// zoneTag is the word under a row's limit slider: nothing for all traffic.
-func zoneTag(z string) string {
+// zoneTag is the word under a row's limit slider of width w: nothing for
+// all traffic, a shorter word where the long one does not fit.
+func zoneTag(z string, w float32) string {
+	var long, short string
 	switch z {
 	case api.TrafficInternet:
-		return "internet only"
+		long, short = "internet only", "internet"
 	case api.TrafficLocal:
-		return "local only"
+		long, short = "local only", "local"
+	default:
+		return ""
 	}
-	return ""
+	if w > 0 && fyne.MeasureText(long, zoneTextSize, fyne.TextStyle{}).Width+theme.InnerPadding() > w {
+		return short
+	}
+	return long
 }
+
+const zoneTextSize = 10
 
 // underSlider lays a slider over its cell and the zone word small under
 // its track, where the row has room left; the word is cut to the cell.
@@ -126,6 +135,7 @@ func (underSlider) MinSize(objs []fyne.CanvasObject) fyne.Size { return objs[0].
 func (underSlider) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	place(objs[0], fyne.NewPos(0, 0), size)
 	t := objs[1].(*canvas.Text)
-	h := t.MinSize().Height
-	place(t, fyne.NewPos(theme.InnerPadding(), size.Height-h+1), fyne.NewSize(size.Width-theme.InnerPadding(), h))
+	m := t.MinSize()
+	x := max(0, min(theme.InnerPadding(), size.Width-m.Width)) // under the track's start, inside the cell
+	place(t, fyne.NewPos(x, size.Height-m.Height+1), fyne.NewSize(size.Width-x, m.Height))
 }
