@@ -83,10 +83,11 @@ func laterWindows(t *testing.T, p pair, client string) {
 	for i := range shaper {
 		shaper[i].Total -= base
 	}
-	fmt.Printf("%-5s %-4s took %.2f s; receiver in order %v; throttler passed %v; worst sliding 1 s: receiver %.2f, throttler %.2f; receiver OFO-queued %v segs, sender retransmitted %v segs\n",
+	fmt.Printf("%-5s %-4s took %.2f s; receiver in order %v; throttler passed %v; worst sliding 1 s: receiver %.2f, throttler %.2f; receiver OFO-queued %v segs, sender retransmitted %v segs (%v RTOs, %v loss probes)\n",
 		p.name, client, took.Seconds(), ratios(windows(s), limit), ratios(windows(shaper), limit),
 		worstWindow(s, time.Second)/limit, worstWindow(shaper, time.Second)/limit,
-		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"])
+		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"],
+		sAfter["TcpExtTCPTimeouts"]-sBefore["TcpExtTCPTimeouts"], sAfter["TcpExtTCPLossProbes"]-sBefore["TcpExtTCPLossProbes"])
 	win := socktarget.ReceiveClamp(limit, 0)
 	clamped, failed := pl.Tagger().ClampCounts()
 	fmt.Printf("      receive window clamp %d B + the limit over the round trip (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)
