@@ -169,10 +169,8 @@ func errorState(err error, cur connState) (connState, string) {
 // redraw shows the latest data in the window (UI goroutine). Polls skip it
 // while the window is hidden: a hidden window costs no drawing.
 func (u *UI) redraw() {
-	u.hdr.totalDown.Text = "↓ " + FormatRate(u.lastSnap.RxRate, u.settings.Unit)
-	u.hdr.totalUp.Text = "↑ " + FormatRate(u.lastSnap.TxRate, u.settings.Unit)
-	u.hdr.totalDown.Refresh()
-	u.hdr.totalUp.Refresh()
+	u.hdr.totalDown.Set("↓ "+FormatRate(u.lastSnap.RxRate, u.settings.Unit), colorDown)
+	u.hdr.totalUp.Set("↑ "+FormatRate(u.lastSnap.TxRate, u.settings.Unit), colorUp)
 	u.hdr.totalGraph.SetSamples(u.totals.s, u.settings.Unit)
 	if u.selected != "" {
 		if u.details.App.ID == u.selected {
@@ -261,9 +259,8 @@ func (u *UI) applyState() {
 		}
 		u.conn.overlayBG.FillColor = theme.Color(theme.ColorNameBackground) // follows light/dark
 		u.conn.overlayBG.Refresh()
-		u.hdr.totalDown.Text, u.hdr.totalUp.Text = "↓ –", "↑ –"
-		u.hdr.totalDown.Refresh()
-		u.hdr.totalUp.Refresh()
+		u.hdr.totalDown.Set("↓ –", colorDown)
+		u.hdr.totalUp.Set("↑ –", colorUp)
 		u.conn.overlayTitle.SetText(title)
 		u.conn.overlayText.SetText(wrapText(text, 90))
 		u.conn.overlay.Show()

@@ -53,10 +53,10 @@ type appRow struct {
 	icon   *canvas.Image
 	name   *widget.Label
 	sub    *canvas.Text
-	down   *canvas.Text // canvas.Text, not Label: cheaper to change every second
-	up     *canvas.Text
-	totDn  *canvas.Text
-	totUp  *canvas.Text
+	down   *glyphText // glyphtext.go: cheap to change every second
+	up     *glyphText
+	totDn  *glyphText
+	totUp  *glyphText
 	limDn  *limitControl
 	limUp  *limitControl
 	block  *widget.Button
@@ -90,13 +90,11 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r.sub = canvas.NewText("", color.Gray{Y: 0x80})
 	r.sub.TextSize = 11
 	nameBox := container.New(nameLayout{}, r.name, r.sub)
-	right := func() *canvas.Text {
-		t := canvas.NewText("", theme.Color(theme.ColorNameForeground))
-		t.Alignment = fyne.TextAlignTrailing
-		return t
+	right := func() *glyphText {
+		return newGlyphText(theme.TextSize(), fyne.TextStyle{}, fyne.TextAlignTrailing, theme.Color(theme.ColorNameForeground))
 	}
 	r.down, r.up, r.totDn, r.totUp = right(), right(), right(), right()
-	pad := func(t *canvas.Text) fyne.CanvasObject {
+	pad := func(t *glyphText) fyne.CanvasObject {
 		return container.New(layout.NewCustomPaddedLayout(0, 0, 0, theme.InnerPadding()), t)
 	}
 	r.limDn = r.newLimitControl(dirDown)
@@ -259,10 +257,10 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	unit := u.settings.Unit
 	fg := theme.Color(theme.ColorNameForeground)
-	setCanvasText(r.down, FormatRate(a.RxRate, unit), fg)
-	setCanvasText(r.up, FormatRate(a.TxRate, unit), fg)
-	setCanvasText(r.totDn, FormatTotal(a.RxBytes, r.u.settings.Unit), fg)
-	setCanvasText(r.totUp, FormatTotal(a.TxBytes, r.u.settings.Unit), fg)
+	r.down.Set(FormatRate(a.RxRate, unit), fg)
+	r.up.Set(FormatRate(a.TxRate, unit), fg)
+	r.totDn.Set(FormatTotal(a.RxBytes, unit), fg)
+	r.totUp.Set(FormatTotal(a.TxBytes, unit), fg)
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
 	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
@@ -295,15 +293,6 @@ func fitText(s string, size, width float32) string {
 		}
 	}
 	return string(r[:lo]) + "…"
-}
-
-// setCanvasText changes a text only when it differs (each change costs a
-// new texture).
-func setCanvasText(t *canvas.Text, s string, c color.Color) {
-	if t.Text != s || t.Color != c {
-		t.Text, t.Color = s, c
-		t.Refresh()
-	}
 }
 
 // refreshList redraws the visible rows and keeps the selection on the

@@ -138,8 +138,8 @@ type UI struct {
 
 // headerPart is the header: totals, graph, filter, pause.
 type headerPart struct {
-	totalDown  *canvas.Text
-	totalUp    *canvas.Text
+	totalDown  *glyphText
+	totalUp    *glyphText
 	totalGraph *Graph
 	filter     *widget.Entry
 	pauseBtn   *widget.Button
