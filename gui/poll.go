@@ -180,7 +180,7 @@ func (u *UI) redraw() {
 			u.det.gone()
 		}
 	}
-	u.refreshList()
+	u.refreshRows() // paint.go
 }
 
 // setState records the helper's state and updates the words on screen.

@@ -133,6 +133,7 @@ type rowBox struct {
 	widget.BaseWidget
 	content fyne.CanvasObject
 	row     *appRow
+	index   widget.ListItemID // the list index it was last bound to (paint.go: bind)
 }
 
 // CreateRenderer implements fyne.Widget.
@@ -207,17 +208,21 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	if id < 0 || id >= len(u.view.rows) {
 		return
 	}
-	r := o.(*rowBox).row
+	b := o.(*rowBox)
+	u.apps.bind(id, b)
+	r := b.row
 	a := &u.view.rows[id]
 	r.id = a.ID
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
+	mark := color.Color(color.Transparent)
 	if (on || blocked(a)) && !u.conn.status.Paused {
-		r.mark.FillColor = colorMark
-	} else {
-		r.mark.FillColor = color.Transparent
+		mark = colorMark
 	}
-	r.mark.Refresh()
+	if r.mark.FillColor != mark {
+		r.mark.FillColor = mark
+		r.mark.Refresh()
+	}
 	if res := u.appIcons[a.Icon]; res != nil && r.iconOf != a.Icon {
 		r.icon.Resource = res
 		r.iconOf = a.Icon
@@ -299,6 +304,13 @@ func fitText(s string, size, width float32) string {
 // same app after sorting or filtering.
 func (u *UI) refreshList() {
 	u.apps.list.Refresh()
+	u.apps.listed = len(u.view.rows)
+	u.showCountAndSelection()
+}
+
+// showCountAndSelection updates the app count and keeps the selection on
+// the same app after sorting or filtering.
+func (u *UI) showCountAndSelection() {
 	setText(u.countLabel, u.countText())
 	if u.selected == "" {
 		return

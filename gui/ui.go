@@ -150,6 +150,8 @@ type headerPart struct {
 // listPart is the app list: rows, column titles, the frozen order.
 type listPart struct {
 	list        *widget.List
+	bound       map[widget.ListItemID]*rowBox // the rows by the index they show (paint.go)
+	listed      int                           // the number of rows at the last list.Refresh
 	headerBtns  []*widget.Button
 	freezeUntil time.Time // keep the row order until then
 }
