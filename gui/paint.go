@@ -1,6 +1,8 @@
 package gui
 
 import (
+	"strings"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -106,4 +108,26 @@ func (u *UI) refreshRows() {
 		u.updateRow(i, b) // rows kept for reuse off screen cost a little, draw nothing
 	}
 	u.showCountAndSelection()
+}
+
+// tableKey is what a details table of rows shows: every cell's text.
+func tableKey[T any](rows []T, cols []detailCol[T], unit Unit) string {
+	var b strings.Builder
+	for i := range rows {
+		for _, c := range cols {
+			b.WriteString(c.show(&rows[i], unit))
+			b.WriteByte(0)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// refreshTable refreshes t when what it shows (key) changed since *last:
+// a table's Refresh paints the window even when every cell stays the same.
+func refreshTable(t *widget.Table, last *string, key string) {
+	if key != *last {
+		*last = key
+		t.Refresh()
+	}
 }

@@ -268,14 +268,15 @@ func (u *UI) applyState() {
 	} else {
 		u.conn.overlay.Hide()
 	}
-	u.conn.statusLine.SetText(u.statusText())
+	setText(u.conn.statusLine, u.statusText()) // each change paints the window
 	setText(u.countLabel, u.countText())
+	pause, icon := "Pause limits", theme.MediaPauseIcon()
 	if u.conn.status.Paused {
-		u.hdr.pauseBtn.SetText("Resume limits")
-		u.hdr.pauseBtn.SetIcon(theme.MediaPlayIcon())
-	} else {
-		u.hdr.pauseBtn.SetText("Pause limits")
-		u.hdr.pauseBtn.SetIcon(theme.MediaPauseIcon())
+		pause, icon = "Resume limits", theme.MediaPlayIcon()
+	}
+	if u.hdr.pauseBtn.Text != pause {
+		u.hdr.pauseBtn.Text, u.hdr.pauseBtn.Icon = pause, icon
+		u.hdr.pauseBtn.Refresh()
 	}
 	if u.conn.state == stateConnected && !u.readOnly() {
 		u.hdr.pauseBtn.Enable()
