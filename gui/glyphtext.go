@@ -130,6 +130,7 @@ func (r glyphRenderer) MinSize() fyne.Size {
 
 func (g *glyphText) layout(size fyne.Size) {
 	ws, total, h := g.widths()
+	g.minW = max(g.minW, total)
 	x := float32(0)
 	switch g.align {
 	case fyne.TextAlignTrailing:
