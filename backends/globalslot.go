@@ -35,6 +35,15 @@ func (m *Manager) GlobalShaper() (GlobalShaper, error) {
 	return m.global.g, nil
 }
 
+// GlobalBypasser is implemented by a download throttler whose limited
+// apps' packets would skip the global limit's download pool (tc_police:
+// a conforming packet leaves the interface's ingress before the global
+// limit's redirect sees it). While it runs, the manager refuses a global
+// download limit with the reason it gives; the global upload limit works.
+type GlobalBypasser interface {
+	GlobalBypass() string
+}
+
 // SetGlobal sets, changes or (zero) removes the global limit.
 func (m *Manager) SetGlobal(g GlobalLimit) error {
 	if err := g.Check(); err != nil {
@@ -47,6 +56,10 @@ func (m *Manager) SetGlobal(g GlobalLimit) error {
 			return nil
 		}
 		return fmt.Errorf("%w: %v", ErrGlobalUnavailable, m.global.why)
+	}
+	if b, ok := m.down.(GlobalBypasser); ok && g.Down > 0 {
+		return fmt.Errorf("%w: a global download limit cannot run beside the %s download limiter: %s (a global upload limit can)",
+			ErrGlobalUnavailable, m.down.Name(), b.GlobalBypass())
 	}
 	if err := m.global.g.SetGlobal(g); err != nil {
 		return fmt.Errorf("set global limit with %s: %w", m.global.g.Name(), err)

@@ -219,3 +219,37 @@ func TestTrafficTypes(t *testing.T) {
 		t.Error("ParseTrafficType(lan) succeeded")
 	}
 }
+
+// bypassDownload is a download throttler whose apps' packets skip the
+// global pool, as tc_police's do.
+type bypassDownload struct{ *FakeDownload }
+
+func (bypassDownload) GlobalBypass() string { return "policed packets skip the pool" }
+
+// TestManagerRefusesGlobalDownloadBesideBypass: with a download throttler
+// that bypasses the global pool, a global download limit is refused with
+// the reason and changes nothing; a global upload limit still works.
+func TestManagerRefusesGlobalDownloadBesideBypass(t *testing.T) {
+	m, err := NewManager(NewFakeUpload(), bypassDownload{NewFakeDownload()}, nil, NewFakePlacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewFakeGlobal()
+	m.SetGlobalShaper(g, nil)
+	if err := m.Init(); err != nil {
+		t.Fatal(err)
+	}
+	err = m.SetGlobal(GlobalLimit{Down: 10_000_000})
+	if !errors.Is(err, ErrGlobalUnavailable) || !strings.Contains(err.Error(), "policed packets skip the pool") {
+		t.Fatalf("global download limit beside a bypassing throttler: %v, want ErrGlobalUnavailable with the reason", err)
+	}
+	if got := m.Global(); !got.IsZero() || !g.Global().IsZero() {
+		t.Fatalf("a refused global limit changed the limit in force: manager %+v, shaper %+v", got, g.Global())
+	}
+	if err := m.SetGlobal(GlobalLimit{Up: 1_000_000}); err != nil {
+		t.Fatalf("global upload limit beside a bypassing download throttler: %v", err)
+	}
+	if got := g.Global(); got.Up != 1_000_000 || got.Down != 0 {
+		t.Fatalf("shaper holds %+v, want the upload limit only", got)
+	}
+}

@@ -104,6 +104,7 @@ func (u *UI) switchHost(host string) {
 		return
 	}
 	u.host = host
+	u.retryAfter.Store(0) // a new machine: poll at once, no back-off carried over
 	u.win.SetTitle(u.title())
 	u.conn.status, u.conn.perms, u.conn.permsKnown, u.conn.haveData = api.Status{}, api.Permissions{}, false, false
 	u.lastSnap, u.snapTime = api.Snapshot{}, 0
@@ -160,7 +161,14 @@ func (u *UI) showLimitDialog(a api.App) {
 		a = cur
 	}
 	f := u.newLimitForm(a.Limit) // zones.go
-	dialog.ShowForm("Limit "+a.Name, "Set limit", "Cancel", f.items, func(ok bool) {
+	u.showLimitForm("Limit "+a.Name, f, f.items, func(l api.Limit) { u.setAppLimit(a, l, false) })
+}
+
+// showLimitForm shows the limit form f as a dialog with these items; on
+// "Set limit" a limit the form reads well goes to set, a bad one shows
+// its error.
+func (u *UI) showLimitForm(title string, f *limitForm, items []*widget.FormItem, set func(api.Limit)) {
+	dialog.ShowForm(title, "Set limit", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
 		}
@@ -169,7 +177,7 @@ func (u *UI) showLimitDialog(a api.App) {
 			dialog.ShowError(err, u.win)
 			return
 		}
-		u.setAppLimit(a, l, false)
+		set(l)
 	}, u.win)
 }
 
@@ -188,15 +196,7 @@ func (u *UI) showProcessLimitDialog(pid int32) {
 	note := widget.NewLabel("A process limit lasts until the process exits. To limit every run of the app, use the sliders in the list.")
 	note.Wrapping = fyne.TextWrapWord
 	items := append(f.items, widget.NewFormItem("", note))
-	dialog.ShowForm(fmt.Sprintf("Limit process %d", pid), "Set limit", "Cancel", items, func(ok bool) {
-		if !ok {
-			return
-		}
-		l, err := f.read(u)
-		if err != nil {
-			dialog.ShowError(err, u.win)
-			return
-		}
+	u.showLimitForm(fmt.Sprintf("Limit process %d", pid), f, items, func(l api.Limit) {
 		u.call(func(ctx context.Context) error {
 			if l.Down == 0 && l.Up == 0 {
 				return u.b.RemoveProcessLimit(ctx, pid)
@@ -207,5 +207,5 @@ func (u *UI) showProcessLimitDialog(pid int32) {
 				u.notify(fmt.Sprintf("Could not limit process %d: %s", pid, explain(err)))
 			}
 		})
-	}, u.win)
+	})
 }

@@ -18,17 +18,7 @@ import (
 
 // GlobalBackend is what the window needs of the helper for the global
 // limit and priorities.
-type GlobalBackend interface {
-	// GlobalLimit returns the machine's global limit (zero: none).
-	GlobalLimit(ctx context.Context) (api.GlobalLimit, error)
-	// SetGlobalLimit sets it (manage).
-	SetGlobalLimit(ctx context.Context, g api.GlobalLimit) error
-	// RemoveGlobalLimit removes it (manage).
-	RemoveGlobalLimit(ctx context.Context) error
-	// SetAppPriority sets an app's share of the global limit: low, normal,
-	// high or critical.
-	SetAppPriority(ctx context.Context, exe string, uid uint32, priority string) error
-}
+type GlobalBackend = api.GlobalLimiter
 
 // newGlobalButton is the header's global limit control.
 func (u *UI) newGlobalButton() *widget.Button {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -827,6 +828,45 @@ func TestLimitDialogs(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := len(fx.fake.Calls()); n != 2 {
 		t.Errorf("bad dialog input made a call: %+v", fx.fake.Calls())
+	}
+}
+
+// TestUnreachableBacksOff: while the remote machine cannot be reached the
+// window polls after 2 s, then less often, at most every 30 s (each poll
+// runs ssh); the first answer, or switching machines, polls every second
+// again.
+func TestUnreachableBacksOff(t *testing.T) {
+	fx := newFixture(t, testApps())
+	fx.ui.opts.SwitchHost = func(string) error { return nil }
+	fx.ui.switchHost("alice@box")
+	fx.ui.setVisible(true)
+	if got := fx.ui.pollWait(); got != time.Second {
+		t.Fatalf("reachable: next poll in %v, want 1s", got)
+	}
+	fx.fake.SetReadError(fmt.Errorf("%w: cannot connect to alice@box: timed out", ErrUnreachable))
+	var waits []time.Duration
+	for i := 0; i < 6; i++ {
+		fx.poll()
+		waits = append(waits, fx.ui.pollWait())
+	}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits while unreachable %v, want %v", waits, want)
+	}
+	if fx.ui.conn.state != stateUnreachable || !strings.Contains(fx.ui.conn.overlayText.Text, "at least every 30 s") {
+		t.Errorf("state %v, overlay %q", fx.ui.conn.state, fx.ui.conn.overlayText.Text)
+	}
+	fx.fake.SetReadError(nil)
+	fx.poll()
+	if got := fx.ui.pollWait(); got != time.Second || fx.ui.conn.state != stateConnected {
+		t.Errorf("answered again: next poll in %v, state %v", got, fx.ui.conn.state)
+	}
+	fx.fake.SetReadError(fmt.Errorf("%w: timed out", ErrUnreachable))
+	fx.poll()
+	fx.poll()
+	fx.ui.switchHost("")
+	if got := fx.ui.pollWait(); got != time.Second {
+		t.Errorf("after switching machines: next poll in %v, want 1s", got)
 	}
 }
 

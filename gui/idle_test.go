@@ -45,7 +45,7 @@ func TestHideIdle(t *testing.T) {
 	if !has("Firefox") || !has("Sleepy") || !has("Ruled") || has("Never") {
 		t.Fatalf("at start: rows %v", names())
 	}
-	if got := fx.ui.countLabel.Text; got != "3 of 4 apps" {
+	if got := fx.ui.countLabel.Text; got != "3 apps · 1 idle hidden" {
 		t.Errorf("count %q", got)
 	}
 	// Four minutes on: Sleepy's bytes did not change; Firefox's did.

@@ -63,6 +63,7 @@ func (u *trayCore) fetch(ctx context.Context, r *pollResult) bool {
 	if ctx.Err() != nil {
 		return false
 	}
+	u.backOff(errors.Is(r.err, ErrUnreachable))
 	if r.err == nil && u.needStatus.Swap(false) {
 		var st api.Status
 		var p api.Permissions
@@ -211,7 +212,8 @@ func (u *trayCore) stateWords() (string, string) {
 	case stateUnreachable:
 		return "Cannot connect to " + u.host,
 			"ChadThrottle runs \"ssh -xT " + u.host + " systemd-stdio-bridge\" with your ssh configuration; that must work without a " +
-				"password prompt (a key or your agent). This window tries again by itself; Settings switches back to this computer."
+				"password prompt (a key or your agent). This window tries again by itself (after 2 s, then less often, at least every 30 s); " +
+				"Settings switches back to this computer."
 	case stateMissing:
 		if u.host != "" {
 			return "The ChadThrottle helper is not installed" + on,

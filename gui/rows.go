@@ -37,8 +37,8 @@ func (d direction) String() string {
 // priority.
 func (u *UI) rowColumns() *columns {
 	return &columns{
-		widths:   []float32{4, 32, 190, 92, 92, 100, 100, 265, 265, 84, 104},
-		mins:     []float32{4, 32, 100, 72, 72, 100, 100, 140, 140, 84, 100},
+		widths:   []float32{4, 32, 190, 100, 100, 100, 100, 265, 265, 84, 104},
+		mins:     []float32{4, 32, 100, 96, 96, 100, 100, 140, 140, 84, 100}, // a rate's title with its sort arrow needs 96
 		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
 		flex:     2, gap: 6,
 	}
@@ -72,6 +72,7 @@ type limitControl struct {
 	row    *appRow
 	dir    direction
 	slider *widget.Slider
+	zone   *canvas.Text // under the slider: the zone a limit covers (zones.go)
 	entry  *widget.Entry
 	box    *fyne.Container
 }
@@ -165,7 +166,10 @@ func (r *appRow) newLimitControl(d direction) *limitControl {
 		r.u.edit(r.id, d, lim)
 		r.u.flushNow(r.id)
 	}
-	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{45, 89}, flex: 0, gap: 6}, c.slider, c.entry)
+	c.zone = canvas.NewText("", color.Gray{Y: 0x80})
+	c.zone.TextSize = zoneTextSize
+	c.box = container.New(&columns{widths: []float32{170, 89}, mins: []float32{45, 89}, flex: 0, gap: 6},
+		container.New(underSlider{}, c.slider, c.zone), c.entry)
 	return c
 }
 
@@ -185,8 +189,9 @@ func (c *limitControl) setSlider(lim uint64) {
 	}
 }
 
-// show displays limit lim unless the person is editing this control.
-func (c *limitControl) show(lim uint64, enabled bool, editing bool) {
+// show displays limit lim, covering zone, unless the person is editing
+// this control.
+func (c *limitControl) show(lim uint64, zone string, enabled bool, editing bool) {
 	if enabled {
 		c.slider.Enable()
 		c.entry.Enable()
@@ -194,6 +199,10 @@ func (c *limitControl) show(lim uint64, enabled bool, editing bool) {
 		c.slider.Disable()
 		c.entry.Disable()
 	}
+	if lim == 0 {
+		zone = api.TrafficAll
+	}
+	setCanvasText(c.zone, zoneTag(zone, c.slider.Size().Width), color.Gray{Y: 0x80})
 	if editing {
 		return
 	}
@@ -241,8 +250,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 		sub += " · " + a.User
 	}
 	if on {
-		sub += " · limited"
-		sub += zoneCaption(a.Limit) // zones.go
+		sub += " · limited" // the zone shows under each limit's slider
 		if u.conn.status.Paused {
 			sub += " (paused)"
 		}
@@ -269,8 +277,8 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
 	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
-	r.limDn.show(lim.Down, !ro && u.downloadAvailable(), editing)
-	r.limUp.show(lim.Up, !ro, editing)
+	r.limDn.show(lim.Down, lim.DownZone(), !ro && u.downloadAvailable(), editing)
+	r.limUp.show(lim.Up, lim.UpZone(), !ro, editing)
 	r.showBlock(a, !ro)
 	r.showPriority(a, !ro)
 }
@@ -325,8 +333,11 @@ func (u *UI) countText() string {
 		return "" // the last answer's count would be stale
 	}
 	n, all := len(u.view.rows), len(u.view.all)
-	if n == all {
+	switch {
+	case n == all:
 		return strconv.Itoa(all) + " apps"
+	case u.view.filter == "" && u.view.hideIdle: // only idle apps are left out
+		return strconv.Itoa(n) + " apps · " + strconv.Itoa(all-n) + " idle hidden"
 	}
 	return strconv.Itoa(n) + " of " + strconv.Itoa(all) + " apps"
 }

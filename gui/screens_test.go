@@ -107,6 +107,8 @@ func TestMetainfoScreenshot(t *testing.T) {
 			RxRate: 150_000, TxRate: 610_000, RxBytes: 3_100_000_000, TxBytes: 5_600_000_000},
 		{ID: "1000:/usr/bin/thunderbird", Name: "Thunderbird", Exe: "/usr/bin/thunderbird", UID: 1000, User: "alex", PIDs: []int32{2550},
 			RxRate: 12_000, TxRate: 3_000, RxBytes: 88_000_000, TxBytes: 4_000_000},
+		{ID: "1000:/usr/bin/nextcloud", Name: "Nextcloud", Exe: "/usr/bin/nextcloud", UID: 1000, User: "alex", PIDs: []int32{2602}}, // idle: hidden
+		{ID: "0:/usr/sbin/cupsd", Name: "cupsd", Exe: "/usr/sbin/cupsd", UID: 0, User: "root", PIDs: []int32{640}},                  // idle: hidden
 		{ID: "0:/usr/sbin/chronyd", Name: "chronyd", Exe: "/usr/sbin/chronyd", UID: 0, User: "root", PIDs: []int32{712},
 			RxRate: 90, TxRate: 90, RxBytes: 310_000, TxBytes: 305_000},
 	}
@@ -141,6 +143,11 @@ func TestMetainfoScreenshot(t *testing.T) {
 	fx.poll()
 	fx.drain()
 	captureWindow(t, fx, "desktop")
+	// the narrowest window the layout is made for (issue #17), hide-idle on
+	// (the default)
+	fx.ui.win.Resize(fyne.NewSize(1024, 700))
+	fx.poll()
+	captureWindow(t, fx, "desktop-1024")
 }
 
 // captureWindow saves the window, rendered by Fyne's software painter, as

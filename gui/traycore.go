@@ -32,6 +32,7 @@ type trayCore struct {
 	shown         atomic.Bool    // the window is shown (mirrors visible)
 	trayOpenUntil atomic.Int64   // unix nanoseconds: the tray menu opened lately
 	limitsSeen    atomic.Bool    // the last snapshot had a limited app
+	retryAfter    atomic.Int64   // nanoseconds between polls while the remote machine is unreachable; 0: reachable
 	inflight      sync.WaitGroup // helper calls made by call
 
 	// UI goroutine

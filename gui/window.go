@@ -39,13 +39,36 @@ func (u *trayCore) looking() bool {
 // pollWait is how long the poll loop waits for the next poll; 0 means
 // until something asks for one (any goroutine).
 func (u *trayCore) pollWait() time.Duration {
+	var d time.Duration
 	switch {
 	case u.looking():
-		return u.opts.Interval
+		d = u.opts.Interval
 	case u.limitsSeen.Load() && u.trayAvailable():
-		return u.opts.SlowInterval
+		d = u.opts.SlowInterval
 	}
-	return 0
+	if d > 0 {
+		d = max(d, time.Duration(u.retryAfter.Load()))
+	}
+	return d
+}
+
+// Polls of an unreachable remote machine back off: each one runs ssh,
+// which may wait for a TCP timeout. An action in the window still polls at
+// once (requestPoll).
+const (
+	firstRetry = 2 * time.Second
+	maxRetry   = 30 * time.Second
+)
+
+// backOff records whether the last poll found the remote machine
+// unreachable and doubles the wait before the next (any goroutine).
+func (u *trayCore) backOff(unreachable bool) {
+	if !unreachable {
+		u.retryAfter.Store(0)
+		return
+	}
+	next := min(max(2*time.Duration(u.retryAfter.Load()), firstRetry), maxRetry)
+	u.retryAfter.Store(int64(next))
 }
 
 // helperRunning asks, without starting it, whether the helper runs; when

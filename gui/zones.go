@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
@@ -11,7 +14,7 @@ import (
 
 // Zones per direction (issue #16): the limit dialogs let the download and
 // the upload limit each cover all traffic, the internet or the local
-// network, and a row's caption says which zone a limit covers.
+// network, and a row shows under each limit's slider which zone it covers.
 
 // limitForm is a limit dialog's fields: each direction's rate and zone,
 // and the rates' schedule.
@@ -101,4 +104,38 @@ func zoneName(z string) string {
 		return "local network"
 	}
 	return "all"
+}
+
+// zoneTag is the word under a row's limit slider of width w: nothing for
+// all traffic, a shorter word where the long one does not fit.
+func zoneTag(z string, w float32) string {
+	var long, short string
+	switch z {
+	case api.TrafficInternet:
+		long, short = "internet only", "internet"
+	case api.TrafficLocal:
+		long, short = "local only", "local"
+	default:
+		return ""
+	}
+	if w > 0 && fyne.MeasureText(long, zoneTextSize, fyne.TextStyle{}).Width+theme.InnerPadding() > w {
+		return short
+	}
+	return long
+}
+
+const zoneTextSize = 10
+
+// underSlider lays a slider over its cell and the zone word small under
+// its track, where the row has room left; the word is cut to the cell.
+type underSlider struct{}
+
+func (underSlider) MinSize(objs []fyne.CanvasObject) fyne.Size { return objs[0].MinSize() }
+
+func (underSlider) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	place(objs[0], fyne.NewPos(0, 0), size)
+	t := objs[1].(*canvas.Text)
+	m := t.MinSize()
+	x := max(0, min(theme.InnerPadding(), size.Width-m.Width)) // under the track's start, inside the cell
+	place(t, fyne.NewPos(x, size.Height-m.Height+1), fyne.NewSize(size.Width-x, m.Height))
 }

@@ -47,8 +47,8 @@ func TestLimitDialogZones(t *testing.T) {
 	if zones = fx.dialogSelects(); zones[0].Selected != "Internet only" || zones[1].Selected != "All traffic" {
 		t.Errorf("reopened dialog shows %q and %q", zones[0].Selected, zones[1].Selected)
 	}
-	if r := fx.row("Steam"); !strings.Contains(r.subRaw, "limited (down internet, up all)") {
-		t.Errorf("Steam caption %q", r.subRaw)
+	if r := fx.row("Steam"); r.limDn.zone.Text != "internet only" || r.limUp.zone.Text != "" {
+		t.Errorf("Steam's row shows zones %q and %q under its sliders", r.limDn.zone.Text, r.limUp.zone.Text)
 	}
 
 	fx.fake.SetDetails(api.AppDetails{App: testApps()[1], Processes: []api.Process{{PID: 21, Comm: "firefox"}}})

@@ -5,6 +5,7 @@ package ebpf
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -366,11 +367,7 @@ func inProcess(d *backends.Descriptor[backends.MonitorBackend]) func(t *testing.
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				out := make(map[int]uint64, len(got))
-				for k, v := range got {
-					out[k] = v
-				}
-				return out
+				return maps.Clone(got)
 			},
 			cpu: func() time.Duration {
 				c := testenv.SelfCPU()
@@ -463,11 +460,7 @@ func nethogs(t *testing.T, bed *testenv.Bed) monitorRun {
 			time.Sleep(1200 * time.Millisecond) // one more refresh
 			mu.Lock()
 			defer mu.Unlock()
-			out := make(map[int]uint64, len(got))
-			for k, v := range got {
-				out[k] = v
-			}
-			return out
+			return maps.Clone(got)
 		},
 		cpu:    func() time.Duration { return procCPU(cmd.Process.Pid) },
 		bpf:    func() time.Duration { return 0 },

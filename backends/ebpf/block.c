@@ -28,6 +28,7 @@
 #include "common.h"
 #include "zone.h"
 #include "../kernel/socktarget/socktarget.h"
+#include "../kernel/socktarget/task.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -73,37 +74,12 @@ struct {
 } block_tag SEC(".maps");
 
 // block_exe matches the tasks of a blocked app: executable and uid.
-struct exe_key {
-	__u64 ino;
-	__u32 dev; // the kernel's dev_t: major << 20 | minor
-	__u32 uid;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct exe_key);
 	__type(value, __u32);
 } block_exe SEC(".maps");
-
-// Just what the programs read of the kernel's structures (CO-RE: the
-// offsets come from the running kernel's BTF).
-struct super_block {
-	__u32 s_dev;
-} __attribute__((preserve_access_index));
-struct inode {
-	unsigned long i_ino;
-	struct super_block *i_sb;
-} __attribute__((preserve_access_index));
-struct file {
-	struct inode *f_inode;
-} __attribute__((preserve_access_index));
-struct mm_struct {
-	struct file *exe_file;
-} __attribute__((preserve_access_index));
-struct task_struct {
-	struct mm_struct *mm;
-} __attribute__((preserve_access_index));
 
 // block_settings[0] is the cgroup level of the targets' cgroups.
 struct {
@@ -158,13 +134,9 @@ static __always_inline struct block *block_target_skb(struct __sk_buff *skb)
 // block_exe_of_task looks the calling task's executable and uid up.
 static __always_inline __u32 *block_exe_of_task(void)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct inode *in = t->mm->exe_file->f_inode;
 	struct exe_key k = {};
-	k.ino = in->i_ino;
-	if (!k.ino)
+	if (!current_exe(&k))
 		return 0; // a kernel thread: no mm
-	k.dev = in->i_sb->s_dev;
 	k.uid = (__u32)bpf_get_current_uid_gid();
 	return bpf_map_lookup_elem(&block_exe, &k);
 }

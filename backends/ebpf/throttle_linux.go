@@ -72,17 +72,18 @@ func probeThrottle(d direction) error {
 // strict gave 0.99–1.03 and 0.99–1.005.
 const maxSKB = 64 << 10
 
-const (
-	egressBurstMS  = 600
-	ingressBurstMS = 600
-)
+const egressBurstMS = 600
+
+// IngressBurstMS is the download bucket's depth in milliseconds at the
+// limit (a variable for benchmarks that compare depths).
+var IngressBurstMS int64 = 600
 
 func bucketFor(d direction, r backends.Rate) (burst int64, strict bool) {
 	rate := int64(r)
 	if d == egress {
 		return rate/1000*egressBurstMS + 2*maxSKB, false
 	}
-	return rate/1000*ingressBurstMS + 2*maxSKB, true
+	return rate/1000*IngressBurstMS + 2*maxSKB, true
 }
 
 // throttler is the ebpf_cgroup upload or download backend.
@@ -113,6 +114,8 @@ type target struct {
 	cgroups []uint64 // its cgroups' ids (backends.Target.AllCgroups)
 	cookies []uint64
 	inodes  map[uint64]bool // the sockets its processes held when last matched
+	clamped uint32          // the tag whose receive window is clamped (rwnd_linux.go)
+	pids    []int           // its processes (backends.Target.PIDs), whose clamped sockets an unclamp finds
 }
 
 type uploadThrottler struct {
@@ -244,6 +247,9 @@ func (t *throttler) Cleanup() error {
 	if t.pace != nil {
 		t.pace.close()
 	}
+	for _, cur := range t.targets {
+		t.unclampReceive(cur)
+	}
 	var errs []error
 	if err := t.detachLocked(); err != nil {
 		errs = append(errs, err)
@@ -278,7 +284,7 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		return fmt.Errorf("find open sockets of target %s: %w", tg.ID, err)
 	}
 	old, existed := t.targets[tg.ID]
-	cur := &target{limit: l, cgroups: tg.CgroupIDs(), inodes: inodes, idx: t.bucketKey(tg, old)}
+	cur := &target{limit: l, cgroups: tg.CgroupIDs(), inodes: inodes, idx: t.bucketKey(tg, old), pids: tg.PIDs}
 	if existed && old.idx != cur.idx {
 		return fmt.Errorf("target %s changed its socket tag (%d to %d)", tg.ID, old.idx, cur.idx)
 	}
@@ -321,6 +327,7 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	if !existed && tg.Tag == 0 {
 		t.nextIdx++
 	}
+	t.clampReceive(cur, old, tg.Tag)
 	if t.pace != nil {
 		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
 	}
@@ -357,6 +364,7 @@ func (t *throttler) FollowSockets(tg backends.Target) error {
 	if t.pace != nil {
 		t.pace.follow(tg.ID, tg.PIDs)
 	}
+	cur.pids = tg.PIDs
 	inodes := procnet.SocketInodesOf(tg.PIDs)
 	if maps.Equal(inodes, cur.inodes) {
 		return nil
@@ -434,6 +442,7 @@ func (t *throttler) RemoveLimit(id string) error {
 }
 
 func (t *throttler) removeLocked(cur *target) error {
+	t.unclampReceive(cur)
 	var errs []error
 	for _, c := range cur.cookies {
 		if err := t.objs.SockTarget.Delete(c); err != nil && !errors.Is(err, cilium.ErrKeyNotExist) {

@@ -173,73 +173,61 @@ func within(got, want, tol float64) bool { return math.Abs(got-want) <= tol*want
 // second, while an unlimited neighbour on the same interface keeps going;
 // IPv4 and IPv6. Removing the limit restores full speed.
 func TestUploadMidTransfer(t *testing.T) {
-	requireEBPF(t)
-	for _, fam := range []string{"ipv4", "ipv6"} {
-		t.Run(fam, func(t *testing.T) {
-			u := newUploadBed(t)
-			peer := u.bed.PeerIP
-			if fam == "ipv6" {
-				peer = u.bed.PeerIP6
-			}
-			b := NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
-			initThrottler(t, b)
-			p := newPlacer(t)
-			tg, s := u.sender(t, peer)
-			_, ns := u.sender(t, peer)
-			time.Sleep(500 * time.Millisecond)
-			solo := rateOf(ns.Total, time.Second)
-			tg = place(t, p, tg)
-			const rate = 1_000_000
-			if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(time.Second)
-			got := rateOf(s.Total, 3*time.Second)
-			neigh := rateOf(ns.Total, time.Second)
-			t.Logf("limited %.0f B/s (limit %d); neighbour %.0f B/s (alone before: %.0f)", got, rate, neigh, solo)
-			if !within(got, rate, 0.15) {
-				t.Errorf("limited sender at %.0f B/s under a %d B/s limit", got, rate)
-			}
-			if neigh < rate*20 {
-				t.Errorf("unlimited neighbour slowed to %.0f B/s", neigh)
-			}
-			if err := b.RemoveLimit(tg.ID); err != nil {
-				t.Fatal(err)
-			}
-			if free := restored(s.Total, rate*10); free < rate*10 {
-				t.Errorf("3 s after removal the sender still runs at %.0f B/s", free)
-			}
-		})
-	}
+	testMidTransfer(t, "sender", func(t *testing.T, fam string) (backends.Throttler, func() (backends.Target, func() uint64)) {
+		u := newUploadBed(t)
+		b := NewUpload(backends.Options{NetNS: testenv.Path(u.bed.Local)})
+		return b, func() (backends.Target, func() uint64) {
+			tg, s := u.sender(t, familyPeer(u.bed, fam))
+			return tg, s.Total
+		}
+	})
 }
 
 // TestDownloadMidTransfer is TestUploadMidTransfer for downloads.
 func TestDownloadMidTransfer(t *testing.T) {
+	testMidTransfer(t, "receiver", func(t *testing.T, fam string) (backends.Throttler, func() (backends.Target, func() uint64)) {
+		d := newDownloadBed(t)
+		b := NewDownload(backends.Options{NetNS: testenv.Path(d.bed.Local)})
+		return b, func() (backends.Target, func() uint64) {
+			tg, l := d.receiver(t, familyPeer(d.bed, fam))
+			return tg, loadTotal(l)
+		}
+	})
+}
+
+// familyPeer is the bed's peer address of the family fam ("ipv4", "ipv6").
+func familyPeer(bed *testenv.Bed, fam string) string {
+	if fam == "ipv6" {
+		return bed.PeerIP6
+	}
+	return bed.PeerIP
+}
+
+// testMidTransfer is the mid-transfer test for one direction, per address
+// family: setup makes the throttler and a flow starter (a flow's target
+// and its byte count); who names the limited flow in failures.
+func testMidTransfer(t *testing.T, who string, setup func(t *testing.T, fam string) (backends.Throttler, func() (backends.Target, func() uint64))) {
 	requireEBPF(t)
 	for _, fam := range []string{"ipv4", "ipv6"} {
 		t.Run(fam, func(t *testing.T) {
-			d := newDownloadBed(t)
-			peer := d.bed.PeerIP
-			if fam == "ipv6" {
-				peer = d.bed.PeerIP6
-			}
-			b := NewDownload(backends.Options{NetNS: testenv.Path(d.bed.Local)})
+			b, flow := setup(t, fam)
 			initThrottler(t, b)
 			p := newPlacer(t)
-			tg, l := d.receiver(t, peer)
-			_, nl := d.receiver(t, peer)
+			tg, total := flow()
+			_, neighbour := flow()
 			time.Sleep(500 * time.Millisecond)
+			solo := rateOf(neighbour, time.Second)
 			tg = place(t, p, tg)
 			const rate = 1_000_000
 			if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Second)
-			got := rateOf(loadTotal(l), 3*time.Second)
-			neigh := rateOf(loadTotal(nl), time.Second)
-			t.Logf("limited %.0f B/s (limit %d); neighbour %.0f B/s", got, rate, neigh)
+			got := rateOf(total, 3*time.Second)
+			neigh := rateOf(neighbour, time.Second)
+			t.Logf("limited %.0f B/s (limit %d); neighbour %.0f B/s (alone before: %.0f)", got, rate, neigh, solo)
 			if !within(got, rate, 0.15) {
-				t.Errorf("limited receiver at %.0f B/s under a %d B/s limit", got, rate)
+				t.Errorf("limited %s at %.0f B/s under a %d B/s limit", who, got, rate)
 			}
 			if neigh < rate*20 {
 				t.Errorf("unlimited neighbour slowed to %.0f B/s", neigh)
@@ -247,8 +235,8 @@ func TestDownloadMidTransfer(t *testing.T) {
 			if err := b.RemoveLimit(tg.ID); err != nil {
 				t.Fatal(err)
 			}
-			if free := restored(loadTotal(l), rate*10); free < rate*10 {
-				t.Errorf("3 s after removal the receiver still runs at %.0f B/s", free)
+			if free := restored(total, rate*10); free < rate*10 {
+				t.Errorf("3 s after removal the %s still runs at %.0f B/s", who, free)
 			}
 		})
 	}

@@ -58,11 +58,7 @@ func inProcess(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, cfg *config) (*
 	if r, err := conn.RequestName(api.BusName, dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
 		t.Fatalf("request name: %v %v", r, err)
 	}
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := connect(t, bus.Address)
 	return eng, c
 }
 

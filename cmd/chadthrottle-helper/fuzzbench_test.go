@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
-	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
@@ -72,11 +71,7 @@ func TestBenchFuzzBusAsUser(t *testing.T) {
 	if over > 0 {
 		t.Errorf("%d calls took over 1 s (slowest %v)", over, slowest)
 	}
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	if _, err := c.Status(context.Background()); err != nil {
 		t.Errorf("root after the fuzz: %v", err)
 	}

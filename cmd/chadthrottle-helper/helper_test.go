@@ -96,13 +96,18 @@ func (in *instance) args() []string {
 // when the test ends).
 func (in *instance) startClient(t *testing.T) (*helperProc, *client.Client) {
 	t.Helper()
-	h := in.start(t)
-	c, err := client.Connect(in.bus.Address)
+	return in.start(t), connect(t, in.bus.Address)
+}
+
+// connect connects a client to the bus at addr, closed when the test ends.
+func connect(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	c, err := client.Connect(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return h, c
+	return c
 }
 
 func (in *instance) start(t *testing.T) *helperProc {
@@ -267,11 +272,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"manage rule", &admin, adminPID, &own, ownPID, everything, api.Permissions{Monitor: "yes", LimitOwn: "yes", Manage: "yes"}},
 		{"no rule", &none, nonePID, &own, ownPID, nothing, api.Permissions{Monitor: "auth", LimitOwn: "auth", Manage: "auth"}},
 	}
-	root, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	root := connect(t, bus.Address)
 	ctx := context.Background()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -432,11 +433,7 @@ func TestActivation(t *testing.T) {
 	defer func() { daemon.Process.Kill(); daemon.Wait() }()
 	addr, _ := bufio.NewReader(out).ReadString('\n')
 	go io.Copy(io.Discard, out)
-	c, err := client.Connect(strings.TrimSpace(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, strings.TrimSpace(addr))
 	ctx := context.Background()
 	if up, _ := c.Running(ctx); up {
 		t.Fatal("helper running before any call")

@@ -70,11 +70,7 @@ func TestHistoryAndQuotasAuthorization(t *testing.T) {
 		}
 	}
 	// Root sets a quota on the other user; the own user sees only its own.
-	root, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	root := connect(t, bus.Address)
 	ctx := context.Background()
 	if err := root.SetQuota(ctx, api.Quota{Exe: exe, UID: other.UID, Period: api.QuotaMonth, Bytes: 5e9, Action: api.QuotaThrottle, Rate: 1000}); err != nil {
 		t.Fatal(err)
@@ -101,16 +97,9 @@ func TestHistoryAndQuotasAuthorization(t *testing.T) {
 // restart and a SIGKILL.
 func TestQuotaThrottlesInBed(t *testing.T) {
 	testenv.RequireRoot(t)
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bed.StartServer(bed.Peer, "source", "[::]:5201", false)
-	in := realInstance(t, bus, bed)
+	bed, bus, in := realBed(t, "source", "[::]:5201")
 	h := in.start(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	ctx := context.Background()
 	exe, err := filepath.EvalSymlinks(testenv.Ctload(t))
 	if err != nil {
@@ -147,11 +136,7 @@ func TestQuotaThrottlesInBed(t *testing.T) {
 	h = in.start(t)
 	h.stop(t, syscall.SIGKILL) // a killed helper's database opens as it was (WAL), not set aside
 	in.start(t)
-	c2, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := connect(t, bus.Address)
 	hs, err := c2.History(ctx, exe, 0, time.Now().Add(-time.Hour), time.Now().Add(time.Minute), api.HistoryMinute)
 	if err != nil || len(hs) != 1 {
 		t.Fatalf("history after restart: %+v, %v", hs, err)

@@ -63,11 +63,7 @@ func newHostileBed(t *testing.T, slowOwn bool, extra ...string) *hostileBed {
 	bustest.StartPolkit(t, b.bus)
 	b.in = newInstance(t, b.bus, append(append([]string{}, fakeBackends...), extra...)...)
 	b.h = b.in.start(t)
-	c, err := client.Connect(b.bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := connect(t, b.bus.Address)
 	b.root = c
 	return b
 }
@@ -174,11 +170,7 @@ func TestHostileDesktopFilesAtStart(t *testing.T) {
 	in := newInstance(t, bus, fakeBackends...)
 	begin := time.Now()
 	in.start(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	if _, err := c.Apps(context.Background()); err != nil {
 		t.Fatal(err)
 	}

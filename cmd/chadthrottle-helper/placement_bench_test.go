@@ -11,8 +11,6 @@ import (
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // TestBenchRuleBeforeStart prints, for the real helper in each placement
@@ -38,17 +36,10 @@ func TestBenchRuleBeforeStart(t *testing.T) {
 
 func ruleBeforeStart(t *testing.T, extra []string) (tookMedian, aheadMax float64) {
 	const limit = 2_000_000
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bed.StartServer(bed.Peer, "http", "[::]:8080", false)
-	in := realInstance(t, bus, bed, extra...)
+	bed, bus, in := realBed(t, "http", "[::]:8080", extra...)
 	h := in.start(t)
 	defer h.stop(t, 15)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	wget, err := exec.LookPath("wget")
 	if err != nil {
 		t.Fatal(err)

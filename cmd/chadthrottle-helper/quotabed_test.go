@@ -15,7 +15,6 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
 	"github.com/chadthrottle/chadthrottle/helper/client"
-	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // TestQuotaBlocksInBed: a download app (curl, a copy of its own so the
@@ -37,16 +36,9 @@ func TestQuotaBlocksInBed(t *testing.T) {
 }
 
 func quotaBlocksInBed(t *testing.T, extra []string) {
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bed.StartServer(bed.Peer, "http", "[::]:8092", false)
-	in := realInstance(t, bus, bed, extra...)
+	bed, bus, in := realBed(t, "http", "[::]:8092", extra...)
 	h := in.start(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	ctx := context.Background()
 	if bk := budgetRow(t, c); !bk.Active {
 		testenv.KernelLacks(t, "the quotas' byte budgets", fmt.Errorf("%s", bk.Reason))

@@ -22,12 +22,22 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/kernel/cgroupv2"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/api"
-	"github.com/chadthrottle/chadthrottle/helper/client"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
 )
 
 // realInstance is the production helper (real registry, auto selection
 // unless extra says otherwise) running in the bed's local namespace.
+// realBed makes a namespace bed with a ctload server (kind, listening on
+// addr) in its peer namespace, a bus, and a real helper instance for them,
+// not started yet.
+func realBed(t *testing.T, kind, addr string, extra ...string) (*testenv.Bed, *bustest.Bus, *instance) {
+	t.Helper()
+	bed := testenv.NewBed(t)
+	bus := bustest.StartBus(t)
+	bed.StartServer(bed.Peer, kind, addr, false)
+	return bed, bus, realInstance(t, bus, bed, extra...)
+}
+
 func realInstance(t *testing.T, bus *bustest.Bus, bed *testenv.Bed, extra ...string) *instance {
 	t.Helper()
 	testenv.RequireTool(t, "nsenter", "tc", "ip")
@@ -146,10 +156,7 @@ func cgroupOf(t *testing.T, pid int) string {
 // removes every kernel object and moves the process back.
 func TestRealHelperLimitsInBed(t *testing.T) {
 	testenv.RequireRoot(t)
-	bed := testenv.NewBed(t)
-	bus := bustest.StartBus(t)
-	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
-	in := realInstance(t, bus, bed)
+	bed, _, in := realBed(t, "sink", "[::]:5201")
 	h, c := in.startClient(t)
 	ctx := context.Background()
 	st, err := c.Status(ctx)
@@ -248,11 +255,7 @@ func kill9(t *testing.T, extra []string) {
 	// The sink runs to the end and is placed by the ctload rule too.
 	sinkOrigin := cgroupOf(t, sink.Process.Pid)
 	ctload := testenv.Ctload(t)
-	c, err := client.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, bus.Address)
 	ctx := context.Background()
 
 	acked := map[string]api.Limit{} // rules the helper acknowledged

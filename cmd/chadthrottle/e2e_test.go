@@ -101,26 +101,7 @@ func TestEndToEnd(t *testing.T) {
 	host := startTrayHost(t)
 	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + host.addr}, "--bus", bus.Address)
 	item := host.waitItem(t, g)
-	win := ""
-	deadline = time.Now().Add(90 * time.Second)
-	for win == "" {
-		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^ChadThrottle$")
-		cmd.Env = append(os.Environ(), "DISPLAY="+display)
-		out, _ := cmd.Output()
-		if f := strings.Fields(string(out)); len(f) > 0 {
-			win = f[0]
-			break
-		}
-		select {
-		case <-g.exited:
-			t.Fatal("the GUI exited at start")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no ChadThrottle window within 90 s")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	win := g.waitWindow(t, display, "^ChadThrottle$", 90*time.Second, 300*time.Millisecond)
 	// window origin: clicks are relative to it
 	var wx, wy int
 	for _, l := range strings.Split(xdo(t, display, "getwindowgeometry", "--shell", win), "\n") {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 	"github.com/chadthrottle/chadthrottle/helper/testsupport/bustest"
@@ -134,4 +135,30 @@ func screenshot(t *testing.T, display, name string) string {
 	}
 	t.Logf("screenshot: %s", path)
 	return path
+}
+
+// waitWindow waits, polling every poll, for a visible window of the GUI's
+// display whose title matches name (an xdotool regular expression) and
+// returns its id; it fails when the GUI exits first or no such window
+// shows within d.
+func (g *guiProc) waitWindow(t *testing.T, display, name string, d, poll time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", name)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		out, _ := cmd.Output()
+		if f := strings.Fields(string(out)); len(f) > 0 {
+			return f[0]
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("the GUI exited before a window %q showed:\n%s", name, g.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no window %q within %v:\n%s", name, d, g.out.String())
+		}
+		time.Sleep(poll)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,26 +19,7 @@ func TestStatisticsScreenshot(t *testing.T) {
 	env := []string{"DISPLAY=" + display, envSynthetic + "=12", envHookPrefix + "HISTORY_DAYS=7",
 		"DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/chadthrottle-test"}
 	g := startGUI(t, env)
-	var id string
-	deadline := time.Now().Add(60 * time.Second)
-	for id == "" {
-		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "Statistics")
-		cmd.Env = append(os.Environ(), "DISPLAY="+display)
-		out, _ := cmd.Output()
-		if f := strings.Fields(string(out)); len(f) > 0 {
-			id = f[0]
-			break
-		}
-		select {
-		case <-g.exited:
-			t.Fatalf("chadthrottle exited:\n%s", g.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Statistics window:\n%s", g.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	id := g.waitWindow(t, display, "Statistics", 60*time.Second, 100*time.Millisecond)
 	time.Sleep(2 * time.Second) // loaded and drawn
 	path := filepath.Join(t.ArtifactDir(), "statistics.png")
 	cmd := exec.Command("import", "-window", id, path)

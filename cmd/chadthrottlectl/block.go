@@ -20,13 +20,10 @@ var fWhen = &flagDef{name: "when", arg: "SCHEDULE", values: []string{"Mon-Fri 09
 	help: "only at these times, local time: windows 'DAYS HH:MM-HH:MM' separated by commas, DAYS a day, " +
 		"a range (Mon-Fri) or days joined by + (Sat+Sun), none = daily; a window ending before it starts runs past midnight " +
 		"(Fri 22:00-06:00); default always",
-	set: func(o *opts, v string) error {
-		if _, err := api.ParseSchedule(v); err != nil {
-			return err
-		}
-		o.when = v
-		return nil
-	}}
+	set: setText(func(o *opts) *string { return &o.when }, func(v string) error {
+		_, err := api.ParseSchedule(v)
+		return err
+	})}
 
 var blockCommand = &command{name: "block", synopsis: "(--pid N | --app EXE) [--traffic all|internet|local] [--when SCHEDULE] [--uid N]",
 	summary: "block a process or an app from the network (a rule)",

@@ -221,6 +221,18 @@ type flagDef struct {
 	set func(o *opts, v string) error
 }
 
+// setText is the set of a flag with a text value: check validates the
+// value, which is then stored in the field of opts that field gives.
+func setText(field func(*opts) *string, check func(v string) error) func(*opts, string) error {
+	return func(o *opts, v string) error {
+		if err := check(v); err != nil {
+			return err
+		}
+		*field(o) = v
+		return nil
+	}
+}
+
 // command is one command of the table.
 type command struct {
 	name     string

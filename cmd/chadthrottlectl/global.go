@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -12,12 +11,7 @@ import (
 // unlimit --global, priority.
 
 // globalHelper is what they need of *client.Client.
-type globalHelper interface {
-	GlobalLimit(ctx context.Context) (api.GlobalLimit, error)
-	SetGlobalLimit(ctx context.Context, g api.GlobalLimit) error
-	RemoveGlobalLimit(ctx context.Context) error
-	SetAppPriority(ctx context.Context, exe string, uid uint32, priority string) error
-}
+type globalHelper = api.GlobalLimiter
 
 var (
 	fGlobal = &flagDef{name: "global",
@@ -26,13 +20,12 @@ var (
 		set: func(o *opts, _ string) error { o.global = true; return nil }}
 	fInterface = &flagDef{name: "interface", arg: "IFACE",
 		help: "with --global: cap only this network interface (default: the interfaces the helper shapes)",
-		set: func(o *opts, v string) error {
+		set: setText(func(o *opts) *string { return &o.iface }, func(v string) error {
 			if _, err := api.ValidateGlobalLimit(api.GlobalLimit{Interface: v}); err != nil || v == "" {
 				return fmt.Errorf("%q is not an interface name", v)
 			}
-			o.iface = v
 			return nil
-		}}
+		})}
 )
 
 var priorityCommand = &command{name: "priority", synopsis: "--app EXE low|normal|high|critical [--uid N]",

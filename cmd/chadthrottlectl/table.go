@@ -14,23 +14,19 @@ import (
 var (
 	fBus = &flagDef{name: "bus", arg: "BUS", values: []string{"system", "session"},
 		help: "the helper's bus: system (default), session or a D-Bus address (unix:path=…); with --host, the bus on HOST",
-		set: func(o *opts, v string) error {
+		set: setText(func(o *opts) *string { return &o.bus }, func(v string) error {
 			if v != "system" && v != "session" && !strings.Contains(v, ":") {
 				return fmt.Errorf("%q is not system, session or a D-Bus address (unix:path=…)", v)
 			}
-			o.bus = v
 			return nil
-		}}
+		})}
 	fHost = &flagDef{name: "host", short: 'H', arg: "[USER@]HOST[:PORT]", complete: "host",
 		help: "manage HOST's helper over SSH: runs 'ssh -xT [-p PORT] [USER@]HOST systemd-stdio-bridge' (the ssh in PATH " +
 			"with your ssh config, keys and agent); polkit on HOST decides as for a caller in no active session (see docs/packaging.md)",
-		set: func(o *opts, v string) error {
-			if _, err := client.ParseHost(v); err != nil {
-				return err
-			}
-			o.host = v
-			return nil
-		}}
+		set: setText(func(o *opts) *string { return &o.host }, func(v string) error {
+			_, err := client.ParseHost(v)
+			return err
+		})}
 	fHelp = &flagDef{name: "help", short: 'h', help: "show help (of the command, after one)",
 		set: func(o *opts, _ string) error { o.help = true; return nil }}
 	fJSON = &flagDef{name: "json", help: "print JSON: every field the text shows, names exact (the text escapes control characters)",
@@ -66,13 +62,12 @@ var (
 	fApp = &flagDef{name: "app", arg: "EXE", complete: "command",
 		help: "an executable (a name in PATH or a path; on a remote host the full path there): a rule for its running and " +
 			"future processes of one user, kept across restarts",
-		set: func(o *opts, v string) error {
+		set: setText(func(o *opts) *string { return &o.app }, func(v string) error {
 			if strings.TrimSpace(v) == "" {
 				return errors.New("needs an executable")
 			}
-			o.app = v
 			return nil
-		}}
+		})}
 	fUID = &flagDef{name: "uid", arg: "N",
 		help: "the user whose rule it is (default: yours; under sudo, the user who ran sudo; on a remote host, the login user there); " +
 			"another user's needs the manage permission",

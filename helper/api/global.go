@@ -1,6 +1,9 @@
 package api
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // The global limit and app priorities (issue #16): one download and one
 // upload cap for the whole machine (or one interface), shared among apps by
@@ -33,6 +36,22 @@ func init() {
 		Method{MethodRemoveGlobalLimit, ActionManage, false},
 		Method{MethodSetAppPriority, ActionLimitOwn, true},
 	)
+}
+
+// GlobalLimiter is the client side of the global limit and app priorities
+// (helper/client implements it): the window's global limit dialog and
+// priority selector and the CLI's limit --global, unlimit --global and
+// priority use it.
+type GlobalLimiter interface {
+	// GlobalLimit returns the machine's global limit (zero: none).
+	GlobalLimit(ctx context.Context) (GlobalLimit, error)
+	// SetGlobalLimit sets it (manage).
+	SetGlobalLimit(ctx context.Context, g GlobalLimit) error
+	// RemoveGlobalLimit removes it (manage).
+	RemoveGlobalLimit(ctx context.Context) error
+	// SetAppPriority sets an app's share of the global limit: low, normal,
+	// high or critical (limit-own for the caller's own apps, else manage).
+	SetAppPriority(ctx context.Context, exe string, uid uint32, priority string) error
 }
 
 // GlobalLimit is the machine's cap: payload bytes per second, 0 = that

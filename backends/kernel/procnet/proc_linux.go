@@ -26,6 +26,12 @@ func SocketInodes(pid int) ([]uint64, error) {
 
 // eachSocketFD calls fn with the inode of each socket pid holds.
 func eachSocketFD(pid int, fn func(inode uint64)) error {
+	return EachSocketFD(pid, func(_ int, inode uint64) { fn(inode) })
+}
+
+// EachSocketFD calls fn with the descriptor number and inode of each socket
+// pid holds (from /proc/PID/fd).
+func EachSocketFD(pid int, fn func(fd int, inode uint64)) error {
 	if pid <= 0 {
 		return fmt.Errorf("read sockets of pid %d: invalid pid", pid)
 	}
@@ -51,8 +57,9 @@ func eachSocketFD(pid int, fn func(inode uint64)) error {
 			continue
 		}
 		inode, err := strconv.ParseUint(string(l[8:n-1]), 10, 64)
-		if err == nil {
-			fn(inode)
+		fd, err2 := strconv.Atoi(name)
+		if err == nil && err2 == nil {
+			fn(fd, inode)
 		}
 	}
 	return nil

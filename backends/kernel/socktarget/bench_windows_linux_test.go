@@ -14,32 +14,37 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
-// TestBenchLaterWindows prints, for a 10 MB wget download under a 2 MB/s
-// rule set before it starts, the 1-s windows of what the throttler let
+// TestBenchLaterWindows prints, for a 10 MB wget (3 runs) and curl (2 runs)
+// download under a 2 MB/s rule set before it starts, the 1-s windows of what the throttler let
 // through (ebpf_cgroup: the bucket's passed bytes; ifb_tc: the HTB class's
 // bytes on the IFB) beside what the receiving socket got in order
 // (tcp_info), and the receiver's out-of-order queueing and the sender's
 // retransmissions (nstat): where a later window over the limit comes from.
 func TestBenchLaterWindows(t *testing.T) {
 	requireTagger(t)
-	testenv.RequireTool(t, "wget", "nstat", "tc")
-	fmt.Println("\nlater 1-s windows of a 10 MB wget download under a 2 MB/s rule (× limit)")
+	testenv.RequireTool(t, "wget", "curl", "nstat", "tc")
+	fmt.Println("\nlater 1-s windows of a 10 MB wget / curl download under a 2 MB/s rule (× limit)")
 	for _, p := range pairs {
-		for run := 0; run < 3; run++ {
-			laterWindows(t, p)
+		for run := 0; run < 5; run++ {
+			client := "wget"
+			if run >= 3 {
+				client = "curl"
+			}
+			laterWindows(t, p, client)
 		}
 	}
 }
 
-func laterWindows(t *testing.T, p pair) {
+func laterWindows(t *testing.T, p pair, client string) {
 	const limit = 2_000_000
 	bed := testenv.NewBed(t)
-	m, _ := newManager(t, bed, p)
+	m, pl := newManager(t, bed, p)
 	bed.StartServer(bed.Peer, "http", "[::]:8080", false)
-	appRule(t, m, "/usr/bin/wget", backends.Limits{Down: backends.Limit{Rate: limit}})
+	appRule(t, m, "/usr/bin/"+client, backends.Limits{Down: backends.Limit{Rate: limit}})
 	counter := testenv.NewTCPCounter(t, bed.Local)
 	passed := passedReader(t, bed, p.name)
 	nstat := func(ns string) map[string]float64 {
@@ -66,7 +71,7 @@ func laterWindows(t *testing.T, p pair) {
 			}
 		}
 	}()
-	s, took, err := download(bed, counter, "wget", 10_000_000)
+	s, took, err := download(bed, counter, client, 10_000_000)
 	close(stop)
 	if err != nil {
 		t.Fatal(err)
@@ -78,10 +83,13 @@ func laterWindows(t *testing.T, p pair) {
 	for i := range shaper {
 		shaper[i].Total -= base
 	}
-	fmt.Printf("%-5s took %.2f s; receiver in order %v; throttler passed %v; worst sliding 1 s: receiver %.2f, throttler %.2f; receiver OFO-queued %v segs, sender retransmitted %v segs\n",
-		p.name, took.Seconds(), ratios(windows(s), limit), ratios(windows(shaper), limit),
+	fmt.Printf("%-5s %-4s took %.2f s; receiver in order %v; throttler passed %v; worst sliding 1 s: receiver %.2f, throttler %.2f; receiver OFO-queued %v segs, sender retransmitted %v segs\n",
+		p.name, client, took.Seconds(), ratios(windows(s), limit), ratios(windows(shaper), limit),
 		worstWindow(s, time.Second)/limit, worstWindow(shaper, time.Second)/limit,
 		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"])
+	win := socktarget.ReceiveClamp(limit, 0)
+	clamped, failed := pl.Tagger().ClampCounts()
+	fmt.Printf("      receive window clamp %d B + the limit over the round trip (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)
 }
 
 func ratios(r []float64, limit float64) []string {

@@ -33,6 +33,19 @@
 // connections are not created by a task (they are cloned from their
 // listener) and are followed the same way.
 //
+// # Receive window clamp
+//
+// A download throttler calls Tagger.ClampReceive with a target's number and
+// download limit: rwnd.c (sockops on the cgroup2 root, attached while a
+// clamp exists) gives that target's new TCP connections, once established,
+// a receive buffer and window clamp of 50 ms at the limit plus the limit
+// over the connection's round trip (ReceiveClamp), so the sender never
+// overruns the shaper's queue and the receiver gets no bursts of data held
+// out of order. A new limit re-clamps the target's open clamped connections
+// and Unclamp undoes their clamp (window and autotuning back), both through
+// copies of the descriptors of the processes the caller names
+// (rwnd_open_linux.go); Unclamp also stops clamping new connections.
+//
 // The Tagger is shared per Options.Tag within a process (Acquire/Close):
 // the Placer registers targets, the throttlers read the map.
 package socktarget

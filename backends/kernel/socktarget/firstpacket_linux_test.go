@@ -37,7 +37,7 @@ func TestRuleBitesFromFirstPacket(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					checkDownload(t, p.name+" "+client, s, took, limit)
+					checkDownload(t, p.name+" "+client, s, took, limit, laterTol(p.name, true))
 				}()
 			}
 			wg.Wait()
@@ -57,7 +57,7 @@ func TestRuleBitesFromFirstPacket(t *testing.T) {
 					Down: backends.Limit{Rate: ilimit}, Up: backends.Limit{Rate: ilimit}})
 				rates := iperf(t, bed, 2, c.args...)
 				t.Logf("%s iperf3 %s: per-second receiver rates %v B/s (limit %s)", p.name, c.name, ints(rates), mb(ilimit))
-				checkWindows(t, "iperf3 "+c.name, rates, ilimit)
+				checkWindows(t, "iperf3 "+c.name, rates, ilimit, laterTol(p.name, c.args != nil && c.args[0] == "-R"))
 				if len(rates) == 0 || rates[len(rates)-1] < 0.5*ilimit {
 					t.Errorf("iperf3 %s: rates %v: the transfer stalled", c.name, rates)
 				}
@@ -69,32 +69,41 @@ func TestRuleBitesFromFirstPacket(t *testing.T) {
 	}
 }
 
-// First-window and later-window tolerances. The first second is what a
-// rule set before the program starts must get right (+15 %, issue #12);
-// later seconds of a download swing by themselves (a policed or shaped
-// TCP receiver gets data that arrived out of order in one piece, seen up
-// to 1.19x here), and the test allows that noise.
-const (
-	firstTol = 1.15
-	laterTol = 1.45
-)
+// First-window tolerance: the first second is what a rule set before the
+// program starts must get right (+15 %, issue #12).
+const firstTol = 1.15
+
+// laterTol is the tolerance of the seconds after the first. A tc (ifb_tc)
+// download's connections get a receive window clamped to the limit
+// (socktarget.ClampReceive), so the shaper's queue never drops and every
+// second holds the first one's +15 % (10 runs: later seconds 0.82–1.03x).
+// An ebpf_cgroup download is policed: the sender overruns the bucket and
+// retransmits, and the receiver gets data that arrived out of order in one
+// piece (later seconds up to 1.35x with the clamp in 10 runs, 1.55x without). A tc
+// upload's second second follows a slow first (up to 1.23x).
+func laterTol(pair string, download bool) float64 {
+	if pair == "tc" && download {
+		return firstTol
+	}
+	return 1.45
+}
 
 // checkDownload checks a 10 MB download under limit: at least 4.5 s, and
 // its 1-s windows.
-func checkDownload(t *testing.T, what string, s []testenv.Sample, took time.Duration, limit float64) {
+func checkDownload(t *testing.T, what string, s []testenv.Sample, took time.Duration, limit, later float64) {
 	ws := windows(s)
 	t.Logf("%s: 10 MB in %.2f s, 1-s windows %v B/s, worst sliding 1-s window %s (limit %s)",
 		what, took.Seconds(), ints(ws), mb(worstWindow(s, time.Second)), mb(limit))
 	if took < 4500*time.Millisecond {
 		t.Errorf("%s: 10 MB under %s took %.2f s, want ≥ 4.5 s", what, mb(limit), took.Seconds())
 	}
-	checkWindows(t, what, ws, limit)
+	checkWindows(t, what, ws, limit, later)
 }
 
 // checkWindows checks per-second rates against the tolerances.
-func checkWindows(t *testing.T, what string, rates []float64, limit float64) {
+func checkWindows(t *testing.T, what string, rates []float64, limit, later float64) {
 	for i, r := range rates {
-		tol := laterTol
+		tol := later
 		if i == 0 {
 			tol = firstTol
 		}

@@ -54,6 +54,17 @@ func newManager(t testing.TB, bed *testenv.Bed, p pair) (*backends.Manager, *soc
 	return m, pl
 }
 
+// sourceBed returns a bed with a ctload source (downloads) on the peer's
+// port 5201, a manager with p's throttlers and the socket tagger, and a
+// copy of ctload: a file of its own, so the server's copy is another app.
+func sourceBed(t testing.TB, p pair) (*testenv.Bed, *backends.Manager, string) {
+	t.Helper()
+	bed := testenv.NewBed(t)
+	m, _ := newManager(t, bed, p)
+	bed.StartServer(bed.Peer, "source", "[::]:5201", false)
+	return bed, m, copyExe(t, testenv.Ctload(t))
+}
+
 // managerWith returns an initialised manager with p's throttlers on the
 // bed's local namespace and the placer place makes; it is cleaned up with
 // the test.

@@ -45,11 +45,8 @@ func TestLimitedProcessesStayInScope(t *testing.T) {
 	requireTagger(t)
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
-			bed := testenv.NewBed(t)
-			m, _ := newManager(t, bed, p)
-			bed.StartServer(bed.Peer, "source", "[::]:5201", false)
+			bed, m, ctload := sourceBed(t, p)
 			dir, rel := scope(t)
-			ctload := copyExe(t, testenv.Ctload(t)) // a file of its own: the server's copy is another app
 			w := scopetest.WatchScope(dir, rel)
 			defer w.End(t)
 

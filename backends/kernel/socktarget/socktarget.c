@@ -24,19 +24,12 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "socktarget.h"
+#include "task.h"
 
 char __license[] SEC("license") = "GPL";
 
 #define AF_INET 2
 #define AF_INET6 10
-
-// exe_key identifies an app: its executable's file and the effective uid
-// of the process running it (apps are per user).
-struct exe_key {
-	__u64 ino;
-	__u32 dev; // the kernel's encoding: major << 20 | minor
-	__u32 uid;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -62,35 +55,6 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-// Just enough of the kernel's structures to read a task's executable and
-// credentials; CO-RE relocates the offsets against the running kernel's
-// BTF at load time.
-struct super_block___ct {
-	__u32 s_dev;
-} __attribute__((preserve_access_index));
-struct inode___ct {
-	unsigned long i_ino;
-	struct super_block___ct *i_sb;
-} __attribute__((preserve_access_index));
-struct file___ct {
-	struct inode___ct *f_inode;
-} __attribute__((preserve_access_index));
-struct mm_struct___ct {
-	struct file___ct *exe_file;
-} __attribute__((preserve_access_index));
-struct kuid___ct {
-	__u32 val;
-} __attribute__((preserve_access_index));
-struct cred___ct {
-	struct kuid___ct euid;
-} __attribute__((preserve_access_index));
-struct task_struct___ct {
-	struct mm_struct___ct *mm;
-	const struct cred___ct *cred;
-	int pid;
-	int tgid;
-} __attribute__((preserve_access_index));
-
 static __always_inline void count(__u32 i)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &i);
@@ -106,13 +70,10 @@ static __always_inline __u32 target_of_current(void)
 		count(0);
 		return *t;
 	}
-	struct task_struct___ct *task = (void *)bpf_get_current_task();
-	struct inode___ct *ino = BPF_CORE_READ(task, mm, exe_file, f_inode);
-	if (!ino)
-		return 0; // a kernel thread
 	struct exe_key k = {};
-	k.ino = BPF_CORE_READ(ino, i_ino);
-	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	struct task_struct___ct *task = current_exe(&k);
+	if (!task)
+		return 0; // a kernel thread
 	k.uid = BPF_CORE_READ(task, cred, euid.val);
 	t = bpf_map_lookup_elem(&exe_targets, &k);
 	if (!t)

@@ -32,6 +32,7 @@ type Tagger struct {
 	links   []link.Link
 	next    uint32
 	targets map[string]*entry
+	rw      rwndState // the receive window clamp (rwnd_linux.go)
 }
 
 // entry is what the tagger wrote for one target.
@@ -119,7 +120,7 @@ func (t *Tagger) Close() error {
 	delete(registry, t.tag)
 	err := t.detachLocked()
 	t.targets = map[string]*entry{}
-	return errors.Join(err, t.objs.Close())
+	return errors.Join(err, t.closeRwndLocked(), t.objs.Close())
 }
 
 // Replacements are the map replacements (ebpf.CollectionOptions) that make
@@ -152,16 +153,23 @@ func (t *Tagger) TargetOf(cookie uint64) (uint32, bool) {
 // and how many children inherited a process target, since the tagger
 // loaded.
 func (t *Tagger) Counts() (byProcess, byExe, children uint64) {
-	var out [3]uint64
+	out := sumPerCPU(t.objs.Counters, 3)
+	return out[0], out[1], out[2]
+}
+
+// sumPerCPU returns the first n counters of a per-CPU array, summed over
+// the CPUs.
+func sumPerCPU(m *ebpf.Map, n int) []uint64 {
+	out := make([]uint64, n)
 	for i := range out {
 		var per []uint64
-		if err := t.objs.Counters.Lookup(uint32(i), &per); err == nil {
+		if err := m.Lookup(uint32(i), &per); err == nil {
 			for _, v := range per {
 				out[i] += v
 			}
 		}
 	}
-	return out[0], out[1], out[2]
+	return out
 }
 
 // Set registers tg or updates it: an app target by its executable (tg.Exe,
@@ -440,7 +448,13 @@ func mountDevice(mountinfo string, id uint64) (maj, min uint32, ok bool) {
 // diagnostics and tests (a crashed helper's must be gone).
 func (t *Tagger) ProgramIDs() []ebpf.ProgramID {
 	var ids []ebpf.ProgramID
-	for _, p := range []*ebpf.Program{t.objs.CtTagSock, t.objs.CtUntagSock, t.objs.CtFork, t.objs.CtExit} {
+	progs := []*ebpf.Program{t.objs.CtTagSock, t.objs.CtUntagSock, t.objs.CtFork, t.objs.CtExit}
+	t.mu.Lock()
+	if t.rw.objs != nil {
+		progs = append(progs, t.rw.objs.CtClampRwnd) // the receive window clamp, once loaded
+	}
+	t.mu.Unlock()
+	for _, p := range progs {
 		if info, err := p.Info(); err == nil {
 			if id, ok := info.ID(); ok {
 				ids = append(ids, id)

@@ -14,15 +14,7 @@ import (
 // on a program that is not installed is accepted (nothing to tag yet); a
 // process target's entries, children included, go with Unset.
 func TestTaggerSetUnset(t *testing.T) {
-	testenv.RequireRoot(t)
-	if err := Probe(); err != nil {
-		testenv.KernelLacks(t, "socket tagging at creation", err)
-	}
-	tg, err := Acquire(testenv.UniqueName("unit"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := testTagger(t, "unit")
 	a, err := tg.Set(backends.Target{ID: "app", Kind: backends.TargetApp, Exe: "/bin/sh"})
 	if err != nil {
 		t.Fatal(err)
@@ -58,4 +50,20 @@ func TestTaggerSetUnset(t *testing.T) {
 	if len(tg.links) != 0 {
 		t.Errorf("%d links attached with no target", len(tg.links))
 	}
+}
+
+// testTagger returns a tagger of its own for the test, closed with it;
+// it skips where the kernel cannot tag sockets.
+func testTagger(t *testing.T, name string) *Tagger {
+	t.Helper()
+	testenv.RequireRoot(t)
+	if err := Probe(); err != nil {
+		testenv.KernelLacks(t, "socket tagging at creation", err)
+	}
+	tg, err := Acquire(testenv.UniqueName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	return tg
 }

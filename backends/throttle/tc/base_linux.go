@@ -308,6 +308,7 @@ func (b *base) setTarget(t backends.Target, l backends.Limit, minor uint16) erro
 		return err
 	}
 	b.targets[t.ID] = nt
+	b.clampReceive(nt)
 	return nil
 }
 
@@ -386,6 +387,7 @@ func (b *base) removeLocked(id string) error {
 		return nil
 	}
 	delete(b.targets, id)
+	b.unclampReceive(t)
 	return b.lim.uninstall(t)
 }
 

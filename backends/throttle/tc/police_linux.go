@@ -61,6 +61,15 @@ func (p *Police) Init() error {
 // Cleanup implements backends.Backend.
 func (p *Police) Cleanup() error { return p.b.Cleanup() }
 
+var _ backends.GlobalBypasser = (*Police)(nil)
+
+// GlobalBypass implements backends.GlobalBypasser: a policed app's
+// conforming download packets leave the interface's ingress at the police
+// action, so the global limit's IFB redirect never sees them.
+func (p *Police) GlobalBypass() string {
+	return "its policed apps' downloads would skip the global pool (use ebpf_cgroup or ifb_tc for download limits)"
+}
+
 // Limit implements backends.Throttler.
 func (p *Police) Limit(id string) (backends.Limit, bool) { return p.b.Limit(id) }
 

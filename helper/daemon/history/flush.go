@@ -15,14 +15,10 @@ import (
 func (s *Store) Flush() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	var batch map[Key]*pendingApp
+	if !s.whileOpen(func() { batch, s.pending = s.pending, map[Key]*pendingApp{} }) {
 		return errClosed
 	}
-	batch := s.pending
-	s.pending = map[Key]*pendingApp{}
-	s.mu.Unlock()
 	if len(batch) > 0 {
 		if err := s.write(batch); err != nil {
 			s.requeue(batch)

@@ -312,18 +312,26 @@ func (s *Store) flushLogged() {
 
 var errClosed = errors.New("history store is closed")
 
+// whileOpen runs fn under mu unless the store is closed, and reports
+// whether it ran.
+func (s *Store) whileOpen(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	fn()
+	return true
+}
+
 // Close writes what is pending and closes the database.
 func (s *Store) Close() error {
 	ferr := s.Flush()
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.whileOpen(func() { s.closed = true }) {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
 	if errors.Is(ferr, errClosed) {
 		ferr = nil
 	}

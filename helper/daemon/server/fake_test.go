@@ -43,6 +43,34 @@ func (f *fakeEngine) record(name string) {
 	}
 }
 
+// edit runs fn under the lock, then tells the listeners.
+func (f *fakeEngine) edit(fn func()) error {
+	f.mu.Lock()
+	fn()
+	f.mu.Unlock()
+	f.changed()
+	return nil
+}
+
+// editRule edits uid's app exe's rule.
+func (f *fakeEngine) editRule(uid uint32, exe string, fn func(*api.Limit)) error {
+	return f.edit(func() {
+		k := fmt.Sprintf("%d:%s", uid, exe)
+		l := f.rules[k]
+		fn(&l)
+		f.rules[k] = l
+	})
+}
+
+// editProcess edits pid's process limit.
+func (f *fakeEngine) editProcess(pid int, fn func(*api.Limit)) error {
+	return f.edit(func() {
+		l := f.plimits[pid]
+		fn(&l)
+		f.plimits[pid] = l
+	})
+}
+
 func (f *fakeEngine) changed() {
 	f.mu.Lock()
 	fns := append([]func(){}, f.onChange...)
@@ -106,11 +134,7 @@ func (f *fakeEngine) SetAppLimit(c api.Caller, exe string, uid uint32, l api.Lim
 	if l.Down > 0 && exe == "/bin/nodown" {
 		return api.WithKind(api.ErrNotHere, fmt.Errorf("%w: no ifb here", backends.ErrDownloadUnavailable))
 	}
-	f.mu.Lock()
-	f.rules[fmt.Sprintf("%d:%s", uid, exe)] = l
-	f.mu.Unlock()
-	f.changed()
-	return nil
+	return f.editRule(uid, exe, func(r *api.Limit) { *r = l })
 }
 
 func (f *fakeEngine) RemoveAppLimit(c api.Caller, exe string, uid uint32) error {
@@ -129,20 +153,12 @@ func (f *fakeEngine) RemoveAppLimit(c api.Caller, exe string, uid uint32) error 
 
 func (f *fakeEngine) SetProcessLimit(c api.Caller, pid int, start uint64, l api.Limit) error {
 	f.record("SetProcessLimit")
-	f.mu.Lock()
-	f.plimits[pid] = l
-	f.mu.Unlock()
-	f.changed()
-	return nil
+	return f.editProcess(pid, func(p *api.Limit) { *p = l })
 }
 
 func (f *fakeEngine) RemoveProcessLimit(c api.Caller, pid int, start uint64) error {
 	f.record("RemoveProcessLimit")
-	f.mu.Lock()
-	delete(f.plimits, pid)
-	f.mu.Unlock()
-	f.changed()
-	return nil
+	return f.edit(func() { delete(f.plimits, pid) })
 }
 
 func (f *fakeEngine) ProcessIdentity(pid int) (uint32, uint64, error) {
@@ -158,15 +174,13 @@ func (f *fakeEngine) ProcessIdentity(pid int) (uint32, uint64, error) {
 
 func (f *fakeEngine) SetPaused(uid uint32, all, paused bool) error {
 	f.record("SetPaused")
-	f.mu.Lock()
-	if all {
-		f.allPause = paused
-	} else {
-		f.paused[uid] = paused
-	}
-	f.mu.Unlock()
-	f.changed()
-	return nil
+	return f.edit(func() {
+		if all {
+			f.allPause = paused
+		} else {
+			f.paused[uid] = paused
+		}
+	})
 }
 
 func (f *fakeEngine) Idle() bool {

@@ -21,11 +21,7 @@ func (f *fakeEngine) SetGlobalLimit(c api.Caller, g api.GlobalLimit) error {
 	if !c.Admin {
 		return fmt.Errorf("%w: needs manage", api.ErrNeedsManage)
 	}
-	f.mu.Lock()
-	f.global = g
-	f.mu.Unlock()
-	f.changed()
-	return nil
+	return f.edit(func() { f.global = g })
 }
 
 func (f *fakeEngine) RemoveGlobalLimit(c api.Caller) error {
@@ -34,14 +30,7 @@ func (f *fakeEngine) RemoveGlobalLimit(c api.Caller) error {
 
 func (f *fakeEngine) SetAppPriority(c api.Caller, exe string, uid uint32, priority string) error {
 	f.record("SetAppPriority")
-	f.mu.Lock()
-	k := fmt.Sprintf("%d:%s", uid, exe)
-	l := f.rules[k]
-	l.Priority = priority
-	f.rules[k] = l
-	f.mu.Unlock()
-	f.changed()
-	return nil
+	return f.editRule(uid, exe, func(l *api.Limit) { l.Priority = priority })
 }
 
 // globalCalls are the global limit's rows of TestAuthorizationTable: the
@@ -57,12 +46,9 @@ func globalCalls(s *Server) (map[string]func(m dbus.Message) *dbus.Error, map[st
 			return s.SetAppPriority(m, "/bin/other", uidOf(m)+7, "low")
 		},
 	}
-	na := api.ErrNotAuthorized
-	own := map[string]string{rootSender: "", aliceSender: "", bobSender: na, carolSender: ""}
-	manage := map[string]string{rootSender: "", aliceSender: na, bobSender: na, carolSender: na}
 	want := map[string]map[string]string{
-		api.MethodGetGlobalLimit: own, api.MethodSetGlobalLimit: manage, api.MethodRemoveGlobalLimit: manage,
-		"SetAppPriority(own)": own, "SetAppPriority(other)": manage,
+		api.MethodGetGlobalLimit: authOwn, api.MethodSetGlobalLimit: authManage, api.MethodRemoveGlobalLimit: authManage,
+		"SetAppPriority(own)": authOwn, "SetAppPriority(other)": authManage,
 	}
 	return calls, want
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"github.com/godbus/dbus/v5"
-	"github.com/godbus/dbus/v5/introspect"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
@@ -21,36 +20,19 @@ type GlobalEngine interface {
 }
 
 // globalMethods are the exported global limit methods.
-func (s *Server) globalMethods() map[string]any {
-	return map[string]any{
-		api.MethodGetGlobalLimit:    s.GetGlobalLimit,
-		api.MethodSetGlobalLimit:    s.SetGlobalLimit,
-		api.MethodRemoveGlobalLimit: s.RemoveGlobalLimit,
-		api.MethodSetAppPriority:    s.SetAppPriority,
-	}
-}
-
-func globalIntrospection(arg func(name, typ, dir string) introspect.Arg, sig func(any) string) []introspect.Method {
-	m := func(name string, args ...introspect.Arg) introspect.Method {
-		return introspect.Method{Name: name, Args: args}
-	}
-	return []introspect.Method{
-		m(api.MethodGetGlobalLimit, arg("limit", sig(api.GlobalLimit{}), "out")),
-		m(api.MethodSetGlobalLimit, arg("down", "t", "in"), arg("up", "t", "in"), arg("iface", "s", "in")),
-		m(api.MethodRemoveGlobalLimit),
-		m(api.MethodSetAppPriority, arg("exe", "s", "in"), arg("uid", "u", "in"), arg("priority", "s", "in")),
+func (s *Server) globalMethods() []exported {
+	return []exported{
+		{api.MethodGetGlobalLimit, s.GetGlobalLimit, args(arg("limit", signatureOf(api.GlobalLimit{}), "out"))},
+		{api.MethodSetGlobalLimit, s.SetGlobalLimit, args(arg("down", "t", "in"), arg("up", "t", "in"), arg("iface", "s", "in"))},
+		{api.MethodRemoveGlobalLimit, s.RemoveGlobalLimit, nil},
+		{api.MethodSetAppPriority, s.SetAppPriority, args(arg("exe", "s", "in"), arg("uid", "u", "in"), arg("priority", "s", "in"))},
 	}
 }
 
 // GetGlobalLimit implements api.MethodGetGlobalLimit.
 func (s *Server) GetGlobalLimit(msg dbus.Message) (g api.GlobalLimit, derr *dbus.Error) {
 	defer s.guard(api.MethodGetGlobalLimit, &derr)
-	_, done, derr := s.authorize(msg, api.ActionMonitor)
-	if derr != nil {
-		return g, derr
-	}
-	defer done()
-	return s.engine.GlobalLimit(), nil
+	return query(s, msg, func(caller) (api.GlobalLimit, *dbus.Error) { return s.engine.GlobalLimit(), nil })
 }
 
 // SetGlobalLimit implements api.MethodSetGlobalLimit: manage.

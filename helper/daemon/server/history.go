@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
-	"github.com/godbus/dbus/v5/introspect"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
@@ -26,26 +25,14 @@ type History interface {
 }
 
 // historyMethods are the exported history and quota methods.
-func (s *Server) historyMethods() map[string]any {
-	return map[string]any{
-		api.MethodGetHistory:  s.GetHistory,
-		api.MethodGetQuotas:   s.GetQuotas,
-		api.MethodSetQuota:    s.SetQuota,
-		api.MethodRemoveQuota: s.RemoveQuota,
-	}
-}
-
-func historyIntrospection(arg func(name, typ, dir string) introspect.Arg, sig func(any) string) []introspect.Method {
-	m := func(name string, args ...introspect.Arg) introspect.Method {
-		return introspect.Method{Name: name, Args: args}
-	}
-	return []introspect.Method{
-		m(api.MethodGetHistory, arg("exe", "s", "in"), arg("uid", "u", "in"), arg("from", "x", "in"), arg("until", "x", "in"),
-			arg("by", "s", "in"), arg("apps", sig([]api.AppHistory{}), "out")),
-		m(api.MethodGetQuotas, arg("quotas", sig([]api.Quota{}), "out")),
-		m(api.MethodSetQuota, arg("exe", "s", "in"), arg("uid", "u", "in"), arg("period", "s", "in"), arg("bytes", "t", "in"),
-			arg("direction", "s", "in"), arg("action", "s", "in"), arg("rate", "t", "in")),
-		m(api.MethodRemoveQuota, arg("exe", "s", "in"), arg("uid", "u", "in")),
+func (s *Server) historyMethods() []exported {
+	return []exported{
+		{api.MethodGetHistory, s.GetHistory, args(arg("exe", "s", "in"), arg("uid", "u", "in"), arg("from", "x", "in"),
+			arg("until", "x", "in"), arg("by", "s", "in"), arg("apps", signatureOf([]api.AppHistory{}), "out"))},
+		{api.MethodGetQuotas, s.GetQuotas, args(arg("quotas", signatureOf([]api.Quota{}), "out"))},
+		{api.MethodSetQuota, s.SetQuota, args(arg("exe", "s", "in"), arg("uid", "u", "in"), arg("period", "s", "in"),
+			arg("bytes", "t", "in"), arg("direction", "s", "in"), arg("action", "s", "in"), arg("rate", "t", "in"))},
+		{api.MethodRemoveQuota, s.RemoveQuota, args(arg("exe", "s", "in"), arg("uid", "u", "in"))},
 	}
 }
 
@@ -151,23 +138,20 @@ func clipArg(s string) string {
 // its own quotas only.
 func (s *Server) GetQuotas(msg dbus.Message) (qs []api.Quota, derr *dbus.Error) {
 	defer s.guard(api.MethodGetQuotas, &derr)
-	c, done, derr := s.authorize(msg, api.ActionMonitor)
-	if derr != nil {
-		return nil, derr
-	}
-	defer done()
-	qs = []api.Quota{}
-	if s.history == nil {
-		return qs, nil
-	}
-	all := s.manages(c)
-	for _, q := range s.history.Quotas() {
-		if all || q.UID == c.uid {
-			q.Exe = clean(q.Exe)
-			qs = append(qs, q)
+	return query(s, msg, func(c caller) ([]api.Quota, *dbus.Error) {
+		qs = []api.Quota{}
+		if s.history == nil {
+			return qs, nil
 		}
-	}
-	return qs, nil
+		all := s.manages(c)
+		for _, q := range s.history.Quotas() {
+			if all || q.UID == c.uid {
+				q.Exe = clean(q.Exe)
+				qs = append(qs, q)
+			}
+		}
+		return qs, nil
+	})
 }
 
 // SetQuota implements api.MethodSetQuota: limit-own for the caller's own

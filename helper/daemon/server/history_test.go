@@ -47,12 +47,9 @@ func historyCalls(s *Server) (map[string]func(m dbus.Message) *dbus.Error, map[s
 			return s.RemoveQuota(m, "/bin/own", uidOf(m)+7)
 		},
 	}
-	na := api.ErrNotAuthorized
-	own := map[string]string{rootSender: "", aliceSender: "", bobSender: na, carolSender: ""}
-	other := map[string]string{rootSender: "", aliceSender: na, bobSender: na, carolSender: na}
 	want := map[string]map[string]string{
-		"GetHistory(all)": own, "GetHistory(own)": own, "GetHistory(other)": other, api.MethodGetQuotas: own,
-		"SetQuota(own)": own, "SetQuota(other)": other, "RemoveQuota(own)": own, "RemoveQuota(other)": other,
+		"GetHistory(all)": authOwn, "GetHistory(own)": authOwn, "GetHistory(other)": authManage, api.MethodGetQuotas: authOwn,
+		"SetQuota(own)": authOwn, "SetQuota(other)": authManage, "RemoveQuota(own)": authOwn, "RemoveQuota(other)": authManage,
 	}
 	return calls, want
 }

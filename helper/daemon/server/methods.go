@@ -11,15 +11,22 @@ import (
 // The exported methods. Each first defers the panic guard, then authorizes;
 // nothing else runs before authorization.
 
+// query is the shape of a question: authorize msg with monitor, then
+// answer with fn for the caller.
+func query[T any](s *Server, msg dbus.Message, fn func(c caller) (T, *dbus.Error)) (T, *dbus.Error) {
+	c, done, derr := s.authorize(msg, api.ActionMonitor)
+	if derr != nil {
+		var none T
+		return none, derr
+	}
+	defer done()
+	return fn(c)
+}
+
 // GetStatus implements api.MethodGetStatus.
 func (s *Server) GetStatus(msg dbus.Message) (st api.Status, derr *dbus.Error) {
 	defer s.guard(api.MethodGetStatus, &derr)
-	c, done, derr := s.authorize(msg, api.ActionMonitor)
-	if derr != nil {
-		return st, derr
-	}
-	defer done()
-	return s.engine.Status(c.uid), nil
+	return query(s, msg, func(c caller) (api.Status, *dbus.Error) { return s.engine.Status(c.uid), nil })
 }
 
 // GetPermissions implements api.MethodGetPermissions: polkit's answers for
@@ -58,32 +65,26 @@ func (s *Server) GetPermissions(msg dbus.Message) (p api.Permissions, derr *dbus
 // ListBackends implements api.MethodListBackends.
 func (s *Server) ListBackends(msg dbus.Message) (bs []api.Backend, derr *dbus.Error) {
 	defer s.guard(api.MethodListBackends, &derr)
-	_, done, derr := s.authorize(msg, api.ActionMonitor)
-	if derr != nil {
-		return nil, derr
-	}
-	defer done()
-	bs = s.engine.Backends()
-	if bs == nil {
-		bs = []api.Backend{}
-	}
-	return bs, nil
+	return query(s, msg, func(caller) ([]api.Backend, *dbus.Error) {
+		bs = s.engine.Backends()
+		if bs == nil {
+			bs = []api.Backend{}
+		}
+		return bs, nil
+	})
 }
 
 // GetApps implements api.MethodGetApps: other users' apps redacted for a
 // caller without manage.
 func (s *Server) GetApps(msg dbus.Message) (snap api.Snapshot, derr *dbus.Error) {
 	defer s.guard(api.MethodGetApps, &derr)
-	c, done, derr := s.authorize(msg, api.ActionMonitor)
-	if derr != nil {
-		return snap, derr
-	}
-	defer done()
-	snap = s.engine.Snapshot()
-	if !s.manages(c) {
-		snap = redactSnapshot(snap, c.uid)
-	}
-	return wireSnapshot(snap), nil
+	return query(s, msg, func(c caller) (api.Snapshot, *dbus.Error) {
+		snap = s.engine.Snapshot()
+		if !s.manages(c) {
+			snap = redactSnapshot(snap, c.uid)
+		}
+		return wireSnapshot(snap), nil
+	})
 }
 
 // GetAppDetails implements api.MethodGetAppDetails: for a caller without
@@ -91,11 +92,11 @@ func (s *Server) GetApps(msg dbus.Message) (snap api.Snapshot, derr *dbus.Error)
 // history only.
 func (s *Server) GetAppDetails(msg dbus.Message, appID string) (d api.AppDetails, derr *dbus.Error) {
 	defer s.guard(api.MethodGetAppDetails, &derr)
-	c, done, derr := s.authorize(msg, api.ActionMonitor)
-	if derr != nil {
-		return d, derr
-	}
-	defer done()
+	return query(s, msg, func(c caller) (api.AppDetails, *dbus.Error) { return s.appDetails(c, appID) })
+}
+
+// appDetails answers GetAppDetails for an authorized caller.
+func (s *Server) appDetails(c caller, appID string) (d api.AppDetails, derr *dbus.Error) {
 	if err := validAppID(appID); err != nil {
 		return d, s.mapErr(err)
 	}
@@ -117,19 +118,16 @@ func (s *Server) GetAppDetails(msg dbus.Message, appID string) (d api.AppDetails
 // own rules only.
 func (s *Server) GetRules(msg dbus.Message) (rs []api.Rule, derr *dbus.Error) {
 	defer s.guard(api.MethodGetRules, &derr)
-	c, done, derr := s.authorize(msg, api.ActionMonitor)
-	if derr != nil {
-		return nil, derr
-	}
-	defer done()
-	all := s.manages(c)
-	rs = []api.Rule{}
-	for _, r := range s.engine.Rules() {
-		if all || r.UID == c.uid {
-			rs = append(rs, r)
+	return query(s, msg, func(c caller) ([]api.Rule, *dbus.Error) {
+		all := s.manages(c)
+		rs = []api.Rule{}
+		for _, r := range s.engine.Rules() {
+			if all || r.UID == c.uid {
+				rs = append(rs, r)
+			}
 		}
-	}
-	return rs, nil
+		return rs, nil
+	})
 }
 
 // SetAppLimit implements api.MethodSetAppLimit: limit-own for the caller's

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -152,8 +151,9 @@ func (s *Server) Export() error {
 		api.MethodSetProcessLimitWhen: s.SetProcessLimitWhen,
 		api.MethodSetProcessBlockWhen: s.SetProcessBlockWhen,
 	}
-	maps.Copy(methods, s.historyMethods())
-	maps.Copy(methods, s.globalMethods())
+	for _, e := range s.groupMethods() {
+		methods[e.name] = e.handler
+	}
 	if len(methods) != len(api.Methods) {
 		return fmt.Errorf("server exports %d methods, api.Methods lists %d", len(methods), len(api.Methods))
 	}
@@ -165,7 +165,7 @@ func (s *Server) Export() error {
 	if err := s.conn.ExportMethodTable(methods, api.ObjectPath, api.Interface); err != nil {
 		return fmt.Errorf("export %s: %w", api.Interface, err)
 	}
-	if err := s.conn.Export(introspect.NewIntrospectable(IntrospectNode()), api.ObjectPath, "org.freedesktop.DBus.Introspectable"); err != nil {
+	if err := s.conn.Export(introspect.NewIntrospectable(s.introspectNode()), api.ObjectPath, "org.freedesktop.DBus.Introspectable"); err != nil {
 		return fmt.Errorf("export introspection: %w", err)
 	}
 	s.engine.OnChange(s.emitChanged)

@@ -22,6 +22,19 @@ const (
 	bobPID      = 4001
 )
 
+// The rows of TestAuthorizationTable: sender → error name ("" allowed).
+var (
+	na = api.ErrNotAuthorized
+	// authAll: every caller (it needs no action).
+	authAll = map[string]string{rootSender: "", aliceSender: "", bobSender: "", carolSender: ""}
+	// authOwn: the callers with monitor or limit-own.
+	authOwn = map[string]string{rootSender: "", aliceSender: "", bobSender: na, carolSender: ""}
+	// authAlices: alice's own things, by alice and managers only.
+	authAlices = map[string]string{rootSender: "", aliceSender: "", bobSender: na, carolSender: na}
+	// authManage: managers only.
+	authManage = map[string]string{rootSender: "", aliceSender: na, bobSender: na, carolSender: na}
+)
+
 func newTestServer(t *testing.T) (*Server, *fakeEngine, *fakeAuth) {
 	t.Helper()
 	eng := newFakeEngine()
@@ -99,33 +112,32 @@ func TestAuthorizationTable(t *testing.T) {
 			return s.SetAppLimitWhen(m, "/bin/other", uidOf(m)+7, 1000, 0, "", "")
 		},
 	}
-	na := api.ErrNotAuthorized
 	want := map[string]map[string]string{ // method → sender → error name ("" ok)
-		api.MethodGetStatus:           {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		api.MethodGetPermissions:      {rootSender: "", aliceSender: "", bobSender: "", carolSender: ""},
-		api.MethodListBackends:        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		api.MethodGetApps:             {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		api.MethodGetAppDetails:       {rootSender: "", aliceSender: "", bobSender: na, carolSender: na}, // alice's app by its real id: only alice and managers
-		api.MethodGetRules:            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppLimit(own)":            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppLimit(other)":          {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveAppLimit(own)":         {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"RemoveAppLimit(other)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetProcessLimit(alice's)":    {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"SetProcessLimit(bob's)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveProcessLimit(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"RemoveProcessLimit(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		api.MethodSetPaused:           {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppBlock(own)":            {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppBlock(other)":          {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveAppBlock(own)":         {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"RemoveAppBlock(other)":       {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetProcessBlock(alice's)":    {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"SetProcessBlock(bob's)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"RemoveProcessBlock(alice's)": {rootSender: "", aliceSender: "", bobSender: na, carolSender: na},
-		"RemoveProcessBlock(bob's)":   {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
-		"SetAppLimitWhen(own)":        {rootSender: "", aliceSender: "", bobSender: na, carolSender: ""},
-		"SetAppLimitWhen(other)":      {rootSender: "", aliceSender: na, bobSender: na, carolSender: na},
+		api.MethodGetStatus:           authOwn,
+		api.MethodGetPermissions:      authAll,
+		api.MethodListBackends:        authOwn,
+		api.MethodGetApps:             authOwn,
+		api.MethodGetAppDetails:       authAlices, // alice's app by its real id: only alice and managers
+		api.MethodGetRules:            authOwn,
+		"SetAppLimit(own)":            authOwn,
+		"SetAppLimit(other)":          authManage,
+		"RemoveAppLimit(own)":         authOwn,
+		"RemoveAppLimit(other)":       authManage,
+		"SetProcessLimit(alice's)":    authAlices,
+		"SetProcessLimit(bob's)":      authManage,
+		"RemoveProcessLimit(alice's)": authAlices,
+		"RemoveProcessLimit(bob's)":   authManage,
+		api.MethodSetPaused:           authOwn,
+		"SetAppBlock(own)":            authOwn,
+		"SetAppBlock(other)":          authManage,
+		"RemoveAppBlock(own)":         authOwn,
+		"RemoveAppBlock(other)":       authManage,
+		"SetProcessBlock(alice's)":    authAlices,
+		"SetProcessBlock(bob's)":      authManage,
+		"RemoveProcessBlock(alice's)": authAlices,
+		"RemoveProcessBlock(bob's)":   authManage,
+		"SetAppLimitWhen(own)":        authOwn,
+		"SetAppLimitWhen(other)":      authManage,
 	}
 	// The process methods with a schedule authorize like those without.
 	for who, pid := range map[string]uint32{"alice's": alicePID, "bob's": bobPID} {

@@ -77,16 +77,10 @@ func wireDetails(d api.AppDetails) api.AppDetails {
 	return d
 }
 
-// IntrospectNode describes the exported object for
+// introspectNode describes the exported object for
 // org.freedesktop.DBus.Introspectable.
-func IntrospectNode() *introspect.Node {
-	arg := func(name, typ, dir string) introspect.Arg {
-		return introspect.Arg{Name: name, Type: typ, Direction: dir}
-	}
-	sig := func(v any) string { return signatureOf(v) }
-	m := func(name string, args ...introspect.Arg) introspect.Method {
-		return introspect.Method{Name: name, Args: args}
-	}
+func (s *Server) introspectNode() *introspect.Node {
+	m, sig := method, signatureOf
 	return &introspect.Node{
 		Name: api.ObjectPath,
 		Interfaces: []introspect.Interface{{
@@ -110,8 +104,44 @@ func IntrospectNode() *introspect.Node {
 				m(api.MethodSetAppLimitWhen, arg("exe", "s", "in"), arg("uid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in"), arg("when", "s", "in")),
 				m(api.MethodSetProcessLimitWhen, arg("pid", "u", "in"), arg("down", "t", "in"), arg("up", "t", "in"), arg("traffic", "s", "in"), arg("when", "s", "in")),
 				m(api.MethodSetProcessBlockWhen, arg("pid", "u", "in"), arg("traffic", "s", "in"), arg("when", "s", "in")),
-			}, append(historyIntrospection(arg, sig), globalIntrospection(arg, sig)...)...),
+			}, groupIntrospection(s.groupMethods())...),
 			Signals: []introspect.Signal{{Name: api.SignalLimitsChanged}},
 		}},
 	}
 }
+
+// method describes a method for introspection.
+func method(name string, args ...introspect.Arg) introspect.Method {
+	return introspect.Method{Name: name, Args: args}
+}
+
+// arg describes a method's argument: its name, D-Bus type and direction
+// ("in", "out").
+func arg(name, typ, dir string) introspect.Arg {
+	return introspect.Arg{Name: name, Type: typ, Direction: dir}
+}
+
+// exported is an exported method of a group (history.go, global.go): its
+// handler and its arguments for introspection.
+type exported struct {
+	name    string
+	handler any
+	args    []introspect.Arg
+}
+
+// groupMethods are the exported methods of the groups.
+func (s *Server) groupMethods() []exported {
+	return append(s.historyMethods(), s.globalMethods()...)
+}
+
+// groupIntrospection describes the methods es.
+func groupIntrospection(es []exported) []introspect.Method {
+	out := make([]introspect.Method, len(es))
+	for i, e := range es {
+		out[i] = method(e.name, e.args...)
+	}
+	return out
+}
+
+// args lists a method's arguments.
+func args(as ...introspect.Arg) []introspect.Arg { return as }

@@ -1,0 +1,118 @@
+//go:build linux
+
+package socktarget
+
+import (
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+)
+
+// TestClampReceive: while a target has a download clamp, the TCP
+// connections its processes open get the receive buffer and window clamp
+// ReceiveClamp gives; a new limit re-clamps the open ones; after Unclamp
+// the open ones are unclamped (largest window clamp, autotuning unlocked),
+// new connections are not clamped and the program is detached.
+func TestClampReceive(t *testing.T) {
+	tg := testTagger(t, "rwnd")
+	num, err := tg.Set(backends.Target{ID: "self", Kind: backends.TargetProcess, PIDs: []int{os.Getpid()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rate = 500_000 // a window below the 64 KiB a new connection starts with
+	self := []int{os.Getpid()}
+	if err := tg.ClampReceive(num, rate, self); err != nil {
+		testenv.KernelLacks(t, "receive window clamp (sockops bpf_setsockopt)", err)
+	}
+	win := int(ReceiveClamp(rate, time.Millisecond)) // loopback: a round trip well below 1 ms
+	if base := int(ReceiveClamp(rate, 0)); base != rate/20 || win != base+rate/1000 {
+		t.Fatalf("ReceiveClamp(%d): %d with no round trip, %d at 1 ms", rate, base, win)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // loopback only
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	open := dial(t, ln.Addr().String())
+	clamp, rcvbuf, _ := sockOpts(t, open)
+	if clamp < rate/20 || clamp > win || rcvbuf < 2*clamp || rcvbuf > 2*win { // the kernel doubles SO_RCVBUF
+		t.Errorf("clamped connection: window clamp %d, SO_RCVBUF %d, want %d–%d and twice that", clamp, rcvbuf, rate/20, win)
+	}
+	if n, failed := tg.ClampCounts(); n == 0 || failed != 0 {
+		t.Errorf("clamp counts: %d set, %d failed", n, failed)
+	}
+	// A higher limit re-clamps the open connection: at 5 MB/s the window is above
+	// RwndBufMax, so only a clamp, autotuning unlocked.
+	const rate2 = 5_000_000
+	if err := tg.ClampReceive(num, rate2, self); err != nil {
+		t.Fatal(err)
+	}
+	win2 := int(ReceiveClamp(rate2, time.Millisecond))
+	if clamp, _, locks := sockOpts(t, open); clamp < rate2/20 || clamp > win2 || locks&unix.SOCK_RCVBUF_LOCK != 0 {
+		t.Errorf("open connection at %d B/s: window clamp %d (want %d–%d), buffer locks %#x", rate2, clamp, rate2/20, win2, locks)
+	}
+	if err := tg.ClampReceive(num, rate, self); err != nil {
+		t.Fatal(err)
+	}
+	if clamp, rcvbuf, locks := sockOpts(t, open); clamp < rate/20 || clamp > win || rcvbuf < 2*clamp || locks&unix.SOCK_RCVBUF_LOCK == 0 {
+		t.Errorf("open connection back at %d B/s: window clamp %d, SO_RCVBUF %d, buffer locks %#x", rate, clamp, rcvbuf, locks)
+	}
+	if err := tg.Unclamp(num, self); err != nil {
+		t.Fatal(err)
+	}
+	if clamp, _, locks := sockOpts(t, open); clamp != unclampedWindow || locks&unix.SOCK_RCVBUF_LOCK != 0 {
+		t.Errorf("open connection after Unclamp: window clamp %d, buffer locks %#x", clamp, locks)
+	}
+	if tg.rw.link != nil {
+		t.Error("clamp program still attached with no clamp")
+	}
+	if clamp, rcvbuf, _ := sockOpts(t, dial(t, ln.Addr().String())); clamp <= win || rcvbuf <= 2*win {
+		t.Errorf("connection after Unclamp: window clamp %d, SO_RCVBUF %d", clamp, rcvbuf)
+	}
+}
+
+// dial connects to addr; the connection is closed when the test ends.
+func dial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// sockOpts returns the connection's TCP_WINDOW_CLAMP, SO_RCVBUF and
+// SO_BUF_LOCK.
+func sockOpts(t *testing.T, c *net.TCPConn) (clamp, rcvbuf, locks int) {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var err1, err2, err3 error
+	raw.Control(func(fd uintptr) {
+		clamp, err1 = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_WINDOW_CLAMP)
+		rcvbuf, err2 = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		locks, err3 = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+	})
+	if err1 != nil || err2 != nil || err3 != nil {
+		t.Fatal(err1, err2, err3)
+	}
+	return clamp, rcvbuf, locks
+}

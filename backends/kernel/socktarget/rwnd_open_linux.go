@@ -1,0 +1,149 @@
+//go:build linux
+
+package socktarget
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
+)
+
+// Open connections. The clamp program (rwnd.c) sets SO_RCVBUF and
+// TCP_WINDOW_CLAMP when a connection is established, and both would stay
+// for the connection's life: SO_RCVBUF also locks receive buffer
+// autotuning (SOCK_RCVBUF_LOCK), so a download whose limit was removed kept
+// a window sized for the old limit. What a socket got is kept with it
+// (rwnd_socks, socket storage); when the limit changes or goes, the
+// tagger reaches the target's clamped sockets through copies of their
+// descriptors (pidfd_getfd(2), the target's processes' /proc/PID/fd) and
+// re-clamps them to the new limit or undoes the clamp: SO_BUF_LOCK clears
+// the lock SO_RCVBUF set (bpf_setsockopt cannot), and the window clamp goes
+// back to the largest window (TCP_WINDOW_CLAMP 0 is refused on a connected
+// socket); autotuning then grows the buffer, and the clamp with it, as it
+// does on a connection never clamped.
+
+// maxOpenSockets bounds the sockets one walk looks at.
+const maxOpenSockets = 4096
+
+// unclampedWindow is the window clamp an undone clamp gets: the largest
+// window TCP can advertise (65535 << 14).
+const unclampedWindow = 1 << 30
+
+// adjustOpenLocked re-clamps the open connections of the target numbered
+// num that got a clamp to a download limit of rate, or undoes their clamp
+// when rate is 0, and returns how many it changed.
+func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (int, error) {
+	if t.rw.objs == nil {
+		return 0, nil
+	}
+	m := t.rw.objs.RwndSocks
+	seen := map[uint64]bool{}
+	n := 0
+	var errs []error
+	for _, pid := range pids {
+		pidfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone
+		}
+		_ = procnet.EachSocketFD(pid, func(fd int, ino uint64) {
+			if seen[ino] || len(seen) >= maxOpenSockets {
+				return
+			}
+			seen[ino] = true
+			dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+			if err != nil {
+				return // closed meanwhile
+			}
+			defer unix.Close(dup)
+			var s rwndRwndSock
+			if m.Lookup(uint32(dup), &s) != nil || s.Target != num {
+				return // not clamped, or another target's
+			}
+			if err := adjustSocket(m, dup, &s, rate); err != nil {
+				errs = append(errs, fmt.Errorf("socket %d of pid %d: %w", fd, pid, err))
+				return
+			}
+			n++
+		})
+		unix.Close(pidfd)
+	}
+	if len(errs) > 0 {
+		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// adjustSocket re-clamps the connection fd (which got s) to rate, or
+// undoes its clamp when rate is 0, and records what it has now.
+func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, rate backends.Rate) error {
+	win := uint32(unclampedWindow)
+	lock := false
+	if rate != 0 {
+		win = ReceiveClamp(rate, time.Duration(s.RttUs)*time.Microsecond)
+		lock = win <= RwndBufMax
+	}
+	if lock {
+		if err := lockRcvbuf(fd, win); err != nil {
+			return err
+		}
+	} else if s.Rcvbuf != 0 {
+		if err := unlockRcvbuf(fd); err != nil {
+			return err
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_WINDOW_CLAMP, int(win)); err != nil {
+		return fmt.Errorf("TCP_WINDOW_CLAMP: %w", err)
+	}
+	if rate == 0 {
+		return m.Delete(uint32(fd))
+	}
+	s.Window, s.Rcvbuf = win, 0
+	if lock {
+		s.Rcvbuf = 1
+	}
+	return m.Update(uint32(fd), s, ebpf.UpdateAny)
+}
+
+// lockRcvbuf stops autotuning from raising the window clamp of fd again:
+// SO_RCVBUF locks the buffer size, set to at least twice win (as at the
+// handshake) but never below what the buffer has now: a connection lowered
+// from a higher limit was already offered its old window, which a clamp
+// cannot take back, and what the peer sends into it must still fit (a
+// first version that shrank the buffer saw one ebpf_cgroup download stall
+// at 0.03 MB/s after 1 → 10 → 1 MB/s, in 1 of 2 runs; not seen in 8 runs
+// since). SO_RCVBUFFORCE passes net.core.rmem_max (the helper is root);
+// without the privilege SO_RCVBUF caps it there.
+func lockRcvbuf(fd int, win uint32) error {
+	val := int(win)
+	if cur, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
+		val = max(val, cur/2) // the kernel doubles what is set
+	}
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, val)
+	if errors.Is(err, unix.EPERM) {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, val)
+	}
+	if err != nil {
+		return fmt.Errorf("SO_RCVBUF: %w", err)
+	}
+	return nil
+}
+
+// unlockRcvbuf lets autotuning size fd's receive buffer again: SO_BUF_LOCK
+// (Linux 5.14) clears the lock setting SO_RCVBUF left, keeping the send
+// buffer's.
+func unlockRcvbuf(fd int) error {
+	locks, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+	if err != nil {
+		return fmt.Errorf("read SO_BUF_LOCK: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK, locks&^unix.SOCK_RCVBUF_LOCK); err != nil {
+		return fmt.Errorf("clear SO_BUF_LOCK: %w", err)
+	}
+	return nil
+}
