@@ -39,7 +39,7 @@ func (u *UI) rowColumns() *columns {
 	return &columns{
 		widths:   []float32{4, 32, 190, 100, 100, 100, 100, 265, 265, 84, 104},
 		mins:     []float32{4, 32, 100, 96, 96, 100, 100, 140, 140, 84, 100}, // a rate's title with its sort arrow needs 96
-		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
+		optional: []bool{5: true, 6: true},                                   // the totals go first when the window is narrow
 		flex:     2, gap: 6,
 	}
 }
@@ -306,6 +306,15 @@ func fitText(s string, size, width float32) string {
 		}
 	}
 	return string(r[:lo]) + "…"
+}
+
+// setCanvasText changes a text only when it differs (each change costs a
+// new texture).
+func setCanvasText(t *canvas.Text, s string, c color.Color) {
+	if t.Text != s || t.Color != c {
+		t.Text, t.Color = s, c
+		t.Refresh()
+	}
 }
 
 // refreshList redraws the visible rows and keeps the selection on the
