@@ -320,6 +320,7 @@ func setCanvasText(t *canvas.Text, s string, c color.Color) {
 // refreshList redraws the visible rows and keeps the selection on the
 // same app after sorting or filtering.
 func (u *UI) refreshList() {
+	u.apps.bound = nil // the refresh binds every row on screen again (and drops the rows kept for reuse)
 	u.apps.list.Refresh()
 	u.apps.listed = len(u.view.rows)
 	u.showCountAndSelection()
