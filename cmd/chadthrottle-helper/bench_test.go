@@ -40,8 +40,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 // the cost of GetApps, which clients poll at 1 Hz.
 func TestBenchHelperBus(t *testing.T) {
 	testenv.RequireRoot(t)
-	type row struct{ backend, what, p50, p99, max, note string }
-	var rows []row
+	var rows []benchRow
 	for _, v := range []struct {
 		name  string
 		extra []string
@@ -50,10 +49,13 @@ func TestBenchHelperBus(t *testing.T) {
 		{"auto", nil},
 		{"tc", []string{"--upload", "tc_htb", "--download", "ifb_tc"}},
 	} {
+		if only := os.Getenv("BENCH_VARIANTS"); only != "" && !strings.Contains(only, v.name) {
+			continue // BENCH_VARIANTS=tc narrows the run while tuning
+		}
 		fake := v.name == "fake" // the bus, polkit-free server and engine alone
 		bed := testenv.NewBed(t)
 		bus := bustest.StartBus(t)
-		bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+		sink := bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
 		bed.StartServer(bed.Peer, "source", "[::]:5202", false)
 		in := realInstance(t, bus, bed, v.extra...)
 		if fake {
@@ -94,8 +96,8 @@ func TestBenchHelperBus(t *testing.T) {
 			}
 			last = append(last, time.Since(t0))
 		}
-		rows = append(rows, row{backend, "SetProcessLimit, first limit", ms(percentile(first, .5)), ms(percentile(first, .99)), ms(percentile(first, 1)), "n=20, builds the shaping state"})
-		rows = append(rows, row{backend, "RemoveProcessLimit, last limit", ms(percentile(last, .5)), ms(percentile(last, .99)), ms(percentile(last, 1)), "n=20, removes it"})
+		rows = append(rows, benchRow{backend, "SetProcessLimit, first limit", ms(percentile(first, .5)), ms(percentile(first, .99)), ms(percentile(first, 1)), "n=20, builds the shaping state"})
+		rows = append(rows, benchRow{backend, "RemoveProcessLimit, last limit", ms(percentile(last, .5)), ms(percentile(last, .99)), ms(percentile(last, 1)), "n=20, removes it"})
 		if err := c.SetProcessLimit(ctx, int32(anchor.Process.Pid), api.Limit{Up: 9_000_000, Down: 9_000_000}); err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +131,7 @@ func TestBenchHelperBus(t *testing.T) {
 			what string
 			d    []time.Duration
 		}{{"SetProcessLimit, new target †", newT}, {"SetProcessLimit, update †", upd}, {"RemoveProcessLimit †", rem}, {"SetAppLimit (rule, no process)", rule}} {
-			rows = append(rows, row{backend, x.what, ms(percentile(x.d, .5)), ms(percentile(x.d, .99)), ms(percentile(x.d, 1)), fmt.Sprintf("n=%d", len(x.d))})
+			rows = append(rows, benchRow{backend, x.what, ms(percentile(x.d, .5)), ms(percentile(x.d, .99)), ms(percentile(x.d, 1)), fmt.Sprintf("n=%d", len(x.d))})
 		}
 
 		// GetApps: round trip, reply size, helper CPU beyond its own
@@ -144,10 +146,10 @@ func TestBenchHelperBus(t *testing.T) {
 			calls = append(calls, time.Since(t0))
 			if i == 0 {
 				size := replySize(snap)
-				rows = append(rows, row{backend, "GetApps reply size", "", "", "", fmt.Sprintf("%d bytes for %d apps = %d B/s per client at 1 Hz", size, len(snap.Apps), size)})
+				rows = append(rows, benchRow{backend, "GetApps reply size", "", "", "", fmt.Sprintf("%d bytes for %d apps = %d B/s per client at 1 Hz", size, len(snap.Apps), size)})
 			}
 		}
-		rows = append(rows, row{backend, "GetApps round trip", ms(percentile(calls, .5)), ms(percentile(calls, .99)), ms(percentile(calls, 1)), "n=300"})
+		rows = append(rows, benchRow{backend, "GetApps round trip", ms(percentile(calls, .5)), ms(percentile(calls, .99)), ms(percentile(calls, 1)), "n=300"})
 		pid := h.cmd.Process.Pid
 		cpu0, t0 := testenv.ProcCPU(pid), time.Now()
 		for i := 0; i < 500; i++ {
@@ -159,7 +161,7 @@ func TestBenchHelperBus(t *testing.T) {
 		cpu1 := testenv.ProcCPU(pid)
 		time.Sleep(wall)
 		idle := testenv.ProcCPU(pid) - cpu1
-		rows = append(rows, row{backend, "GetApps helper CPU per call", "", "", "",
+		rows = append(rows, benchRow{backend, "GetApps helper CPU per call", "", "", "",
 			fmt.Sprintf("%.0f µs (500 calls in %v: helper CPU %v, idle helper %v over the same time)",
 				float64(busy-idle)/500/float64(time.Microsecond), wall.Round(time.Millisecond), busy, idle)})
 		sleeper.Process.Kill()
@@ -168,56 +170,8 @@ func TestBenchHelperBus(t *testing.T) {
 		anchor.Process.Kill()
 		anchor.Wait()
 
-		// Time to the limited rate, one flow at a time.
-		dirs := []struct {
-			name, mode, port string
-			lim              func(r uint64) api.Limit
-		}{
-			{"upload", "send", "5201", func(r uint64) api.Limit { return api.Limit{Up: r} }},
-			{"download", "recv", "5202", func(r uint64) api.Limit { return api.Limit{Down: r} }},
-		}
-		if fake {
-			dirs = nil // fakes limit nothing
-		}
-		for _, dir := range dirs {
-			load := bed.StartClient(bed.Local, dir.mode, bed.PeerIP+":"+dir.port, 40*time.Second, 50*time.Millisecond)
-			// Rates from tcp_info every 50 ms (acknowledged bytes for the
-			// upload): the sender's write count runs ahead of the wire by
-			// what its send buffer takes after the clamp.
-			stopPoll := make(chan struct{})
-			samples := testenv.NewTCPCounter(t, bed.Local).Poll(dir.mode == "send", 50*time.Millisecond, stopPoll, load.PID)
-			time.Sleep(time.Second)
-			var settle, bite []time.Duration
-			var ratios []string
-			reached := 0
-			for rep := 0; rep < 5; rep++ {
-				const limit = 2_000_000
-				c.RemoveProcessLimit(ctx, int32(load.PID))
-				time.Sleep(time.Second)
-				s0 := len(samples())
-				if err := c.SetProcessLimit(ctx, int32(load.PID), dir.lim(limit)); err != nil {
-					rows = append(rows, row{backend, "time to limit, " + dir.name, "-", "-", "-", err.Error()})
-					break
-				}
-				time.Sleep(4 * time.Second)
-				r := settleTime(samples()[s0:], limit)
-				bite = append(bite, r.bite)
-				if r.settled {
-					settle = append(settle, r.settle)
-					reached++
-				}
-				ratios = append(ratios, fmt.Sprintf("%.3f", r.steady))
-			}
-			close(stopPoll)
-			c.RemoveProcessLimit(ctx, int32(load.PID))
-			load.Cmd.Process.Kill()
-			rows = append(rows, row{backend, "time to ≤ 1.05×limit, " + dir.name, ms(percentile(bite, .5)), "", ms(percentile(bite, 1)), "2 MB/s limit on a free-running flow"})
-			note := fmt.Sprintf("reached in %d of 5; steady rate/limit %s", reached, strings.Join(ratios, " "))
-			if reached > 0 {
-				rows = append(rows, row{backend, "time to within ±5 %, " + dir.name, ms(percentile(settle, .5)), "", ms(percentile(settle, 1)), note})
-			} else {
-				rows = append(rows, row{backend, "time to within ±5 %, " + dir.name, "never", "", "", note})
-			}
+		if !fake { // fakes limit nothing
+			rows = append(rows, timeToLimit(t, bed, c, backend, sink.Process.Pid)...)
 		}
 		c.Close()
 		h.stop(t, syscall.SIGTERM)
@@ -234,12 +188,88 @@ func TestBenchHelperBus(t *testing.T) {
 	}
 }
 
+// benchRow is one line of the helper bench's table.
+type benchRow struct{ backend, what, p50, p99, max, note string }
+
+// timeToLimit sets a 2 MB/s limit on a free-running upload, then download,
+// five times each, and reports the time to the limited rate and the steady
+// rate over the last 2 of 4 s after the call: at the sender (tcp_info) and
+// at the receiver (bytes the peer's sink server got, for the upload; the
+// local client is the download's receiver). sinkPID is the sink server's.
+func timeToLimit(t *testing.T, bed *testenv.Bed, c *client.Client, backend string, sinkPID int) []benchRow {
+	ctx := context.Background()
+	var rows []benchRow
+	dirs := []struct {
+		name, mode, port string
+		lim              func(r uint64) api.Limit
+	}{
+		{"upload", "send", "5201", func(r uint64) api.Limit { return api.Limit{Up: r} }},
+		{"download", "recv", "5202", func(r uint64) api.Limit { return api.Limit{Down: r} }},
+	}
+	for _, dir := range dirs {
+		load := bed.StartClient(bed.Local, dir.mode, bed.PeerIP+":"+dir.port, 40*time.Second, 50*time.Millisecond)
+		// Rates from tcp_info every 50 ms (acknowledged bytes for the
+		// upload): the sender's write count runs ahead of the wire by
+		// what its send buffer takes after the clamp.
+		stopPoll := make(chan struct{})
+		samples := testenv.NewTCPCounter(t, bed.Local).Poll(dir.mode == "send", 50*time.Millisecond, stopPoll, load.PID)
+		received := samples
+		if dir.mode == "send" {
+			received = testenv.NewTCPCounter(t, bed.Peer).Poll(false, 50*time.Millisecond, stopPoll, sinkPID)
+		}
+		time.Sleep(time.Second)
+		var settle, bite []time.Duration
+		var ratios, atRecv, recvMean []string
+		reached := 0
+		for rep := 0; rep < 5; rep++ {
+			const limit = 2_000_000
+			c.RemoveProcessLimit(ctx, int32(load.PID))
+			time.Sleep(time.Second)
+			s0, r0 := len(samples()), len(received())
+			if err := c.SetProcessLimit(ctx, int32(load.PID), dir.lim(limit)); err != nil {
+				rows = append(rows, benchRow{backend, "time to limit, " + dir.name, "-", "-", "-", err.Error()})
+				break
+			}
+			time.Sleep(4 * time.Second)
+			r := settleTime(samples()[s0:], limit)
+			bite = append(bite, r.bite)
+			if r.settled {
+				settle = append(settle, r.settle)
+				reached++
+			}
+			ratios = append(ratios, fmt.Sprintf("%.3f", r.steady))
+			rr := settleTime(received()[r0:], limit)
+			atRecv = append(atRecv, fmt.Sprintf("%.3f", rr.steady))
+			recvMean = append(recvMean, fmt.Sprintf("%.3f", rr.mean))
+		}
+		close(stopPoll)
+		c.RemoveProcessLimit(ctx, int32(load.PID))
+		load.Cmd.Process.Kill()
+		rows = append(rows, benchRow{backend, "time to ≤ 1.05×limit, " + dir.name, ms(percentile(bite, .5)), "", ms(percentile(bite, 1)), "2 MB/s limit on a free-running flow"})
+		// The last 2 s can hold the clamp's loss recovery: data that
+		// reached the receiver out of order is delivered in order in a
+		// rush (1.17 × the limit at both ends in the 2–4 s window under
+		// load, the class passing 1.00); the mean from the first window
+		// at the limit (all data since has passed the shaper) counts each
+		// byte once.
+		note := fmt.Sprintf("reached in %d of 5; rate/limit 2–4 s after the call %s (receiver %s; receiver's mean from the first window at ≤ 1.05×limit on %s)",
+			reached, strings.Join(ratios, " "), strings.Join(atRecv, " "), strings.Join(recvMean, " "))
+		if reached > 0 {
+			rows = append(rows, benchRow{backend, "time to within ±5 %, " + dir.name, ms(percentile(settle, .5)), "", ms(percentile(settle, 1)), note})
+		} else {
+			rows = append(rows, benchRow{backend, "time to within ±5 %, " + dir.name, "never", "", "", note})
+		}
+	}
+	return rows
+}
+
 // settled is what settleTime found.
 type settled struct {
 	bite    time.Duration // first 250 ms window at or below 1.05 × limit
 	settle  time.Duration // first 500 ms window within ±5 % that stays so for the next second
 	settled bool
 	steady  float64 // mean rate / limit over the last 2 s
+	mean    float64 // mean rate / limit from the bite on
 }
 
 // settleTime analyses the readings after a limit was set. samples start
@@ -261,6 +291,7 @@ func settleTime(samples []testenv.Sample, limit float64) settled {
 		}
 		if r.bite < 0 && testenv.RateBetween(samples, from, from+0.25) <= 1.05*limit {
 			r.bite = time.Duration((from - start) * float64(time.Second))
+			r.mean = testenv.RateBetween(samples, from, last) / limit
 		}
 		if !r.settled && from+1.5 <= last {
 			w := testenv.RateBetween(samples, from, from+0.5)
