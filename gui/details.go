@@ -38,7 +38,8 @@ type detailsPane struct {
 	limBtn *widget.Button
 	// how each table is sorted (a click on a column title)
 	procSort, connSort tableSort
-	names              *rdns // remote host names
+	names              *rdns  // remote host names
+	procKey, connKey   string // what the tables show (paint.go: tableKey)
 }
 
 // detailCol is a column of a details table of rows of T: its title and
@@ -174,12 +175,14 @@ func (p *detailsPane) show(d *api.AppDetails) {
 	a := &d.App
 	p.empty.Hide()
 	p.body.Show()
-	if res := p.u.appIcons[a.Icon]; res != nil {
-		p.icon.Resource = res
-	} else {
-		p.icon.Resource = assets.GenericAppIcon
+	res := p.u.appIcons[a.Icon]
+	if res == nil {
+		res = assets.GenericAppIcon
 	}
-	p.icon.Refresh()
+	if p.icon.Resource != res {
+		p.icon.Resource = res
+		p.icon.Refresh()
+	}
 	setText(p.title, a.Name)
 	info := api.Printable(a.Exe)
 	if a.User != "" {
@@ -199,8 +202,8 @@ func (p *detailsPane) show(d *api.AppDetails) {
 		p.procT.Text, p.connT.Text = pt, ct
 		p.tabs.Refresh()
 	}
-	p.procs.Refresh()
-	p.conns.Refresh()
+	refreshTable(p.procs, &p.procKey, tableKey(d.Processes, procCols, p.u.settings.Unit))
+	refreshTable(p.conns, &p.connKey, tableKey(d.Connections, connCols, p.u.settings.Unit))
 	if p.u.readOnly() || p.selPID == 0 {
 		p.limBtn.Disable()
 	} else {
@@ -218,6 +221,7 @@ func (p *detailsPane) gone() {
 // clear shows the "select an app" hint.
 func (p *detailsPane) clear() {
 	p.d = &api.AppDetails{}
+	p.procKey, p.connKey = "", "" // the next show refreshes the tables
 	p.selPID = 0
 	p.body.Hide()
 	p.empty.Show()

@@ -2,6 +2,7 @@ package gui
 
 import (
 	"image/color"
+	"slices"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -57,7 +58,12 @@ func NewGraph(min fyne.Size, caption bool) *Graph {
 }
 
 // SetSamples replaces the data (oldest first) and redraws.
+// Nothing is redrawn when the data and unit are the same (an idle
+// computer's graph: all zero).
 func (g *Graph) SetSamples(s []api.Sample, u Unit) {
+	if u == g.unit && slices.Equal(s, g.samples) && g.samples != nil {
+		return
+	}
 	g.samples = append(g.samples[:0], s...)
 	g.unit = u
 	g.Refresh()

@@ -12,12 +12,10 @@ import (
 
 // buildHeader makes the header: totals, graph, filter, pause, settings.
 func (u *UI) buildHeader() fyne.CanvasObject {
-	u.hdr.totalDown = canvas.NewText("↓ –", colorDown)
-	u.hdr.totalDown.TextSize = 20
-	u.hdr.totalDown.TextStyle.Bold = true
-	u.hdr.totalUp = canvas.NewText("↑ –", colorUp)
-	u.hdr.totalUp.TextSize = 20
-	u.hdr.totalUp.TextStyle.Bold = true
+	u.hdr.totalDown = newGlyphText(20, fyne.TextStyle{Bold: true}, fyne.TextAlignLeading, colorDown)
+	u.hdr.totalDown.Set("↓ –", colorDown)
+	u.hdr.totalUp = newGlyphText(20, fyne.TextStyle{Bold: true}, fyne.TextAlignLeading, colorUp)
+	u.hdr.totalUp.Set("↑ –", colorUp)
 	u.hdr.totalGraph = NewGraph(fyne.NewSize(240, 46), false)
 	logo := canvas.NewImageFromResource(assets.AppIcon)
 	logo.SetMinSize(fyne.NewSize(40, 40))

@@ -1,8 +1,11 @@
 package gui
 
 import (
+	"strings"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
 )
 
 // Repaint economy. Fyne's GL driver paints the whole window whenever any
@@ -75,5 +78,56 @@ func (r *stickyRow) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	for i, o := range objs {
 		place(o, fyne.NewPos(x, 0), fyne.NewSize(ws[i], size.Height))
 		x += ws[i] + theme.Padding()
+	}
+}
+
+// bind records that list row b shows index id now (updateRow).
+func (l *listPart) bind(id widget.ListItemID, b *rowBox) {
+	if l.bound == nil {
+		l.bound = map[widget.ListItemID]*rowBox{}
+	}
+	if l.bound[b.index] == b && b.index != id {
+		delete(l.bound, b.index)
+	}
+	l.bound[id] = b
+	b.index = id
+}
+
+// refreshRows shows a poll's data in the rows on screen. list.Refresh
+// would too, but it builds a whole new row every time (to measure it) and
+// refreshes every row, separator and the scroller, so that the window is
+// painted even when no value changed; here only what changed is
+// refreshed. A different number of rows needs list.Refresh (the scroller's
+// length).
+func (u *UI) refreshRows() {
+	if len(u.view.rows) != u.apps.listed {
+		u.refreshList()
+		return
+	}
+	for i, b := range u.apps.bound {
+		u.updateRow(i, b) // rows kept for reuse off screen cost a little, draw nothing
+	}
+	u.showCountAndSelection()
+}
+
+// tableKey is what a details table of rows shows: every cell's text.
+func tableKey[T any](rows []T, cols []detailCol[T], unit Unit) string {
+	var b strings.Builder
+	for i := range rows {
+		for _, c := range cols {
+			b.WriteString(c.show(&rows[i], unit))
+			b.WriteByte(0)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// refreshTable refreshes t when what it shows (key) changed since *last:
+// a table's Refresh paints the window even when every cell stays the same.
+func refreshTable(t *widget.Table, last *string, key string) {
+	if key != *last {
+		*last = key
+		t.Refresh()
 	}
 }

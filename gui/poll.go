@@ -170,10 +170,8 @@ func errorState(err error, cur connState) (connState, string) {
 // redraw shows the latest data in the window (UI goroutine). Polls skip it
 // while the window is hidden: a hidden window costs no drawing.
 func (u *UI) redraw() {
-	u.hdr.totalDown.Text = "↓ " + FormatRate(u.lastSnap.RxRate, u.settings.Unit)
-	u.hdr.totalUp.Text = "↑ " + FormatRate(u.lastSnap.TxRate, u.settings.Unit)
-	u.hdr.totalDown.Refresh()
-	u.hdr.totalUp.Refresh()
+	u.hdr.totalDown.Set("↓ "+FormatRate(u.lastSnap.RxRate, u.settings.Unit), colorDown)
+	u.hdr.totalUp.Set("↑ "+FormatRate(u.lastSnap.TxRate, u.settings.Unit), colorUp)
 	u.hdr.totalGraph.SetSamples(u.totals.s, u.settings.Unit)
 	if u.selected != "" {
 		if u.details.App.ID == u.selected {
@@ -183,7 +181,7 @@ func (u *UI) redraw() {
 			u.det.gone()
 		}
 	}
-	u.refreshList()
+	u.refreshRows() // paint.go
 }
 
 // setState records the helper's state and updates the words on screen.
@@ -263,9 +261,8 @@ func (u *UI) applyState() {
 		}
 		u.conn.overlayBG.FillColor = theme.Color(theme.ColorNameBackground) // follows light/dark
 		u.conn.overlayBG.Refresh()
-		u.hdr.totalDown.Text, u.hdr.totalUp.Text = "↓ –", "↑ –"
-		u.hdr.totalDown.Refresh()
-		u.hdr.totalUp.Refresh()
+		u.hdr.totalDown.Set("↓ –", colorDown)
+		u.hdr.totalUp.Set("↑ –", colorUp)
 		u.conn.overlayTitle.SetText(title)
 		u.conn.overlayText.SetText(wrapText(text, 90))
 		u.conn.overlay.Show()
@@ -273,14 +270,15 @@ func (u *UI) applyState() {
 	} else {
 		u.conn.overlay.Hide()
 	}
-	u.conn.statusLine.SetText(u.statusText())
+	setText(u.conn.statusLine, u.statusText()) // each change paints the window
 	setText(u.countLabel, u.countText())
+	pause, icon := "Pause limits", theme.MediaPauseIcon()
 	if u.conn.status.Paused {
-		u.hdr.pauseBtn.SetText("Resume limits")
-		u.hdr.pauseBtn.SetIcon(theme.MediaPlayIcon())
-	} else {
-		u.hdr.pauseBtn.SetText("Pause limits")
-		u.hdr.pauseBtn.SetIcon(theme.MediaPauseIcon())
+		pause, icon = "Resume limits", theme.MediaPlayIcon()
+	}
+	if u.hdr.pauseBtn.Text != pause {
+		u.hdr.pauseBtn.Text, u.hdr.pauseBtn.Icon = pause, icon
+		u.hdr.pauseBtn.Refresh()
 	}
 	if u.conn.state == stateConnected && !u.readOnly() {
 		u.hdr.pauseBtn.Enable()

@@ -39,7 +39,7 @@ func (u *UI) rowColumns() *columns {
 	return &columns{
 		widths:   []float32{4, 32, 190, 100, 100, 100, 100, 265, 265, 84, 104},
 		mins:     []float32{4, 32, 100, 96, 96, 100, 100, 140, 140, 84, 100}, // a rate's title with its sort arrow needs 96
-		optional: []bool{5: true, 6: true}, // the totals go first when the window is narrow
+		optional: []bool{5: true, 6: true},                                   // the totals go first when the window is narrow
 		flex:     2, gap: 6,
 	}
 }
@@ -53,10 +53,10 @@ type appRow struct {
 	icon   *canvas.Image
 	name   *widget.Label
 	sub    *canvas.Text
-	down   *canvas.Text // canvas.Text, not Label: cheaper to change every second
-	up     *canvas.Text
-	totDn  *canvas.Text
-	totUp  *canvas.Text
+	down   *glyphText // glyphtext.go: cheap to change every second
+	up     *glyphText
+	totDn  *glyphText
+	totUp  *glyphText
 	limDn  *limitControl
 	limUp  *limitControl
 	block  *widget.Button
@@ -91,13 +91,11 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r.sub = canvas.NewText("", color.Gray{Y: 0x80})
 	r.sub.TextSize = 11
 	nameBox := container.New(nameLayout{}, r.name, r.sub)
-	right := func() *canvas.Text {
-		t := canvas.NewText("", theme.Color(theme.ColorNameForeground))
-		t.Alignment = fyne.TextAlignTrailing
-		return t
+	right := func() *glyphText {
+		return newGlyphText(theme.TextSize(), fyne.TextStyle{}, fyne.TextAlignTrailing, theme.Color(theme.ColorNameForeground))
 	}
 	r.down, r.up, r.totDn, r.totUp = right(), right(), right(), right()
-	pad := func(t *canvas.Text) fyne.CanvasObject {
+	pad := func(t *glyphText) fyne.CanvasObject {
 		return container.New(layout.NewCustomPaddedLayout(0, 0, 0, theme.InnerPadding()), t)
 	}
 	r.limDn = r.newLimitControl(dirDown)
@@ -136,6 +134,7 @@ type rowBox struct {
 	widget.BaseWidget
 	content fyne.CanvasObject
 	row     *appRow
+	index   widget.ListItemID // the list index it was last bound to (paint.go: bind)
 }
 
 // CreateRenderer implements fyne.Widget.
@@ -218,17 +217,21 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	if id < 0 || id >= len(u.view.rows) {
 		return
 	}
-	r := o.(*rowBox).row
+	b := o.(*rowBox)
+	u.apps.bind(id, b)
+	r := b.row
 	a := &u.view.rows[id]
 	r.id = a.ID
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
+	mark := color.Color(color.Transparent)
 	if (on || blocked(a)) && !u.conn.status.Paused {
-		r.mark.FillColor = colorMark
-	} else {
-		r.mark.FillColor = color.Transparent
+		mark = colorMark
 	}
-	r.mark.Refresh()
+	if r.mark.FillColor != mark {
+		r.mark.FillColor = mark
+		r.mark.Refresh()
+	}
 	if res := u.appIcons[a.Icon]; res != nil && r.iconOf != a.Icon {
 		r.icon.Resource = res
 		r.iconOf = a.Icon
@@ -267,10 +270,10 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	unit := u.settings.Unit
 	fg := theme.Color(theme.ColorNameForeground)
-	setCanvasText(r.down, FormatRate(a.RxRate, unit), fg)
-	setCanvasText(r.up, FormatRate(a.TxRate, unit), fg)
-	setCanvasText(r.totDn, FormatTotal(a.RxBytes, r.u.settings.Unit), fg)
-	setCanvasText(r.totUp, FormatTotal(a.TxBytes, r.u.settings.Unit), fg)
+	r.down.Set(FormatRate(a.RxRate, unit), fg)
+	r.up.Set(FormatRate(a.TxRate, unit), fg)
+	r.totDn.Set(FormatTotal(a.RxBytes, unit), fg)
+	r.totUp.Set(FormatTotal(a.TxBytes, unit), fg)
 	// Another user's app shown without its path (the helper hides it from
 	// callers without the manage permission) cannot be limited from here.
 	ro := u.readOnly() || u.conn.state != stateConnected || a.Exe == ""
@@ -317,7 +320,15 @@ func setCanvasText(t *canvas.Text, s string, c color.Color) {
 // refreshList redraws the visible rows and keeps the selection on the
 // same app after sorting or filtering.
 func (u *UI) refreshList() {
+	u.apps.bound = nil // the refresh binds every row on screen again (and drops the rows kept for reuse)
 	u.apps.list.Refresh()
+	u.apps.listed = len(u.view.rows)
+	u.showCountAndSelection()
+}
+
+// showCountAndSelection updates the app count and keeps the selection on
+// the same app after sorting or filtering.
+func (u *UI) showCountAndSelection() {
 	setText(u.countLabel, u.countText())
 	if u.selected == "" {
 		return

@@ -138,8 +138,8 @@ type UI struct {
 
 // headerPart is the header: totals, graph, filter, pause.
 type headerPart struct {
-	totalDown  *canvas.Text
-	totalUp    *canvas.Text
+	totalDown  *glyphText
+	totalUp    *glyphText
 	totalGraph *Graph
 	filter     *widget.Entry
 	pauseBtn   *widget.Button
@@ -150,6 +150,8 @@ type headerPart struct {
 // listPart is the app list: rows, column titles, the frozen order.
 type listPart struct {
 	list        *widget.List
+	bound       map[widget.ListItemID]*rowBox // the rows by the index they show (paint.go)
+	listed      int                           // the number of rows at the last list.Refresh
 	headerBtns  []*widget.Button
 	freezeUntil time.Time // keep the row order until then
 }
