@@ -143,7 +143,16 @@ func TestCrashLeftoversReconciled(t *testing.T) {
 			if got := e.dump(t); got != before {
 				t.Errorf("after reconcile:\n%s\nwant as before the crash:\n%s", got, before)
 			}
-			if got := e.rate(t, d.dir, time.Second, l.PID); got < 10_000_000 {
+			// Packets the dead run's IFB held are lost with it: the sender may
+			// sit in a retransmission timeout (backing off) for a second or
+			// two, as seen under load (41 and 97 kB/s in the first second);
+			// then it must run unlimited.
+			got := e.rate(t, d.dir, time.Second, l.PID)
+			if got < 10_000_000 {
+				t.Logf("first second after reconcile at %.0f B/s (a retransmission timeout?); measuring again", got)
+				got = e.rate(t, d.dir, 3*time.Second, l.PID)
+			}
+			if got < 10_000_000 {
 				t.Errorf("after reconcile the transfer runs at %.0f B/s", got)
 			}
 		})
