@@ -96,11 +96,23 @@ func TestTrafficTypes(t *testing.T) {
 			// while the sender recovers from the drops is allowed. On a
 			// loaded machine the first window can still hold the clamp's
 			// transient (1.54× seen in CI at load 5): then the next 3-s
-			// window must be within bounds (testenv.Settles).
+			// window must be within bounds, or — without a socket tag
+			// (cgroup placement here) ifb_tc download has no receive-window
+			// clamp, and the transient can be a stall, then the held data
+			// at once (0.39 × for 2 s, then 1.47 × for 3 s, seen under
+			// load) — the 5 s together must hold the limit: this test is
+			// about which traffic the limit covers.
+			in := func(r float64) bool { return r >= 0.4*rate && r <= 1.25*rate }
 			got := e.rate(t, d.dir, 2*time.Second, l.PID)
-			testenv.Settles(t, "local-only limit on traffic to a local peer", got, func() float64 {
-				return e.rate(t, d.dir, 3*time.Second, l.PID)
-			}, rate, 0.4, 1.25)
+			if !in(got) {
+				later := e.rate(t, d.dir, 3*time.Second, l.PID)
+				mean := (2*got + 3*later) / 5
+				t.Logf("local-only limit on traffic to a local peer: %.0f B/s (transient), then %.0f B/s, %.2f × the limit together",
+					got, later, mean/rate)
+				if !in(later) && (mean < 0.8*rate || mean > 1.15*rate) {
+					t.Errorf("local-only limit on traffic to a local peer: %.0f B/s, then %.0f B/s under a %d B/s limit", got, later, rate)
+				}
+			}
 		})
 	}
 }
