@@ -155,8 +155,16 @@ func throttlerEnforced(t *testing.T, h ThrottlerHarness) {
 	if err := b.SetLimit(target, backends.Limit{Rate: rate}); err != nil {
 		t.Fatalf("SetLimit: %v", err)
 	}
+	out := func(r float64) bool { return r > rate*(1+h.Tolerance) || r < rate*(1-h.Tolerance) }
 	got := h.Measure(t, target, 3*time.Second)
-	if got > rate*(1+h.Tolerance) || got < rate*(1-h.Tolerance) {
+	if out(got) {
+		// A download limited by drops can sit out a retransmission
+		// timeout (with backoff) inside 3 s: 0.71 × once in CI (ebpf, load
+		// ≈ 1). Measure once more before failing.
+		t.Logf("measured %.0f B/s under a %d B/s limit; measuring again", got, rate)
+		got = h.Measure(t, target, 3*time.Second)
+	}
+	if out(got) {
 		t.Fatalf("measured %.0f B/s under a %d B/s limit (tolerance %.0f%%)", got, rate, h.Tolerance*100)
 	}
 	if err := b.RemoveLimit(target.ID); err != nil {
