@@ -16,9 +16,10 @@ import (
 // rwndState is the receive window clamp (rwnd.c): loaded with the first
 // clamp, attached (a BPF link the helper owns) while at least one exists.
 type rwndState struct {
-	objs  *rwndObjects
-	link  link.Link
-	rates map[uint32]backends.Rate // target number → its download limit
+	objs   *rwndObjects
+	link   link.Link
+	rates  map[uint32]backends.Rate // target number → its download limit
+	pinErr error                    // why the record map is not pinned (rwnd_pin_linux.go)
 }
 
 // Receive window rule (ReceiveClamp). A download shaper queues what the
@@ -132,16 +133,27 @@ func (t *Tagger) loadRwndLocked() error {
 		return backends.Unavailable("load receive window clamp (sockops with bpf_setsockopt): %v", err)
 	}
 	t.rw = rwndState{objs: objs, rates: map[uint32]backends.Rate{}}
+	t.pinRwndLocked()
 	return nil
 }
 
-// closeRwndLocked detaches and frees the clamp.
+// closeRwndLocked detaches and frees the clamp; a clamp still recorded (on
+// a socket no target's process listed) is undone first, and the record
+// map unpinned.
 func (t *Tagger) closeRwndLocked() error {
 	var errs []error
 	if t.rw.link != nil {
 		errs = append(errs, t.rw.link.Close())
 	}
 	if t.rw.objs != nil {
+		if _, err := unclampEverywhere(t.rw.objs.RwndSocks); err != nil {
+			errs = append(errs, fmt.Errorf("undo receive window clamps: %w", err))
+		}
+		if t.rw.pinErr == nil && pinPath(t.tag) != "" {
+			if err := t.rw.objs.RwndSocks.Unpin(); err != nil {
+				errs = append(errs, fmt.Errorf("unpin the clamp records: %w", err))
+			}
+		}
 		errs = append(errs, t.rw.objs.Close())
 	}
 	t.rw = rwndState{}
