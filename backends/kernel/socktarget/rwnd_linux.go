@@ -19,7 +19,7 @@ type rwndState struct {
 	objs   *rwndObjects
 	link   link.Link
 	rates  map[uint32]backends.Rate // target number → its download limit
-	pinErr error                    // why the record map is not pinned (rwnd_pin_linux.go)
+	pinErr error                    // why the record map is not pinned (records_linux.go)
 }
 
 // Receive window rule (ReceiveClamp). A download shaper queues what the
@@ -133,8 +133,19 @@ func (t *Tagger) loadRwndLocked() error {
 		return backends.Unavailable("load receive window clamp (sockops with bpf_setsockopt): %v", err)
 	}
 	t.rw = rwndState{objs: objs, rates: map[uint32]backends.Rate{}}
-	t.pinRwndLocked()
+	t.rw.pinErr = Pin(objs.RwndSocks, rwndPin, t.tag) // records_linux.go
 	return nil
+}
+
+// rwndPin names the clamp records' pin (records_linux.go).
+const rwndPin = "rwnd"
+
+// RecoveredClamps returns how many receive window clamps of a killed
+// helper were undone when this tagger was loaded, and what went wrong.
+func (t *Tagger) RecoveredClamps() (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.recovered, t.recoverErr
 }
 
 // closeRwndLocked detaches and frees the clamp; a clamp still recorded (on
@@ -146,10 +157,10 @@ func (t *Tagger) closeRwndLocked() error {
 		errs = append(errs, t.rw.link.Close())
 	}
 	if t.rw.objs != nil {
-		if _, err := unclampEverywhere(t.rw.objs.RwndSocks); err != nil {
+		if _, err := UndoEverywhere(t.rw.objs.RwndSocks, unclampRecorded); err != nil {
 			errs = append(errs, fmt.Errorf("undo receive window clamps: %w", err))
 		}
-		if t.rw.pinErr == nil && pinPath(t.tag) != "" {
+		if t.rw.pinErr == nil && PinPath(rwndPin, t.tag) != "" {
 			if err := t.rw.objs.RwndSocks.Unpin(); err != nil {
 				errs = append(errs, fmt.Errorf("unpin the clamp records: %w", err))
 			}

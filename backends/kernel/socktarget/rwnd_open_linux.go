@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Open connections. The clamp program (rwnd.c) sets SO_RCVBUF and
@@ -42,11 +41,13 @@ func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (i
 	if t.rw.objs == nil {
 		return 0, nil
 	}
-	n, err := eachClamped(t.rw.objs.RwndSocks, pids, maxOpenSockets, time.Time{}, func(dup int, s *rwndRwndSock) (bool, error) {
-		if s.Target != num {
-			return false, nil // another target's
+	m := t.rw.objs.RwndSocks
+	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
+		var s rwndRwndSock
+		if m.Lookup(uint32(dup), &s) != nil || s.Target != num {
+			return false, nil // not clamped, or another target's
 		}
-		return true, adjustSocket(t.rw.objs.RwndSocks, dup, s, rate)
+		return true, adjustSocket(m, dup, &s, rate)
 	})
 	if err != nil {
 		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, err)
@@ -54,49 +55,13 @@ func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (i
 	return n, nil
 }
 
-// eachClamped calls fn with a copy of each socket held by pids that has a
-// record in m (the sockets a clamp program using m clamped), looking at
-// most limit sockets and (unless deadline is zero) stopping at deadline;
-// it returns how many calls fn counted (true).
-func eachClamped(m *ebpf.Map, pids []int, limit int, deadline time.Time, fn func(dup int, s *rwndRwndSock) (bool, error)) (int, error) {
-	seen := map[uint64]bool{}
-	n := 0
-	var errs []error
-	for _, pid := range pids {
-		if len(seen) >= limit || (!deadline.IsZero() && time.Now().After(deadline)) {
-			errs = append(errs, fmt.Errorf("stopped after %d sockets", len(seen)))
-			break
-		}
-		pidfd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			continue // gone
-		}
-		_ = procnet.EachSocketFD(pid, func(fd int, ino uint64) {
-			if seen[ino] || len(seen) >= limit {
-				return
-			}
-			seen[ino] = true
-			dup, err := unix.PidfdGetfd(pidfd, fd, 0)
-			if err != nil {
-				return // closed meanwhile
-			}
-			defer unix.Close(dup)
-			var s rwndRwndSock
-			if m.Lookup(uint32(dup), &s) != nil {
-				return // not clamped
-			}
-			counted, err := fn(dup, &s)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("socket %d of pid %d: %w", fd, pid, err))
-				return
-			}
-			if counted {
-				n++
-			}
-		})
-		unix.Close(pidfd)
+// unclampRecorded undoes the clamp of dup when m records one.
+func unclampRecorded(m *ebpf.Map, dup int) (bool, error) {
+	var s rwndRwndSock
+	if m.Lookup(uint32(dup), &s) != nil {
+		return false, nil
 	}
-	return n, errors.Join(errs...)
+	return true, adjustSocket(m, dup, &s, 0)
 }
 
 // adjustSocket re-clamps the connection fd (which got s) to rate, or

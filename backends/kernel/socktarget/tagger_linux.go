@@ -103,7 +103,7 @@ func Acquire(tag string) (*Tagger, error) {
 		return nil, backends.Unavailable("load socket tagger: %v", err)
 	}
 	t := &Tagger{tag: tag, refs: 1, objs: objs, root: root, next: 1, targets: map[string]*entry{}}
-	t.recovered, t.recoverErr = recoverClamps(tag) // of a killed helper (rwnd_pin_linux.go)
+	t.recovered, t.recoverErr = Recover(rwndPin, tag, unclampRecorded) // of a killed helper (records_linux.go)
 	registry[tag] = t
 	return t, nil
 }
