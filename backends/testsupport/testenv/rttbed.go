@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -30,6 +31,9 @@ func NewBedRTT(t testing.TB, rtt time.Duration) *Bed {
 	t.Helper()
 	RequireRoot(t)
 	RequireTool(t, "ip", "nsenter")
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		Skip(t, "needs /dev/net/tun (CONFIG_TUN) for the delay line: %v", err)
+	}
 	b := newBedNames(t)
 	b.Router = UniqueName("ctr")
 	t.Cleanup(b.destroy)
