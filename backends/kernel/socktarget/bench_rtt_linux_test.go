@@ -41,7 +41,7 @@ func TestBenchRTTIperf(t *testing.T) {
 	requireTagger(t)
 	testenv.RequireTool(t, "iperf3", "nstat")
 	fmt.Printf("\niperf3 under a rule set before it starts, 5 s: receiver's per-second goodput ÷ limit from the second second\n")
-	fmt.Printf("%-6s %-5s %-5s %8s %6s %6s %6s %6s %8s %6s\n", "rtt", "pair", "dir", "limit", "min", "max", "mean", "CV %", "retrans", "RTOs")
+	fmt.Printf("%-6s %-5s %-5s %8s %6s %6s %6s %6s %8s %6s %s\n", "rtt", "pair", "dir", "limit", "min", "max", "mean", "CV %", "retrans", "RTOs", "line drops")
 	for _, rtt := range benchRTTs() {
 		for _, p := range pairs {
 			bed := bedAt(t, rtt)
@@ -65,9 +65,10 @@ func iperfRTTRun(t *testing.T, bed *testenv.Bed, m *backends.Manager, rtt time.D
 	}
 	id := appRule(t, m, "/usr/bin/iperf3", l)
 	defer m.Remove(id)
-	before := nstat(bed, sender)
+	before, drops := nstat(bed, sender), lineDrops(bed)
 	rates := iperf(t, bed, 5, args...)
 	after := nstat(bed, sender)
+	drops = lineDrops(bed) - drops
 	if len(rates) < 3 {
 		t.Fatalf("iperf3: %v", rates)
 	}
@@ -76,9 +77,12 @@ func iperfRTTRun(t *testing.T, bed *testenv.Bed, m *backends.Manager, rtt time.D
 	for _, x := range r {
 		sum += x
 	}
-	fmt.Printf("%-6v %-5s %-5s %5.0f MB/s %6.3f %6.3f %6.3f %6.1f %8.0f %6.0f\n", rtt, pair, dir, limit/1e6,
+	fmt.Printf("%-6v %-5s %-5s %5.0f MB/s %6.3f %6.3f %6.3f %6.1f %8.0f %6.0f %d\n", rtt, pair, dir, limit/1e6,
 		slices.Min(r)/limit, slices.Max(r)/limit, sum/float64(len(r))/limit, 100*cv(r),
-		after["TcpRetransSegs"]-before["TcpRetransSegs"], after["TcpExtTCPTimeouts"]-before["TcpExtTCPTimeouts"])
+		after["TcpRetransSegs"]-before["TcpRetransSegs"], after["TcpExtTCPTimeouts"]-before["TcpExtTCPTimeouts"], drops)
+	if slices.Max(r) > 1.5*limit || slices.Min(r) < 0.7*limit {
+		fmt.Printf("       per-second ÷ limit: %v\n", ratios(rates, limit))
+	}
 }
 
 // nstat returns the kernel's TCP counters in namespace ns.
@@ -100,4 +104,13 @@ func cv(xs []float64) float64 {
 		sq += (x - mean) * (x - mean)
 	}
 	return math.Sqrt(sq/float64(len(xs))) / mean
+}
+
+// lineDrops returns the packets the bed's delay line dropped so far (0 on
+// the plain bed).
+func lineDrops(bed *testenv.Bed) uint64 {
+	if bed.Line == nil {
+		return 0
+	}
+	return bed.Line.Dropped()
 }
