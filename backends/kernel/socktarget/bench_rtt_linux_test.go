@@ -44,14 +44,17 @@ func TestBenchRTTIperf(t *testing.T) {
 	fmt.Printf("%-6s %-5s %-5s %8s %6s %6s %6s %6s %8s %6s %s\n", "rtt", "pair", "dir", "limit", "min", "max", "mean", "CV %", "retrans", "RTOs", "line drops")
 	for _, rtt := range benchRTTs() {
 		for _, p := range pairs {
-			bed := bedAt(t, rtt)
-			m, _ := newManager(t, bed, p)
-			startIperfServer(t, bed)
-			for _, dir := range []string{"down", "up"} {
-				for _, limit := range []float64{1e6, 10e6} {
-					iperfRTTRun(t, bed, m, rtt, p.name, dir, limit)
+			// A subtest each: its bed and manager go before the next starts.
+			t.Run(fmt.Sprintf("%v/%s", rtt, p.name), func(t *testing.T) {
+				bed := bedAt(t, rtt)
+				m, _ := newManager(t, bed, p)
+				startIperfServer(t, bed)
+				for _, dir := range []string{"down", "up"} {
+					for _, limit := range []float64{1e6, 10e6} {
+						iperfRTTRun(t, bed, m, rtt, p.name, dir, limit)
+					}
 				}
-			}
+			})
 		}
 	}
 }

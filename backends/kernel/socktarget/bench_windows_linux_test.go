@@ -37,7 +37,7 @@ func TestBenchLaterWindows(t *testing.T) {
 				if run >= 3 {
 					client = "curl"
 				}
-				laterWindows(t, p, client, rtt)
+				t.Run(fmt.Sprintf("%v/%s/%d", rtt, p.name, run), func(t *testing.T) { laterWindows(t, p, client, rtt) })
 			}
 		}
 	}
