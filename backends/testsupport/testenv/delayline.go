@@ -22,13 +22,17 @@ const (
 
 // DelayLine moves IP packets between two TUN devices in a router namespace,
 // holding each for a fixed one-way delay: a userspace stand-in for netem
-// (absent from this kernel). One goroutine per direction reads packets from
-// one TUN device and a second writes them, in order, to the other once due.
+// (absent from this kernel). Each direction is one goroutine locked to its
+// own thread at nice -20 (the line shares a loaded machine with the tests'
+// traffic), which waits in ppoll(2) for a packet or for the next one due,
+// whichever comes first, so a packet leaves within scheduling latency of
+// its time and in order.
 type DelayLine struct {
 	Delay   time.Duration // one way
 	passed  atomic.Uint64 // packets
 	dropped atomic.Uint64 // packets over the queue's bounds
-	files   []*os.File
+	stop    atomic.Bool
+	fds     []int
 	wg      sync.WaitGroup
 }
 
@@ -45,15 +49,16 @@ func (d *DelayLine) Dropped() uint64 { return d.dropped.Load() }
 func startDelayLine(nsPath, a, b string, delay time.Duration) (*DelayLine, error) {
 	d := &DelayLine{Delay: delay}
 	for _, name := range []string{a, b} {
-		f, err := openTUN(nsPath, name)
+		fd, err := openTUN(nsPath, name)
 		if err != nil {
 			d.Close()
 			return nil, err
 		}
-		d.files = append(d.files, f)
+		d.fds = append(d.fds, fd)
 	}
-	d.direction(d.files[0], d.files[1])
-	d.direction(d.files[1], d.files[0])
+	d.wg.Add(2)
+	go d.direction(d.fds[0], d.fds[1])
+	go d.direction(d.fds[1], d.fds[0])
 	return d, nil
 }
 
@@ -62,59 +67,71 @@ type delayed struct {
 	pkt []byte
 }
 
-// direction moves packets from in to out.
-func (d *DelayLine) direction(in, out *os.File) {
-	q := make(chan delayed, DelayMaxPackets)
-	var queued atomic.Int64 // bytes
-	d.wg.Add(2)
-	go func() {
-		defer d.wg.Done()
-		defer close(q)
-		buf := make([]byte, 65536)
-		for {
-			n, err := in.Read(buf)
-			if err != nil {
-				return // closed
+// pollIdle is how long a direction with nothing queued waits before it
+// looks at the stop flag again.
+const pollIdle = 100 * time.Millisecond
+
+// direction moves packets from in to out until Close.
+func (d *DelayLine) direction(in, out int) {
+	defer d.wg.Done()
+	runtime.LockOSThread() // the thread exits with the goroutine: its nice value goes with it
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), -20)
+	var q []delayed
+	queued := 0 // bytes
+	buf := make([]byte, 65536)
+	fds := []unix.PollFd{{Fd: int32(in), Events: unix.POLLIN}}
+	for !d.stop.Load() {
+		wait := pollIdle
+		if len(q) > 0 {
+			wait = max(time.Until(q[0].due), 0)
+		}
+		ts := unix.NsecToTimespec(wait.Nanoseconds())
+		if _, err := unix.Ppoll(fds, &ts, nil); err != nil && err != unix.EINTR {
+			return
+		}
+		for range 256 { // what arrived, bounded so that due packets still leave
+			n, err := unix.Read(in, buf)
+			if err != nil || n <= 0 {
+				break
 			}
-			if queued.Load()+int64(n) > DelayMaxBytes {
+			if queued+n > DelayMaxBytes || len(q) >= DelayMaxPackets {
 				d.dropped.Add(1)
 				continue
 			}
-			select {
-			case q <- delayed{time.Now().Add(d.Delay), append([]byte(nil), buf[:n]...)}:
-				queued.Add(int64(n))
-			default:
-				d.dropped.Add(1)
-			}
+			q = append(q, delayed{time.Now().Add(d.Delay), append([]byte(nil), buf[:n]...)})
+			queued += n
 		}
-	}()
-	go func() {
-		defer d.wg.Done()
-		for p := range q {
-			if w := time.Until(p.due); w > 0 {
-				time.Sleep(w)
-			}
-			queued.Add(-int64(len(p.pkt)))
-			if _, err := out.Write(p.pkt); err == nil {
+		now := time.Now()
+		sent := 0
+		for sent < len(q) && !q[sent].due.After(now) {
+			if _, err := unix.Write(out, q[sent].pkt); err == nil {
 				d.passed.Add(1)
 			}
+			queued -= len(q[sent].pkt)
+			sent++
 		}
-	}()
+		q = q[sent:]
+		if cap(q) > 4*DelayMaxPackets && len(q) < DelayMaxPackets { // let the array go
+			q = append([]delayed(nil), q...)
+		}
+	}
 }
 
-// Close stops the line, closes its TUN devices (which removes them) and
-// waits for its goroutines.
+// Close stops the line, waits for its threads and closes its TUN devices
+// (which removes them).
 func (d *DelayLine) Close() {
-	for _, f := range d.files {
-		f.Close()
-	}
+	d.stop.Store(true)
 	d.wg.Wait()
+	for _, fd := range d.fds {
+		unix.Close(fd)
+	}
+	d.fds = nil
 }
 
 // openTUN creates TUN device name (IP packets, no packet information
 // header) in the network namespace at nsPath and returns its descriptor,
-// non-blocking so that Close interrupts a read.
-func openTUN(nsPath, name string) (*os.File, error) {
+// non-blocking: a direction reads what ppoll says arrived.
+func openTUN(nsPath, name string) (int, error) {
 	var fd int
 	err := inNetns(nsPath, func() error {
 		var err error
@@ -135,9 +152,9 @@ func openTUN(nsPath, name string) (*os.File, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return fd, nil
 }
 
 // inNetns runs fn on a thread switched into the network namespace at path
