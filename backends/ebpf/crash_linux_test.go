@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(sendtoEnv) != "" {
 		sendtoChild() // block_linux_test.go
 	}
+	if v := os.Getenv(paceCrashEnv); v != "" {
+		paceCrashChild(v) // pacecrash_linux_test.go
+	}
 	os.Exit(m.Run())
 }
 

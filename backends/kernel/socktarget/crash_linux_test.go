@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(crashEnv); v != "" {
 		crashChild(v)
 	}
+	if v := os.Getenv(clampCrashEnv); v != "" {
+		clampCrashChild(v)
+	}
 	os.Exit(m.Run())
 }
 
