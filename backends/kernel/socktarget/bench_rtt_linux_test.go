@@ -83,6 +83,9 @@ func iperfRTTRun(t *testing.T, bed *testenv.Bed, m *backends.Manager, rtt time.D
 	fmt.Printf("%-6v %-5s %-5s %5.0f MB/s %6.3f %6.3f %6.3f %6.1f %8.0f %6.0f %d\n", rtt, pair, dir, limit/1e6,
 		slices.Min(r)/limit, slices.Max(r)/limit, sum/float64(len(r))/limit, 100*cv(r),
 		after["TcpRetransSegs"]-before["TcpRetransSegs"], after["TcpExtTCPTimeouts"]-before["TcpExtTCPTimeouts"], drops)
+	if bed.Line != nil {
+		fmt.Printf("       delay line: a packet left at most %v late (since the bed started)\n", bed.Line.MaxLate().Round(time.Microsecond))
+	}
 	if slices.Max(r) > 1.5*limit || slices.Min(r) < 0.7*limit {
 		fmt.Printf("       per-second ÷ limit: %v\n", ratios(rates, limit))
 	}

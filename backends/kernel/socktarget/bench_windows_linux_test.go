@@ -89,7 +89,8 @@ func laterWindows(t *testing.T, p pair, client string, rtt time.Duration) {
 		sAfter["TcpExtTCPTimeouts"]-sBefore["TcpExtTCPTimeouts"], sAfter["TcpExtTCPLossProbes"]-sBefore["TcpExtTCPLossProbes"])
 	win := socktarget.ReceiveClamp(limit, 0)
 	if bed.Line != nil {
-		fmt.Printf("      delay line: %d packets passed, %d dropped (queue full)\n", bed.Line.Passed(), bed.Line.Dropped())
+		fmt.Printf("      delay line: %d packets passed, %d dropped (queue full), a packet left at most %v late\n",
+			bed.Line.Passed(), bed.Line.Dropped(), bed.Line.MaxLate().Round(time.Microsecond))
 	}
 	clamped, failed := pl.Tagger().ClampCounts()
 	fmt.Printf("      receive window clamp %d B + the limit over the round trip (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)

@@ -21,12 +21,13 @@ const (
 // third namespace, Router, that delays every packet by rtt/2 each way: a
 // round trip of rtt as an internet path would give, which this kernel
 // cannot emulate (no netem). In Router, packets from Local are routed (by
-// input interface) into a TUN device, held by a Go delay line (DelayLine,
-// bounded: DelayMaxBytes / DelayMaxPackets per direction, dropping beyond)
-// and written into a second TUN device, from which they are routed on to
-// Peer; the reverse direction likewise. The line carries some hundreds of
-// MB/s at most (TestBedRTT prints it): enough for limits up to tens of
-// MB/s, not for unlimited veth speed.
+// input interface) into a TUN device, held by a delay line (DelayLine: a
+// process of its own at nice -20, bounded at DelayMaxBytes and
+// DelayMaxPackets per direction, dropping beyond) and written into a
+// second TUN device, from which they are routed on to Peer; the reverse
+// direction likewise. The line carries 65–90 MB/s at most here (TestBedRTT
+// prints it): enough for limits up to tens of MB/s, not for unlimited
+// veth speed.
 func NewBedRTT(t testing.TB, rtt time.Duration) *Bed {
 	t.Helper()
 	RequireRoot(t)
@@ -52,7 +53,7 @@ func NewBedRTT(t testing.TB, rtt time.Duration) *Bed {
 		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.all.send_redirects=0"} {
 		r("sysctl", "-q", "-w", s)
 	}
-	line, err := startDelayLine(Path(b.Router), ta, tb, rtt/2)
+	line, err := b.startDelayLine(b.Router, ta, tb, rtt/2)
 	if err != nil {
 		t.Fatalf("delay line in %s: %v", b.Router, err)
 	}

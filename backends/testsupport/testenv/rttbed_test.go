@@ -34,25 +34,29 @@ func TestBedRTT(t *testing.T) {
 			}
 		}
 		b.StartServer(b.Peer, "sink", "[::]:5201", false)
-		cpu0 := SelfCPU()
+		cpu0 := b.Line.CPU()
 		r := pacedDownload(t, b, 10e6)
 		if r < 9e6 { // a loaded machine may starve iperf3 for a while: once more
 			t.Logf("a 10 MB/s download ran at %.0f B/s; measuring again", r)
+			cpu0 = b.Line.CPU()
 			r = pacedDownload(t, b, 10e6)
 		}
-		fmt.Printf("delay line at %v: a 10 MB/s download ran at %.2f MB/s, test process CPU %.0f %% of a core per second\n",
-			rtt, r/1e6, 100*(SelfCPU()-cpu0).Seconds()/3)
+		fmt.Printf("delay line at %v: a 10 MB/s download ran at %.2f MB/s, delay line CPU %.0f %% of a core per second\n",
+			rtt, r/1e6, 100*(b.Line.CPU()-cpu0).Seconds()/3)
 		if r < 9e6 {
 			t.Errorf("a 10 MB/s download across the line ran at %.0f B/s", r)
 		}
+		b.Line.Settle()
+		fmt.Printf("delay line at %v: at 10 MB/s a packet left at most %v late\n", rtt, b.Line.MaxLate())
 		if d := b.Line.Dropped(); d != 0 {
 			t.Errorf("the line dropped %d packets of a 10 MB/s flow", d)
 		}
-		cpu0 = SelfCPU()
+		cpu0 = b.Line.CPU()
 		up := b.StartClient(b.Local, "send", "["+PeerIP6+"]:5201", 2*time.Second, 500*time.Millisecond)
 		ceiling := RateBetween(up.Wait(), 0.5, 2)
-		fmt.Printf("delay line at %v: unlimited upload %.1f MB/s (the line's ceiling), test process CPU %.0f %% of a core, %d packets passed, %d dropped\n",
-			rtt, ceiling/1e6, 100*(SelfCPU()-cpu0).Seconds()/2, b.Line.Passed(), b.Line.Dropped())
+		b.Line.Settle()
+		fmt.Printf("delay line at %v: unlimited upload %.1f MB/s (the line's ceiling), delay line CPU %.0f %% of a core, %d packets passed, %d dropped, at most %v late\n",
+			rtt, ceiling/1e6, 100*(b.Line.CPU()-cpu0).Seconds()/2, b.Line.Passed(), b.Line.Dropped(), b.Line.MaxLate())
 		if ceiling < 20e6 {
 			t.Errorf("the line carries only %.0f B/s", ceiling)
 		}
