@@ -22,7 +22,7 @@ const (
 // round trip of rtt as an internet path would give, which this kernel
 // cannot emulate (no netem). In Router, packets from Local are routed (by
 // input interface) into a TUN device, held by a delay line (DelayLine: a
-// process of its own at nice -20, bounded at DelayMaxBytes and
+// process of its own at real-time priority, bounded at DelayMaxBytes and
 // DelayMaxPackets per direction, dropping beyond) and written into a
 // second TUN device, from which they are routed on to Peer; the reverse
 // direction likewise. The line carries 65–90 MB/s at most here (TestBedRTT

@@ -10,10 +10,11 @@ import (
 )
 
 // TestBedRTT checks the delay-line bed: a TCP handshake (connect time, as
-// curl measures it) and ping take the round trip asked for within ±20 %,
+// curl measures it) takes the round trip asked for within ±20 %,
 // IPv4 and IPv6, a 10 MB/s flow passes at full rate without a drop, and
-// everything is gone afterwards. It prints the line's own ceiling (an
-// unlimited flow) and its CPU.
+// everything is gone afterwards. It prints the line's CPU and how late it
+// was. (No unlimited flow: at real-time priority the line would take
+// most of both cores; one measured 68 MB/s at 164 % of a core.)
 func TestBedRTT(t *testing.T) {
 	const rtt = 20 * time.Millisecond
 	RequireTool(t, "iperf3")
@@ -33,7 +34,6 @@ func TestBedRTT(t *testing.T) {
 				t.Errorf("TCP handshake with %s: round trip %v, want %v ± 20 %%", peer, got, rtt)
 			}
 		}
-		b.StartServer(b.Peer, "sink", "[::]:5201", false)
 		cpu0 := b.Line.CPU()
 		r := pacedDownload(t, b, 10e6)
 		if r < 9e6 { // a loaded machine may starve iperf3 for a while: once more
@@ -41,24 +41,16 @@ func TestBedRTT(t *testing.T) {
 			cpu0 = b.Line.CPU()
 			r = pacedDownload(t, b, 10e6)
 		}
-		fmt.Printf("delay line at %v: a 10 MB/s download ran at %.2f MB/s, delay line CPU %.0f %% of a core per second\n",
+		fmt.Printf("delay line at %v: a 10 MB/s download ran at %.2f MB/s, delay line CPU %.0f %% of a core\n",
 			rtt, r/1e6, 100*(b.Line.CPU()-cpu0).Seconds()/3)
 		if r < 9e6 {
 			t.Errorf("a 10 MB/s download across the line ran at %.0f B/s", r)
 		}
 		b.Line.Settle()
-		fmt.Printf("delay line at %v: at 10 MB/s a packet left at most %v late\n", rtt, b.Line.MaxLate())
+		fmt.Printf("delay line at %v: at 10 MB/s a packet left at most %v late, %d packets passed, %d dropped\n",
+			rtt, b.Line.MaxLate(), b.Line.Passed(), b.Line.Dropped())
 		if d := b.Line.Dropped(); d != 0 {
 			t.Errorf("the line dropped %d packets of a 10 MB/s flow", d)
-		}
-		cpu0 = b.Line.CPU()
-		up := b.StartClient(b.Local, "send", "["+PeerIP6+"]:5201", 2*time.Second, 500*time.Millisecond)
-		ceiling := RateBetween(up.Wait(), 0.5, 2)
-		b.Line.Settle()
-		fmt.Printf("delay line at %v: unlimited upload %.1f MB/s (the line's ceiling), delay line CPU %.0f %% of a core, %d packets passed, %d dropped, at most %v late\n",
-			rtt, ceiling/1e6, 100*(b.Line.CPU()-cpu0).Seconds()/2, b.Line.Passed(), b.Line.Dropped(), b.Line.MaxLate())
-		if ceiling < 20e6 {
-			t.Errorf("the line carries only %.0f B/s", ceiling)
 		}
 	})
 	if b == nil {
