@@ -5,7 +5,6 @@ package ebpf
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
@@ -46,27 +44,11 @@ func paceCrashChild(arg string) {
 // pacingOf returns SO_MAX_PACING_RATE of pid's established TCP connection.
 func pacingOf(t *testing.T, pid int) uint64 {
 	t.Helper()
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(pidfd)
 	var rate uint64
-	found := false
-	procnet.EachSocketFD(pid, func(fd int, _ uint64) {
-		dup, err := unix.PidfdGetfd(pidfd, fd, 0)
-		if err != nil || found {
-			return
-		}
-		defer unix.Close(dup)
-		info, err := unix.GetsockoptTCPInfo(dup, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil || info.State != unix.BPF_TCP_ESTABLISHED {
-			return
-		}
-		rate, err = unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE)
-		found = err == nil
-	})
-	if !found {
+	if !testenv.EstablishedTCP(t, pid, func(fd int) (err error) {
+		rate, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE)
+		return err
+	}) {
 		t.Fatalf("no established TCP connection of pid %d", pid)
 	}
 	return rate
@@ -78,11 +60,7 @@ func pacingOf(t *testing.T, pid int) uint64 {
 // gives the socket back the pacing rate it had.
 func TestKilledHelperPacingUndone(t *testing.T) {
 	requireEBPF(t)
-	root := t.TempDir()
-	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-		testenv.KernelLacks(t, "a BPF file system to pin maps in", err)
-	}
-	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	root := testenv.MountBPF(t)
 	defer func(old string) { socktarget.PinRoot = old }(socktarget.PinRoot)
 	socktarget.PinRoot = root
 
@@ -92,21 +70,7 @@ func TestKilledHelperPacingUndone(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	orig := pacingOf(t, load.PID)
 	tag := testenv.UniqueName("pc")
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), paceCrashEnv+"="+strings.Join([]string{testenv.Path(bed.Local), tag, strconv.Itoa(load.PID), root}, " "))
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
-	var line string
-	if _, err := fmt.Fscanln(out, &line); err != nil || line != "ready" {
-		t.Fatalf("stand-in helper: %q %v", line, err)
-	}
+	child, _ := testenv.StandIn(t, paceCrashEnv, strings.Join([]string{testenv.Path(bed.Local), tag, strconv.Itoa(load.PID), root}, " "))
 	time.Sleep(500 * time.Millisecond)
 	if paced := pacingOf(t, load.PID); paced > 2_000_000 {
 		t.Fatalf("under the stand-in's 1 MB/s limit the socket's pacing rate is %d (was %d)", paced, orig)

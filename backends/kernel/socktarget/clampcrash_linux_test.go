@@ -5,7 +5,6 @@ package socktarget_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,11 +62,7 @@ func clampCrashChild(arg string) {
 // removes the pin.
 func TestKilledHelperClampsUndone(t *testing.T) {
 	requireTagger(t)
-	root := t.TempDir()
-	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-		testenv.KernelLacks(t, "a BPF file system to pin maps in", err)
-	}
-	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	root := testenv.MountBPF(t)
 	defer func(old string) { socktarget.PinRoot = old }(socktarget.PinRoot)
 	socktarget.PinRoot = root
 
@@ -75,21 +70,7 @@ func TestKilledHelperClampsUndone(t *testing.T) {
 	bed.StartServer(bed.Peer, "source", "[::]:5201", false)
 	ct := copyExe(t, testenv.Ctload(t))
 	tag := testenv.UniqueName("cc")
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), clampCrashEnv+"="+strings.Join([]string{testenv.Path(bed.Local), tag, ct, root}, " "))
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
-	var line string
-	if _, err := fmt.Fscanln(out, &line); err != nil || line != "ready" {
-		t.Fatalf("stand-in helper: %q %v", line, err)
-	}
+	child, _ := testenv.StandIn(t, clampCrashEnv, strings.Join([]string{testenv.Path(bed.Local), tag, ct, root}, " "))
 	load := testenv.StartLoad(t, bed.Command(bed.Local, ct, "client", "-mode", "recv",
 		"-connect", bed.PeerIP+":5201", "-duration", "20s", "-interval", "250ms"))
 	time.Sleep(700 * time.Millisecond)
