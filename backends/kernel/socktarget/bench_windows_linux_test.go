@@ -4,8 +4,8 @@ package socktarget_test
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +19,9 @@ import (
 )
 
 // TestBenchLaterWindows prints, for a 10 MB wget (3 runs) and curl (2 runs)
-// download under a 2 MB/s rule set before it starts, the 1-s windows of what the throttler let
+// download under a 2 MB/s rule set before it starts, on the plain bed
+// (a sub-millisecond round trip) and across a delay line of 5 and 20 ms
+// (testenv.NewBedRTT; CT_BENCH_RTTS="0 20" to choose), the 1-s windows of what the throttler let
 // through (ebpf_cgroup: the bucket's passed bytes; ifb_tc: the HTB class's
 // bytes on the IFB) beside what the receiving socket got in order
 // (tcp_info), and the receiver's out-of-order queueing and the sender's
@@ -28,32 +30,28 @@ func TestBenchLaterWindows(t *testing.T) {
 	requireTagger(t)
 	testenv.RequireTool(t, "wget", "curl", "nstat", "tc")
 	fmt.Println("\nlater 1-s windows of a 10 MB wget / curl download under a 2 MB/s rule (× limit)")
-	for _, p := range pairs {
-		for run := 0; run < 5; run++ {
-			client := "wget"
-			if run >= 3 {
-				client = "curl"
+	for _, rtt := range benchRTTs() {
+		for _, p := range pairs {
+			for run := 0; run < 5; run++ {
+				client := "wget"
+				if run >= 3 {
+					client = "curl"
+				}
+				t.Run(fmt.Sprintf("%v/%s/%d", rtt, p.name, run), func(t *testing.T) { laterWindows(t, p, client, rtt) })
 			}
-			laterWindows(t, p, client)
 		}
 	}
 }
 
-func laterWindows(t *testing.T, p pair, client string) {
+func laterWindows(t *testing.T, p pair, client string, rtt time.Duration) {
 	const limit = 2_000_000
-	bed := testenv.NewBed(t)
+	bed := bedAt(t, rtt)
 	m, pl := newManager(t, bed, p)
 	bed.StartServer(bed.Peer, "http", "[::]:8080", false)
 	appRule(t, m, "/usr/bin/"+client, backends.Limits{Down: backends.Limit{Rate: limit}})
 	counter := testenv.NewTCPCounter(t, bed.Local)
 	passed := passedReader(t, bed, p.name)
-	nstat := func(ns string) map[string]float64 {
-		out, _ := bed.Command(ns, "nstat", "-a", "-z", "-j").Output()
-		var doc map[string]map[string]float64
-		json.Unmarshal(out, &doc)
-		return doc["kernel"]
-	}
-	before, sBefore := nstat(bed.Local), nstat(bed.Peer)
+	before, sBefore := nstat(bed, bed.Local), nstat(bed, bed.Peer)
 	stop := make(chan struct{})
 	var mu sync.Mutex
 	var shaper []testenv.Sample
@@ -76,29 +74,26 @@ func laterWindows(t *testing.T, p pair, client string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, sAfter := nstat(bed.Local), nstat(bed.Peer)
+	after, sAfter := nstat(bed, bed.Local), nstat(bed, bed.Peer)
 	mu.Lock()
 	defer mu.Unlock()
 	base := shaper[0].Total
 	for i := range shaper {
 		shaper[i].Total -= base
 	}
-	fmt.Printf("%-5s %-4s took %.2f s; receiver in order %v; throttler passed %v; worst sliding 1 s: receiver %.2f, throttler %.2f; receiver OFO-queued %v segs, sender retransmitted %v segs (%v RTOs, %v loss probes)\n",
-		p.name, client, took.Seconds(), ratios(windows(s), limit), ratios(windows(shaper), limit),
+	w := windows(s)
+	fmt.Printf("rtt %-5v %-5s %-4s took %.2f s; windows min %.2f max %.2f CV %.1f %%; receiver in order %v; throttler passed %v; worst sliding 1 s: receiver %.2f, throttler %.2f; receiver OFO-queued %v segs, sender retransmitted %v segs (%v RTOs, %v loss probes)\n",
+		rtt, p.name, client, took.Seconds(), slices.Min(w)/limit, slices.Max(w)/limit, 100*cv(w), ratios(w, limit), ratios(windows(shaper), limit),
 		worstWindow(s, time.Second)/limit, worstWindow(shaper, time.Second)/limit,
 		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"],
 		sAfter["TcpExtTCPTimeouts"]-sBefore["TcpExtTCPTimeouts"], sAfter["TcpExtTCPLossProbes"]-sBefore["TcpExtTCPLossProbes"])
 	win := socktarget.ReceiveClamp(limit, 0)
+	if bed.Line != nil {
+		fmt.Printf("      delay line: %d packets passed, %d dropped (queue full), a packet left at most %v late\n",
+			bed.Line.Passed(), bed.Line.Dropped(), bed.Line.MaxLate().Round(time.Microsecond))
+	}
 	clamped, failed := pl.Tagger().ClampCounts()
 	fmt.Printf("      receive window clamp %d B + the limit over the round trip (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)
-}
-
-func ratios(r []float64, limit float64) []string {
-	out := make([]string, len(r))
-	for i, x := range r {
-		out[i] = fmt.Sprintf("%.2f", x/limit)
-	}
-	return out
 }
 
 // passedReader returns a function reading the payload bytes the pair's

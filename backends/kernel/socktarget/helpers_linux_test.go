@@ -280,3 +280,21 @@ func ints(r []float64) []int64 {
 	}
 	return out
 }
+
+// bedAt returns the plain bed for a round trip of 0, else a bed whose
+// hosts are rtt apart (testenv.NewBedRTT).
+func bedAt(t testing.TB, rtt time.Duration) *testenv.Bed {
+	if rtt == 0 {
+		return testenv.NewBed(t)
+	}
+	return testenv.NewBedRTT(t, rtt)
+}
+
+// ratios formats rates as multiples of limit.
+func ratios(r []float64, limit float64) []string {
+	out := make([]string, len(r))
+	for i, x := range r {
+		out[i] = fmt.Sprintf("%.2f", x/limit)
+	}
+	return out
+}

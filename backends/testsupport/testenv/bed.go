@@ -23,7 +23,11 @@ type Bed struct {
 	LocalDev, PeerDev string // veth ends
 	LocalIP, PeerIP   string
 	LocalIP6, PeerIP6 string
-	t                 testing.TB
+	// Router and Line are set in a bed made by NewBedRTT: the namespace
+	// between Local and Peer and the delay line in it.
+	Router string
+	Line   *DelayLine
+	t      testing.TB
 }
 
 // Fixed addresses of every bed; namespaces keep beds apart.
@@ -39,16 +43,26 @@ func NewBed(t testing.TB) *Bed {
 	t.Helper()
 	RequireRoot(t)
 	RequireTool(t, "ip", "nsenter")
-	b := &Bed{
-		Local: UniqueName("ctl"), Peer: UniqueName("ctp"),
-		LocalIP: LocalIP, PeerIP: PeerIP, LocalIP6: LocalIP6, PeerIP6: PeerIP6, t: t,
-	}
-	b.LocalDev = UniqueName("vl")
-	b.PeerDev = UniqueName("vp")
+	b := newBedNames(t)
 	t.Cleanup(b.destroy)
 	Run(t, "ip", "netns", "add", b.Local)
 	Run(t, "ip", "netns", "add", b.Peer)
 	Run(t, "ip", "link", "add", b.LocalDev, "netns", b.Local, "type", "veth", "peer", "name", b.PeerDev, "netns", b.Peer)
+	b.configureHosts()
+	return b
+}
+
+// newBedNames returns a bed with fresh names and the fixed addresses.
+func newBedNames(t testing.TB) *Bed {
+	return &Bed{
+		Local: UniqueName("ctl"), Peer: UniqueName("ctp"),
+		LocalDev: UniqueName("vl"), PeerDev: UniqueName("vp"),
+		LocalIP: LocalIP, PeerIP: PeerIP, LocalIP6: LocalIP6, PeerIP6: PeerIP6, t: t,
+	}
+}
+
+// configureHosts gives Local and Peer their addresses and routes.
+func (b *Bed) configureHosts() {
 	for _, c := range [][]string{
 		{b.Local, "ip", "addr", "add", LocalIP + "/30", "dev", b.LocalDev},
 		{b.Local, "ip", "-6", "addr", "add", LocalIP6 + "/64", "dev", b.LocalDev, "nodad"},
@@ -61,9 +75,8 @@ func NewBed(t testing.TB) *Bed {
 		{b.Peer, "ip", "link", "set", b.PeerDev, "up"},
 		{b.Peer, "ip", "link", "set", "lo", "up"},
 	} {
-		Run(t, "ip", append([]string{"netns", "exec"}, c...)[0:]...)
+		Run(b.t, "ip", append([]string{"netns", "exec"}, c...)...)
 	}
-	return b
 }
 
 // Path returns the namespace's bind-mount path, for nsenter --net= or
@@ -72,7 +85,13 @@ func Path(ns string) string { return "/run/netns/" + ns }
 
 func (b *Bed) destroy() {
 	// Deleting a namespace removes its veth end, which removes the pair.
-	for _, ns := range []string{b.Local, b.Peer} {
+	if b.Line != nil {
+		b.Line.Close()
+	}
+	for _, ns := range []string{b.Local, b.Peer, b.Router} {
+		if ns == "" {
+			continue
+		}
 		if _, err := Output("ip", "netns", "pids", ns); err == nil {
 			out, _ := Output("ip", "netns", "pids", ns)
 			for _, f := range strings.Fields(out) {

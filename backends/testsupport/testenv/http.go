@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -36,32 +35,17 @@ func (b *Bed) ServeHTTP(ns string) int {
 // listenIn opens a dual-stack TCP listener in the network namespace at
 // path, from a thread switched there and back.
 func listenIn(path string) (net.Listener, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	fd := -1
+	err := inNetns(path, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer self.Close()
-	target, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("enter %s: %w", path, err)
-	}
-	fd, serr := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is stuck in the other namespace: let it die with the
-		// locked goroutine rather than serve others.
-		if serr == nil {
+		if fd >= 0 {
 			unix.Close(fd)
 		}
-		return nil, fmt.Errorf("return from %s: %w", path, err)
-	}
-	if serr != nil {
-		return nil, serr
+		return nil, err
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	if err := unix.Bind(fd, &unix.SockaddrInet6{}); err != nil {

@@ -4,7 +4,8 @@
 // "retrans":n}); retrans is what TCP sent again (tcpi_bytes_retrans), so a
 // tap on the sender's interface sees total+retrans payload bytes.
 // Tests run it inside network namespaces they create; it refuses durations
-// over 120 s so every load loop is bounded.
+// over 120 s so every load loop is bounded. "ctload delay" is the delay
+// line of testenv.NewBedRTT (delay.go).
 package main
 
 import (
@@ -24,7 +25,7 @@ const maxDuration = 120 * time.Second
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ctload serve|client [flags]")
+		fmt.Fprintln(os.Stderr, "usage: ctload serve|client|delay [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -33,6 +34,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "client":
 		err = client(os.Args[2:])
+	case "delay":
+		err = delayMain(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
