@@ -75,6 +75,9 @@ func TestBenchHelperBus(t *testing.T) {
 		if !fake && (os.Getenv("BENCH_PARTS") == "" || strings.Contains(os.Getenv("BENCH_PARTS"), "settle")) { // fakes limit nothing
 			rows = append(rows, timeToLimit(t, bed, c, backend, sink.Process.Pid)...)
 		}
+		if !fake && (os.Getenv("BENCH_PARTS") == "" || strings.Contains(os.Getenv("BENCH_PARTS"), "neighbour")) {
+			rows = append(rows, neighbourShare(t, bed, c, backend)...)
+		}
 		c.Close()
 		h.stop(t, syscall.SIGTERM)
 	}
