@@ -35,9 +35,12 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 // TestBenchHelperBus measures, against the real helper binary in a bed with
 // the auto-selected and the tc backends: the round trip of limiting calls
-// over the bus (target p99 ≤ 20 ms), the time from SetProcessLimit's reply
-// to the sender's rate being within 5 % of the limit (target ≤ 1 s), and
-// the cost of GetApps, which clients poll at 1 Hz.
+// over the bus (target p99 ≤ 20 ms), the cost of GetApps, which clients
+// poll at 1 Hz, the time from SetProcessLimit to the receiver's rate being
+// within ±5 % of the limit for good (settle_bench_test.go; issue #13:
+// median ≤ 0.5 s, max ≤ 1 s) and an unlimited neighbour's rate beside a
+// limited flow ÷ alone (neighbour_bench_test.go; ≥ 0.95). BENCH_PARTS
+// (calls, settle, neighbour) narrows the run.
 func TestBenchHelperBus(t *testing.T) {
 	testenv.RequireRoot(t)
 	var rows []benchRow
@@ -87,7 +90,7 @@ func TestBenchHelperBus(t *testing.T) {
 		fmt.Printf("%-34s %-34s %10s %10s %10s  %s\n", r.backend, r.what, r.p50, r.p99, r.max, r.note)
 	}
 	fmt.Println("† with another process's limit in place (the usual case)")
-	fmt.Println("targets: limiting call p99 ≤ 20 ms; time to the limited rate within 5 % ≤ 1 s")
+	fmt.Println("targets: limiting call p99 ≤ 20 ms; time to the limited rate within ±5 % median ≤ 0.5 s, max ≤ 1 s; neighbour ÷ solo ≥ 0.95")
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("load average during the run: %s", b)
 	}
