@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Open connections. The clamp program (rwnd.c) sets SO_RCVBUF and
@@ -52,44 +51,30 @@ func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (i
 		return 0, nil
 	}
 	m := t.rw.objs.RwndSocks
-	seen := map[uint64]bool{}
-	n := 0
-	var errs []error
-	for _, pid := range pids {
-		pidfd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			continue // gone
+	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
+		var s rwndRwndSock
+		if m.Lookup(uint32(dup), &s) != nil {
+			if rate == 0 || !adoptable(dup, &s, num) {
+				return false, nil // not clamped, and not to be
+			}
+		} else if s.Target != num {
+			return false, nil // another target's
 		}
-		_ = procnet.EachSocketFD(pid, func(fd int, ino uint64) {
-			if seen[ino] || len(seen) >= maxOpenSockets {
-				return
-			}
-			seen[ino] = true
-			dup, err := unix.PidfdGetfd(pidfd, fd, 0)
-			if err != nil {
-				return // closed meanwhile
-			}
-			defer unix.Close(dup)
-			var s rwndRwndSock
-			if m.Lookup(uint32(dup), &s) != nil {
-				if rate == 0 || !adoptable(dup, &s, num) {
-					return // not clamped, and not to be
-				}
-			} else if s.Target != num {
-				return // another target's
-			}
-			if err := adjustSocket(m, dup, &s, rate); err != nil {
-				errs = append(errs, fmt.Errorf("socket %d of pid %d: %w", fd, pid, err))
-				return
-			}
-			n++
-		})
-		unix.Close(pidfd)
-	}
-	if len(errs) > 0 {
-		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, errors.Join(errs...))
+		return true, adjustSocket(m, dup, &s, rate)
+	})
+	if err != nil {
+		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, err)
 	}
 	return n, nil
+}
+
+// unclampRecorded undoes the clamp of dup when m records one.
+func unclampRecorded(m *ebpf.Map, dup int) (bool, error) {
+	var s rwndRwndSock
+	if m.Lookup(uint32(dup), &s) != nil {
+		return false, nil
+	}
+	return true, adjustSocket(m, dup, &s, 0)
 }
 
 // adjustSocket re-clamps the connection fd (which got s) to rate, or
@@ -170,11 +155,11 @@ func unlockRcvbuf(fd int) error {
 // clamp yet, is a connected TCP socket to clamp, and fills s as the clamp
 // program would have at its handshake (the round trip from tcp_info now).
 // A connection that was open at full speed when its limit came keeps an
-// autotuned window of megabytes: the shaper's queue overflowed and the
-// receiver got a stall, then the dropped data late in a burst over the
-// limit (0.3–0.9 s after the call at 2 MB/s on the test bed). A receive
-// buffer the application locked itself stays as it set it (the clamp then
-// sets only the window, and undoing it unlocks nothing).
+// autotuned window of megabytes: the shaper's queue overflows again and
+// again, and the receiver gets stalls, then the dropped data late in
+// bursts over the limit. A receive buffer the application locked itself
+// stays as it set it (the clamp then sets only the window, and undoing it
+// unlocks nothing).
 func adoptable(fd int, s *rwndRwndSock, num uint32) bool {
 	if proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil || proto != unix.IPPROTO_TCP {
 		return false
