@@ -100,14 +100,14 @@ func settleCase(t *testing.T, bed *testenv.Bed, c *client.Client, backend string
 	load.Cmd.Process.Kill()
 	rows := []benchRow{{backend, "time to ≤ 1.05×limit, " + dir.name, ms(percentile(bite, .5)), "", ms(percentile(bite, 1)), "2 MB/s limit on a free-running flow, at the receiver"}}
 	note := fmt.Sprintf("reached in %d of 5; rate/limit 2–4 s after the call %s", reached, strings.Join(steady, " "))
-	if reached < 5 {
-		rows = append(rows, benchRow{backend, "time to within ±5 %, " + dir.name, "never", "", "", note})
-		if reached == 0 {
-			return rows
-		}
-		rows[len(rows)-1].what += " (reps that settled)"
+	what := "time to within ±5 %, " + dir.name
+	if reached == 0 {
+		return append(rows, benchRow{backend, what, "never", "", "", note})
 	}
-	return append(rows, benchRow{backend, "time to within ±5 %, " + dir.name, ms(percentile(settle, .5)), "", ms(percentile(settle, 1)), note})
+	if reached < 5 {
+		what += fmt.Sprintf(" (%d of 5 settled)", reached)
+	}
+	return append(rows, benchRow{backend, what, ms(percentile(settle, .5)), "", ms(percentile(settle, 1)), note})
 }
 
 // settled is what settleTime found.
