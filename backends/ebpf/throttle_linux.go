@@ -294,7 +294,20 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 	if err := t.writeBucket(cur.idx, l, existed); err != nil {
 		return err
 	}
+	// Paced before the bucket sees the sockets: a segment sent at full
+	// speed into the empty bucket was stopped, and TCP, with nothing in
+	// flight, waited for its probe timer (the receiver got nothing for
+	// 100–200 ms after the call, then the pacer used the tokens saved
+	// meanwhile: 1.06 × the limit for the next 1.5 s).
+	if t.pace != nil {
+		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
+	}
 	rollback := func(err error) error {
+		if t.pace != nil && existed {
+			t.pace.set(tg.ID, old.limit, old.pids, t.bucketFill(old.idx))
+		} else if t.pace != nil {
+			t.pace.remove(tg.ID)
+		}
 		if !existed {
 			t.removeLocked(cur)
 			if len(t.targets) == 0 {
@@ -331,9 +344,6 @@ func (t *throttler) SetLimit(tg backends.Target, l backends.Limit) error {
 		t.nextIdx++
 	}
 	t.clampReceive(cur, old, tg.Tag)
-	if t.pace != nil {
-		t.pace.set(tg.ID, l, tg.PIDs, t.bucketFill(cur.idx))
-	}
 	return nil
 }
 

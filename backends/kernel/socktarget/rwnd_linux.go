@@ -57,9 +57,9 @@ func baseWindow(rate backends.Rate) uint32 {
 // ClampReceive makes the TCP connections the target numbered num opens from
 // now on (sockets tagged at creation, see socktarget.h) get, once
 // established, the receive window ReceiveClamp gives for a download limit
-// of rate and their round trip. When the target had another clamp, its
-// open connections that got one (held by pids) are re-clamped to rate
-// before it returns (rwnd_open_linux.go). A rate of 0 is Unclamp.
+// of rate and their round trip. Its open connections (held by pids) are
+// clamped, or re-clamped when the rate changed, before it returns
+// (rwnd_open_linux.go). A rate of 0 is Unclamp.
 func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int) error {
 	if rate == 0 || RwndTime <= 0 {
 		return t.Unclamp(num, pids)
@@ -86,7 +86,9 @@ func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int) error 
 		}
 		t.rw.link = l
 	}
-	if had && prev != rate {
+	// Open connections too: the ones clamped to another rate, and the
+	// ones that were open before the limit came.
+	if !had || prev != rate {
 		_, err := t.adjustOpenLocked(num, rate, pids)
 		return err
 	}

@@ -27,6 +27,14 @@ import (
 // socket); autotuning then grows the buffer, and the clamp with it, as it
 // does on a connection never clamped.
 
+// rwnd_sock.rcvbuf: 1 when the clamp set SO_RCVBUF (and so locked
+// autotuning; undoing the clamp unlocks it), 2 when the application had
+// locked the buffer itself before a clamp adopted the open connection.
+const (
+	rcvbufClamp = 1
+	rcvbufApp   = 2
+)
+
 // maxOpenSockets bounds the sockets one walk looks at.
 const maxOpenSockets = 4096
 
@@ -35,7 +43,8 @@ const maxOpenSockets = 4096
 const unclampedWindow = 1 << 30
 
 // adjustOpenLocked re-clamps the open connections of the target numbered
-// num that got a clamp to a download limit of rate, or undoes their clamp
+// num to a download limit of rate, the ones that got no clamp yet (open
+// before the limit) included, or undoes the clamp of the ones that got one
 // when rate is 0, and returns how many it changed.
 func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (int, error) {
 	if t.rw.objs == nil {
@@ -44,8 +53,12 @@ func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (i
 	m := t.rw.objs.RwndSocks
 	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
 		var s rwndRwndSock
-		if m.Lookup(uint32(dup), &s) != nil || s.Target != num {
-			return false, nil // not clamped, or another target's
+		if m.Lookup(uint32(dup), &s) != nil {
+			if rate == 0 || !adoptable(dup, &s, num) {
+				return false, nil // not clamped, and not to be
+			}
+		} else if s.Target != num {
+			return false, nil // another target's
 		}
 		return true, adjustSocket(m, dup, &s, rate)
 	})
@@ -69,15 +82,16 @@ func unclampRecorded(m *ebpf.Map, dup int) (bool, error) {
 func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, rate backends.Rate) error {
 	win := uint32(unclampedWindow)
 	lock := false
+	appLocked := s.Rcvbuf == rcvbufApp
 	if rate != 0 {
 		win = ReceiveClamp(rate, time.Duration(s.RttUs)*time.Microsecond)
-		lock = win <= RwndBufMax
+		lock = win <= RwndBufMax && !appLocked
 	}
 	if lock {
 		if err := lockRcvbuf(fd, win); err != nil {
 			return err
 		}
-	} else if s.Rcvbuf != 0 {
+	} else if s.Rcvbuf == rcvbufClamp {
 		if err := unlockRcvbuf(fd); err != nil {
 			return err
 		}
@@ -88,9 +102,13 @@ func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, rate backends.Rate) erro
 	if rate == 0 {
 		return m.Delete(uint32(fd))
 	}
-	s.Window, s.Rcvbuf = win, 0
-	if lock {
-		s.Rcvbuf = 1
+	s.Window = win
+	switch {
+	case appLocked:
+	case lock:
+		s.Rcvbuf = rcvbufClamp
+	default:
+		s.Rcvbuf = 0
 	}
 	return m.Update(uint32(fd), s, ebpf.UpdateAny)
 }
@@ -131,4 +149,28 @@ func unlockRcvbuf(fd int) error {
 		return fmt.Errorf("clear SO_BUF_LOCK: %w", err)
 	}
 	return nil
+}
+
+// adoptable says whether fd, a socket of the target numbered num with no
+// clamp yet, is a connected TCP socket to clamp, and fills s as the clamp
+// program would have at its handshake (the round trip from tcp_info now).
+// A connection that was open at full speed when its limit came keeps an
+// autotuned window of megabytes: the shaper's queue overflows again and
+// again, and the receiver gets stalls, then the dropped data late in
+// bursts over the limit. A receive buffer the application locked itself
+// stays as it set it (the clamp then sets only the window, and undoing it
+// unlocks nothing).
+func adoptable(fd int, s *rwndRwndSock, num uint32) bool {
+	if proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil || proto != unix.IPPROTO_TCP {
+		return false
+	}
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil || info.State != unix.BPF_TCP_ESTABLISHED {
+		return false
+	}
+	*s = rwndRwndSock{Target: num, RttUs: min(info.Rtt, 2_000_000)}
+	if locks, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK); err != nil || locks&unix.SOCK_RCVBUF_LOCK != 0 {
+		s.Rcvbuf = rcvbufApp // adjustSocket leaves the buffer alone
+	}
+	return true
 }

@@ -1,0 +1,58 @@
+//go:build linux
+
+package socktarget_test
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/chadthrottle/chadthrottle/backends"
+	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
+	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
+)
+
+// TestClampOpenDownload: a download limit set on a process whose
+// connection was open (unclamped, autotuned) before the limit clamps that
+// connection's receive window before the call returns; removing the limit
+// undoes it (largest window clamp, autotuning unlocked). Before, only
+// connections established under a clamp got one, so a limit set on a
+// running download left its window of megabytes and the shaper's queue
+// overflowed (a stall, then a burst over the limit).
+func TestClampOpenDownload(t *testing.T) {
+	requireTagger(t)
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			bed, m, ct := sourceBed(t, p)
+			const limit = 2_000_000
+			load := testenv.StartLoad(t, bed.Command(bed.Local, ct, "client", "-mode", "recv",
+				"-connect", bed.PeerIP+":5201", "-duration", "6s", "-interval", "250ms"))
+			time.Sleep(500 * time.Millisecond) // autotuning grows the window
+			if clamp, locks := clampOf(t, load.PID); clamp <= int(4*limitWindow(limit)) || locks&unix.SOCK_RCVBUF_LOCK != 0 {
+				t.Fatalf("before the limit: window clamp %d, buffer locks %#x; want an autotuned window", clamp, locks)
+			}
+			target := backends.Target{ID: "pid", Kind: backends.TargetProcess, PIDs: []int{load.PID}}
+			if err := m.Apply(target, backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
+				t.Fatal(err)
+			}
+			checkClamp(t, "open connection, limited", load.PID, limit, true)
+			counter := testenv.NewTCPCounter(t, bed.Local)
+			time.Sleep(time.Second)
+			got := counter.Rate(t, false, 2*time.Second, load.PID)
+			t.Logf("%s: %s 1–3 s after the limit", p.name, mb(got))
+			if got < 0.85*limit || got > 1.15*limit {
+				t.Errorf("1–3 s after the limit the download runs at %s, want %s ± 15 %%", mb(got), mb(limit))
+			}
+			if err := m.Remove("pid"); err != nil {
+				t.Fatal(err)
+			}
+			if clamp, locks := clampOf(t, load.PID); clamp < 1<<29 || locks&unix.SOCK_RCVBUF_LOCK != 0 {
+				t.Errorf("after Remove: window clamp %d, buffer locks %#x; want the largest window, autotuning unlocked", clamp, locks)
+			}
+		})
+	}
+}
+
+// limitWindow is the clamp a connection with no round trip gets.
+func limitWindow(rate backends.Rate) uint32 { return socktarget.ReceiveClamp(rate, 0) }
