@@ -228,14 +228,14 @@ func (b *blocker) writeLocked(cur, old *blockedTarget) error {
 			return fmt.Errorf("match socket tag %d: %w", cur.id.tag, err)
 		}
 	}
-	if cur.id.cgroup != 0 {
-		if err := b.objs.BlockCgroup.Put(cur.id.cgroup, cur.idx); err != nil {
-			return fmt.Errorf("match cgroup %d: %w", cur.id.cgroup, err)
+	for cg := range cur.id.cgroups {
+		if err := b.objs.BlockCgroup.Put(cg, cur.idx); err != nil {
+			return fmt.Errorf("match cgroup %d: %w", cg, err)
 		}
-		if cur.id.level > 0 {
-			if err := b.objs.BlockSettings.Put(uint32(0), uint32(cur.id.level)); err != nil {
-				return fmt.Errorf("set cgroup level: %w", err)
-			}
+	}
+	if cur.id.level > 0 {
+		if err := b.objs.BlockSettings.Put(uint32(0), uint32(cur.id.level)); err != nil {
+			return fmt.Errorf("set cgroup level: %w", err)
 		}
 	}
 	for c := range cur.id.cookies {
@@ -259,8 +259,10 @@ func (b *blocker) writeLocked(cur, old *blockedTarget) error {
 			_ = b.objs.BlockExe.Delete(k)
 		}
 	}
-	if old.id.cgroup != 0 && old.id.cgroup != cur.id.cgroup {
-		_ = b.objs.BlockCgroup.Delete(old.id.cgroup)
+	for cg := range old.id.cgroups {
+		if !cur.id.cgroups[cg] {
+			_ = b.objs.BlockCgroup.Delete(cg)
+		}
 	}
 	if old.id.tag != 0 && old.id.tag != cur.id.tag {
 		_ = b.objs.BlockTag.Delete(old.id.tag)
@@ -282,12 +284,12 @@ func (b *blocker) FollowSockets(t backends.Target) error {
 	if !ok || b.objs == nil {
 		return nil
 	}
-	t.Cgroup.ID = cur.id.cgroup // the cgroup is the manager's business, not ours here
 	id, err := identityOf(b.opts.NetNS, t, &cur.id)
 	if err != nil {
 		return err
 	}
-	id.level, id.tag = cur.id.level, cur.id.tag
+	// The cgroups are the manager's business (Apply), not ours here.
+	id.cgroups, id.level, id.tag = cur.id.cgroups, cur.id.level, cur.id.tag
 	c := *cur
 	next := &c
 	next.id = id
@@ -343,8 +345,8 @@ func (b *blocker) removeLocked(cur *blockedTarget) error {
 	for k := range cur.id.exes {
 		del(b.objs.BlockExe, k)
 	}
-	if cur.id.cgroup != 0 {
-		del(b.objs.BlockCgroup, cur.id.cgroup)
+	for cg := range cur.id.cgroups {
+		del(b.objs.BlockCgroup, cg)
 	}
 	if cur.id.tag != 0 {
 		del(b.objs.BlockTag, cur.id.tag)

@@ -27,9 +27,9 @@ import (
 // which the connect and sendmsg programs read from the calling task: a new
 // process of the app is refused before it is placed in the app's cgroup.
 type targetIdentity struct {
-	tag     uint32 // the socket tag (backends.Target.Tag): sockets tagged at creation
-	cgroup  uint64
-	level   int
+	tag     uint32          // the socket tag (backends.Target.Tag): sockets tagged at creation
+	cgroups map[uint64]bool // every cgroup of the target (a process target's children may sit in several)
+	level   int             // the depth of its first cgroup
 	cookies map[uint64]bool
 	inodes  map[uint64]bool // the socket inodes the cookies were found from
 	exes    map[blockExeKey]bool
@@ -40,7 +40,16 @@ type targetIdentity struct {
 // the identity read last time: with the same open sockets nothing but
 // /proc/PID/fd is read.
 func identityOf(netns string, t backends.Target, prev *targetIdentity) (targetIdentity, error) {
-	id := targetIdentity{tag: t.Tag, cgroup: t.Cgroup.ID, level: cgroupLevel(t.Cgroup.Path), exes: map[blockExeKey]bool{}}
+	id := targetIdentity{tag: t.Tag, cgroups: map[uint64]bool{}, exes: map[blockExeKey]bool{}}
+	for i, cg := range t.AllCgroups() {
+		if cg.ID == 0 {
+			continue
+		}
+		id.cgroups[cg.ID] = true
+		if i == 0 {
+			id.level = cgroupLevel(cg.Path)
+		}
+	}
 	if t.Kind == backends.TargetApp {
 		id.exes = exeKeysOf(t.PIDs)
 		if k, ok := exeKeyOf(t.Exe, t.UID); ok {

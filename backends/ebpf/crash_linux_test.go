@@ -3,11 +3,8 @@
 package ebpf
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +27,9 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv(sendtoEnv) != "" {
 		sendtoChild() // block_linux_test.go
+	}
+	if v := os.Getenv(paceCrashEnv); v != "" {
+		paceCrashChild(v) // pacecrash_linux_test.go
 	}
 	os.Exit(m.Run())
 }
@@ -71,30 +71,12 @@ func crashChild() {
 // nothing of a crashed helper stays in the cgroup hooks.
 func TestCrashLeavesNothing(t *testing.T) {
 	requireEBPF(t)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), crashEnv+"=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, lines := testenv.StandIn(t, crashEnv, "1")
 	var ids []cilium.ProgramID
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "error") {
-			t.Fatalf("child: %s", line)
-		}
+	for _, line := range lines {
 		var id cilium.ProgramID
 		if _, err := fmt.Sscanf(line, "prog %d", &id); err == nil {
 			ids = append(ids, id)
-		}
-		if line == "ready" {
-			break
 		}
 	}
 	if len(ids) != 6 {

@@ -43,6 +43,7 @@ const maxPacedSockets = 1024
 
 type pacer struct {
 	mu      sync.Mutex
+	rec     *paceRecords // what it set, kept where a restarted helper finds it (pacerecord_linux.go)
 	targets map[string]*paceTarget
 	stop    chan struct{} // nil while no target is paced
 	done    chan struct{}
@@ -54,6 +55,7 @@ type paceTarget struct {
 	traffic backends.TrafficType
 	pids    []int
 	socks   map[uint64]*pacedSock // by inode
+	rec     *cilium.Map           // the pacer's records (nil: none)
 }
 
 type pacedSock struct {
@@ -64,7 +66,9 @@ type pacedSock struct {
 	dup     int    // during a round: this process's copy of the socket (0: none)
 }
 
-func newPacer() *pacer { return &pacer{targets: map[string]*paceTarget{}} }
+func newPacer(tag string) *pacer {
+	return &pacer{targets: map[string]*paceTarget{}, rec: &paceRecords{tag: tag}}
+}
 
 // set paces target id's sockets at about l.Rate bytes/s in total (matching
 // traffic only), starting now; fill tells how full the target's bucket is.
@@ -77,6 +81,7 @@ func (p *pacer) set(id string, l backends.Limit, pids []int, fill func() float64
 		p.targets[id] = pt
 	}
 	pt.rate, pt.fill, pt.traffic, pt.pids = uint64(l.Rate), fill, l.Traffic, append([]int(nil), pids...)
+	pt.rec = p.rec.open()
 	pt.round()
 	if p.stop == nil {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
@@ -109,7 +114,7 @@ func (p *pacer) remove(id string) {
 	}
 	if pt != nil {
 		for ino, s := range pt.socks {
-			s.restore(ino)
+			s.restore(ino, pt.rec)
 		}
 	}
 }
@@ -125,6 +130,9 @@ func (p *pacer) close() {
 	for _, id := range ids {
 		p.remove(id)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rec.close()
 }
 
 func (p *pacer) loop(stop, done chan struct{}) {
@@ -160,6 +168,9 @@ func (pt *paceTarget) round() {
 	share := pt.paceRate() / uint64(max(len(active), 1))
 	for _, s := range found {
 		if s.set != share && setMaxPacing(s.dup, share) == nil {
+			if s.set == 0 && pt.rec != nil {
+				_ = pt.rec.Put(uint32(s.dup), s.orig)
+			}
 			s.set = share
 		}
 		unix.Close(s.dup)
@@ -293,26 +304,26 @@ func (pt *paceTarget) wants(fd int) bool {
 }
 
 // restore gives the socket back the maximum pacing rate it had, if its
-// process still holds it at the same descriptor.
-func (s *pacedSock) restore(ino uint64) {
+// process still holds it at the same descriptor, and drops its record in
+// rec.
+func (s *pacedSock) restore(ino uint64, rec *cilium.Map) {
 	dir := "/proc/" + strconv.Itoa(s.pid) + "/fd"
-	if now, _, ok := socketFD(dir, strconv.Itoa(s.fd)); s.set != 0 && ok && now == ino {
-		_ = setPacing(s.pid, s.fd, s.orig)
+	if now, _, ok := socketFD(dir, strconv.Itoa(s.fd)); s.set == 0 || !ok || now != ino {
+		return
 	}
-}
-
-func setPacing(pid, targetFD int, rate uint64) error {
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	pidfd, err := unix.PidfdOpen(s.pid, 0)
 	if err != nil {
-		return err
+		return
 	}
 	defer unix.Close(pidfd)
-	fd, err := unix.PidfdGetfd(pidfd, targetFD, 0)
+	fd, err := unix.PidfdGetfd(pidfd, s.fd, 0)
 	if err != nil {
-		return err
+		return
 	}
 	defer unix.Close(fd)
-	return setMaxPacing(fd, rate)
+	if setMaxPacing(fd, s.orig) == nil && rec != nil {
+		_ = rec.Delete(uint32(fd))
+	}
 }
 
 // setMaxPacing sets SO_MAX_PACING_RATE on fd (a 32-bit value where the

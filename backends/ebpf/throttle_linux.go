@@ -130,7 +130,7 @@ type downloadThrottler struct {
 
 // NewUpload returns the ebpf_cgroup upload throttler.
 func NewUpload(opts backends.Options) backends.UploadThrottleBackend {
-	return uploadThrottler{throttler: &throttler{dir: egress, opts: opts, pace: newPacer()}}
+	return uploadThrottler{throttler: &throttler{dir: egress, opts: opts, pace: newPacer(opts.Tag)}}
 }
 
 // NewDownload returns the ebpf_cgroup download throttler.
@@ -188,6 +188,9 @@ func (t *throttler) Init() error {
 	t.targets = map[string]*target{}
 	t.nextIdx = untagged
 	t.tagger = tagger
+	if t.pace != nil {
+		t.pace.rec.recover() // a killed helper's pacing (pacerecord_linux.go)
+	}
 	return nil
 }
 

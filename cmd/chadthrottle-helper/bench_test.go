@@ -35,7 +35,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 // TestBenchHelperBus measures, against the real helper binary in a bed with
 // the auto-selected and the tc backends: the round trip of limiting calls
-// over the bus (target p99 ≤ 20 ms), the time from SetProcessLimit's reply
+// over the bus (target p99 ≤ 10 ms), the time from SetProcessLimit's reply
 // to the sender's rate being within 5 % of the limit (target ≤ 1 s), and
 // the cost of GetApps, which clients poll at 1 Hz.
 func TestBenchHelperBus(t *testing.T) {
@@ -81,23 +81,32 @@ func TestBenchHelperBus(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		target := int32(sleeper.Process.Pid)
-		// The first limit builds the shaping tree and the last removes it;
-		// measure both, then the usual case with another limit in place.
-		var first, last []time.Duration
-		for i := 0; i < 20; i++ {
+		// The first limit builds the shaping tree and the last removes it
+		// (tc keeps it 5 s: a limit right after reuses it); measure both,
+		// then the usual case with another limit in place.
+		var first, cold, last []time.Duration
+		for i := 0; i < 24; i++ {
+			if i%6 == 0 {
+				time.Sleep(6 * time.Second) // past tc's grace: a cold first limit
+			}
 			t0 := time.Now()
 			if err := c.SetProcessLimit(ctx, target, api.Limit{Up: 5_000_000, Down: 3_000_000}); err != nil {
 				t.Fatal(err)
 			}
-			first = append(first, time.Since(t0))
+			if i%6 == 0 {
+				cold = append(cold, time.Since(t0))
+			} else {
+				first = append(first, time.Since(t0))
+			}
 			t0 = time.Now()
 			if err := c.RemoveProcessLimit(ctx, target); err != nil {
 				t.Fatal(err)
 			}
 			last = append(last, time.Since(t0))
 		}
-		rows = append(rows, benchRow{backend, "SetProcessLimit, first limit", ms(percentile(first, .5)), ms(percentile(first, .99)), ms(percentile(first, 1)), "n=20, builds the shaping state"})
-		rows = append(rows, benchRow{backend, "RemoveProcessLimit, last limit", ms(percentile(last, .5)), ms(percentile(last, .99)), ms(percentile(last, 1)), "n=20, removes it"})
+		rows = append(rows, benchRow{backend, "SetProcessLimit, first limit (cold)", ms(percentile(cold, .5)), ms(percentile(cold, .99)), ms(percentile(cold, 1)), "n=4, builds the shaping state"})
+		rows = append(rows, benchRow{backend, "SetProcessLimit, first limit (again)", ms(percentile(first, .5)), ms(percentile(first, .99)), ms(percentile(first, 1)), "n=20, right after the last limit's removal"})
+		rows = append(rows, benchRow{backend, "RemoveProcessLimit, last limit", ms(percentile(last, .5)), ms(percentile(last, .99)), ms(percentile(last, 1)), "n=24, unshapes; tc removes the tree 5 s later"})
 		if err := c.SetProcessLimit(ctx, int32(anchor.Process.Pid), api.Limit{Up: 9_000_000, Down: 9_000_000}); err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +191,7 @@ func TestBenchHelperBus(t *testing.T) {
 		fmt.Printf("%-34s %-34s %10s %10s %10s  %s\n", r.backend, r.what, r.p50, r.p99, r.max, r.note)
 	}
 	fmt.Println("† with another process's limit in place (the usual case)")
-	fmt.Println("targets: limiting call p99 ≤ 20 ms; time to the limited rate within 5 % ≤ 1 s")
+	fmt.Println("targets: limiting call p99 ≤ 10 ms (issue #13); time to the limited rate within ±5 %: median ≤ 0.5 s, max ≤ 1 s")
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("load average during the run: %s", b)
 	}

@@ -3,7 +3,6 @@
 package socktarget_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +27,9 @@ const crashEnv = "CHADTHROTTLE_SOCKTARGET_CRASH_CHILD" // "PID NETNS [cgroup]"
 func TestMain(m *testing.M) {
 	if v := os.Getenv(crashEnv); v != "" {
 		crashChild(v)
+	}
+	if v := os.Getenv(clampCrashEnv); v != "" {
+		clampCrashChild(v)
 	}
 	os.Exit(m.Run())
 }
@@ -86,19 +88,12 @@ func TestHelperKilledLeavesEveryoneInScope(t *testing.T) {
 	requireTagger(t)
 	bed, dir, rel, sh := forkingInScope(t)
 
-	child, sc := startStandIn(t, strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
+	child, lines := testenv.StandIn(t, crashEnv, strconv.Itoa(sh.Process.Pid)+" "+testenv.Path(bed.Local))
 	var ids []ebpf.ProgramID
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "error") {
-			t.Fatalf("stand-in helper: %s", line)
-		}
+	for _, line := range lines {
 		var id ebpf.ProgramID
 		if _, err := fmt.Sscanf(line, "prog %d", &id); err == nil {
 			ids = append(ids, id)
-		}
-		if line == "ready" {
-			break
 		}
 	}
 	if len(ids) != 5 { // the tagger's 4 and the receive window clamp (a download limit)
@@ -152,25 +147,6 @@ func forkingInScope(t *testing.T) (bed *testenv.Bed, dir, rel string, sh *exec.C
 	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
 	waitCgroup(t, sh.Process.Pid, rel)
 	return bed, dir, rel, sh
-}
-
-// startStandIn runs the test binary as a stand-in helper (crashChild) with
-// crashEnv set to arg and returns it and a scanner of its output; it is
-// killed at cleanup.
-func startStandIn(t *testing.T, arg string) (*exec.Cmd, *bufio.Scanner) {
-	t.Helper()
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), crashEnv+"="+arg)
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
-	return child, bufio.NewScanner(out)
 }
 
 // checkScope checks that pid and every process in the scope's cgroup are in

@@ -16,9 +16,10 @@ import (
 // rwndState is the receive window clamp (rwnd.c): loaded with the first
 // clamp, attached (a BPF link the helper owns) while at least one exists.
 type rwndState struct {
-	objs  *rwndObjects
-	link  link.Link
-	rates map[uint32]backends.Rate // target number → its download limit
+	objs   *rwndObjects
+	link   link.Link
+	rates  map[uint32]backends.Rate // target number → its download limit
+	pinErr error                    // why the record map is not pinned (records_linux.go)
 }
 
 // Receive window rule (ReceiveClamp). A download shaper queues what the
@@ -132,16 +133,38 @@ func (t *Tagger) loadRwndLocked() error {
 		return backends.Unavailable("load receive window clamp (sockops with bpf_setsockopt): %v", err)
 	}
 	t.rw = rwndState{objs: objs, rates: map[uint32]backends.Rate{}}
+	t.rw.pinErr = Pin(objs.RwndSocks, rwndPin, t.tag) // records_linux.go
 	return nil
 }
 
-// closeRwndLocked detaches and frees the clamp.
+// rwndPin names the clamp records' pin (records_linux.go).
+const rwndPin = "rwnd"
+
+// RecoveredClamps returns how many receive window clamps of a killed
+// helper were undone when this tagger was loaded, and what went wrong.
+func (t *Tagger) RecoveredClamps() (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.recovered, t.recoverErr
+}
+
+// closeRwndLocked detaches and frees the clamp; a clamp still recorded (on
+// a socket no target's process listed) is undone first, and the record
+// map unpinned.
 func (t *Tagger) closeRwndLocked() error {
 	var errs []error
 	if t.rw.link != nil {
 		errs = append(errs, t.rw.link.Close())
 	}
 	if t.rw.objs != nil {
+		if _, err := UndoEverywhere(t.rw.objs.RwndSocks, unclampRecorded); err != nil {
+			errs = append(errs, fmt.Errorf("undo receive window clamps: %w", err))
+		}
+		if t.rw.pinErr == nil && PinPath(rwndPin, t.tag) != "" {
+			if err := t.rw.objs.RwndSocks.Unpin(); err != nil {
+				errs = append(errs, fmt.Errorf("unpin the clamp records: %w", err))
+			}
+		}
 		errs = append(errs, t.rw.objs.Close())
 	}
 	t.rw = rwndState{}

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 )
 
 // Open connections. The clamp program (rwnd.c) sets SO_RCVBUF and
@@ -43,40 +42,26 @@ func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (i
 		return 0, nil
 	}
 	m := t.rw.objs.RwndSocks
-	seen := map[uint64]bool{}
-	n := 0
-	var errs []error
-	for _, pid := range pids {
-		pidfd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			continue // gone
+	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
+		var s rwndRwndSock
+		if m.Lookup(uint32(dup), &s) != nil || s.Target != num {
+			return false, nil // not clamped, or another target's
 		}
-		_ = procnet.EachSocketFD(pid, func(fd int, ino uint64) {
-			if seen[ino] || len(seen) >= maxOpenSockets {
-				return
-			}
-			seen[ino] = true
-			dup, err := unix.PidfdGetfd(pidfd, fd, 0)
-			if err != nil {
-				return // closed meanwhile
-			}
-			defer unix.Close(dup)
-			var s rwndRwndSock
-			if m.Lookup(uint32(dup), &s) != nil || s.Target != num {
-				return // not clamped, or another target's
-			}
-			if err := adjustSocket(m, dup, &s, rate); err != nil {
-				errs = append(errs, fmt.Errorf("socket %d of pid %d: %w", fd, pid, err))
-				return
-			}
-			n++
-		})
-		unix.Close(pidfd)
-	}
-	if len(errs) > 0 {
-		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, errors.Join(errs...))
+		return true, adjustSocket(m, dup, &s, rate)
+	})
+	if err != nil {
+		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, err)
 	}
 	return n, nil
+}
+
+// unclampRecorded undoes the clamp of dup when m records one.
+func unclampRecorded(m *ebpf.Map, dup int) (bool, error) {
+	var s rwndRwndSock
+	if m.Lookup(uint32(dup), &s) != nil {
+		return false, nil
+	}
+	return true, adjustSocket(m, dup, &s, 0)
 }
 
 // adjustSocket re-clamps the connection fd (which got s) to rate, or

@@ -143,18 +143,13 @@ func TestHelperKilledCgroupPlacement(t *testing.T) {
 	defer w.End(t)
 
 	pid := strconv.Itoa(sh.Process.Pid)
-	child, sc := startStandIn(t, pid+" "+testenv.Path(bed.Local)+" cgroup")
 	// The next helper's placer: the stand-in's tag (crashChild's).
 	pl, err := cgroupv2.NewLeaf(backends.Options{Tag: "crash" + pid})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pl.Init() }) // nothing of ours left, even on failure
-	for sc.Scan() && sc.Text() != "ready" {
-		if strings.HasPrefix(sc.Text(), "error") {
-			t.Fatalf("stand-in helper: %s", sc.Text())
-		}
-	}
+	child, _ := testenv.StandIn(t, crashEnv, pid+" "+testenv.Path(bed.Local)+" cgroup")
 	if cg := cgroupOf(sh.Process.Pid); cg != rel+"/"+pl.ChildName("pid") {
 		t.Errorf("limited process is in %q, want a child of %q", cg, rel)
 	}

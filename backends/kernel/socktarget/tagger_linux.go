@@ -33,6 +33,10 @@ type Tagger struct {
 	next    uint32
 	targets map[string]*entry
 	rw      rwndState // the receive window clamp (rwnd_linux.go)
+	// recovered is how many clamps of a killed helper the first Acquire
+	// undid, recoverErr what went wrong doing it.
+	recovered  int
+	recoverErr error
 }
 
 // entry is what the tagger wrote for one target.
@@ -99,6 +103,7 @@ func Acquire(tag string) (*Tagger, error) {
 		return nil, backends.Unavailable("load socket tagger: %v", err)
 	}
 	t := &Tagger{tag: tag, refs: 1, objs: objs, root: root, next: 1, targets: map[string]*entry{}}
+	t.recovered, t.recoverErr = Recover(rwndPin, tag, unclampRecorded) // of a killed helper (records_linux.go)
 	registry[tag] = t
 	return t, nil
 }

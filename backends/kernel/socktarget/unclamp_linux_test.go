@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chadthrottle/chadthrottle/backends"
-	"github.com/chadthrottle/chadthrottle/backends/kernel/procnet"
 	"github.com/chadthrottle/chadthrottle/backends/kernel/socktarget"
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
@@ -101,32 +100,16 @@ func clampOf(t *testing.T, pid int) (clamp, locks int) {
 // established TCP connection, read through a copy of its descriptor.
 func sockState(t *testing.T, pid int) (clamp, locks, rcvbuf int) {
 	t.Helper()
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(pidfd)
-	found := false
-	procnet.EachSocketFD(pid, func(fd int, _ uint64) {
-		dup, err := unix.PidfdGetfd(pidfd, fd, 0)
-		if err != nil || found {
-			return
-		}
-		defer unix.Close(dup)
-		info, err := unix.GetsockoptTCPInfo(dup, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil || info.State != unix.BPF_TCP_ESTABLISHED {
-			return
-		}
-		clamp, err = unix.GetsockoptInt(dup, unix.IPPROTO_TCP, unix.TCP_WINDOW_CLAMP)
+	if !testenv.EstablishedTCP(t, pid, func(fd int) (err error) {
+		clamp, err = unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_WINDOW_CLAMP)
 		if err == nil {
-			locks, err = unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+			locks, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK)
 		}
 		if err == nil {
-			rcvbuf, err = unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_RCVBUF)
+			rcvbuf, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
 		}
-		found = err == nil
-	})
-	if !found {
+		return err
+	}) {
 		t.Fatalf("process %d has no established TCP connection", pid)
 	}
 	return clamp, locks, rcvbuf

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -81,10 +82,12 @@ type base struct {
 	ifaces  []netlink.Link
 	targets map[string]*target
 	inited  bool
-	// releases counts releases of shared state still under way
-	// (releaseLater); releaseErr keeps the error of the last one.
-	releases   sync.WaitGroup
-	releaseErr error
+	// releaseTimer is the pending release of shared state (releaseLater);
+	// releases counts the ones not finished; releaseErr keeps the error of
+	// the last one.
+	releaseTimer *time.Timer
+	releases     sync.WaitGroup
+	releaseErr   error
 }
 
 // limiter is how a backend puts limits into the kernel. base calls it with
@@ -250,7 +253,10 @@ func (b *base) closeLocked() {
 
 // Cleanup removes every limit and the kernel objects that carried them.
 func (b *base) Cleanup() error {
-	b.releases.Wait()
+	b.mu.Lock()
+	b.keepShared() // released below, now
+	b.mu.Unlock()
+	b.releases.Wait() // one that already fired
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.inited {
@@ -304,7 +310,11 @@ func (b *base) setTarget(t backends.Target, l backends.Limit, minor uint16) erro
 	} else if nt.minor, err = b.allocMinor(); err != nil {
 		return err
 	}
+	b.keepShared()
 	if err := b.lim.install(nt, prev); err != nil {
+		if len(b.targets) == 0 {
+			b.releaseLater()
+		}
 		return err
 	}
 	b.targets[t.ID] = nt
@@ -351,28 +361,60 @@ func (b *base) RemoveLimit(id string) error {
 	return err
 }
 
-// releaseLater removes what the limits shared (IFB devices, mark filters)
-// off the caller's path: deleting a device waits for the kernel's RCU
-// grace periods, and the call that removed the last limit took 65–68 ms
-// at p99 for it (issue #13). The traffic is already unshaped: the last
-// target's classes and map entries went with it. A limit set before the
-// release runs keeps everything; Cleanup waits for it, so nothing is left
-// once the helper is idle.
+// releaseGrace is how long what the limits shared (IFB devices, mark
+// filters) stays after the last limit is removed.
+var releaseGrace = 5 * time.Second
+
+// releaseLater removes what the limits shared off the caller's path, after
+// releaseGrace: deleting a device waits for the kernel's RCU grace periods,
+// and the call that removed the last limit took 65–68 ms at p99 for it
+// (issue #13); a limit set right after it (a user moving a slider to
+// "unlimited" and back, the next rule of a script) waited as long behind
+// the teardown. The traffic is unshaped at once: the last target's classes
+// and map entries went with it. A limit set within the grace period keeps
+// everything (keepShared); Cleanup releases at once, so nothing is left
+// once the helper is idle. Called with b.mu held.
 func (b *base) releaseLater() {
+	if b.releaseTimer != nil {
+		return
+	}
 	b.releases.Add(1)
-	go func() {
+	var tm *time.Timer
+	tm = time.AfterFunc(releaseGrace, func() {
 		defer b.releases.Done()
 		b.mu.Lock()
 		defer b.mu.Unlock()
+		if b.releaseTimer != tm {
+			return // kept by a new limit, or taken over by Cleanup
+		}
+		b.releaseTimer = nil
 		if b.inited && len(b.targets) == 0 {
 			b.releaseErr = b.lim.release()
 		}
-	}()
+	})
+	b.releaseTimer = tm
 }
 
-// released waits until the shared state of the last removed limit is gone
-// and returns the error of its release.
+// keepShared cancels a pending release. Called with b.mu held.
+func (b *base) keepShared() {
+	if b.releaseTimer != nil && b.releaseTimer.Stop() {
+		b.releases.Done()
+	}
+	b.releaseTimer = nil
+}
+
+// released runs a pending release now, waits until the shared state of the
+// last removed limit is gone and returns the error of its release.
 func (b *base) released() error {
+	b.mu.Lock()
+	if b.releaseTimer != nil && b.releaseTimer.Stop() {
+		b.releases.Done()
+		b.releaseTimer = nil
+		if b.inited && len(b.targets) == 0 {
+			b.releaseErr = b.lim.release()
+		}
+	}
+	b.mu.Unlock()
 	b.releases.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()

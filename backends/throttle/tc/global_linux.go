@@ -260,12 +260,12 @@ func (d *globalDir) linksFor(name string) ([]netlink.Link, error) {
 
 // setRate installs, changes or (0) removes this direction's limit on links.
 func (d *globalDir) setRate(rate backends.Rate, links []netlink.Link) error {
-	d.releases.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.inited {
 		return nil
 	}
+	d.keepShared() // what stays is decided here, from the rate
 	if rate == 0 || !sameLinks(d.devs, links) {
 		if err := d.teardownLocked(); err != nil {
 			return err

@@ -277,7 +277,8 @@ func TestUserQdiscsRestored(t *testing.T) {
 		if err := b.RemoveLimit(target.ID); err != nil {
 			t.Fatalf("%s RemoveLimit: %v", b.Name(), err)
 		}
-		// The IFB devices go right after the call (releaseLater).
+		// The IFB devices go releaseGrace after the call (releaseLater);
+		// released runs that now.
 		if err := b.(interface{ released() error }).released(); err != nil {
 			t.Errorf("%s: release after the last limit: %v", b.Name(), err)
 		}
