@@ -64,6 +64,9 @@ type appRow struct {
 	iconOf string
 	subRaw string  // caption before fitting
 	subW   float32 // width it was fitted to
+	// the name before fitting and the column width it was fitted to
+	nameRaw string
+	nameW   float32
 }
 
 // limitControl is a slider with an "unlimited" right end plus an entry
@@ -87,10 +90,10 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r.icon.FillMode = canvas.ImageFillContain
 	r.name = widget.NewLabel("")
 	r.name.TextStyle.Bold = true
-	r.name.Truncation = fyne.TextTruncateEllipsis
+	// no Truncation: rowname.go fits the text (cheaper when it changes)
 	r.sub = canvas.NewText("", color.Gray{Y: 0x80})
 	r.sub.TextSize = 11
-	nameBox := container.New(nameLayout{}, r.name, r.sub)
+	nameBox := container.New(nameLayout{row: r}, r.name, r.sub)
 	right := func() *glyphText {
 		return newGlyphText(theme.TextSize(), fyne.TextStyle{}, fyne.TextAlignTrailing, theme.Color(theme.ColorNameForeground))
 	}
@@ -111,17 +114,20 @@ func (u *UI) newRow() fyne.CanvasObject {
 
 // nameLayout stacks the bold name and the caption line under it, tighter
 // than a VBox.
-type nameLayout struct{}
+type nameLayout struct{ row *appRow }
 
 func (nameLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
 	n, s := objs[0].MinSize(), objs[1].MinSize()
 	return fyne.NewSize(max(n.Width, s.Width), n.Height+s.Height-6)
 }
 
-func (nameLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+func (l nameLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	n, s := objs[0].MinSize(), objs[1].MinSize()
 	top := (size.Height - (n.Height + s.Height - 6)) / 2
 	place(objs[0], fyne.NewPos(0, top), fyne.NewSize(size.Width, n.Height))
+	if l.row != nil && size.Width != l.row.nameW {
+		l.row.fitName() // a new column width: fit the name again
+	}
 	pad := theme.InnerPadding()
 	// the caption's width is the column's, not its text's: a new text
 	// then changes no size during the frame's layout pass (a resize there
@@ -241,7 +247,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 		r.iconOf = ""
 		r.icon.Refresh()
 	}
-	setText(r.name, a.Name)
+	r.setName(a.Name)
 	sub := strconv.Itoa(len(a.PIDs)) + " process"
 	if len(a.PIDs) != 1 {
 		sub += "es"
@@ -265,7 +271,7 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 	if sub != r.subRaw || w != r.subW { // measuring text costs; only on change
 		r.subRaw, r.subW = sub, w
-		r.sub.Text = fitText(sub, r.sub.TextSize, w)
+		r.sub.Text = fitText(sub, r.sub.TextSize, fyne.TextStyle{}, w)
 		r.sub.Refresh()
 	}
 	unit := u.settings.Unit
@@ -287,25 +293,6 @@ func setText(l *widget.Label, s string) {
 	if l.Text != s {
 		l.SetText(s)
 	}
-}
-
-// fitText shortens s with an ellipsis so it fits width at text size.
-func fitText(s string, size, width float32) string {
-	style := fyne.TextStyle{}
-	if fyne.MeasureText(s, size, style).Width <= width {
-		return s
-	}
-	r := []rune(s)
-	lo, hi := 0, len(r) // longest prefix that fits with "…"
-	for lo < hi {
-		mid := (lo + hi + 1) / 2
-		if fyne.MeasureText(string(r[:mid])+"…", size, style).Width <= width {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
-	}
-	return string(r[:lo]) + "…"
 }
 
 // setCanvasText changes a text only when it differs (each change costs a

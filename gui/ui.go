@@ -108,6 +108,8 @@ type UI struct {
 	app   fyne.App
 	win   fyne.Window
 	icons *iconCache
+	// the rows' names fitted to their column (rowname.go; UI goroutine)
+	nameFit map[nameFitKey]string
 
 	selectedID atomic.Value // string: the app whose details are polled
 

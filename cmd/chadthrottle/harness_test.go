@@ -17,6 +17,9 @@ import (
 // The GUI's test hooks (testhooks.go) are compiled in only with this build
 // tag; startGUI builds the binary with it when env sets one of them.
 const (
+	// prodTags: the tags make build gives the GUI (Makefile BUILD_TAGS);
+	// the binaries the tests run are built with them too
+	prodTags      = "no_emoji"
 	hooksTag      = "testhooks"
 	envHookPrefix = "CHADTHROTTLE_TEST_"
 	envSynthetic  = envHookPrefix + "SYNTHETIC_APPS" // testhooks.go: hookSynthetic
@@ -76,7 +79,7 @@ func goBuildGUI(tags string) built {
 	}
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "chadthrottle")
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-tags", strings.TrimSpace(prodTags+" "+tags), "-o", bin, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return built{err: fmt.Errorf("go build -tags '%s' ./cmd/chadthrottle: %v\n%s", tags, err, out)}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -33,6 +34,7 @@ const (
 const hookCPUProfile = "CHADTHROTTLE_TEST_CPUPROFILE"
 
 func startProfile() (stop func()) {
+	heapProfileLater()
 	path := os.Getenv(hookCPUProfile)
 	if path == "" {
 		return func() {}
@@ -61,6 +63,35 @@ func startProfile() (stop func()) {
 		f.Close()
 	}
 }
+
+// CHADTHROTTLE_TEST_HEAPPROFILE=FILE writes a heap profile (after a GC)
+// 30 s after start, for benchmarks: what the live Go heap holds.
+const hookHeapProfile = "CHADTHROTTLE_TEST_HEAPPROFILE"
+
+func heapProfileLater() {
+	path := os.Getenv(hookHeapProfile)
+	if path == "" {
+		return
+	}
+	time.AfterFunc(30*time.Second, func() {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chadthrottle: heap profile:", err)
+			return
+		}
+		defer f.Close()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		fmt.Fprintf(os.Stderr, "chadthrottle: go heap after GC: %.1f MB live, %.1f MB in use, %.1f MB from the OS, %.1f MB released\n",
+			mb(m.HeapAlloc), mb(m.HeapInuse), mb(m.HeapSys), mb(m.HeapReleased))
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "chadthrottle: heap profile:", err)
+		}
+	})
+}
+
+func mb(n uint64) float64 { return float64(n) / (1 << 20) }
 
 // testBackend returns the synthetic fake (and how to close it) when
 // CHADTHROTTLE_TEST_SYNTHETIC_APPS is set; ok is false when it is not.

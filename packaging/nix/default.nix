@@ -15,6 +15,7 @@ buildGoModule {
   # the Go modules in go.sum).
   vendorHash = lib.fakeHash;
   subPackages = [ "cmd/chadthrottle" "cmd/chadthrottle-helper" "cmd/chadthrottlectl" ];
+  tags = [ "no_emoji" ]; # as make build: without Fyne's emoji font (issue #17)
   ldflags = [ "-X github.com/chadthrottle/chadthrottle/helper/api.Version=${version}" ];
   nativeBuildInputs = [ pkg-config makeWrapper ];
   buildInputs = [ libGL xorg.libX11 xorg.libXcursor xorg.libXrandr xorg.libXinerama xorg.libXi xorg.libXxf86vm ];
