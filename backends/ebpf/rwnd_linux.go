@@ -11,7 +11,7 @@ func (t *throttler) clampReceive(cur, old *target, tag uint32) {
 		return
 	}
 	// A failure to re-clamp an open connection leaves the new clamp set.
-	if err := t.tagger.ClampReceive(tag, cur.limit.Rate, cur.pids); err == nil || (old != nil && old.clamped != 0) {
+	if err := t.tagger.ClampReceive(tag, cur.limit.Rate, cur.pids, false); err == nil || (old != nil && old.clamped != 0) {
 		cur.clamped = tag
 	}
 }

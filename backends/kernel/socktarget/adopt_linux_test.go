@@ -13,9 +13,10 @@ import (
 	"github.com/chadthrottle/chadthrottle/backends/testsupport/testenv"
 )
 
-// TestClampOpenDownload: a download limit set on a process whose
+// TestClampOpenDownload: an ifb_tc download limit set on a process whose
 // connection was open (unclamped, autotuned) before the limit clamps that
-// connection's receive window before the call returns; removing the limit
+// connection's receive window before the call returns (ebpf_cgroup leaves
+// it: see ClampReceive); removing the limit
 // undoes it (largest window clamp, autotuning unlocked). Before, only
 // connections established under a clamp got one, so a limit set on a
 // running download left its window of megabytes and the shaper's queue
@@ -35,6 +36,13 @@ func TestClampOpenDownload(t *testing.T) {
 			target := backends.Target{ID: "pid", Kind: backends.TargetProcess, PIDs: []int{load.PID}}
 			if err := m.Apply(target, backends.Limits{Down: backends.Limit{Rate: limit}}); err != nil {
 				t.Fatal(err)
+			}
+			if p.name == "ebpf" {
+				// A policer adopts no open connection (see ClampReceive).
+				if clamp, _ := clampOf(t, load.PID); clamp <= int(4*limitWindow(limit)) {
+					t.Errorf("ebpf clamped the open connection to %d", clamp)
+				}
+				return
 			}
 			checkClamp(t, "open connection, limited", load.PID, limit, true)
 			counter := testenv.NewTCPCounter(t, bed.Local)

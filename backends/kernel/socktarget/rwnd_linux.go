@@ -57,10 +57,18 @@ func baseWindow(rate backends.Rate) uint32 {
 // ClampReceive makes the TCP connections the target numbered num opens from
 // now on (sockets tagged at creation, see socktarget.h) get, once
 // established, the receive window ReceiveClamp gives for a download limit
-// of rate and their round trip. Its open connections (held by pids) are
-// clamped, or re-clamped when the rate changed, before it returns
+// of rate and their round trip. Its open connections (held by pids) that
+// got a clamp are re-clamped when the rate changed, and with adopt the ones
+// open before the limit get one too, before it returns
 // (rwnd_open_linux.go). A rate of 0 is Unclamp.
-func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int) error {
+//
+// adopt suits a shaper with a queue (ifb_tc: a running download's
+// autotuned window overflowed the queue — a stall, then a burst; clamping
+// it at once made the 2–4 s windows 0.975–1.013 ×). A policer
+// (ebpf_cgroup) got worse from it: in CI a mid-transfer limit then ran at
+// 1.18–1.53 × for 1–3 s (TestDownloadMidTransfer, TestClampSmooth), so it
+// leaves open connections as they are.
+func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int, adopt bool) error {
 	if rate == 0 || RwndTime <= 0 {
 		return t.Unclamp(num, pids)
 	}
@@ -88,8 +96,8 @@ func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int) error 
 	}
 	// Open connections too: the ones clamped to another rate, and the
 	// ones that were open before the limit came.
-	if !had || prev != rate {
-		_, err := t.adjustOpenLocked(num, rate, pids)
+	if (!had && adopt) || (had && prev != rate) {
+		_, err := t.adjustOpenLocked(num, rate, pids, adopt)
 		return err
 	}
 	return nil
@@ -114,7 +122,7 @@ func (t *Tagger) unclampLocked(num uint32, pids []int) error {
 	}
 	delete(t.rw.rates, num)
 	_ = t.rw.objs.RwndClamps.Delete(num)
-	_, err := t.adjustOpenLocked(num, 0, pids)
+	_, err := t.adjustOpenLocked(num, 0, pids, false)
 	if len(t.rw.rates) > 0 || t.rw.link == nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func TestClampReceive(t *testing.T) {
 	}
 	const rate = 500_000 // a window below the 64 KiB a new connection starts with
 	self := []int{os.Getpid()}
-	if err := tg.ClampReceive(num, rate, self); err != nil {
+	if err := tg.ClampReceive(num, rate, self, false); err != nil {
 		testenv.KernelLacks(t, "receive window clamp (sockops bpf_setsockopt)", err)
 	}
 	win := int(ReceiveClamp(rate, time.Millisecond)) // loopback: a round trip well below 1 ms
@@ -59,14 +59,14 @@ func TestClampReceive(t *testing.T) {
 	// A higher limit re-clamps the open connection: at 5 MB/s the window is above
 	// RwndBufMax, so only a clamp, autotuning unlocked.
 	const rate2 = 5_000_000
-	if err := tg.ClampReceive(num, rate2, self); err != nil {
+	if err := tg.ClampReceive(num, rate2, self, false); err != nil {
 		t.Fatal(err)
 	}
 	win2 := int(ReceiveClamp(rate2, time.Millisecond))
 	if clamp, _, locks := sockOpts(t, open); clamp < rate2/20 || clamp > win2 || locks&unix.SOCK_RCVBUF_LOCK != 0 {
 		t.Errorf("open connection at %d B/s: window clamp %d (want %d–%d), buffer locks %#x", rate2, clamp, rate2/20, win2, locks)
 	}
-	if err := tg.ClampReceive(num, rate, self); err != nil {
+	if err := tg.ClampReceive(num, rate, self, false); err != nil {
 		t.Fatal(err)
 	}
 	if clamp, rcvbuf, locks := sockOpts(t, open); clamp < rate/20 || clamp > win || rcvbuf < 2*clamp || locks&unix.SOCK_RCVBUF_LOCK == 0 {

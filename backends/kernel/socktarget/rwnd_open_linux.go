@@ -46,7 +46,7 @@ const unclampedWindow = 1 << 30
 // num to a download limit of rate, the ones that got no clamp yet (open
 // before the limit) included, or undoes the clamp of the ones that got one
 // when rate is 0, and returns how many it changed.
-func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (int, error) {
+func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int, adopt bool) (int, error) {
 	if t.rw.objs == nil {
 		return 0, nil
 	}
@@ -54,7 +54,7 @@ func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int) (i
 	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
 		var s rwndRwndSock
 		if m.Lookup(uint32(dup), &s) != nil {
-			if rate == 0 || !adoptable(dup, &s, num) {
+			if rate == 0 || !adopt || !adoptable(dup, &s, num) {
 				return false, nil // not clamped, and not to be
 			}
 		} else if s.Target != num {

@@ -13,7 +13,7 @@ func (b *base) clampReceive(nt *target) {
 	if !b.clamps() || nt.t.Tag == 0 {
 		return
 	}
-	_ = b.tagger.ClampReceive(nt.t.Tag, nt.limit.Rate, b.clampPIDs(nt))
+	_ = b.tagger.ClampReceive(nt.t.Tag, nt.limit.Rate, b.clampPIDs(nt), true)
 }
 
 // unclampReceive stops clamping t's new connections and undoes the clamp of
