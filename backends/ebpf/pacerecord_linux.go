@@ -30,7 +30,6 @@ const paceRecordPin = "pace"
 type paceRecords struct {
 	tag       string // the instance's tag (backends.Options.Tag)
 	m         *cilium.Map
-	pinErr    error // why m is not pinned
 	recovered int   // rates of a killed helper undone at Init
 	err       error // what went wrong undoing them
 }
@@ -55,7 +54,8 @@ func (r *paceRecords) open() *cilium.Map {
 		r.err = err
 		return nil
 	}
-	r.m, r.pinErr = m, socktarget.Pin(m, paceRecordPin, r.tag)
+	_ = socktarget.Pin(m, paceRecordPin, r.tag) // unpinned, a killed helper's rates stay
+	r.m = m
 	return m
 }
 
@@ -64,11 +64,7 @@ func (r *paceRecords) close() {
 	if r.m == nil {
 		return
 	}
-	_, err := socktarget.UndoEverywhere(r.m, restorePacing)
-	if r.pinErr == nil && socktarget.PinPath(paceRecordPin, r.tag) != "" {
-		err = errors.Join(err, r.m.Unpin())
-	}
-	r.err = errors.Join(err, r.m.Close())
+	r.err = errors.Join(socktarget.Release(r.m, restorePacing), r.m.Close())
 	r.m = nil
 }
 

@@ -81,6 +81,17 @@ func Pin(m *ebpf.Map, name, tag string) error {
 	return m.Pin(path)
 }
 
+// Release undoes every setting still recorded in m (on sockets no target
+// listed any more) and removes m's pin, if it has one; the caller closes
+// m.
+func Release(m *ebpf.Map, undo Undo) error {
+	_, err := UndoEverywhere(m, undo)
+	if uerr := m.Unpin(); uerr != nil { // nothing to do when not pinned
+		err = errors.Join(err, fmt.Errorf("unpin %v: %w", m, uerr))
+	}
+	return err
+}
+
 // Recover undoes every setting recorded in the pinned record map name of
 // instance tag (a helper was killed while settings existed) and removes
 // the pin. It returns how many sockets it undid.

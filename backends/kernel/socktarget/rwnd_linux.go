@@ -16,10 +16,9 @@ import (
 // rwndState is the receive window clamp (rwnd.c): loaded with the first
 // clamp, attached (a BPF link the helper owns) while at least one exists.
 type rwndState struct {
-	objs   *rwndObjects
-	link   link.Link
-	rates  map[uint32]backends.Rate // target number → its download limit
-	pinErr error                    // why the record map is not pinned (records_linux.go)
+	objs  *rwndObjects
+	link  link.Link
+	rates map[uint32]backends.Rate // target number → its download limit
 }
 
 // Receive window rule (ReceiveClamp). A download shaper queues what the
@@ -143,7 +142,7 @@ func (t *Tagger) loadRwndLocked() error {
 		return backends.Unavailable("load receive window clamp (sockops with bpf_setsockopt): %v", err)
 	}
 	t.rw = rwndState{objs: objs, rates: map[uint32]backends.Rate{}}
-	t.rw.pinErr = Pin(objs.RwndSocks, rwndPin, t.tag) // records_linux.go
+	_ = Pin(objs.RwndSocks, rwndPin, t.tag) // records_linux.go; unpinned, a killed helper's clamps stay
 	return nil
 }
 
@@ -167,13 +166,8 @@ func (t *Tagger) closeRwndLocked() error {
 		errs = append(errs, t.rw.link.Close())
 	}
 	if t.rw.objs != nil {
-		if _, err := UndoEverywhere(t.rw.objs.RwndSocks, unclampRecorded); err != nil {
+		if err := Release(t.rw.objs.RwndSocks, unclampRecorded); err != nil {
 			errs = append(errs, fmt.Errorf("undo receive window clamps: %w", err))
-		}
-		if t.rw.pinErr == nil && PinPath(rwndPin, t.tag) != "" {
-			if err := t.rw.objs.RwndSocks.Unpin(); err != nil {
-				errs = append(errs, fmt.Errorf("unpin the clamp records: %w", err))
-			}
 		}
 		errs = append(errs, t.rw.objs.Close())
 	}

@@ -385,14 +385,19 @@ func (b *base) releaseLater() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if b.releaseTimer != tm {
-			return // kept by a new limit, or taken over by Cleanup
+			return // kept by a new limit, or taken over by Cleanup or released
 		}
 		b.releaseTimer = nil
-		if b.inited && len(b.targets) == 0 {
-			b.releaseErr = b.lim.release()
-		}
+		b.releaseIdleLocked()
 	})
 	b.releaseTimer = tm
+}
+
+// releaseIdleLocked removes what the limits shared when none is left.
+func (b *base) releaseIdleLocked() {
+	if b.inited && len(b.targets) == 0 {
+		b.releaseErr = b.lim.release()
+	}
 }
 
 // keepShared cancels a pending release. Called with b.mu held.
@@ -407,12 +412,9 @@ func (b *base) keepShared() {
 // last removed limit is gone and returns the error of its release.
 func (b *base) released() error {
 	b.mu.Lock()
-	if b.releaseTimer != nil && b.releaseTimer.Stop() {
-		b.releases.Done()
-		b.releaseTimer = nil
-		if b.inited && len(b.targets) == 0 {
-			b.releaseErr = b.lim.release()
-		}
+	if b.releaseTimer != nil {
+		b.keepShared() // a timer already firing then finds it taken over
+		b.releaseIdleLocked()
 	}
 	b.mu.Unlock()
 	b.releases.Wait()
