@@ -100,14 +100,23 @@ func Recover(name, tag string, undo Undo) (int, error) {
 	if path == "" {
 		return 0, nil
 	}
-	m, err := ebpf.LoadPinnedMap(path, nil)
-	if errors.Is(err, os.ErrNotExist) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); errors.Is(err, unix.ENOENT) {
 		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("look at %s: %w", path, err)
+	} else if st.Uid != 0 {
+		// Only root pins there; anything else is not the helper's record.
+		return 0, fmt.Errorf("%s is owned by uid %d, not root: not the helper's records", path, st.Uid)
 	}
+	m, err := ebpf.LoadPinnedMap(path, nil)
 	if err != nil {
 		return 0, fmt.Errorf("open what a killed helper set (%s): %w", path, err)
 	}
 	defer m.Close()
+	if m.Type() != ebpf.SkStorage { // a record is socket storage, looked up by descriptor
+		return 0, fmt.Errorf("%s is a %v map, not the helper's socket records", path, m.Type())
+	}
 	n, err := UndoEverywhere(m, undo)
 	if uerr := m.Unpin(); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove %s: %w", path, uerr))
