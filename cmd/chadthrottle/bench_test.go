@@ -138,7 +138,7 @@ func startBareWindow(t *testing.T, display string) *exec.Cmd {
 		t.Fatalf("build testdata/barewindow: %v\n%s", err, out)
 	}
 	home := t.TempDir()
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, strconv.Itoa(defaultW), strconv.Itoa(defaultH))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_RUNTIME_DIR=" + home, "LANG=C.UTF-8", "DISPLAY=" + display}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start barewindow: %v", err)

@@ -1,10 +1,12 @@
-// Command barewindow is TestBenchGUI's floor: a Fyne window of the main
-// window's default size holding one label that changes once a second, so
+// Command barewindow is TestBenchGUI's floor: a Fyne window of the size
+// given as its two arguments (the bench passes the main window's default)
+// holding one label that changes once a second, so
 // the bench can print what Fyne and the GL stack cost with almost nothing
 // drawn (built from testdata: not part of the product).
 package main
 
 import (
+	"os"
 	"strconv"
 	"time"
 
@@ -18,7 +20,9 @@ func main() {
 	w := a.NewWindow("bare window")
 	l := widget.NewLabel("0")
 	w.SetContent(l)
-	w.Resize(fyne.NewSize(1240, 780))
+	width, _ := strconv.Atoi(os.Args[1])
+	height, _ := strconv.Atoi(os.Args[2])
+	w.Resize(fyne.NewSize(float32(width), float32(height)))
 	go func() {
 		for i := 1; ; i++ {
 			time.Sleep(time.Second)
