@@ -30,11 +30,15 @@ char __license[] SEC("license") = "GPL";
 // rwnd_clamp is a target's clamp: a connection's window is window plus
 // what rate brings in over the connection's round trip (srtt from the
 // handshake), so a distant server still fills the limit; a window of at
-// most rcvbuf_max is also set as the receive buffer.
+// most rcvbuf_max is also set as the receive buffer. A connection whose
+// round trip is under near_us starts from window_near instead (a policer's
+// smaller window on a near path; near_us 0: never).
 struct rwnd_clamp {
 	__u64 rate; // bytes per second
 	__u32 window;
 	__u32 rcvbuf_max;
+	__u32 window_near;
+	__u32 near_us;
 };
 
 // rwnd_clamps: target number → its clamp.
@@ -97,7 +101,8 @@ int ct_clamp_rwnd(struct bpf_sock_ops *skops)
 	__u64 rtt_us = skops->srtt_us >> 3; // srtt_us is kept times 8
 	if (rtt_us > 2000000)
 		rtt_us = 2000000;
-	__u64 w = c->window + c->rate * rtt_us / 1000000;
+	__u64 w = rtt_us < c->near_us ? c->window_near : c->window;
+	w += c->rate * rtt_us / 1000000;
 	if (w > (1 << 30))
 		w = 1 << 30;
 	int win = w, err = 0;

@@ -14,10 +14,12 @@ import (
 )
 
 type rwndRwndClamp struct {
-	_         structs.HostLayout
-	Rate      uint64
-	Window    uint32
-	RcvbufMax uint32
+	_          structs.HostLayout
+	Rate       uint64
+	Window     uint32
+	RcvbufMax  uint32
+	WindowNear uint32
+	NearUs     uint32
 }
 
 type rwndRwndSock struct {

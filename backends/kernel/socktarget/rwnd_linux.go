@@ -18,7 +18,14 @@ import (
 type rwndState struct {
 	objs  *rwndObjects
 	link  link.Link
-	rates map[uint32]backends.Rate // target number → its download limit
+	rates map[uint32]clampOf // target number → its download limit
+}
+
+// clampOf is a target's clamp: its download limit, and whether a shaper
+// (a queue) or a policer enforces it.
+type clampOf struct {
+	rate   backends.Rate
+	shaper bool
 }
 
 // Receive window rule (ReceiveClamp). A download shaper queues what the
@@ -36,38 +43,61 @@ type rwndState struct {
 // Measured (TestBenchLaterWindows, TestBenchReceiveClamp): 25 and 50 ms at
 // the limit left ifb_tc with no retransmission at 1 and 2 MB/s, 80 ms with
 // 220–245 per 10 MB (its queue is 100 ms at the limit).
+//
+// A policer (ebpf_cgroup's download) has no queue: what the window lets
+// the sender burst beyond the bucket is dropped, and on a near path (round
+// trip under RwndNear) the sender's loss recovery ends in retransmission
+// timeouts whose saved tokens are spent in a later second (1-s windows up
+// to 1.24 × with 50 ms). Such a connection gets RwndTimePolicer at the
+// limit instead: 10 MB under 2 MB/s from a sub-millisecond peer (wget and
+// curl, 20 runs) then ran every 1-s window at ≤ 1.11 ×; paths of 20 ms
+// were unchanged (0.97–1.03).
 var (
-	RwndTime   = 50 * time.Millisecond
-	RwndFloor  = uint32(16 << 10)
-	RwndBufMax = uint32(200 << 10)
+	RwndTime        = 50 * time.Millisecond
+	RwndTimePolicer = 10 * time.Millisecond
+	RwndNear        = time.Millisecond
+	RwndFloor       = uint32(16 << 10)
+	RwndBufMax      = uint32(200 << 10)
 )
 
 // ReceiveClamp returns the receive window (bytes) of a connection with a
-// round trip of rtt under a download limit of rate.
+// round trip of rtt under a download limit of rate kept by a shaper.
 func ReceiveClamp(rate backends.Rate, rtt time.Duration) uint32 {
-	return uint32(min(float64(baseWindow(rate))+float64(rate)*rtt.Seconds(), 1<<30))
+	return ReceiveWindow(rate, rtt, true)
 }
 
-// baseWindow is the window of a connection with no round trip.
-func baseWindow(rate backends.Rate) uint32 {
-	return uint32(max(min(float64(rate)*RwndTime.Seconds(), 1<<30), float64(RwndFloor)))
+// ReceiveWindow returns the receive window (bytes) of a connection with a
+// round trip of rtt under a download limit of rate kept by a shaper or,
+// when shaper is false, a policer.
+func ReceiveWindow(rate backends.Rate, rtt time.Duration, shaper bool) uint32 {
+	base := baseWindow(rate, RwndTime)
+	if !shaper && rtt < RwndNear {
+		base = baseWindow(rate, RwndTimePolicer)
+	}
+	return uint32(min(float64(base)+float64(rate)*rtt.Seconds(), 1<<30))
+}
+
+// baseWindow is the window of a connection with no round trip that holds
+// d at the limit.
+func baseWindow(rate backends.Rate, d time.Duration) uint32 {
+	return uint32(max(min(float64(rate)*d.Seconds(), 1<<30), float64(RwndFloor)))
 }
 
 // ClampReceive makes the TCP connections the target numbered num opens from
 // now on (sockets tagged at creation, see socktarget.h) get, once
-// established, the receive window ReceiveClamp gives for a download limit
-// of rate and their round trip. Its open connections (held by pids) that
-// got a clamp are re-clamped when the rate changed, and with adopt the ones
-// open before the limit get one too, before it returns
-// (rwnd_open_linux.go). A rate of 0 is Unclamp.
+// established, the receive window ReceiveWindow gives for a download limit
+// of rate, their round trip and the kind of limiter (shaper). Its open
+// connections (held by pids) that got a clamp are re-clamped when the rate
+// changed, and for a shaper the ones open before the limit get one too,
+// before it returns (rwnd_open_linux.go). A rate of 0 is Unclamp.
 //
-// adopt suits a shaper with a queue (ifb_tc: a running download's
-// autotuned window overflowed the queue — a stall, then a burst; clamping
-// it at once made the 2–4 s windows 0.975–1.013 ×). A policer
-// (ebpf_cgroup) got worse from it: in CI a mid-transfer limit then ran at
-// 1.18–1.53 × for 1–3 s (TestDownloadMidTransfer, TestClampSmooth), so it
-// leaves open connections as they are.
-func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int, adopt bool) error {
+// Adopting open connections suits a shaper with a queue (ifb_tc: a running
+// download's autotuned window overflowed the queue — a stall, then a
+// burst; clamping it at once made the 2–4 s windows 0.975–1.013 ×). A
+// policer (ebpf_cgroup) got worse from it: in CI a mid-transfer limit then
+// ran at 1.18–1.53 × for 1–3 s (TestDownloadMidTransfer, TestClampSmooth),
+// so it leaves open connections as they are.
+func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int, shaper bool) error {
 	if rate == 0 || RwndTime <= 0 {
 		return t.Unclamp(num, pids)
 	}
@@ -79,12 +109,16 @@ func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int, adopt 
 	if err := t.loadRwndLocked(); err != nil {
 		return err
 	}
-	c := rwndRwndClamp{Rate: uint64(rate), Window: baseWindow(rate), RcvbufMax: RwndBufMax}
+	c := rwndRwndClamp{Rate: uint64(rate), Window: baseWindow(rate, RwndTime), RcvbufMax: RwndBufMax}
+	if !shaper {
+		c.WindowNear, c.NearUs = baseWindow(rate, RwndTimePolicer), uint32(RwndNear.Microseconds())
+	}
 	if err := t.rw.objs.RwndClamps.Put(num, c); err != nil {
 		return fmt.Errorf("clamp receive window of target %d: %w", num, err)
 	}
 	prev, had := t.rw.rates[num]
-	t.rw.rates[num] = rate
+	cur := clampOf{rate, shaper}
+	t.rw.rates[num] = cur
 	if t.rw.link == nil {
 		l, err := t.attach(t.rw.objs.CtClampRwnd, ebpf.AttachCGroupSockOps)
 		if err != nil {
@@ -95,8 +129,8 @@ func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int, adopt 
 	}
 	// Open connections too: the ones clamped to another rate, and the
 	// ones that were open before the limit came.
-	if (!had && adopt) || (had && prev != rate) {
-		_, err := t.adjustOpenLocked(num, rate, pids, adopt)
+	if (!had && shaper) || (had && prev != cur) {
+		_, err := t.adjustOpenLocked(num, cur, pids)
 		return err
 	}
 	return nil
@@ -121,7 +155,7 @@ func (t *Tagger) unclampLocked(num uint32, pids []int) error {
 	}
 	delete(t.rw.rates, num)
 	_ = t.rw.objs.RwndClamps.Delete(num)
-	_, err := t.adjustOpenLocked(num, 0, pids, false)
+	_, err := t.adjustOpenLocked(num, clampOf{}, pids)
 	if len(t.rw.rates) > 0 || t.rw.link == nil {
 		return err
 	}
@@ -141,7 +175,7 @@ func (t *Tagger) loadRwndLocked() error {
 	if err := loadRwndObjects(objs, opts); err != nil {
 		return backends.Unavailable("load receive window clamp (sockops with bpf_setsockopt): %v", err)
 	}
-	t.rw = rwndState{objs: objs, rates: map[uint32]backends.Rate{}}
+	t.rw = rwndState{objs: objs, rates: map[uint32]clampOf{}}
 	_ = Pin(objs.RwndSocks, rwndPin, t.tag) // records_linux.go; unpinned, a killed helper's clamps stay
 	return nil
 }

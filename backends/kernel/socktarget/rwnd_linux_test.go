@@ -27,7 +27,7 @@ func TestClampReceive(t *testing.T) {
 	}
 	const rate = 500_000 // a window below the 64 KiB a new connection starts with
 	self := []int{os.Getpid()}
-	if err := tg.ClampReceive(num, rate, self, false); err != nil {
+	if err := tg.ClampReceive(num, rate, self, true); err != nil {
 		testenv.KernelLacks(t, "receive window clamp (sockops bpf_setsockopt)", err)
 	}
 	win := int(ReceiveClamp(rate, time.Millisecond)) // loopback: a round trip well below 1 ms
@@ -59,14 +59,14 @@ func TestClampReceive(t *testing.T) {
 	// A higher limit re-clamps the open connection: at 5 MB/s the window is above
 	// RwndBufMax, so only a clamp, autotuning unlocked.
 	const rate2 = 5_000_000
-	if err := tg.ClampReceive(num, rate2, self, false); err != nil {
+	if err := tg.ClampReceive(num, rate2, self, true); err != nil {
 		t.Fatal(err)
 	}
 	win2 := int(ReceiveClamp(rate2, time.Millisecond))
 	if clamp, _, locks := sockOpts(t, open); clamp < rate2/20 || clamp > win2 || locks&unix.SOCK_RCVBUF_LOCK != 0 {
 		t.Errorf("open connection at %d B/s: window clamp %d (want %d–%d), buffer locks %#x", rate2, clamp, rate2/20, win2, locks)
 	}
-	if err := tg.ClampReceive(num, rate, self, false); err != nil {
+	if err := tg.ClampReceive(num, rate, self, true); err != nil {
 		t.Fatal(err)
 	}
 	if clamp, rcvbuf, locks := sockOpts(t, open); clamp < rate/20 || clamp > win || rcvbuf < 2*clamp || locks&unix.SOCK_RCVBUF_LOCK == 0 {
@@ -83,6 +83,51 @@ func TestClampReceive(t *testing.T) {
 	}
 	if clamp, rcvbuf, _ := sockOpts(t, dial(t, ln.Addr().String())); clamp <= win || rcvbuf <= 2*win {
 		t.Errorf("connection after Unclamp: window clamp %d, SO_RCVBUF %d", clamp, rcvbuf)
+	}
+	// A policer's clamp: a connection with a round trip under RwndNear
+	// (loopback) gets RwndTimePolicer at the limit, here the floor.
+	if err := tg.ClampReceive(num, rate, self, false); err != nil {
+		t.Fatal(err)
+	}
+	near := int(ReceiveWindow(rate, 0, false))
+	if near != int(RwndFloor) {
+		t.Fatalf("ReceiveWindow(%d, 0, policer) = %d, want the floor %d", rate, near, RwndFloor)
+	}
+	if clamp, rcvbuf, _ := sockOpts(t, dial(t, ln.Addr().String())); clamp < near || clamp > near+rate/1000 || rcvbuf < 2*clamp {
+		t.Errorf("connection under a policer's clamp: window clamp %d (want %d–%d), SO_RCVBUF %d", clamp, near, near+rate/1000, rcvbuf)
+	}
+	if err := tg.Unclamp(num, self); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReceiveWindowRule: a shaper's window is RwndTime at the limit plus the
+// round trip's worth; a policer's is the same from RwndNear up and
+// RwndTimePolicer at the limit below it; both at least RwndFloor.
+func TestReceiveWindowRule(t *testing.T) {
+	const rate = 2_000_000
+	for _, c := range []struct {
+		rtt    time.Duration
+		shaper bool
+		want   uint32
+	}{
+		{0, true, 100_000},
+		{500 * time.Microsecond, true, 101_000},
+		{20 * time.Millisecond, true, 140_000},
+		{0, false, 20_000},
+		{500 * time.Microsecond, false, 21_000},
+		{RwndNear, false, 102_000},
+		{20 * time.Millisecond, false, 140_000},
+	} {
+		if got := ReceiveWindow(rate, c.rtt, c.shaper); got != c.want {
+			t.Errorf("ReceiveWindow(%d, %v, shaper %v) = %d, want %d", rate, c.rtt, c.shaper, got, c.want)
+		}
+	}
+	if got := ReceiveWindow(100_000, 0, false); got != RwndFloor {
+		t.Errorf("ReceiveWindow at 100 kB/s, policer: %d, want the floor %d", got, RwndFloor)
+	}
+	if got := ReceiveClamp(rate, 0); got != ReceiveWindow(rate, 0, true) {
+		t.Errorf("ReceiveClamp is not the shaper's window: %d", got)
 	}
 }
 

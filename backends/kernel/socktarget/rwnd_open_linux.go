@@ -9,8 +9,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
-
-	"github.com/chadthrottle/chadthrottle/backends"
 )
 
 // Open connections. The clamp program (rwnd.c) sets SO_RCVBUF and
@@ -43,10 +41,10 @@ const maxOpenSockets = 4096
 const unclampedWindow = 1 << 30
 
 // adjustOpenLocked re-clamps the open connections of the target numbered
-// num to a download limit of rate, the ones that got no clamp yet (open
-// before the limit) included, or undoes the clamp of the ones that got one
-// when rate is 0, and returns how many it changed.
-func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int, adopt bool) (int, error) {
+// num to c, for a shaper the ones that got no clamp yet (open before the
+// limit) included, or undoes the clamp of the ones that got one when c's
+// rate is 0, and returns how many it changed.
+func (t *Tagger) adjustOpenLocked(num uint32, c clampOf, pids []int) (int, error) {
 	if t.rw.objs == nil {
 		return 0, nil
 	}
@@ -54,13 +52,13 @@ func (t *Tagger) adjustOpenLocked(num uint32, rate backends.Rate, pids []int, ad
 	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
 		var s rwndRwndSock
 		if m.Lookup(uint32(dup), &s) != nil {
-			if rate == 0 || !adopt || !adoptable(dup, &s, num) {
+			if c.rate == 0 || !c.shaper || !adoptable(dup, &s, num) {
 				return false, nil // not clamped, and not to be
 			}
 		} else if s.Target != num {
 			return false, nil // another target's
 		}
-		return true, adjustSocket(m, dup, &s, rate)
+		return true, adjustSocket(m, dup, &s, c)
 	})
 	if err != nil {
 		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, err)
@@ -74,17 +72,18 @@ func unclampRecorded(m *ebpf.Map, dup int) (bool, error) {
 	if m.Lookup(uint32(dup), &s) != nil {
 		return false, nil
 	}
-	return true, adjustSocket(m, dup, &s, 0)
+	return true, adjustSocket(m, dup, &s, clampOf{})
 }
 
-// adjustSocket re-clamps the connection fd (which got s) to rate, or
-// undoes its clamp when rate is 0, and records what it has now.
-func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, rate backends.Rate) error {
+// adjustSocket re-clamps the connection fd (which got s) to c, or undoes
+// its clamp when c's rate is 0, and records what it has now.
+func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, c clampOf) error {
+	rate := c.rate
 	win := uint32(unclampedWindow)
 	lock := false
 	appLocked := s.Rcvbuf == rcvbufApp
 	if rate != 0 {
-		win = ReceiveClamp(rate, time.Duration(s.RttUs)*time.Microsecond)
+		win = ReceiveWindow(rate, time.Duration(s.RttUs)*time.Microsecond, c.shaper)
 		lock = win <= RwndBufMax && !appLocked
 	}
 	if lock {
