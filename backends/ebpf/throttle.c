@@ -15,7 +15,10 @@
 // marking threshold (0: into debt) passes with 3 (pass + CN) so TCP backs
 // off before it has to be stopped (Meta's HBM, samples/bpf).
 // Ingress (download) can only police: over the limit the packet is dropped
-// and the sender retransmits.
+// and the sender retransmits. A download bucket also keeps what it passed
+// in the last second (WIN_SLOTS slots of 1/16 s) and drops a packet that
+// would take that over win_cap: tokens the bucket saved while the sender
+// sat in a retransmission timeout can then not all be spent in one second.
 #include "common.h"
 #include "zone.h"
 #include "../kernel/socktarget/socktarget.h"
@@ -35,7 +38,14 @@ struct bucket {
 	__u64 passed;
 	__u64 dropped;
 	__u64 marked;
+	__u64 win_cap;  // most bytes passed in any second (0: no cap)
+	__u64 win_slot; // the slot (time / 1/16 s) win[win_slot % 16] counts
+	__u64 win_sum;  // the sum of win[]
+	__u64 win[16];  // bytes passed per 1/16 s, the last second
 };
+
+#define WIN_SLOTS 16
+#define WIN_SLOT_NS (1000000000ULL / WIN_SLOTS)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -120,7 +130,23 @@ static __always_inline int take(struct bucket *b, __u32 n, int *low)
 	// Strict: the bucket must hold the whole packet (or be full, for a
 	// packet larger than the burst, e.g. a BIG TCP aggregate).
 	__s64 need = (__s64)n < b->burst ? (__s64)n : b->burst;
-	if (b->strict ? b->tokens >= need : b->tokens > 0) {
+	if (b->win_cap) {
+		// Slide the window to now: forget the slots older than a second.
+		__u64 slot = now / WIN_SLOT_NS;
+		for (int i = 0; i < WIN_SLOTS && b->win_slot < slot; i++) {
+			b->win_slot++;
+			__u32 k = b->win_slot & (WIN_SLOTS - 1);
+			b->win_sum -= b->win[k];
+			b->win[k] = 0;
+		}
+		b->win_slot = slot;
+	}
+	if ((b->strict ? b->tokens >= need : b->tokens > 0) &&
+	    (!b->win_cap || b->win_sum + n <= b->win_cap)) {
+		if (b->win_cap) {
+			b->win[b->win_slot & (WIN_SLOTS - 1)] += n;
+			b->win_sum += n;
+		}
 		b->tokens -= n;
 		b->passed += n;
 		ok = 1;

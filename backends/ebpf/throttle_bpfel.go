@@ -30,6 +30,10 @@ type throttleBucket struct {
 	Passed  uint64
 	Dropped uint64
 	Marked  uint64
+	WinCap  uint64
+	WinSlot uint64
+	WinSum  uint64
+	Win     [16]uint64
 }
 
 // Names of all BPF objects in the ELF.

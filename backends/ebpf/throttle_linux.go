@@ -78,6 +78,23 @@ const egressBurstMS = 600
 // limit (a variable for benchmarks that compare depths).
 var IngressBurstMS int64 = 600
 
+// IngressSecondCap caps what a download bucket passes in any second at that
+// many times the limit (at least the limit plus two 64 KiB segments, so a
+// slow limit still takes a large segment; 0: no cap). Without it the
+// tokens a bucket saved while the sender sat in a retransmission timeout
+// (several a second on a sub-millisecond path) were spent at once, and a
+// 1-s window at the receiver ran at up to 1.2–1.3 × the limit (issue #12).
+var IngressSecondCap = 1.08
+
+// secondCap is the cap of what a bucket of direction d at rate r passes in
+// any second (0: none).
+func secondCap(d direction, r backends.Rate) uint64 {
+	if d == egress || IngressSecondCap <= 0 {
+		return 0
+	}
+	return uint64(max(float64(r)*IngressSecondCap, float64(r)+2*maxSKB))
+}
+
 func bucketFor(d direction, r backends.Rate) (burst int64, strict bool) {
 	rate := int64(r)
 	if d == egress {
@@ -417,7 +434,7 @@ func (t *throttler) FollowSockets(tg backends.Target) error {
 // limit bites at once; an updated one keeps its tokens up to the new burst.
 func (t *throttler) writeBucket(idx uint32, l backends.Limit, existed bool) error {
 	burst, strict := bucketFor(t.dir, l.Rate)
-	b := throttleBucket{Traffic: uint32(l.Traffic), Rate: uint64(l.Rate), Burst: burst, LastNs: monotonicNow()}
+	b := throttleBucket{Traffic: uint32(l.Traffic), Rate: uint64(l.Rate), Burst: burst, LastNs: monotonicNow(), WinCap: secondCap(t.dir, l.Rate)}
 	if strict {
 		b.Strict = 1
 	}
@@ -427,6 +444,9 @@ func (t *throttler) writeBucket(idx uint32, l backends.Limit, existed bool) erro
 			b.Tokens = min(prev.Tokens, burst)
 			b.LastNs = prev.LastNs
 			b.Passed, b.Dropped, b.Marked = prev.Passed, prev.Dropped, prev.Marked
+			if b.WinCap != 0 && prev.WinCap != 0 { // what passed in the last second still counts
+				b.WinSlot, b.WinSum, b.Win = prev.WinSlot, prev.WinSum, prev.Win
+			}
 		}
 	}
 	if err := t.objs.Buckets.Update(idx, &b, cilium.UpdateLock); err != nil {

@@ -73,19 +73,25 @@ func TestRuleBitesFromFirstPacket(t *testing.T) {
 // program starts must get right (+15 %, issue #12).
 const firstTol = 1.15
 
-// laterTol is the tolerance of the seconds after the first. A tc (ifb_tc)
-// download's connections get a receive window clamped to the limit
-// (socktarget.ClampReceive), so the shaper's queue never drops and every
-// second holds the first one's +15 % (10 runs: later seconds 0.82–1.03x).
-// An ebpf_cgroup download is policed: the sender overruns the bucket and
-// retransmits, and the receiver gets data that arrived out of order in one
-// piece (later seconds up to 1.35x with the clamp in 10 runs, 1.55x without). A tc
-// upload's second second follows a slow first (up to 1.23x).
+// laterTol is the tolerance of the seconds after the first: the same
+// +15 %, but for the tc (tc_htb) TCP upload. A tc download's connections
+// get a receive window clamped to the limit (socktarget.ClampReceive), so
+// the shaper's queue never drops. An ebpf_cgroup download is policed: its
+// connections get a small window on a near path (RwndTimePolicer) and its
+// bucket passes at most 1.08 × the limit in any second
+// (ebpf.IngressSecondCap), so tokens saved while the sender sat in a
+// retransmission timeout cannot push a later second over (11 runs here:
+// every window 0.86–1.10 ×, sliding 1-s windows ≤ 1.085 ×; before both,
+// later seconds up to 1.35 ×). The ebpf upload is paced. A tc upload is
+// redirected to an IFB, which detaches packets from their socket: TCP
+// fills the class's queue, loses its tail and the receiver gets the held
+// data at once in the second second (1.186 × once in 11 runs, up to
+// 1.23 × before) — not fixed (issue #12).
 func laterTol(pair string, download bool) float64 {
-	if pair == "tc" && download {
-		return firstTol
+	if pair == "tc" && !download {
+		return 1.45
 	}
-	return 1.45
+	return firstTol
 }
 
 // checkDownload checks a 10 MB download under limit: at least 4.5 s, and
@@ -98,6 +104,12 @@ func checkDownload(t *testing.T, what string, s []testenv.Sample, took time.Dura
 		t.Errorf("%s: 10 MB under %s took %.2f s, want ≥ 4.5 s", what, mb(limit), took.Seconds())
 	}
 	checkWindows(t, what, ws, limit, later)
+	if w := worstWindow(s, time.Second); w > later*limit {
+		t.Errorf("%s: a sliding 1-s window ran at %s, over the limit %s × %.2f", what, mb(w), mb(limit), later)
+	}
+	if t.Failed() {
+		t.Logf("%s: the readings (s, B): %v", what, s)
+	}
 }
 
 // checkWindows checks per-second rates against the tolerances.

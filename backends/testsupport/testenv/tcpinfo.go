@@ -89,9 +89,12 @@ func (c *TCPCounter) Poll(sent bool, interval time.Duration, stop <-chan struct{
 		for {
 			// A reading below the last: the socket closed as the
 			// process exited; readings stay monotonic.
+			// A reading is stamped with the middle of the read (a slow
+			// read stamped at its end made the next window look short).
+			t0 := time.Since(start)
 			if n, err := c.Read(sent, pids...); err == nil && n >= last {
 				mu.Lock()
-				samples = append(samples, Sample{T: time.Since(start).Seconds(), Bytes: n - min(n, last), Total: n})
+				samples = append(samples, Sample{T: (t0 + time.Since(start)).Seconds() / 2, Bytes: n - min(n, last), Total: n})
 				mu.Unlock()
 				last = n
 			}
