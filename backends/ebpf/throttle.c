@@ -77,12 +77,16 @@ struct {
 	__type(value, __u32);
 } settings SEC(".maps");
 
-static __always_inline struct bucket *target_bucket(struct __sk_buff *skb)
+// target_bucket returns the bucket of the packet's target; *tagged is set
+// when its socket was tagged at creation.
+static __always_inline struct bucket *target_bucket(struct __sk_buff *skb, int *tagged)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	__u32 *tid = bpf_map_lookup_elem(&sock_target, &cookie);
-	if (!tid) // tagged at creation: the tag is the bucket's key
+	if (!tid) { // tagged at creation: the tag is the bucket's key
 		tid = bpf_map_lookup_elem(&socket_targets, &cookie);
+		*tagged = tid != 0;
+	}
 	if (!tid) {
 		__u64 cg = bpf_skb_cgroup_id(skb);
 		tid = bpf_map_lookup_elem(&cgroup_target, &cg);
@@ -101,9 +105,10 @@ static __always_inline struct bucket *target_bucket(struct __sk_buff *skb)
 }
 
 // take charges n payload bytes to the bucket. It returns 1 when the packet
-// may pass, 0 when the bucket is empty; *low is set when the bucket is
-// below its marking threshold.
-static __always_inline int take(struct bucket *b, __u32 n, int *low)
+// may pass, 0 when the bucket is empty (or, for a capped packet, the
+// second's cap is reached); *low is set when the bucket is below its
+// marking threshold.
+static __always_inline int take(struct bucket *b, __u32 n, int capped, int *low)
 {
 	__u64 now = bpf_ktime_get_ns();
 	int ok;
@@ -142,7 +147,7 @@ static __always_inline int take(struct bucket *b, __u32 n, int *low)
 		b->win_slot = slot;
 	}
 	if ((b->strict ? b->tokens >= need : b->tokens > 0) &&
-	    (!b->win_cap || b->win_sum + n <= b->win_cap)) {
+	    (!b->win_cap || !capped || b->win_sum + n <= b->win_cap)) {
 		if (b->win_cap) {
 			b->win[b->win_slot & (WIN_SLOTS - 1)] += n;
 			b->win_sum += n;
@@ -164,9 +169,10 @@ static __always_inline int take(struct bucket *b, __u32 n, int *low)
 // packet_bucket returns the bucket a packet with payload is counted in, or
 // NULL when it is not a limited target's or outside the limit's zone;
 // remote is the far end's address (destination on egress).
-static __always_inline struct bucket *packet_bucket(struct __sk_buff *skb, struct pkt *p, int egress)
+static __always_inline struct bucket *packet_bucket(struct __sk_buff *skb, struct pkt *p, int egress, int *tagged)
 {
-	struct bucket *b = target_bucket(skb);
+	*tagged = 0;
+	struct bucket *b = target_bucket(skb, tagged);
 	if (!b)
 		return NULL;
 	if (parse(skb, p) || p->payload == 0)
@@ -180,11 +186,12 @@ SEC("cgroup_skb/egress")
 int ct_throttle_egress(struct __sk_buff *skb)
 {
 	struct pkt p;
-	struct bucket *b = packet_bucket(skb, &p, 1);
+	int tagged;
+	struct bucket *b = packet_bucket(skb, &p, 1, &tagged);
 	if (!b)
 		return 1;
 	int low = 0;
-	if (!take(b, p.payload, &low))
+	if (!take(b, p.payload, tagged, &low))
 		return 2; // drop + congestion notification: TCP keeps the segment
 	return low ? 3 : 1;
 }
@@ -193,9 +200,10 @@ SEC("cgroup_skb/ingress")
 int ct_throttle_ingress(struct __sk_buff *skb)
 {
 	struct pkt p;
-	struct bucket *b = packet_bucket(skb, &p, 0);
+	int tagged;
+	struct bucket *b = packet_bucket(skb, &p, 0, &tagged);
 	if (!b)
 		return 1;
 	int low = 0;
-	return take(b, p.payload, &low);
+	return take(b, p.payload, tagged, &low);
 }

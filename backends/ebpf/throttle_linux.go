@@ -84,6 +84,9 @@ var IngressBurstMS int64 = 600
 // tokens a bucket saved while the sender sat in a retransmission timeout
 // (several a second on a sub-millisecond path) were spent at once, and a
 // 1-s window at the receiver ran at up to 1.2–1.3 × the limit (issue #12).
+// It binds only packets of sockets tagged at creation, whose connections
+// got the policer's small receive window (socktarget.ReceiveWindow); on a
+// connection open before the limit it cost goodput (throttle.c).
 var IngressSecondCap = 1.08
 
 // secondCap is the cap of what a bucket of direction d at rate r passes in

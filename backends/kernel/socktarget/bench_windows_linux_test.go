@@ -87,13 +87,17 @@ func laterWindows(t *testing.T, p pair, client string, rtt time.Duration) {
 		worstWindow(s, time.Second)/limit, worstWindow(shaper, time.Second)/limit,
 		after["TcpExtTCPOFOQueue"]-before["TcpExtTCPOFOQueue"], sAfter["TcpRetransSegs"]-sBefore["TcpRetransSegs"],
 		sAfter["TcpExtTCPTimeouts"]-sBefore["TcpExtTCPTimeouts"], sAfter["TcpExtTCPLossProbes"]-sBefore["TcpExtTCPLossProbes"])
-	win := socktarget.ReceiveClamp(limit, 0)
+	shaping := p.name == "tc"
+	win, near := socktarget.ReceiveWindow(limit, rtt, shaping), ""
+	if !shaping && rtt < socktarget.RwndNear {
+		near = fmt.Sprintf(", %v on a path under %v", socktarget.RwndTimePolicer, socktarget.RwndNear)
+	}
 	if bed.Line != nil {
 		fmt.Printf("      delay line: %d packets passed, %d dropped (queue full), a packet left at most %v late\n",
 			bed.Line.Passed(), bed.Line.Dropped(), bed.Line.MaxLate().Round(time.Microsecond))
 	}
 	clamped, failed := pl.Tagger().ClampCounts()
-	fmt.Printf("      receive window clamp %d B + the limit over the round trip (%v at the limit): %d sockets clamped, %d failed\n", win, socktarget.RwndTime, clamped, failed)
+	fmt.Printf("      receive window clamp %d B at %v (%v at the limit%s, + the limit over the round trip): %d sockets clamped, %d failed\n", win, rtt, socktarget.RwndTime, near, clamped, failed)
 }
 
 // passedReader returns a function reading the payload bytes the pair's
