@@ -15,7 +15,8 @@
 // ct_clamp_rwnd (sockops on the cgroup2 root): when a connection is
 // established, looks up the socket's target and that target's clamp in
 // rwnd_clamps and sets SO_RCVBUF (which also stops receive buffer
-// autotuning, which would raise the clamp again) and TCP_WINDOW_CLAMP.
+// autotuning, which would raise the clamp again) and TCP_WINDOW_CLAMP; and
+// its send clamp in snd_clamps (an upload shaper's) and sets SO_SNDBUF.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "socktarget.h"
@@ -23,6 +24,7 @@
 char __license[] SEC("license") = "GPL";
 
 #define SOL_SOCKET 1
+#define SO_SNDBUF 7
 #define SO_RCVBUF 8
 #define SOL_TCP 6
 #define TCP_WINDOW_CLAMP 10
@@ -41,6 +43,31 @@ struct rwnd_clamp {
 	__u32 near_us;
 };
 
+// snd_clamp is a target's send clamp (an upload shaper's, tc_htb): a
+// connection's send buffer is window plus what rate sends over its round
+// trip, so what TCP has in flight stays below the shaper's queue. The
+// shaper is behind a redirect to an IFB, which detaches packets from their
+// socket: without the clamp TCP fills the queue in slow start, loses its
+// tail and the receiver gets the held data at once a second later.
+struct snd_clamp {
+	__u64 rate; // bytes per second
+	__u32 window;
+	__u32 pad;
+};
+
+// snd_clamps: target number → its send clamp.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct snd_clamp);
+} snd_clamps SEC(".maps");
+
+// rwnd_sock.rcvbuf bits: 1 SO_RCVBUF set by the clamp, 2 the application
+// had locked it (user space), 4 SO_SNDBUF set by the send clamp.
+#define REC_RCVBUF 1
+#define REC_SNDBUF 4
+
 // rwnd_clamps: target number → its clamp.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -58,7 +85,7 @@ struct rwnd_sock {
 	__u32 target;  // the target number whose clamp it got
 	__u32 window;  // the window clamp set
 	__u32 rtt_us;  // the round trip at the handshake
-	__u32 rcvbuf;  // 1: SO_RCVBUF set (autotuning locked) by the clamp
+	__u32 rcvbuf;  // REC_* bits: what the clamps set (autotuning locked)
 };
 
 // rwnd_socks: socket → what it got (user space keys it by descriptor).
@@ -96,21 +123,41 @@ int ct_clamp_rwnd(struct bpf_sock_ops *skops)
 	if (!t)
 		return 1;
 	struct rwnd_clamp *c = bpf_map_lookup_elem(&rwnd_clamps, &t);
-	if (!c)
-		return 1;
+	struct snd_clamp *sc = bpf_map_lookup_elem(&snd_clamps, &t);
+	// Two tests, not one: clang would OR the two pointers, which the
+	// verifier refuses.
+	if (!c) {
+		asm volatile("" : "+r"(sc));
+		if (!sc)
+			return 1;
+	}
 	__u64 rtt_us = skops->srtt_us >> 3; // srtt_us is kept times 8
 	if (rtt_us > 2000000)
 		rtt_us = 2000000;
-	__u64 w = rtt_us < c->near_us ? c->window_near : c->window;
-	w += c->rate * rtt_us / 1000000;
-	if (w > (1 << 30))
-		w = 1 << 30;
-	int win = w, err = 0;
-	__u32 locked = w <= c->rcvbuf_max;
-	if (locked)
-		err = bpf_setsockopt(skops, SOL_SOCKET, SO_RCVBUF, &win, sizeof(win));
-	if (!err)
-		err = bpf_setsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &win, sizeof(win));
+	int win = 0, err = 0;
+	__u32 flags = 0;
+	if (c) {
+		__u64 w = rtt_us < c->near_us ? c->window_near : c->window;
+		w += c->rate * rtt_us / 1000000;
+		if (w > (1 << 30))
+			w = 1 << 30;
+		win = w;
+		if (w <= c->rcvbuf_max) {
+			err = bpf_setsockopt(skops, SOL_SOCKET, SO_RCVBUF, &win, sizeof(win));
+			flags |= REC_RCVBUF;
+		}
+		if (!err)
+			err = bpf_setsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &win, sizeof(win));
+	}
+	if (!err && sc) {
+		__u64 sw = sc->window + sc->rate * rtt_us / 1000000;
+		if (sw > (1 << 30))
+			sw = 1 << 30;
+		int snd = sw;
+		err = bpf_setsockopt(skops, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+		if (!err)
+			flags |= REC_SNDBUF;
+	}
 	struct bpf_sock *sk = skops->sk;
 	if (!err && sk) {
 		struct rwnd_sock *r = bpf_sk_storage_get(&rwnd_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -118,7 +165,7 @@ int ct_clamp_rwnd(struct bpf_sock_ops *skops)
 			r->target = t;
 			r->window = win;
 			r->rtt_us = rtt_us;
-			r->rcvbuf = locked;
+			r->rcvbuf = flags;
 		} else {
 			err = 1;
 		}

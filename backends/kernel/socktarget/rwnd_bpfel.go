@@ -30,6 +30,13 @@ type rwndRwndSock struct {
 	Rcvbuf uint32
 }
 
+type rwndSndClamp struct {
+	_      structs.HostLayout
+	Rate   uint64
+	Window uint32
+	Pad    uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -37,6 +44,7 @@ const (
 	rwndMapRwndClamps    = "rwnd_clamps"
 	rwndMapRwndCounts    = "rwnd_counts"
 	rwndMapRwndSocks     = "rwnd_socks"
+	rwndMapSndClamps     = "snd_clamps"
 	rwndMapSocketTargets = "socket_targets"
 	rwndProgCtClampRwnd  = "ct_clamp_rwnd"
 )
@@ -93,6 +101,7 @@ type rwndMapSpecs struct {
 	RwndClamps    *ebpf.MapSpec `ebpf:"rwnd_clamps"`
 	RwndCounts    *ebpf.MapSpec `ebpf:"rwnd_counts"`
 	RwndSocks     *ebpf.MapSpec `ebpf:"rwnd_socks"`
+	SndClamps     *ebpf.MapSpec `ebpf:"snd_clamps"`
 	SocketTargets *ebpf.MapSpec `ebpf:"socket_targets"`
 }
 
@@ -125,6 +134,7 @@ type rwndMaps struct {
 	RwndClamps    *ebpf.Map `ebpf:"rwnd_clamps"`
 	RwndCounts    *ebpf.Map `ebpf:"rwnd_counts"`
 	RwndSocks     *ebpf.Map `ebpf:"rwnd_socks"`
+	SndClamps     *ebpf.Map `ebpf:"snd_clamps"`
 	SocketTargets *ebpf.Map `ebpf:"socket_targets"`
 }
 
@@ -133,6 +143,7 @@ func (m *rwndMaps) Close() error {
 		m.RwndClamps,
 		m.RwndCounts,
 		m.RwndSocks,
+		m.SndClamps,
 		m.SocketTargets,
 	)
 }

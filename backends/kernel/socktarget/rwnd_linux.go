@@ -18,7 +18,8 @@ import (
 type rwndState struct {
 	objs  *rwndObjects
 	link  link.Link
-	rates map[uint32]clampOf // target number → its download limit
+	rates map[uint32]clampOf       // target number → its download limit
+	snd   map[uint32]backends.Rate // target number → its upload limit (snd_linux.go)
 }
 
 // clampOf is a target's clamp: its download limit, and whether a shaper
@@ -119,13 +120,9 @@ func (t *Tagger) ClampReceive(num uint32, rate backends.Rate, pids []int, shaper
 	prev, had := t.rw.rates[num]
 	cur := clampOf{rate, shaper}
 	t.rw.rates[num] = cur
-	if t.rw.link == nil {
-		l, err := t.attach(t.rw.objs.CtClampRwnd, ebpf.AttachCGroupSockOps)
-		if err != nil {
-			t.unclampLocked(num, nil)
-			return err
-		}
-		t.rw.link = l
+	if err := t.attachClampLocked(); err != nil {
+		t.unclampLocked(num, nil)
+		return err
 	}
 	// Open connections too: the ones clamped to another rate, and the
 	// ones that were open before the limit came.
@@ -156,14 +153,33 @@ func (t *Tagger) unclampLocked(num uint32, pids []int) error {
 	delete(t.rw.rates, num)
 	_ = t.rw.objs.RwndClamps.Delete(num)
 	_, err := t.adjustOpenLocked(num, clampOf{}, pids)
-	if len(t.rw.rates) > 0 || t.rw.link == nil {
+	return errors.Join(err, t.detachIdleLocked())
+}
+
+// detachIdleLocked detaches the clamp program when no clamp is left.
+func (t *Tagger) detachIdleLocked() error {
+	if len(t.rw.rates) > 0 || len(t.rw.snd) > 0 || t.rw.link == nil {
+		return nil
+	}
+	err := t.rw.link.Close()
+	t.rw.link = nil
+	if err != nil {
+		return fmt.Errorf("detach receive window clamp: %w", err)
+	}
+	return nil
+}
+
+// attachClampLocked attaches the clamp program if it is not.
+func (t *Tagger) attachClampLocked() error {
+	if t.rw.link != nil {
+		return nil
+	}
+	l, err := t.attach(t.rw.objs.CtClampRwnd, ebpf.AttachCGroupSockOps)
+	if err != nil {
 		return err
 	}
-	if cerr := t.rw.link.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("detach receive window clamp: %w", cerr))
-	}
-	t.rw.link = nil
-	return err
+	t.rw.link = l
+	return nil
 }
 
 func (t *Tagger) loadRwndLocked() error {
@@ -175,7 +191,7 @@ func (t *Tagger) loadRwndLocked() error {
 	if err := loadRwndObjects(objs, opts); err != nil {
 		return backends.Unavailable("load receive window clamp (sockops with bpf_setsockopt): %v", err)
 	}
-	t.rw = rwndState{objs: objs, rates: map[uint32]clampOf{}}
+	t.rw = rwndState{objs: objs, rates: map[uint32]clampOf{}, snd: map[uint32]backends.Rate{}}
 	_ = Pin(objs.RwndSocks, rwndPin, t.tag) // records_linux.go; unpinned, a killed helper's clamps stay
 	return nil
 }

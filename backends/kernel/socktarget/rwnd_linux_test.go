@@ -161,3 +161,94 @@ func sockOpts(t *testing.T, c *net.TCPConn) (clamp, rcvbuf, locks int) {
 	}
 	return clamp, rcvbuf, locks
 }
+
+// TestClampSend: while a target has a send clamp, the TCP connections its
+// processes open get the send buffer SendBuffer gives (autotuning locked);
+// a new limit sets the open ones to it; UnclampSend unlocks them and drops
+// their records, and new connections are not clamped.
+func TestClampSend(t *testing.T) {
+	tg := testTagger(t, "snd")
+	num, err := tg.Set(backends.Target{ID: "self", Kind: backends.TargetProcess, PIDs: []int{os.Getpid()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rate = 1_000_000
+	self := []int{os.Getpid()}
+	if err := tg.ClampSend(num, rate, self); err != nil {
+		testenv.KernelLacks(t, "send buffer clamp (sockops bpf_setsockopt)", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // loopback only
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	sndState := func(c *net.TCPConn) (sndbuf, locks int) {
+		t.Helper()
+		raw, err := c.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var err1, err2 error
+		raw.Control(func(fd uintptr) {
+			sndbuf, err1 = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+			locks, err2 = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+		})
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		return sndbuf, locks
+	}
+	lo, hi := 2*int(SendBuffer(rate, 0)), 2*int(SendBuffer(rate, time.Millisecond)) // the kernel doubles SO_SNDBUF
+	open := dial(t, ln.Addr().String())
+	if buf, locks := sndState(open); buf < lo || buf > hi || locks&unix.SOCK_SNDBUF_LOCK == 0 {
+		t.Errorf("clamped connection: SO_SNDBUF %d (want %d–%d), buffer locks %#x", buf, lo, hi, locks)
+	}
+	if n, failed := tg.ClampCounts(); n == 0 || failed != 0 {
+		t.Errorf("clamp counts: %d set, %d failed", n, failed)
+	}
+	const rate2 = 4_000_000
+	if err := tg.ClampSend(num, rate2, self); err != nil {
+		t.Fatal(err)
+	}
+	lo2, hi2 := 2*int(SendBuffer(rate2, 0)), 2*int(SendBuffer(rate2, time.Millisecond))
+	if buf, locks := sndState(open); buf < lo2 || buf > hi2 || locks&unix.SOCK_SNDBUF_LOCK == 0 {
+		t.Errorf("open connection at %d B/s: SO_SNDBUF %d (want %d–%d), buffer locks %#x", rate2, buf, lo2, hi2, locks)
+	}
+	if err := tg.UnclampSend(num, self); err != nil {
+		t.Fatal(err)
+	}
+	if _, locks := sndState(open); locks&unix.SOCK_SNDBUF_LOCK != 0 {
+		t.Errorf("open connection after UnclampSend: buffer locks %#x", locks)
+	}
+	if tg.rw.link != nil {
+		t.Error("clamp program still attached with no clamp")
+	}
+	if n := recordsOf(t, tg); n != 0 {
+		t.Errorf("%d clamp records left after UnclampSend", n)
+	}
+	if _, locks := sndState(dial(t, ln.Addr().String())); locks&unix.SOCK_SNDBUF_LOCK != 0 {
+		t.Errorf("connection after UnclampSend: buffer locks %#x", locks)
+	}
+}
+
+// recordsOf counts the clamp records of the sockets this process holds.
+func recordsOf(t *testing.T, tg *Tagger) int {
+	t.Helper()
+	n, err := eachSocket([]int{os.Getpid()}, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
+		var s rwndRwndSock
+		return tg.rw.objs.RwndSocks.Lookup(uint32(dup), &s) == nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

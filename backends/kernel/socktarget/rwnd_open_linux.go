@@ -27,10 +27,12 @@ import (
 
 // rwnd_sock.rcvbuf: 1 when the clamp set SO_RCVBUF (and so locked
 // autotuning; undoing the clamp unlocks it), 2 when the application had
-// locked the buffer itself before a clamp adopted the open connection.
+// locked the buffer itself before a clamp adopted the open connection; and
+// the bit recSndbuf when the send clamp set SO_SNDBUF (snd_linux.go).
 const (
 	rcvbufClamp = 1
 	rcvbufApp   = 2
+	recSndbuf   = 4
 )
 
 // maxOpenSockets bounds the sockets one walk looks at.
@@ -66,11 +68,19 @@ func (t *Tagger) adjustOpenLocked(num uint32, c clampOf, pids []int) (int, error
 	return n, nil
 }
 
-// unclampRecorded undoes the clamp of dup when m records one.
+// unclampRecorded undoes the clamps of dup when m records one.
 func unclampRecorded(m *ebpf.Map, dup int) (bool, error) {
 	var s rwndRwndSock
 	if m.Lookup(uint32(dup), &s) != nil {
 		return false, nil
+	}
+	if s.Rcvbuf&recSndbuf != 0 {
+		if err := undoSend(m, dup, &s); err != nil {
+			return true, err
+		}
+		if s.Window == 0 {
+			return true, nil // it had no receive clamp
+		}
 	}
 	return true, adjustSocket(m, dup, &s, clampOf{})
 }
@@ -81,6 +91,8 @@ func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, c clampOf) error {
 	rate := c.rate
 	win := uint32(unclampedWindow)
 	lock := false
+	send := s.Rcvbuf & recSndbuf // the send clamp's, kept as it is
+	s.Rcvbuf &^= recSndbuf
 	appLocked := s.Rcvbuf == rcvbufApp
 	if rate != 0 {
 		win = ReceiveWindow(rate, time.Duration(s.RttUs)*time.Microsecond, c.shaper)
@@ -98,17 +110,19 @@ func adjustSocket(m *ebpf.Map, fd int, s *rwndRwndSock, c clampOf) error {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_WINDOW_CLAMP, int(win)); err != nil {
 		return fmt.Errorf("TCP_WINDOW_CLAMP: %w", err)
 	}
-	if rate == 0 {
-		return m.Delete(uint32(fd))
-	}
-	s.Window = win
 	switch {
+	case rate == 0 && send == 0:
+		return m.Delete(uint32(fd))
+	case rate == 0:
+		s.Window, s.Rcvbuf = 0, 0 // the send clamp stays recorded
 	case appLocked:
+		s.Window = win
 	case lock:
-		s.Rcvbuf = rcvbufClamp
+		s.Window, s.Rcvbuf = win, rcvbufClamp
 	default:
-		s.Rcvbuf = 0
+		s.Window, s.Rcvbuf = win, 0
 	}
+	s.Rcvbuf |= send
 	return m.Update(uint32(fd), s, ebpf.UpdateAny)
 }
 

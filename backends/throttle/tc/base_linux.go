@@ -318,7 +318,7 @@ func (b *base) setTarget(t backends.Target, l backends.Limit, minor uint16) erro
 		return err
 	}
 	b.targets[t.ID] = nt
-	b.clampReceive(nt)
+	b.clampSockets(nt)
 	return nil
 }
 
@@ -431,7 +431,7 @@ func (b *base) removeLocked(id string) error {
 		return nil
 	}
 	delete(b.targets, id)
-	b.unclampReceive(t)
+	b.unclampSockets(t)
 	return b.lim.uninstall(t)
 }
 
