@@ -59,6 +59,7 @@ type statsView struct {
 	quotas map[quotaKey]api.Quota
 	sortBy statsSort
 	sel    int // selected row, -1 for none
+	loads  int // reloads started; only the newest one's result is shown
 
 	periodSel  *widget.Select
 	fromEntry  *widget.Entry
@@ -262,12 +263,17 @@ func (s *statsView) reload() {
 		return
 	}
 	s.status.SetText("Loading…")
+	s.loads++
+	load := s.loads
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		apps, err := s.sb.History(ctx, "", 0, from, until, step)
 		qs, qerr := s.sb.Quotas(ctx)
 		s.u.do(func() {
+			if load != s.loads {
+				return // a newer reload was started: an older answer that came late must not replace it
+			}
 			if err != nil {
 				s.status.SetText("Could not read the history: " + err.Error())
 				return
