@@ -220,15 +220,19 @@ func TestTrayInXfcePanel(t *testing.T) {
 			return len(rules) == 1
 		})
 	}
-	if !attempt() {
-		t.Logf("no rule from the first attempt (see tray-nav.png, tray-submenu.png); closing the menu and trying once more")
+	// Three attempts: both of CI's two failed once (2026-12-04), the panel
+	// logging "Children but no menu … 'children-display' property:
+	// 'submenu'" (libdbusmenu-gtk) — an item announced as a submenu whose
+	// children the layout it read did not carry; not fixed (issue #17).
+	for try := 1; !attempt(); try++ {
+		if try == 3 {
+			t.Fatalf("no rule from the tray menu in three attempts; see tray-nav.png, tray-submenu.png\n%s", g.out.String())
+		}
+		t.Logf("no rule from attempt %d (see tray-nav.png, tray-submenu.png); closing the menu and trying again", try)
 		xtool(t, display, "xdotool", "key", "Escape", "Escape", "Escape")
 		time.Sleep(500 * time.Millisecond)
 		xtool(t, display, "xdotool", "mousemove", "12", "16", "click", "1")
 		time.Sleep(1500 * time.Millisecond)
-		if !attempt() {
-			t.Fatalf("no rule from the tray menu in two attempts; see tray-nav.png, tray-submenu.png\n%s", g.out.String())
-		}
 	}
 	if rules[0].Limit.Down != 1_000_000 {
 		t.Errorf("rule %+v, want a 1 MB/s download limit", rules[0])
