@@ -5,6 +5,7 @@ package socktarget
 import (
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,20 +35,7 @@ func TestClampReceive(t *testing.T) {
 	if base := int(ReceiveClamp(rate, 0)); base != rate/20 || win != base+rate/1000 {
 		t.Fatalf("ReceiveClamp(%d): %d with no round trip, %d at 1 ms", rate, base, win)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // loopback only
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := loopbackListener(t)
 	open := dial(t, ln.Addr().String())
 	clamp, rcvbuf, _ := sockOpts(t, open)
 	if clamp < rate/20 || clamp > win || rcvbuf < 2*clamp || rcvbuf > 2*win { // the kernel doubles SO_RCVBUF
@@ -131,6 +119,38 @@ func TestReceiveWindowRule(t *testing.T) {
 	}
 }
 
+// loopbackListener accepts TCP connections on loopback and holds them
+// until the test ends.
+func loopbackListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // loopback only
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return ln
+}
+
 // dial connects to addr; the connection is closed when the test ends.
 func dial(t *testing.T, addr string) *net.TCPConn {
 	t.Helper()
@@ -177,20 +197,7 @@ func TestClampSend(t *testing.T) {
 	if err := tg.ClampSend(num, rate, self); err != nil {
 		testenv.KernelLacks(t, "send buffer clamp (sockops bpf_setsockopt)", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // loopback only
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	ln := loopbackListener(t)
 	sndState := func(c *net.TCPConn) (sndbuf, locks int) {
 		t.Helper()
 		raw, err := c.SyscallConn()
