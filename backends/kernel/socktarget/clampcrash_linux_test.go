@@ -67,47 +67,15 @@ func clampCrashChild(arg string) {
 // the clamp — window clamp back to the largest, autotuning unlocked — and
 // removes the pin.
 func TestKilledHelperClampsUndone(t *testing.T) {
-	requireTagger(t)
-	root := testenv.MountBPF(t)
-	defer func(old string) { socktarget.PinRoot = old }(socktarget.PinRoot)
-	socktarget.PinRoot = root
-
-	bed := testenv.NewBed(t)
-	bed.StartServer(bed.Peer, "source", "[::]:5201", false)
-	ct := copyExe(t, testenv.Ctload(t))
-	tag := testenv.UniqueName("cc")
-	child, _ := testenv.StandIn(t, clampCrashEnv, strings.Join([]string{testenv.Path(bed.Local), tag, ct, root}, " "))
-	load := testenv.StartLoad(t, bed.Command(bed.Local, ct, "client", "-mode", "recv",
-		"-connect", bed.PeerIP+":5201", "-duration", "20s", "-interval", "250ms"))
-	time.Sleep(700 * time.Millisecond)
-	checkClamp(t, "under the stand-in's limit", load.PID, 1_000_000, false) // the ebpf pair: a policer
-	pin := filepath.Join(root, "chadthrottle_rwnd_"+tag)
-	if _, err := os.Stat(pin); err != nil {
-		t.Fatalf("no pinned clamp records while clamped: %v", err)
-	}
-
-	if err := child.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
-	time.Sleep(300 * time.Millisecond)
-	if clamp, _ := clampOf(t, load.PID); clamp >= 1<<29 {
-		t.Fatalf("the clamp went with the killed helper (%d): nothing to recover", clamp)
-	}
-
-	tg, err := socktarget.Acquire(tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	n, err := tg.RecoveredClamps()
-	if err != nil || n != 1 {
-		t.Errorf("recovered %d clamps (%v), want 1", n, err)
-	}
-	checkUnclamped(t, "after the next helper started", load.PID, 1_000_000)
-	if _, err := os.Stat(pin); !os.IsNotExist(err) {
-		t.Errorf("the pin %s is still there (%v)", pin, err)
-	}
+	killedHelper(t, false, func(pid int) {
+		checkClamp(t, "under the stand-in's limit", pid, 1_000_000, false) // the ebpf pair: a policer
+	}, func(pid int) {
+		if clamp, _ := clampOf(t, pid); clamp >= 1<<29 {
+			t.Fatalf("the clamp went with the killed helper (%d): nothing to recover", clamp)
+		}
+	}, func(pid int) {
+		checkUnclamped(t, "after the next helper started", pid, 1_000_000)
+	})
 }
 
 // TestKilledHelperSendClampsUndone: the same for a tc upload's send buffer
@@ -115,23 +83,47 @@ func TestKilledHelperClampsUndone(t *testing.T) {
 // locked at the clamp; the next helper of the same tag unlocks it (SO_BUF_LOCK)
 // and removes the pin.
 func TestKilledHelperSendClampsUndone(t *testing.T) {
+	killedHelper(t, true, func(pid int) {
+		want := 2 * int(socktarget.SendBuffer(1_000_000, 0)) // the kernel doubles SO_SNDBUF
+		if buf, locks := sendState(t, pid); buf < want || buf > 2*want || locks&unix.SOCK_SNDBUF_LOCK == 0 {
+			t.Fatalf("under the stand-in's limit: SO_SNDBUF %d (want %d–%d), buffer locks %#x", buf, want, 2*want, locks)
+		}
+	}, func(pid int) {
+		if _, locks := sendState(t, pid); locks&unix.SOCK_SNDBUF_LOCK == 0 {
+			t.Fatal("the send buffer lock went with the killed helper: nothing to recover")
+		}
+	}, func(pid int) {
+		if _, locks := sendState(t, pid); locks&unix.SOCK_SNDBUF_LOCK != 0 {
+			t.Errorf("after the next helper started: buffer locks %#x; want send buffer autotuning unlocked", locks)
+		}
+	})
+}
+
+// killedHelper runs a stand-in helper with a 1 MB/s rule (a download with
+// the ebpf pair, or with up an upload with the tc pair) on a ctload copy
+// whose transfer it clamps, checks the clamp (limited), kills the stand-in
+// with SIGKILL, checks the clamp stayed (kept), starts the next tagger of
+// the same tag, which must recover one clamp, checks it is undone (undone)
+// and the pin gone.
+func killedHelper(t *testing.T, up bool, limited, kept, undone func(pid int)) {
 	requireTagger(t)
 	root := testenv.MountBPF(t)
 	defer func(old string) { socktarget.PinRoot = old }(socktarget.PinRoot)
 	socktarget.PinRoot = root
 
 	bed := testenv.NewBed(t)
-	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+	server, mode, args := "source", "recv", []string{}
+	if up {
+		server, mode, args = "sink", "send", []string{"up"}
+	}
+	bed.StartServer(bed.Peer, server, "[::]:5201", false)
 	ct := copyExe(t, testenv.Ctload(t))
-	tag := testenv.UniqueName("cs")
-	child, _ := testenv.StandIn(t, clampCrashEnv, strings.Join([]string{testenv.Path(bed.Local), tag, ct, root, "up"}, " "))
-	load := testenv.StartLoad(t, bed.Command(bed.Local, ct, "client", "-mode", "send",
+	tag := testenv.UniqueName("cc")
+	child, _ := testenv.StandIn(t, clampCrashEnv, strings.Join(append([]string{testenv.Path(bed.Local), tag, ct, root}, args...), " "))
+	load := testenv.StartLoad(t, bed.Command(bed.Local, ct, "client", "-mode", mode,
 		"-connect", bed.PeerIP+":5201", "-duration", "20s", "-interval", "250ms"))
 	time.Sleep(700 * time.Millisecond)
-	want := 2 * int(socktarget.SendBuffer(1_000_000, 0)) // the kernel doubles SO_SNDBUF
-	if buf, locks := sendState(t, load.PID); buf < want || buf > 2*want || locks&unix.SOCK_SNDBUF_LOCK == 0 {
-		t.Fatalf("under the stand-in's limit: SO_SNDBUF %d (want %d–%d), buffer locks %#x", buf, want, 2*want, locks)
-	}
+	limited(load.PID)
 	pin := filepath.Join(root, "chadthrottle_rwnd_"+tag)
 	if _, err := os.Stat(pin); err != nil {
 		t.Fatalf("no pinned clamp records while clamped: %v", err)
@@ -142,9 +134,7 @@ func TestKilledHelperSendClampsUndone(t *testing.T) {
 	}
 	child.Wait()
 	time.Sleep(300 * time.Millisecond)
-	if _, locks := sendState(t, load.PID); locks&unix.SOCK_SNDBUF_LOCK == 0 {
-		t.Fatal("the send buffer lock went with the killed helper: nothing to recover")
-	}
+	kept(load.PID)
 
 	tg, err := socktarget.Acquire(tag)
 	if err != nil {
@@ -155,9 +145,7 @@ func TestKilledHelperSendClampsUndone(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Errorf("recovered %d clamps (%v), want 1", n, err)
 	}
-	if _, locks := sendState(t, load.PID); locks&unix.SOCK_SNDBUF_LOCK != 0 {
-		t.Errorf("after the next helper started: buffer locks %#x; want send buffer autotuning unlocked", locks)
-	}
+	undone(load.PID)
 	if _, err := os.Stat(pin); !os.IsNotExist(err) {
 		t.Errorf("the pin %s is still there (%v)", pin, err)
 	}
