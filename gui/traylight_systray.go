@@ -6,83 +6,74 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/systray"
+	"github.com/godbus/dbus/v5"
 )
 
-// NewSystray returns a tray for RunTray that drives the StatusNotifierItem
-// and its dbusmenu through fyne.io/systray directly, as Fyne's GLFW driver
-// does (internal/driver/glfw/driver_desktop.go) but without that driver:
-// no X connection, no event loop. title names the item.
-func NewSystray(title string) desktop.App { return &systrayTray{title: title} }
-
-type systrayTray struct {
-	title string
-	once  sync.Once
+// NewSystray returns a tray that exports the StatusNotifierItem through
+// fyne.io/systray and serves its menu with menuServer (a whole menu at a
+// time; systray's own menu export is replaced on the bus). It needs no
+// Fyne driver: no X connection, no event loop. title names the item.
+// Menu actions run on a goroutine of their own: the caller hands them to
+// its loop (loopTray, fyne.Do).
+func NewSystray(title string) *Systray {
+	s := &Systray{title: title, opened: make(chan struct{}, 1)}
+	s.menu = newMenuServer(func() {
+		select {
+		case s.opened <- struct{}{}:
+		default:
+		}
+	})
+	return s
 }
 
+// Systray is a desktop.App tray for RunTray and Run (Options.Tray).
+type Systray struct {
+	title  string
+	once   sync.Once
+	menu   *menuServer
+	opened chan struct{}
+}
+
+// Opened receives a value each time a host is about to show the menu
+// (its dbusmenu AboutToShow, AboutToShowGroup or "opened" event).
+func (s *Systray) Opened() <-chan struct{} { return s.opened }
+
 // start exports the item on the session bus and registers it with the
-// tray host (again whenever a host appears).
-func (s *systrayTray) start() {
+// tray host (again whenever a host appears), then puts menuServer in
+// place of systray's menu.
+func (s *Systray) start() {
 	s.once.Do(func() {
 		systray.SetTitle(s.title) // before the export: the item's Id and Title
 		start, _ := systray.RunWithExternalLoop(nil, nil)
 		start()
+		conn, err := dbus.SessionBus() // systray's connection: the bus keeps one per process
+		if err == nil {
+			err = s.menu.export(conn, systrayMenuPath)
+		}
+		if err != nil {
+			fyne.LogError("serve the tray menu", err)
+		}
 	})
 }
 
-// SetSystemTrayMenu shows m as the item's menu: items, submenus,
-// separators, check marks, disabled items; a click runs the item's Action
-// (on systray's goroutine: RunTray's tray hands it to its loop).
-func (s *systrayTray) SetSystemTrayMenu(m *fyne.Menu) {
-	s.start()
-	systray.ResetMenu()
-	addSystrayItems(m, nil)
-}
+// systrayMenuPath is where fyne.io/systray's item says its menu is.
+const systrayMenuPath = "/StatusNotifierMenu"
 
-func addSystrayItems(m *fyne.Menu, parent *systray.MenuItem) {
-	for _, it := range m.Items {
-		if it.IsSeparator {
-			if parent != nil {
-				parent.AddSeparator()
-			} else {
-				systray.AddSeparator()
-			}
-			continue
-		}
-		var item *systray.MenuItem
-		switch {
-		case parent != nil && it.Checked:
-			item = parent.AddSubMenuItemCheckbox(it.Label, "", true)
-		case parent != nil:
-			item = parent.AddSubMenuItem(it.Label, "")
-		case it.Checked:
-			item = systray.AddMenuItemCheckbox(it.Label, "", true)
-		default:
-			item = systray.AddMenuItem(it.Label, "")
-		}
-		if it.Disabled {
-			item.Disable()
-		}
-		if it.ChildMenu != nil {
-			addSystrayItems(it.ChildMenu, item)
-		}
-		go func(fn func()) {
-			for range item.ClickedCh { // closed when the menu is rebuilt
-				if fn != nil {
-					fn()
-				}
-			}
-		}(it.Action)
-	}
+// SetSystemTrayMenu shows m as the item's menu: items, submenus,
+// separators, check marks, disabled items.
+func (s *Systray) SetSystemTrayMenu(m *fyne.Menu) {
+	s.start()
+	s.menu.set(m)
 }
 
 // SetSystemTrayIcon shows icon (PNG) as the item's icon.
-func (s *systrayTray) SetSystemTrayIcon(icon fyne.Resource) {
+func (s *Systray) SetSystemTrayIcon(icon fyne.Resource) {
 	systray.SetIcon(icon.Content())
 	s.start()
 }
 
 // SetSystemTrayWindow: the tray-only mode has no window.
-func (s *systrayTray) SetSystemTrayWindow(fyne.Window) {}
+func (s *Systray) SetSystemTrayWindow(fyne.Window) {}
 
 // loopTray runs the menu's actions on the tray-only mode's loop.
 type loopTray struct {

@@ -72,6 +72,9 @@ type Options struct {
 	TrayHandOver bool
 	// Resume is what the previous mode of this process handed over.
 	Resume Handover
+	// Tray is the window's tray icon and menu (NewSystray; its menu's
+	// actions are run through fyne.Do). nil: Fyne's driver's.
+	Tray desktop.App
 }
 
 func (o *Options) defaults() {
@@ -220,7 +223,9 @@ func New(a fyne.App, b Backend, opts Options) *UI {
 	u.do, u.doWait = fyne.Do, fyne.DoAndWait
 	u.selectedID.Store("")
 	u.shown.Store(true)
-	if d, ok := a.(desktop.App); ok {
+	if opts.Tray != nil {
+		u.tray = loopTray{App: opts.Tray, do: fyne.Do}
+	} else if d, ok := a.(desktop.App); ok {
 		u.tray = d
 	}
 	u.win = a.NewWindow(u.title())

@@ -117,10 +117,12 @@ func run(bus, host string, hidden bool, resume gui.Handover) gui.Handover {
 	a := app.NewWithID(AppID) // starts nothing: Fyne's driver runs in gui.Run only
 	a.SetIcon(assets.AppIconPNG)
 	exe, _ := os.Executable()
+	tray := gui.NewSystray("ChadThrottle")
 	opts := gui.Options{
 		Hidden:         hidden,
 		TrayAvailable:  trayAvailable,
-		TrayOpened:     trayOpened(),
+		TrayOpened:     tray.Opened(),
+		Tray:           tray,
 		Activate:       activate,
 		Notifier:       notify,
 		Executable:     exe,
@@ -131,7 +133,7 @@ func run(bus, host string, hidden bool, resume gui.Handover) gui.Handover {
 		Resume:         resume,
 	}
 	if gui.StartsInTray(a, opts) {
-		return gui.RunTray(ctx, a, gui.NewSystray("ChadThrottle"), backend, opts)
+		return gui.RunTray(ctx, a, tray, backend, opts)
 	}
 	return gui.Run(ctx, a, backend, opts)
 }
