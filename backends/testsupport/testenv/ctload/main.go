@@ -52,6 +52,7 @@ func serve(args []string) error {
 	listen := fs.String("listen", "[::]:5201", "address")
 	mode := fs.String("mode", "sink", "sink (read and discard), source (write) or http (GET /N answers N bytes, N ≤ 1 GB)")
 	udp := fs.Bool("udp", false, "UDP instead of TCP (sink only)")
+	cc := fs.String("cc", "", "TCP congestion control of accepted connections (e.g. cubic; \"\": the namespace's default)")
 	fs.Parse(args)
 	if *mode == "http" {
 		return serveHTTP(*listen)
@@ -78,6 +79,11 @@ func serve(args []string) error {
 		if err != nil {
 			return err
 		}
+		if *cc != "" {
+			if err := setCongestion(c, *cc); err != nil {
+				return err
+			}
+		}
 		go func() {
 			defer c.Close()
 			if *mode == "source" {
@@ -90,6 +96,25 @@ func serve(args []string) error {
 			io.Copy(io.Discard, c)
 		}()
 	}
+}
+
+// setCongestion sets c's TCP congestion control (root may set any the
+// kernel has, allowed in the namespace or not).
+func setCongestion(c net.Conn, cc string) error {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, cc)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("congestion control %s: %w", cc, serr)
+	}
+	return nil
 }
 
 func client(args []string) error {
