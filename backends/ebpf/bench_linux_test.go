@@ -96,7 +96,7 @@ func throttleRows[B backends.Throttler](t *testing.T, dir string, ds ...*backend
 func benchThrottler(t *testing.T, dir string, mk func(backends.Options) (backends.Throttler, error)) []throttleResult {
 	out := make([]throttleResult, len(benchRates))
 	t.Run(dir, func(t *testing.T) {
-		bed := testenv.NewBed(t)
+		bed := benchBed(t)
 		opts := backends.Options{NetNS: testenv.Path(bed.Local), Interfaces: []string{bed.LocalDev}, Tag: testenv.UniqueName("b")}
 		b, err := mk(opts)
 		if err != nil {
@@ -114,7 +114,7 @@ func benchThrottler(t *testing.T, dir string, mk func(backends.Options) (backend
 		defer b.Cleanup()
 		p := newPlacer(t)
 		if dir == "download" {
-			startSource(t, bed, "[::]:5203", os.Getenv("BENCH_CC"))
+			bed.StartServer(bed.Peer, "source", "[::]:5203", false)
 		}
 		for i := range benchRates {
 			if benchRateWanted(i) {
@@ -127,21 +127,25 @@ func benchThrottler(t *testing.T, dir string, mk func(backends.Options) (backend
 	return out
 }
 
-// startSource runs the download source on the bed's peer; cc sets its
-// connections' congestion control (BENCH_CC=cubic; "": the namespace's
-// default — bbr on this VM, where cubic is available but not allowed in
-// namespaces, so a socket must ask for it).
-func startSource(t *testing.T, bed *testenv.Bed, addr, cc string) {
-	if cc == "" {
-		bed.StartServer(bed.Peer, "source", addr, false)
-		return
+// CT_EBPF_DOWN_BURST_MS sets the download bucket's depth for a run (as in
+// socktarget's benches).
+func init() {
+	if v, err := strconv.ParseInt(os.Getenv("CT_EBPF_DOWN_BURST_MS"), 10, 64); err == nil && v > 0 {
+		IngressBurstMS = v
 	}
-	srv := bed.Command(bed.Peer, testenv.Ctload(t), "serve", "-mode", "source", "-listen", addr, "-cc", cc)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
+}
+
+// benchBed is the throttle table's bed: veth (sub-millisecond), or with
+// BENCH_RTT=20ms a delay line of that round trip (testenv.NewBedRTT).
+func benchBed(t *testing.T) *testenv.Bed {
+	if env := os.Getenv("BENCH_RTT"); env != "" {
+		rtt, err := time.ParseDuration(env)
+		if err != nil {
+			t.Fatalf("BENCH_RTT: %v", err)
+		}
+		return testenv.NewBedRTT(t, rtt)
 	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	time.Sleep(300 * time.Millisecond)
+	return testenv.NewBed(t)
 }
 
 var errSkipped = errors.New("not measured (BENCH_RATES)")

@@ -31,6 +31,12 @@ type throttleRow struct {
 func printThrottle(rows []throttleRow) {
 	fmt.Printf("\n== Throttle accuracy: goodput ÷ limit (target 0.97–1.03); per-second min–max and CV (target ≤ 3 %% at ≥ 1 MB/s); neighbour ÷ solo (target ≥ 0.95) ==\n")
 	fmt.Printf("   machine load: %s", loadavg())
+	if rtt := os.Getenv("BENCH_RTT"); rtt != "" {
+		fmt.Printf("   bed: a delay line of %s round trip (BENCH_RTT)\n", rtt)
+	}
+	if cc := os.Getenv("CT_TEST_CC"); cc != "" {
+		fmt.Printf("   servers' TCP congestion control: %s (CT_TEST_CC; the default here is bbr)\n", cc)
+	}
 	fmt.Printf("%-9s %-12s %-9s %8s %15s %7s %10s\n", "direction", "backend", "limit", "goodput", "per-second", "CV", "neighbour")
 	for _, r := range rows {
 		for i, c := range r.res {

@@ -135,12 +135,17 @@ type Load struct {
 }
 
 // StartServer starts a ctload server in ns listening on addr ("[::]:5201");
-// mode is "sink" (reads) or "source" (writes). It is killed at cleanup.
+// mode is "sink" (reads), "source" (writes) or "http". It is killed at
+// cleanup. CT_TEST_CC=cubic (benchmarks) sets the TCP congestion control
+// of its connections: namespaces here default to bbr and do not allow
+// cubic, so every sender was bbr unless a socket asked.
 func (b *Bed) StartServer(ns, mode, addr string, udp bool) *exec.Cmd {
 	b.t.Helper()
 	args := []string{"serve", "-mode", mode, "-listen", addr}
 	if udp {
 		args = append(args, "-udp")
+	} else if cc := os.Getenv("CT_TEST_CC"); cc != "" {
+		args = append(args, "-cc", cc)
 	}
 	cmd := b.Command(ns, Ctload(b.t), args...)
 	cmd.Stderr = os.Stderr

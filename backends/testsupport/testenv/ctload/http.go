@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,8 +12,8 @@ const maxHTTPBody = 1 << 30
 
 // serveHTTP answers GET /N with N bytes of payload, for tests that run real
 // HTTP clients (curl, wget).
-func serveHTTP(listen string) error {
-	ln, err := net.Listen("tcp", listen)
+func serveHTTP(listen, cc string) error {
+	ln, err := listenTCP(listen, cc)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func serve(args []string) error {
 	cc := fs.String("cc", "", "TCP congestion control of accepted connections (e.g. cubic; \"\": the namespace's default)")
 	fs.Parse(args)
 	if *mode == "http" {
-		return serveHTTP(*listen)
+		return serveHTTP(*listen, *cc)
 	}
 	if *udp {
 		pc, err := net.ListenPacket("udp", *listen)
@@ -69,7 +69,7 @@ func serve(args []string) error {
 			}
 		}
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := listenTCP(*listen, *cc)
 	if err != nil {
 		return err
 	}
@@ -78,11 +78,6 @@ func serve(args []string) error {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
-		}
-		if *cc != "" {
-			if err := setCongestion(c, *cc); err != nil {
-				return err
-			}
 		}
 		go func() {
 			defer c.Close()
@@ -96,6 +91,34 @@ func serve(args []string) error {
 			io.Copy(io.Discard, c)
 		}()
 	}
+}
+
+// ccListener sets the congestion control of the connections it accepts.
+type ccListener struct {
+	net.Listener
+	cc string
+}
+
+func (l ccListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if err := setCongestion(c, l.cc); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// listenTCP listens on addr; cc ("": the namespace's default) is the
+// congestion control of the connections it accepts.
+func listenTCP(addr, cc string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || cc == "" {
+		return ln, err
+	}
+	return ccListener{ln, cc}, nil
 }
 
 // setCongestion sets c's TCP congestion control (root may set any the
