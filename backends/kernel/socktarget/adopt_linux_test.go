@@ -16,7 +16,8 @@ import (
 // TestClampOpenDownload: an ifb_tc download limit set on a process whose
 // connection was open (unclamped, autotuned) before the limit clamps that
 // connection's receive window before the call returns (ebpf_cgroup leaves
-// it: see ClampReceive); removing the limit
+// it: see ClampReceive), and the download runs at the limit from 0.2 s
+// on, with no stall; removing the limit
 // undoes it (largest window clamp, autotuning unlocked). Before, only
 // connections established under a clamp got one, so a limit set on a
 // running download left its window of megabytes and the shaper's queue
@@ -46,9 +47,20 @@ func TestClampOpenDownload(t *testing.T) {
 			}
 			checkClamp(t, "open connection, limited", load.PID, limit, true) // tc: a shaper
 			counter := testenv.NewTCPCounter(t, bed.Local)
-			time.Sleep(time.Second)
+			// No stall: the window the connection was offered before
+			// drained before the class existed (AdoptDrain). Without
+			// that, the shaper's queue overflowed and the receiver got
+			// nothing for 0.6–0.9 s, then the held data at once.
+			time.Sleep(200 * time.Millisecond)
+			for _, w := range []string{"0.2–0.7 s", "0.7–1.2 s"} {
+				r := counter.Rate(t, false, 500*time.Millisecond, load.PID)
+				t.Logf("%s: %s %s after the limit", p.name, mb(r), w)
+				if r < 0.75*limit || r > 1.25*limit {
+					t.Errorf("%s after the limit the download ran %s under a %s limit: a stall, or what it held at once", w, mb(r), mb(limit))
+				}
+			}
 			got := counter.Rate(t, false, 2*time.Second, load.PID)
-			t.Logf("%s: %s 1–3 s after the limit", p.name, mb(got))
+			t.Logf("%s: %s 1.2–3.2 s after the limit", p.name, mb(got))
 			// What the sender had in flight under the window granted
 			// before the clamp can still arrive late and in one piece
 			// (2.7 MB/s over 1–3 s in about one run in eight, old and new

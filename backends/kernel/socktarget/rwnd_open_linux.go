@@ -45,27 +45,88 @@ const unclampedWindow = 1 << 30
 // adjustOpenLocked re-clamps the open connections of the target numbered
 // num to c, for a shaper the ones that got no clamp yet (open before the
 // limit) included, or undoes the clamp of the ones that got one when c's
-// rate is 0, and returns how many it changed.
+// rate is 0, and returns how many it changed. Connections it adopted are
+// waited for (drainOffered) before it returns.
 func (t *Tagger) adjustOpenLocked(num uint32, c clampOf, pids []int) (int, error) {
 	if t.rw.objs == nil {
 		return 0, nil
 	}
 	m := t.rw.objs.RwndSocks
+	var adopted []offered
+	defer func() {
+		for _, a := range adopted {
+			unix.Close(a.fd)
+		}
+	}()
 	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
 		var s rwndRwndSock
-		if m.Lookup(uint32(dup), &s) != nil {
-			if c.rate == 0 || !c.shaper || !adoptable(dup, &s, num) {
-				return false, nil // not clamped, and not to be
+		if m.Lookup(uint32(dup), &s) == nil {
+			if s.Target != num {
+				return false, nil // another target's
 			}
-		} else if s.Target != num {
-			return false, nil // another target's
+			return true, adjustSocket(m, dup, &s, c)
 		}
-		return true, adjustSocket(m, dup, &s, c)
+		if c.rate == 0 || !c.shaper || !adoptable(dup, &s, num) {
+			return false, nil // not clamped, and not to be
+		}
+		if err := adjustSocket(m, dup, &s, c); err != nil {
+			return true, err
+		}
+		if fd, err := unix.Dup(dup); err == nil && len(adopted) < maxDrainWait {
+			adopted = append(adopted, offered{fd, s.Window})
+		} else if err == nil {
+			unix.Close(fd)
+		}
+		return true, nil
 	})
+	drainOffered(adopted, AdoptDrain)
 	if err != nil {
 		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, err)
 	}
 	return n, nil
+}
+
+// AdoptDrain bounds how long adopting open connections waits for them.
+// A clamp cannot take back the window a connection was offered before (TCP
+// does not shrink a window): a download running free when its limit comes
+// may still send megabytes up to the old window's edge, which, reaching
+// the shaper's queue (100 ms at the limit), overflowed it — the receiver
+// then got nothing for 0.6–0.9 s (the sender in retransmission timeouts)
+// and the held data at once (2 MB/s limit on a free-running download, the
+// helper bench: time to within ±5 % 1.0 s median, 2.0 s max, 1 of 5 never).
+// Waiting until the offered window is down to the clamp — at full speed a
+// few milliseconds — before the shaper is installed (the tc backend clamps
+// first) keeps those megabytes out of its queue: 87 ms median, 100 ms max
+// (20-ms wait), 109 / 761 ms (5-ms wait).
+var AdoptDrain = 30 * time.Millisecond
+
+// maxDrainWait bounds the connections one adoption waits for.
+const maxDrainWait = 64
+
+// offered is an adopted connection (a descriptor of it) and its clamp.
+type offered struct {
+	fd  int
+	win uint32
+}
+
+// drainOffered waits, at most d, until each connection's advertised window
+// (tcpi_rcv_wnd: what is left of the window it offered) is down to its
+// clamp and two segments. A kernel without tcpi_rcv_wnd (before 6.2)
+// reads 0 there, and nothing is waited for.
+func drainOffered(conns []offered, d time.Duration) {
+	for deadline := time.Now().Add(d); len(conns) > 0 && time.Now().Before(deadline); {
+		var left []offered // not conns[:0]: the caller closes what it passed
+		for _, c := range conns {
+			info, err := unix.GetsockoptTCPInfo(c.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err == nil && info.State == unix.BPF_TCP_ESTABLISHED && info.Rcv_wnd > c.win+2*max(info.Rcv_mss, 536) {
+				left = append(left, c)
+			}
+		}
+		conns = left
+		if len(conns) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // unclampRecorded undoes the clamps of dup when m records one.

@@ -310,15 +310,27 @@ func (b *base) setTarget(t backends.Target, l backends.Limit, minor uint16) erro
 	} else if nt.minor, err = b.allocMinor(); err != nil {
 		return err
 	}
+	// A new download limit clamps the windows of connections already
+	// running before its class exists, and lets what they were offered
+	// drain first (socktarget.AdoptDrain): else it overflows the queue.
+	first := prev == nil && b.dir == ingress
+	if first {
+		b.clampSockets(nt)
+	}
 	b.keepShared()
 	if err := b.lim.install(nt, prev); err != nil {
+		if first {
+			b.unclampSockets(nt)
+		}
 		if len(b.targets) == 0 {
 			b.releaseLater()
 		}
 		return err
 	}
 	b.targets[t.ID] = nt
-	b.clampSockets(nt)
+	if !first {
+		b.clampSockets(nt)
+	}
 	return nil
 }
 
