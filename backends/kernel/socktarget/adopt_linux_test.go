@@ -78,3 +78,65 @@ func TestClampOpenDownload(t *testing.T) {
 
 // limitWindow is the clamp a connection with no round trip gets.
 func limitWindow(rate backends.Rate) uint32 { return socktarget.ReceiveClamp(rate, 0) }
+
+// TestClampOpenUpload: a tc_htb upload limit set on a process whose
+// connection was open (autotuned send buffer, megabytes queued) before the
+// limit gives that connection the send clamp before the call returns,
+// after what it held drained (AdoptDrain), so the upload runs at the limit
+// from 0.2 s on; before, the shaper's queue overflowed (the redirect to
+// the IFB detaches packets from their socket) and the helper bench read
+// 0.9 s median, 1.7 s max to within ±5 %. Removing the limit clears the
+// buffer lock.
+func TestClampOpenUpload(t *testing.T) {
+	requireTagger(t)
+	p := pairs[1]
+	if p.name != "tc" {
+		t.Fatalf("pairs[1] is %s, want tc", p.name)
+	}
+	bed := testenv.NewBed(t)
+	m, _ := newManager(t, bed, p)
+	bed.StartServer(bed.Peer, "sink", "[::]:5201", false)
+	ct := copyExe(t, testenv.Ctload(t))
+	const limit = 2_000_000
+	load := testenv.StartLoad(t, bed.Command(bed.Local, ct, "client", "-mode", "send",
+		"-connect", bed.PeerIP+":5201", "-duration", "6s", "-interval", "250ms"))
+	time.Sleep(500 * time.Millisecond) // autotuning grows the buffer
+	sndbuf := func() (buf, locks int) {
+		if !testenv.EstablishedTCP(t, load.PID, func(fd int) (err error) {
+			buf, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+			if err == nil {
+				locks, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+			}
+			return err
+		}) {
+			t.Fatalf("process %d has no established TCP connection", load.PID)
+		}
+		return buf, locks
+	}
+	want := 2 * int(socktarget.SendBuffer(limit, time.Millisecond)) // the kernel doubles SO_SNDBUF
+	if buf, locks := sndbuf(); buf <= want || locks&unix.SOCK_SNDBUF_LOCK != 0 {
+		t.Fatalf("before the limit: SO_SNDBUF %d, buffer locks %#x; want an autotuned buffer", buf, locks)
+	}
+	target := backends.Target{ID: "pid", Kind: backends.TargetProcess, PIDs: []int{load.PID}}
+	if err := m.Apply(target, backends.Limits{Up: backends.Limit{Rate: limit}}); err != nil {
+		t.Fatal(err)
+	}
+	if buf, locks := sndbuf(); buf > want || locks&unix.SOCK_SNDBUF_LOCK == 0 {
+		t.Errorf("open connection, limited: SO_SNDBUF %d (want ≤ %d), buffer locks %#x", buf, want, locks)
+	}
+	counter := testenv.NewTCPCounter(t, bed.Local)
+	time.Sleep(200 * time.Millisecond)
+	for _, w := range []string{"0.2–0.7 s", "0.7–1.2 s"} {
+		r := counter.Rate(t, true, 500*time.Millisecond, load.PID)
+		t.Logf("%s after the limit: %s acknowledged", w, mb(r))
+		if r < 0.75*limit || r > 1.25*limit {
+			t.Errorf("%s after the limit the upload ran %s under a %s limit: a stall, or what it held at once", w, mb(r), mb(limit))
+		}
+	}
+	if err := m.Remove("pid"); err != nil {
+		t.Fatal(err)
+	}
+	if _, locks := sndbuf(); locks&unix.SOCK_SNDBUF_LOCK != 0 {
+		t.Errorf("after Remove: buffer locks %#x, want the send buffer unlocked", locks)
+	}
+}

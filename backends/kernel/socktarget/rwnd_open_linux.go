@@ -79,7 +79,9 @@ func (t *Tagger) adjustOpenLocked(num uint32, c clampOf, pids []int) (int, error
 		}
 		return true, nil
 	})
-	drainOffered(adopted, AdoptDrain)
+	drainOffered(adopted, AdoptDrain, func(info *unix.TCPInfo, c offered) bool {
+		return info.Rcv_wnd <= c.win+2*max(info.Rcv_mss, 536)
+	})
 	if err != nil {
 		return n, fmt.Errorf("receive window of open connections of target %d: %w", num, err)
 	}
@@ -109,16 +111,17 @@ type offered struct {
 	win uint32
 }
 
-// drainOffered waits, at most d, until each connection's advertised window
-// (tcpi_rcv_wnd: what is left of the window it offered) is down to its
-// clamp and two segments. A kernel without tcpi_rcv_wnd (before 6.2)
+// drainOffered waits, at most d, until drained says so of each connection
+// still established: for a receive clamp, its advertised window
+// (tcpi_rcv_wnd: what is left of the window it offered) is down to the
+// clamp and two segments — a kernel without tcpi_rcv_wnd (before 6.2)
 // reads 0 there, and nothing is waited for.
-func drainOffered(conns []offered, d time.Duration) {
+func drainOffered(conns []offered, d time.Duration, drained func(*unix.TCPInfo, offered) bool) {
 	for deadline := time.Now().Add(d); len(conns) > 0 && time.Now().Before(deadline); {
 		var left []offered // not conns[:0]: the caller closes what it passed
 		for _, c := range conns {
 			info, err := unix.GetsockoptTCPInfo(c.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-			if err == nil && info.State == unix.BPF_TCP_ESTABLISHED && info.Rcv_wnd > c.win+2*max(info.Rcv_mss, 536) {
+			if err == nil && info.State == unix.BPF_TCP_ESTABLISHED && !drained(info, c) {
 				left = append(left, c)
 			}
 		}

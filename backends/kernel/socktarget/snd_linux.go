@@ -69,6 +69,61 @@ func (t *Tagger) ClampSend(num uint32, rate backends.Rate, pids []int) error {
 	if had && prev != rate {
 		return t.adjustSendLocked(num, rate, pids)
 	}
+	if !had {
+		return t.adoptSendLocked(num, rate, pids)
+	}
+	return nil
+}
+
+// adoptSendLocked gives the target's open TCP connections that have no
+// send clamp yet (open before the limit) the send buffer of rate, and
+// waits (at most AdoptDrain) until what each had queued is down to it: a
+// free-running upload holds megabytes in its socket, which the shaper's
+// queue, behind the redirect that detaches packets from their socket,
+// could not take (the tc backend installs the class after this). A send
+// buffer the application set itself stays.
+func (t *Tagger) adoptSendLocked(num uint32, rate backends.Rate, pids []int) error {
+	m := t.rw.objs.RwndSocks
+	var adopted []offered
+	defer func() {
+		for _, a := range adopted {
+			unix.Close(a.fd)
+		}
+	}()
+	_, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
+		var s rwndRwndSock
+		if m.Lookup(uint32(dup), &s) == nil {
+			if s.Target != num || s.Rcvbuf&recSndbuf != 0 {
+				return false, nil
+			}
+		} else if !adoptable(dup, &s, num) {
+			return false, nil
+		}
+		if locks, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_BUF_LOCK); err != nil || locks&unix.SOCK_SNDBUF_LOCK != 0 {
+			return false, nil // the application's own send buffer
+		}
+		buf := SendBuffer(rate, time.Duration(s.RttUs)*time.Microsecond)
+		if err := setSndbuf(dup, buf); err != nil {
+			return true, err
+		}
+		s.Rcvbuf |= recSndbuf
+		if err := m.Update(uint32(dup), &s, ebpf.UpdateAny); err != nil {
+			return true, err
+		}
+		if fd, err := unix.Dup(dup); err == nil && len(adopted) < maxDrainWait {
+			adopted = append(adopted, offered{fd, buf})
+		} else if err == nil {
+			unix.Close(fd)
+		}
+		return true, nil
+	})
+	drainOffered(adopted, AdoptDrain, func(info *unix.TCPInfo, c offered) bool {
+		// the kernel doubles what SO_SNDBUF sets
+		return uint64(info.Notsent_bytes)+uint64(info.Unacked)*uint64(info.Snd_mss) <= 2*uint64(c.win)+2*uint64(info.Snd_mss)
+	})
+	if err != nil {
+		return fmt.Errorf("send buffer of open connections of target %d: %w", num, err)
+	}
 	return nil
 }
 
@@ -139,7 +194,7 @@ func undoSend(m *ebpf.Map, fd int, s *rwndRwndSock) error {
 		return fmt.Errorf("clear the send buffer's SO_BUF_LOCK: %w", err)
 	}
 	s.Rcvbuf &^= recSndbuf
-	if s.Window == 0 && s.Rcvbuf == 0 {
+	if s.Window == 0 && s.Rcvbuf&^rcvbufApp == 0 { // nothing of a receive clamp left
 		return m.Delete(uint32(fd))
 	}
 	return m.Update(uint32(fd), s, ebpf.UpdateAny)

@@ -310,10 +310,10 @@ func (b *base) setTarget(t backends.Target, l backends.Limit, minor uint16) erro
 	} else if nt.minor, err = b.allocMinor(); err != nil {
 		return err
 	}
-	// A new download limit clamps the windows of connections already
-	// running before its class exists, and lets what they were offered
-	// drain first (socktarget.AdoptDrain): else it overflows the queue.
-	first := prev == nil && b.dir == ingress
+	// A new limit clamps the buffers of connections already running
+	// before its class exists, and lets what they hold or were offered
+	// drain first (socktarget.AdoptDrain): else that overflows the queue.
+	first := prev == nil
 	if first {
 		b.clampSockets(nt)
 	}
