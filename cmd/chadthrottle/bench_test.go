@@ -27,7 +27,11 @@ func TestBenchGUI(t *testing.T) {
 	host := startTrayHost(t) // closing the window hides it to the tray
 	busAddr := host.addr
 	const apps = 200
-	g := startGUI(t, []string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + busAddr, envSynthetic + "=" + strconv.Itoa(apps)})
+	// CT_BENCH_GUI_ENV="GOGC=50 …" adds to the GUI's environment, to
+	// compare runtime settings.
+	env := append([]string{"DISPLAY=" + display, "DBUS_SESSION_BUS_ADDRESS=" + busAddr, envSynthetic + "=" + strconv.Itoa(apps)},
+		strings.Fields(os.Getenv("CT_BENCH_GUI_ENV"))...)
+	g := startGUI(t, env)
 	pid := g.cmd.Process.Pid
 	time.Sleep(10 * time.Second) // start-up, font caches
 	xdoRun := func(args ...string) {
