@@ -52,12 +52,7 @@ func (t *Tagger) adjustOpenLocked(num uint32, c clampOf, pids []int) (int, error
 		return 0, nil
 	}
 	m := t.rw.objs.RwndSocks
-	var adopted []offered
-	defer func() {
-		for _, a := range adopted {
-			unix.Close(a.fd)
-		}
-	}()
+	var adopted adoption
 	n, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
 		var s rwndRwndSock
 		if m.Lookup(uint32(dup), &s) == nil {
@@ -72,14 +67,10 @@ func (t *Tagger) adjustOpenLocked(num uint32, c clampOf, pids []int) (int, error
 		if err := adjustSocket(m, dup, &s, c); err != nil {
 			return true, err
 		}
-		if fd, err := unix.Dup(dup); err == nil && len(adopted) < maxDrainWait {
-			adopted = append(adopted, offered{fd, s.Window})
-		} else if err == nil {
-			unix.Close(fd)
-		}
+		adopted.keep(dup, s.Window)
 		return true, nil
 	})
-	drainOffered(adopted, AdoptDrain, func(info *unix.TCPInfo, c offered) bool {
+	adopted.wait(func(info *unix.TCPInfo, c offered) bool {
 		return info.Rcv_wnd <= c.win+2*max(info.Rcv_mss, 536)
 	})
 	if err != nil {
@@ -109,6 +100,30 @@ const maxDrainWait = 64
 type offered struct {
 	fd  int
 	win uint32
+}
+
+// adoption holds copies of the descriptors of the connections an adoption
+// waits for (at most maxDrainWait).
+type adoption struct{ conns []offered }
+
+// keep has the adoption wait for dup's connection, clamped to win.
+func (a *adoption) keep(dup int, win uint32) {
+	if len(a.conns) >= maxDrainWait {
+		return
+	}
+	if fd, err := unix.Dup(dup); err == nil {
+		a.conns = append(a.conns, offered{fd, win})
+	}
+}
+
+// wait is drainOffered over the kept connections (at most AdoptDrain),
+// whose copies it then closes.
+func (a *adoption) wait(drained func(*unix.TCPInfo, offered) bool) {
+	drainOffered(a.conns, AdoptDrain, drained)
+	for _, c := range a.conns {
+		unix.Close(c.fd)
+	}
+	a.conns = nil
 }
 
 // drainOffered waits, at most d, until drained says so of each connection

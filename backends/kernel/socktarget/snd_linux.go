@@ -84,12 +84,7 @@ func (t *Tagger) ClampSend(num uint32, rate backends.Rate, pids []int) error {
 // buffer the application set itself stays.
 func (t *Tagger) adoptSendLocked(num uint32, rate backends.Rate, pids []int) error {
 	m := t.rw.objs.RwndSocks
-	var adopted []offered
-	defer func() {
-		for _, a := range adopted {
-			unix.Close(a.fd)
-		}
-	}()
+	var adopted adoption
 	_, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
 		var s rwndRwndSock
 		if m.Lookup(uint32(dup), &s) == nil {
@@ -110,14 +105,10 @@ func (t *Tagger) adoptSendLocked(num uint32, rate backends.Rate, pids []int) err
 		if err := m.Update(uint32(dup), &s, ebpf.UpdateAny); err != nil {
 			return true, err
 		}
-		if fd, err := unix.Dup(dup); err == nil && len(adopted) < maxDrainWait {
-			adopted = append(adopted, offered{fd, buf})
-		} else if err == nil {
-			unix.Close(fd)
-		}
+		adopted.keep(dup, buf)
 		return true, nil
 	})
-	drainOffered(adopted, AdoptDrain, func(info *unix.TCPInfo, c offered) bool {
+	adopted.wait(func(info *unix.TCPInfo, c offered) bool {
 		// the kernel doubles what SO_SNDBUF sets
 		return uint64(info.Notsent_bytes)+uint64(info.Unacked)*uint64(info.Snd_mss) <= 2*uint64(c.win)+2*uint64(info.Snd_mss)
 	})
