@@ -86,6 +86,14 @@ func checkClamp(t *testing.T, what string, pid int, rate backends.Rate, shaper b
 	clamp, locks := clampOf(t, pid)
 	lo := socktarget.ReceiveWindow(rate, 0, shaper)
 	hi, locked := 2*lo, lo <= socktarget.RwndBufMax
+	if !locked && locks&unix.SOCK_RCVBUF_LOCK == 0 && clamp < int(lo) {
+		// A window over RwndBufMax is set as the clamp alone, autotuning
+		// unlocked, and autotuning sets the clamp to what the growing
+		// buffer holds (tcp_rcv_space_adjust): 174,127 B read right after
+		// a raise to 10 MB/s once in CI. Unlocked is what shows the clamp.
+		t.Logf("%s: window clamp %d, recomputed by autotuning from the buffer (set %d–%d)", what, clamp, lo, hi)
+		return
+	}
 	if clamp < int(lo) || clamp > int(hi) || (locks&unix.SOCK_RCVBUF_LOCK != 0) != locked {
 		t.Errorf("%s: window clamp %d (want %d–%d), buffer locks %#x (autotuning locked: want %v)", what, clamp, lo, hi, locks, locked)
 	}
