@@ -66,54 +66,8 @@ func (t *Tagger) ClampSend(num uint32, rate backends.Rate, pids []int) error {
 		_ = t.unclampSendLocked(num, nil)
 		return err
 	}
-	if had && prev != rate {
-		return t.adjustSendLocked(num, rate, pids)
-	}
-	if !had {
-		return t.adoptSendLocked(num, rate, pids)
-	}
-	return nil
-}
-
-// adoptSendLocked gives the target's open TCP connections that have no
-// send clamp yet (open before the limit) the send buffer of rate, and
-// waits (at most AdoptDrain) until what each had queued is down to it: a
-// free-running upload holds megabytes in its socket, which the shaper's
-// queue, behind the redirect that detaches packets from their socket,
-// could not take (the tc backend installs the class after this). A send
-// buffer the application set itself stays.
-func (t *Tagger) adoptSendLocked(num uint32, rate backends.Rate, pids []int) error {
-	m := t.rw.objs.RwndSocks
-	var adopted adoption
-	_, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
-		var s rwndRwndSock
-		if m.Lookup(uint32(dup), &s) == nil {
-			if s.Target != num || s.Rcvbuf&recSndbuf != 0 {
-				return false, nil
-			}
-		} else if !adoptable(dup, &s, num) {
-			return false, nil
-		}
-		if locks, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_BUF_LOCK); err != nil || locks&unix.SOCK_SNDBUF_LOCK != 0 {
-			return false, nil // the application's own send buffer
-		}
-		buf := SendBuffer(rate, time.Duration(s.RttUs)*time.Microsecond)
-		if err := setSndbuf(dup, buf); err != nil {
-			return true, err
-		}
-		s.Rcvbuf |= recSndbuf
-		if err := m.Update(uint32(dup), &s, ebpf.UpdateAny); err != nil {
-			return true, err
-		}
-		adopted.keep(dup, buf)
-		return true, nil
-	})
-	adopted.wait(func(info *unix.TCPInfo, c offered) bool {
-		// the kernel doubles what SO_SNDBUF sets
-		return uint64(info.Notsent_bytes)+uint64(info.Unacked)*uint64(info.Snd_mss) <= 2*uint64(c.win)+2*uint64(info.Snd_mss)
-	})
-	if err != nil {
-		return fmt.Errorf("send buffer of open connections of target %d: %w", num, err)
+	if !had || prev != rate {
+		return t.adjustSendLocked(num, rate, pids, !had)
 	}
 	return nil
 }
@@ -135,24 +89,53 @@ func (t *Tagger) unclampSendLocked(num uint32, pids []int) error {
 	}
 	delete(t.rw.snd, num)
 	_ = t.rw.objs.SndClamps.Delete(num)
-	err := t.adjustSendLocked(num, 0, pids)
+	err := t.adjustSendLocked(num, 0, pids, false)
 	return errors.Join(err, t.detachIdleLocked())
 }
 
 // adjustSendLocked sets the send buffer of the open connections of the
 // target numbered num that got a send clamp to rate's, or undoes their
-// clamp when rate is 0.
-func (t *Tagger) adjustSendLocked(num uint32, rate backends.Rate, pids []int) error {
+// clamp when rate is 0. With adopt (a new limit) it also gives the ones
+// with no send clamp yet (open before the limit) the send buffer of rate,
+// and waits (at most AdoptDrain) until what each had queued is down to
+// it: a free-running upload holds megabytes in its socket, which the
+// shaper's queue, behind the redirect that detaches packets from their
+// socket, could not take (the tc backend installs the class after this).
+// A send buffer the application set itself stays.
+func (t *Tagger) adjustSendLocked(num uint32, rate backends.Rate, pids []int, adopt bool) error {
 	m := t.rw.objs.RwndSocks
+	var adopted adoption
 	_, err := eachSocket(pids, maxOpenSockets, time.Time{}, func(dup int) (bool, error) {
 		var s rwndRwndSock
-		if m.Lookup(uint32(dup), &s) != nil || s.Target != num || s.Rcvbuf&recSndbuf == 0 {
-			return false, nil
+		recorded := m.Lookup(uint32(dup), &s) == nil
+		switch {
+		case recorded && s.Target != num:
+			return false, nil // another target's
+		case recorded && s.Rcvbuf&recSndbuf != 0: // clamped before
+			if rate == 0 {
+				return true, undoSend(m, dup, &s)
+			}
+			return true, setSndbuf(dup, SendBuffer(rate, time.Duration(s.RttUs)*time.Microsecond))
+		case !adopt || rate == 0 || (!recorded && !adoptable(dup, &s, num)):
+			return false, nil // not clamped, and not to be
 		}
-		if rate == 0 {
-			return true, undoSend(m, dup, &s)
+		if locks, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_BUF_LOCK); err != nil || locks&unix.SOCK_SNDBUF_LOCK != 0 {
+			return false, nil // the application's own send buffer
 		}
-		return true, setSndbuf(dup, SendBuffer(rate, time.Duration(s.RttUs)*time.Microsecond))
+		buf := SendBuffer(rate, time.Duration(s.RttUs)*time.Microsecond)
+		if err := setSndbuf(dup, buf); err != nil {
+			return true, err
+		}
+		s.Rcvbuf |= recSndbuf
+		if err := m.Update(uint32(dup), &s, ebpf.UpdateAny); err != nil {
+			return true, err
+		}
+		adopted.keep(dup, buf)
+		return true, nil
+	})
+	adopted.wait(func(info *unix.TCPInfo, c offered) bool {
+		// the kernel doubles what SO_SNDBUF sets
+		return uint64(info.Notsent_bytes)+uint64(info.Unacked)*uint64(info.Snd_mss) <= 2*uint64(c.win)+2*uint64(info.Snd_mss)
 	})
 	if err != nil {
 		return fmt.Errorf("send buffer of open connections of target %d: %w", num, err)
