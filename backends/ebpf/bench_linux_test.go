@@ -67,8 +67,8 @@ type throttleResult struct {
 
 // benchThrottle prints the throttle table. While tuning,
 // BENCH_THROTTLE=download/ebpf_cgroup narrows it to the rows whose
-// "direction/backend" contains the value, BENCH_RATES=1,10 to those rates
-// (MB/s), and BENCH_PAIRS=0 skips the neighbour.
+// "direction/backend" contains the value, BENCH_RATES=1000000,10000000 to
+// those rates (bytes/s), and BENCH_PAIRS=0 skips the neighbour.
 func benchThrottle(t *testing.T) {
 	rows := throttleRows(t, "upload", Upload, tc.HTBUpload)
 	rows = append(rows, throttleRows(t, "download", Download, tc.IFBDownload)...)
@@ -150,15 +150,15 @@ func benchBed(t *testing.T) *testenv.Bed {
 
 var errSkipped = errors.New("not measured (BENCH_RATES)")
 
-// benchRateWanted reports whether BENCH_RATES (MB/s, comma-separated;
-// unset: all) asks for benchRates[i].
+// benchRateWanted reports whether BENCH_RATES (bytes/s, comma-separated,
+// as tc's TestBenchThrottle takes it; unset: all) asks for benchRates[i].
 func benchRateWanted(i int) bool {
 	env := os.Getenv("BENCH_RATES")
 	if env == "" {
 		return true
 	}
 	for _, f := range strings.Split(env, ",") {
-		if v, err := strconv.ParseFloat(strings.TrimSpace(f), 64); err == nil && backends.Rate(v*1e6) == benchRates[i].rate {
+		if n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64); err == nil && backends.Rate(n) == benchRates[i].rate {
 			return true
 		}
 	}
