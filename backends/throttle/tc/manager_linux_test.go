@@ -3,6 +3,8 @@
 package tc
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,17 +82,15 @@ func TestManagerEndToEnd(t *testing.T) {
 	if err := m.Apply(app, backends.Limits{Down: lim.Down}); err != nil {
 		t.Fatalf("Apply (download only): %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if got := e.rate(t, egress, time.Second, s1.PID, s2.PID); got < 20_000_000 {
-		t.Errorf("after lifting the upload limit the app uploads at %.0f B/s", got)
-	}
+	runsFree(t, "after lifting the upload limit the app uploads", func() float64 {
+		return e.rate(t, egress, time.Second, s1.PID, s2.PID)
+	})
 	if err := m.Remove(app.ID); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if got := e.rate(t, ingress, time.Second, r.PID); got < 20_000_000 {
-		t.Errorf("after Remove the app downloads at %.0f B/s", got)
-	}
+	runsFree(t, "after Remove the app downloads", func() float64 {
+		return e.rate(t, ingress, time.Second, r.PID)
+	})
 	cleaned = true
 	if err := m.Cleanup(); err != nil {
 		t.Fatalf("manager Cleanup: %v", err)
@@ -98,4 +98,25 @@ func TestManagerEndToEnd(t *testing.T) {
 	if got := e.dump(t); got != before {
 		t.Errorf("namespace after Cleanup:\n%s\nwant as before:\n%s", got, before)
 	}
+}
+
+// runsFree checks that a transfer whose limit went runs free (over 20 MB/s)
+// in one of four 1-s windows from 300 ms after: a download held by a shaper's
+// queue can sit in a retransmission timeout's backoff when its class goes
+// (CI once read 1.03 MB/s in the first window).
+func runsFree(t *testing.T, what string, measure func() float64) {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	var seen []string
+	for range 4 {
+		got := measure()
+		if got >= 20_000_000 {
+			if len(seen) > 0 {
+				t.Logf("%s at %s B/s, then %.0f B/s", what, strings.Join(seen, ", "), got)
+			}
+			return
+		}
+		seen = append(seen, fmt.Sprintf("%.0f", got))
+	}
+	t.Errorf("%s at %s B/s in four 1-s windows, want over 20 MB/s", what, strings.Join(seen, ", "))
 }
