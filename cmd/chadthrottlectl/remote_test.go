@@ -107,7 +107,9 @@ func TestRemoteOverSSH(t *testing.T) {
 	if out, errOut, code := ctl("unlimit", "--app", exe); code != 0 {
 		t.Fatalf("unlimit --app over ssh: exit %d: %s%s", code, out, errOut)
 	}
-	if out, _, _ := ctl("rules", "--json"); len(rulesOf(t, out)) != 0 {
+	if out, errOut, code := ctl("rules", "--json"); code != 0 {
+		t.Errorf("rules --json after unlimit over ssh: exit %d: %s%s", code, out, errOut)
+	} else if len(rulesOf(t, out)) != 0 {
 		t.Errorf("rules after unlimit over ssh: %s", out)
 	}
 	// Global flags after the command, short -H.
