@@ -1,13 +1,17 @@
 package gui
 
 import (
+	"image"
 	"image/color"
+	"image/draw"
+	"math"
 	"slices"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+	"golang.org/x/image/vector"
 
 	"github.com/chadthrottle/chadthrottle/helper/api"
 )
@@ -39,9 +43,11 @@ func (h *history) set(s []api.Sample) {
 	h.s = append(h.s[:0], s...)
 }
 
-// Graph draws download and upload over the last 60 s as two polylines
-// made of canvas lines, scaled to the largest sample. Touch it only on the
-// UI goroutine.
+// Graph draws download and upload over the last 60 s as two polylines,
+// scaled to the largest sample. The plot is one raster the widget draws
+// itself (plot): as ~120 canvas lines per graph, Mesa's software renderer
+// held ~12 MB more with the details pane's graph shown (TestBenchGUI,
+// issue #17). Touch it only on the UI goroutine.
 type Graph struct {
 	widget.BaseWidget
 	samples []api.Sample
@@ -83,39 +89,24 @@ func (g *Graph) CreateRenderer() fyne.WidgetRenderer {
 	r := &graphRenderer{g: g, bg: canvas.NewRectangle(color.Transparent)}
 	r.bg.CornerRadius = 4
 	r.bg.StrokeWidth = 1
-	for i := range r.grid {
-		r.grid[i] = canvas.NewLine(color.Transparent)
-		r.grid[i].StrokeWidth = 1
-	}
-	for i := 0; i < api.HistoryLen-1; i++ {
-		d := canvas.NewLine(colorDown)
-		d.StrokeWidth = 1.5
-		u := canvas.NewLine(colorUp)
-		u.StrokeWidth = 1.5
-		r.down = append(r.down, d)
-		r.up = append(r.up, u)
-	}
+	r.plot = canvas.NewRaster(r.draw)
 	r.caption = canvas.NewText("", color.Black)
 	r.caption.TextSize = theme.CaptionTextSize()
-	r.objects = []fyne.CanvasObject{r.bg}
-	for _, l := range r.grid {
-		r.objects = append(r.objects, l)
-	}
-	for i := range r.down {
-		r.objects = append(r.objects, r.down[i], r.up[i])
-	}
-	r.objects = append(r.objects, r.caption)
+	r.objects = []fyne.CanvasObject{r.bg, r.plot, r.caption}
 	r.applyTheme()
 	return r
 }
 
 type graphRenderer struct {
-	g        *Graph
-	bg       *canvas.Rectangle
-	grid     [3]*canvas.Line
-	down, up []*canvas.Line
-	caption  *canvas.Text
-	objects  []fyne.CanvasObject
+	g       *Graph
+	bg      *canvas.Rectangle
+	plot    *canvas.Raster
+	caption *canvas.Text
+	objects []fyne.CanvasObject
+	grid    color.Color
+
+	img  *image.RGBA // reused between draws of one size
+	rast *vector.Rasterizer
 }
 
 func (r *graphRenderer) applyTheme() {
@@ -123,50 +114,88 @@ func (r *graphRenderer) applyTheme() {
 	v := fyne.CurrentApp().Settings().ThemeVariant()
 	r.bg.FillColor = th.Color(theme.ColorNameInputBackground, v)
 	r.bg.StrokeColor = th.Color(theme.ColorNameSeparator, v)
-	for _, l := range r.grid {
-		l.StrokeColor = th.Color(theme.ColorNameSeparator, v)
-	}
+	r.grid = th.Color(theme.ColorNameSeparator, v)
 	r.caption.Color = th.Color(theme.ColorNamePlaceHolder, v)
+}
+
+// graphPad is the plot's inset from the widget's edge, and graphStroke
+// the polylines' width, in Fyne units.
+const (
+	graphPad    = 3
+	graphStroke = 1.5
+)
+
+// draw renders the plot at w × h pixels: three grid lines and the two
+// series, the newest sample at the right edge, 60 s across the width.
+func (r *graphRenderer) draw(w, h int) image.Image {
+	if r.img == nil || r.img.Rect.Dx() != w || r.img.Rect.Dy() != h {
+		r.img = image.NewRGBA(image.Rect(0, 0, w, h))
+		r.rast = vector.NewRasterizer(w, h)
+	} else {
+		clear(r.img.Pix)
+	}
+	size := r.g.Size()
+	if w <= 0 || h <= 0 || size.Width <= 0 {
+		return r.img
+	}
+	px := float32(w) / size.Width // pixels per unit
+	pad := graphPad * px
+	pw, ph := float32(w)-2*pad, float32(h)-2*pad
+	grid := image.NewUniform(r.grid)
+	for i := 1; i <= 3; i++ {
+		y := int(pad + ph*float32(i)/4)
+		draw.Draw(r.img, image.Rect(int(pad), y, int(pad+pw), y+max(1, int(px))), grid, image.Point{}, draw.Over)
+	}
+	peak := r.g.Peak()
+	n := len(r.g.samples)
+	if peak == 0 || n < 2 {
+		return r.img
+	}
+	scale := ph / float32(peak) * 0.95
+	step := pw / float32(api.HistoryLen-1)
+	x := func(i int) float32 { return pad + pw - float32(n-1-i)*step }
+	y := func(v uint64) float32 { return pad + ph - float32(v)*scale }
+	for _, series := range []struct {
+		c   color.Color
+		val func(api.Sample) uint64
+	}{{colorUp, func(s api.Sample) uint64 { return s.TxRate }}, {colorDown, func(s api.Sample) uint64 { return s.RxRate }}} {
+		r.rast.Reset(w, h)
+		for i := 0; i+1 < n; i++ {
+			strokeSegment(r.rast, x(i), y(series.val(r.g.samples[i])), x(i+1), y(series.val(r.g.samples[i+1])), graphStroke*px/2)
+		}
+		r.rast.Draw(r.img, r.img.Bounds(), image.NewUniform(series.c), image.Point{})
+	}
+	return r.img
+}
+
+// strokeSegment adds the segment from (x0, y0) to (x1, y1), half as wide
+// as hw on each side, to z as a quad. Every quad winds the same way, so
+// where consecutive ones overlap the coverage adds up and is clamped.
+func strokeSegment(z *vector.Rasterizer, x0, y0, x1, y1, hw float32) {
+	dx, dy := x1-x0, y1-y0
+	l := float32(math.Hypot(float64(dx), float64(dy)))
+	if l == 0 {
+		return
+	}
+	nx, ny := -dy/l*hw, dx/l*hw
+	z.MoveTo(x0+nx, y0+ny)
+	z.LineTo(x1+nx, y1+ny)
+	z.LineTo(x1-nx, y1-ny)
+	z.LineTo(x0-nx, y0-ny)
+	z.ClosePath()
 }
 
 func (r *graphRenderer) Layout(size fyne.Size) {
 	place(r.bg, fyne.NewPos(0, 0), size)
-	const pad = 3
-	w, h := size.Width-2*pad, size.Height-2*pad
-	for i, l := range r.grid {
-		y := pad + h*float32(i+1)/4
-		l.Position1 = fyne.NewPos(pad, y)
-		l.Position2 = fyne.NewPos(pad+w, y)
-	}
+	place(r.plot, fyne.NewPos(0, 0), size)
 	peak := r.g.Peak()
-	scale := float32(0)
-	if peak > 0 {
-		scale = h / float32(peak) * 0.95
-	}
-	n := len(r.g.samples)
-	// the newest sample sits at the right edge; 60 s span the width
-	step := w / float32(api.HistoryLen-1)
-	x := func(i int) float32 { return pad + w - float32(n-1-i)*step }
-	y := func(v uint64) float32 { return pad + h - float32(v)*scale }
-	for i := range r.down {
-		if i+1 >= n {
-			setShown(r.down[i], false)
-			setShown(r.up[i], false)
-			continue
-		}
-		a, b := r.g.samples[i], r.g.samples[i+1]
-		r.down[i].Position1, r.down[i].Position2 = fyne.NewPos(x(i), y(a.RxRate)), fyne.NewPos(x(i+1), y(b.RxRate))
-		r.up[i].Position1, r.up[i].Position2 = fyne.NewPos(x(i), y(a.TxRate)), fyne.NewPos(x(i+1), y(b.TxRate))
-		setShown(r.down[i], true)
-		setShown(r.up[i], true)
-	}
 	if r.g.caption && peak > 0 {
 		r.caption.Text = "peak " + FormatRate(peak, r.g.unit) + " · 60 s"
 		setShown(r.caption, true)
 	} else {
 		setShown(r.caption, false)
 	}
-	place(r.caption, fyne.NewPos(pad+2, pad), r.caption.MinSize())
+	place(r.caption, fyne.NewPos(graphPad+2, graphPad), r.caption.MinSize())
 }
 
 func (r *graphRenderer) MinSize() fyne.Size { return r.g.min }
@@ -174,6 +203,7 @@ func (r *graphRenderer) MinSize() fyne.Size { return r.g.min }
 func (r *graphRenderer) Refresh() {
 	r.applyTheme()
 	r.Layout(r.g.Size())
+	r.plot.Refresh()
 	canvas.Refresh(r.g)
 }
 
