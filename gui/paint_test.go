@@ -1,6 +1,7 @@
 package gui
 
 import (
+	"runtime/debug"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -52,5 +53,20 @@ func TestPlaceOnlyOnChange(t *testing.T) {
 	setShown(l, true)
 	if !l.Visible() {
 		t.Error("line not shown")
+	}
+}
+
+// The window's collector runs at GOGC=50 unless the user set GOGC.
+func TestWindowGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	windowGC()
+	if got := debug.SetGCPercent(100); got != 50 {
+		t.Errorf("GOGC unset: the window's GC percent is %d, want 50", got)
+	}
+	t.Setenv("GOGC", "200")
+	windowGC()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC=200 set by the user: windowGC changed the GC percent to %d", got)
 	}
 }
