@@ -76,12 +76,8 @@ func iperfRTTRun(t *testing.T, bed *testenv.Bed, m *backends.Manager, rtt time.D
 		t.Fatalf("iperf3: %v", rates)
 	}
 	r := rates[1:]
-	var sum float64
-	for _, x := range r {
-		sum += x
-	}
 	fmt.Printf("%-6v %-5s %-5s %5.0f MB/s %6.3f %6.3f %6.3f %6.1f %8.0f %6.0f %d\n", rtt, pair, dir, limit/1e6,
-		slices.Min(r)/limit, slices.Max(r)/limit, sum/float64(len(r))/limit, 100*cv(r),
+		slices.Min(r)/limit, slices.Max(r)/limit, mean(r)/limit, 100*cv(r),
 		after["TcpRetransSegs"]-before["TcpRetransSegs"], after["TcpExtTCPTimeouts"]-before["TcpExtTCPTimeouts"], drops)
 	if bed.Line != nil {
 		fmt.Printf("       delay line: a packet left at most %v late (since the bed started)\n", bed.Line.MaxLate().Round(time.Microsecond))
@@ -101,15 +97,21 @@ func nstat(bed *testenv.Bed, ns string) map[string]float64 {
 
 // cv is the coefficient of variation (standard deviation ÷ mean).
 func cv(xs []float64) float64 {
-	var sum, sq float64
+	m := mean(xs)
+	var sq float64
+	for _, x := range xs {
+		sq += (x - m) * (x - m)
+	}
+	return math.Sqrt(sq/float64(len(xs))) / m
+}
+
+// mean is the arithmetic mean of xs.
+func mean(xs []float64) float64 {
+	var sum float64
 	for _, x := range xs {
 		sum += x
 	}
-	mean := sum / float64(len(xs))
-	for _, x := range xs {
-		sq += (x - mean) * (x - mean)
-	}
-	return math.Sqrt(sq/float64(len(xs))) / mean
+	return sum / float64(len(xs))
 }
 
 // lineDrops returns the packets the bed's delay line dropped so far (0 on

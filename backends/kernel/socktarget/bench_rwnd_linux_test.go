@@ -54,10 +54,6 @@ func clampRun(t *testing.T, bed *testenv.Bed, m *backends.Manager, pair string, 
 	if len(rates) < 2 {
 		t.Fatalf("iperf3: %v", rates)
 	}
-	var sum float64
-	for _, r := range rates[1:] {
-		sum += r
-	}
 	fmt.Printf("%-5s %-6v %7.0f MB/s %9.3f %9.2f %8.0f\n", pair, clamp, limit/1e6,
-		sum/float64(len(rates)-1)/limit, slices.Max(rates)/limit, after-before)
+		mean(rates[1:])/limit, slices.Max(rates)/limit, after-before)
 }
