@@ -53,25 +53,72 @@ func (c *TCPCounter) Bytes(t testing.TB, sent bool, pids ...int) uint64 {
 
 // Read is Bytes for goroutines other than the test's: it returns the error.
 func (c *TCPCounter) Read(sent bool, pids ...int) (uint64, error) {
-	inodes := SocketInodes(pids)
+	each, err := c.ReadEach(sent, pids...)
 	var sum uint64
+	for _, n := range each {
+		sum += n
+	}
+	return sum, err
+}
+
+// ReadEach is Read for each pid apart, from one sock_diag dump per address
+// family, so the pids' figures are of the same moment.
+func (c *TCPCounter) ReadEach(sent bool, pids ...int) ([]uint64, error) {
+	owner := map[uint64]int{}
+	for i, p := range pids {
+		for ino := range SocketInodes([]int{p}) {
+			owner[ino] = i
+		}
+	}
+	out := make([]uint64, len(pids))
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		socks, err := c.h.SocketDiagTCPInfo(fam)
 		if err != nil {
-			return 0, fmt.Errorf("sock_diag: %w", err)
+			return nil, fmt.Errorf("sock_diag: %w", err)
 		}
 		for _, s := range socks {
-			if s.InetDiagMsg == nil || s.TCPInfo == nil || !inodes[uint64(s.InetDiagMsg.INode)] {
+			if s.InetDiagMsg == nil || s.TCPInfo == nil {
+				continue
+			}
+			i, ok := owner[uint64(s.InetDiagMsg.INode)]
+			if !ok {
 				continue
 			}
 			if sent {
-				sum += s.TCPInfo.Bytes_acked
+				out[i] += s.TCPInfo.Bytes_acked
 			} else {
-				sum += s.TCPInfo.Bytes_received
+				out[i] += s.TCPInfo.Bytes_received
 			}
 		}
 	}
-	return sum, nil
+	return out, nil
+}
+
+// Rates waits about d and returns each pid's TCP payload rate (B/s) over
+// it, sent or received: both readings take every pid at once and are
+// stamped with the middle of the read, so a slow read (a loaded machine)
+// neither stretches one pid's window nor shortens the time divided by.
+// A pid whose reading went down (a socket closed) gets 0.
+func (c *TCPCounter) Rates(t testing.TB, sent bool, d time.Duration, pids ...int) []float64 {
+	t.Helper()
+	read := func() ([]uint64, time.Time) {
+		t0 := time.Now()
+		n, err := c.ReadEach(sent, pids...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, t0.Add(time.Since(t0) / 2)
+	}
+	b0, t0 := read()
+	time.Sleep(d)
+	b1, t1 := read()
+	out := make([]float64, len(pids))
+	for i := range pids {
+		if b1[i] >= b0[i] {
+			out[i] = float64(b1[i]-b0[i]) / t1.Sub(t0).Seconds()
+		}
+	}
+	return out
 }
 
 // Poll reads the pids' bytes (as Bytes) every interval until stop is

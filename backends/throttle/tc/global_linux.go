@@ -198,16 +198,27 @@ func newGlobalDir(dir direction, opts backends.Options) *globalDir {
 }
 
 // install implements limiter: a prioritised target is map entries, a
-// target with its own download limit a class of its own too.
+// target with its own download limit a class of its own too. The class is
+// made before the map points at it and removed after the map stops: HTB
+// sends a packet classified to a class it does not have unshaped (its
+// direct queue), past the global limit.
 func (d *globalDir) install(nt, prev *target) error {
+	if ownMinor(nt.minor) {
+		if err := d.ownClasses(nt.minor, nt.limit.Rate); err != nil {
+			if prev == nil || prev.minor != nt.minor {
+				_ = d.ownClasses(nt.minor, 0)
+			}
+			return err
+		}
+	}
 	if err := d.mapTarget(nt, prev); err != nil {
+		if ownMinor(nt.minor) && (prev == nil || prev.minor != nt.minor) {
+			_ = d.ownClasses(nt.minor, 0)
+		}
 		return err
 	}
 	if prev != nil && ownMinor(prev.minor) && prev.minor != nt.minor {
-		d.ownClasses(prev.minor, 0)
-	}
-	if ownMinor(nt.minor) {
-		d.ownClasses(nt.minor, nt.limit.Rate)
+		_ = d.ownClasses(prev.minor, 0)
 	}
 	return nil
 }
@@ -216,7 +227,7 @@ func (d *globalDir) install(nt, prev *target) error {
 func (d *globalDir) uninstall(t *target) error {
 	d.unmapTarget(t)
 	if ownMinor(t.minor) {
-		d.ownClasses(t.minor, 0)
+		_ = d.ownClasses(t.minor, 0)
 	}
 	return nil
 }
@@ -286,11 +297,8 @@ func (d *globalDir) setRate(rate backends.Rate, links []netlink.Link) error {
 		if err := d.setClasses(dev, rate); err != nil {
 			return err
 		}
-		d.syncApps(dev) // globalnest_linux.go
-		for _, t := range d.targets {
-			if ownMinor(t.minor) {
-				d.appClass(dev, t.minor, t.limit.Rate)
-			}
+		if err := d.syncApps(dev); err != nil { // globalnest_linux.go
+			return err
 		}
 	}
 	if d.dir == ingress {

@@ -3,6 +3,7 @@
 package tc
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -75,8 +76,9 @@ func nestGlobal(tag string, d *globalDir) {
 
 // nestApp records an ifb_tc target's download limit (0: removed) and
 // updates its class in the global tree. Called by ifb_tc with its lock
-// held; takes the global's lock after releasing nestMu.
-func nestApp(tag string, minor uint16, rate backends.Rate) {
+// held; takes the global's lock after releasing nestMu. The error is the
+// class's, when the global download limit is set and it could not be made.
+func nestApp(tag string, minor uint16, rate backends.Rate) error {
 	nestMu.Lock()
 	n := nestFor(tag)
 	if rate == 0 {
@@ -87,8 +89,9 @@ func nestApp(tag string, minor uint16, rate backends.Rate) {
 	g := n.global
 	nestMu.Unlock()
 	if g != nil {
-		g.syncApp(minor, rate)
+		return g.syncApp(minor, rate)
 	}
+	return nil
 }
 
 // nestedApps returns ifb_tc's targets' download limits.
@@ -119,25 +122,24 @@ func deferMarks(tag string, on bool) {
 
 // syncApp sets (rate > 0) or removes an app's class in the global
 // download tree, when the global download limit is set.
-func (d *globalDir) syncApp(minor uint16, rate backends.Rate) {
+func (d *globalDir) syncApp(minor uint16, rate backends.Rate) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, dev := range d.devs {
-		d.appClass(dev, minor, rate)
-	}
+	return d.ownClasses(minor, rate)
 }
 
-// appClass sets or removes one app's class on dev (errors are not fatal:
-// the app then shares its priority's class). Needs d.mu.
-func (d *globalDir) appClass(dev *globalDev, minor uint16, rate backends.Rate) {
+// appClass sets or removes one app's class on dev. Needs d.mu. A class
+// that could not be made is an error: a packet classified to a class HTB
+// lacks passes unshaped.
+func (d *globalDir) appClass(dev *globalDev, minor uint16, rate backends.Rate) error {
 	if dev.ifb == nil || d.rate == 0 {
-		return
+		return nil
 	}
 	idx := dev.ifb.Attrs().Index
 	if rate == 0 {
 		_ = d.h.ClassDel(&netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: idx,
 			Parent: d.classID(globalRootMinor), Handle: d.classID(minor)}})
-		return
+		return nil
 	}
 	global := uint64(float64(d.rate) * wireFactor(dev.real))
 	wire := min(uint64(float64(rate)*wireFactor(dev.real)), global)
@@ -145,17 +147,25 @@ func (d *globalDir) appClass(dev *globalDev, minor uint16, rate backends.Rate) {
 	c := d.htbSpec(idx, d.classID(globalRootMinor), minor, min(wire, global*2/15), wire, frame)
 	c.Prio = 1
 	if err := d.h.ClassReplace(c); err != nil {
-		return
+		return fmt.Errorf("class of a download limit in the global limit on %s: %w", dev.real.Attrs().Name, err)
 	}
 	_ = setLeafFifo(d.rtnl, idx, c.Handle, uint32(min(max(float64(wire)*0.1, 64<<10), 16<<20)))
+	return nil
 }
 
-// syncApps puts every ifb_tc target's class in place on dev and switches
-// ifb_tc's redirect off. Needs d.mu.
-func (d *globalDir) syncApps(dev *globalDev) {
+// syncApps puts every ifb_tc target's class and every target's own class
+// in place on dev. Needs d.mu.
+func (d *globalDir) syncApps(dev *globalDev) error {
+	var errs []error
 	for minor, rate := range nestedApps(d.opts.Tag) {
-		d.appClass(dev, minor, rate)
+		errs = append(errs, d.appClass(dev, minor, rate))
 	}
+	for _, t := range d.targets {
+		if ownMinor(t.minor) {
+			errs = append(errs, d.appClass(dev, t.minor, t.limit.Rate))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Targets with their own download limit get class minors from
@@ -186,8 +196,10 @@ func (d *globalDir) ownMinor(id string) (uint16, error) {
 
 // ownClasses sets (rate > 0) or removes a target's own class on every
 // shaped device. Needs d.mu.
-func (d *globalDir) ownClasses(minor uint16, rate backends.Rate) {
+func (d *globalDir) ownClasses(minor uint16, rate backends.Rate) error {
+	var errs []error
 	for _, dev := range d.devs {
-		d.appClass(dev, minor, rate)
+		errs = append(errs, d.appClass(dev, minor, rate))
 	}
+	return errors.Join(errs...)
 }

@@ -49,7 +49,22 @@ func (s *shaper) install(nt, prev *target) error {
 	if err := s.setupLocked(); err != nil {
 		return err
 	}
+	// The app's class in the global tree (globalnest_linux.go) goes up
+	// before the map points the app's packets at it.
+	nested := s.dir == ingress
+	if nested {
+		if err := nestApp(s.opts.Tag, nt.minor, nt.limit.Rate); err != nil {
+			s.undoNest(nt, prev)
+			if !hadDevs {
+				_ = s.teardownLocked()
+			}
+			return err
+		}
+	}
 	if err := s.applyLocked(nt, prev); err != nil {
+		if nested {
+			s.undoNest(nt, prev)
+		}
 		if prev != nil {
 			_ = s.applyLocked(prev, nt)
 		} else {
@@ -60,16 +75,24 @@ func (s *shaper) install(nt, prev *target) error {
 		}
 		return err
 	}
-	if s.dir == ingress {
-		nestApp(s.opts.Tag, nt.minor, nt.limit.Rate) // globalnest_linux.go
-	}
 	return nil
+}
+
+// undoNest puts the global tree's class of a target whose install failed
+// back as it was (prev) or removes it.
+func (s *shaper) undoNest(nt, prev *target) {
+	if prev == nil || prev.minor != nt.minor {
+		_ = nestApp(s.opts.Tag, nt.minor, 0)
+	}
+	if prev != nil {
+		_ = nestApp(s.opts.Tag, prev.minor, prev.limit.Rate)
+	}
 }
 
 // uninstall implements limiter.
 func (s *shaper) uninstall(t *target) error {
 	if s.dir == ingress {
-		nestApp(s.opts.Tag, t.minor, 0)
+		defer nestApp(s.opts.Tag, t.minor, 0) // after the map stops pointing at it
 	}
 	if err := s.unapplyLocked(t); err != nil {
 		return fmt.Errorf("remove limit of %s: %w", t.t.ID, err)
@@ -314,6 +337,10 @@ func (b *base) createIFB(real netlink.Link) (netlink.Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find ifb device %s: %w", name, err)
 	}
+	// No IPv6 link-local address: the device would send its own router
+	// solicitations and MLD reports, which its HTB, classifying only the
+	// packets redirected to it, passes unshaped. Fails without IPv6.
+	_ = b.h.LinkSetIP6AddrGenMode(l, 1) // IN6_ADDR_GEN_MODE_NONE
 	if err := b.h.LinkSetUp(l); err != nil {
 		return l, fmt.Errorf("bring up %s: %w", name, err)
 	}
