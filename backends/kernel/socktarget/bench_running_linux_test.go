@@ -75,6 +75,12 @@ func runningDownload(t *testing.T, bed *testenv.Bed, m *backends.Manager, rtt ti
 	for s := callT + 3; s+1 <= callT+11; s++ {
 		r = append(r, testenv.RateBetween(all, s, s+1))
 	}
-	fmt.Printf("%-6v %-5s %5.0f MB/s %4d %6.3f %6.3f %6.3f %6.1f\n", rtt, pair, limit/1e6, rep,
+	fmt.Printf("%-6v %-5s %5.0f MB/s %4d %6.3f %6.3f %6.3f %6.1f", rtt, pair, limit/1e6, rep,
 		slices.Min(r)/limit, slices.Max(r)/limit, mean(r)/limit, 100*cv(r))
+	if os.Getenv("CT_BENCH_SERIES") != "" { // each second's ratio
+		for _, x := range r {
+			fmt.Printf(" %.2f", x/limit)
+		}
+	}
+	fmt.Println()
 }
