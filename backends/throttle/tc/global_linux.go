@@ -203,16 +203,17 @@ func newGlobalDir(dir direction, opts backends.Options) *globalDir {
 // sends a packet classified to a class it does not have unshaped (its
 // direct queue), past the global limit.
 func (d *globalDir) install(nt, prev *target) error {
+	fresh := ownMinor(nt.minor) && (prev == nil || prev.minor != nt.minor) // a class nt alone uses
 	if ownMinor(nt.minor) {
 		if err := d.ownClasses(nt.minor, nt.limit.Rate); err != nil {
-			if prev == nil || prev.minor != nt.minor {
+			if fresh {
 				_ = d.ownClasses(nt.minor, 0)
 			}
 			return err
 		}
 	}
 	if err := d.mapTarget(nt, prev); err != nil {
-		if ownMinor(nt.minor) && (prev == nil || prev.minor != nt.minor) {
+		if fresh {
 			_ = d.ownClasses(nt.minor, 0)
 		}
 		return err
