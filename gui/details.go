@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/chadthrottle/chadthrottle/assets"
@@ -259,9 +260,16 @@ func newDetailTable[T any](cols []detailCol[T], rows func() int, cell func(widge
 		}
 	}
 	for i, c := range cols {
-		t.SetColumnWidth(i, c.width)
+		t.SetColumnWidth(i, max(c.width, headerWidth(c.title)))
 	}
 	return t
+}
+
+// headerWidth is what a header button needs to show title with the sort
+// arrow and the button's padding ("Downloaded" ran into "Uploaded" at 88).
+func headerWidth(title string) float32 {
+	w := fyne.MeasureText(title+" ▼", theme.TextSize(), fyne.TextStyle{}).Width
+	return w + 4*theme.InnerPadding()
 }
 
 // tableSort is how a details table is sorted: by col, ascending or not;

@@ -138,6 +138,23 @@ func TestDetailTablesSort(t *testing.T) {
 	if d.d.Connections[0].Remote != "a.example:53" {
 		t.Errorf("connections by remote: %+v", d.d.Connections)
 	}
+	// Every title fits its column with the sort arrow ("Downloaded" ran
+	// into "Uploaded" at 88 px): the width the table is given against
+	// what the header button asks for.
+	for _, title := range append(titles(procCols), titles(connCols)...) {
+		b := widget.NewButton(title+" ▼", nil)
+		b.Importance = widget.LowImportance
+		if need, w := b.MinSize().Width, headerWidth(title); need > w {
+			t.Errorf("%q needs %.0f px, its column gets at least %.0f", title+" ▼", need, w)
+		}
+	}
+}
+
+func titles[T any](cols []detailCol[T]) (out []string) {
+	for _, c := range cols {
+		out = append(out, c.title)
+	}
+	return out
 }
 
 // TestLayoutRemembered: the window's size, the list's sort and the split
