@@ -268,7 +268,7 @@ func newDetailTable[T any](cols []detailCol[T], rows func() int, cell func(widge
 // headerWidth is what a header button needs to show title with the sort
 // arrow and the button's padding ("Downloaded" ran into "Uploaded" at 88).
 func headerWidth(title string) float32 {
-	w := fyne.MeasureText(title+" ▼", theme.TextSize(), fyne.TextStyle{}).Width
+	w := fyne.MeasureText(title+" ▼", theme.TextSize(), fyne.TextStyle{Bold: true}).Width // buttons draw their text strong
 	return w + 4*theme.InnerPadding()
 }
 
