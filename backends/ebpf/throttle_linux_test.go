@@ -222,12 +222,12 @@ func testMidTransfer(t *testing.T, who string, setup func(t *testing.T, fam stri
 			if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
 				t.Fatal(err)
 			}
-			// b0: the count half a second in, when what the flow had
+			// The mean is counted from half a second in, when what the flow had
 			// queued at full speed is read and the load has reported
 			// since (its count is a sample: at GB/s a stale one misses
 			// tens of MB).
 			time.Sleep(500 * time.Millisecond)
-			b0, t0 := total(), time.Now()
+			since := testenv.MeanSince(total)
 			time.Sleep(500 * time.Millisecond)
 			got := rateOf(total, 3*time.Second)
 			neigh := rateOf(neighbour, time.Second)
@@ -237,13 +237,13 @@ func testMidTransfer(t *testing.T, who string, setup func(t *testing.T, fam stri
 				// the policer passed behind a dropped segment is counted
 				// when the hole fills, so a stall in the first second can
 				// put its bytes into seconds 1-4 (1.18 × seen in CI).
-				// Over the seconds from b0 the holes cancel out.
+				// From 0.5 s on the holes cancel out.
 				time.Sleep(3 * time.Second)
-				mean := float64(total()-b0) / time.Since(t0).Seconds()
-				t.Logf("seconds 1-4 at %.2f × the limit; %.2f × from 0.5 s after it was set (%.1f s)", got/rate, mean/rate, time.Since(t0).Seconds())
+				mean := since()
+				t.Logf("seconds 1-4 at %.2f × the limit; %.2f × from 0.5 s after it was set", got/rate, mean/rate)
 				if !within(mean, rate, 0.15) {
-					t.Errorf("limited %s at %.0f B/s in seconds 1-4, %.0f B/s from 0.5 s after the limit (%.1f s), under a %d B/s limit",
-						who, got, mean, time.Since(t0).Seconds(), rate)
+					t.Errorf("limited %s at %.0f B/s in seconds 1-4, %.0f B/s from 0.5 s after the limit, under a %d B/s limit",
+						who, got, mean, rate)
 				}
 			}
 			if neigh < rate*20 {

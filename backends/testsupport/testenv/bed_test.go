@@ -57,3 +57,14 @@ func TestUniqueNameFitsInterface(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+// TestMeanSince: the mean counts from the first read, not from zero.
+func TestMeanSince(t *testing.T) {
+	n := uint64(5_000_000)
+	since := MeanSince(func() uint64 { return n })
+	time.Sleep(200 * time.Millisecond)
+	n += 100_000
+	if got := since(); got < 300_000 || got > 500_000 {
+		t.Errorf("100 kB over ~0.2 s after a start at 5 MB: %.0f B/s; want about 500 kB/s", got)
+	}
+}

@@ -191,3 +191,14 @@ func SocketInodes(pids []int) map[uint64]bool {
 	}
 	return out
 }
+
+// MeanSince reads count now and returns a function giving its mean rate
+// per second since then. Read from the moment a limit is in place, a
+// counter of in-order bytes (tcp_info, what an application read) holds the
+// limit whatever its windows show: data a limiter passed behind a dropped
+// segment is counted when the hole fills, so a stall's bytes land in a
+// later window, but no byte counted after this moment passed before it.
+func MeanSince(count func() uint64) func() float64 {
+	b0, t0 := count(), time.Now()
+	return func() float64 { return float64(count()-b0) / time.Since(t0).Seconds() }
+}

@@ -92,7 +92,7 @@ func TestTrafficTypes(t *testing.T) {
 			if err := b.SetLimit(target, backends.Limit{Rate: rate, Traffic: backends.TrafficLocal}); err != nil {
 				t.Fatal(err)
 			}
-			b0, t0 := e.tcp.Bytes(t, sent, l.PID), time.Now()
+			since := testenv.MeanSince(func() uint64 { return e.tcp.Bytes(t, sent, l.PID) })
 			// Clamped from full speed: the counter is tcp_info's in-order
 			// bytes (acknowledged up, received down), so data the shaper
 			// passed while a dropped segment was missing is counted only
@@ -101,21 +101,20 @@ func TestTrafficTypes(t *testing.T) {
 			// load; ifb_tc download without a socket tag has no
 			// receive-window clamp). Counted from the moment of the limit
 			// the holes cancel out: no byte reaches the socket in order
-			// unless it passed the shaper after b0 (read once the limit is
-			// in place: before, a few ms at full speed are megabytes), so
-			// the mean since b0 must hold the limit whatever the windows
-			// inside it show.
+			// unless it passed the shaper after since's first read (once
+			// the limit is in place: before, a few ms at full speed are
+			// megabytes), so the mean since then must hold the limit
+			// whatever the windows inside it show.
 			time.Sleep(2 * time.Second)
 			got := e.rate(t, d.dir, 2*time.Second, l.PID)
 			in := func(r float64) bool { return r >= 0.4*rate && r <= 1.25*rate }
 			if !in(got) {
 				time.Sleep(3 * time.Second)
-				mean := float64(e.tcp.Bytes(t, sent, l.PID)-b0) / time.Since(t0).Seconds()
-				t.Logf("local-only limit on traffic to a local peer: %.0f B/s in seconds 2-4 (transient); %.2f × the limit since it was set (%.1f s)",
-					got, mean/rate, time.Since(t0).Seconds())
+				mean := since()
+				t.Logf("local-only limit on traffic to a local peer: %.0f B/s in seconds 2-4 (transient); %.2f × the limit since it was set",
+					got, mean/rate)
 				if mean < 0.6*rate || mean > 1.1*rate {
-					t.Errorf("local-only limit on traffic to a local peer: %.0f B/s since it was set (%.1f s) under a %d B/s limit",
-						mean, time.Since(t0).Seconds(), rate)
+					t.Errorf("local-only limit on traffic to a local peer: %.0f B/s since it was set under a %d B/s limit", mean, rate)
 				}
 			}
 		})
