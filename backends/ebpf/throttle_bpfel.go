@@ -30,6 +30,7 @@ type throttleBucket struct {
 	Passed  uint64
 	Dropped uint64
 	Marked  uint64
+	Idle    uint64
 	WinCap  uint64
 	WinSlot uint64
 	WinSum  uint64
