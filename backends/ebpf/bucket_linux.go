@@ -8,10 +8,12 @@ import "github.com/chadthrottle/chadthrottle/backends"
 // most burst bytes of tokens and starts empty, so a limit bites at once.
 //
 // Upload: a segment the program stops stays in TCP's write queue and is
-// retried on the next ACK or, with nothing in flight, by TCP's 500 ms
-// local-congestion probe; the bucket keeps 600 ms of tokens so none are
+// retried on the next ACK; the bucket keeps 600 ms of tokens so none are
 // lost while TCP waits, and a packet passes while the bucket is positive
-// (a 64 KiB GSO segment may take it into debt).
+// (a 64 KiB GSO segment may take it into debt). A segment of a socket with
+// nothing in flight would wait for TCP's probe timer (no ACK comes): it
+// passes into debt while the debt is under 200 ms of the rate (throttle.c,
+// take; TestIdleSegmentPasses).
 //
 // Download: a dropped segment comes back after a loss probe (≥ 10 ms) or
 // an RTO (≥ 200 ms, doubling while retransmissions are dropped); 600 ms of
