@@ -13,7 +13,9 @@
 // 2 (drop + congestion notification), the kernel keeps the segment in TCP's
 // write queue and TCP enters CWR; a packet that takes the bucket below its
 // marking threshold (0: into debt) passes with 3 (pass + CN) so TCP backs
-// off before it has to be stopped (Meta's HBM, samples/bpf).
+// off before it has to be stopped (Meta's HBM, samples/bpf). A segment of
+// a socket with nothing in flight is not stopped but passes into debt (at
+// most 200 ms of the rate): no ACK would come to send it again (take).
 // Ingress (download) can only police: over the limit the packet is dropped
 // and the sender retransmits. A download bucket also keeps what it passed
 // in the last second (WIN_SLOTS slots of 1/16 s) and drops a packet that
