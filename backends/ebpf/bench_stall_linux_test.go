@@ -43,23 +43,17 @@ func TestBenchUploadStall(t *testing.T) {
 		if err := b.SetLimit(tg, backends.Limit{Rate: rate}); err != nil {
 			t.Fatal(err)
 		}
-		var ts []float64
-		var bytes []uint64
-		for time.Since(at) < 2500*time.Millisecond {
-			ts, bytes = append(ts, time.Since(at).Seconds()), append(bytes, s.Total())
+		var samples []testenv.Sample // T: seconds since the call
+		for last := s.Total(); time.Since(at) < 2500*time.Millisecond; {
 			time.Sleep(25 * time.Millisecond)
+			cur := s.Total()
+			samples = append(samples, testenv.Sample{T: time.Since(at).Seconds(), Bytes: cur - last, Total: cur})
+			last = cur
 		}
-		between := func(a, z float64) float64 { // rate ÷ limit over [a, z) s after the call
-			i := sort.SearchFloat64s(ts, a)
-			j := sort.SearchFloat64s(ts, z)
-			if j >= len(ts) || i >= j {
-				return -1
-			}
-			return float64(bytes[j]-bytes[i]) / (ts[j] - ts[i]) / rate
-		}
+		between := func(a, z float64) float64 { return testenv.RateBetween(samples, a, z) / rate }
 		stalled := false
 		for x := 0.1; x < 0.9; x += 0.025 {
-			if r := between(x, x+0.1); r >= 0 && r < 0.05 {
+			if between(x, x+0.1) < 0.05 {
 				stalled = true
 			}
 		}

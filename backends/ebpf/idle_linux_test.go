@@ -48,10 +48,12 @@ func TestIdleSegmentPasses(t *testing.T) {
 			defer b.RemoveLimit(tg.ID)
 			time.Sleep(20 * time.Millisecond) // a new bucket starts empty: 20 ms of tokens, so the first flight passes as usual
 			send(t, fd, 14_000)
-			waitUntil(t, "the first flight acknowledged and received", func() bool {
+			if !testenv.WaitUntil(3*time.Second, func() bool {
 				info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 				return err == nil && info.Unacked == 0 && info.Notsent_bytes == 0 && s.Total() == 14_000
-			})
+			}) {
+				t.Fatalf("the first flight was not acknowledged and received within 3 s (received %d B)", s.Total())
+			}
 			before, at := bucketIdle(t, b), time.Now()
 			send(t, fd, 1_000)
 			if !c.passes {
@@ -61,8 +63,10 @@ func TestIdleSegmentPasses(t *testing.T) {
 				}
 				return
 			}
-			waitUntil(t, "the second write received", func() bool { return s.Total() == 15_000 })
-			t.Logf("the idle segment arrived %v after the write", time.Since(at).Round(time.Millisecond))
+			if !testenv.WaitUntil(3*time.Second, func() bool { return s.Total() == 15_000 }) {
+				t.Fatalf("the second write was not received within 3 s (received %d B)", s.Total())
+			}
+			t.Logf("the idle segment arrived within %v of the write", time.Since(at).Round(time.Millisecond))
 			if idle := bucketIdle(t, b) - before; idle != 1 {
 				t.Fatalf("idle passes %d, want 1", idle)
 			}
@@ -92,16 +96,6 @@ func send(t *testing.T, fd, n int) {
 	t.Helper()
 	if w, err := unix.Write(fd, make([]byte, n)); err != nil || w != n {
 		t.Fatalf("write %d B: wrote %d, %v", n, w, err)
-	}
-}
-
-// waitUntil polls cond every millisecond for up to 3 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(3 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 3 s", what)
-		}
 	}
 }
 
