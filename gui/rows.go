@@ -74,9 +74,9 @@ type appRow struct {
 type limitControl struct {
 	row    *appRow
 	dir    direction
-	slider *widget.Slider
+	slider *lightSlider // lightwidgets.go: Fyne's, drawing less
 	zone   *canvas.Text // under the slider: the zone a limit covers (zones.go)
-	entry  *widget.Entry
+	entry  *lightEntry
 	box    *fyne.Container
 }
 
@@ -150,15 +150,14 @@ func (b *rowBox) CreateRenderer() fyne.WidgetRenderer {
 
 func (r *appRow) newLimitControl(d direction) *limitControl {
 	c := &limitControl{row: r, dir: d}
-	c.slider = widget.NewSlider(0, sliderMax)
-	c.slider.Step = 1
+	c.slider = newLightSlider(0, sliderMax)
 	c.slider.OnChanged = func(pos float64) {
 		r.u.touch()
 		lim := SliderToLimit(pos)
 		c.entry.SetText(entryText(lim, r.u.settings.Unit))
 		r.u.edit(r.id, d, lim)
 	}
-	c.entry = widget.NewEntry()
+	c.entry = newLightEntry()
 	c.entry.SetPlaceHolder("unlimited")
 	c.entry.OnChanged = func(string) { r.u.touch() }
 	c.entry.OnSubmitted = func(s string) {

@@ -1,0 +1,119 @@
+package gui
+
+import (
+	"image/color"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/widget"
+)
+
+// Every object Fyne draws is a draw call, and with software GL each draw
+// call costs memory and CPU (docs/architecture.md, "What the window costs
+// to draw"). A row of the app list has two sliders and two entries, so
+// what they draw for nothing is paid ~20 times per paint. These two look
+// and behave exactly like Fyne's, minus that:
+//   - lightSlider does not draw its hover/focus ring while the ring is
+//     transparent (Fyne's GL painter draws a transparent circle like any
+//     other);
+//   - lightEntry draws its background and its border as one rounded
+//     rectangle (fill and stroke in one draw) instead of two.
+
+// lightSlider is a widget.Slider without the transparent ring.
+type lightSlider struct{ widget.Slider }
+
+func newLightSlider(min, max float64) *lightSlider {
+	s := &lightSlider{}
+	s.Min, s.Max, s.Step, s.Orientation = min, max, 1, widget.Horizontal
+	s.ExtendBaseWidget(s)
+	return s
+}
+
+// CreateRenderer implements fyne.Widget.
+func (s *lightSlider) CreateRenderer() fyne.WidgetRenderer {
+	return &trimRenderer{WidgetRenderer: s.Slider.CreateRenderer(), trim: hideClearCircles}
+}
+
+// hideClearCircles hides the circles that would draw nothing.
+func hideClearCircles(objs []fyne.CanvasObject) {
+	for _, o := range objs {
+		if c, ok := o.(*canvas.Circle); ok {
+			setShown(c, !transparent(c.FillColor) || (c.StrokeWidth > 0 && !transparent(c.StrokeColor)))
+		}
+	}
+}
+
+// lightEntry is a widget.Entry whose box and border are one rectangle.
+type lightEntry struct{ widget.Entry }
+
+func newLightEntry() *lightEntry {
+	e := &lightEntry{}
+	e.ExtendBaseWidget(e)
+	return e
+}
+
+// CreateRenderer implements fyne.Widget.
+func (e *lightEntry) CreateRenderer() fyne.WidgetRenderer {
+	return &trimRenderer{WidgetRenderer: e.Entry.CreateRenderer(), trim: mergeBoxBorder}
+}
+
+// mergeBoxBorder gives the entry's border stroke to its box, in the
+// border's place, and hides the border. The box is the first rectangle
+// with a fill, the border the first with a stroke and no fill (Fyne 2.7:
+// objects 0 and 1); anything else is left as it is.
+func mergeBoxBorder(objs []fyne.CanvasObject) {
+	var box, border *canvas.Rectangle
+	for _, o := range objs {
+		r, ok := o.(*canvas.Rectangle)
+		if !ok {
+			continue
+		}
+		switch {
+		case box == nil && !transparent(r.FillColor):
+			box = r
+		case border == nil && transparent(r.FillColor) && r.StrokeWidth > 0:
+			border = r
+		}
+		if box != nil && border != nil {
+			break
+		}
+	}
+	if box == nil || border == nil || box.CornerRadius != border.CornerRadius {
+		return
+	}
+	if box.StrokeColor != border.StrokeColor || box.StrokeWidth != border.StrokeWidth {
+		box.StrokeColor, box.StrokeWidth = border.StrokeColor, border.StrokeWidth
+		box.Refresh()
+	}
+	place(box, border.Position(), border.Size())
+	setShown(border, false)
+}
+
+// trimRenderer is a widget's own renderer with trim applied to its
+// objects after every layout and refresh (which is when the widget sets
+// their colours and places).
+type trimRenderer struct {
+	fyne.WidgetRenderer
+	trim func([]fyne.CanvasObject)
+}
+
+// Layout implements fyne.WidgetRenderer.
+func (r *trimRenderer) Layout(size fyne.Size) {
+	r.WidgetRenderer.Layout(size)
+	r.trim(r.Objects())
+}
+
+// Refresh implements fyne.WidgetRenderer.
+func (r *trimRenderer) Refresh() {
+	r.WidgetRenderer.Refresh()
+	r.trim(r.Objects())
+}
+
+// transparent reports whether c draws nothing.
+func transparent(c color.Color) bool {
+	if c == nil {
+		return true
+	}
+	_, _, _, a := c.RGBA()
+	return a == 0
+}

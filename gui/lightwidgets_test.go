@@ -1,0 +1,119 @@
+package gui
+
+import (
+	"image"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+)
+
+// shownShapes counts the visible rectangles and circles among a widget's
+// own objects: each is a draw call.
+func shownShapes(t *testing.T, w fyne.Widget) (n int) {
+	for _, o := range test.TempWidgetRenderer(t, w).Objects() {
+		switch o.(type) {
+		case *canvas.Rectangle, *canvas.Circle:
+			if o.Visible() {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// captureIn draws o alone in a 200×40 window at scale 1.
+func captureIn(t *testing.T, o fyne.CanvasObject, prep func(w fyne.Window)) image.Image {
+	w := test.NewWindow(o)
+	t.Cleanup(w.Close)
+	w.SetPadded(false)
+	w.Resize(fyne.NewSize(200, 40))
+	if prep != nil {
+		prep(w)
+	}
+	return w.Canvas().Capture()
+}
+
+// The light slider draws one shape less than Fyne's while its ring is
+// transparent, shows the ring when hovered and when focused, and looks
+// the same in each state.
+func TestLightSliderRing(t *testing.T) {
+	test.NewTempApp(t)
+	states := []struct {
+		name string
+		do   func(w fyne.Window, s fyne.Widget)
+	}{
+		{"idle", nil},
+		{"hovered", func(w fyne.Window, s fyne.Widget) { s.(desktop.Hoverable).MouseIn(&desktop.MouseEvent{}) }},
+		{"hovered, then left", func(w fyne.Window, s fyne.Widget) {
+			s.(desktop.Hoverable).MouseIn(&desktop.MouseEvent{})
+			s.(desktop.Hoverable).MouseOut()
+		}},
+		{"focused", func(w fyne.Window, s fyne.Widget) { w.Canvas().Focus(s.(fyne.Focusable)) }},
+	}
+	for _, st := range states {
+		stock := widget.NewSlider(0, sliderMax)
+		stock.Value = 40
+		light := newLightSlider(0, sliderMax)
+		light.Value = 40
+		shot := func(s fyne.Widget) image.Image {
+			return captureIn(t, s, func(w fyne.Window) {
+				if st.do != nil {
+					st.do(w, s)
+				}
+			})
+		}
+		want, got := shot(stock), shot(light)
+		if d := meanInkDiff(want, got); d > 1 {
+			t.Errorf("%s: differs from Fyne's slider by %.1f per inked pixel", st.name, d)
+		}
+		ns, nl := shownShapes(t, stock), shownShapes(t, light)
+		ring := st.name == "hovered" || st.name == "focused"
+		if (ring && nl != ns) || (!ring && nl != ns-1) {
+			t.Errorf("%s: %d shapes shown, Fyne's slider %d (want one less only while the ring is transparent)", st.name, nl, ns)
+		}
+	}
+}
+
+// The light entry draws its box and border as one shape and looks like
+// Fyne's entry, empty with its placeholder, typed into, focused and
+// disabled.
+func TestLightEntryLooksLikeEntry(t *testing.T) {
+	test.NewTempApp(t)
+	states := []struct {
+		name string
+		do   func(w fyne.Window, f fyne.Focusable, e *widget.Entry)
+	}{
+		{"placeholder", nil},
+		{"text", func(w fyne.Window, f fyne.Focusable, e *widget.Entry) { e.SetText("2.5 MB/s") }},
+		{"focused", func(w fyne.Window, f fyne.Focusable, e *widget.Entry) { w.Canvas().Focus(f) }},
+		{"disabled", func(w fyne.Window, f fyne.Focusable, e *widget.Entry) { e.Disable() }},
+	}
+	for _, st := range states {
+		stock := widget.NewEntry()
+		stock.SetPlaceHolder("unlimited")
+		light := newLightEntry()
+		light.SetPlaceHolder("unlimited")
+		want := captureIn(t, stock, func(w fyne.Window) {
+			if st.do != nil {
+				st.do(w, stock, stock)
+			}
+		})
+		got := captureIn(t, light, func(w fyne.Window) {
+			if st.do != nil {
+				st.do(w, light, &light.Entry)
+			}
+		})
+		d := meanInkDiff(want, got)
+		t.Logf("%s: mean difference %.2f", st.name, d)
+		if d > 3 {
+			t.Errorf("%s: differs from Fyne's entry by %.1f per inked pixel", st.name, d)
+		}
+		if ns, nl := shownShapes(t, stock), shownShapes(t, light); nl != ns-1 {
+			t.Errorf("%s: %d shapes shown, Fyne's entry %d (want one less)", st.name, nl, ns)
+		}
+	}
+}
