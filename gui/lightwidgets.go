@@ -15,11 +15,12 @@ import (
 // and behave exactly like Fyne's, minus that:
 //   - lightSlider does not draw its hover/focus ring while the ring is
 //     transparent (Fyne's GL painter draws a transparent circle like any
-//     other);
+//     other), nor its track while the active part covers it whole;
 //   - lightEntry draws its background and its border as one rounded
 //     rectangle (fill and stroke in one draw) instead of two.
 
-// lightSlider is a widget.Slider without the transparent ring.
+// lightSlider is a widget.Slider without the transparent ring and the
+// hidden track.
 type lightSlider struct{ widget.Slider }
 
 func newLightSlider(min, max float64) *lightSlider {
@@ -31,16 +32,34 @@ func newLightSlider(min, max float64) *lightSlider {
 
 // CreateRenderer implements fyne.Widget.
 func (s *lightSlider) CreateRenderer() fyne.WidgetRenderer {
-	return &trimRenderer{WidgetRenderer: s.Slider.CreateRenderer(), trim: hideClearCircles}
+	return &trimRenderer{WidgetRenderer: s.Slider.CreateRenderer(), trim: trimSlider}
 }
 
-// hideClearCircles hides the circles that would draw nothing.
-func hideClearCircles(objs []fyne.CanvasObject) {
-	for _, o := range objs {
-		if c, ok := o.(*canvas.Circle); ok {
-			setShown(c, !transparent(c.FillColor) || (c.StrokeWidth > 0 && !transparent(c.StrokeColor)))
+// trimSlider hides the circles that would draw nothing and a track that
+// the active part covers whole (a slider at its maximum: every unlimited
+// row).
+func trimSlider(objs []fyne.CanvasObject) {
+	for i, o := range objs {
+		switch o := o.(type) {
+		case *canvas.Circle:
+			setShown(o, !transparent(o.FillColor) || (o.StrokeWidth > 0 && !transparent(o.StrokeColor)))
+		case *canvas.Rectangle:
+			setShown(o, !coveredLater(o, objs[i+1:]))
 		}
 	}
+}
+
+// coveredLater reports whether one of the objects drawn after r is an
+// opaque rectangle in exactly r's place and shape.
+func coveredLater(r *canvas.Rectangle, later []fyne.CanvasObject) bool {
+	for _, o := range later {
+		c, ok := o.(*canvas.Rectangle)
+		if ok && c.Visible() && c.Position() == r.Position() && c.Size() == r.Size() &&
+			c.CornerRadius == r.CornerRadius && opaque(c.FillColor) {
+			return true
+		}
+	}
+	return false
 }
 
 // lightEntry is a widget.Entry whose box and border are one rectangle.
@@ -107,6 +126,15 @@ func (r *trimRenderer) Layout(size fyne.Size) {
 func (r *trimRenderer) Refresh() {
 	r.WidgetRenderer.Refresh()
 	r.trim(r.Objects())
+}
+
+// opaque reports whether c hides what is under it.
+func opaque(c color.Color) bool {
+	if c == nil {
+		return false
+	}
+	_, _, _, a := c.RGBA()
+	return a == 0xffff
 }
 
 // transparent reports whether c draws nothing.

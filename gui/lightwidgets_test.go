@@ -38,7 +38,8 @@ func captureIn(t *testing.T, o fyne.CanvasObject, prep func(w fyne.Window)) imag
 }
 
 // The light slider draws one shape less than Fyne's while its ring is
-// transparent, shows the ring when hovered and when focused, and looks
+// transparent and one more less at its maximum (the track under the
+// active part), shows the ring when hovered and when focused, and looks
 // the same in each state.
 func TestLightSliderRing(t *testing.T) {
 	test.NewTempApp(t)
@@ -53,27 +54,36 @@ func TestLightSliderRing(t *testing.T) {
 			s.(desktop.Hoverable).MouseOut()
 		}},
 		{"focused", func(w fyne.Window, s fyne.Widget) { w.Canvas().Focus(s.(fyne.Focusable)) }},
+		{"disabled", func(w fyne.Window, s fyne.Widget) { s.(fyne.Disableable).Disable() }},
 	}
 	for _, st := range states {
-		stock := widget.NewSlider(0, sliderMax)
-		stock.Value = 40
-		light := newLightSlider(0, sliderMax)
-		light.Value = 40
-		shot := func(s fyne.Widget) image.Image {
-			return captureIn(t, s, func(w fyne.Window) {
-				if st.do != nil {
-					st.do(w, s)
-				}
-			})
-		}
-		want, got := shot(stock), shot(light)
-		if d := meanInkDiff(want, got); d > 1 {
-			t.Errorf("%s: differs from Fyne's slider by %.1f per inked pixel", st.name, d)
-		}
-		ns, nl := shownShapes(t, stock), shownShapes(t, light)
-		ring := st.name == "hovered" || st.name == "focused"
-		if (ring && nl != ns) || (!ring && nl != ns-1) {
-			t.Errorf("%s: %d shapes shown, Fyne's slider %d (want one less only while the ring is transparent)", st.name, nl, ns)
+		for _, value := range []float64{40, sliderMax} {
+			stock := widget.NewSlider(0, sliderMax)
+			stock.Value = value
+			light := newLightSlider(0, sliderMax)
+			light.Value = value
+			shot := func(s fyne.Widget) image.Image {
+				return captureIn(t, s, func(w fyne.Window) {
+					if st.do != nil {
+						st.do(w, s)
+					}
+				})
+			}
+			want, got := shot(stock), shot(light)
+			if d := meanInkDiff(want, got); d > 1 {
+				t.Errorf("%s at %v: differs from Fyne's slider by %.1f per inked pixel", st.name, value, d)
+			}
+			ns, nl := shownShapes(t, stock), shownShapes(t, light)
+			expect := ns
+			if st.name != "hovered" && st.name != "focused" {
+				expect-- // the transparent ring
+			}
+			if value == sliderMax {
+				expect-- // the covered track
+			}
+			if nl != expect {
+				t.Errorf("%s at %v: %d shapes shown, Fyne's slider %d (want %d)", st.name, value, nl, ns, expect)
+			}
 		}
 	}
 }
