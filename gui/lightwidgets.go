@@ -76,10 +76,12 @@ func (e *lightEntry) CreateRenderer() fyne.WidgetRenderer {
 	return &trimRenderer{WidgetRenderer: e.Entry.CreateRenderer(), trim: mergeBoxBorder}
 }
 
-// mergeBoxBorder gives the entry's border stroke to its box, in the
-// border's place, and hides the border. The box is the first rectangle
-// with a fill, the border the first with a stroke and no fill (Fyne 2.7:
-// objects 0 and 1); anything else is left as it is.
+// mergeBoxBorder gives the entry's box fill to its border and hides the
+// box: one rounded rectangle with fill and stroke, in the border's place.
+// The box is the first rectangle without a stroke, the border the first
+// with one (Fyne 2.7: objects 0 and 1); anything else is left as it is.
+// Each keeps the place Fyne's layout gives it, so a layout changes
+// nothing (a size changed back and forth would paint the window twice).
 func mergeBoxBorder(objs []fyne.CanvasObject) {
 	var box, border *canvas.Rectangle
 	for _, o := range objs {
@@ -88,9 +90,9 @@ func mergeBoxBorder(objs []fyne.CanvasObject) {
 			continue
 		}
 		switch {
-		case box == nil && !transparent(r.FillColor):
+		case box == nil && r.StrokeWidth == 0:
 			box = r
-		case border == nil && transparent(r.FillColor) && r.StrokeWidth > 0:
+		case border == nil && r.StrokeWidth > 0:
 			border = r
 		}
 		if box != nil && border != nil {
@@ -100,12 +102,11 @@ func mergeBoxBorder(objs []fyne.CanvasObject) {
 	if box == nil || border == nil || box.CornerRadius != border.CornerRadius {
 		return
 	}
-	if box.StrokeColor != border.StrokeColor || box.StrokeWidth != border.StrokeWidth {
-		box.StrokeColor, box.StrokeWidth = border.StrokeColor, border.StrokeWidth
-		box.Refresh()
+	if border.FillColor != box.FillColor {
+		border.FillColor = box.FillColor
+		border.Refresh()
 	}
-	place(box, border.Position(), border.Size())
-	setShown(border, false)
+	setShown(box, false)
 }
 
 // trimRenderer is a widget's own renderer with trim applied to its

@@ -127,3 +127,34 @@ func TestLightEntryLooksLikeEntry(t *testing.T) {
 		}
 	}
 }
+
+// The light widgets leave every object where Fyne's layout puts it: one
+// that the trim moved would be moved back by the next layout and forth by
+// the trim again, and each move paints the window a second time.
+func TestLightWidgetsKeepFynesLayout(t *testing.T) {
+	test.NewTempApp(t)
+	stockE, lightE := widget.NewEntry(), newLightEntry()
+	stockS, lightS := widget.NewSlider(0, sliderMax), newLightSlider(0, sliderMax)
+	stockS.Value, lightS.Value = sliderMax, sliderMax
+	for _, pair := range [][2]fyne.Widget{{stockE, lightE}, {stockS, lightS}} {
+		size := fyne.NewSize(120, 36)
+		pair[0].Resize(size)
+		pair[1].Resize(size)
+		rs, rl := test.TempWidgetRenderer(t, pair[0]), test.TempWidgetRenderer(t, pair[1])
+		for range 2 {
+			rs.Layout(size)
+			rl.Layout(size)
+			rl.Refresh()
+			os, ol := rs.Objects(), rl.Objects()
+			if len(os) != len(ol) {
+				t.Fatalf("%T: %d objects, Fyne's %d", pair[1], len(ol), len(os))
+			}
+			for i := range os {
+				if os[i].Position() != ol[i].Position() || os[i].Size() != ol[i].Size() {
+					t.Errorf("%T object %d (%T) at %v size %v, Fyne's at %v size %v", pair[1], i, ol[i],
+						ol[i].Position(), ol[i].Size(), os[i].Position(), os[i].Size())
+				}
+			}
+		}
+	}
+}
