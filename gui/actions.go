@@ -22,6 +22,12 @@ func (u *UI) selectApp(id string) {
 	u.det.selPID = 0
 	if a, ok := u.view.app(id); ok {
 		u.det.show(&api.AppDetails{App: a})
+		u.apps.list.ScrollTo(u.view.index(id)) // from a notification or the tray: bring it into view
+	} else {
+		u.det.clear()
+	}
+	for i, b := range u.apps.bound { // the highlight moves now, not at the next poll
+		u.updateRow(i, b)
 	}
 	u.requestPoll()
 }

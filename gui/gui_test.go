@@ -989,3 +989,44 @@ func TestRemoteHost(t *testing.T) {
 		t.Errorf("recent hosts after many: %v", got)
 	}
 }
+
+// The selected app stays highlighted when a poll moves it to another row,
+// without the list scrolling to it, and Escape clears the selection and
+// the details.
+func TestSelectionFollowsApp(t *testing.T) {
+	fx := newFixture(t, testApps())
+	highlighted := func() (names []string) {
+		fx.walkShown(func(x fyne.CanvasObject, _ fyne.Position) bool {
+			if b, ok := x.(*rowBox); ok && b.row.sel.Visible() {
+				names = append(names, b.row.name.Text)
+			}
+			return false
+		})
+		return names
+	}
+	fx.ui.apps.list.Select(fx.ui.view.index("1000:/usr/bin/firefox"))
+	fx.poll()
+	if got := highlighted(); len(got) != 1 || got[0] != "Firefox" {
+		t.Fatalf("highlighted %v after selecting Firefox", got)
+	}
+	apps := testApps()
+	apps[1].RxRate = 50_000_000 // Firefox goes to the top
+	fx.fake.SetApps(apps)
+	fx.ui.apps.freezeUntil = time.Time{}
+	fx.poll()
+	if top := fx.ui.view.rows[0].Name; top != "Firefox" { // (fx.names binds rows of its own)
+		t.Fatalf("Firefox did not move: %s at the top", top)
+	}
+	if got := highlighted(); len(got) != 1 || got[0] != "Firefox" {
+		t.Errorf("highlighted %v after Firefox moved to the top, want Firefox only", got)
+	}
+	if fx.ui.selected != "1000:/usr/bin/firefox" || fx.ui.det.title.Text != "Firefox" {
+		t.Errorf("selected %q, details of %q", fx.ui.selected, fx.ui.det.title.Text)
+	}
+	c := fx.ui.win.Canvas()
+	c.(interface{ OnTypedKey() func(*fyne.KeyEvent) }).OnTypedKey()(&fyne.KeyEvent{Name: fyne.KeyEscape})
+	fx.poll()
+	if got := highlighted(); len(got) != 0 || fx.ui.selected != "" || fx.ui.det.body.Visible() {
+		t.Errorf("after Escape: highlighted %v, selected %q, details shown %v", got, fx.ui.selected, fx.ui.det.body.Visible())
+	}
+}

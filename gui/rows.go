@@ -49,6 +49,7 @@ func (u *UI) rowColumns() *columns {
 type appRow struct {
 	u      *UI
 	id     string
+	sel    *canvas.Rectangle // the selection highlight
 	mark   *canvas.Rectangle
 	icon   *canvas.Image
 	name   *widget.Label
@@ -105,6 +106,10 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r.limUp = r.newLimitControl(dirUp)
 	r.block = r.newBlockToggle()
 	r.prio = r.newPrioritySelect()
+	// the selected app's highlight, drawn by the row (see selectionOn)
+	r.sel = canvas.NewRectangle(theme.Color(theme.ColorNameSelection))
+	r.sel.CornerRadius = theme.SelectionRadiusSize()
+	r.sel.Hide()
 	b := &rowBox{row: r, content: container.New(u.rowColumns(), r.mark, container.NewCenter(r.icon), nameBox,
 		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box, container.NewCenter(r.block),
 		container.NewCenter(r.prio))}
@@ -145,7 +150,27 @@ type rowBox struct {
 
 // CreateRenderer implements fyne.Widget.
 func (b *rowBox) CreateRenderer() fyne.WidgetRenderer {
-	return widget.NewSimpleRenderer(b.content)
+	return &rowRenderer{b: b, objs: []fyne.CanvasObject{b.row.sel, b.content}}
+}
+
+// rowRenderer stacks the selection highlight and the row's columns. Not a
+// container.NewStack: its layout moves the columns' container at every
+// layout pass, and a container's Move paints the window again (paint.go).
+type rowRenderer struct {
+	b    *rowBox
+	objs []fyne.CanvasObject
+}
+
+func (r *rowRenderer) Destroy()                     {}
+func (r *rowRenderer) Objects() []fyne.CanvasObject { return r.objs }
+func (r *rowRenderer) MinSize() fyne.Size           { return r.b.content.MinSize() }
+func (r *rowRenderer) Refresh()                     { r.Layout(r.b.Size()); r.b.row.sel.Refresh(); r.b.content.Refresh() }
+
+// Layout implements fyne.WidgetRenderer.
+func (r *rowRenderer) Layout(size fyne.Size) {
+	for _, o := range r.objs {
+		place(o, fyne.Position{}, size)
+	}
 }
 
 func (r *appRow) newLimitControl(d direction) *limitControl {
@@ -227,6 +252,12 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	r := b.row
 	a := &u.view.rows[id]
 	r.id = a.ID
+	if selected := a.ID == u.selected; selected != r.sel.Visible() {
+		if selected {
+			r.sel.FillColor = theme.Color(theme.ColorNameSelection)
+		}
+		setShown(r.sel, selected)
+	}
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
 	mark := color.Color(color.Transparent)
@@ -303,8 +334,7 @@ func setCanvasText(t *canvas.Text, s string, c color.Color) {
 	}
 }
 
-// refreshList redraws the visible rows and keeps the selection on the
-// same app after sorting or filtering.
+// refreshList redraws the visible rows.
 func (u *UI) refreshList() {
 	u.apps.bound = nil // the refresh binds every row on screen again (and drops the rows kept for reuse)
 	u.apps.list.Refresh()
@@ -312,16 +342,13 @@ func (u *UI) refreshList() {
 	u.showCountAndSelection()
 }
 
-// showCountAndSelection updates the app count and keeps the selection on
-// the same app after sorting or filtering.
+// showCountAndSelection updates the app count. The selection follows
+// its app through sorting and filtering by itself: the rows draw it
+// (updateRow), not the list. List.Select at the app's new place would
+// scroll the list there (away from where the person scrolled) and lay out
+// and refresh every row, painting the window twice.
 func (u *UI) showCountAndSelection() {
 	setText(u.countLabel, u.countText())
-	if u.selected == "" {
-		return
-	}
-	if i := u.view.index(u.selected); i >= 0 {
-		u.apps.list.Select(i)
-	}
 }
 
 func (u *UI) countText() string {

@@ -320,7 +320,7 @@ func (u *UI) addShortcuts() {
 		case fyne.KeyDown, fyne.KeyUp, fyne.KeyTab:
 			c.Focus(u.apps.list) // nothing focused: arrows start in the list
 		case fyne.KeyEscape:
-			u.apps.list.UnselectAll()
+			u.selectApp("")
 		}
 	})
 }
@@ -360,6 +360,9 @@ func (u *UI) buildList() fyne.CanvasObject {
 		}
 		u.touch()
 		u.selectApp(u.view.rows[id].ID)
+		// the rows draw the selection (updateRow): the list's own would
+		// stay at this place when the app moves
+		u.apps.list.UnselectAll()
 	}
 	u.apps.list.OnUnselected = func(widget.ListItemID) {}
 	return u.apps.list
