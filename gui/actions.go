@@ -22,7 +22,9 @@ func (u *UI) selectApp(id string) {
 	u.det.selPID = 0
 	if a, ok := u.view.app(id); ok {
 		u.det.show(&api.AppDetails{App: a})
-		u.apps.list.ScrollTo(u.view.index(id)) // from a notification or the tray: bring it into view
+		if i := u.view.index(id); i >= 0 {
+			u.apps.list.ScrollTo(i) // from a notification or the tray: bring it into view
+		}
 	} else {
 		u.det.clear()
 	}

@@ -106,7 +106,7 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r.limUp = r.newLimitControl(dirUp)
 	r.block = r.newBlockToggle()
 	r.prio = r.newPrioritySelect()
-	// the selected app's highlight, drawn by the row (see selectionOn)
+	// the selected app's highlight, drawn by the row (updateRow)
 	r.sel = canvas.NewRectangle(theme.Color(theme.ColorNameSelection))
 	r.sel.CornerRadius = theme.SelectionRadiusSize()
 	r.sel.Hide()
@@ -252,12 +252,12 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	r := b.row
 	a := &u.view.rows[id]
 	r.id = a.ID
-	if selected := a.ID == u.selected; selected != r.sel.Visible() {
-		if selected {
-			r.sel.FillColor = theme.Color(theme.ColorNameSelection)
-		}
-		setShown(r.sel, selected)
+	selected := a.ID == u.selected
+	if c := theme.Color(theme.ColorNameSelection); selected && r.sel.FillColor != c { // the theme's, also after a change
+		r.sel.FillColor = c
+		r.sel.Refresh()
 	}
+	setShown(r.sel, selected)
 	lim, editing := u.effectiveLimit(a)
 	on := lim.Down != 0 || lim.Up != 0
 	mark := color.Color(color.Transparent)
