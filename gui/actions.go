@@ -28,9 +28,7 @@ func (u *UI) selectApp(id string) {
 	} else {
 		u.det.clear()
 	}
-	for i, b := range u.apps.bound { // the highlight moves now, not at the next poll
-		u.updateRow(i, b)
-	}
+	u.refreshRows() // the highlight moves now, not at the next poll
 	u.requestPoll()
 }
 

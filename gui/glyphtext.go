@@ -168,7 +168,7 @@ func (g *glyphText) draw(w, h int) image.Image {
 	if c := fyne.CurrentApp().Driver().CanvasForObject(g); c != nil && math.Abs(float64(c.Scale()*size.Width)-float64(w)) <= 1 {
 		scale = c.Scale()
 	}
-	faceFor(g.style).draw(img, g.rest, 0, 0, g.size, scale, g.color)
+	faceFor(g.style).draw(img, g.rest, g.size, scale, g.color)
 	return img
 }
 
@@ -225,9 +225,9 @@ func (f *numFace) width(s string, size float32) (w float32, ok bool) {
 	return w, true
 }
 
-// draw draws s into dst in colour c with its top-left corner at (x, y)
-// pixels, at size (logical) times scale.
-func (f *numFace) draw(dst *image.RGBA, s string, x, y, size, scale float32, c color.Color) {
+// draw draws s into dst in colour c from its top-left corner, at size
+// (logical) times scale.
+func (f *numFace) draw(dst *image.RGBA, s string, size, scale float32, c color.Color) {
 	if f == nil {
 		return
 	}
@@ -238,8 +238,7 @@ func (f *numFace) draw(dst *image.RGBA, s string, x, y, size, scale float32, c c
 	if err != nil {
 		return
 	}
-	x = float32(math.Round(float64(x)))
-	base := float32(math.Round(float64(y))) + float32(math.Ceil(float64(float32(m.Ascent)/64*scale)))
+	x, base := float32(0), float32(math.Ceil(float64(float32(m.Ascent)/64*scale)))
 	b := dst.Bounds()
 	f.ras.Reset(b.Dx(), b.Dy())
 	f.ras.DrawOp = draw.Over

@@ -253,9 +253,11 @@ func (u *UI) updateRow(id widget.ListItemID, o fyne.CanvasObject) {
 	a := &u.view.rows[id]
 	r.id = a.ID
 	selected := a.ID == u.selected
-	if c := theme.Color(theme.ColorNameSelection); selected && r.sel.FillColor != c { // the theme's, also after a change
-		r.sel.FillColor = c
-		r.sel.Refresh()
+	if selected {
+		if c := theme.Color(theme.ColorNameSelection); r.sel.FillColor != c { // the theme's, also after a change
+			r.sel.FillColor = c
+			r.sel.Refresh()
+		}
 	}
 	setShown(r.sel, selected)
 	lim, editing := u.effectiveLimit(a)
