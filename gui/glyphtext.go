@@ -45,6 +45,7 @@ type glyphText struct {
 	lead  *canvas.Text   // the part before the first digit
 	num   *canvas.Raster // the rest, drawn by draw
 	plain *canvas.Text   // the rest, when the font lacks one of its characters
+	strip *numStrip      // draws num instead of it, when set (numstrip.go)
 	rest  string
 	restW float32 // the rest's width
 	minW  float32 // the widest it has been (see MinSize)
@@ -84,8 +85,10 @@ func (g *glyphText) Set(s string, c color.Color) {
 	if ok {
 		g.restW = w
 		setShown(g.plain, false)
-		setShown(g.num, rest != "")
-		g.num.Refresh()
+		if g.strip == nil {
+			setShown(g.num, rest != "")
+			g.num.Refresh()
+		}
 	} else { // not in the theme's font: Fyne finds a font that has it
 		g.restW = fyne.MeasureText(rest, g.size, g.style).Width
 		setShown(g.num, false)
@@ -153,6 +156,9 @@ func (g *glyphText) layout(size fyne.Size) {
 	// the raster covers the text only (a smaller texture to replace when
 	// the value changes), with a pixel to spare for antialiasing
 	place(g.num, fyne.NewPos(x+leadW, y), fyne.NewSize(float32(math.Ceil(float64(g.restW)))+1, float32(math.Ceil(float64(h)))+1))
+	if g.strip != nil {
+		g.strip.changed()
+	}
 }
 
 // draw is the raster's generator: the rest of the text, w×h pixels for
@@ -163,12 +169,7 @@ func (g *glyphText) draw(w, h int) image.Image {
 	if g.rest == "" || size.Width <= 0 {
 		return img
 	}
-	// the canvas's scale: w is the raster's width in pixels, rounded
-	scale := float32(w) / size.Width
-	if c := fyne.CurrentApp().Driver().CanvasForObject(g); c != nil && math.Abs(float64(c.Scale()*size.Width)-float64(w)) <= 1 {
-		scale = c.Scale()
-	}
-	faceFor(g.style).draw(img, g.rest, g.size, scale, g.color)
+	faceFor(g.style).draw(img, g.rest, g.size, canvasScale(g, size.Width, w), g.color)
 	return img
 }
 

@@ -99,8 +99,11 @@ func (u *UI) newRow() fyne.CanvasObject {
 		return newGlyphText(theme.TextSize(), fyne.TextStyle{}, fyne.TextAlignTrailing, theme.Color(theme.ColorNameForeground))
 	}
 	r.down, r.up, r.totDn, r.totUp = right(), right(), right(), right()
+	nums := newNumStrip() // numstrip.go: the four numbers drawn as one
 	pad := func(t *glyphText) fyne.CanvasObject {
-		return container.New(layout.NewCustomPaddedLayout(0, 0, 0, theme.InnerPadding()), t)
+		c := container.New(layout.NewCustomPaddedLayout(0, 0, 0, theme.InnerPadding()), t)
+		nums.add(t, c)
+		return c
 	}
 	r.limDn = r.newLimitControl(dirDown)
 	r.limUp = r.newLimitControl(dirUp)
@@ -110,7 +113,7 @@ func (u *UI) newRow() fyne.CanvasObject {
 	r.sel = canvas.NewRectangle(theme.Color(theme.ColorNameSelection))
 	r.sel.CornerRadius = theme.SelectionRadiusSize()
 	r.sel.Hide()
-	b := &rowBox{row: r, content: container.New(u.rowColumns(), r.mark, container.NewCenter(r.icon), nameBox,
+	b := &rowBox{row: r, nums: nums, content: container.New(stripLayout{u.rowColumns(), nums}, r.mark, container.NewCenter(r.icon), nameBox,
 		pad(r.down), pad(r.up), pad(r.totDn), pad(r.totUp), r.limDn.box, r.limUp.box, container.NewCenter(r.block),
 		container.NewCenter(r.prio))}
 	b.ExtendBaseWidget(b)
@@ -144,13 +147,14 @@ func (l nameLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 type rowBox struct {
 	widget.BaseWidget
 	content fyne.CanvasObject
+	nums    *numStrip // drawn over content, placed by itself
 	row     *appRow
 	index   widget.ListItemID // the list index it was last bound to (paint.go: bind)
 }
 
 // CreateRenderer implements fyne.Widget.
 func (b *rowBox) CreateRenderer() fyne.WidgetRenderer {
-	return &rowRenderer{b: b, objs: []fyne.CanvasObject{b.row.sel, b.content}}
+	return &rowRenderer{b: b, objs: []fyne.CanvasObject{b.row.sel, b.content, b.nums.raster}}
 }
 
 // rowRenderer stacks the selection highlight and the row's columns. Not a
@@ -168,7 +172,7 @@ func (r *rowRenderer) Refresh()                     { r.Layout(r.b.Size()); r.b.
 
 // Layout implements fyne.WidgetRenderer.
 func (r *rowRenderer) Layout(size fyne.Size) {
-	for _, o := range r.objs {
+	for _, o := range r.objs[:2] { // the highlight and the columns
 		place(o, fyne.Position{}, size)
 	}
 }
