@@ -561,14 +561,14 @@ func TestCtlAsUsers(t *testing.T) {
 	if out, errOut, code := run(&own, "pause"); code != 0 || !strings.Contains(out, "paused") {
 		t.Errorf("pause: %d %s %s", code, out, errOut)
 	}
-	if out, _, _ := run(&own, "status"); !regexp.MustCompile(`paused:\s+yes`).MatchString(out) {
-		t.Errorf("status after pause:\n%s", out)
+	if out, errOut, code := run(&own, "status"); !regexp.MustCompile(`paused:\s+yes`).MatchString(out) {
+		t.Errorf("status after pause: exit %d\n%s%s", code, out, errOut)
 	}
 	if out, errOut, code := run(&own, "resume"); code != 0 || !strings.Contains(out, "resumed") {
 		t.Errorf("resume: %d %s %s", code, out, errOut)
 	}
-	if out, _, _ := run(&own, "status"); !regexp.MustCompile(`paused:\s+no`).MatchString(out) {
-		t.Errorf("status after resume:\n%s", out)
+	if out, errOut, code := run(&own, "status"); !regexp.MustCompile(`paused:\s+no`).MatchString(out) {
+		t.Errorf("status after resume: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// details: one's own app in full; another user's by the hidden id top
