@@ -76,13 +76,7 @@ func TestGlyphTextLooksLikeText(t *testing.T) {
 	for _, scale := range []float32{1, 1.25, 2} {
 		for _, style := range []fyne.TextStyle{{}, {Bold: true}} {
 			capture := func(o fyne.CanvasObject) image.Image {
-				w := test.NewWindow(o)
-				defer w.Close()
-				w.SetPadded(false)
-				c := w.Canvas().(test.WindowlessCanvas)
-				c.SetScale(scale)
-				w.Resize(fyne.NewSize(160, 24))
-				return c.Capture()
+				return captureScaled(t, o, fyne.NewSize(160, 24), scale, nil)
 			}
 			const s = "1,234.56 MB/s"
 			want := canvas.NewText(s, fg)

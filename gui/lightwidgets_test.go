@@ -27,14 +27,22 @@ func shownShapes(t *testing.T, w fyne.Widget) (n int) {
 
 // captureIn draws o alone in a 200×40 window at scale 1.
 func captureIn(t *testing.T, o fyne.CanvasObject, prep func(w fyne.Window)) image.Image {
+	return captureScaled(t, o, fyne.NewSize(200, 40), 1, prep)
+}
+
+// captureScaled draws o alone, without padding, in a window of size at
+// scale; prep (if any) runs on the window before the capture.
+func captureScaled(t *testing.T, o fyne.CanvasObject, size fyne.Size, scale float32, prep func(w fyne.Window)) image.Image {
 	w := test.NewWindow(o)
 	t.Cleanup(w.Close)
 	w.SetPadded(false)
-	w.Resize(fyne.NewSize(200, 40))
+	c := w.Canvas().(test.WindowlessCanvas)
+	c.SetScale(scale)
+	w.Resize(size)
 	if prep != nil {
 		prep(w)
 	}
-	return w.Canvas().Capture()
+	return c.Capture()
 }
 
 // The light slider draws one shape less than Fyne's while its ring is

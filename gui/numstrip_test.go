@@ -134,13 +134,7 @@ var stripSteps = []struct {
 
 // captureRow draws r alone in a 400×24 window at scale.
 func captureRow(t *testing.T, r *stripRow, scale float32) image.Image {
-	w := test.NewWindow(r.top)
-	t.Cleanup(w.Close)
-	w.SetPadded(false)
-	c := w.Canvas().(test.WindowlessCanvas)
-	c.SetScale(scale)
-	w.Resize(fyne.NewSize(400, 24))
-	return c.Capture()
+	return captureScaled(t, r.top, fyne.NewSize(400, 24), scale, nil)
 }
 
 // At a fractional scale each number in the strip's image is the image
