@@ -107,7 +107,7 @@ func (u *UI) refreshRows() {
 	for i, b := range u.apps.bound {
 		u.updateRow(i, b) // rows kept for reuse off screen cost a little, draw nothing
 	}
-	u.showCountAndSelection()
+	u.showCount()
 }
 
 // tableKey is what a details table of rows shows: every cell's text.

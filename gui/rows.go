@@ -345,15 +345,15 @@ func (u *UI) refreshList() {
 	u.apps.bound = nil // the refresh binds every row on screen again (and drops the rows kept for reuse)
 	u.apps.list.Refresh()
 	u.apps.listed = len(u.view.rows)
-	u.showCountAndSelection()
+	u.showCount()
 }
 
-// showCountAndSelection updates the app count. The selection follows
+// showCount updates the app count. The selection follows
 // its app through sorting and filtering by itself: the rows draw it
 // (updateRow), not the list. List.Select at the app's new place would
 // scroll the list there (away from where the person scrolled) and lay out
 // and refresh every row, painting the window twice.
-func (u *UI) showCountAndSelection() {
+func (u *UI) showCount() {
 	setText(u.countLabel, u.countText())
 }
 
