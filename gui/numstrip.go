@@ -4,6 +4,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -106,29 +107,17 @@ func (s *numStrip) changed() {
 		s.drawn = nil
 		return
 	}
-	// whole logical pixels, so each field lands on the pixel grid as its
-	// own raster would
+	// whole logical pixels (draw puts each field on its own pixel from
+	// the raster's absolute position)
 	lo = fyne.NewPos(float32(math.Floor(float64(lo.X))), float32(math.Floor(float64(lo.Y))))
 	hi = fyne.NewPos(float32(math.Ceil(float64(hi.X))), float32(math.Ceil(float64(hi.Y))))
 	moved := s.raster.Position() != lo || s.raster.Size() != fyne.NewSize(hi.X-lo.X, hi.Y-lo.Y)
 	place(s.raster, lo, fyne.NewSize(hi.X-lo.X, hi.Y-lo.Y))
-	if !moved && sameShots(shots, s.drawn) {
+	if !moved && slices.Equal(shots, s.drawn) {
 		return
 	}
 	s.drawn = shots
 	s.raster.Refresh()
-}
-
-func sameShots(a, b []fieldShot) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // draw is the raster's generator: each field's number at its place, w×h
